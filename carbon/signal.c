@@ -1,0 +1,78 @@
+#include "carbon/signal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *cs_signal_type_name(cs_signal_type t)
+{
+  return t == CS_SIGNAL_MARGINAL ? "marginal" : "average";
+}
+
+cs_err cs_signal_type_parse(const char *s, cs_signal_type *out)
+{
+  if (s && strcmp(s, "average") == 0) {
+    *out = CS_SIGNAL_AVERAGE;
+    return CS_OK;
+  }
+  if (s && strcmp(s, "marginal") == 0) {
+    *out = CS_SIGNAL_MARGINAL;
+    return CS_OK;
+  }
+  return CS_EINVAL;
+}
+
+void cs_series_free(cs_series *s)
+{
+  if (!s)
+    return;
+  free(s->points);
+  s->points = NULL;
+  s->len = 0;
+}
+
+int64_t cs_series_end(const cs_series *s)
+{
+  if (!s->len)
+    return 0;
+  return s->points[s->len - 1].at + s->step;
+}
+
+cs_err cs_series_window_mean(const cs_series *s, int64_t start,
+                             int64_t duration, double *mean)
+{
+  if (!s->len || duration <= 0)
+    return CS_ENOTFOUND;
+  int64_t end = start + duration;
+  if (start < s->points[0].at || end > cs_series_end(s))
+    return CS_ENOTFOUND;
+  /* Binary search for the point in force at `start`. */
+  size_t lo = 0, hi = s->len;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->points[mid].at <= start)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  double sum = 0;
+  for (size_t i = lo; i < s->len; i++) {
+    int64_t a = s->points[i].at, b = i + 1 < s->len ? s->points[i + 1].at
+                                                    : a + s->step;
+    if (a < start)
+      a = start;
+    if (b > end)
+      b = end;
+    if (b > a)
+      sum += s->points[i].g_per_kwh * (double)(b - a);
+    if (b >= end)
+      break;
+  }
+  *mean = sum / (double)duration;
+  return CS_OK;
+}
+
+void cs_provider_free(cs_provider *p)
+{
+  if (p && p->ops->free)
+    p->ops->free(p);
+}

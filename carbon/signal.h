@@ -1,0 +1,92 @@
+/* signal.h: grid carbon-intensity values, forecast series, and the provider
+ * interface every source of them implements (builtin, static, file,
+ * electricitymaps, watttime, ukgrid). A value always travels with where it
+ * came from, what kind of signal it is, and how old it is, so that nothing
+ * downstream mixes signal types or mistakes a stale value for a fresh one.
+ * Thread-safe: values and series are plain data. A provider's ops may be
+ * called from several threads at once unless the provider says otherwise;
+ * network providers are called only by the refresher (carbon/signals.h), never
+ * on the scheduling hot path.
+ * Ownership: a cs_series owns its points (cs_series_free); a provider handle
+ * is owned by whoever created it until handed to cs_signals_add_provider. */
+#ifndef CS_SIGNAL_H
+#define CS_SIGNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carbon/util/error.h"
+
+typedef enum cs_signal_type {
+  CS_SIGNAL_AVERAGE = 0, /* average (attributional) intensity: accounting */
+  CS_SIGNAL_MARGINAL = 1 /* marginal operating emissions rate */
+} cs_signal_type;
+
+const char *cs_signal_type_name(cs_signal_type t); /* "average", "marginal" */
+cs_err cs_signal_type_parse(const char *s, cs_signal_type *out) CS_MUST_USE;
+
+#define CS_PROVIDER_NAME_MAX 24
+#define CS_ZONE_MAX 48
+
+/* One intensity value, always in gCO2e/kWh. */
+typedef struct cs_signal {
+  double g_per_kwh;
+  cs_signal_type type;
+  char provider[CS_PROVIDER_NAME_MAX];
+  char zone[CS_ZONE_MAX];
+  int64_t observed_at; /* start of the period the value describes (Unix s) */
+  int64_t fetched_at;  /* when carbonshift obtained it (Unix s) */
+  bool estimated;      /* the provider marked it estimated, or it is a
+                          typical profile rather than a measurement */
+} cs_signal;
+
+/* A step function: points[i].g_per_kwh holds over [points[i].at,
+ * points[i+1].at); the last point holds for `step` seconds. Points are in
+ * strictly increasing time order. */
+typedef struct cs_point {
+  int64_t at;
+  double g_per_kwh;
+} cs_point;
+
+typedef struct cs_series {
+  cs_point *points;
+  size_t len;
+  int64_t step; /* nominal spacing in seconds (e.g. 3600, 1800, 300) */
+  cs_signal_type type;
+  char provider[CS_PROVIDER_NAME_MAX];
+  char zone[CS_ZONE_MAX];
+} cs_series;
+
+void cs_series_free(cs_series *s);
+/* The series' end: the last point's time plus `step`. */
+int64_t cs_series_end(const cs_series *s);
+/* The time-weighted mean over [start, start + duration). CS_ENOTFOUND when
+ * the series does not cover the whole window (never extrapolated). */
+cs_err cs_series_window_mean(const cs_series *s, int64_t start,
+                             int64_t duration, double *mean) CS_MUST_USE;
+
+/* Provider interface. `current` gives the value in force at `now`;
+ * `forecast` gives the series over [from, to) as far as the provider knows
+ * it (it may end earlier: callers check). Both return CS_ENOTFOUND for a
+ * zone the provider does not serve, and write nothing on error. */
+typedef struct cs_provider cs_provider;
+typedef struct cs_provider_ops {
+  const char *name;
+  cs_err (*current)(cs_provider *p, const char *zone, int64_t now,
+                    cs_signal *out);
+  cs_err (*forecast)(cs_provider *p, const char *zone, int64_t from,
+                     int64_t to, cs_series *out);
+  /* Whether this provider does network I/O (then the refresher caches it and
+   * the hot path never calls it directly). */
+  bool remote;
+  void (*free)(cs_provider *p);
+} cs_provider_ops;
+
+struct cs_provider {
+  const cs_provider_ops *ops;
+};
+
+void cs_provider_free(cs_provider *p); /* NULL does nothing */
+
+#endif

@@ -1,0 +1,265 @@
+#include "carbon/util/buf.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon/util/alloc.h"
+
+void cs_buf_init(cs_buf *b, size_t cap)
+{
+  memset(b, 0, sizeof(*b));
+  b->cap = cap ? cap : SIZE_MAX;
+}
+
+void cs_buf_free(cs_buf *b)
+{
+  free(b->data);
+  b->data = NULL;
+  b->len = b->alloc = 0;
+}
+
+void cs_buf_reset(cs_buf *b)
+{
+  b->len = 0;
+  b->err = CS_OK;
+  if (b->data)
+    b->data[0] = '\0';
+}
+
+char *cs_buf_release(cs_buf *b, size_t *len)
+{
+  char *d = b->data ? b->data : cs_strdup("");
+  if (len)
+    *len = b->len;
+  b->data = NULL;
+  b->len = b->alloc = 0;
+  return d;
+}
+
+cs_err cs_buf_error(const cs_buf *b)
+{
+  return b->err;
+}
+
+/* Makes room for n more bytes plus the terminating NUL. */
+static bool reserve(cs_buf *b, size_t n)
+{
+  if (!b || b->err)
+    return false;
+  if (n > b->cap - b->len) {
+    b->err = CS_ETOOBIG;
+    return false;
+  }
+  size_t need = b->len + n + 1;
+  if (need <= b->alloc)
+    return true;
+  size_t alloc = b->alloc ? b->alloc : 256;
+  while (alloc < need)
+    alloc = alloc > SIZE_MAX / 2 ? need : alloc * 2;
+  b->data = cs_realloc(b->data, alloc);
+  b->alloc = alloc;
+  return true;
+}
+
+void cs_buf_append(cs_buf *b, const void *p, size_t n)
+{
+  if (!reserve(b, n))
+    return;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void cs_buf_puts(cs_buf *b, const char *s)
+{
+  cs_buf_append(b, s, strlen(s));
+}
+
+void cs_buf_putc(cs_buf *b, char c)
+{
+  cs_buf_append(b, &c, 1);
+}
+
+void cs_buf_printf(cs_buf *b, const char *fmt, ...)
+{
+  if (!b)
+    return;
+  char small[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(small, sizeof(small), fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    if (!b->err)
+      b->err = CS_EINTERNAL;
+    return;
+  }
+  if ((size_t)n < sizeof(small)) {
+    cs_buf_append(b, small, (size_t)n);
+    return;
+  }
+  if (!reserve(b, (size_t)n))
+    return;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+static void json_sep(cs_buf *b, const char *key)
+{
+  if (!b)
+    return;
+  if (b->len) {
+    char last = b->data[b->len - 1];
+    if (last != '{' && last != '[' && last != ':')
+      cs_buf_putc(b, ',');
+  }
+  if (key) {
+    cs_json_quote(b, key, strlen(key));
+    cs_buf_putc(b, ':');
+  }
+}
+
+void cs_json_quote(cs_buf *b, const char *s, size_t n)
+{
+  static const char hex[] = "0123456789abcdef";
+  cs_buf_putc(b, '"');
+  size_t run = 0; /* start of the pending run of bytes needing no escape */
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    cs_buf_append(b, s + run, i - run);
+    run = i + 1;
+    char esc[6] = {'\\', 0};
+    size_t elen = 2;
+    switch (c) {
+    case '"': esc[1] = '"'; break;
+    case '\\': esc[1] = '\\'; break;
+    case '\n': esc[1] = 'n'; break;
+    case '\r': esc[1] = 'r'; break;
+    case '\t': esc[1] = 't'; break;
+    default:
+      esc[1] = 'u';
+      esc[2] = '0';
+      esc[3] = '0';
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      elen = 6;
+    }
+    cs_buf_append(b, esc, elen);
+  }
+  cs_buf_append(b, s + run, n - run);
+  cs_buf_putc(b, '"');
+}
+
+void cs_json_open(cs_buf *b, const char *key, char bracket)
+{
+  json_sep(b, key);
+  cs_buf_putc(b, bracket);
+}
+
+void cs_json_close(cs_buf *b, char bracket)
+{
+  cs_buf_putc(b, bracket);
+}
+
+void cs_json_str(cs_buf *b, const char *key, const char *s)
+{
+  if (!s) {
+    cs_json_null(b, key);
+    return;
+  }
+  cs_json_strn(b, key, s, strlen(s));
+}
+
+void cs_json_strn(cs_buf *b, const char *key, const char *s, size_t n)
+{
+  json_sep(b, key);
+  cs_json_quote(b, s, n);
+}
+
+/* Writes v in decimal without snprintf: the decision log writes thousands of
+ * integers per request. */
+static void put_u64(cs_buf *b, uint64_t v)
+{
+  char tmp[24];
+  size_t i = sizeof(tmp);
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  cs_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+void cs_json_int(cs_buf *b, const char *key, int64_t v)
+{
+  json_sep(b, key);
+  if (v < 0) {
+    cs_buf_putc(b, '-');
+    put_u64(b, (uint64_t)0 - (uint64_t)v);
+  } else {
+    put_u64(b, (uint64_t)v);
+  }
+}
+
+void cs_json_num(cs_buf *b, const char *key, double v, int decimals)
+{
+  if (!isfinite(v)) {
+    cs_json_null(b, key);
+    return;
+  }
+  if (decimals < 0)
+    decimals = 0;
+  if (decimals > 9)
+    decimals = 9;
+  static const double pow10[] = {1,   1e1, 1e2, 1e3, 1e4,
+                                 1e5, 1e6, 1e7, 1e8, 1e9};
+  double scaled = fabs(v) * pow10[decimals];
+  if (scaled >= 9e15) { /* beyond exact integers: let printf do it */
+    json_sep(b, key);
+    cs_buf_printf(b, "%.*g", 17, v);
+    return;
+  }
+  uint64_t units = (uint64_t)llround(scaled);
+  uint64_t scale = (uint64_t)pow10[decimals];
+  uint64_t whole = units / scale, frac = units % scale;
+  json_sep(b, key);
+  if (v < 0 && units)
+    cs_buf_putc(b, '-');
+  put_u64(b, whole);
+  if (frac) {
+    char digits[10];
+    int nd = decimals;
+    for (int i = nd - 1; i >= 0; i--) {
+      digits[i] = (char)('0' + frac % 10);
+      frac /= 10;
+    }
+    while (nd > 0 && digits[nd - 1] == '0')
+      nd--;
+    cs_buf_putc(b, '.');
+    cs_buf_append(b, digits, (size_t)nd);
+  }
+}
+
+void cs_json_bool(cs_buf *b, const char *key, bool v)
+{
+  json_sep(b, key);
+  cs_buf_puts(b, v ? "true" : "false");
+}
+
+void cs_json_null(cs_buf *b, const char *key)
+{
+  json_sep(b, key);
+  cs_buf_puts(b, "null");
+}
+
+void cs_json_raw(cs_buf *b, const char *key, const char *json, size_t n)
+{
+  json_sep(b, key);
+  cs_buf_append(b, json, n);
+}

@@ -1,0 +1,430 @@
+#include "carbon/util/jscan.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+void cs_jscan_init(cs_jscan *s, const char *json, size_t len, int max_depth)
+{
+  s->start = s->p = json;
+  s->end = json + len;
+  s->depth = 0;
+  s->max_depth = max_depth > 0 && max_depth < CS_JSCAN_MAX_DEPTH
+                     ? max_depth
+                     : CS_JSCAN_MAX_DEPTH;
+  s->first = true;
+  s->err[0] = '\0';
+}
+
+static cs_err fail(cs_jscan *s, const char *what)
+{
+  if (!s->err[0])
+    snprintf(s->err, sizeof(s->err), "%s at byte %zu", what,
+             (size_t)(s->p - s->start));
+  return CS_EPARSE;
+}
+
+static void skip_ws(cs_jscan *s)
+{
+  while (s->p < s->end &&
+         (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+    s->p++;
+}
+
+cs_jtype cs_jscan_peek(cs_jscan *s)
+{
+  skip_ws(s);
+  if (s->p >= s->end)
+    return CS_JEND;
+  switch (*s->p) {
+  case '{': return CS_JOBJECT;
+  case '[': return CS_JARRAY;
+  case '"': return CS_JSTRING;
+  case 'n': return CS_JNULL;
+  case 't':
+  case 'f': return CS_JBOOL;
+  default:
+    if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+      return CS_JNUMBER;
+    return CS_JEND;
+  }
+}
+
+static int hexval(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Consumes a string literal at s->p (which is '"'). */
+static cs_err scan_string(cs_jscan *s)
+{
+  const char *p = s->p + 1, *end = s->end;
+  for (;;) {
+    /* The common case is a long run of plain bytes: find the next quote
+     * quickly, then check the run for escapes and control bytes. */
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q) {
+      s->p = end;
+      return fail(s, "unterminated string");
+    }
+    const char *r = p;
+    while (r < q) {
+      unsigned char c = (unsigned char)*r;
+      if (c < 0x20) {
+        s->p = r;
+        return fail(s, "control character in string");
+      }
+      if (c != '\\') {
+        r++;
+        continue;
+      }
+      if (r + 1 >= end) {
+        s->p = r;
+        return fail(s, "unterminated escape");
+      }
+      char e = r[1];
+      if (e == 'u') {
+        if (end - r < 6 || hexval(r[2]) < 0 || hexval(r[3]) < 0 ||
+            hexval(r[4]) < 0 || hexval(r[5]) < 0) {
+          s->p = r;
+          return fail(s, "bad \\u escape");
+        }
+        r += 6;
+      } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' ||
+                 e == 'n' || e == 'r' || e == 't') {
+        r += 2;
+      } else {
+        s->p = r;
+        return fail(s, "bad escape");
+      }
+    }
+    if (r == q) {
+      s->p = q + 1;
+      return CS_OK;
+    }
+    /* An escape ran past the quote we found (an escaped quote): go on. */
+    p = r;
+  }
+}
+
+static cs_err scan_number(cs_jscan *s)
+{
+  const char *p = s->p, *end = s->end;
+  if (p < end && *p == '-')
+    p++;
+  if (p >= end)
+    return fail(s, "bad number");
+  if (*p == '0') {
+    p++;
+  } else if (*p >= '1' && *p <= '9') {
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  } else {
+    return fail(s, "bad number");
+  }
+  if (p < end && *p == '.') {
+    p++;
+    if (p >= end || *p < '0' || *p > '9')
+      return fail(s, "bad number");
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    p++;
+    if (p < end && (*p == '+' || *p == '-'))
+      p++;
+    if (p >= end || *p < '0' || *p > '9')
+      return fail(s, "bad number");
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+  }
+  s->p = p;
+  return CS_OK;
+}
+
+static cs_err scan_word(cs_jscan *s, const char *w, size_t n)
+{
+  if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
+    return fail(s, "unexpected token");
+  s->p += n;
+  return CS_OK;
+}
+
+static cs_err scan_scalar(cs_jscan *s)
+{
+  switch (*s->p) {
+  case '"': return scan_string(s);
+  case 'n': return scan_word(s, "null", 4);
+  case 't': return scan_word(s, "true", 4);
+  case 'f': return scan_word(s, "false", 5);
+  default: return scan_number(s);
+  }
+}
+
+cs_err cs_jscan_skip(cs_jscan *s, const char **at, size_t *len)
+{
+  /* Iterative, so hostile nesting costs a bit per level, not stack. One bit
+   * per open container: 1 = object, 0 = array. */
+  uint8_t kinds[CS_JSCAN_MAX_DEPTH / 8 + 1];
+  int depth = 0;
+  bool expect_value = true;
+  skip_ws(s);
+  const char *begin = s->p;
+  for (;;) {
+    skip_ws(s);
+    if (s->p >= s->end)
+      return fail(s, "unexpected end of input");
+    if (expect_value) {
+      char c = *s->p;
+      if (c == '{' || c == '[') {
+        if (s->depth + depth + 1 > s->max_depth)
+          return fail(s, "nested too deeply");
+        bool obj = c == '{';
+        if (obj)
+          kinds[depth / 8] |= (uint8_t)(1u << (depth % 8));
+        else
+          kinds[depth / 8] &= (uint8_t) ~(1u << (depth % 8));
+        depth++;
+        s->p++;
+        skip_ws(s);
+        if (s->p < s->end && *s->p == (obj ? '}' : ']')) {
+          s->p++;
+          depth--;
+          expect_value = false;
+        } else if (obj) {
+          if (s->p >= s->end || *s->p != '"')
+            return fail(s, "expected a member name");
+          cs_err rc = scan_string(s);
+          if (rc)
+            return rc;
+          skip_ws(s);
+          if (s->p >= s->end || *s->p != ':')
+            return fail(s, "expected ':'");
+          s->p++;
+        }
+        if (depth == 0 && !expect_value)
+          break;
+        continue;
+      }
+      cs_err rc = scan_scalar(s);
+      if (rc)
+        return rc;
+      expect_value = false;
+      if (depth == 0)
+        break;
+      continue;
+    }
+    /* After a value inside a container: ',' or the closing bracket. */
+    bool obj = kinds[(depth - 1) / 8] & (1u << ((depth - 1) % 8));
+    char c = *s->p;
+    if (c == ',') {
+      s->p++;
+      expect_value = true;
+      if (obj) {
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != '"')
+          return fail(s, "expected a member name");
+        cs_err rc = scan_string(s);
+        if (rc)
+          return rc;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+          return fail(s, "expected ':'");
+        s->p++;
+      }
+    } else if (c == (obj ? '}' : ']')) {
+      s->p++;
+      depth--;
+      if (depth == 0)
+        break;
+    } else {
+      return fail(s, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+  }
+  if (at)
+    *at = begin;
+  if (len)
+    *len = (size_t)(s->p - begin);
+  s->first = false;
+  return CS_OK;
+}
+
+cs_err cs_jscan_enter_object(cs_jscan *s)
+{
+  skip_ws(s);
+  if (s->p >= s->end || *s->p != '{')
+    return fail(s, "expected an object");
+  if (s->depth + 1 > s->max_depth)
+    return fail(s, "nested too deeply");
+  s->p++;
+  s->depth++;
+  s->first = true;
+  return CS_OK;
+}
+
+cs_err cs_jscan_enter_array(cs_jscan *s)
+{
+  skip_ws(s);
+  if (s->p >= s->end || *s->p != '[')
+    return fail(s, "expected an array");
+  if (s->depth + 1 > s->max_depth)
+    return fail(s, "nested too deeply");
+  s->p++;
+  s->depth++;
+  s->first = true;
+  return CS_OK;
+}
+
+/* Handles the separator before the next item of a container: a ',' unless
+ * this is the first item; sets *more to false and leaves the container when
+ * the closing bracket comes instead. */
+static cs_err next_item(cs_jscan *s, char close, bool *more)
+{
+  skip_ws(s);
+  if (s->p >= s->end)
+    return fail(s, "unexpected end of input");
+  if (*s->p == close) {
+    s->p++;
+    s->depth--;
+    s->first = false;
+    *more = false;
+    return CS_OK;
+  }
+  if (!s->first) {
+    if (*s->p != ',')
+      return fail(s, close == '}' ? "expected ',' or '}'"
+                                  : "expected ',' or ']'");
+    s->p++;
+    skip_ws(s);
+  }
+  s->first = false;
+  *more = true;
+  return CS_OK;
+}
+
+cs_err cs_jscan_next_key(cs_jscan *s, char *key, size_t keycap, bool *more)
+{
+  cs_err rc = next_item(s, '}', more);
+  if (rc || !*more)
+    return rc;
+  if (s->p >= s->end || *s->p != '"')
+    return fail(s, "expected a member name");
+  const char *lit = s->p;
+  rc = scan_string(s);
+  if (rc)
+    return rc;
+  size_t klen;
+  if (cs_json_unquote(lit, (size_t)(s->p - lit), key, keycap, &klen))
+    key[0] = '\0';
+  skip_ws(s);
+  if (s->p >= s->end || *s->p != ':')
+    return fail(s, "expected ':'");
+  s->p++;
+  return CS_OK;
+}
+
+cs_err cs_jscan_next_elem(cs_jscan *s, bool *more)
+{
+  return next_item(s, ']', more);
+}
+
+cs_err cs_jscan_finish(cs_jscan *s)
+{
+  skip_ws(s);
+  if (s->p != s->end)
+    return fail(s, "unexpected data after the document");
+  return CS_OK;
+}
+
+static size_t put_utf8(char *out, unsigned cp)
+{
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | (cp >> 18));
+  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
+                       size_t *outlen)
+{
+  if (n < 2 || lit[0] != '"' || lit[n - 1] != '"' || cap == 0)
+    return CS_EINVAL;
+  size_t o = 0;
+  for (size_t i = 1; i + 1 < n; i++) {
+    char tmp[4];
+    size_t tn = 1;
+    tmp[0] = lit[i];
+    if (lit[i] == '\\' && i + 2 < n) {
+      char e = lit[++i];
+      switch (e) {
+      case 'b': tmp[0] = '\b'; break;
+      case 'f': tmp[0] = '\f'; break;
+      case 'n': tmp[0] = '\n'; break;
+      case 'r': tmp[0] = '\r'; break;
+      case 't': tmp[0] = '\t'; break;
+      case 'u': {
+        if (i + 4 >= n)
+          return CS_EINVAL;
+        unsigned cp = 0;
+        for (int k = 1; k <= 4; k++) {
+          int h = hexval(lit[i + k]);
+          if (h < 0)
+            return CS_EINVAL;
+          cp = cp << 4 | (unsigned)h;
+        }
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 < n && lit[i + 1] == '\\' &&
+            lit[i + 2] == 'u') {
+          unsigned lo = 0;
+          bool ok = true;
+          for (int k = 3; k <= 6; k++) {
+            int h = hexval(lit[i + k]);
+            if (h < 0)
+              ok = false;
+            lo = lo << 4 | (unsigned)(h < 0 ? 0 : h);
+          }
+          if (ok && lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
+          }
+        }
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+          cp = 0xFFFD; /* a lone surrogate */
+        tn = put_utf8(tmp, cp);
+        break;
+      }
+      default: tmp[0] = e; /* '"', '\\', '/' */
+      }
+    }
+    if (o + tn >= cap)
+      return CS_ETOOBIG;
+    memcpy(out + o, tmp, tn);
+    o += tn;
+  }
+  out[o] = '\0';
+  if (outlen)
+    *outlen = o;
+  return CS_OK;
+}

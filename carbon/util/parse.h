@@ -1,0 +1,47 @@
+/* parse.h: strict parsers for the values users write in labels, annotations,
+ * configuration and provider responses. Each accepts exactly its documented
+ * form (whole input, no trailing bytes), never guesses, and on failure
+ * returns CS_EINVAL with a short description of the expected form in
+ * *expected (a static string) when `expected` is not NULL.
+ * Thread-safe: yes.
+ * Ownership: inputs are borrowed; outputs are plain values. */
+#ifndef CS_PARSE_H
+#define CS_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carbon/util/error.h"
+
+/* A decimal integer, optional leading '-'. */
+cs_err cs_parse_int64(const char *s, int64_t *out,
+                      const char **expected) CS_MUST_USE;
+/* A finite decimal number (no hex, no inf/nan). */
+cs_err cs_parse_double(const char *s, double *out,
+                       const char **expected) CS_MUST_USE;
+/* A duration as a sequence of <number><unit> with units s, m, h, d, w, y
+ * (y = 365 d): "36h", "90m", "1h30m", "1.5h", "6y". Result in seconds,
+ * positive. */
+cs_err cs_parse_duration(const char *s, double *seconds,
+                         const char **expected) CS_MUST_USE;
+/* A Kubernetes resource quantity: "8", "500m", "256Gi", "1e3", "1.5k". */
+cs_err cs_parse_quantity(const char *s, double *out,
+                         const char **expected) CS_MUST_USE;
+/* A mass of CO2e with a unit: "500g", "12.5kg", "1.2t". Result in grams. */
+cs_err cs_parse_mass(const char *s, double *grams,
+                     const char **expected) CS_MUST_USE;
+/* RFC 3339 date-time with 'Z' or a numeric offset, optional fraction (which
+ * is truncated to the second); also "YYYY-MM-DDThh:mmZ" as the UK API
+ * writes it. Result in Unix seconds (UTC). */
+cs_err cs_parse_rfc3339(const char *s, int64_t *unix_seconds,
+                        const char **expected) CS_MUST_USE;
+/* "YYYY-MM" (the first of the month) or "YYYY-MM-DD", midnight UTC. */
+cs_err cs_parse_date(const char *s, int64_t *unix_seconds,
+                     const char **expected) CS_MUST_USE;
+
+/* Formats Unix seconds as "YYYY-MM-DDThh:mm:ssZ" into out (>= 21 bytes). */
+void cs_format_rfc3339(int64_t unix_seconds, char out[static 21]);
+/* Formats seconds as a short duration: "36h", "1h30m", "45s", "2d3h". */
+void cs_format_duration(double seconds, char out[static 32]);
+
+#endif

@@ -1,0 +1,59 @@
+/* decision.h: one extender call from request body to reply. It decodes the
+ * request (codec), reads node and pod facts, estimates each candidate's
+ * emissions, scores or filters, writes the reply, logs one decision line and
+ * updates the metrics. The HTTP server calls it; nothing here knows HTTP
+ * beyond the status code of the reply.
+ * Thread-safe: cs_decider_handle and cs_decider_ready may run on many threads
+ * at once.
+ * Ownership: the decider borrows the signals, catalog, zone map, node cache
+ * and metrics given at creation (they must outlive it); the request body is
+ * borrowed; the reply body is owned by the caller (free). */
+#ifndef CS_DECISION_H
+#define CS_DECISION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "carbon/util/buf.h"
+#include "carbon/util/metrics.h"
+#include "scheduler/estimate.h"
+#include "scheduler/node_facts.h"
+
+typedef enum cs_verb { CS_VERB_FILTER, CS_VERB_PRIORITIZE } cs_verb;
+
+const char *cs_verb_name(cs_verb v); /* "filter", "prioritize" */
+
+typedef struct cs_reply {
+  int status;  /* HTTP status: 200, or 400 for a request that cannot be
+                  decoded (body then is {"Error": "..."}) */
+  char *body;  /* JSON, owned by the caller */
+  size_t len;
+} cs_reply;
+
+typedef struct cs_node_cache cs_node_cache;
+
+typedef struct cs_decider_deps {
+  struct cs_signals *signals;          /* required */
+  const cs_facts_params *facts;        /* required */
+  const cs_estimate_params *estimate;  /* required */
+  cs_node_cache *nodes;                /* NULL: names-only nodes unknown */
+  cs_metrics *metrics;                 /* NULL: no metrics */
+} cs_decider_deps;
+
+typedef struct cs_decider cs_decider;
+
+cs_decider *cs_decider_new(const cs_decider_deps *deps);
+void cs_decider_free(cs_decider *d);
+
+/* Handles one call. Never fails: any problem becomes a well-formed reply
+ * (400 with a JSON Error for undecodable input; a neutral answer and a
+ * logged error for internal trouble). */
+void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
+                       size_t len, const char *request_id, cs_reply *out);
+
+/* Readiness for GET /readyz: appends a JSON object describing the signals
+ * and node cache to `detail`; false when the service should not take
+ * traffic. */
+bool cs_decider_ready(cs_decider *d, cs_buf *detail);
+
+#endif

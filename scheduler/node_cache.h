@@ -1,0 +1,38 @@
+/* node_cache.h: the facts of every Node in the cluster, kept current by the
+ * Kubernetes watch (scheduler/kube.h), so that names-only extender calls
+ * (`nodeCacheCapable: true`) can be answered without Node objects. Facts are
+ * computed once per Node change, not per request.
+ * Thread-safe: yes; readers never wait on network I/O (updates take a write
+ * lock only to swap entries).
+ * Ownership: the cache copies what it is given; cs_node_cache_get copies the
+ * facts out to the caller. The params must outlive the cache. */
+#ifndef CS_NODE_CACHE_H
+#define CS_NODE_CACHE_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "scheduler/node_facts.h"
+
+typedef struct cs_node_cache cs_node_cache;
+
+cs_node_cache *cs_node_cache_new(const cs_facts_params *params);
+void cs_node_cache_free(cs_node_cache *c);
+
+/* Adds or replaces a Node (a full v1.Node object). */
+cs_err cs_node_cache_upsert(cs_node_cache *c, const cJSON *node) CS_MUST_USE;
+void cs_node_cache_remove(cs_node_cache *c, const char *name);
+/* Replaces the whole content with the items of a NodeList (after a list or
+ * relist) and marks the cache synced. */
+cs_err cs_node_cache_replace(cs_node_cache *c,
+                             const cJSON *items) CS_MUST_USE;
+
+/* Copies the facts of `name` into *out; false when the node is not known. */
+bool cs_node_cache_get(cs_node_cache *c, const char *name,
+                       cs_node_facts *out);
+size_t cs_node_cache_size(cs_node_cache *c);
+/* True once a full list has been loaded. */
+bool cs_node_cache_synced(cs_node_cache *c);
+
+#endif

@@ -1,0 +1,92 @@
+/* node_facts.h: what carbonshift needs to know about a Node, read from its
+ * labels, annotations and allocatable resources: grid zone, GPU model and
+ * count, installation date, expected lifetime, embodied-carbon override and
+ * PUE. Malformed values are recorded as problems (annotation, value, expected
+ * form) and the fact is treated as unknown; nothing is guessed.
+ * Thread-safe: yes (pure functions of their inputs).
+ * Ownership: params and the cJSON inputs are borrowed; the facts struct is
+ * caller-owned plain data whose `gpu` pointer borrows from the catalog. */
+#ifndef CS_NODE_FACTS_H
+#define CS_NODE_FACTS_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "carbon/gpu_catalog.h"
+#include "carbon/signal.h"
+#include "carbon/zones.h"
+
+/* Labels and annotations carbonshift reads on Nodes. */
+#define CS_LABEL_GRID_ZONE "carbonshift.io/grid-zone"
+#define CS_LABEL_GPU_MODEL "carbonshift.io/gpu-model"
+#define CS_LABEL_REGION "topology.kubernetes.io/region"
+#define CS_LABEL_GFD_PRODUCT "nvidia.com/gpu.product"
+#define CS_LABEL_AMD_PRODUCT "amd.com/gpu.product-name"
+#define CS_ANN_INSTALLED "carbonshift.io/hardware-installed"
+#define CS_ANN_LIFETIME "carbonshift.io/expected-lifetime"
+#define CS_ANN_EMBODIED "carbonshift.io/embodied-kgco2e"
+#define CS_ANN_PUE "carbonshift.io/pue"
+
+#define CS_NODE_NAME_MAX 254
+#define CS_PROBLEMS_MAX 768
+
+typedef struct cs_zone_pue {
+  const char *zone;
+  double pue;
+} cs_zone_pue;
+
+typedef struct cs_facts_params {
+  const cs_gpu_catalog *catalog;
+  const cs_zone_map *zones;
+  const char *default_zone; /* NULL or "": no default */
+  double default_pue;
+  const cs_zone_pue *zone_pue; /* per-zone PUE, overrides the default */
+  size_t nzone_pue;
+  double default_lifetime_s;
+} cs_facts_params;
+
+typedef enum cs_zone_source {
+  CS_ZONE_NONE = 0,
+  CS_ZONE_FROM_LABEL,  /* carbonshift.io/grid-zone */
+  CS_ZONE_FROM_REGION, /* topology.kubernetes.io/region via the zone map */
+  CS_ZONE_FROM_DEFAULT /* the configured default zone */
+} cs_zone_source;
+
+const char *cs_zone_source_name(cs_zone_source s);
+
+typedef enum cs_pue_source {
+  CS_PUE_DEFAULT = 0,
+  CS_PUE_FROM_ZONE,
+  CS_PUE_FROM_NODE
+} cs_pue_source;
+
+typedef struct cs_node_facts {
+  char name[CS_NODE_NAME_MAX];
+  char zone[CS_ZONE_MAX];
+  cs_zone_source zone_source;
+  const cs_gpu_model *gpu;   /* NULL: no GPU label, or not in the catalog */
+  char gpu_label[96];        /* the label value the model was read from */
+  char gpu_resource[32];     /* "nvidia.com/gpu", "amd.com/gpu" or "" */
+  double gpus;               /* allocatable accelerators; 0 if none */
+  int64_t installed_at;      /* Unix s; 0 unknown */
+  double lifetime_s;         /* expected service life */
+  double embodied_kg;        /* node total from the annotation; 0: derive */
+  double pue;
+  cs_pue_source pue_source;
+  char problems[CS_PROBLEMS_MAX]; /* "; "-separated, empty when none */
+} cs_node_facts;
+
+/* Reads the facts of one Node from its `metadata` object and its
+ * `status.allocatable` object (either may be NULL). Returns CS_EINVAL only
+ * when the node has no usable name; every other problem is recorded in
+ * out->problems and leaves that fact unknown. */
+cs_err cs_node_facts_read(const cs_facts_params *p, const cJSON *metadata,
+                          const cJSON *allocatable,
+                          cs_node_facts *out) CS_MUST_USE;
+
+/* Appends "; "-separated text to a problems buffer, truncating safely. */
+void cs_problems_add(char *problems, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
