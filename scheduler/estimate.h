@@ -22,6 +22,7 @@
 
 typedef struct cs_estimate_params {
   const cs_gpu_model *reference_gpu; /* the GPU durations are given for */
+  double default_duration_s; /* for pods without a valid duration */
   double server_embodied_kg; /* a GPU server without its GPUs */
   double gpu_embodied_kg;    /* per card, when the catalog has no figure */
 } cs_estimate_params;

@@ -1,0 +1,451 @@
+#include "scheduler/codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/jscan.h"
+
+#define KEY_MAX 64
+
+/* Context of one decode: the scanner plus where to report errors. */
+typedef struct decoder {
+  cs_jscan s;
+  char *err;
+  size_t errlen;
+  size_t max_nodes;
+} decoder;
+
+static cs_err syntax(decoder *d)
+{
+  snprintf(d->err, d->errlen, "request body is not valid JSON: %s", d->s.err);
+  return CS_EPARSE;
+}
+
+static cs_err shape(decoder *d, const char *fmt, const char *a)
+{
+  snprintf(d->err, d->errlen, fmt, a);
+  return CS_EINVAL;
+}
+
+static const char *type_name(cs_jtype t)
+{
+  switch (t) {
+  case CS_JNULL: return "null";
+  case CS_JBOOL: return "a boolean";
+  case CS_JNUMBER: return "a number";
+  case CS_JSTRING: return "a string";
+  case CS_JARRAY: return "an array";
+  case CS_JOBJECT: return "an object";
+  case CS_JEND: break;
+  }
+  return "nothing";
+}
+
+/* Skips a value, or fails with a syntax error. */
+static cs_err skip(decoder *d, const char **at, size_t *len)
+{
+  return cs_jscan_skip(&d->s, at, len) ? syntax(d) : CS_OK;
+}
+
+/* Parses the value at the scanner into a cJSON tree (small subtrees only). */
+static cs_err parse_tree(decoder *d, cJSON **out)
+{
+  const char *at;
+  size_t len;
+  cs_err rc = skip(d, &at, &len);
+  if (rc)
+    return rc;
+  *out = cJSON_ParseWithLength(at, len);
+  if (!*out) /* the scanner accepted it, so only memory can fail here */
+    return shape(d, "could not build the tree of %s", "a value");
+  return CS_OK;
+}
+
+static cs_err read_node_status(decoder *d, cs_wire_node *n)
+{
+  char key[KEY_MAX];
+  bool more;
+  if (cs_jscan_peek(&d->s) != CS_JOBJECT)
+    return skip(d, NULL, NULL); /* status: null is legal; other shapes are
+                                   ignored, as they hold nothing we read */
+  if (cs_jscan_enter_object(&d->s))
+    return syntax(d);
+  for (;;) {
+    if (cs_jscan_next_key(&d->s, key, sizeof(key), &more))
+      return syntax(d);
+    if (!more)
+      return CS_OK;
+    cs_err rc;
+    if (strcmp(key, "allocatable") == 0 && !n->allocatable &&
+        cs_jscan_peek(&d->s) == CS_JOBJECT)
+      rc = parse_tree(d, &n->allocatable);
+    else
+      rc = skip(d, NULL, NULL);
+    if (rc)
+      return rc;
+  }
+}
+
+static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
+{
+  char key[KEY_MAX], where[48];
+  bool more;
+  snprintf(where, sizeof(where), "Nodes.items[%zu]", idx);
+  cs_jtype t = cs_jscan_peek(&d->s);
+  if (t != CS_JOBJECT) {
+    if (t == CS_JEND)
+      return skip(d, NULL, NULL);
+    snprintf(d->err, d->errlen, "%s: expected a Node object, got %s", where,
+             type_name(t));
+    return CS_EINVAL;
+  }
+  n->raw = d->s.p; /* peek left the scanner on the '{' */
+  if (cs_jscan_enter_object(&d->s))
+    return syntax(d);
+  for (;;) {
+    if (cs_jscan_next_key(&d->s, key, sizeof(key), &more))
+      return syntax(d);
+    if (!more)
+      break;
+    cs_err rc;
+    if (strcmp(key, "metadata") == 0 && !n->metadata) {
+      if (cs_jscan_peek(&d->s) != CS_JOBJECT) {
+        snprintf(d->err, d->errlen, "%s.metadata: expected an object, got %s",
+                 where, type_name(cs_jscan_peek(&d->s)));
+        return CS_EINVAL;
+      }
+      rc = parse_tree(d, &n->metadata);
+    } else if (strcmp(key, "status") == 0) {
+      rc = read_node_status(d, n);
+    } else {
+      rc = skip(d, NULL, NULL);
+    }
+    if (rc)
+      return rc;
+  }
+  n->raw_len = (size_t)(d->s.p - n->raw);
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(n->metadata, "name");
+  if (!cJSON_IsString(name) || !name->valuestring[0]) {
+    snprintf(d->err, d->errlen,
+             "%s.metadata.name: expected a non-empty string", where);
+    return CS_EINVAL;
+  }
+  if (strlen(name->valuestring) >= sizeof(n->name)) {
+    snprintf(d->err, d->errlen,
+             "%s.metadata.name: longer than the 253 characters a node name "
+             "may have",
+             where);
+    return CS_EINVAL;
+  }
+  memcpy(n->name, name->valuestring, strlen(name->valuestring) + 1);
+  return CS_OK;
+}
+
+/* Appends one slot to the request's node array. */
+static cs_wire_node *push_node(decoder *d, cs_wire_request *r, size_t *cap)
+{
+  if (r->nnodes == d->max_nodes)
+    return NULL;
+  if (r->nnodes == *cap) {
+    *cap = *cap ? *cap * 2 : 64;
+    r->nodes = cs_realloc(r->nodes, *cap * sizeof(*r->nodes));
+  }
+  cs_wire_node *n = &r->nodes[r->nnodes++];
+  memset(n, 0, sizeof(*n));
+  return n;
+}
+
+static cs_err too_many(decoder *d)
+{
+  snprintf(d->err, d->errlen, "more than %zu nodes in one request",
+           d->max_nodes);
+  return CS_EINVAL;
+}
+
+static cs_err read_items(decoder *d, cs_wire_request *r)
+{
+  bool more;
+  size_t cap = 0;
+  cs_jtype t = cs_jscan_peek(&d->s);
+  if (t == CS_JNULL)
+    return skip(d, NULL, NULL);
+  if (t != CS_JARRAY) {
+    snprintf(d->err, d->errlen, "Nodes.items: expected an array, got %s",
+             type_name(t));
+    return CS_EINVAL;
+  }
+  if (cs_jscan_enter_array(&d->s))
+    return syntax(d);
+  for (;;) {
+    if (cs_jscan_next_elem(&d->s, &more))
+      return syntax(d);
+    if (!more)
+      return CS_OK;
+    cs_wire_node *n = push_node(d, r, &cap);
+    if (!n)
+      return too_many(d);
+    cs_err rc = read_node(d, n, r->nnodes - 1);
+    if (rc)
+      return rc;
+  }
+}
+
+/* Reads the NodeList, remembering its members other than `items` for the
+ * echo. They are few and small (apiVersion, kind, metadata). */
+static cs_err read_node_list(decoder *d, cs_wire_request *r, cs_buf *extra)
+{
+  char key[KEY_MAX];
+  bool more, seen_items = false;
+  if (cs_jscan_enter_object(&d->s))
+    return syntax(d);
+  for (;;) {
+    const char *key_at = d->s.p;
+    if (cs_jscan_next_key(&d->s, key, sizeof(key), &more))
+      return syntax(d);
+    if (!more)
+      break;
+    if (strcmp(key, "items") == 0 && !seen_items) {
+      seen_items = true;
+      cs_err rc = read_items(d, r);
+      if (rc)
+        return rc;
+      continue;
+    }
+    const char *at;
+    size_t len;
+    cs_err rc = skip(d, &at, &len);
+    if (rc)
+      return rc;
+    /* Keep `"key":value` verbatim, from the key's opening quote. */
+    while (key_at < at && *key_at != '"')
+      key_at++;
+    if (extra->len)
+      cs_buf_putc(extra, ',');
+    cs_buf_append(extra, key_at, (size_t)(at + len - key_at));
+  }
+  return CS_OK;
+}
+
+static cs_err read_node_names(decoder *d, cs_wire_request *r)
+{
+  bool more;
+  size_t cap = 0;
+  if (cs_jscan_enter_array(&d->s))
+    return syntax(d);
+  for (;;) {
+    if (cs_jscan_next_elem(&d->s, &more))
+      return syntax(d);
+    if (!more)
+      return CS_OK;
+    cs_jtype t = cs_jscan_peek(&d->s);
+    const char *at;
+    size_t len;
+    cs_err rc = skip(d, &at, &len);
+    if (rc)
+      return rc;
+    if (t != CS_JSTRING) {
+      snprintf(d->err, d->errlen, "NodeNames[%zu]: expected a string, got %s",
+               r->nnodes, type_name(t));
+      return CS_EINVAL;
+    }
+    cs_wire_node *n = push_node(d, r, &cap);
+    if (!n)
+      return too_many(d);
+    size_t nlen;
+    if (cs_json_unquote(at, len, n->name, sizeof(n->name), &nlen) || !nlen) {
+      snprintf(d->err, d->errlen,
+               "NodeNames[%zu]: expected a node name of 1 to 253 characters",
+               r->nnodes - 1);
+      return CS_EINVAL;
+    }
+  }
+}
+
+cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
+                       cs_wire_request *out, char *err, size_t errlen)
+{
+  decoder d = {.err = err, .errlen = errlen, .max_nodes = max_nodes};
+  cs_buf extra;
+  cs_buf_init(&extra, 1u << 20);
+  char key[KEY_MAX];
+  bool more, have_nodes = false, have_names = false;
+  cs_err rc = CS_OK;
+  memset(out, 0, sizeof(*out));
+  err[0] = '\0';
+  cs_jscan_init(&d.s, body, len, 0);
+
+  cs_jtype t = cs_jscan_peek(&d.s);
+  if (t != CS_JOBJECT) {
+    if (t == CS_JEND && d.s.p == d.s.end)
+      snprintf(err, errlen, "request body is empty; expected ExtenderArgs");
+    else if (t == CS_JEND)
+      snprintf(err, errlen,
+               "request body is not valid JSON: unexpected token at byte %zu",
+               (size_t)(d.s.p - body));
+    else
+      snprintf(err, errlen,
+               "request body: expected an ExtenderArgs object, got %s",
+               type_name(t));
+    rc = t == CS_JEND ? CS_EPARSE : CS_EINVAL;
+    goto out;
+  }
+  if (cs_jscan_enter_object(&d.s)) {
+    rc = syntax(&d);
+    goto out;
+  }
+  for (;;) {
+    if (cs_jscan_next_key(&d.s, key, sizeof(key), &more)) {
+      rc = syntax(&d);
+      goto out;
+    }
+    if (!more)
+      break;
+    /* Go decodes member names case-insensitively; so do we. */
+    t = cs_jscan_peek(&d.s);
+    if (strcasecmp(key, "Pod") == 0) {
+      if (t != CS_JOBJECT) {
+        snprintf(err, errlen, "Pod: expected a Pod object, got %s",
+                 type_name(t));
+        rc = t == CS_JEND ? syntax(&d) : CS_EINVAL;
+        goto out;
+      }
+      cJSON_Delete(out->pod);
+      out->pod = NULL;
+      rc = parse_tree(&d, &out->pod);
+    } else if (strcasecmp(key, "Nodes") == 0 && t != CS_JNULL) {
+      if (t != CS_JOBJECT) {
+        snprintf(err, errlen, "Nodes: expected a NodeList object or null, "
+                              "got %s",
+                 type_name(t));
+        rc = t == CS_JEND ? syntax(&d) : CS_EINVAL;
+        goto out;
+      }
+      if (have_nodes || have_names) {
+        rc = shape(&d, "%s", "Nodes and NodeNames are both set (or Nodes "
+                             "twice); expected exactly one of them");
+        goto out;
+      }
+      have_nodes = true;
+      rc = read_node_list(&d, out, &extra);
+    } else if (strcasecmp(key, "NodeNames") == 0 && t != CS_JNULL) {
+      if (t != CS_JARRAY) {
+        snprintf(err, errlen, "NodeNames: expected an array of strings or "
+                              "null, got %s",
+                 type_name(t));
+        rc = t == CS_JEND ? syntax(&d) : CS_EINVAL;
+        goto out;
+      }
+      if (have_nodes || have_names) {
+        rc = shape(&d, "%s", "Nodes and NodeNames are both set (or "
+                             "NodeNames twice); expected exactly one of them");
+        goto out;
+      }
+      have_names = true;
+      out->names_only = true;
+      rc = read_node_names(&d, out);
+    } else {
+      rc = skip(&d, NULL, NULL);
+    }
+    if (rc)
+      goto out;
+  }
+  if (cs_jscan_finish(&d.s)) {
+    rc = syntax(&d);
+    goto out;
+  }
+  if (!out->pod) {
+    rc = shape(&d, "%s", "Pod: missing; expected the Pod being scheduled");
+    goto out;
+  }
+  if (!have_nodes && !have_names)
+    out->names_only = true; /* no candidates: answer with an empty list */
+  if (extra.len) /* the request owns its copy of the NodeList's extras */
+    out->list_extra = cs_buf_release(&extra, &out->list_extra_len);
+out:
+  cs_buf_free(&extra);
+  if (rc)
+    cs_codec_request_free(out);
+  return rc;
+}
+
+void cs_codec_request_free(cs_wire_request *r)
+{
+  if (!r)
+    return;
+  cJSON_Delete(r->pod);
+  for (size_t i = 0; i < r->nnodes; i++) {
+    cJSON_Delete(r->nodes[i].metadata);
+    cJSON_Delete(r->nodes[i].allocatable);
+  }
+  free(r->nodes);
+  free((char *)r->list_extra);
+  memset(r, 0, sizeof(*r));
+}
+
+static void write_failed(cs_buf *out, const char *key,
+                         const cs_wire_request *r, const cs_verdict *verdicts,
+                         const char *const *reasons, cs_verdict which)
+{
+  cs_json_open(out, key, '{');
+  for (size_t i = 0; i < r->nnodes; i++)
+    if (verdicts[i] == which)
+      cs_json_str(out, r->nodes[i].name, reasons && reasons[i]
+                                             ? reasons[i]
+                                             : "rejected by carbonshift");
+  cs_json_close(out, '}');
+}
+
+void cs_codec_write_filter(cs_buf *out, const cs_wire_request *r,
+                           const cs_verdict *verdicts,
+                           const char *const *reasons)
+{
+  cs_json_open(out, NULL, '{');
+  if (r->names_only) {
+    cs_json_null(out, "Nodes");
+    cs_json_open(out, "NodeNames", '[');
+    for (size_t i = 0; i < r->nnodes; i++)
+      if (verdicts[i] == CS_PASS)
+        cs_json_str(out, NULL, r->nodes[i].name);
+    cs_json_close(out, ']');
+  } else {
+    cs_json_open(out, "Nodes", '{');
+    if (r->list_extra_len) {
+      cs_buf_append(out, r->list_extra, r->list_extra_len);
+    }
+    cs_json_open(out, "items", '[');
+    for (size_t i = 0; i < r->nnodes; i++)
+      if (verdicts[i] == CS_PASS)
+        cs_json_raw(out, NULL, r->nodes[i].raw, r->nodes[i].raw_len);
+    cs_json_close(out, ']');
+    cs_json_close(out, '}');
+    cs_json_null(out, "NodeNames");
+  }
+  write_failed(out, "FailedNodes", r, verdicts, reasons, CS_FAIL);
+  write_failed(out, "FailedAndUnresolvableNodes", r, verdicts, reasons,
+               CS_FAIL_UNRESOLVABLE);
+  cs_json_str(out, "Error", "");
+  cs_json_close(out, '}');
+}
+
+void cs_codec_write_priorities(cs_buf *out, const cs_wire_request *r,
+                               const int *scores)
+{
+  cs_json_open(out, NULL, '[');
+  for (size_t i = 0; i < r->nnodes; i++) {
+    cs_json_open(out, NULL, '{');
+    cs_json_str(out, "Host", r->nodes[i].name);
+    cs_json_int(out, "Score", scores[i]);
+    cs_json_close(out, '}');
+  }
+  cs_json_close(out, ']');
+}
+
+void cs_codec_write_error(cs_buf *out, const char *msg)
+{
+  cs_json_open(out, NULL, '{');
+  cs_json_str(out, "Error", msg);
+  cs_json_close(out, '}');
+}

@@ -1,0 +1,68 @@
+/* codec.h: the extender wire format, exactly as kube-scheduler speaks it
+ * (../shared/docs/extender-protocol.md). Decoding reads ExtenderArgs into
+ * typed pieces: the Pod as a cJSON tree (small), and per node its name,
+ * `metadata` and `status.allocatable` as cJSON trees plus the exact bytes of
+ * the whole Node object, so the rest of each Node (images, conditions) is
+ * only validated, never built into a tree, and kept nodes are echoed
+ * unchanged. Encoding writes ExtenderFilterResult and HostPriorityList with
+ * PascalCase keys, integer scores and only input node names.
+ * Thread-safe: yes; a request belongs to one thread.
+ * Ownership: a decoded request borrows the body (which must outlive it) and
+ * owns its cJSON trees (cs_codec_request_free). Replies are appended to the
+ * caller's buffer. */
+#ifndef CS_CODEC_H
+#define CS_CODEC_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "carbon/util/buf.h"
+#include "carbon/util/error.h"
+#include "scheduler/node_facts.h"
+
+typedef struct cs_wire_node {
+  char name[CS_NODE_NAME_MAX];
+  const char *raw; /* the Node object's bytes (full mode); NULL otherwise */
+  size_t raw_len;
+  cJSON *metadata;    /* owned; NULL in names-only mode */
+  cJSON *allocatable; /* owned; NULL when absent */
+} cs_wire_node;
+
+typedef struct cs_wire_request {
+  cJSON *pod;       /* owned; never NULL after a successful decode */
+  bool names_only;  /* the request carried NodeNames (nodeCacheCapable) */
+  cs_wire_node *nodes;
+  size_t nnodes;
+  /* Full mode: the NodeList's members other than `items`, verbatim
+   * (e.g. `"metadata":{}`), echoed in the filter reply. */
+  const char *list_extra;
+  size_t list_extra_len;
+} cs_wire_request;
+
+/* Decodes ExtenderArgs. On error returns CS_EPARSE (not JSON) or CS_EINVAL
+ * (JSON of the wrong shape) with a message naming the field and what was
+ * expected in err. `max_nodes` caps the node count. */
+cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
+                       cs_wire_request *out, char *err,
+                       size_t errlen) CS_MUST_USE;
+void cs_codec_request_free(cs_wire_request *r);
+
+typedef enum cs_verdict {
+  CS_PASS = 0,
+  CS_FAIL,              /* FailedNodes: preemption may help */
+  CS_FAIL_UNRESOLVABLE  /* FailedAndUnresolvableNodes: it cannot */
+} cs_verdict;
+
+/* ExtenderFilterResult: kept nodes in the request's mode, failed ones with
+ * their reasons (reasons[i] may be NULL for passing nodes). */
+void cs_codec_write_filter(cs_buf *out, const cs_wire_request *r,
+                           const cs_verdict *verdicts,
+                           const char *const *reasons);
+/* HostPriorityList, in request order. */
+void cs_codec_write_priorities(cs_buf *out, const cs_wire_request *r,
+                               const int *scores);
+/* {"Error": msg}: the body of every error reply. */
+void cs_codec_write_error(cs_buf *out, const char *msg);
+
+#endif

@@ -1,0 +1,75 @@
+#include "scheduler/estimate.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Embodied carbon of the whole node: the annotation when present, else a
+ * server base plus one card's figure per GPU. */
+static double node_embodied_kg(const cs_estimate_params *p,
+                               const cs_node_facts *n)
+{
+  if (n->embodied_kg > 0)
+    return n->embodied_kg;
+  double card = n->gpu && n->gpu->embodied_kg > 0 ? n->gpu->embodied_kg
+                                                  : p->gpu_embodied_kg;
+  return p->server_embodied_kg + card * n->gpus;
+}
+
+void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
+                     const cs_node_facts *node, double intensity, int64_t now,
+                     cs_estimate *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->intensity = intensity;
+  if (!node->gpu) {
+    out->unknown = "GPU model";
+    return;
+  }
+  if (!(node->gpus > 0)) {
+    out->unknown = "GPU count";
+    return;
+  }
+  if (!(intensity >= 0)) {
+    out->unknown = "grid intensity";
+    return;
+  }
+  if (!p->reference_gpu) {
+    out->unknown = "reference GPU";
+    return;
+  }
+  double ref = cs_gpu_throughput(p->reference_gpu);
+  double mine = cs_gpu_throughput(node->gpu);
+  if (!(ref > 0) || !(mine > 0)) {
+    out->unknown = "GPU throughput";
+    return;
+  }
+
+  out->runtime_s = pod->duration_s * ref / mine;
+  double hours = out->runtime_s / 3600.0;
+  out->energy_kwh = pod->gpus * node->gpu->power_w / 1000.0 * hours * node->pue;
+  out->operational_g = out->energy_kwh * intensity;
+
+  /* The share of the node's embodied carbon the job reserves: the GPUs it
+   * takes and the time it holds them, over the hardware's effective life.
+   * Hardware older than its expected life has, by the time the job ends,
+   * served longer than planned: its life so far is the divisor, so the share
+   * keeps falling but never reaches zero. */
+  out->node_embodied_kg = node_embodied_kg(p, node);
+  double life = node->lifetime_s;
+  if (node->installed_at > 0) {
+    double age_at_end = (double)(now - node->installed_at) + out->runtime_s;
+    if (age_at_end > life)
+      life = age_at_end;
+  }
+  out->effective_lifetime_s = life;
+  double share = pod->gpus / node->gpus;
+  if (share > 1)
+    share = 1;
+  out->embodied_g = life > 0 ? out->node_embodied_kg * 1000.0 * share *
+                                   out->runtime_s / life
+                             : 0;
+  out->total_g = out->operational_g + out->embodied_g;
+  out->known = isfinite(out->total_g);
+  if (!out->known)
+    out->unknown = "estimate out of range";
+}

@@ -1,0 +1,17 @@
+/* testutil.h: small helpers shared by the unit tests: reading files, the
+ * shared fixtures directory, and parsing replies.
+ * Thread-safe: yes.
+ * Ownership: returned buffers are owned by the caller (free). */
+#ifndef CS_TESTUTIL_H
+#define CS_TESTUTIL_H
+
+#include <stddef.h>
+
+/* The shared folder (env CS_SHARED, default ../shared). */
+const char *tu_shared_dir(void);
+/* Reads a whole file; aborts the test with a message when it cannot. */
+char *tu_read_file(const char *path, size_t *len);
+/* Reads ../shared/<rel>. */
+char *tu_read_shared(const char *rel, size_t *len);
+
+#endif
