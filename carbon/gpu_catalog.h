@@ -16,9 +16,9 @@
 #include "carbon/util/error.h"
 
 typedef struct cs_gpu_model {
-  const char *name;    /* canonical, e.g. "H100-SXM5-80GB" */
-  const char *vendor;  /* "NVIDIA", "AMD" */
-  double power_w;      /* board power (TDP), or a measured figure */
+  const char *name;     /* canonical, e.g. "H100-SXM5-80GB" */
+  const char *vendor;   /* "NVIDIA", "AMD" */
+  double power_w;       /* board power (TDP), or a measured figure */
   double tensor_tflops; /* dense FP16/BF16 tensor TFLOPS, no sparsity */
   double memory_gb;
   /* Measured training throughput relative to other models (any consistent

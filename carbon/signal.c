@@ -56,8 +56,8 @@ cs_err cs_series_window_mean(const cs_series *s, int64_t start,
   }
   double sum = 0;
   for (size_t i = lo; i < s->len; i++) {
-    int64_t a = s->points[i].at, b = i + 1 < s->len ? s->points[i + 1].at
-                                                    : a + s->step;
+    int64_t a = s->points[i].at,
+            b = i + 1 < s->len ? s->points[i + 1].at : a + s->step;
     if (a < start)
       a = start;
     if (b > end)

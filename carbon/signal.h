@@ -75,8 +75,8 @@ typedef struct cs_provider_ops {
   const char *name;
   cs_err (*current)(cs_provider *p, const char *zone, int64_t now,
                     cs_signal *out);
-  cs_err (*forecast)(cs_provider *p, const char *zone, int64_t from,
-                     int64_t to, cs_series *out);
+  cs_err (*forecast)(cs_provider *p, const char *zone, int64_t from, int64_t to,
+                     cs_series *out);
   /* Whether this provider does network I/O (then the refresher caches it and
    * the hot path never calls it directly). */
   bool remote;

@@ -53,8 +53,7 @@ static cs_provider *find_provider(const cs_signals *s, const char *name)
 
 cs_err cs_signals_add_provider(cs_signals *s, cs_provider *p)
 {
-  if (!p || s->nproviders == MAX_PROVIDERS ||
-      find_provider(s, p->ops->name))
+  if (!p || s->nproviders == MAX_PROVIDERS || find_provider(s, p->ops->name))
     return CS_EINVAL;
   s->providers[s->nproviders++] = p;
   return CS_OK;

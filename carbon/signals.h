@@ -27,8 +27,7 @@ cs_err cs_signals_add_provider(cs_signals *s, cs_provider *p) CS_MUST_USE;
  * name, in order of preference. Without any route, every provider is tried
  * in the order added. CS_ENOTFOUND names an unknown provider. */
 cs_err cs_signals_set_route(cs_signals *s, const char *zone,
-                            const char *const *providers,
-                            size_t n) CS_MUST_USE;
+                            const char *const *providers, size_t n) CS_MUST_USE;
 
 /* The value in force for `zone` at `now`. With `only` non-NULL, asks that
  * provider alone. */

@@ -33,13 +33,20 @@ static cs_err shape(decoder *d, const char *fmt, const char *a)
 static const char *type_name(cs_jtype t)
 {
   switch (t) {
-  case CS_JNULL: return "null";
-  case CS_JBOOL: return "a boolean";
-  case CS_JNUMBER: return "a number";
-  case CS_JSTRING: return "a string";
-  case CS_JARRAY: return "an array";
-  case CS_JOBJECT: return "an object";
-  case CS_JEND: break;
+  case CS_JNULL:
+    return "null";
+  case CS_JBOOL:
+    return "a boolean";
+  case CS_JNUMBER:
+    return "a number";
+  case CS_JSTRING:
+    return "a string";
+  case CS_JARRAY:
+    return "an array";
+  case CS_JOBJECT:
+    return "an object";
+  case CS_JEND:
+    break;
   }
   return "nothing";
 }
@@ -129,8 +136,8 @@ static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
   n->raw_len = (size_t)(d->s.p - n->raw);
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(n->metadata, "name");
   if (!cJSON_IsString(name) || !name->valuestring[0]) {
-    snprintf(d->err, d->errlen,
-             "%s.metadata.name: expected a non-empty string", where);
+    snprintf(d->err, d->errlen, "%s.metadata.name: expected a non-empty string",
+             where);
     return CS_EINVAL;
   }
   if (strlen(name->valuestring) >= sizeof(n->name)) {
@@ -317,30 +324,34 @@ cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
       rc = parse_tree(&d, &out->pod);
     } else if (strcasecmp(key, "Nodes") == 0 && t != CS_JNULL) {
       if (t != CS_JOBJECT) {
-        snprintf(err, errlen, "Nodes: expected a NodeList object or null, "
-                              "got %s",
+        snprintf(err, errlen,
+                 "Nodes: expected a NodeList object or null, "
+                 "got %s",
                  type_name(t));
         rc = t == CS_JEND ? syntax(&d) : CS_EINVAL;
         goto out;
       }
       if (have_nodes || have_names) {
-        rc = shape(&d, "%s", "Nodes and NodeNames are both set (or Nodes "
-                             "twice); expected exactly one of them");
+        rc = shape(&d, "%s",
+                   "Nodes and NodeNames are both set (or Nodes "
+                   "twice); expected exactly one of them");
         goto out;
       }
       have_nodes = true;
       rc = read_node_list(&d, out, &extra);
     } else if (strcasecmp(key, "NodeNames") == 0 && t != CS_JNULL) {
       if (t != CS_JARRAY) {
-        snprintf(err, errlen, "NodeNames: expected an array of strings or "
-                              "null, got %s",
+        snprintf(err, errlen,
+                 "NodeNames: expected an array of strings or "
+                 "null, got %s",
                  type_name(t));
         rc = t == CS_JEND ? syntax(&d) : CS_EINVAL;
         goto out;
       }
       if (have_nodes || have_names) {
-        rc = shape(&d, "%s", "Nodes and NodeNames are both set (or "
-                             "NodeNames twice); expected exactly one of them");
+        rc = shape(&d, "%s",
+                   "Nodes and NodeNames are both set (or "
+                   "NodeNames twice); expected exactly one of them");
         goto out;
       }
       have_names = true;
@@ -385,16 +396,16 @@ void cs_codec_request_free(cs_wire_request *r)
   memset(r, 0, sizeof(*r));
 }
 
-static void write_failed(cs_buf *out, const char *key,
-                         const cs_wire_request *r, const cs_verdict *verdicts,
-                         const char *const *reasons, cs_verdict which)
+static void write_failed(cs_buf *out, const char *key, const cs_wire_request *r,
+                         const cs_verdict *verdicts, const char *const *reasons,
+                         cs_verdict which)
 {
   cs_json_open(out, key, '{');
   for (size_t i = 0; i < r->nnodes; i++)
     if (verdicts[i] == which)
-      cs_json_str(out, r->nodes[i].name, reasons && reasons[i]
-                                             ? reasons[i]
-                                             : "rejected by carbonshift");
+      cs_json_str(out, r->nodes[i].name,
+                  reasons && reasons[i] ? reasons[i]
+                                        : "rejected by carbonshift");
   cs_json_close(out, '}');
 }
 

@@ -30,8 +30,8 @@ typedef struct cs_wire_node {
 } cs_wire_node;
 
 typedef struct cs_wire_request {
-  cJSON *pod;       /* owned; never NULL after a successful decode */
-  bool names_only;  /* the request carried NodeNames (nodeCacheCapable) */
+  cJSON *pod;      /* owned; never NULL after a successful decode */
+  bool names_only; /* the request carried NodeNames (nodeCacheCapable) */
   cs_wire_node *nodes;
   size_t nnodes;
   /* Full mode: the NodeList's members other than `items`, verbatim
@@ -50,8 +50,8 @@ void cs_codec_request_free(cs_wire_request *r);
 
 typedef enum cs_verdict {
   CS_PASS = 0,
-  CS_FAIL,              /* FailedNodes: preemption may help */
-  CS_FAIL_UNRESOLVABLE  /* FailedAndUnresolvableNodes: it cannot */
+  CS_FAIL,             /* FailedNodes: preemption may help */
+  CS_FAIL_UNRESOLVABLE /* FailedAndUnresolvableNodes: it cannot */
 } cs_verdict;
 
 /* ExtenderFilterResult: kept nodes in the request's mode, failed ones with

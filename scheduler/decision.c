@@ -44,11 +44,11 @@ typedef struct node_eval {
   double gpus;
   double pue;
   int64_t installed_at;
-  int zone;                /* index into the call's zone table, -1 none */
+  int zone; /* index into the call's zone table, -1 none */
   cs_zone_source zone_source;
   cs_pue_source pue_source;
-  bool facts_known;        /* false: no facts at all (not in the cache) */
-  uint32_t problems;       /* offset into the call's problem text */
+  bool facts_known;  /* false: no facts at all (not in the cache) */
+  uint32_t problems; /* offset into the call's problem text */
   cs_estimate est;
 } node_eval;
 
@@ -60,18 +60,17 @@ typedef struct call {
   int64_t now;
   cs_wire_request req;
   cs_pod_facts pod;
-  bool neutral;            /* the pod is not ours to rank */
+  bool neutral; /* the pod is not ours to rank */
   const char *neutral_why;
   node_eval *nodes;
   int *scores;
   zone_signal *zones;
   size_t nzones, zones_cap;
-  cs_buf problems;         /* NUL-separated problem texts */
+  cs_buf problems; /* NUL-separated problem texts */
 } call;
 
-static const double latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                         0.025,  0.05,  0.1,    0.25,  0.5,
-                                         1,      2.5,   5};
+static const double latency_buckets[] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 
 cs_decider *cs_decider_new(const cs_decider_deps *deps)
 {
@@ -79,10 +78,10 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
   d->deps = *deps;
   cs_metrics *m = deps->metrics;
   if (m) {
-    cs_err rc = cs_metrics_declare(
-        m, "carbonshift_decisions_total", CS_METRIC_COUNTER,
-        "Extender calls decided, by verb and outcome.", "verb,outcome", NULL,
-        0);
+    cs_err rc =
+        cs_metrics_declare(m, "carbonshift_decisions_total", CS_METRIC_COUNTER,
+                           "Extender calls decided, by verb and outcome.",
+                           "verb,outcome", NULL, 0);
     rc |= cs_metrics_declare(
         m, "carbonshift_decision_duration_seconds", CS_METRIC_HISTOGRAM,
         "Time to decide one extender call, decoding included.", "verb",
@@ -177,9 +176,9 @@ static void evaluate_node(call *c, size_t i, cs_node_facts *f)
     e->est.unknown = c->neutral_why;
     return;
   }
-  double intensity =
-      e->zone >= 0 && c->zones[e->zone].found ? c->zones[e->zone].sig.g_per_kwh
-                                              : -1;
+  double intensity = e->zone >= 0 && c->zones[e->zone].found
+                         ? c->zones[e->zone].sig.g_per_kwh
+                         : -1;
   cs_estimate_job(c->d->deps.estimate, &c->pod, f, intensity, c->now, &e->est);
   if (!e->est.known && e->zone < 0)
     e->est.unknown = "grid zone";
@@ -252,8 +251,9 @@ static void log_decision(const call *c, const char *outcome, double seconds)
   cs_json_num(l, "gpus", c->pod.gpus, 0);
   cs_json_num(l, "durationHours", c->pod.duration_s / 3600.0, 2);
   if (c->pod.duration_defaulted)
-    cs_json_str(l, "durationSource", "default: no valid "
-                                     "carbonshift.io/expected-duration");
+    cs_json_str(l, "durationSource",
+                "default: no valid "
+                "carbonshift.io/expected-duration");
   if (c->neutral)
     cs_json_str(l, "neutral", c->neutral_why);
   if (c->pod.problems[0])
@@ -281,8 +281,8 @@ void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
 {
   uint64_t t0 = cs_clock_mono_ns();
   const char *verb_label[] = {cs_verb_name(verb), NULL};
-  call c = {.d = d, .verb = verb, .request_id = request_id,
-            .now = cs_clock_now()};
+  call c = {
+      .d = d, .verb = verb, .request_id = request_id, .now = cs_clock_now()};
   cs_buf_init(&c.problems, 16u << 20);
   char err[256];
   const char *outcome;
@@ -362,9 +362,8 @@ out:
   if (d->deps.metrics) {
     const char *labels[] = {cs_verb_name(verb), outcome};
     cs_metrics_add(d->deps.metrics, "carbonshift_decisions_total", labels, 1);
-    cs_metrics_observe(d->deps.metrics,
-                       "carbonshift_decision_duration_seconds", verb_label,
-                       (double)(cs_clock_mono_ns() - t0) / 1e9);
+    cs_metrics_observe(d->deps.metrics, "carbonshift_decision_duration_seconds",
+                       verb_label, (double)(cs_clock_mono_ns() - t0) / 1e9);
   }
   cs_codec_request_free(&c.req);
   free(c.nodes);

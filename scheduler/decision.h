@@ -24,20 +24,20 @@ typedef enum cs_verb { CS_VERB_FILTER, CS_VERB_PRIORITIZE } cs_verb;
 const char *cs_verb_name(cs_verb v); /* "filter", "prioritize" */
 
 typedef struct cs_reply {
-  int status;  /* HTTP status: 200, or 400 for a request that cannot be
-                  decoded (body then is {"Error": "..."}) */
-  char *body;  /* JSON, owned by the caller */
+  int status; /* HTTP status: 200, or 400 for a request that cannot be
+                 decoded (body then is {"Error": "..."}) */
+  char *body; /* JSON, owned by the caller */
   size_t len;
 } cs_reply;
 
 typedef struct cs_node_cache cs_node_cache;
 
 typedef struct cs_decider_deps {
-  struct cs_signals *signals;          /* required */
-  const cs_facts_params *facts;        /* required */
-  const cs_estimate_params *estimate;  /* required */
-  cs_node_cache *nodes;                /* NULL: names-only nodes unknown */
-  cs_metrics *metrics;                 /* NULL: no metrics */
+  struct cs_signals *signals;         /* required */
+  const cs_facts_params *facts;       /* required */
+  const cs_estimate_params *estimate; /* required */
+  cs_node_cache *nodes;               /* NULL: names-only nodes unknown */
+  cs_metrics *metrics;                /* NULL: no metrics */
 } cs_decider_deps;
 
 typedef struct cs_decider cs_decider;

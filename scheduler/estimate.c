@@ -65,9 +65,9 @@ void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
   double share = pod->gpus / node->gpus;
   if (share > 1)
     share = 1;
-  out->embodied_g = life > 0 ? out->node_embodied_kg * 1000.0 * share *
-                                   out->runtime_s / life
-                             : 0;
+  out->embodied_g =
+      life > 0 ? out->node_embodied_kg * 1000.0 * share * out->runtime_s / life
+               : 0;
   out->total_g = out->operational_g + out->embodied_g;
   out->known = isfinite(out->total_g);
   if (!out->known)

@@ -22,21 +22,21 @@
 
 typedef struct cs_estimate_params {
   const cs_gpu_model *reference_gpu; /* the GPU durations are given for */
-  double default_duration_s; /* for pods without a valid duration */
-  double server_embodied_kg; /* a GPU server without its GPUs */
-  double gpu_embodied_kg;    /* per card, when the catalog has no figure */
+  double default_duration_s;         /* for pods without a valid duration */
+  double server_embodied_kg;         /* a GPU server without its GPUs */
+  double gpu_embodied_kg; /* per card, when the catalog has no figure */
 } cs_estimate_params;
 
 typedef struct cs_estimate {
-  bool known;             /* false: a fact is missing, see `unknown` */
-  const char *unknown;    /* static text naming what is missing */
-  double runtime_s;       /* on this node's GPU */
-  double energy_kwh;      /* facility energy, PUE included */
-  double intensity;       /* gCO2e/kWh used */
+  bool known;          /* false: a fact is missing, see `unknown` */
+  const char *unknown; /* static text naming what is missing */
+  double runtime_s;    /* on this node's GPU */
+  double energy_kwh;   /* facility energy, PUE included */
+  double intensity;    /* gCO2e/kWh used */
   double operational_g;
   double embodied_g;
   double total_g;
-  double node_embodied_kg;     /* the node's whole embodied carbon */
+  double node_embodied_kg; /* the node's whole embodied carbon */
   double effective_lifetime_s;
 } cs_estimate;
 

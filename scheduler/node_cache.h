@@ -25,12 +25,10 @@ cs_err cs_node_cache_upsert(cs_node_cache *c, const cJSON *node) CS_MUST_USE;
 void cs_node_cache_remove(cs_node_cache *c, const char *name);
 /* Replaces the whole content with the items of a NodeList (after a list or
  * relist) and marks the cache synced. */
-cs_err cs_node_cache_replace(cs_node_cache *c,
-                             const cJSON *items) CS_MUST_USE;
+cs_err cs_node_cache_replace(cs_node_cache *c, const cJSON *items) CS_MUST_USE;
 
 /* Copies the facts of `name` into *out; false when the node is not known. */
-bool cs_node_cache_get(cs_node_cache *c, const char *name,
-                       cs_node_facts *out);
+bool cs_node_cache_get(cs_node_cache *c, const char *name, cs_node_facts *out);
 size_t cs_node_cache_size(cs_node_cache *c);
 /* True once a full list has been loaded. */
 bool cs_node_cache_synced(cs_node_cache *c);

@@ -11,10 +11,14 @@
 const char *cs_zone_source_name(cs_zone_source s)
 {
   switch (s) {
-  case CS_ZONE_FROM_LABEL: return "label";
-  case CS_ZONE_FROM_REGION: return "region";
-  case CS_ZONE_FROM_DEFAULT: return "default";
-  case CS_ZONE_NONE: break;
+  case CS_ZONE_FROM_LABEL:
+    return "label";
+  case CS_ZONE_FROM_REGION:
+    return "region";
+  case CS_ZONE_FROM_DEFAULT:
+    return "default";
+  case CS_ZONE_NONE:
+    break;
   }
   return "none";
 }
@@ -199,8 +203,7 @@ static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
   v = node_value(f, ann, labels, CS_ANN_EMBODIED);
   if (v) {
     double kg;
-    if (cs_parse_double(v, &kg, &expected) != CS_OK || !(kg > 0) ||
-        kg > 1e6)
+    if (cs_parse_double(v, &kg, &expected) != CS_OK || !(kg > 0) || kg > 1e6)
       cs_problems_add(f->problems, sizeof(f->problems),
                       "annotation %s=\"%.64s\": expected the node's embodied "
                       "carbon in kgCO2e, a number above 0 and at most "
@@ -227,8 +230,7 @@ static void read_pue(const cs_facts_params *p, cs_node_facts *f,
     return;
   double pue;
   const char *expected;
-  if (cs_parse_double(v, &pue, &expected) != CS_OK || pue < 1.0 ||
-      pue > 3.0) {
+  if (cs_parse_double(v, &pue, &expected) != CS_OK || pue < 1.0 || pue > 3.0) {
     cs_problems_add(f->problems, sizeof(f->problems),
                     "annotation %s=\"%.64s\": expected a power usage "
                     "effectiveness between 1.0 and 3.0, such as 1.2",

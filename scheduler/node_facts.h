@@ -65,13 +65,13 @@ typedef struct cs_node_facts {
   char name[CS_NODE_NAME_MAX];
   char zone[CS_ZONE_MAX];
   cs_zone_source zone_source;
-  const cs_gpu_model *gpu;   /* NULL: no GPU label, or not in the catalog */
-  char gpu_label[96];        /* the label value the model was read from */
-  char gpu_resource[32];     /* "nvidia.com/gpu", "amd.com/gpu" or "" */
-  double gpus;               /* allocatable accelerators; 0 if none */
-  int64_t installed_at;      /* Unix s; 0 unknown */
-  double lifetime_s;         /* expected service life */
-  double embodied_kg;        /* node total from the annotation; 0: derive */
+  const cs_gpu_model *gpu; /* NULL: no GPU label, or not in the catalog */
+  char gpu_label[96];      /* the label value the model was read from */
+  char gpu_resource[32];   /* "nvidia.com/gpu", "amd.com/gpu" or "" */
+  double gpus;             /* allocatable accelerators; 0 if none */
+  int64_t installed_at;    /* Unix s; 0 unknown */
+  double lifetime_s;       /* expected service life */
+  double embodied_kg;      /* node total from the annotation; 0: derive */
   double pue;
   cs_pue_source pue_source;
   char problems[CS_PROBLEMS_MAX]; /* "; "-separated, empty when none */

@@ -35,8 +35,8 @@ static void container_request(cs_pod_facts *f, const cJSON *c, int index,
     double n;
     const char *expected;
     if (!cJSON_IsString(q) ||
-        cs_parse_quantity(q->valuestring, &n, &expected) != CS_OK ||
-        n < 0 || n != (double)(long long)n) {
+        cs_parse_quantity(q->valuestring, &n, &expected) != CS_OK || n < 0 ||
+        n != (double)(long long)n) {
       cs_problems_add(f->problems, sizeof(f->problems),
                       "%s[%d] %s: expected a whole number of devices such as "
                       "\"8\"",
@@ -57,7 +57,8 @@ static void read_gpus(const cJSON *spec, cs_pod_facts *f)
   double one[NRES];
   const cJSON *c;
   int i = 0;
-  const cJSON *containers = cJSON_GetObjectItemCaseSensitive(spec, "containers");
+  const cJSON *containers =
+      cJSON_GetObjectItemCaseSensitive(spec, "containers");
   if (!cJSON_IsArray(containers))
     containers = NULL;
   cJSON_ArrayForEach(c, containers)
@@ -74,8 +75,8 @@ static void read_gpus(const cJSON *spec, cs_pod_facts *f)
   {
     container_request(f, c, i++, "spec.initContainers", one);
     const cJSON *policy = cJSON_GetObjectItemCaseSensitive(c, "restartPolicy");
-    bool sidecar = cJSON_IsString(policy) &&
-                   strcmp(policy->valuestring, "Always") == 0;
+    bool sidecar =
+        cJSON_IsString(policy) && strcmp(policy->valuestring, "Always") == 0;
     for (size_t r = 0; r < NRES; r++) {
       if (sidecar) {
         sidecars[r] += one[r];
@@ -91,8 +92,8 @@ static void read_gpus(const cJSON *spec, cs_pod_facts *f)
     double need = sum[r] + sidecars[r];
     if (init_max[r] > need)
       need = init_max[r];
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(overhead,
-                                                      gpu_resources[r]);
+    const cJSON *q =
+        cJSON_GetObjectItemCaseSensitive(overhead, gpu_resources[r]);
     double n;
     const char *expected;
     if (cJSON_IsString(q) &&

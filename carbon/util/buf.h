@@ -15,11 +15,11 @@
 #include "carbon/util/error.h"
 
 typedef struct cs_buf {
-  char *data;      /* always NUL-terminated when len > 0 or after init */
+  char *data; /* always NUL-terminated when len > 0 or after init */
   size_t len;
   size_t alloc;
-  size_t cap;      /* hard limit on len; 0 means SIZE_MAX */
-  cs_err err;      /* first error, sticky */
+  size_t cap; /* hard limit on len; 0 means SIZE_MAX */
+  cs_err err; /* first error, sticky */
 } cs_buf;
 
 void cs_buf_init(cs_buf *b, size_t cap);

@@ -37,12 +37,17 @@ cs_jtype cs_jscan_peek(cs_jscan *s)
   if (s->p >= s->end)
     return CS_JEND;
   switch (*s->p) {
-  case '{': return CS_JOBJECT;
-  case '[': return CS_JARRAY;
-  case '"': return CS_JSTRING;
-  case 'n': return CS_JNULL;
+  case '{':
+    return CS_JOBJECT;
+  case '[':
+    return CS_JARRAY;
+  case '"':
+    return CS_JSTRING;
+  case 'n':
+    return CS_JNULL;
   case 't':
-  case 'f': return CS_JBOOL;
+  case 'f':
+    return CS_JBOOL;
   default:
     if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
       return CS_JNUMBER;
@@ -159,11 +164,16 @@ static cs_err scan_word(cs_jscan *s, const char *w, size_t n)
 static cs_err scan_scalar(cs_jscan *s)
 {
   switch (*s->p) {
-  case '"': return scan_string(s);
-  case 'n': return scan_word(s, "null", 4);
-  case 't': return scan_word(s, "true", 4);
-  case 'f': return scan_word(s, "false", 5);
-  default: return scan_number(s);
+  case '"':
+    return scan_string(s);
+  case 'n':
+    return scan_word(s, "null", 4);
+  case 't':
+    return scan_word(s, "true", 4);
+  case 'f':
+    return scan_word(s, "false", 5);
+  default:
+    return scan_number(s);
   }
 }
 
@@ -298,8 +308,8 @@ static cs_err next_item(cs_jscan *s, char close, bool *more)
   }
   if (!s->first) {
     if (*s->p != ',')
-      return fail(s, close == '}' ? "expected ',' or '}'"
-                                  : "expected ',' or ']'");
+      return fail(s,
+                  close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
     s->p++;
     skip_ws(s);
   }
@@ -379,11 +389,21 @@ cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
     if (lit[i] == '\\' && i + 2 < n) {
       char e = lit[++i];
       switch (e) {
-      case 'b': tmp[0] = '\b'; break;
-      case 'f': tmp[0] = '\f'; break;
-      case 'n': tmp[0] = '\n'; break;
-      case 'r': tmp[0] = '\r'; break;
-      case 't': tmp[0] = '\t'; break;
+      case 'b':
+        tmp[0] = '\b';
+        break;
+      case 'f':
+        tmp[0] = '\f';
+        break;
+      case 'n':
+        tmp[0] = '\n';
+        break;
+      case 'r':
+        tmp[0] = '\r';
+        break;
+      case 't':
+        tmp[0] = '\t';
+        break;
       case 'u': {
         if (i + 4 >= n)
           return CS_EINVAL;
@@ -415,7 +435,8 @@ cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
         tn = put_utf8(tmp, cp);
         break;
       }
-      default: tmp[0] = e; /* '"', '\\', '/' */
+      default:
+        tmp[0] = e; /* '"', '\\', '/' */
       }
     }
     if (o + tn >= cap)

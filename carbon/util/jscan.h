@@ -28,17 +28,18 @@ typedef enum cs_jtype {
 
 typedef struct cs_jscan {
   const char *start, *p, *end;
-  int depth;      /* containers entered and not yet left */
-  int max_depth;  /* nesting limit, at most CS_JSCAN_MAX_DEPTH */
-  bool first;     /* the next item is the first of its container */
-  char err[128];  /* what went wrong, with the byte offset */
+  int depth;     /* containers entered and not yet left */
+  int max_depth; /* nesting limit, at most CS_JSCAN_MAX_DEPTH */
+  bool first;    /* the next item is the first of its container */
+  char err[128]; /* what went wrong, with the byte offset */
 } cs_jscan;
 
 void cs_jscan_init(cs_jscan *s, const char *json, size_t len, int max_depth);
 
 /* The type of the next value, without consuming it. */
 cs_jtype cs_jscan_peek(cs_jscan *s);
-/* Consumes and validates one whole value; at and len (optional) get its bytes. */
+/* Consumes and validates one whole value; at and len (optional) get its bytes.
+ */
 cs_err cs_jscan_skip(cs_jscan *s, const char **at, size_t *len) CS_MUST_USE;
 
 /* Consumes '{'. Then call cs_jscan_next_key until *more is false, consuming

@@ -28,10 +28,9 @@ void cs_metrics_free(cs_metrics *m);
  * ("verb,code"), or "" for none. Histograms take their upper bucket bounds
  * in increasing order (+Inf is implicit). Declaring the same name twice with
  * the same shape is allowed and does nothing. */
-cs_err cs_metrics_declare(cs_metrics *m, const char *name,
-                          cs_metric_kind kind, const char *help,
-                          const char *labels, const double *buckets,
-                          size_t nbuckets) CS_MUST_USE;
+cs_err cs_metrics_declare(cs_metrics *m, const char *name, cs_metric_kind kind,
+                          const char *help, const char *labels,
+                          const double *buckets, size_t nbuckets) CS_MUST_USE;
 
 /* Label values are given in the declared order, as many as declared. An
  * update of an undeclared family or with the wrong arity is dropped and

@@ -110,13 +110,26 @@ cs_err cs_parse_duration(const char *s, double *seconds, const char **expected)
       return fail(expected, form);
     double unit;
     switch (*p) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    case 'w': unit = 7 * 86400.0; break;
-    case 'y': unit = 365 * 86400.0; break;
-    default: return fail(expected, form);
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    case 'w':
+      unit = 7 * 86400.0;
+      break;
+    case 'y':
+      unit = 365 * 86400.0;
+      break;
+    default:
+      return fail(expected, form);
     }
     p++;
     total += v * unit;
@@ -141,10 +154,19 @@ cs_err cs_parse_quantity(const char *s, double *out, const char **expected)
     const char *suffix;
     double mult;
   } suffixes[] = {
-      {"", 1},          {"m", 1e-3},      {"k", 1e3},      {"M", 1e6},
-      {"G", 1e9},       {"T", 1e12},      {"P", 1e15},     {"E", 1e18},
-      {"Ki", 1024.0},   {"Mi", 1048576.0}, {"Gi", 1073741824.0},
-      {"Ti", 1099511627776.0}, {"Pi", 1125899906842624.0},
+      {"", 1},
+      {"m", 1e-3},
+      {"k", 1e3},
+      {"M", 1e6},
+      {"G", 1e9},
+      {"T", 1e12},
+      {"P", 1e15},
+      {"E", 1e18},
+      {"Ki", 1024.0},
+      {"Mi", 1048576.0},
+      {"Gi", 1073741824.0},
+      {"Ti", 1099511627776.0},
+      {"Pi", 1125899906842624.0},
       {"Ei", 1152921504606846976.0},
   };
   for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
@@ -158,8 +180,7 @@ cs_err cs_parse_quantity(const char *s, double *out, const char **expected)
 
 cs_err cs_parse_mass(const char *s, double *grams, const char **expected)
 {
-  static const char form[] =
-      "a mass of CO2e with a unit: 500g, 12.5kg or 1.2t";
+  static const char form[] = "a mass of CO2e with a unit: 500g, 12.5kg or 1.2t";
   if (!s)
     return fail(expected, form);
   const char *p = s;
@@ -221,16 +242,14 @@ static int64_t to_unix(int y, int mo, int d, int h, int mi, int sec)
 cs_err cs_parse_rfc3339(const char *s, int64_t *unix_seconds,
                         const char **expected)
 {
-  static const char form[] =
-      "an RFC 3339 time such as 2026-11-23T06:00:00Z or "
-      "2026-11-23T07:00:00+01:00";
+  static const char form[] = "an RFC 3339 time such as 2026-11-23T06:00:00Z or "
+                             "2026-11-23T07:00:00+01:00";
   if (!s)
     return fail(expected, form);
   const char *p = s;
   int y, mo, d, h, mi, sec = 0;
-  if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) ||
-      *p++ != '-' || !digits(&p, 2, &d) || (*p != 'T' && *p != 't' &&
-                                            *p != ' '))
+  if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+      !digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
     return fail(expected, form);
   p++;
   if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi))
@@ -255,8 +274,8 @@ cs_err cs_parse_rfc3339(const char *s, int64_t *unix_seconds,
   } else if (*p == '+' || *p == '-') {
     int sign = *p == '-' ? -1 : 1, oh, om;
     p++;
-    if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) ||
-        oh > 23 || om > 59)
+    if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 ||
+        om > 59)
       return fail(expected, form);
     offset = sign * (oh * 3600 + om * 60);
   } else {
@@ -307,8 +326,7 @@ void cs_format_duration(double seconds, char out[static 32])
     return;
   }
   int64_t s = llround(seconds);
-  int64_t d = s / 86400, h = s % 86400 / 3600, m = s % 3600 / 60,
-          sec = s % 60;
+  int64_t d = s / 86400, h = s % 86400 / 3600, m = s % 3600 / 60, sec = s % 60;
   size_t n = 0;
   if (d)
     n += (size_t)snprintf(out + n, 32 - n, "%lldd", (long long)d);

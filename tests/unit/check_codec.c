@@ -16,8 +16,8 @@ static cs_err decode(const char *json, cs_wire_request *r, char *err)
 START_TEST(test_codec_decode_full_fixture)
 {
   size_t len;
-  char *body = tu_read_shared("fixtures/extender/prioritize-nodes.request.json",
-                              &len);
+  char *body =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
   cs_wire_request r;
   char err[256];
   ck_assert_int_eq(cs_codec_decode(body, len, 100000, &r, err, sizeof(err)),
@@ -27,14 +27,13 @@ START_TEST(test_codec_decode_full_fixture)
   ck_assert_str_eq(r.nodes[0].name, "gpu-h100-fra-01");
   ck_assert_str_eq(r.nodes[3].name, "gpu-l4-mad-01");
   ck_assert_ptr_nonnull(r.nodes[0].allocatable);
-  ck_assert_str_eq(
-      cJSON_GetObjectItem(r.nodes[0].allocatable, "nvidia.com/gpu")
-          ->valuestring,
-      "8");
+  ck_assert_str_eq(cJSON_GetObjectItem(r.nodes[0].allocatable, "nvidia.com/gpu")
+                       ->valuestring,
+                   "8");
   /* Each raw span is exactly the Node object as the fixture holds it. */
   cJSON *doc = cJSON_ParseWithLength(body, len);
-  cJSON *items = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"),
-                                     "items");
+  cJSON *items =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items");
   for (size_t i = 0; i < r.nnodes; i++) {
     cJSON *mine = cJSON_ParseWithLength(r.nodes[i].raw, r.nodes[i].raw_len);
     ck_assert_ptr_nonnull(mine);
@@ -50,8 +49,8 @@ END_TEST
 START_TEST(test_codec_decode_names_fixture)
 {
   size_t len;
-  char *body = tu_read_shared("fixtures/extender/filter-names.request.json",
-                              &len);
+  char *body =
+      tu_read_shared("fixtures/extender/filter-names.request.json", &len);
   cs_wire_request r;
   char err[256];
   ck_assert_int_eq(cs_codec_decode(body, len, 100000, &r, err, sizeof(err)),
@@ -70,8 +69,8 @@ END_TEST
 START_TEST(test_codec_write_filter_echoes_nodes_unchanged)
 {
   size_t len;
-  char *body = tu_read_shared("fixtures/extender/filter-nodes.request.json",
-                              &len);
+  char *body =
+      tu_read_shared("fixtures/extender/filter-nodes.request.json", &len);
   cs_wire_request r;
   char err[256];
   ck_assert_int_eq(cs_codec_decode(body, len, 100000, &r, err, sizeof(err)),
@@ -94,17 +93,16 @@ START_TEST(test_codec_write_filter_echoes_nodes_unchanged)
   ck_assert_int_eq(cJSON_GetArraySize(items), 2);
   ck_assert_ptr_nonnull(
       cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "Nodes"), "metadata"));
-  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(reply,
-                                                           "FailedNodes"),
-                                       "gpu-l4-mad-01")
-                       ->valuestring,
-                   "over budget");
   ck_assert_str_eq(
-      cJSON_GetObjectItem(
-          cJSON_GetObjectItem(reply, "FailedAndUnresolvableNodes"),
-          "gpu-a100-fra-02")
+      cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "FailedNodes"),
+                          "gpu-l4-mad-01")
           ->valuestring,
-      "too dirty");
+      "over budget");
+  ck_assert_str_eq(cJSON_GetObjectItem(
+                       cJSON_GetObjectItem(reply, "FailedAndUnresolvableNodes"),
+                       "gpu-a100-fra-02")
+                       ->valuestring,
+                   "too dirty");
   ck_assert_str_eq(cJSON_GetObjectItem(reply, "Error")->valuestring, "");
   cJSON_Delete(reply);
   cs_buf_free(&out);
@@ -239,8 +237,8 @@ START_TEST(test_codec_decode_truncated_everywhere)
 {
   /* Every prefix of a real request is refused cleanly, never crashes. */
   size_t len;
-  char *body = tu_read_shared("fixtures/extender/filter-nodes.request.json",
-                              &len);
+  char *body =
+      tu_read_shared("fixtures/extender/filter-nodes.request.json", &len);
   for (size_t cut = 0; cut < len; cut += 97) {
     cs_wire_request r;
     char err[256];
@@ -266,8 +264,8 @@ START_TEST(test_codec_decode_huge_array_capped)
   ck_assert_int_eq(cs_codec_decode(b.data, b.len, 5000, &r, err, sizeof(err)),
                    CS_EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "more than 5000 nodes"));
-  ck_assert_int_eq(
-      cs_codec_decode(b.data, b.len, count, &r, err, sizeof(err)), CS_OK);
+  ck_assert_int_eq(cs_codec_decode(b.data, b.len, count, &r, err, sizeof(err)),
+                   CS_OK);
   ck_assert_uint_eq(r.nnodes, count);
   ck_assert_str_eq(r.nodes[count - 1].name, "node-199999");
   cs_codec_request_free(&r);
@@ -279,17 +277,17 @@ START_TEST(test_codec_decode_nulls_and_empty)
 {
   cs_wire_request r;
   char err[256];
-  ck_assert_int_eq(decode("{\"Pod\":{},\"Nodes\":null,\"NodeNames\":null}",
-                          &r, err),
-                   CS_OK);
+  ck_assert_int_eq(
+      decode("{\"Pod\":{},\"Nodes\":null,\"NodeNames\":null}", &r, err), CS_OK);
   ck_assert_uint_eq(r.nnodes, 0);
   cs_verdict none[1];
   cs_buf out;
   cs_buf_init(&out, 0);
   cs_codec_write_filter(&out, &r, none, NULL);
-  ck_assert_str_eq(out.data, "{\"Nodes\":null,\"NodeNames\":[],"
-                             "\"FailedNodes\":{},"
-                             "\"FailedAndUnresolvableNodes\":{},\"Error\":\"\"}");
+  ck_assert_str_eq(out.data,
+                   "{\"Nodes\":null,\"NodeNames\":[],"
+                   "\"FailedNodes\":{},"
+                   "\"FailedAndUnresolvableNodes\":{},\"Error\":\"\"}");
   cs_buf_free(&out);
   cs_codec_request_free(&r);
   /* A node whose status is null or lacks allocatable is still a node. */

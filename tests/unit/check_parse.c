@@ -1,0 +1,146 @@
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon/util/parse.h"
+
+START_TEST(test_parse_duration_forms)
+{
+  double s;
+  const char *e;
+  ck_assert_int_eq(cs_parse_duration("36h", &s, &e), CS_OK);
+  ck_assert_double_eq(s, 129600);
+  ck_assert_int_eq(cs_parse_duration("90m", &s, &e), CS_OK);
+  ck_assert_double_eq(s, 5400);
+  ck_assert_int_eq(cs_parse_duration("1h30m", &s, &e), CS_OK);
+  ck_assert_double_eq(s, 5400);
+  ck_assert_int_eq(cs_parse_duration("1.5h", &s, &e), CS_OK);
+  ck_assert_double_eq(s, 5400);
+  ck_assert_int_eq(cs_parse_duration("6y", &s, &e), CS_OK);
+  ck_assert_double_eq(s, 6 * 365 * 86400.0);
+  static const char *bad[] = {"",       "36", "h",    "-1h",  "+1h", "1x",
+                              "1h 30m", "0s", "1e3h", "101y", " 1h", "1hh"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    e = NULL;
+    ck_assert_msg(cs_parse_duration(bad[i], &s, &e) == CS_EINVAL, "%s", bad[i]);
+    ck_assert_ptr_nonnull(e);
+  }
+}
+END_TEST
+
+START_TEST(test_parse_quantity_suffixes)
+{
+  double q;
+  const char *e;
+  ck_assert_int_eq(cs_parse_quantity("8", &q, &e), CS_OK);
+  ck_assert_double_eq(q, 8);
+  ck_assert_int_eq(cs_parse_quantity("500m", &q, &e), CS_OK);
+  ck_assert_double_eq_tol(q, 0.5, 1e-12);
+  ck_assert_int_eq(cs_parse_quantity("256Gi", &q, &e), CS_OK);
+  ck_assert_double_eq(q, 256.0 * 1073741824.0);
+  ck_assert_int_eq(cs_parse_quantity("1e3", &q, &e), CS_OK);
+  ck_assert_double_eq(q, 1000);
+  ck_assert_int_eq(cs_parse_quantity("8x", &q, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_quantity("-1", &q, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_quantity("", &q, &e), CS_EINVAL);
+}
+END_TEST
+
+START_TEST(test_parse_mass_units)
+{
+  double g;
+  const char *e;
+  ck_assert_int_eq(cs_parse_mass("500g", &g, &e), CS_OK);
+  ck_assert_double_eq(g, 500);
+  ck_assert_int_eq(cs_parse_mass("12.5kg", &g, &e), CS_OK);
+  ck_assert_double_eq(g, 12500);
+  ck_assert_int_eq(cs_parse_mass("1.2t", &g, &e), CS_OK);
+  ck_assert_double_eq_tol(g, 1.2e6, 1e-6);
+  static const char *bad[] = {"500", "kg", "5 kg", "-5kg", "0kg", "5KG", "5lb"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+    ck_assert_msg(cs_parse_mass(bad[i], &g, &e) == CS_EINVAL, "%s", bad[i]);
+}
+END_TEST
+
+START_TEST(test_parse_rfc3339_offsets)
+{
+  int64_t t;
+  const char *e;
+  ck_assert_int_eq(cs_parse_rfc3339("2026-11-23T02:00:00Z", &t, &e), CS_OK);
+  ck_assert_int_eq(t, 1795399200);
+  int64_t u;
+  ck_assert_int_eq(cs_parse_rfc3339("2026-11-23T03:30:00+01:30", &u, &e),
+                   CS_OK);
+  ck_assert_int_eq(u, t);
+  ck_assert_int_eq(cs_parse_rfc3339("2026-11-22T21:00:00.123456-05:00", &u, &e),
+                   CS_OK);
+  ck_assert_int_eq(u, t);
+  ck_assert_int_eq(cs_parse_rfc3339("2026-11-23T02:00Z", &u, &e), CS_OK);
+  ck_assert_int_eq(u, t);
+  static const char *bad[] = {"2026-11-23",
+                              "2026-11-23T02:00:00",
+                              "2026-02-30T00:00:00Z",
+                              "2026-11-23T25:00:00Z",
+                              "2026-11-23T02:00:00+0100",
+                              "tomorrow"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+    ck_assert_msg(cs_parse_rfc3339(bad[i], &u, &e) == CS_EINVAL, "%s", bad[i]);
+  char out[21];
+  cs_format_rfc3339(t, out);
+  ck_assert_str_eq(out, "2026-11-23T02:00:00Z");
+}
+END_TEST
+
+START_TEST(test_parse_date_forms)
+{
+  int64_t t;
+  const char *e;
+  ck_assert_int_eq(cs_parse_date("2024-03", &t, &e), CS_OK);
+  ck_assert_int_eq(t, 1709251200);
+  ck_assert_int_eq(cs_parse_date("2024-02-29", &t, &e), CS_OK);
+  ck_assert_int_eq(cs_parse_date("2023-02-29", &t, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_date("2024-13", &t, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_date("2024/03", &t, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_date("24-03", &t, &e), CS_EINVAL);
+}
+END_TEST
+
+START_TEST(test_parse_numbers_strict)
+{
+  int64_t i;
+  double d;
+  const char *e;
+  ck_assert_int_eq(cs_parse_int64("-42", &i, &e), CS_OK);
+  ck_assert_int_eq(i, -42);
+  ck_assert_int_eq(cs_parse_int64("42 ", &i, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_int64("99999999999999999999", &i, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_double("1.2", &d, &e), CS_OK);
+  ck_assert_int_eq(cs_parse_double("nan", &d, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_double("0x10", &d, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_double("1e999", &d, &e), CS_EINVAL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("parse");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, test_parse_duration_forms);
+  tcase_add_test(tc, test_parse_quantity_suffixes);
+  tcase_add_test(tc, test_parse_mass_units);
+  tcase_add_test(tc, test_parse_rfc3339_offsets);
+  tcase_add_test(tc, test_parse_date_forms);
+  tcase_add_test(tc, test_parse_numbers_strict);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

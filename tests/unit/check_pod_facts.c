@@ -1,0 +1,167 @@
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/pod_facts.h"
+#include "tests/unit/testutil.h"
+
+static cJSON *pod_with(const char *json)
+{
+  cJSON *p = cJSON_Parse(json);
+  ck_assert_msg(p != NULL, "test pod is not JSON: %s", json);
+  return p;
+}
+
+START_TEST(test_pod_facts_read_fixture)
+{
+  size_t len;
+  char *body =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  cJSON *doc = cJSON_ParseWithLength(body, len);
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(cJSON_GetObjectItem(doc, "Pod"), 3600, &f),
+                   CS_OK);
+  ck_assert_str_eq(f.name, "llm-pretrain-7b-x2k9q");
+  ck_assert_str_eq(f.ns, "ml-research");
+  ck_assert_double_eq(f.gpus, 8);
+  ck_assert_str_eq(f.gpu_resource, "nvidia.com/gpu");
+  ck_assert_double_eq(f.duration_s, 36 * 3600.0);
+  ck_assert(!f.duration_defaulted);
+  ck_assert_str_eq(f.problems, "");
+  ck_assert_int_eq(f.created_at, 1763629964); /* 2026-11-20T09:12:44Z */
+  cJSON_Delete(doc);
+  free(body);
+}
+END_TEST
+
+START_TEST(test_pod_facts_read_plain_pod_no_gpu)
+{
+  size_t len;
+  char *body = tu_read_shared(
+      "fixtures/extender/prioritize-plain-pod.request.json", &len);
+  cJSON *doc = cJSON_ParseWithLength(body, len);
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(cJSON_GetObjectItem(doc, "Pod"), 3600, &f),
+                   CS_OK);
+  ck_assert_double_eq(f.gpus, 0);
+  ck_assert(f.duration_defaulted);
+  ck_assert_double_eq(f.duration_s, 3600);
+  cJSON_Delete(doc);
+  free(body);
+}
+END_TEST
+
+/* Init containers as the scheduler counts them: the larger of the regular
+ * sum and the largest init container, sidecars added, plus overhead. */
+START_TEST(test_pod_facts_read_init_containers_and_sidecars)
+{
+  cs_pod_facts f;
+  cJSON *p = pod_with(
+      "{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{"
+      "\"nvidia.com/gpu\":\"2\"}}},{\"resources\":{\"limits\":{"
+      "\"nvidia.com/gpu\":\"1\"}}}],\"initContainers\":[{\"resources\":{"
+      "\"requests\":{\"nvidia.com/gpu\":\"4\"}}}]}}");
+  ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
+  ck_assert_double_eq(f.gpus, 4);
+  cJSON_Delete(p);
+
+  p = pod_with("{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{"
+               "\"amd.com/gpu\":\"2\"}}}],\"initContainers\":[{"
+               "\"restartPolicy\":\"Always\",\"resources\":{\"requests\":{"
+               "\"amd.com/gpu\":\"1\"}}}],\"overhead\":{\"amd.com/gpu\":"
+               "\"1\"}}}");
+  ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
+  ck_assert_double_eq(f.gpus, 4);
+  ck_assert_str_eq(f.gpu_resource, "amd.com/gpu");
+  cJSON_Delete(p);
+}
+END_TEST
+
+static const struct {
+  const char *annotations;
+  const char *needle;
+} bad_annotations[] = {
+    {"{\"carbonshift.io/expected-duration\":\"36\"}",
+     "carbonshift.io/expected-duration=\"36\": expected a duration"},
+    {"{\"carbonshift.io/expected-duration\":\"-1h\"}",
+     "expected-duration=\"-1h\""},
+    {"{\"carbonshift.io/expected-duration\":\"0h\"}", "positive duration"},
+    {"{\"carbonshift.io/expected-duration\":\"1h30\"}", "\"1h30\""},
+    {"{\"carbonshift.io/expected-duration\":12}", "(not a string)"},
+    {"{\"carbonshift.io/skip\":\"yes\"}",
+     "carbonshift.io/skip=\"yes\": expected \"true\" or \"false\""},
+};
+
+START_TEST(test_pod_facts_read_bad_annotation_named)
+{
+  char json[512];
+  snprintf(json, sizeof(json),
+           "{\"metadata\":{\"annotations\":%s},\"spec\":{}}",
+           bad_annotations[_i].annotations);
+  cJSON *p = pod_with(json);
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 7200, &f), CS_OK);
+  ck_assert_msg(strstr(f.problems, bad_annotations[_i].needle) != NULL,
+                "problems \"%s\" lack \"%s\"", f.problems,
+                bad_annotations[_i].needle);
+  ck_assert_double_eq(f.duration_s, 7200);
+  ck_assert(f.duration_defaulted);
+  ck_assert(!f.skip);
+  cJSON_Delete(p);
+}
+END_TEST
+
+START_TEST(test_pod_facts_read_bad_quantity_named)
+{
+  cJSON *p = pod_with("{\"spec\":{\"containers\":[{\"resources\":{"
+                      "\"requests\":{\"nvidia.com/gpu\":\"two\"}}}]}}");
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
+  ck_assert_double_eq(f.gpus, 0);
+  ck_assert_ptr_nonnull(strstr(f.problems,
+                               "spec.containers[0] nvidia.com/gpu: expected a "
+                               "whole number"));
+  cJSON_Delete(p);
+}
+END_TEST
+
+START_TEST(test_pod_facts_read_skip_and_durations)
+{
+  cJSON *p = pod_with("{\"metadata\":{\"annotations\":{"
+                      "\"carbonshift.io/skip\":\"true\","
+                      "\"carbonshift.io/expected-duration\":\"1h30m\"}}}");
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
+  ck_assert(f.skip);
+  ck_assert_double_eq(f.duration_s, 5400);
+  cJSON_Delete(p);
+  ck_assert_int_eq(cs_pod_facts_read(NULL, 60, &f), CS_EINVAL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("pod_facts");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, test_pod_facts_read_fixture);
+  tcase_add_test(tc, test_pod_facts_read_plain_pod_no_gpu);
+  tcase_add_test(tc, test_pod_facts_read_init_containers_and_sidecars);
+  tcase_add_loop_test(
+      tc, test_pod_facts_read_bad_annotation_named, 0,
+      (int)(sizeof(bad_annotations) / sizeof(bad_annotations[0])));
+  tcase_add_test(tc, test_pod_facts_read_bad_quantity_named);
+  tcase_add_test(tc, test_pod_facts_read_skip_and_durations);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
