@@ -35,7 +35,12 @@ cs_gpu_catalog *cs_gpu_catalog_new(void);
 void cs_gpu_catalog_free(cs_gpu_catalog *c);
 
 /* Adds a model, or replaces the non-zero fields of an existing one with the
- * same name. `labels` lists extra node-label values that mean this model. */
+ * same canonical name (case-insensitive). `labels` lists extra node-label
+ * values that mean this model. CS_EINVAL: empty or unprintable name or label, a
+ * negative or non-finite figure, a new model without power_w or without
+ * tensor_tflops/relative_throughput, or a name or label that already means
+ * another model; CS_ETOOBIG: over 256 models or 32 labels per model. On error
+ * the catalog is unchanged. */
 cs_err cs_gpu_catalog_set(cs_gpu_catalog *c, const cs_gpu_model *m,
                           const char *const *labels,
                           size_t nlabels) CS_MUST_USE;
@@ -54,5 +59,9 @@ double cs_gpu_throughput(const cs_gpu_model *m);
 /* Iteration over all models (for docs and --print-config). */
 size_t cs_gpu_catalog_count(const cs_gpu_catalog *c);
 const cs_gpu_model *cs_gpu_catalog_at(const cs_gpu_catalog *c, size_t i);
+/* The node-label values of model i (borrowed, valid until the next
+ * cs_gpu_catalog_set or cs_gpu_catalog_free); returns their number. */
+size_t cs_gpu_catalog_labels(const cs_gpu_catalog *c, size_t i,
+                             const char *const **labels);
 
 #endif

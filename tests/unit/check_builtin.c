@@ -1,0 +1,266 @@
+/* Unit tests for carbon/providers/builtin: the embedded month x hour
+ * profiles are recomputed here, independently, from the shared traces
+ * (CS_SHARED) and must match within rounding; then current() and forecast()
+ * behaviour. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "carbon/providers/builtin.h"
+
+static cs_provider *p;
+
+static void setup(void)
+{
+  p = cs_builtin_new();
+}
+
+static void teardown(void)
+{
+  cs_provider_free(p);
+  p = NULL;
+}
+
+static int64_t utc(int y, int mon, int d, int h, int mi)
+{
+  struct tm tm = {0};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  return (int64_t)timegm(&tm);
+}
+
+/* Month x hour means of column `col` (0-based) over the rows of `year` in a
+ * CSV whose first column is "YYYY-MM-DD hh:mm:ss". */
+static void trace_means(const char *file, int year, int col,
+                        double mean[12][24])
+{
+  const char *shared = getenv("CS_SHARED");
+  ck_assert_msg(shared && *shared, "CS_SHARED is not set");
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/data/carbon/%s", shared, file);
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f != NULL, "cannot open %s", path);
+  static double sum[12][24];
+  static long n[12][24];
+  memset(sum, 0, sizeof(sum));
+  memset(n, 0, sizeof(n));
+  char line[1024];
+  ck_assert_ptr_nonnull(fgets(line, sizeof(line), f)); /* header */
+  long rows = 0;
+  while (fgets(line, sizeof(line), f)) {
+    int y, mo, d, h;
+    if (sscanf(line, "%4d-%2d-%2d %2d", &y, &mo, &d, &h) != 4)
+      continue;
+    if (y != year)
+      continue;
+    ck_assert(mo >= 1 && mo <= 12 && h >= 0 && h <= 23);
+    char *p_ = line;
+    for (int c = 0; c < col && p_; c++) {
+      p_ = strchr(p_, ',');
+      if (p_)
+        p_++;
+    }
+    ck_assert_msg(p_ != NULL, "short row in %s: %s", file, line);
+    char *end;
+    double v = strtod(p_, &end);
+    ck_assert_msg(end != p_, "bad value in %s: %s", file, line);
+    sum[mo - 1][h] += v;
+    n[mo - 1][h]++;
+    rows++;
+  }
+  fclose(f);
+  ck_assert_int_gt(rows, 8000);
+  for (int m = 0; m < 12; m++)
+    for (int h = 0; h < 24; h++) {
+      ck_assert_int_gt(n[m][h], 0);
+      mean[m][h] = sum[m][h] / (double)n[m][h];
+    }
+}
+
+static void check_zone_against_trace(const char *zone, const char *file,
+                                     int year, int col)
+{
+  double mean[12][24];
+  trace_means(file, year, col, mean);
+  for (int m = 0; m < 12; m++)
+    for (int h = 0; h < 24; h++) {
+      cs_signal s;
+      /* Any year, any day of the month: the profile is month x hour. */
+      int64_t t = utc(2031, m + 1, 17, h, 42);
+      ck_assert_int_eq(p->ops->current(p, zone, t, &s), CS_OK);
+      ck_assert_msg(fabs(s.g_per_kwh - mean[m][h]) <= 0.5 + 1e-9,
+                    "%s month %d hour %d: embedded %g, trace mean %.3f", zone,
+                    m + 1, h, s.g_per_kwh, mean[m][h]);
+    }
+}
+
+START_TEST(test_builtin_profile_matches_trace_de)
+{
+  check_zone_against_trace("DE", "em-2023/DE.csv", 2023, 5);
+}
+END_TEST
+
+START_TEST(test_builtin_profile_matches_trace_gb)
+{
+  check_zone_against_trace("GB", "em-2023/GB.csv", 2023, 5);
+}
+END_TEST
+
+START_TEST(test_builtin_profile_matches_trace_es)
+{
+  check_zone_against_trace("ES", "em-2023/ES.csv", 2023, 5);
+}
+END_TEST
+
+START_TEST(test_builtin_profile_matches_trace_no)
+{
+  check_zone_against_trace("NO", "em-2023/NO.csv", 2023, 5);
+}
+END_TEST
+
+START_TEST(test_builtin_profile_matches_trace_us_cal_ciso)
+{
+  check_zone_against_trace("US-CAL-CISO", "em-2023/US-CAL-CISO.csv", 2023, 5);
+}
+END_TEST
+
+START_TEST(test_builtin_profile_matches_trace_fr)
+{
+  check_zone_against_trace("FR", "lwa-2020/FR.csv", 2020, 1);
+}
+END_TEST
+
+START_TEST(test_builtin_current_fields)
+{
+  cs_signal s;
+  int64_t now = utc(2025, 7, 3, 14, 25) + 7;
+  ck_assert_int_eq(p->ops->current(p, "DE", now, &s), CS_OK);
+  ck_assert_int_eq(s.type, CS_SIGNAL_AVERAGE);
+  ck_assert_str_eq(s.provider, "builtin");
+  ck_assert_str_eq(s.zone, "DE");
+  ck_assert(s.estimated);
+  ck_assert_int_eq(s.observed_at, utc(2025, 7, 3, 14, 0));
+  ck_assert_int_eq(s.fetched_at, now);
+  ck_assert_double_gt(s.g_per_kwh, 0);
+  ck_assert_str_eq(p->ops->name, "builtin");
+  ck_assert(!p->ops->remote);
+}
+END_TEST
+
+START_TEST(test_builtin_current_flat_zone)
+{
+  cs_signal a, b;
+  ck_assert_int_eq(p->ops->current(p, "PL", utc(2025, 1, 1, 3, 0), &a), CS_OK);
+  ck_assert_int_eq(p->ops->current(p, "PL", utc(2025, 8, 9, 15, 0), &b), CS_OK);
+  ck_assert_double_eq(a.g_per_kwh, b.g_per_kwh);
+  ck_assert_double_eq(a.g_per_kwh, 662);
+}
+END_TEST
+
+START_TEST(test_builtin_current_unknown_zone)
+{
+  cs_signal s = {.g_per_kwh = -7};
+  ck_assert_int_eq(p->ops->current(p, "XX", 0, &s), CS_ENOTFOUND);
+  ck_assert_int_eq(p->ops->current(p, "de", 0, &s), CS_ENOTFOUND);
+  ck_assert_int_eq(p->ops->current(p, "", 0, &s), CS_ENOTFOUND);
+  ck_assert_int_eq(p->ops->current(p, NULL, 0, &s), CS_ENOTFOUND);
+  ck_assert_double_eq(s.g_per_kwh, -7); /* nothing written */
+  cs_series f = {0};
+  ck_assert_int_eq(p->ops->forecast(p, "XX", 0, 3600, &f), CS_ENOTFOUND);
+  ck_assert_ptr_null(f.points);
+}
+END_TEST
+
+START_TEST(test_builtin_current_before_1970)
+{
+  cs_signal s;
+  ck_assert_int_eq(p->ops->current(p, "GB", -1, &s), CS_OK);
+  ck_assert_int_eq(s.observed_at, -3600);
+}
+END_TEST
+
+START_TEST(test_builtin_forecast_repeats_profile)
+{
+  int64_t from = utc(2025, 3, 31, 22, 30), to = utc(2025, 4, 1, 3, 0);
+  cs_series f = {0};
+  ck_assert_int_eq(p->ops->forecast(p, "ES", from, to, &f), CS_OK);
+  ck_assert_int_eq(f.step, 3600);
+  ck_assert_int_eq(f.type, CS_SIGNAL_AVERAGE);
+  ck_assert_str_eq(f.provider, "builtin");
+  ck_assert_str_eq(f.zone, "ES");
+  /* 22:00, 23:00 of 31 March, then 00:00..02:00 of 1 April. */
+  ck_assert_uint_eq(f.len, 5);
+  ck_assert_int_eq(f.points[0].at, utc(2025, 3, 31, 22, 0));
+  ck_assert_int_ge(cs_series_end(&f), to);
+  for (size_t i = 0; i < f.len; i++) {
+    cs_signal s;
+    ck_assert_int_eq(p->ops->current(p, "ES", f.points[i].at, &s), CS_OK);
+    ck_assert_double_eq(f.points[i].g_per_kwh, s.g_per_kwh);
+    if (i)
+      ck_assert_int_eq(f.points[i].at - f.points[i - 1].at, 3600);
+  }
+  /* The month changes at midnight UTC: March 23:00 vs April 00:00. */
+  double mean;
+  ck_assert_int_eq(cs_series_window_mean(&f, from, to - from, &mean), CS_OK);
+  cs_series_free(&f);
+}
+END_TEST
+
+START_TEST(test_builtin_forecast_rejects_bad_range)
+{
+  cs_series f = {0};
+  ck_assert_int_eq(p->ops->forecast(p, "DE", 7200, 7200, &f), CS_EINVAL);
+  ck_assert_int_eq(p->ops->forecast(p, "DE", 7200, 3600, &f), CS_EINVAL);
+  ck_assert_int_eq(
+      p->ops->forecast(p, "DE", 0, (int64_t)CS_BUILTIN_MAX_SPAN + 1, &f),
+      CS_ETOOBIG);
+  ck_assert_ptr_null(f.points);
+}
+END_TEST
+
+START_TEST(test_builtin_zone_list)
+{
+  size_t n = 0;
+  while (cs_builtin_zone_at(n))
+    n++;
+  ck_assert_uint_ge(n, 12);
+  for (size_t i = 0; i < n; i++) {
+    cs_signal s;
+    ck_assert_int_eq(p->ops->current(p, cs_builtin_zone_at(i), 0, &s), CS_OK);
+    ck_assert_double_gt(s.g_per_kwh, 0);
+    ck_assert_double_lt(s.g_per_kwh, 1200);
+  }
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("builtin");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_builtin_profile_matches_trace_de);
+  tcase_add_test(tc, test_builtin_profile_matches_trace_gb);
+  tcase_add_test(tc, test_builtin_profile_matches_trace_es);
+  tcase_add_test(tc, test_builtin_profile_matches_trace_no);
+  tcase_add_test(tc, test_builtin_profile_matches_trace_us_cal_ciso);
+  tcase_add_test(tc, test_builtin_profile_matches_trace_fr);
+  tcase_add_test(tc, test_builtin_current_fields);
+  tcase_add_test(tc, test_builtin_current_flat_zone);
+  tcase_add_test(tc, test_builtin_current_unknown_zone);
+  tcase_add_test(tc, test_builtin_current_before_1970);
+  tcase_add_test(tc, test_builtin_forecast_repeats_profile);
+  tcase_add_test(tc, test_builtin_forecast_rejects_bad_range);
+  tcase_add_test(tc, test_builtin_zone_list);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
