@@ -30,7 +30,7 @@ START_TEST(test_pod_facts_read_fixture)
   ck_assert_double_eq(f.duration_s, 36 * 3600.0);
   ck_assert(!f.duration_defaulted);
   ck_assert_str_eq(f.problems, "");
-  ck_assert_int_eq(f.created_at, 1763629964); /* 2026-11-20T09:12:44Z */
+  ck_assert_int_eq(f.created_at, 1795165964); /* 2026-11-20T09:12:44Z */
   cJSON_Delete(doc);
   free(body);
 }
