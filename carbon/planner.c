@@ -53,8 +53,8 @@ static void consider(best *b, const cs_plan_option *o, size_t idx,
   /* Ties go to the earlier start, then to the lower option index, so the
    * same inputs always give the same plan. */
   if (!b->found || g < b->g ||
-      (g == b->g && (start < b->start ||
-                     (start == b->start && idx < b->option)))) {
+      (g == b->g &&
+       (start < b->start || (start == b->start && idx < b->option)))) {
     b->found = true;
     b->start = start;
     b->option = idx;
@@ -90,8 +90,7 @@ static void search_option(best *b, const cs_plan_option *o, size_t idx,
   for (size_t i = lower_bound(s, now);
        i < s->len && s->points[i].at <= o->latest_start; i++)
     consider(b, o, idx, s->points[i].at);
-  for (size_t i = lower_bound(s, now + o->runtime_s);
-       i <= s->len; i++) {
+  for (size_t i = lower_bound(s, now + o->runtime_s); i <= s->len; i++) {
     int64_t end = i < s->len ? s->points[i].at : cs_series_end(s);
     int64_t start = end - o->runtime_s;
     if (start > o->latest_start)
@@ -136,8 +135,7 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
     double g;
     if (cs_plan_emissions(&opts[i], now, &g, NULL) == CS_OK ||
         (opts[i].latest_start >= now &&
-         cs_plan_emissions(&opts[i], opts[i].latest_start, &g, NULL) ==
-             CS_OK))
+         cs_plan_emissions(&opts[i], opts[i].latest_start, &g, NULL) == CS_OK))
       covered = true;
     search_option(&b, &opts[i], i, now);
   }
