@@ -10,6 +10,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
+#include "carbon/util/parse.h"
 #include "scheduler/codec.h"
 #include "scheduler/node_cache.h"
 #include "scheduler/pod_facts.h"
@@ -34,6 +35,9 @@ typedef struct zone_signal {
   char zone[CS_ZONE_MAX];
   bool found;
   cs_signal sig;
+  bool forecast_tried; /* the forecast is fetched once, when first needed */
+  bool has_forecast;
+  cs_series forecast;
 } zone_signal;
 
 /* What one call keeps of each node: compact, since a call may carry
@@ -59,6 +63,7 @@ typedef struct call {
   const char *request_id;
   int64_t now;
   cs_wire_request req;
+  size_t req_nnodes; /* kept after the request is freed */
   cs_pod_facts pod;
   bool neutral; /* the pod is not ours to rank */
   const char *neutral_why;
@@ -67,6 +72,13 @@ typedef struct call {
   zone_signal *zones;
   size_t nzones, zones_cap;
   cs_buf problems; /* NUL-separated problem texts */
+  /* Filter only: */
+  cs_verdict *verdicts;
+  char **reasons; /* owned, per node; NULL for passing nodes */
+  bool planned;   /* the planner ran */
+  cs_plan plan;
+  int64_t latest_start;
+  const char *outcome;
 } call;
 
 static const double latency_buckets[] = {
@@ -184,6 +196,272 @@ static void evaluate_node(call *c, size_t i, cs_node_facts *f)
     e->est.unknown = "grid zone";
 }
 
+/* ---- /filter: malformed annotations, budgets and waiting ---------------- */
+
+static const cs_series *zone_forecast(call *c, int zone)
+{
+  if (zone < 0)
+    return NULL;
+  zone_signal *z = &c->zones[zone];
+  if (!z->forecast_tried) {
+    z->forecast_tried = true;
+    int64_t horizon = c->d->deps.forecast_horizon_s > 0
+                          ? c->d->deps.forecast_horizon_s
+                          : 72 * 3600;
+    /* From an hour back, so the step in force now is included. */
+    z->has_forecast =
+        cs_signals_forecast(c->d->deps.signals, z->zone, NULL, c->now - 3600,
+                            c->now + horizon, &z->forecast) == CS_OK;
+  }
+  return z->has_forecast ? &z->forecast : NULL;
+}
+
+/* "2026-11-23T02:00Z": minutes are the precision anyone acts on. */
+static void minute_time(int64_t t, char out[static 21])
+{
+  char full[21];
+  cs_format_rfc3339(t, full);
+  snprintf(out, 21, "%.16sZ", full);
+}
+
+static void fail_all(call *c, const char *reason)
+{
+  for (size_t i = 0; i < c->req.nnodes; i++) {
+    c->verdicts[i] = CS_FAIL_UNRESOLVABLE;
+    free(c->reasons[i]);
+    c->reasons[i] = cs_strdup(reason);
+  }
+}
+
+static void emit(call *c, const char *type, const char *reason,
+                 const char *note)
+{
+  const cs_decision_sink *s = c->d->deps.sink;
+  if (s && s->event)
+    s->event(s->ctx, &c->pod, type, reason, note);
+}
+
+static const char *zone_name(const call *c, size_t node)
+{
+  int z = c->nodes[node].zone;
+  return z >= 0 ? c->zones[z].zone : "?";
+}
+
+/* The latest start of the job on one node: the pod's max-delay after its
+ * creation, and early enough to meet its deadline with this node's
+ * runtime. No slack annotation: it must start now. */
+static int64_t latest_start(const call *c, const node_eval *e)
+{
+  int64_t latest = INT64_MAX;
+  if (c->pod.max_delay_s > 0) {
+    int64_t created = c->pod.created_at ? c->pod.created_at : c->now;
+    latest = created + (int64_t)c->pod.max_delay_s;
+  }
+  if (c->pod.deadline > 0) {
+    int64_t by = c->pod.deadline - (int64_t)ceil(e->est.runtime_s);
+    latest = by < latest ? by : latest;
+  }
+  return latest == INT64_MAX ? c->now : latest;
+}
+
+static void defer(call *c, size_t *opt_node)
+{
+  char start[21], latest[21], msg[384];
+  const cs_plan *p = &c->plan;
+  minute_time(p->start, start);
+  minute_time(c->latest_start, latest);
+  const char *zs = zone_name(c, opt_node[p->option]);
+  const char *zn = zone_name(c, opt_node[p->now_option]);
+  char now_part[96];
+  if (isnan(p->now_g))
+    snprintf(now_part, sizeof(now_part), "no estimate now");
+  else if (strcmp(zs, zn) == 0)
+    snprintf(now_part, sizeof(now_part), "%.0f now", p->now_intensity);
+  else
+    snprintf(now_part, sizeof(now_part), "%.0f now in %s", p->now_intensity,
+             zn);
+  if (p->fits_now)
+    snprintf(msg, sizeof(msg),
+             "carbonshift: waiting for a greener window: planned start %s "
+             "(forecast %.0f gCO2/kWh vs %s in %s), latest start %s",
+             start, p->start_intensity, now_part, zs, latest);
+  else
+    snprintf(msg, sizeof(msg),
+             "carbonshift: waiting for a window within the carbon budget of "
+             "%.3g kg: planned start %s (estimate %.3g kg in %s, %.3g kg "
+             "now), latest start %s",
+             c->pod.budget_g / 1000, start, p->start_g / 1000, zs,
+             p->now_g / 1000, latest);
+  fail_all(c, msg);
+  c->outcome = "deferred";
+  emit(c, "Normal", "CarbonDeferred", msg);
+
+  const cs_decision_sink *s = c->d->deps.sink;
+  if (s && s->annotate && p->start != c->pod.planned_start) {
+    char when[21], saving[48];
+    cs_format_rfc3339(p->start, when);
+    if (isnan(p->now_g))
+      snprintf(saving, sizeof(saving), "unknown");
+    else
+      snprintf(saving, sizeof(saving), "%.0fg", p->now_g - p->start_g);
+    const char *keys[] = {CS_ANN_PLANNED_START, CS_ANN_EXPECTED_SAVING};
+    const char *values[] = {when, saving};
+    s->annotate(s->ctx, &c->pod, keys, values, 2);
+  }
+}
+
+/* Fails the nodes whose estimate now is over the budget, with the numbers;
+ * returns how many fit. Nodes without an estimate cannot be judged and
+ * pass (missing data is neutral). */
+static size_t filter_budget(call *c)
+{
+  size_t fit = 0;
+  for (size_t i = 0; i < c->req.nnodes; i++) {
+    const cs_estimate *e = &c->nodes[i].est;
+    if (!e->known || c->pod.budget_g <= 0 || e->total_g <= c->pod.budget_g) {
+      fit++;
+      continue;
+    }
+    c->verdicts[i] = CS_FAIL_UNRESOLVABLE;
+    c->reasons[i] = cs_asprintf(
+        "carbonshift: estimate %.3g kg > budget %.3g kg (%s at %.0f "
+        "gCO2/kWh)",
+        e->total_g / 1000, c->pod.budget_g / 1000, zone_name(c, i),
+        e->intensity);
+  }
+  return fit;
+}
+
+/* The node with the lowest estimate; SIZE_MAX when none is known. */
+static size_t lowest_node(const call *c)
+{
+  size_t best = SIZE_MAX;
+  for (size_t i = 0; i < c->req.nnodes; i++)
+    if (c->nodes[i].est.known &&
+        (best == SIZE_MAX ||
+         c->nodes[i].est.total_g < c->nodes[best].est.total_g))
+      best = i;
+  return best;
+}
+
+static void placed(call *c)
+{
+  size_t best = lowest_node(c), eligible = 0;
+  if (best == SIZE_MAX)
+    return;
+  for (size_t i = 0; i < c->req.nnodes; i++)
+    eligible += c->verdicts[i] == CS_PASS;
+  char note[512];
+  snprintf(note, sizeof(note),
+           "carbonshift: %zu of %zu nodes eligible; lowest estimate %.3g kg "
+           "on %s (%s)",
+           eligible, c->req.nnodes,
+           c->nodes[best].est.total_g / 1000, c->req.nodes[best].name,
+           zone_name(c, best));
+  emit(c, "Normal", "CarbonPlaced", note);
+}
+
+static void decide_filter(call *c)
+{
+  size_t n = c->req.nnodes;
+  c->verdicts = cs_calloc(n + 1, sizeof(*c->verdicts));
+  c->reasons = cs_calloc(n + 1, sizeof(*c->reasons));
+  c->outcome = "passed";
+
+  if (c->pod.problems[0] && !c->pod.skip) {
+    char msg[CS_PROBLEMS_MAX + 64];
+    snprintf(msg, sizeof(msg), "carbonshift: %s", c->pod.problems);
+    fail_all(c, msg);
+    c->outcome = "invalidAnnotation";
+    emit(c, "Warning", "CarbonInvalidAnnotation", msg);
+    return;
+  }
+  if (c->neutral || !n)
+    return;
+
+  /* The planner's options: every node with an estimate now. */
+  cs_plan_option *opts = cs_calloc(n, sizeof(*opts));
+  size_t *opt_node = cs_calloc(n, sizeof(*opt_node));
+  size_t nopts = 0;
+  bool slack = false;
+  c->latest_start = c->now;
+  for (size_t i = 0; i < n; i++) {
+    const node_eval *e = &c->nodes[i];
+    if (!e->est.known)
+      continue;
+    cs_plan_option *o = &opts[nopts];
+    o->forecast = zone_forecast(c, e->zone);
+    o->current = e->est.intensity;
+    o->energy_kwh = e->est.energy_kwh;
+    o->embodied_g = e->est.embodied_g;
+    o->runtime_s = (int64_t)ceil(e->est.runtime_s);
+    o->latest_start = latest_start(c, e);
+    o->budget_g = c->pod.budget_g;
+    if (o->latest_start > c->now)
+      slack = true;
+    if (o->latest_start > c->latest_start)
+      c->latest_start = o->latest_start;
+    opt_node[nopts++] = i;
+  }
+
+  size_t fit = filter_budget(c);
+  bool over = fit == 0;
+  if (nopts && (slack || over)) {
+    c->planned = cs_plan_window(&c->d->deps.plan, opts, nopts, c->now,
+                                c->pod.planned_start, &c->plan) == CS_OK;
+    if (c->planned && c->plan.wait &&
+        (!over || c->pod.on_exceeded == CS_ON_EXCEEDED_WAIT)) {
+      defer(c, opt_node);
+      goto out;
+    }
+  }
+
+  if (!over) {
+    placed(c);
+    goto out;
+  }
+  /* No node fits the budget now, and waiting does not help or is not
+   * wanted. */
+  size_t best = lowest_node(c);
+  if (c->pod.on_exceeded == CS_ON_EXCEEDED_ALLOW && best != SIZE_MAX) {
+    char note[512];
+    snprintf(note, sizeof(note),
+             "carbonshift: over budget (estimate %.3g kg > %.3g kg); "
+             "allowed on the lowest-emission node %s only "
+             "(on-budget-exceeded: allow)",
+             c->nodes[best].est.total_g / 1000, c->pod.budget_g / 1000,
+             c->req.nodes[best].name);
+    for (size_t i = 0; i < n; i++) {
+      if (i == best) {
+        c->verdicts[i] = CS_PASS;
+        free(c->reasons[i]);
+        c->reasons[i] = NULL;
+      } else if (c->verdicts[i] == CS_PASS) {
+        c->verdicts[i] = CS_FAIL_UNRESOLVABLE;
+        c->reasons[i] = cs_strdup(note);
+      }
+    }
+    c->outcome = "allowedOverBudget";
+    emit(c, "Warning", "CarbonBudgetExceeded", note);
+    goto out;
+  }
+  char note[384];
+  snprintf(note, sizeof(note),
+           "carbonshift: no node fits the carbon budget of %.3g kg "
+           "(lowest estimate %.3g kg on %s)%s",
+           c->pod.budget_g / 1000,
+           best != SIZE_MAX ? c->nodes[best].est.total_g / 1000 : 0.0,
+           best != SIZE_MAX ? c->req.nodes[best].name : "?",
+           c->pod.on_exceeded == CS_ON_EXCEEDED_REJECT
+               ? "; on-budget-exceeded: reject"
+               : "; no window within the slack fits either");
+  c->outcome = "overBudget";
+  emit(c, "Warning", "CarbonBudgetExceeded", note);
+out:
+  free(opts);
+  free(opt_node);
+}
+
 static void log_intensity(cs_buf *l, const call *c, int zone)
 {
   if (zone < 0 || !c->zones[zone].found) {
@@ -229,6 +507,8 @@ static void log_node(cs_buf *l, const call *c, size_t i)
   }
   if (c->verb == CS_VERB_PRIORITIZE)
     cs_json_int(l, "score", c->scores[i]);
+  else if (c->verdicts && c->verdicts[i] != CS_PASS)
+    cs_json_str(l, "rejected", c->reasons[i]);
   const char *p = problems_at(c, e->problems);
   if (p)
     cs_json_str(l, "problems", p);
@@ -259,6 +539,22 @@ static void log_decision(const call *c, const char *outcome, double seconds)
   if (c->pod.problems[0])
     cs_json_str(l, "podProblems", c->pod.problems);
   cs_json_str(l, "mode", c->req.names_only ? "names" : "nodes");
+  if (c->planned) {
+    char t[21];
+    cs_json_open(l, "plan", '{');
+    cs_json_bool(l, "wait", c->plan.wait);
+    cs_format_rfc3339(c->plan.start, t);
+    cs_json_str(l, "plannedStart", t);
+    cs_format_rfc3339(c->latest_start, t);
+    cs_json_str(l, "latestStart", t);
+    cs_json_num(l, "nowKg", c->plan.now_g / 1000, 3);
+    cs_json_num(l, "plannedKg", c->plan.start_g / 1000, 3);
+    cs_json_bool(l, "kept", c->plan.kept);
+    cs_json_bool(l, "forecastShort", c->plan.forecast_short);
+    cs_json_close(l, '}');
+  }
+  if (c->pod.budget_g > 0)
+    cs_json_num(l, "budgetKg", c->pod.budget_g / 1000, 3);
   cs_json_open(l, "nodes", '[');
   for (size_t i = 0; i < c->req.nnodes; i++)
     log_node(l, c, i);
@@ -310,6 +606,7 @@ void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
     c.neutral_why = "pod requests no accelerator";
   }
 
+  c.req_nnodes = c.req.nnodes;
   c.nodes = cs_calloc(c.req.nnodes, sizeof(*c.nodes));
   c.scores = cs_calloc(c.req.nnodes, sizeof(*c.scores));
   cs_node_facts *scratch = cs_malloc(sizeof(*scratch));
@@ -331,12 +628,10 @@ void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
     cs_codec_write_priorities(&reply, &c.req, c.scores);
     outcome = any_known ? "ranked" : "neutral";
   } else {
-    /* Every node passes the filter for now: budgets and waiting decide
-     * here once they exist. */
-    cs_verdict *verdicts = cs_calloc(c.req.nnodes, sizeof(*verdicts));
-    cs_codec_write_filter(&reply, &c.req, verdicts, NULL);
-    free(verdicts);
-    outcome = "passed";
+    decide_filter(&c);
+    cs_codec_write_filter(&reply, &c.req, c.verdicts,
+                          (const char *const *)c.reasons);
+    outcome = c.outcome;
   }
   if (cs_buf_error(&reply)) {
     cs_log_error("Reply encoding failed", cs_strerror(cs_buf_error(&reply)));
@@ -368,7 +663,13 @@ out:
   cs_codec_request_free(&c.req);
   free(c.nodes);
   free(c.scores);
+  for (size_t z = 0; z < c.nzones; z++)
+    cs_series_free(&c.zones[z].forecast);
   free(c.zones);
+  for (size_t i = 0; c.reasons && i < c.req_nnodes; i++)
+    free(c.reasons[i]);
+  free(c.reasons);
+  free(c.verdicts);
   cs_buf_free(&c.problems);
 }
 

@@ -14,10 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "carbon/planner.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/metrics.h"
 #include "scheduler/estimate.h"
 #include "scheduler/node_facts.h"
+#include "scheduler/pod_facts.h"
 
 typedef enum cs_verb { CS_VERB_FILTER, CS_VERB_PRIORITIZE } cs_verb;
 
@@ -32,12 +34,28 @@ typedef struct cs_reply {
 
 typedef struct cs_node_cache cs_node_cache;
 
+/* Where decisions are made visible in the cluster: Events on the pod and
+ * annotations that store its plan. main wires it to the Kubernetes client;
+ * both calls must return at once (queue, never block on the network). */
+typedef struct cs_decision_sink {
+  void *ctx;
+  /* type is "Normal" or "Warning"; reason is CarbonDeferred,
+   * CarbonBudgetExceeded, CarbonInvalidAnnotation or CarbonPlaced. */
+  void (*event)(void *ctx, const cs_pod_facts *pod, const char *type,
+                const char *reason, const char *note);
+  void (*annotate)(void *ctx, const cs_pod_facts *pod, const char *const *keys,
+                   const char *const *values, size_t n);
+} cs_decision_sink;
+
 typedef struct cs_decider_deps {
   struct cs_signals *signals;         /* required */
   const cs_facts_params *facts;       /* required */
   const cs_estimate_params *estimate; /* required */
+  cs_plan_params plan;                /* margins for waiting */
+  int64_t forecast_horizon_s;         /* how far ahead to plan; 0: 72h */
   cs_node_cache *nodes;               /* NULL: names-only nodes unknown */
   cs_metrics *metrics;                /* NULL: no metrics */
+  const cs_decision_sink *sink;       /* NULL: decisions only logged */
 } cs_decider_deps;
 
 typedef struct cs_decider cs_decider;

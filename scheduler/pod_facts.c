@@ -107,6 +107,81 @@ static void read_gpus(const cJSON *spec, cs_pod_facts *f)
   }
 }
 
+const char *cs_on_exceeded_name(cs_on_exceeded v)
+{
+  switch (v) {
+  case CS_ON_EXCEEDED_REJECT:
+    return "reject";
+  case CS_ON_EXCEEDED_ALLOW:
+    return "allow";
+  case CS_ON_EXCEEDED_WAIT:
+    break;
+  }
+  return "wait";
+}
+
+/* The string value of an annotation; NULL when absent. A value that is not a
+ * string is recorded as a problem. */
+static const char *annotation(cs_pod_facts *f, const cJSON *ann,
+                              const char *key)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(ann, key);
+  if (!v)
+    return NULL;
+  if (!cJSON_IsString(v)) {
+    cs_problems_add(f->problems, sizeof(f->problems),
+                    "annotation %s: expected a string value", key);
+    return NULL;
+  }
+  return v->valuestring;
+}
+
+static void bad_annotation(cs_pod_facts *f, const char *key, const char *v,
+                           const char *expected)
+{
+  cs_problems_add(f->problems, sizeof(f->problems),
+                  "annotation %s=\"%.64s\": expected %s", key, v, expected);
+}
+
+/* The annotations that shape time shifting and budgets. */
+static void read_scheduling(cs_pod_facts *f, const cJSON *ann)
+{
+  const char *expected;
+  const char *v = annotation(f, ann, CS_ANN_MAX_DELAY);
+  if (v && cs_parse_duration(v, &f->max_delay_s, &expected) != CS_OK)
+    bad_annotation(f, CS_ANN_MAX_DELAY, v, expected);
+
+  v = annotation(f, ann, CS_ANN_DEADLINE);
+  if (v && cs_parse_rfc3339(v, &f->deadline, &expected) != CS_OK) {
+    f->deadline = 0;
+    bad_annotation(f, CS_ANN_DEADLINE, v, expected);
+  }
+
+  v = annotation(f, ann, CS_ANN_BUDGET);
+  if (v && cs_parse_mass(v, &f->budget_g, &expected) != CS_OK) {
+    f->budget_g = 0;
+    bad_annotation(f, CS_ANN_BUDGET, v, expected);
+  }
+
+  v = annotation(f, ann, CS_ANN_ON_EXCEEDED);
+  if (v) {
+    if (strcmp(v, "wait") == 0)
+      f->on_exceeded = CS_ON_EXCEEDED_WAIT;
+    else if (strcmp(v, "reject") == 0)
+      f->on_exceeded = CS_ON_EXCEEDED_REJECT;
+    else if (strcmp(v, "allow") == 0)
+      f->on_exceeded = CS_ON_EXCEEDED_ALLOW;
+    else
+      bad_annotation(f, CS_ANN_ON_EXCEEDED, v, "one of wait, reject or allow");
+  }
+
+  /* Our own annotation: a bad value is a problem but not the user's; the
+   * plan is simply made again. */
+  v = annotation(f, ann, CS_ANN_PLANNED_START);
+  if (v && cs_parse_rfc3339(v, &f->planned_start, &expected) != CS_OK)
+    f->planned_start = 0;
+}
+
 cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
                          cs_pod_facts *out)
 {
@@ -145,6 +220,8 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
                       expected);
     }
   }
+
+  read_scheduling(out, ann);
 
   const cJSON *skip = cJSON_GetObjectItemCaseSensitive(ann, CS_ANN_SKIP);
   if (skip) {

@@ -17,6 +17,21 @@
 
 #define CS_ANN_DURATION "carbonshift.io/expected-duration"
 #define CS_ANN_SKIP "carbonshift.io/skip"
+#define CS_ANN_MAX_DELAY "carbonshift.io/max-delay"
+#define CS_ANN_DEADLINE "carbonshift.io/deadline"
+#define CS_ANN_BUDGET "carbonshift.io/carbon-budget"
+#define CS_ANN_ON_EXCEEDED "carbonshift.io/on-budget-exceeded"
+/* Written by carbonshift: the planned start and the expected saving. */
+#define CS_ANN_PLANNED_START "carbonshift.io/planned-start"
+#define CS_ANN_EXPECTED_SAVING "carbonshift.io/expected-saving"
+
+typedef enum cs_on_exceeded {
+  CS_ON_EXCEEDED_WAIT = 0, /* wait for a window where some node fits */
+  CS_ON_EXCEEDED_REJECT,   /* stay pending */
+  CS_ON_EXCEEDED_ALLOW     /* run on the lowest-emission node, and warn */
+} cs_on_exceeded;
+
+const char *cs_on_exceeded_name(cs_on_exceeded v);
 
 typedef struct cs_pod_facts {
   char ns[64];
@@ -28,6 +43,14 @@ typedef struct cs_pod_facts {
   double duration_s;       /* runtime on the reference GPU */
   bool duration_defaulted; /* no (valid) annotation: the default was used */
   bool skip;               /* carbonshift.io/skip: "true" */
+  double max_delay_s;      /* 0: none */
+  int64_t deadline;        /* Unix s; 0: none */
+  double budget_g;         /* 0: none */
+  cs_on_exceeded on_exceeded;
+  int64_t planned_start; /* from an earlier decision; 0: none */
+  /* Every malformed carbonshift annotation, each naming the annotation, the
+   * value and the expected form. A pod with any is kept pending by /filter
+   * (never silently ignored) and ranked with defaults by /prioritize. */
   char problems[CS_PROBLEMS_MAX];
 } cs_pod_facts;
 

@@ -266,6 +266,303 @@ START_TEST(test_decision_handle_logs_decision_line)
 }
 END_TEST
 
+
+/* ---- /filter decisions ---------------------------------------------------- */
+
+/* A provider serving zone DE only: 300 g/kWh, and 50 g/kWh for the 24 hours
+ * from 2026-11-20T14:00Z. Hourly, ten days from 2026-11-19T00:00Z. */
+#define VALLEY_T0 1795478400 /* 2026-11-19T00:00:00Z */
+#define VALLEY_LOW (VALLEY_T0 + 38 * 3600)
+static double valley_at(int64_t t)
+{
+  return t >= VALLEY_LOW && t < VALLEY_LOW + 86400 ? 50 : 300;
+}
+static cs_err valley_current(cs_provider *p, const char *zone, int64_t now,
+                             cs_signal *out)
+{
+  (void)p;
+  if (strcmp(zone, "DE") != 0)
+    return CS_ENOTFOUND;
+  memset(out, 0, sizeof(*out));
+  out->g_per_kwh = valley_at(now - now % 3600);
+  out->type = CS_SIGNAL_AVERAGE;
+  snprintf(out->provider, sizeof(out->provider), "valley");
+  snprintf(out->zone, sizeof(out->zone), "DE");
+  out->observed_at = now - now % 3600;
+  return CS_OK;
+}
+static cs_err valley_forecast(cs_provider *p, const char *zone, int64_t from,
+                              int64_t to, cs_series *out)
+{
+  (void)p;
+  (void)from;
+  (void)to;
+  if (strcmp(zone, "DE") != 0)
+    return CS_ENOTFOUND;
+  memset(out, 0, sizeof(*out));
+  out->step = 3600;
+  out->len = 240;
+  out->points = calloc(out->len, sizeof(*out->points));
+  for (size_t h = 0; h < out->len; h++) {
+    int64_t t = VALLEY_T0 + (int64_t)h * 3600;
+    out->points[h] = (cs_point){t, valley_at(t)};
+  }
+  return CS_OK;
+}
+static void valley_free(cs_provider *p);
+static const cs_provider_ops valley_ops = {.name = "valley",
+                                           .current = valley_current,
+                                           .forecast = valley_forecast,
+                                           .free = valley_free};
+static cs_provider valley_provider = {&valley_ops};
+
+/* Records what the decider makes visible in the cluster. */
+static char events[8][512];
+static int nevents;
+static char planned[32];
+static void sink_event(void *ctx, const cs_pod_facts *pod, const char *type,
+                       const char *reason, const char *note)
+{
+  (void)ctx;
+  (void)pod;
+  if (nevents < 8)
+    snprintf(events[nevents++], sizeof(events[0]), "%s %s %s", type, reason,
+             note);
+}
+static void sink_annotate(void *ctx, const cs_pod_facts *pod,
+                          const char *const *keys, const char *const *values,
+                          size_t n)
+{
+  (void)ctx;
+  (void)pod;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(keys[i], "carbonshift.io/planned-start") == 0)
+      snprintf(planned, sizeof(planned), "%s", values[i]);
+}
+static const cs_decision_sink sink = {NULL, sink_event, sink_annotate};
+
+static void setup_filter(bool valley)
+{
+  catalog = cs_gpu_catalog_new();
+  zones = cs_zone_map_new();
+  signals = cs_signals_new(CS_SIGNAL_AVERAGE);
+  if (valley) {
+    ck_assert_int_eq(cs_signals_add_provider(signals, &valley_provider),
+                     CS_OK);
+  } else {
+    static const cs_static_zone values[] = {
+        {"DE", 380}, {"NO", 30}, {"ES", 150}};
+    cs_provider *p;
+    ck_assert_int_eq(cs_static_new(values, 3, CS_SIGNAL_AVERAGE, &p), CS_OK);
+    ck_assert_int_eq(cs_signals_add_provider(signals, p), CS_OK);
+  }
+  facts = (cs_facts_params){.catalog = catalog,
+                            .zones = zones,
+                            .default_pue = 1.2,
+                            .default_lifetime_s = 6 * 365 * 86400.0};
+  est = (cs_estimate_params){
+      .reference_gpu = cs_gpu_catalog_find(catalog, "A100-SXM4-80GB"),
+      .default_duration_s = 3600,
+      .server_embodied_kg = 1000,
+      .gpu_embodied_kg = 150};
+  cs_decider_deps deps = {.signals = signals,
+                          .facts = &facts,
+                          .estimate = &est,
+                          .plan = {.min_saving_rel = 0.05,
+                                   .min_saving_abs_g = 100,
+                                   .replan_rel = 0.05},
+                          .sink = &sink};
+  decider = cs_decider_new(&deps);
+  nevents = 0;
+  planned[0] = '\0';
+}
+static void setup_valley(void)
+{
+  setup_filter(true);
+}
+static void setup_static_filter(void)
+{
+  setup_filter(false);
+}
+static void teardown_filter(void)
+{
+  cs_decider_free(decider);
+  /* The valley provider is static storage: take it back before freeing. */
+  cs_signals_free(signals);
+  cs_zone_map_free(zones);
+  cs_gpu_catalog_free(catalog);
+  cs_clock_set_fixed(0);
+}
+static void valley_free(cs_provider *p)
+{
+  (void)p;
+}
+
+/* The fixture's filter request with its pod annotations replaced. */
+static cJSON *filter_with(const char *const *kv, size_t n)
+{
+  size_t len;
+  char *body =
+      tu_read_shared("fixtures/extender/filter-nodes.request.json", &len);
+  cJSON *doc = cJSON_ParseWithLength(body, len);
+  free(body);
+  cJSON *ann = cJSON_GetObjectItem(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "metadata"),
+      "annotations");
+  for (size_t i = 0; i < n; i += 2) {
+    cJSON_DeleteItemFromObject(ann, kv[i]);
+    if (kv[i + 1])
+      cJSON_AddStringToObject(ann, kv[i], kv[i + 1]);
+  }
+  char *text = cJSON_PrintUnformatted(doc);
+  cJSON_Delete(doc);
+  cs_reply r = {0};
+  cs_decider_handle(decider, CS_VERB_FILTER, text, strlen(text), "f-1", &r);
+  free(text);
+  ck_assert_int_eq(r.status, 200);
+  cJSON *out = cJSON_ParseWithLength(r.body, r.len);
+  free(r.body);
+  ck_assert_ptr_nonnull(out);
+  return out;
+}
+
+static const char *unresolvable(const cJSON *out, const char *node)
+{
+  const cJSON *m = cJSON_GetObjectItem(
+      cJSON_GetObjectItem(out, "FailedAndUnresolvableNodes"), node);
+  return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+static int kept(const cJSON *out)
+{
+  return cJSON_GetArraySize(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(out, "Nodes"), "items"));
+}
+
+START_TEST(test_decision_filter_defers_before_greener_window)
+{
+  /* 10:00Z, pod created 09:12Z with 12 h of slack; the valley opens 14:00. */
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  cJSON *out = filter_with(NULL, 0);
+  ck_assert_int_eq(kept(out), 0);
+  ck_assert_int_eq(
+      cJSON_GetArraySize(cJSON_GetObjectItem(out, "FailedNodes")), 0);
+  ck_assert_str_eq(cJSON_GetObjectItem(out, "Error")->valuestring, "");
+  static const char *nodes[] = {"gpu-h100-fra-01", "gpu-a100-fra-02",
+                                "gpu-v100-osl-01", "gpu-l4-mad-01"};
+  for (int i = 0; i < 4; i++) {
+    const char *m = unresolvable(out, nodes[i]);
+    ck_assert_msg(m != NULL, "%s not unresolvable", nodes[i]);
+    ck_assert_str_eq(m, "carbonshift: waiting for a greener window: planned "
+                        "start 2026-11-20T14:00Z (forecast 50 gCO2/kWh vs "
+                        "300 now in DE), latest start 2026-11-20T21:12Z");
+  }
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_ptr_nonnull(strstr(events[0], "Normal CarbonDeferred"));
+  ck_assert_str_eq(planned, "2026-11-20T14:00:00Z");
+  cJSON_Delete(out);
+}
+END_TEST
+
+START_TEST(test_decision_filter_passes_at_planned_start)
+{
+  cs_clock_set_fixed(VALLEY_LOW);
+  const char *kv[] = {"carbonshift.io/planned-start", "2026-11-20T14:00:00Z"};
+  cJSON *out = filter_with(kv, 2);
+  ck_assert_int_eq(kept(out), 4);
+  ck_assert_int_eq(cJSON_GetArraySize(
+                       cJSON_GetObjectItem(out, "FailedAndUnresolvableNodes")),
+                   0);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_ptr_nonnull(strstr(events[0], "Normal CarbonPlaced"));
+  cJSON_Delete(out);
+}
+END_TEST
+
+START_TEST(test_decision_filter_no_slack_runs_now)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  const char *kv[] = {"carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 2);
+  ck_assert_int_eq(kept(out), 4);
+  cJSON_Delete(out);
+}
+END_TEST
+
+START_TEST(test_decision_filter_budget_no_node_fits)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "5kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 4);
+  ck_assert_int_eq(kept(out), 0);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, "carbonshift: estimate ") == m &&
+                    strstr(m, " kg > budget 5 kg (DE at 380 gCO2/kWh)"),
+                "%s", m);
+  m = unresolvable(out, "gpu-v100-osl-01");
+  ck_assert_ptr_nonnull(strstr(m, "(NO at 30 gCO2/kWh)"));
+  ck_assert_ptr_nonnull(strstr(events[0], "Warning CarbonBudgetExceeded"));
+  cJSON_Delete(out);
+}
+END_TEST
+
+START_TEST(test_decision_filter_budget_filters_some)
+{
+  cs_clock_set_fixed(1795435200);
+  /* The V100 in NO (about 10.5 kg) fits 20 kg; the German nodes do not. */
+  const char *kv[] = {"carbonshift.io/carbon-budget", "20kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 4);
+  ck_assert_ptr_null(unresolvable(out, "gpu-v100-osl-01"));
+  ck_assert_ptr_nonnull(unresolvable(out, "gpu-h100-fra-01"));
+  ck_assert_ptr_nonnull(unresolvable(out, "gpu-a100-fra-02"));
+  ck_assert_int_ge(kept(out), 1);
+  cJSON_Delete(out);
+}
+END_TEST
+
+START_TEST(test_decision_filter_budget_allow_lowest_only)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "1kg",
+                      "carbonshift.io/on-budget-exceeded", "allow",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 6);
+  ck_assert_int_eq(kept(out), 1);
+  ck_assert_ptr_null(unresolvable(out, "gpu-v100-osl-01"));
+  ck_assert_ptr_nonnull(strstr(events[0], "Warning CarbonBudgetExceeded"));
+  ck_assert_ptr_nonnull(strstr(events[0], "allowed on the lowest-emission "
+                                          "node gpu-v100-osl-01"));
+  cJSON_Delete(out);
+}
+END_TEST
+
+static const char *const bad_kv[][2] = {
+    {"carbonshift.io/max-delay", "12 hours"},
+    {"carbonshift.io/deadline", "tomorrow"},
+    {"carbonshift.io/carbon-budget", "120"},
+    {"carbonshift.io/on-budget-exceeded", "panic"},
+    {"carbonshift.io/expected-duration", "36"},
+};
+
+START_TEST(test_decision_filter_malformed_annotation_named)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {bad_kv[_i][0], bad_kv[_i][1]};
+  cJSON *out = filter_with(kv, 2);
+  ck_assert_int_eq(kept(out), 0);
+  const char *m = unresolvable(out, "gpu-l4-mad-01");
+  ck_assert_ptr_nonnull(m);
+  char want[128];
+  snprintf(want, sizeof(want), "carbonshift: annotation %s=\"%s\": expected ",
+           bad_kv[_i][0], bad_kv[_i][1]);
+  ck_assert_msg(strstr(m, want) == m, "%s", m);
+  cJSON_Delete(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("decision");
@@ -282,6 +579,20 @@ static Suite *suite(void)
   tcase_add_checked_fixture(tb, setup_builtin, teardown);
   tcase_add_test(tb, test_decision_prioritize_fixture_builtin);
   suite_add_tcase(s, tb);
+  TCase *tv = tcase_create("filter-valley");
+  tcase_add_checked_fixture(tv, setup_valley, teardown_filter);
+  tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
+  tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
+  tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
+  suite_add_tcase(s, tv);
+  TCase *tf = tcase_create("filter-budget");
+  tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);
+  tcase_add_test(tf, test_decision_filter_budget_no_node_fits);
+  tcase_add_test(tf, test_decision_filter_budget_filters_some);
+  tcase_add_test(tf, test_decision_filter_budget_allow_lowest_only);
+  tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
+                      (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
+  suite_add_tcase(s, tf);
   return s;
 }
 
