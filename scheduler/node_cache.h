@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "scheduler/kube.h"
 #include "scheduler/node_facts.h"
 
 typedef struct cs_node_cache cs_node_cache;
@@ -26,6 +27,16 @@ void cs_node_cache_remove(cs_node_cache *c, const char *name);
 /* Replaces the whole content with the items of a NodeList (after a list or
  * relist) and marks the cache synced. */
 cs_err cs_node_cache_replace(cs_node_cache *c, const cJSON *items) CS_MUST_USE;
+
+/* A relist in steps, for lists that come in pages: after relist_begin,
+ * upserts mark Nodes as seen; relist_end removes every Node not seen since
+ * relist_begin and marks the cache synced. */
+void cs_node_cache_relist_begin(cs_node_cache *c);
+void cs_node_cache_relist_end(cs_node_cache *c);
+
+/* A sink that feeds the Node watch (cs_kube_start_node_watch) into the
+ * cache; the cache must outlive the watch. */
+cs_kube_node_sink cs_node_cache_sink(cs_node_cache *c);
 
 /* Copies the facts of `name` into *out; false when the node is not known. */
 bool cs_node_cache_get(cs_node_cache *c, const char *name, cs_node_facts *out);

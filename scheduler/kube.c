@@ -1,0 +1,1979 @@
+#include "scheduler/kube.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/buf.h"
+#include "carbon/util/clock.h"
+#include "carbon/util/log.h"
+
+#define KUBECONFIG_MAX_BYTES (1u << 20)
+#define YAML_MAX_DEPTH 32
+#define TOKEN_MAX_BYTES (64u << 10)
+#define ERRBODY_MAX_BYTES (64u << 10)
+#define EVENT_NOTE_MAX 1024
+#define EVENT_FIELD_MAX 128
+#define REPORTING_CONTROLLER "carbonshift.io/extender"
+
+/* ---------------------------------------------------------------- errors */
+
+static void seterr(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t cap, const char *fmt, ...)
+{
+  if (!err || !cap)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+}
+
+/* ------------------------------------------------------------ YAML tree */
+
+/* A kubeconfig as a tree of scalars, mappings and sequences. Mapping items
+ * alternate key, value; keys are scalars. Anchors and aliases are refused:
+ * kubeconfigs written by kubectl never use them. */
+typedef enum ytype { Y_SCALAR, Y_MAP, Y_SEQ } ytype;
+
+typedef struct ynode {
+  ytype type;
+  char *str; /* scalars */
+  struct ynode **items;
+  size_t n;
+  size_t line; /* 1-based, for messages */
+} ynode;
+
+static void ynode_free(ynode *y)
+{
+  if (!y)
+    return;
+  for (size_t i = 0; i < y->n; i++)
+    ynode_free(y->items[i]);
+  free(y->items);
+  free(y->str);
+  free(y);
+}
+
+static void ynode_push(ynode *parent, ynode *child)
+{
+  parent->items =
+      cs_realloc(parent->items, (parent->n + 1) * sizeof(*parent->items));
+  parent->items[parent->n++] = child;
+}
+
+/* Builds the node that starts with `ev` (already taken from the parser). */
+static cs_err yaml_build(yaml_parser_t *p, yaml_event_t *ev, int depth,
+                         ynode **out, char *err, size_t cap)
+{
+  cs_err rc = CS_OK;
+  ynode *y = cs_calloc(1, sizeof(*y));
+  y->line = ev->start_mark.line + 1;
+  if (depth > YAML_MAX_DEPTH) {
+    seterr(err, cap, "line %zu: nested deeper than %d levels", y->line,
+           YAML_MAX_DEPTH);
+    rc = CS_EPARSE;
+    goto out;
+  }
+  switch (ev->type) {
+  case YAML_SCALAR_EVENT:
+    y->type = Y_SCALAR;
+    y->str =
+        cs_strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
+    goto out;
+  case YAML_ALIAS_EVENT:
+    seterr(err, cap, "line %zu: YAML aliases are not supported", y->line);
+    rc = CS_EPARSE;
+    goto out;
+  case YAML_MAPPING_START_EVENT:
+    y->type = Y_MAP;
+    break;
+  case YAML_SEQUENCE_START_EVENT:
+    y->type = Y_SEQ;
+    break;
+  default:
+    seterr(err, cap, "line %zu: unexpected YAML structure", y->line);
+    rc = CS_EPARSE;
+    goto out;
+  }
+  for (;;) {
+    yaml_event_t child;
+    if (!yaml_parser_parse(p, &child)) {
+      seterr(err, cap, "line %zu column %zu: %s", p->problem_mark.line + 1,
+             p->problem_mark.column + 1,
+             p->problem ? p->problem : "YAML syntax error");
+      rc = CS_EPARSE;
+      goto out;
+    }
+    if (child.type == YAML_MAPPING_END_EVENT ||
+        child.type == YAML_SEQUENCE_END_EVENT) {
+      yaml_event_delete(&child);
+      break;
+    }
+    ynode *c = NULL;
+    rc = yaml_build(p, &child, depth + 1, &c, err, cap);
+    yaml_event_delete(&child);
+    if (rc)
+      goto out;
+    if (y->type == Y_MAP && y->n % 2 == 0 && c->type != Y_SCALAR) {
+      seterr(err, cap, "line %zu: mapping keys must be plain strings", c->line);
+      ynode_free(c);
+      rc = CS_EPARSE;
+      goto out;
+    }
+    ynode_push(y, c);
+  }
+out:
+  if (rc) {
+    ynode_free(y);
+    y = NULL;
+  }
+  *out = y;
+  return rc;
+}
+
+/* Parses one YAML document into a tree; an empty document is an error. */
+static cs_err yaml_load(const char *text, size_t len, ynode **out, char *err,
+                        size_t cap)
+{
+  cs_err rc = CS_OK;
+  yaml_parser_t p;
+  yaml_event_t ev;
+  *out = NULL;
+  if (!yaml_parser_initialize(&p)) {
+    seterr(err, cap, "cannot start the YAML parser");
+    return CS_EINTERNAL;
+  }
+  yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+  for (;;) {
+    if (!yaml_parser_parse(&p, &ev)) {
+      seterr(err, cap, "line %zu column %zu: %s", p.problem_mark.line + 1,
+             p.problem_mark.column + 1,
+             p.problem ? p.problem : "YAML syntax error");
+      rc = CS_EPARSE;
+      goto out;
+    }
+    yaml_event_type_t t = ev.type;
+    if (t == YAML_STREAM_START_EVENT || t == YAML_DOCUMENT_START_EVENT) {
+      yaml_event_delete(&ev);
+      continue;
+    }
+    if (t == YAML_STREAM_END_EVENT || t == YAML_DOCUMENT_END_EVENT) {
+      yaml_event_delete(&ev);
+      break;
+    }
+    rc = yaml_build(&p, &ev, 0, out, err, cap);
+    yaml_event_delete(&ev);
+    break;
+  }
+  if (!rc && !*out) {
+    seterr(err, cap, "the file is empty");
+    rc = CS_EPARSE;
+  }
+out:
+  yaml_parser_delete(&p);
+  return rc;
+}
+
+static const ynode *ymap_get(const ynode *m, const char *key)
+{
+  if (!m || m->type != Y_MAP)
+    return NULL;
+  for (size_t i = 0; i + 1 < m->n; i += 2)
+    if (strcmp(m->items[i]->str, key) == 0)
+      return m->items[i + 1];
+  return NULL;
+}
+
+/* The scalar under `key`, NULL when absent or empty; CS_EINVAL when present
+ * but not a scalar. */
+static cs_err ymap_str(const ynode *m, const char *key, const char **out)
+{
+  const ynode *v = ymap_get(m, key);
+  *out = NULL;
+  if (!v)
+    return CS_OK;
+  if (v->type != Y_SCALAR)
+    return CS_EINVAL;
+  if (v->str[0])
+    *out = v->str;
+  return CS_OK;
+}
+
+/* --------------------------------------------------------------- helpers */
+
+typedef struct blob {
+  unsigned char *p;
+  size_t n;
+} blob;
+
+static int b64val(int c)
+{
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  return -1;
+}
+
+/* Standard base64 with padding; white space is skipped. */
+static cs_err b64_decode(const char *s, blob *out)
+{
+  size_t len = strlen(s);
+  unsigned char *o = cs_malloc(len / 4 * 3 + 3);
+  size_t n = 0, pad = 0;
+  unsigned acc = 0;
+  int bits = 0, chars = 0;
+  for (const char *c = s; *c; c++) {
+    if (*c == ' ' || *c == '\n' || *c == '\r' || *c == '\t')
+      continue;
+    if (*c == '=') {
+      pad++;
+      chars++;
+      continue;
+    }
+    int v = b64val((unsigned char)*c);
+    if (v < 0 || pad)
+      goto bad;
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    chars++;
+    if (bits >= 8) {
+      bits -= 8;
+      o[n++] = (unsigned char)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  if (chars == 0 || chars % 4 || pad > 2)
+    goto bad;
+  out->p = o;
+  out->n = n;
+  return CS_OK;
+bad:
+  free(o);
+  return CS_EINVAL;
+}
+
+static bool is_pem(const blob *b)
+{
+  static const char mark[] = "-----BEGIN ";
+  if (b->n < sizeof(mark))
+    return false;
+  /* The marker may follow leading white space or a comment. */
+  for (size_t i = 0; i + sizeof(mark) - 1 <= b->n; i++)
+    if (memcmp(b->p + i, mark, sizeof(mark) - 1) == 0)
+      return true;
+  return false;
+}
+
+/* Reads a whole small file; CS_ETOOBIG over `max`. */
+static cs_err read_file(const char *path, size_t max, char **out, size_t *len,
+                        int *errnum)
+{
+  cs_err rc = CS_OK;
+  cs_buf b;
+  cs_buf_init(&b, max);
+  *out = NULL;
+  *errnum = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    *errnum = errno;
+    cs_buf_free(&b);
+    return CS_EIO;
+  }
+  char chunk[4096];
+  size_t r;
+  while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    cs_buf_append(&b, chunk, r);
+  if (ferror(f)) {
+    *errnum = errno;
+    rc = CS_EIO;
+    goto out;
+  }
+  rc = cs_buf_error(&b);
+  if (rc)
+    goto out;
+  *out = cs_buf_release(&b, len);
+out:
+  fclose(f);
+  cs_buf_free(&b);
+  return rc;
+}
+
+static char *trim_dup(const char *s, size_t n)
+{
+  while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' ||
+               s[n - 1] == '\t'))
+    n--;
+  while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) {
+    s++;
+    n--;
+  }
+  return cs_strndup(s, n);
+}
+
+static char *join_path(const char *dir, const char *path)
+{
+  if (!path)
+    return NULL;
+  if (path[0] == '/' || !dir || !dir[0])
+    return cs_strdup(path);
+  return cs_asprintf("%s/%s", dir, path);
+}
+
+/* A DNS label or subdomain, as Kubernetes names are; refusing anything else
+ * keeps caller-supplied names from changing the request path. */
+static bool valid_name(const char *s)
+{
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 253)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '.'))
+      return false;
+  }
+  return true;
+}
+
+/* FNV-1a, for the dedup table. */
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+  if (!h)
+    h = 14695981039346656037ull;
+  for (; s && *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ull;
+  }
+  h ^= 0xff; /* field separator */
+  h *= 1099511628211ull;
+  return h;
+}
+
+static double mono_s(void)
+{
+  return (double)cs_clock_mono_ns() / 1e9;
+}
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct ev_item {
+  char *ns, *pod, *uid, *reason, *action, *note;
+  bool warning;
+  int64_t at_s;
+  long at_us;
+} ev_item;
+
+typedef struct dedup_entry {
+  uint64_t key;  /* ns, pod, reason */
+  uint64_t note; /* note text */
+  double last;   /* monotonic seconds of the last queued Event */
+} dedup_entry;
+
+typedef enum watch_state {
+  WS_INIT = 0,
+  WS_LISTING,
+  WS_WATCHING,
+  WS_FAILING
+} watch_state;
+
+struct cs_kube {
+  cs_kube_config cfg; /* scalars only; string members are cleared */
+  cs_metrics *metrics;
+  char *server; /* no trailing slash */
+  char *ns;
+  char *context;
+  bool in_cluster;
+  cs_kube_auth auth;
+  bool insecure;
+  char *ca_file;
+  blob ca_data;
+  char *cert_file, *key_file;
+  blob cert_data, key_data;
+  char instance[EVENT_FIELD_MAX + 1];
+
+  pthread_mutex_t tok_mu;
+  char *token;
+  char *token_path;
+  struct stat tok_st;
+
+  pthread_mutex_t st_mu;
+  cs_kube_stats st;
+
+  atomic_bool stop;
+  pthread_mutex_t stop_mu;
+  pthread_cond_t stop_cv;
+
+  bool watch_running;
+  pthread_t watch_thr;
+  cs_kube_node_sink sink;
+  watch_state wstate;
+  char last_err[256];
+
+  bool ev_running;
+  pthread_t ev_thr;
+  pthread_mutex_t ev_mu;
+  pthread_cond_t ev_cv;
+  ev_item *queue;
+  size_t qhead, qlen;
+  dedup_entry *dedup;
+  size_t ndedup;
+  unsigned ev_seq;
+  bool ev_failing;
+};
+
+void cs_kube_config_defaults(cs_kube_config *c)
+{
+  memset(c, 0, sizeof(*c));
+  c->mode = CS_KUBE_AUTO;
+  c->sa_dir = CS_KUBE_SA_DIR;
+  c->request_timeout_s = 10;
+  c->watch_timeout_s = 300;
+  c->backoff_initial_s = 1;
+  c->backoff_max_s = 30;
+  c->list_page_size = 250;
+  c->max_line_bytes = 4u << 20;
+  c->max_body_bytes = 64u << 20;
+  c->events_enabled = true;
+  c->event_queue_cap = 256;
+  c->event_dedup_window_s = 600;
+  c->event_min_interval_s = 30;
+  c->event_dedup_cap = 4096;
+}
+
+#define STAT_ADD(k, field)                                                     \
+  do {                                                                         \
+    pthread_mutex_lock(&(k)->st_mu);                                           \
+    (k)->st.field++;                                                           \
+    pthread_mutex_unlock(&(k)->st_mu);                                         \
+  } while (0)
+
+static void metric_add(cs_kube *k, const char *name, const char *l1,
+                       const char *l2)
+{
+  if (!k->metrics)
+    return;
+  const char *lv[2] = {l1, l2};
+  cs_metrics_add(k->metrics, name, lv, 1);
+}
+
+static void declare_metrics(cs_kube *k)
+{
+  static const struct {
+    const char *name, *help, *labels;
+  } fams[] = {
+      {"carbonshift_kube_requests_total",
+       "Kubernetes API requests by verb and HTTP status (0: no answer)",
+       "verb,code"},
+      {"carbonshift_kube_watch_restarts_total",
+       "Node watches that ended other than by their timeout, by reason",
+       "reason"},
+      {"carbonshift_kube_node_lists_total",
+       "Complete Node lists, by reason (initial, gone, error)", "reason"},
+      {"carbonshift_kube_events_total",
+       "Pod Events by result (sent, failed, dropped, suppressed)", "result"},
+  };
+  if (!k->metrics)
+    return;
+  for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+    cs_err rc = cs_metrics_declare(k->metrics, fams[i].name, CS_METRIC_COUNTER,
+                                   fams[i].help, fams[i].labels, NULL, 0);
+    if (rc)
+      cs_log_error("Cannot declare a Kubernetes client metric",
+                   cs_strerror(rc));
+  }
+}
+
+/* ----------------------------------------------------------------- token */
+
+static bool same_file_state(const struct stat *a, const struct stat *b)
+{
+  return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+         a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static cs_err load_token_file(const char *path, char **tok, struct stat *st,
+                              char *err, size_t cap)
+{
+  char *text = NULL;
+  size_t len = 0;
+  int en = 0;
+  if (stat(path, st) != 0) {
+    seterr(err, cap, "token file %s: %s", path, strerror(errno));
+    return CS_EIO;
+  }
+  cs_err rc = read_file(path, TOKEN_MAX_BYTES, &text, &len, &en);
+  if (rc) {
+    seterr(err, cap, "token file %s: %s", path,
+           rc == CS_ETOOBIG ? "larger than 64 KiB" : strerror(en));
+    return rc;
+  }
+  *tok = trim_dup(text, len);
+  free(text);
+  if (!(*tok)[0]) {
+    seterr(err, cap, "token file %s: empty, expected a bearer token", path);
+    free(*tok);
+    *tok = NULL;
+    return CS_EAUTH;
+  }
+  return CS_OK;
+}
+
+/* Re-reads the token file when it changed on disk, or always when `force`
+ * (after a 401). Returns true when the token now differs from before. */
+static bool token_refresh(cs_kube *k, bool force)
+{
+  if (k->auth != CS_KUBE_AUTH_TOKEN_FILE)
+    return false;
+  bool changed = false;
+  pthread_mutex_lock(&k->tok_mu);
+  struct stat st;
+  if (stat(k->token_path, &st) == 0 &&
+      (force || !same_file_state(&st, &k->tok_st))) {
+    char *tok = NULL;
+    char err[300];
+    if (load_token_file(k->token_path, &tok, &st, err, sizeof(err)) == CS_OK) {
+      changed = strcmp(tok, k->token) != 0;
+      free(k->token);
+      k->token = tok;
+      k->tok_st = st;
+    } else {
+      cs_log_error("Cannot re-read the API token", err);
+    }
+  }
+  pthread_mutex_unlock(&k->tok_mu);
+  if (changed) {
+    STAT_ADD(k, token_reloads);
+    cs_buf *l = cs_log_begin(0, "Reloaded the API token");
+    cs_json_str(l, "file", k->token_path);
+    cs_json_str(l, "reason", force ? "unauthorized" : "fileChanged");
+    cs_log_end(l);
+  }
+  return changed;
+}
+
+static struct curl_slist *auth_header(cs_kube *k, struct curl_slist *h)
+{
+  if (k->auth != CS_KUBE_AUTH_TOKEN && k->auth != CS_KUBE_AUTH_TOKEN_FILE)
+    return h;
+  pthread_mutex_lock(&k->tok_mu);
+  char *line = cs_asprintf("Authorization: Bearer %s", k->token);
+  pthread_mutex_unlock(&k->tok_mu);
+  h = curl_slist_append(h, line);
+  /* The header holds a secret: wipe the temporary copy. */
+  memset(line, 0, strlen(line));
+  free(line);
+  return h;
+}
+
+/* --------------------------------------------------------- configuration */
+
+static cs_err kubeconfig_load(cs_kube *k, const char *path,
+                              const char *want_ctx, char *err, size_t cap)
+{
+  cs_err rc = CS_OK;
+  char *text = NULL, *dir = NULL;
+  size_t len = 0;
+  int en = 0;
+  ynode *root = NULL;
+  char yerr[256] = "";
+
+  rc = read_file(path, KUBECONFIG_MAX_BYTES, &text, &len, &en);
+  if (rc) {
+    seterr(err, cap, "kubeconfig %s: %s", path,
+           rc == CS_ETOOBIG ? "larger than 1 MiB" : strerror(en));
+    goto out;
+  }
+  rc = yaml_load(text, len, &root, yerr, sizeof(yerr));
+  if (rc) {
+    seterr(err, cap, "kubeconfig %s: %s", path, yerr);
+    goto out;
+  }
+  if (root->type != Y_MAP) {
+    seterr(err, cap, "kubeconfig %s: expected a mapping at the top level",
+           path);
+    rc = CS_EPARSE;
+    goto out;
+  }
+  const char *slash = strrchr(path, '/');
+  dir = slash ? cs_strndup(path, (size_t)(slash - path)) : cs_strdup("");
+
+  const char *ctx_name = want_ctx && want_ctx[0] ? want_ctx : NULL;
+  if (!ctx_name &&
+      (ymap_str(root, "current-context", &ctx_name) || !ctx_name)) {
+    seterr(err, cap,
+           "kubeconfig %s: current-context: missing or empty, expected a "
+           "context name (or set kube.context)",
+           path);
+    rc = CS_EINVAL;
+    goto out;
+  }
+
+  /* contexts[name=ctx].context */
+  const ynode *list = ymap_get(root, "contexts");
+  const ynode *ctx = NULL;
+  if (list && list->type != Y_SEQ) {
+    seterr(err, cap, "kubeconfig %s: contexts: expected a list", path);
+    rc = CS_EINVAL;
+    goto out;
+  }
+  for (size_t i = 0; list && i < list->n && !ctx; i++) {
+    const char *name = NULL;
+    if (!ymap_str(list->items[i], "name", &name) && name &&
+        strcmp(name, ctx_name) == 0)
+      ctx = ymap_get(list->items[i], "context");
+  }
+  if (!ctx || ctx->type != Y_MAP) {
+    seterr(err, cap,
+           "kubeconfig %s: contexts: no context named \"%s\" with a "
+           "`context` mapping",
+           path, ctx_name);
+    rc = CS_ENOTFOUND;
+    goto out;
+  }
+  const char *cluster_name = NULL, *user_name = NULL, *ns = NULL;
+  if (ymap_str(ctx, "cluster", &cluster_name) || !cluster_name) {
+    seterr(err, cap,
+           "kubeconfig %s: contexts[name=%s].context.cluster: missing, "
+           "expected a cluster name",
+           path, ctx_name);
+    rc = CS_EINVAL;
+    goto out;
+  }
+  if (ymap_str(ctx, "user", &user_name) || ymap_str(ctx, "namespace", &ns)) {
+    seterr(err, cap,
+           "kubeconfig %s: contexts[name=%s].context: user and namespace "
+           "must be strings",
+           path, ctx_name);
+    rc = CS_EINVAL;
+    goto out;
+  }
+
+  /* clusters[name=cluster].cluster */
+  list = ymap_get(root, "clusters");
+  const ynode *cl = NULL;
+  for (size_t i = 0; list && list->type == Y_SEQ && i < list->n && !cl; i++) {
+    const char *name = NULL;
+    if (!ymap_str(list->items[i], "name", &name) && name &&
+        strcmp(name, cluster_name) == 0)
+      cl = ymap_get(list->items[i], "cluster");
+  }
+  if (!cl || cl->type != Y_MAP) {
+    seterr(err, cap,
+           "kubeconfig %s: clusters: no cluster named \"%s\" with a "
+           "`cluster` mapping (used by context \"%s\")",
+           path, cluster_name, ctx_name);
+    rc = CS_ENOTFOUND;
+    goto out;
+  }
+  const char *server = NULL, *ca = NULL, *ca_data = NULL, *insecure = NULL;
+  if (ymap_str(cl, "server", &server) || !server ||
+      (strncmp(server, "https://", 8) != 0 &&
+       strncmp(server, "http://", 7) != 0)) {
+    seterr(err, cap,
+           "kubeconfig %s: clusters[name=%s].cluster.server: %s, expected "
+           "a URL such as https://10.0.0.1:6443",
+           path, cluster_name, server ? "not an http(s) URL" : "missing");
+    rc = CS_EINVAL;
+    goto out;
+  }
+  if (ymap_str(cl, "certificate-authority", &ca) ||
+      ymap_str(cl, "certificate-authority-data", &ca_data) ||
+      ymap_str(cl, "insecure-skip-tls-verify", &insecure)) {
+    seterr(err, cap,
+           "kubeconfig %s: clusters[name=%s].cluster: certificate-authority, "
+           "certificate-authority-data and insecure-skip-tls-verify must be "
+           "strings",
+           path, cluster_name);
+    rc = CS_EINVAL;
+    goto out;
+  }
+  if (insecure && strcmp(insecure, "true") != 0 &&
+      strcmp(insecure, "false") != 0) {
+    seterr(err, cap,
+           "kubeconfig %s: clusters[name=%s].cluster.insecure-skip-tls-verify: "
+           "\"%s\", expected true or false",
+           path, cluster_name, insecure);
+    rc = CS_EINVAL;
+    goto out;
+  }
+  k->server = cs_strdup(server);
+  k->insecure = insecure && strcmp(insecure, "true") == 0;
+  if (ca_data) {
+    if (b64_decode(ca_data, &k->ca_data) || !is_pem(&k->ca_data)) {
+      seterr(err, cap,
+             "kubeconfig %s: clusters[name=%s].cluster."
+             "certificate-authority-data: expected base64-encoded PEM "
+             "certificates",
+             path, cluster_name);
+      rc = CS_EINVAL;
+      goto out;
+    }
+  } else if (ca) {
+    k->ca_file = join_path(dir, ca);
+    if (access(k->ca_file, R_OK) != 0) {
+      seterr(err, cap,
+             "kubeconfig %s: clusters[name=%s].cluster.certificate-authority: "
+             "%s: %s",
+             path, cluster_name, k->ca_file, strerror(errno));
+      rc = CS_EIO;
+      goto out;
+    }
+  }
+
+  /* users[name=user].user; a context without a user is anonymous. */
+  const ynode *us = NULL;
+  if (user_name) {
+    list = ymap_get(root, "users");
+    for (size_t i = 0; list && list->type == Y_SEQ && i < list->n && !us; i++) {
+      const char *name = NULL;
+      if (!ymap_str(list->items[i], "name", &name) && name &&
+          strcmp(name, user_name) == 0)
+        us = ymap_get(list->items[i], "user");
+    }
+    if (!us || us->type != Y_MAP) {
+      seterr(err, cap,
+             "kubeconfig %s: users: no user named \"%s\" with a `user` "
+             "mapping (used by context \"%s\")",
+             path, user_name, ctx_name);
+      rc = CS_ENOTFOUND;
+      goto out;
+    }
+    const char *token = NULL, *token_file = NULL, *cert = NULL, *key = NULL,
+               *cert_data = NULL, *key_data = NULL;
+    if (ymap_str(us, "token", &token) ||
+        ymap_str(us, "tokenFile", &token_file) ||
+        ymap_str(us, "client-certificate", &cert) ||
+        ymap_str(us, "client-key", &key) ||
+        ymap_str(us, "client-certificate-data", &cert_data) ||
+        ymap_str(us, "client-key-data", &key_data)) {
+      seterr(err, cap,
+             "kubeconfig %s: users[name=%s].user: token, tokenFile and the "
+             "client-certificate/-key fields must be strings",
+             path, user_name);
+      rc = CS_EINVAL;
+      goto out;
+    }
+    if (ymap_get(us, "exec") || ymap_get(us, "auth-provider")) {
+      seterr(err, cap,
+             "kubeconfig %s: users[name=%s].user.%s: credential plugins are "
+             "not supported, expected token, tokenFile or "
+             "client-certificate/client-key",
+             path, user_name, ymap_get(us, "exec") ? "exec" : "auth-provider");
+      rc = CS_EUNSUPPORTED;
+      goto out;
+    }
+    bool has_cert = cert || cert_data, has_key = key || key_data;
+    if (has_cert != has_key) {
+      seterr(err, cap,
+             "kubeconfig %s: users[name=%s].user: %s without %s, expected "
+             "both a client certificate and its key",
+             path, user_name, has_cert ? "client-certificate" : "client-key",
+             has_cert ? "client-key" : "client-certificate");
+      rc = CS_EINVAL;
+      goto out;
+    }
+    if (has_cert) {
+      k->auth = CS_KUBE_AUTH_CLIENT_CERT;
+      const char *names[2] = {"client-certificate", "client-key"};
+      const char *data[2] = {cert_data, key_data};
+      const char *files[2] = {cert, key};
+      blob *blobs[2] = {&k->cert_data, &k->key_data};
+      char **paths[2] = {&k->cert_file, &k->key_file};
+      for (int i = 0; i < 2; i++) {
+        if (data[i]) {
+          if (b64_decode(data[i], blobs[i]) || !is_pem(blobs[i])) {
+            seterr(err, cap,
+                   "kubeconfig %s: users[name=%s].user.%s-data: expected "
+                   "base64-encoded PEM data",
+                   path, user_name, names[i]);
+            rc = CS_EINVAL;
+            goto out;
+          }
+        } else {
+          *paths[i] = join_path(dir, files[i]);
+          if (access(*paths[i], R_OK) != 0) {
+            seterr(err, cap, "kubeconfig %s: users[name=%s].user.%s: %s: %s",
+                   path, user_name, names[i], *paths[i], strerror(errno));
+            rc = CS_EIO;
+            goto out;
+          }
+        }
+      }
+    }
+    if (token) {
+      if (has_cert) {
+        seterr(err, cap,
+               "kubeconfig %s: users[name=%s].user: both token and client "
+               "certificate given, expected one of them",
+               path, user_name);
+        rc = CS_EINVAL;
+        goto out;
+      }
+      k->auth = CS_KUBE_AUTH_TOKEN;
+      k->token = cs_strdup(token);
+    } else if (token_file && !has_cert) {
+      char terr[300];
+      k->auth = CS_KUBE_AUTH_TOKEN_FILE;
+      k->token_path = join_path(dir, token_file);
+      rc = load_token_file(k->token_path, &k->token, &k->tok_st, terr,
+                           sizeof(terr));
+      if (rc) {
+        seterr(err, cap, "kubeconfig %s: users[name=%s].user.tokenFile: %s",
+               path, user_name, terr);
+        goto out;
+      }
+    }
+  }
+  k->context = cs_strdup(ctx_name);
+  k->ns = cs_strdup(ns ? ns : "default");
+out:
+  ynode_free(root);
+  free(text);
+  free(dir);
+  return rc;
+}
+
+static cs_err in_cluster_load(cs_kube *k, const char *sa_dir,
+                              const char *server, char *err, size_t cap)
+{
+  cs_err rc = CS_OK;
+  char *path = NULL, *text = NULL;
+  size_t len = 0;
+  int en = 0;
+  const char *host = getenv("KUBERNETES_SERVICE_HOST");
+  const char *port = getenv("KUBERNETES_SERVICE_PORT");
+
+  k->in_cluster = true;
+  if (server && server[0]) {
+    k->server = cs_strdup(server);
+  } else if (host && host[0] && port && port[0]) {
+    bool v6 = strchr(host, ':') != NULL;
+    k->server = cs_asprintf("https://%s%s%s:%s", v6 ? "[" : "", host,
+                            v6 ? "]" : "", port);
+  } else {
+    seterr(err, cap,
+           "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
+           "must be set, expected to run in a Pod (or set kube.kubeconfig)");
+    rc = CS_EINVAL;
+    goto out;
+  }
+  k->auth = CS_KUBE_AUTH_TOKEN_FILE;
+  k->token_path = cs_asprintf("%s/token", sa_dir);
+  rc = load_token_file(k->token_path, &k->token, &k->tok_st, err, cap);
+  if (rc)
+    goto out;
+  path = cs_asprintf("%s/ca.crt", sa_dir);
+  if (access(path, R_OK) == 0) {
+    k->ca_file = path;
+    path = NULL;
+  } else if (strncmp(k->server, "https://", 8) == 0) {
+    seterr(err, cap, "in-cluster CA bundle %s: %s, expected a PEM file", path,
+           strerror(errno));
+    rc = CS_EIO;
+    goto out;
+  }
+  free(path);
+  path = cs_asprintf("%s/namespace", sa_dir);
+  if (read_file(path, 4096, &text, &len, &en) == CS_OK)
+    k->ns = trim_dup(text, len);
+  if (!k->ns || !k->ns[0]) {
+    free(k->ns);
+    k->ns = cs_strdup("default");
+  }
+  k->context = cs_strdup("");
+out:
+  free(path);
+  free(text);
+  return rc;
+}
+
+/* --------------------------------------------------------------- HTTP */
+
+typedef struct req {
+  const char *verb; /* metric label: list, watch, patch, event */
+  const char *method;
+  const char *path; /* with the query */
+  const char *ctype;
+  const char *body;
+  size_t bodylen;
+  long timeout_ms; /* 0: none */
+  size_t (*write)(char *p, size_t sz, size_t n, void *ud);
+  void *ud;
+  long status;   /* out: 0 when no answer */
+  CURLcode curl; /* out */
+  char cerr[CURL_ERROR_SIZE];
+} req;
+
+static int xfer_stop(void *ud, curl_off_t a, curl_off_t b, curl_off_t c,
+                     curl_off_t d)
+{
+  cs_kube *k = ud;
+  return atomic_load(&k->stop) ? 1 : 0;
+}
+
+static void perform(cs_kube *k, CURL *h, req *r)
+{
+  struct curl_slist *hdr = NULL;
+  char *url = cs_asprintf("%s%s", k->server, r->path);
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->cerr);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "carbonshift/" CS_VERSION);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, r->write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, r->ud);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_stop);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, k);
+  hdr = curl_slist_append(hdr, "Accept: application/json");
+  if (r->ctype) {
+    char line[128];
+    snprintf(line, sizeof(line), "Content-Type: %s", r->ctype);
+    hdr = curl_slist_append(hdr, line);
+  }
+  hdr = auth_header(k, hdr);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+  if (strcmp(r->method, "GET") != 0) {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)(r->body ? r->bodylen : 0));
+  }
+  if (k->insecure) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  } else if (k->ca_data.p) {
+    struct curl_blob b = {k->ca_data.p, k->ca_data.n, CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+  } else if (k->ca_file) {
+    curl_easy_setopt(h, CURLOPT_CAINFO, k->ca_file);
+  }
+  if (k->auth == CS_KUBE_AUTH_CLIENT_CERT) {
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    if (k->cert_data.p) {
+      struct curl_blob b = {k->cert_data.p, k->cert_data.n, CURL_BLOB_COPY};
+      curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+    } else {
+      curl_easy_setopt(h, CURLOPT_SSLCERT, k->cert_file);
+    }
+    if (k->key_data.p) {
+      struct curl_blob b = {k->key_data.p, k->key_data.n, CURL_BLOB_COPY};
+      curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+    } else {
+      curl_easy_setopt(h, CURLOPT_SSLKEY, k->key_file);
+    }
+  }
+  r->cerr[0] = '\0';
+  r->status = 0;
+  r->curl = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+  char code[16];
+  snprintf(code, sizeof(code), "%ld", r->status);
+  metric_add(k, "carbonshift_kube_requests_total", r->verb, code);
+  if (r->curl == CURLE_OK && r->status >= 200 && r->status < 300)
+    STAT_ADD(k, requests_ok);
+  else
+    STAT_ADD(k, requests_failed);
+  curl_slist_free_all(hdr);
+  /* The handle keeps a pointer to the header list: drop it. */
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+  free(url);
+}
+
+static size_t write_buf(char *p, size_t sz, size_t n, void *ud)
+{
+  cs_buf *b = ud;
+  cs_buf_append(b, p, n);
+  return cs_buf_error(b) ? 0 : n;
+}
+
+/* A buffered request; a 401 with a rotated token file is retried once with
+ * the new token. */
+static void request(cs_kube *k, CURL *h, req *r, cs_buf *resp)
+{
+  for (int attempt = 0; attempt < 2; attempt++) {
+    token_refresh(k, false);
+    cs_buf_reset(resp);
+    r->write = write_buf;
+    r->ud = resp;
+    perform(k, h, r);
+    if (!(r->curl == CURLE_OK && r->status == 401 && token_refresh(k, true)))
+      break;
+  }
+}
+
+/* A short description of a failed request for logs: the API's Status
+ * message when there is one. */
+static void describe_failure(const req *r, const cs_buf *body, char *out,
+                             size_t cap)
+{
+  if (r->curl != CURLE_OK && r->status == 0) {
+    snprintf(out, cap, "%s",
+             r->cerr[0] ? r->cerr : curl_easy_strerror(r->curl));
+    return;
+  }
+  const char *msg = NULL;
+  cJSON *st = NULL;
+  if (body && body->len)
+    st = cJSON_ParseWithLength(body->data, body->len);
+  msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "message"));
+  snprintf(out, cap, "HTTP %ld%s%s", r->status, msg ? ": " : "",
+           msg ? msg : "");
+  cJSON_Delete(st);
+}
+
+static cs_err status_err(const req *r)
+{
+  if (r->curl != CURLE_OK && r->status == 0)
+    return r->curl == CURLE_OPERATION_TIMEDOUT ? CS_ETIMEDOUT : CS_EIO;
+  if (r->status >= 200 && r->status < 300)
+    return r->curl == CURLE_OK ? CS_OK : CS_EIO;
+  if (r->status == 401 || r->status == 403)
+    return CS_EAUTH;
+  if (r->status == 404)
+    return CS_ENOTFOUND;
+  return CS_EHTTP;
+}
+
+/* ------------------------------------------------------------ node watch */
+
+static bool stopping(cs_kube *k)
+{
+  return atomic_load(&k->stop);
+}
+
+/* Sleeps up to `s` seconds; returns early (true) when the client stops. */
+static bool wait_or_stop(cs_kube *k, double s)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  double whole = (double)(int64_t)s;
+  ts.tv_sec += (time_t)whole;
+  ts.tv_nsec += (long)((s - whole) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&k->stop_mu);
+  while (!atomic_load(&k->stop))
+    if (pthread_cond_timedwait(&k->stop_cv, &k->stop_mu, &ts) == ETIMEDOUT)
+      break;
+  pthread_mutex_unlock(&k->stop_mu);
+  return stopping(k);
+}
+
+static double backoff_delay(cs_kube *k, int failures, unsigned *seed)
+{
+  double d = k->cfg.backoff_initial_s;
+  for (int i = 1; i < failures && d < k->cfg.backoff_max_s; i++)
+    d *= 2;
+  if (d > k->cfg.backoff_max_s)
+    d = k->cfg.backoff_max_s;
+  /* Jitter in [d/2, d) spreads the reconnects of many replicas. */
+  return d * (0.5 + 0.5 * ((double)rand_r(seed) / ((double)RAND_MAX + 1)));
+}
+
+static void set_rv(cs_kube *k, char *rv, const char *v)
+{
+  snprintf(rv, 64, "%s", v ? v : "");
+  pthread_mutex_lock(&k->st_mu);
+  snprintf(k->st.resource_version, sizeof(k->st.resource_version), "%s", rv);
+  pthread_mutex_unlock(&k->st_mu);
+}
+
+/* Logs a failure once per streak of the same error; repeats go to v=1. */
+static void log_failure(cs_kube *k, const char *what, const char *err,
+                        int attempt, double retry_in)
+{
+  bool repeat = k->wstate == WS_FAILING && strcmp(k->last_err, err) == 0;
+  cs_buf *l = cs_log_begin(repeat ? 1 : 0, what);
+  cs_json_str(l, "err", err);
+  cs_json_int(l, "attempt", attempt);
+  cs_json_num(l, "retryInSeconds", retry_in, 3);
+  cs_log_end(l);
+  k->wstate = WS_FAILING;
+  snprintf(k->last_err, sizeof(k->last_err), "%s", err);
+}
+
+static void enter_state(cs_kube *k, watch_state s, int failures)
+{
+  if (k->wstate == WS_FAILING && s != WS_FAILING) {
+    cs_buf *l = cs_log_begin(0, "Node watch recovered");
+    cs_json_int(l, "failedAttempts", failures);
+    cs_log_end(l);
+  }
+  k->wstate = s;
+}
+
+/* Lists every Node page by page into the sink; rv gets the list's
+ * resourceVersion. */
+static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
+                         char *err, size_t errcap)
+{
+  cs_err rc = CS_OK;
+  cs_buf body;
+  char *cont = NULL;
+  size_t nodes = 0, pages = 0;
+  cs_buf_init(&body, k->cfg.max_body_bytes);
+  cs_buf *l = cs_log_begin(k->wstate == WS_LISTING ? 1 : 0, "Listing nodes");
+  cs_json_str(l, "reason", reason);
+  cs_log_end(l);
+  if (k->wstate != WS_FAILING)
+    k->wstate = WS_LISTING;
+  do {
+    char *esc = cont ? curl_easy_escape(h, cont, 0) : NULL;
+    char *path =
+        cs_asprintf("/api/v1/nodes?limit=%d%s%s", k->cfg.list_page_size,
+                    esc ? "&continue=" : "", esc ? esc : "");
+    curl_free(esc);
+    req r = {.verb = "list",
+             .method = "GET",
+             .path = path,
+             .timeout_ms = (long)(k->cfg.request_timeout_s * 1000 * 6)};
+    request(k, h, &r, &body);
+    free(path);
+    if (stopping(k)) {
+      rc = CS_EBUSY;
+      goto out;
+    }
+    if (r.curl == CURLE_WRITE_ERROR && cs_buf_error(&body)) {
+      snprintf(err, errcap, "a NodeList page is larger than %zu bytes",
+               k->cfg.max_body_bytes);
+      rc = CS_ETOOBIG;
+      goto out;
+    }
+    rc = status_err(&r);
+    if (rc) {
+      describe_failure(&r, &body, err, errcap);
+      goto out;
+    }
+    cJSON *doc = cJSON_ParseWithLength(body.data, body.len);
+    cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items");
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
+    const char *lrv = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+    if (!doc || !cJSON_IsArray(items) || !lrv) {
+      snprintf(err, errcap,
+               "the NodeList is not JSON with items and "
+               "metadata.resourceVersion");
+      cJSON_Delete(doc);
+      rc = CS_EPARSE;
+      goto out;
+    }
+    if (pages++ == 0 && k->sink.relist_begin)
+      k->sink.relist_begin(k->sink.ctx);
+    cJSON *it;
+    cJSON_ArrayForEach(it, items)
+    {
+      cs_err urc = k->sink.upsert ? k->sink.upsert(k->sink.ctx, it) : CS_OK;
+      if (urc) {
+        cs_buf *e = cs_log_begin(0, "Cannot use a listed node");
+        cs_json_str(e, "err", cs_strerror(urc));
+        cs_log_end(e);
+      }
+      nodes++;
+    }
+    free(cont);
+    cont = NULL;
+    const char *c = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(meta, "continue"));
+    if (c && c[0])
+      cont = cs_strdup(c);
+    else
+      set_rv(k, rv, lrv);
+    cJSON_Delete(doc);
+  } while (cont);
+  if (k->sink.relist_end)
+    k->sink.relist_end(k->sink.ctx);
+  STAT_ADD(k, lists);
+  metric_add(k, "carbonshift_kube_node_lists_total", reason, NULL);
+  l = cs_log_begin(0, "Listed nodes");
+  cs_json_int(l, "nodes", (int64_t)nodes);
+  cs_json_int(l, "pages", (int64_t)pages);
+  cs_json_str(l, "resourceVersion", rv);
+  cs_log_end(l);
+out:
+  free(cont);
+  cs_buf_free(&body);
+  return rc;
+}
+
+typedef enum wres {
+  W_TIMEOUT = 0, /* the server ended the watch cleanly */
+  W_DROPPED,     /* the connection broke */
+  W_GONE,        /* 410: the resourceVersion is too old */
+  W_AUTH,
+  W_ERROR, /* an HTTP error or an ERROR event other than 410 */
+  W_BADLINE,
+  W_STOP
+} wres;
+
+static const char *const wres_names[] = {
+    "timeout", "dropped", "gone", "unauthorized", "error", "badEvent", "stop"};
+
+typedef struct wctx {
+  cs_kube *k;
+  CURL *h;
+  char *rv;
+  cs_buf line;
+  cs_buf errbody;
+  bool checked;
+  long status;
+  wres res;
+  bool ended; /* res is set */
+  size_t lines;
+  char err[256];
+} wctx;
+
+static void watch_line(wctx *w, const char *s, size_t n)
+{
+  cs_kube *k = w->k;
+  while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
+    n--;
+  if (!n)
+    return;
+  w->lines++;
+  cJSON *ev = cJSON_ParseWithLength(s, n);
+  const char *type =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
+  cJSON *obj = cJSON_GetObjectItemCaseSensitive(ev, "object");
+  if (!type || !cJSON_IsObject(obj)) {
+    snprintf(w->err, sizeof(w->err),
+             "a watch event is not JSON with type and object");
+    w->res = W_BADLINE;
+    w->ended = true;
+    goto out;
+  }
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+  const char *orv = cJSON_GetStringValue(
+      cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+  if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
+    cs_err rc = k->sink.upsert ? k->sink.upsert(k->sink.ctx, obj) : CS_OK;
+    if (rc) {
+      cs_buf *l = cs_log_begin(0, "Cannot use a watched node");
+      cs_json_str(l, "err", cs_strerror(rc));
+      cs_json_str(l, "event", type);
+      cs_log_end(l);
+    }
+    STAT_ADD(k, watch_events);
+  } else if (strcmp(type, "DELETED") == 0) {
+    const char *name =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "name"));
+    if (name && k->sink.remove)
+      k->sink.remove(k->sink.ctx, name);
+    STAT_ADD(k, watch_events);
+  } else if (strcmp(type, "BOOKMARK") == 0) {
+    STAT_ADD(k, bookmarks);
+  } else if (strcmp(type, "ERROR") == 0) {
+    cJSON *code = cJSON_GetObjectItemCaseSensitive(obj, "code");
+    const char *msg =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "message"));
+    int c = cJSON_IsNumber(code) ? (int)code->valuedouble : 0;
+    snprintf(w->err, sizeof(w->err), "watch ERROR event %d: %s", c,
+             msg ? msg : "");
+    w->res = c == 410 ? W_GONE : W_ERROR;
+    w->ended = true;
+    goto out;
+  } else {
+    /* Unknown types are skipped: newer servers may add some. */
+    goto out;
+  }
+  if (orv && orv[0])
+    set_rv(k, w->rv, orv);
+out:
+  cJSON_Delete(ev);
+}
+
+static size_t watch_write(char *p, size_t sz, size_t n, void *ud)
+{
+  wctx *w = ud;
+  if (!w->checked) {
+    curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
+    w->checked = true;
+  }
+  if (w->status != 200) {
+    cs_buf_append(&w->errbody, p, n); /* capped; the excess is ignored */
+    return n;
+  }
+  size_t i = 0;
+  while (i < n) {
+    const char *nl = memchr(p + i, '\n', n - i);
+    size_t take = nl ? (size_t)(nl - (p + i)) : n - i;
+    cs_buf_append(&w->line, p + i, take);
+    if (cs_buf_error(&w->line)) {
+      snprintf(w->err, sizeof(w->err), "a watch event is larger than %zu bytes",
+               w->k->cfg.max_line_bytes);
+      w->res = W_BADLINE;
+      w->ended = true;
+      return 0;
+    }
+    i += take;
+    if (nl) {
+      i++;
+      watch_line(w, w->line.data ? w->line.data : "", w->line.len);
+      cs_buf_reset(&w->line);
+      if (w->ended)
+        return 0;
+    }
+  }
+  return n;
+}
+
+static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *lines, char *err,
+                       size_t errcap)
+{
+  wctx w = {.k = k, .h = h, .rv = rv};
+  wres res = W_ERROR;
+  cs_buf_init(&w.line, k->cfg.max_line_bytes);
+  cs_buf_init(&w.errbody, ERRBODY_MAX_BYTES);
+  char *path = cs_asprintf("/api/v1/nodes?watch=1&allowWatchBookmarks=true"
+                           "&resourceVersion=%s&timeoutSeconds=%d",
+                           rv, k->cfg.watch_timeout_s);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    token_refresh(k, false);
+    w.checked = false;
+    w.status = 0;
+    w.ended = false;
+    w.lines = 0;
+    cs_buf_reset(&w.line);
+    cs_buf_reset(&w.errbody);
+    /* The server ends the watch after timeoutSeconds; the client's own
+     * limit only catches a connection that went silent. */
+    req r = {.verb = "watch",
+             .method = "GET",
+             .path = path,
+             .timeout_ms = (long)(k->cfg.watch_timeout_s + 30) * 1000,
+             .write = watch_write,
+             .ud = &w};
+    perform(k, h, &r);
+    *lines = w.lines;
+    if (stopping(k)) {
+      res = W_STOP;
+      break;
+    }
+    if (w.ended) {
+      res = w.res;
+      snprintf(err, errcap, "%s", w.err);
+      break;
+    }
+    if (r.status == 401 && attempt == 0 && token_refresh(k, true))
+      continue;
+    if (r.status != 200 && r.status != 0) {
+      describe_failure(&r, &w.errbody, err, errcap);
+      res = r.status == 410 ? W_GONE : r.status == 401 ? W_AUTH : W_ERROR;
+      break;
+    }
+    if (r.curl == CURLE_OK) {
+      res = W_TIMEOUT;
+      break;
+    }
+    snprintf(err, errcap, "%s",
+             r.cerr[0] ? r.cerr : curl_easy_strerror(r.curl));
+    res = W_DROPPED;
+    break;
+  }
+  free(path);
+  cs_buf_free(&w.line);
+  cs_buf_free(&w.errbody);
+  return res;
+}
+
+static void *watch_main(void *arg)
+{
+  cs_kube *k = arg;
+  CURL *h = curl_easy_init();
+  char rv[64] = "";
+  char err[256];
+  const char *reason = "initial";
+  bool need_list = true;
+  int failures = 0;
+  unsigned seed = (unsigned)cs_clock_mono_ns() ^ (unsigned)(uintptr_t)k;
+  if (!h) {
+    cs_log_error("Cannot start the node watch", "curl_easy_init failed");
+    return NULL;
+  }
+  while (!stopping(k)) {
+    if (need_list) {
+      err[0] = '\0';
+      cs_err rc = list_nodes(k, h, rv, reason, err, sizeof(err));
+      if (stopping(k))
+        break;
+      if (rc) {
+        failures++;
+        double d = backoff_delay(k, failures, &seed);
+        log_failure(k, "Cannot list nodes", err, failures, d);
+        metric_add(k, "carbonshift_kube_node_lists_total", "error", NULL);
+        wait_or_stop(k, d);
+        continue;
+      }
+      need_list = false;
+      enter_state(k, WS_LISTING, failures);
+      failures = 0;
+    }
+    if (k->wstate != WS_WATCHING) {
+      cs_buf *l = cs_log_begin(0, "Watching nodes");
+      cs_json_str(l, "resourceVersion", rv);
+      cs_log_end(l);
+    } else {
+      cs_buf *l = cs_log_begin(2, "Renewing the node watch");
+      cs_json_str(l, "resourceVersion", rv);
+      cs_log_end(l);
+    }
+    size_t lines = 0;
+    uint64_t t0 = cs_clock_mono_ns();
+    err[0] = '\0';
+    wres res = watch_once(k, h, rv, &lines, err, sizeof(err));
+    double took = (double)(cs_clock_mono_ns() - t0) / 1e9;
+    if (res == W_STOP)
+      break;
+    if (lines > 0 || res == W_TIMEOUT) {
+      enter_state(k, WS_WATCHING, failures);
+      failures = 0;
+    }
+    if (res == W_TIMEOUT && (lines > 0 || took >= 1.0))
+      continue;
+    if (res == W_TIMEOUT)
+      snprintf(err, sizeof(err), "the watch ended at once without events");
+    STAT_ADD(k, watch_restarts);
+    metric_add(k, "carbonshift_kube_watch_restarts_total", wres_names[res],
+               NULL);
+    if (res == W_GONE) {
+      /* The resourceVersion is too old to resume from: relist at once. */
+      STAT_ADD(k, relists_gone);
+      cs_buf *l = cs_log_begin(0, "Node watch expired, relisting");
+      cs_json_str(l, "err", err);
+      cs_json_str(l, "resourceVersion", rv);
+      cs_log_end(l);
+      reason = "gone";
+      need_list = true;
+      k->wstate = WS_LISTING;
+      continue;
+    }
+    failures++;
+    double d = backoff_delay(k, failures, &seed);
+    char what[64];
+    snprintf(what, sizeof(what), "Node watch %s",
+             res == W_DROPPED ? "dropped" : "failed");
+    log_failure(k, what, err, failures, d);
+    if (wait_or_stop(k, d))
+      break;
+  }
+  curl_easy_cleanup(h);
+  return NULL;
+}
+
+cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
+{
+  if (!k || !sink)
+    return CS_EINVAL;
+  if (k->watch_running)
+    return CS_EBUSY;
+  k->sink = *sink;
+  if (pthread_create(&k->watch_thr, NULL, watch_main, k) != 0)
+    return CS_EINTERNAL;
+  k->watch_running = true;
+  return CS_OK;
+}
+
+/* --------------------------------------------------------------- patches */
+
+cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
+                                     const char *name, const char *const *keys,
+                                     const char *const *values, size_t n)
+{
+  cs_err rc = CS_OK;
+  cs_buf body, resp;
+  char *path = NULL;
+  CURL *h = NULL;
+  cs_buf_init(&body, 1u << 20);
+  cs_buf_init(&resp, 4u << 20);
+  if (!k || !valid_name(ns) || !valid_name(name) || (n && (!keys || !values))) {
+    rc = CS_EINVAL;
+    goto out;
+  }
+  cs_json_open(&body, NULL, '{');
+  cs_json_open(&body, "metadata", '{');
+  cs_json_open(&body, "annotations", '{');
+  for (size_t i = 0; i < n; i++) {
+    if (!keys[i] || !keys[i][0]) {
+      rc = CS_EINVAL;
+      goto out;
+    }
+    cs_json_str(&body, keys[i], values[i]); /* NULL: null, removes it */
+  }
+  cs_json_close(&body, '}');
+  cs_json_close(&body, '}');
+  cs_json_close(&body, '}');
+  rc = cs_buf_error(&body);
+  if (rc)
+    goto out;
+  path = cs_asprintf("/api/v1/namespaces/%s/pods/%s", ns, name);
+  h = curl_easy_init();
+  if (!h) {
+    rc = CS_EINTERNAL;
+    goto out;
+  }
+  req r = {.verb = "patch",
+           .method = "PATCH",
+           .path = path,
+           .ctype = "application/merge-patch+json",
+           .body = body.data,
+           .bodylen = body.len,
+           .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
+  request(k, h, &r, &resp);
+  rc = status_err(&r);
+  if (rc) {
+    char err[256];
+    describe_failure(&r, &resp, err, sizeof(err));
+    cs_buf *l = cs_log_begin(0, "Cannot annotate pod");
+    cs_json_str(l, "err", err);
+    cs_json_open(l, "pod", '{');
+    cs_json_str(l, "namespace", ns);
+    cs_json_str(l, "name", name);
+    cs_json_close(l, '}');
+    cs_log_end(l);
+  }
+out:
+  if (h)
+    curl_easy_cleanup(h);
+  free(path);
+  cs_buf_free(&body);
+  cs_buf_free(&resp);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- events */
+
+void cs_kube_format_micro_time(int64_t unix_s, long usec, char out[static 28])
+{
+  time_t t = (time_t)unix_s;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  if (usec < 0 || usec > 999999)
+    usec = 0;
+  char date[20];
+  if (strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+    snprintf(date, sizeof(date), "1970-01-01T00:00:00");
+  snprintf(out, 28, "%.19s.%06ldZ", date, usec);
+}
+
+static void ev_item_free(ev_item *e)
+{
+  free(e->ns);
+  free(e->pod);
+  free(e->uid);
+  free(e->reason);
+  free(e->action);
+  free(e->note);
+  memset(e, 0, sizeof(*e));
+}
+
+/* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
+static char *dup_cut(const char *s, size_t max)
+{
+  size_t n = strlen(s);
+  if (n > max) {
+    n = max;
+    while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--;
+  }
+  return cs_strndup(s, n);
+}
+
+static void event_body(cs_kube *k, const ev_item *e, unsigned seq, cs_buf *b)
+{
+  char when[28];
+  char name[254];
+  cs_kube_format_micro_time(e->at_s, e->at_us, when);
+  /* client-go names Events <object>.<hex time>; the sequence keeps names
+   * unique within one process. */
+  snprintf(name, sizeof(name), "%.*s.%llx%04x", 253 - 22, e->pod,
+           (unsigned long long)(e->at_s * 1000000 + e->at_us), seq & 0xffff);
+  cs_json_open(b, NULL, '{');
+  cs_json_str(b, "apiVersion", "events.k8s.io/v1");
+  cs_json_str(b, "kind", "Event");
+  cs_json_open(b, "metadata", '{');
+  cs_json_str(b, "name", name);
+  cs_json_str(b, "namespace", e->ns);
+  cs_json_close(b, '}');
+  cs_json_str(b, "eventTime", when);
+  cs_json_str(b, "reportingController", REPORTING_CONTROLLER);
+  cs_json_str(b, "reportingInstance", k->instance);
+  cs_json_str(b, "action", e->action);
+  cs_json_str(b, "reason", e->reason);
+  cs_json_str(b, "note", e->note);
+  cs_json_str(b, "type", e->warning ? "Warning" : "Normal");
+  cs_json_open(b, "regarding", '{');
+  cs_json_str(b, "apiVersion", "v1");
+  cs_json_str(b, "kind", "Pod");
+  cs_json_str(b, "namespace", e->ns);
+  cs_json_str(b, "name", e->pod);
+  if (e->uid && e->uid[0])
+    cs_json_str(b, "uid", e->uid);
+  cs_json_close(b, '}');
+  cs_json_close(b, '}');
+}
+
+static void event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
+{
+  cs_buf body, resp;
+  cs_buf_init(&body, 64u << 10);
+  cs_buf_init(&resp, 1u << 20);
+  char *path =
+      cs_asprintf("/apis/events.k8s.io/v1/namespaces/%s/events", e->ns);
+  event_body(k, e, seq, &body);
+  req r = {.verb = "event",
+           .method = "POST",
+           .path = path,
+           .ctype = "application/json",
+           .body = body.data,
+           .bodylen = body.len,
+           .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
+  if (cs_buf_error(&body) == CS_OK)
+    request(k, h, &r, &resp);
+  cs_err rc = cs_buf_error(&body) ? cs_buf_error(&body) : status_err(&r);
+  if (rc == CS_OK) {
+    STAT_ADD(k, events_sent);
+    metric_add(k, "carbonshift_kube_events_total", "sent", NULL);
+    if (k->ev_failing) {
+      cs_log_info("Sending pod events again");
+      k->ev_failing = false;
+    }
+  } else if (!stopping(k)) {
+    STAT_ADD(k, events_failed);
+    metric_add(k, "carbonshift_kube_events_total", "failed", NULL);
+    char err[256];
+    describe_failure(&r, &resp, err, sizeof(err));
+    /* One line when sending starts failing; further failures at v=1. */
+    cs_buf *l = cs_log_begin(k->ev_failing ? 1 : 0, "Cannot send a pod event");
+    cs_json_str(l, "err", err);
+    cs_json_str(l, "reason", e->reason);
+    cs_json_open(l, "pod", '{');
+    cs_json_str(l, "namespace", e->ns);
+    cs_json_str(l, "name", e->pod);
+    cs_json_close(l, '}');
+    cs_log_end(l);
+    k->ev_failing = true;
+  }
+  free(path);
+  cs_buf_free(&body);
+  cs_buf_free(&resp);
+}
+
+static void *event_main(void *arg)
+{
+  cs_kube *k = arg;
+  CURL *h = curl_easy_init();
+  if (!h) {
+    cs_log_error("Cannot start the event sender", "curl_easy_init failed");
+    return NULL;
+  }
+  for (;;) {
+    ev_item e;
+    unsigned seq;
+    pthread_mutex_lock(&k->ev_mu);
+    while (k->qlen == 0 && !stopping(k))
+      pthread_cond_wait(&k->ev_cv, &k->ev_mu);
+    if (stopping(k)) {
+      pthread_mutex_unlock(&k->ev_mu);
+      break;
+    }
+    e = k->queue[k->qhead];
+    memset(&k->queue[k->qhead], 0, sizeof(e));
+    k->qhead = (k->qhead + 1) % k->cfg.event_queue_cap;
+    k->qlen--;
+    seq = ++k->ev_seq;
+    pthread_mutex_unlock(&k->ev_mu);
+    event_send(k, h, &e, seq);
+    ev_item_free(&e);
+  }
+  curl_easy_cleanup(h);
+  return NULL;
+}
+
+cs_err cs_kube_emit_event(cs_kube *k, const cs_kube_event *ev)
+{
+  if (!k || !ev || !valid_name(ev->ns) || !valid_name(ev->pod) || !ev->reason ||
+      !ev->reason[0] || !ev->action || !ev->action[0])
+    return CS_EINVAL;
+  if (!k->cfg.events_enabled)
+    return CS_OK;
+  uint64_t key = hash_str(hash_str(hash_str(0, ev->ns), ev->pod), ev->reason);
+  uint64_t note = hash_str(0, ev->note);
+  double now = mono_s();
+  cs_err rc = CS_OK;
+  const char *result = NULL;
+
+  pthread_mutex_lock(&k->ev_mu);
+  dedup_entry *d = NULL, *oldest = NULL;
+  for (size_t i = 0; i < k->ndedup; i++) {
+    if (k->dedup[i].key == key) {
+      d = &k->dedup[i];
+      break;
+    }
+    if (!oldest || k->dedup[i].last < oldest->last)
+      oldest = &k->dedup[i];
+  }
+  if (d && ((d->note == note && now - d->last < k->cfg.event_dedup_window_s) ||
+            now - d->last < k->cfg.event_min_interval_s)) {
+    result = "suppressed";
+    goto out;
+  }
+  if (k->qlen >= k->cfg.event_queue_cap) {
+    result = "dropped";
+    rc = CS_EBUSY;
+    goto out;
+  }
+  if (!d) {
+    if (k->ndedup < k->cfg.event_dedup_cap)
+      d = &k->dedup[k->ndedup++];
+    else
+      d = oldest; /* the table is bounded: forget the stalest pod */
+    d->key = key;
+  }
+  d->note = note;
+  d->last = now;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ev_item *e = &k->queue[(k->qhead + k->qlen) % k->cfg.event_queue_cap];
+  e->ns = cs_strdup(ev->ns);
+  e->pod = cs_strdup(ev->pod);
+  e->uid = cs_strdup(ev->uid ? ev->uid : "");
+  e->reason = dup_cut(ev->reason, EVENT_FIELD_MAX);
+  e->action = dup_cut(ev->action, EVENT_FIELD_MAX);
+  e->note = dup_cut(ev->note ? ev->note : "", EVENT_NOTE_MAX);
+  e->warning = ev->warning;
+  e->at_s = cs_clock_now();
+  e->at_us = ts.tv_nsec / 1000;
+  k->qlen++;
+  pthread_cond_signal(&k->ev_cv);
+out:
+  pthread_mutex_unlock(&k->ev_mu);
+  if (result) {
+    if (rc)
+      STAT_ADD(k, events_dropped);
+    else
+      STAT_ADD(k, events_suppressed);
+    metric_add(k, "carbonshift_kube_events_total", result, NULL);
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
+                   size_t errcap)
+{
+  cs_err rc = CS_OK;
+  char *kc = NULL;
+  cs_kube *k = NULL;
+  *out = NULL;
+  seterr(err, errcap, "%s", "");
+  if (!cfg) {
+    seterr(err, errcap, "no configuration");
+    return CS_EINVAL;
+  }
+  if (cfg->request_timeout_s <= 0 || cfg->watch_timeout_s <= 0 ||
+      cfg->backoff_initial_s <= 0 ||
+      cfg->backoff_max_s < cfg->backoff_initial_s || cfg->list_page_size <= 0 ||
+      cfg->max_line_bytes < 1024 || cfg->max_body_bytes < 1024 ||
+      cfg->event_queue_cap == 0 || cfg->event_dedup_cap == 0 ||
+      cfg->event_dedup_window_s < 0 || cfg->event_min_interval_s < 0) {
+    seterr(err, errcap,
+           "kube client: timeouts, backoff, page size, caps and queue sizes "
+           "must be positive (start from cs_kube_config_defaults)");
+    return CS_EINVAL;
+  }
+  pthread_once(&curl_once, curl_init_once);
+  k = cs_calloc(1, sizeof(*k));
+  k->cfg = *cfg;
+  k->cfg.kubeconfig = k->cfg.context = k->cfg.sa_dir = k->cfg.server = NULL;
+  k->cfg.reporting_instance = NULL;
+  k->metrics = cfg->metrics;
+  pthread_mutex_init(&k->tok_mu, NULL);
+  pthread_mutex_init(&k->st_mu, NULL);
+  pthread_mutex_init(&k->stop_mu, NULL);
+  pthread_cond_init(&k->stop_cv, NULL);
+  pthread_mutex_init(&k->ev_mu, NULL);
+  pthread_cond_init(&k->ev_cv, NULL);
+  atomic_init(&k->stop, false);
+
+  const char *sa = cfg->sa_dir && cfg->sa_dir[0] ? cfg->sa_dir : CS_KUBE_SA_DIR;
+  cs_kube_mode mode = cfg->mode;
+  if (mode == CS_KUBE_AUTO) {
+    const char *host = getenv("KUBERNETES_SERVICE_HOST");
+    mode = cfg->kubeconfig && cfg->kubeconfig[0] ? CS_KUBE_KUBECONFIG
+           : host && host[0]                     ? CS_KUBE_IN_CLUSTER
+                                                 : CS_KUBE_KUBECONFIG;
+  }
+  if (mode == CS_KUBE_IN_CLUSTER) {
+    rc = in_cluster_load(k, sa, cfg->server, err, errcap);
+  } else {
+    const char *env = getenv("KUBECONFIG");
+    const char *home = getenv("HOME");
+    if (cfg->kubeconfig && cfg->kubeconfig[0])
+      kc = cs_strdup(cfg->kubeconfig);
+    else if (env && env[0])
+      kc = cs_strndup(env, strcspn(env, ":")); /* the first of the list */
+    else if (home && home[0])
+      kc = cs_asprintf("%s/.kube/config", home);
+    if (!kc) {
+      seterr(err, errcap,
+             "kube.kubeconfig: not set, and neither KUBECONFIG nor HOME is: "
+             "expected the path of a kubeconfig file");
+      rc = CS_EINVAL;
+    } else {
+      rc = kubeconfig_load(k, kc, cfg->context, err, errcap);
+    }
+    if (!rc && cfg->server && cfg->server[0]) {
+      free(k->server);
+      k->server = cs_strdup(cfg->server);
+    }
+  }
+  if (rc)
+    goto out;
+  size_t sl = strlen(k->server);
+  while (sl && k->server[sl - 1] == '/')
+    k->server[--sl] = '\0';
+
+  if (cfg->reporting_instance && cfg->reporting_instance[0])
+    snprintf(k->instance, sizeof(k->instance), "%s", cfg->reporting_instance);
+  else if (gethostname(k->instance, sizeof(k->instance) - 1) != 0 ||
+           !k->instance[0])
+    snprintf(k->instance, sizeof(k->instance), "carbonshift");
+  k->instance[sizeof(k->instance) - 1] = '\0';
+
+  declare_metrics(k);
+  k->queue = cs_calloc(k->cfg.event_queue_cap, sizeof(*k->queue));
+  k->dedup = cs_calloc(k->cfg.event_dedup_cap, sizeof(*k->dedup));
+  if (k->cfg.events_enabled) {
+    if (pthread_create(&k->ev_thr, NULL, event_main, k) != 0) {
+      seterr(err, errcap, "cannot start the event sender thread");
+      rc = CS_EINTERNAL;
+      goto out;
+    }
+    k->ev_running = true;
+  }
+  static const char *const auth_names[] = {"none", "token", "tokenFile",
+                                           "clientCertificate"};
+  cs_buf *l = cs_log_begin(0, "Kubernetes API client configured");
+  cs_json_str(l, "server", k->server);
+  cs_json_str(l, "source", k->in_cluster ? "inCluster" : "kubeconfig");
+  if (!k->in_cluster) {
+    cs_json_str(l, "kubeconfig", kc);
+    cs_json_str(l, "context", k->context);
+  }
+  cs_json_str(l, "auth", auth_names[k->auth]);
+  cs_json_str(l, "namespace", k->ns);
+  cs_json_bool(l, "insecureSkipTLSVerify", k->insecure);
+  cs_log_end(l);
+out:
+  free(kc);
+  if (rc) {
+    cs_kube_free(k);
+    k = NULL;
+  }
+  *out = k;
+  return rc;
+}
+
+void cs_kube_free(cs_kube *k)
+{
+  if (!k)
+    return;
+  pthread_mutex_lock(&k->stop_mu);
+  atomic_store(&k->stop, true);
+  pthread_cond_broadcast(&k->stop_cv);
+  pthread_mutex_unlock(&k->stop_mu);
+  pthread_mutex_lock(&k->ev_mu);
+  pthread_cond_broadcast(&k->ev_cv);
+  pthread_mutex_unlock(&k->ev_mu);
+  if (k->watch_running)
+    pthread_join(k->watch_thr, NULL);
+  if (k->ev_running)
+    pthread_join(k->ev_thr, NULL);
+  for (size_t i = 0; k->queue && i < k->qlen; i++)
+    ev_item_free(&k->queue[(k->qhead + i) % k->cfg.event_queue_cap]);
+  free(k->queue);
+  free(k->dedup);
+  free(k->server);
+  free(k->ns);
+  free(k->context);
+  free(k->ca_file);
+  free(k->ca_data.p);
+  free(k->cert_file);
+  free(k->key_file);
+  free(k->cert_data.p);
+  if (k->key_data.p)
+    memset(k->key_data.p, 0, k->key_data.n);
+  free(k->key_data.p);
+  if (k->token)
+    memset(k->token, 0, strlen(k->token));
+  free(k->token);
+  free(k->token_path);
+  pthread_mutex_destroy(&k->tok_mu);
+  pthread_mutex_destroy(&k->st_mu);
+  pthread_mutex_destroy(&k->stop_mu);
+  pthread_cond_destroy(&k->stop_cv);
+  pthread_mutex_destroy(&k->ev_mu);
+  pthread_cond_destroy(&k->ev_cv);
+  free(k);
+}
+
+void cs_kube_get_info(const cs_kube *k, cs_kube_info *out)
+{
+  memset(out, 0, sizeof(*out));
+  if (!k)
+    return;
+  snprintf(out->server, sizeof(out->server), "%s", k->server);
+  snprintf(out->ns, sizeof(out->ns), "%s", k->ns);
+  snprintf(out->context, sizeof(out->context), "%s",
+           k->context ? k->context : "");
+  out->in_cluster = k->in_cluster;
+  out->auth = k->auth;
+  out->insecure = k->insecure;
+  out->has_ca = k->ca_file || k->ca_data.p;
+}
+
+void cs_kube_get_stats(cs_kube *k, cs_kube_stats *out)
+{
+  memset(out, 0, sizeof(*out));
+  if (!k)
+    return;
+  pthread_mutex_lock(&k->st_mu);
+  *out = k->st;
+  pthread_mutex_unlock(&k->st_mu);
+}

@@ -1,0 +1,1099 @@
+/* Tests of the Kubernetes API client against a fake API server in the test
+ * process (fake_kube.c): list and watch with bookmarks, a dropped watch,
+ * 410 Gone, an expired token, annotation patches, Events, kubeconfigs. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/clock.h"
+#include "carbon/util/log.h"
+#include "fake_kube.h"
+#include "scheduler/kube.h"
+
+/* ------------------------------------------------------------- helpers */
+
+static char tmpdir[64];
+static int log_fd = -1;
+
+static void setup(void)
+{
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/cs_kube_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+  char path[128];
+  snprintf(path, sizeof(path), "%s/log.jsonl", tmpdir);
+  log_fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0600);
+  ck_assert_int_ge(log_fd, 0);
+  cs_log_set_fd(log_fd);
+  cs_log_set_verbosity(0);
+  unsetenv("http_proxy");
+  unsetenv("HTTP_PROXY");
+  unsetenv("https_proxy");
+  unsetenv("HTTPS_PROXY");
+  unsetenv("all_proxy");
+  unsetenv("ALL_PROXY");
+}
+
+static void teardown(void)
+{
+  cs_log_set_fd(STDOUT_FILENO);
+  if (log_fd >= 0)
+    close(log_fd);
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *write_tmp(const char *name, const char *text)
+{
+  char *path = cs_asprintf("%s/%s", tmpdir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+static char *slurp(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f != NULL, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = cs_malloc((size_t)n + 1);
+  ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+  s[n] = '\0';
+  fclose(f);
+  return s;
+}
+
+static char *log_text(void)
+{
+  char path[128];
+  snprintf(path, sizeof(path), "%s/log.jsonl", tmpdir);
+  return slurp(path);
+}
+
+static size_t count_substr(const char *hay, const char *needle)
+{
+  size_t n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+static cJSON *fixture_nodes(void)
+{
+  const char *shared = getenv("CS_SHARED");
+  char *path = cs_asprintf("%s/fixtures/extender/nodes.json",
+                           shared ? shared : "../shared");
+  char *text = slurp(path);
+  cJSON *doc = cJSON_ParseWithLength(text, strlen(text));
+  ck_assert_ptr_nonnull(doc);
+  free(text);
+  free(path);
+  return doc;
+}
+
+static void sleep_ms(int ms)
+{
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* A kubeconfig with a token user pointing at the fake server. */
+static char *token_kubeconfig(const char *url, const char *ns)
+{
+  char *text = cs_asprintf("apiVersion: v1\n"
+                           "kind: Config\n"
+                           "current-context: test\n"
+                           "clusters:\n"
+                           "- name: fake\n"
+                           "  cluster:\n"
+                           "    server: %s\n"
+                           "contexts:\n"
+                           "- name: test\n"
+                           "  context:\n"
+                           "    cluster: fake\n"
+                           "    user: tester\n"
+                           "    namespace: %s\n"
+                           "users:\n"
+                           "- name: tester\n"
+                           "  user:\n"
+                           "    token: s3cret\n",
+                           url, ns);
+  char *path = write_tmp("kubeconfig", text);
+  free(text);
+  return path;
+}
+
+static cs_kube *client_for(const char *url, cs_kube_config *cfg)
+{
+  char *kc = token_kubeconfig(url, "default");
+  cfg->mode = CS_KUBE_KUBECONFIG;
+  cfg->kubeconfig = kc;
+  char err[512];
+  cs_kube *k = NULL;
+  cs_err rc = cs_kube_new(cfg, &k, err, sizeof(err));
+  ck_assert_msg(rc == CS_OK, "cs_kube_new: %s", err);
+  free(kc);
+  return k;
+}
+
+static void fast_config(cs_kube_config *cfg)
+{
+  cs_kube_config_defaults(cfg);
+  cfg->backoff_initial_s = 0.01;
+  cfg->backoff_max_s = 0.05;
+  cfg->request_timeout_s = 5;
+  cfg->watch_timeout_s = 7;
+}
+
+/* ------------------------------------------------- recording node sink */
+
+typedef struct rec {
+  pthread_mutex_t mu;
+  char ops[128][128];
+  size_t n;
+} rec;
+
+static void rec_add(rec *r, const char *fmt, const char *a, const char *b)
+{
+  pthread_mutex_lock(&r->mu);
+  if (r->n < 128)
+    snprintf(r->ops[r->n++], sizeof(r->ops[0]), fmt, a, b);
+  pthread_mutex_unlock(&r->mu);
+}
+
+static void rec_begin(void *ctx)
+{
+  rec_add(ctx, "begin%s%s", "", "");
+}
+
+static void rec_end(void *ctx)
+{
+  rec_add(ctx, "end%s%s", "", "");
+}
+
+static cs_err rec_upsert(void *ctx, const cJSON *node)
+{
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+  const char *name =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "name"));
+  const char *rv = cJSON_GetStringValue(
+      cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+  rec_add(ctx, "upsert %s %s", name ? name : "?", rv ? rv : "?");
+  return CS_OK;
+}
+
+static void rec_remove(void *ctx, const char *name)
+{
+  rec_add(ctx, "remove %s%s", name, "");
+}
+
+static size_t rec_count(rec *r)
+{
+  pthread_mutex_lock(&r->mu);
+  size_t n = r->n;
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
+
+/* -------------------------------------------------- list/watch script */
+
+typedef struct watch_script {
+  cJSON *nodes; /* the fixture NodeList */
+  int lists, watches;
+} watch_script;
+
+static char *list_page(cJSON *nodes, int from, int to, const char *rv,
+                       const char *cont)
+{
+  cJSON *page = cJSON_CreateObject();
+  cJSON_AddStringToObject(page, "apiVersion", "v1");
+  cJSON_AddStringToObject(page, "kind", "NodeList");
+  cJSON *meta = cJSON_AddObjectToObject(page, "metadata");
+  cJSON_AddStringToObject(meta, "resourceVersion", rv);
+  if (cont)
+    cJSON_AddStringToObject(meta, "continue", cont);
+  cJSON *items = cJSON_AddArrayToObject(page, "items");
+  cJSON *all = cJSON_GetObjectItemCaseSensitive(nodes, "items");
+  for (int i = from; i < to; i++)
+    cJSON_AddItemToArray(items,
+                         cJSON_Duplicate(cJSON_GetArrayItem(all, i), true));
+  char *s = cJSON_PrintUnformatted(page);
+  cJSON_Delete(page);
+  return s;
+}
+
+static char *node_event(cJSON *nodes, const char *type, int i, const char *name,
+                        const char *rv)
+{
+  cJSON *n = cJSON_Duplicate(
+      cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(nodes, "items"), i),
+      true);
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(n, "metadata");
+  cJSON_ReplaceItemInObjectCaseSensitive(meta, "name",
+                                         cJSON_CreateString(name));
+  cJSON_ReplaceItemInObjectCaseSensitive(meta, "resourceVersion",
+                                         cJSON_CreateString(rv));
+  cJSON *ev = cJSON_CreateObject();
+  cJSON_AddStringToObject(ev, "type", type);
+  cJSON_AddItemToObject(ev, "object", n);
+  char *s = cJSON_PrintUnformatted(ev);
+  cJSON_Delete(ev);
+  return s;
+}
+
+static const char gone_status[] =
+    "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+    "\"status\":\"Failure\",\"message\":\"too old resource version: 481400 "
+    "(481450)\",\"reason\":\"Expired\",\"code\":410}";
+
+static void watch_handler(void *ud, const fk_request *rq, size_t index,
+                          fk_reply *out)
+{
+  watch_script *w = ud;
+  char *watch = fk_param(rq, "watch");
+  char *cont = fk_param(rq, "continue");
+  bool is_watch = watch != NULL;
+  free(watch);
+  if (strcmp(rq->path, "/api/v1/nodes") != 0 || strcmp(rq->method, "GET")) {
+    out->status = 404;
+    out->body = cs_strdup("{\"kind\":\"Status\",\"code\":404}");
+  } else if (!is_watch) {
+    w->lists++;
+    if (w->lists == 1) /* the first list comes in two pages */
+      out->body = list_page(w->nodes, 0, 3, "481300", "page-2-token");
+    else if (w->lists == 2 && cont && strcmp(cont, "page-2-token") == 0)
+      out->body = list_page(w->nodes, 3, 5, "481300", NULL);
+    else if (w->lists == 3)
+      out->body = list_page(w->nodes, 0, 5, "481400", NULL);
+    else
+      out->body = list_page(w->nodes, 0, 5, "481500", NULL);
+  } else {
+    w->watches++;
+    switch (w->watches) {
+    case 1: /* three changes, then the connection breaks */
+      fk_reply_line(out,
+                    node_event(w->nodes, "ADDED", 0, "gpu-new-01", "481301"));
+      fk_reply_line(out, node_event(w->nodes, "MODIFIED", 1, "gpu-a100-fra-02",
+                                    "481302"));
+      fk_reply_line(
+          out, node_event(w->nodes, "DELETED", 4, "cpu-only-fra-03", "481303"));
+      out->end = FK_END_DROP;
+      break;
+    case 2: /* a bookmark, then the server's timeout ends the watch */
+      fk_reply_line(out, cs_strdup("{\"type\":\"BOOKMARK\",\"object\":{"
+                                   "\"kind\":\"Node\",\"apiVersion\":\"v1\","
+                                   "\"metadata\":{\"resourceVersion\":"
+                                   "\"481310\"}}}"));
+      out->end = FK_END_CLEAN;
+      break;
+    case 3: /* the history is compacted: an ERROR event with code 410 */
+      fk_reply_line(
+          out, cs_asprintf("{\"type\":\"ERROR\",\"object\":%s}", gone_status));
+      out->end = FK_END_CLEAN;
+      break;
+    case 4: /* and again, as an HTTP status */
+      out->status = 410;
+      out->body = cs_strdup(gone_status);
+      break;
+    default:
+      out->end = FK_END_HOLD;
+      break;
+    }
+  }
+  free(cont);
+}
+
+static const fk_request *nth_watch(fk_server *s, int n)
+{
+  int seen = 0;
+  for (size_t i = 0; i < fk_count(s); i++) {
+    const fk_request *rq = fk_get(s, i);
+    if (strstr(rq->query, "watch=1") && ++seen == n)
+      return rq;
+  }
+  return NULL;
+}
+
+START_TEST(test_kube_node_watch_list_watch_drop_gone)
+{
+  watch_script w = {.nodes = fixture_nodes()};
+  fk_server *s = fk_start(watch_handler, &w);
+  ck_assert_ptr_nonnull(s);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.list_page_size = 3;
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_OK);
+  ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_EBUSY);
+
+  /* 2 list pages, 4 watches, 2 relists, then the held fifth watch. */
+  ck_assert_msg(fk_wait_count(s, 9, 10000), "only %zu requests", fk_count(s));
+  for (int i = 0; i < 200 && rec_count(&r) < 24; i++)
+    sleep_ms(10);
+
+  static const char *const want[] = {
+      "begin",
+      "upsert gpu-h100-fra-01 480000",
+      "upsert gpu-a100-fra-02 480001",
+      "upsert gpu-v100-osl-01 480002",
+      "upsert gpu-l4-mad-01 480003",
+      "upsert cpu-only-fra-03 480004",
+      "end",
+      "upsert gpu-new-01 481301",
+      "upsert gpu-a100-fra-02 481302",
+      "remove cpu-only-fra-03",
+      "begin",
+      "upsert gpu-h100-fra-01 480000",
+      "upsert gpu-a100-fra-02 480001",
+      "upsert gpu-v100-osl-01 480002",
+      "upsert gpu-l4-mad-01 480003",
+      "upsert cpu-only-fra-03 480004",
+      "end",
+      "begin",
+  };
+  size_t nwant = sizeof(want) / sizeof(want[0]);
+  ck_assert_uint_ge(rec_count(&r), 24);
+  for (size_t i = 0; i < nwant; i++)
+    ck_assert_str_eq(r.ops[i], want[i]);
+
+  /* The list pages: limit, then the continue token. */
+  const fk_request *l1 = fk_get(s, 0), *l2 = fk_get(s, 1);
+  ck_assert_str_eq(l1->query, "limit=3");
+  ck_assert_str_eq(l2->query, "limit=3&continue=page-2-token");
+  ck_assert_str_eq(l1->auth, "Bearer s3cret");
+
+  /* Each watch resumes from where the previous one stood. */
+  static const char *const rvs[] = {"481300", "481303", "481310", "481400",
+                                    "481500"};
+  for (int i = 1; i <= 5; i++) {
+    const fk_request *rq = nth_watch(s, i);
+    ck_assert_ptr_nonnull(rq);
+    char *rv = fk_param(rq, "resourceVersion");
+    char *bm = fk_param(rq, "allowWatchBookmarks");
+    char *to = fk_param(rq, "timeoutSeconds");
+    ck_assert_msg(rv && strcmp(rv, rvs[i - 1]) == 0,
+                  "watch %d asked for resourceVersion %s, want %s", i,
+                  rv ? rv : "(none)", rvs[i - 1]);
+    ck_assert_str_eq(bm, "true");
+    ck_assert_str_eq(to, "7");
+    free(rv);
+    free(bm);
+    free(to);
+  }
+
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_uint_eq(st.lists, 3);
+  ck_assert_uint_eq(st.relists_gone, 2);
+  ck_assert_uint_eq(st.bookmarks, 1);
+  ck_assert_uint_eq(st.watch_events, 3);
+  ck_assert_uint_eq(st.watch_restarts, 3); /* drop, 410 event, 410 status */
+  ck_assert_str_eq(st.resource_version, "481500");
+
+  cs_kube_free(k);
+  fk_stop(s);
+  cJSON_Delete(w.nodes);
+
+  char *log = log_text();
+  ck_assert_uint_eq(count_substr(log, "\"Node watch dropped\""), 1);
+  ck_assert_uint_eq(count_substr(log, "\"Node watch expired, relisting\""), 2);
+  ck_assert_uint_eq(count_substr(log, "\"Listed nodes\""), 3);
+  ck_assert_ptr_null(strstr(log, "s3cret"));
+  free(log);
+}
+END_TEST
+
+/* A server that refuses everything: the watch backs off, logs the failure
+ * once, and keeps retrying. */
+static void refuse_handler(void *ud, const fk_request *rq, size_t index,
+                           fk_reply *out)
+{
+  out->status = 403;
+  out->body = cs_strdup("{\"kind\":\"Status\",\"code\":403,\"message\":"
+                        "\"nodes is forbidden: User cannot list resource\"}");
+}
+
+START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
+{
+  fk_server *s = fk_start(refuse_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_OK);
+  ck_assert(fk_wait_count(s, 4, 5000));
+  cs_kube_free(k);
+  fk_stop(s);
+  ck_assert_uint_eq(rec_count(&r), 0);
+  char *log = log_text();
+  ck_assert_uint_eq(count_substr(log, "\"Cannot list nodes\""), 1);
+  ck_assert_ptr_nonnull(strstr(log, "HTTP 403: nodes is forbidden"));
+  free(log);
+}
+END_TEST
+
+/* ------------------------------------------------------ token rotation */
+
+typedef struct tok_script {
+  char want[64];
+} tok_script;
+
+static void token_handler(void *ud, const fk_request *rq, size_t index,
+                          fk_reply *out)
+{
+  tok_script *t = ud;
+  char bearer[80];
+  snprintf(bearer, sizeof(bearer), "Bearer %s", t->want);
+  if (strcmp(rq->auth, bearer) != 0) {
+    out->status = 401;
+    out->body = cs_strdup("{\"kind\":\"Status\",\"code\":401,"
+                          "\"message\":\"Unauthorized\"}");
+    return;
+  }
+  out->body = cs_strdup("{\"kind\":\"Pod\"}");
+}
+
+static void rewrite_keeping_stat(const char *path, const char *text)
+{
+  struct stat before;
+  ck_assert_int_eq(stat(path, &before), 0);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+START_TEST(test_kube_request_expired_token_rereads_file)
+{
+  tok_script t = {"new-token"};
+  fk_server *s = fk_start(token_handler, &t);
+  char sa[128];
+  snprintf(sa, sizeof(sa), "%s/sa", tmpdir);
+  ck_assert_int_eq(mkdir(sa, 0700), 0);
+  char *tok = write_tmp("sa/token", "old-token\n");
+  free(write_tmp("sa/namespace", "carbon\n"));
+
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.mode = CS_KUBE_IN_CLUSTER;
+  cfg.sa_dir = sa;
+  cfg.server = fk_url(s); /* plain HTTP: no ca.crt needed */
+  cs_kube *k = NULL;
+  char err[256];
+  ck_assert_msg(cs_kube_new(&cfg, &k, err, sizeof(err)) == CS_OK, "%s", err);
+  cs_kube_info info;
+  cs_kube_get_info(k, &info);
+  ck_assert(info.in_cluster);
+  ck_assert_int_eq(info.auth, CS_KUBE_AUTH_TOKEN_FILE);
+  ck_assert_str_eq(info.ns, "carbon");
+
+  /* The file changes but looks unchanged (same size and mtime): only the
+   * 401 makes the client read it again. */
+  rewrite_keeping_stat(tok, "new-token\n");
+  const char *keys[] = {"a"};
+  const char *vals[] = {"1"};
+  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml", "p", keys, vals, 1),
+                   CS_OK);
+  ck_assert_uint_eq(fk_count(s), 2);
+  ck_assert_str_eq(fk_get(s, 0)->auth, "Bearer old-token");
+  ck_assert_uint_eq(fk_get(s, 0)->bodylen, fk_get(s, 1)->bodylen);
+  ck_assert_str_eq(fk_get(s, 1)->auth, "Bearer new-token");
+
+  /* A rotation the client can see on disk is used without a 401. */
+  snprintf(t.want, sizeof(t.want), "rotated-token-3");
+  FILE *f = fopen(tok, "w");
+  fputs("rotated-token-3", f);
+  fclose(f);
+  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml", "p", keys, vals, 1),
+                   CS_OK);
+  ck_assert_uint_eq(fk_count(s), 3);
+  ck_assert_str_eq(fk_get(s, 2)->auth, "Bearer rotated-token-3");
+
+  /* A token the server keeps refusing is reported, not retried forever. */
+  snprintf(t.want, sizeof(t.want), "something-else");
+  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml", "p", keys, vals, 1),
+                   CS_EAUTH);
+  /* The forced re-read finds the same token: no second try. */
+  ck_assert_uint_eq(fk_count(s), 4);
+
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_uint_eq(st.token_reloads, 2);
+  cs_kube_free(k);
+  fk_stop(s);
+  free(tok);
+}
+END_TEST
+
+START_TEST(test_kube_new_in_cluster_missing_env_and_token)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.mode = CS_KUBE_IN_CLUSTER;
+  cfg.sa_dir = tmpdir;
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KUBERNETES_SERVICE_PORT");
+  cs_kube *k = NULL;
+  char err[256];
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_null(k);
+  ck_assert_ptr_nonnull(strstr(err, "KUBERNETES_SERVICE_HOST"));
+
+  setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+  setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EIO);
+  ck_assert_msg(strstr(err, "token file") && strstr(err, "/token"), "%s", err);
+
+  free(write_tmp("token", "abc"));
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EIO);
+  ck_assert_msg(strstr(err, "ca.crt"), "%s", err);
+
+  free(write_tmp("ca.crt", "-----BEGIN CERTIFICATE-----\n"));
+  ck_assert_msg(cs_kube_new(&cfg, &k, err, sizeof(err)) == CS_OK, "%s", err);
+  cs_kube_info info;
+  cs_kube_get_info(k, &info);
+  ck_assert_str_eq(info.server, "https://[fd00::1]:443");
+  ck_assert_str_eq(info.ns, "default");
+  ck_assert(info.has_ca);
+  cs_kube_free(k);
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KUBERNETES_SERVICE_PORT");
+}
+END_TEST
+
+/* ------------------------------------------------------------- patches */
+
+static void ok_handler(void *ud, const fk_request *rq, size_t index,
+                       fk_reply *out)
+{
+  if (strstr(rq->path, "/pods/missing")) {
+    out->status = 404;
+    out->body = cs_strdup("{\"kind\":\"Status\",\"code\":404,\"message\":"
+                          "\"pods \\\"missing\\\" not found\"}");
+    return;
+  }
+  out->status = strcmp(rq->method, "POST") == 0 ? 201 : 200;
+  out->body = cs_strdup("{}");
+}
+
+static void assert_json_eq(const char *got, size_t len, const char *want)
+{
+  cJSON *g = cJSON_ParseWithLength(got, len);
+  cJSON *w = cJSON_Parse(want);
+  ck_assert_ptr_nonnull(w);
+  ck_assert_msg(g && cJSON_Compare(g, w, true), "got %s\nwant %s", got, want);
+  cJSON_Delete(g);
+  cJSON_Delete(w);
+}
+
+START_TEST(test_kube_patch_pod_annotations_merge_patch)
+{
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  const char *keys[] = {"carbonshift.io/planned-start",
+                        "carbonshift.io/expected-saving", "carbonshift.io/old"};
+  const char *vals[] = {"2026-11-23T02:00:00Z", "quote \" and \\ ok", NULL};
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "ml-team", "train-1", keys, vals, 3),
+      CS_OK);
+  ck_assert_uint_eq(fk_count(s), 1);
+  const fk_request *rq = fk_get(s, 0);
+  ck_assert_str_eq(rq->method, "PATCH");
+  ck_assert_str_eq(rq->path, "/api/v1/namespaces/ml-team/pods/train-1");
+  ck_assert_str_eq(rq->ctype, "application/merge-patch+json");
+  assert_json_eq(
+      rq->body, rq->bodylen,
+      "{\"metadata\":{\"annotations\":{"
+      "\"carbonshift.io/planned-start\":\"2026-11-23T02:00:00Z\","
+      "\"carbonshift.io/expected-saving\":\"quote \\\" and \\\\ ok\","
+      "\"carbonshift.io/old\":null}}}");
+
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "ml-team", "missing", keys, vals, 1),
+      CS_ENOTFOUND);
+  /* Names that could rewrite the path never reach the server. */
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "ml-team", "../nodes", keys, vals, 1),
+      CS_EINVAL);
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "", "train-1", keys, vals, 1),
+      CS_EINVAL);
+  ck_assert_uint_eq(fk_count(s), 2);
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
+/* -------------------------------------------------------------- events */
+
+static const fk_request *wait_request(fk_server *s, size_t i)
+{
+  ck_assert_msg(fk_wait_count(s, i + 1, 5000), "request %zu never came", i);
+  return fk_get(s, i);
+}
+
+START_TEST(test_kube_emit_event_body_and_dedup)
+{
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.reporting_instance = "carbonshift-7d9f-abc";
+  cfg.event_min_interval_s = 0;
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "train-1",
+                      .uid = "0d6c1c4e-1111-4f00-9a7e-123456789abc",
+                      .reason = "CarbonDeferred",
+                      .action = "Defer",
+                      .note = "carbonshift: waiting for a greener window",
+                      .warning = false};
+  time_t before = time(NULL);
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  const fk_request *rq = wait_request(s, 0);
+  ck_assert_str_eq(rq->method, "POST");
+  ck_assert_str_eq(rq->path, "/apis/events.k8s.io/v1/namespaces/ml/events");
+  ck_assert_str_eq(rq->ctype, "application/json");
+  cJSON *b = cJSON_ParseWithLength(rq->body, rq->bodylen);
+  ck_assert_ptr_nonnull(b);
+  /* The generated fields are checked for form, then removed to compare
+   * the rest exactly. */
+  const char *when =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "eventTime"));
+  ck_assert_ptr_nonnull(when);
+  ck_assert_uint_eq(strlen(when), 27);
+  struct tm tm = {0};
+  char *end = strptime(when, "%Y-%m-%dT%H:%M:%S", &tm);
+  ck_assert_ptr_nonnull(end);
+  ck_assert_int_eq(end[0], '.');
+  ck_assert_uint_eq(strspn(end + 1, "0123456789"), 6);
+  ck_assert_str_eq(end + 7, "Z");
+  time_t t = timegm(&tm);
+  ck_assert_int_ge(t, before);
+  ck_assert_int_le(t, time(NULL));
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(b, "metadata");
+  const char *name =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "name"));
+  ck_assert_ptr_nonnull(name);
+  ck_assert_int_eq(strncmp(name, "train-1.", 8), 0);
+  ck_assert_uint_eq(strspn(name + 8, "0123456789abcdef"), strlen(name + 8));
+  cJSON_DeleteItemFromObjectCaseSensitive(b, "eventTime");
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "name");
+  char *got = cJSON_PrintUnformatted(b);
+  assert_json_eq(got, strlen(got),
+                 "{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\","
+                 "\"metadata\":{\"namespace\":\"ml\"},"
+                 "\"reportingController\":\"carbonshift.io/extender\","
+                 "\"reportingInstance\":\"carbonshift-7d9f-abc\","
+                 "\"action\":\"Defer\",\"reason\":\"CarbonDeferred\","
+                 "\"note\":\"carbonshift: waiting for a greener window\","
+                 "\"type\":\"Normal\","
+                 "\"regarding\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\","
+                 "\"namespace\":\"ml\",\"name\":\"train-1\","
+                 "\"uid\":\"0d6c1c4e-1111-4f00-9a7e-123456789abc\"}}");
+  free(got);
+  cJSON_Delete(b);
+
+  /* The same pod, reason and note again: suppressed. */
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  /* A new note, or another reason, is sent. */
+  ev.note = "carbonshift: waiting, planned start moved";
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  ev.reason = "CarbonBudgetExceeded";
+  ev.warning = true;
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  rq = wait_request(s, 2);
+  ck_assert_ptr_nonnull(strstr(rq->body, "\"type\":\"Warning\""));
+  ck_assert_ptr_nonnull(
+      strstr(rq->body, "\"reason\":\"CarbonBudgetExceeded\""));
+  sleep_ms(100);
+  ck_assert_uint_eq(fk_count(s), 3);
+
+  ev.ns = "Bad_NS";
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_EINVAL);
+
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_uint_eq(st.events_sent, 3);
+  ck_assert_uint_eq(st.events_suppressed, 1);
+  ck_assert_uint_eq(st.events_dropped, 0);
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
+START_TEST(test_kube_emit_event_min_interval_suppresses_new_note)
+{
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.event_min_interval_s = 60;
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "p",
+                      .reason = "CarbonDeferred",
+                      .action = "Defer",
+                      .note = "first"};
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  ev.note = "second";
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  wait_request(s, 0);
+  sleep_ms(100);
+  ck_assert_uint_eq(fk_count(s), 1);
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_uint_eq(st.events_suppressed, 1);
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool open;
+} gate;
+
+static void gated_handler(void *ud, const fk_request *rq, size_t index,
+                          fk_reply *out)
+{
+  gate *g = ud;
+  pthread_mutex_lock(&g->mu);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  out->status = 201;
+  out->body = cs_strdup("{}");
+}
+
+START_TEST(test_kube_emit_event_queue_full_drops)
+{
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+  fk_server *s = fk_start(gated_handler, &g);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.event_queue_cap = 2;
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  char pod[16];
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = pod,
+                      .reason = "CarbonPlaced",
+                      .action = "Place",
+                      .note = "placed"};
+  snprintf(pod, sizeof(pod), "pod-0");
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  wait_request(s, 0); /* the sender is now stuck on the first Event */
+  cs_err want[] = {CS_OK, CS_OK, CS_EBUSY, CS_EBUSY};
+  uint64_t t0 = cs_clock_mono_ns();
+  for (int i = 1; i <= 4; i++) {
+    snprintf(pod, sizeof(pod), "pod-%d", i);
+    ck_assert_int_eq(cs_kube_emit_event(k, &ev), want[i - 1]);
+  }
+  /* Emitting never waits on the API server. */
+  ck_assert_uint_lt(cs_clock_mono_ns() - t0, 50u * 1000 * 1000);
+  pthread_mutex_lock(&g.mu);
+  g.open = true;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  wait_request(s, 2);
+  for (int i = 0; i < 100; i++) {
+    cs_kube_stats st;
+    cs_kube_get_stats(k, &st);
+    if (st.events_sent == 3)
+      break;
+    sleep_ms(10);
+  }
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_uint_eq(st.events_sent, 3);
+  ck_assert_uint_eq(st.events_dropped, 2);
+  ck_assert_ptr_nonnull(strstr(fk_get(s, 2)->body, "\"name\":\"pod-2\""));
+  /* A dropped Event was not remembered: it can be sent later. */
+  snprintf(pod, sizeof(pod), "pod-4");
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  wait_request(s, 3);
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
+START_TEST(test_kube_format_micro_time_layout)
+{
+  char out[28];
+  cs_kube_format_micro_time(1795399200, 42, out);
+  ck_assert_str_eq(out, "2026-11-23T02:00:00.000042Z");
+  cs_kube_format_micro_time(0, 999999, out);
+  ck_assert_str_eq(out, "1970-01-01T00:00:00.999999Z");
+}
+END_TEST
+
+/* ---------------------------------------------------------- kubeconfig */
+
+static cs_err load_kc(const char *yaml, const char *context, cs_kube **k,
+                      char *err, size_t cap)
+{
+  char *path = write_tmp("kc.yaml", yaml);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.mode = CS_KUBE_KUBECONFIG;
+  cfg.kubeconfig = path;
+  cfg.context = context;
+  cfg.events_enabled = false;
+  cs_err rc = cs_kube_new(&cfg, k, err, cap);
+  free(path);
+  return rc;
+}
+
+/* "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" */
+#define CERT_B64                                                               \
+  "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUt"   \
+  "LS0tLQo="
+
+START_TEST(test_kube_new_kubeconfig_users)
+{
+  free(write_tmp("client.crt", "-----BEGIN CERTIFICATE-----\n"));
+  free(write_tmp("client.key", "-----BEGIN PRIVATE KEY-----\n"));
+  free(write_tmp("ca.pem", "-----BEGIN CERTIFICATE-----\n"));
+  free(write_tmp("tok", "from-file\n"));
+  const char *yaml = "apiVersion: v1\n"
+                     "kind: Config\n"
+                     "current-context: tok\n"
+                     "clusters:\n"
+                     "- name: c1\n"
+                     "  cluster:\n"
+                     "    server: https://10.0.0.1:6443/\n"
+                     "    certificate-authority-data: " CERT_B64 "\n"
+                     "- name: c2\n"
+                     "  cluster:\n"
+                     "    server: https://k8s.example:443\n"
+                     "    certificate-authority: ca.pem\n"
+                     "- name: c3\n"
+                     "  cluster:\n"
+                     "    server: https://10.0.0.3\n"
+                     "    insecure-skip-tls-verify: true\n"
+                     "contexts:\n"
+                     "- name: tok\n"
+                     "  context: {cluster: c1, user: u-token, namespace: ml}\n"
+                     "- name: cert-data\n"
+                     "  context: {cluster: c2, user: u-cert-data}\n"
+                     "- name: cert-file\n"
+                     "  context: {cluster: c3, user: u-cert-file}\n"
+                     "- name: tok-file\n"
+                     "  context: {cluster: c3, user: u-token-file}\n"
+                     "- name: anon\n"
+                     "  context: {cluster: c3}\n"
+                     "users:\n"
+                     "- name: u-token\n"
+                     "  user: {token: abc.def}\n"
+                     "- name: u-cert-data\n"
+                     "  user:\n"
+                     "    client-certificate-data: " CERT_B64 "\n"
+                     "    client-key-data: " CERT_B64 "\n"
+                     "- name: u-cert-file\n"
+                     "  user:\n"
+                     "    client-certificate: client.crt\n"
+                     "    client-key: client.key\n"
+                     "- name: u-token-file\n"
+                     "  user:\n"
+                     "    tokenFile: tok\n";
+  cs_kube *k = NULL;
+  char err[512];
+  cs_kube_info in;
+
+  ck_assert_msg(load_kc(yaml, NULL, &k, err, sizeof(err)) == CS_OK, "%s", err);
+  cs_kube_get_info(k, &in);
+  ck_assert_str_eq(in.server, "https://10.0.0.1:6443");
+  ck_assert_str_eq(in.context, "tok");
+  ck_assert_str_eq(in.ns, "ml");
+  ck_assert_int_eq(in.auth, CS_KUBE_AUTH_TOKEN);
+  ck_assert(in.has_ca);
+  ck_assert(!in.insecure && !in.in_cluster);
+  cs_kube_free(k);
+
+  ck_assert_msg(load_kc(yaml, "cert-data", &k, err, sizeof(err)) == CS_OK, "%s",
+                err);
+  cs_kube_get_info(k, &in);
+  ck_assert_str_eq(in.server, "https://k8s.example:443");
+  ck_assert_str_eq(in.ns, "default");
+  ck_assert_int_eq(in.auth, CS_KUBE_AUTH_CLIENT_CERT);
+  ck_assert(in.has_ca);
+  cs_kube_free(k);
+
+  ck_assert_msg(load_kc(yaml, "cert-file", &k, err, sizeof(err)) == CS_OK, "%s",
+                err);
+  cs_kube_get_info(k, &in);
+  ck_assert_int_eq(in.auth, CS_KUBE_AUTH_CLIENT_CERT);
+  ck_assert(in.insecure && !in.has_ca);
+  cs_kube_free(k);
+
+  ck_assert_msg(load_kc(yaml, "tok-file", &k, err, sizeof(err)) == CS_OK, "%s",
+                err);
+  cs_kube_get_info(k, &in);
+  ck_assert_int_eq(in.auth, CS_KUBE_AUTH_TOKEN_FILE);
+  cs_kube_free(k);
+
+  ck_assert_msg(load_kc(yaml, "anon", &k, err, sizeof(err)) == CS_OK, "%s",
+                err);
+  cs_kube_get_info(k, &in);
+  ck_assert_int_eq(in.auth, CS_KUBE_AUTH_NONE);
+  cs_kube_free(k);
+
+  ck_assert_int_eq(load_kc(yaml, "nope", &k, err, sizeof(err)), CS_ENOTFOUND);
+  ck_assert_ptr_null(k);
+  ck_assert_msg(strstr(err, "contexts: no context named \"nope\""), "%s", err);
+}
+END_TEST
+
+typedef struct bad_case {
+  const char *yaml;
+  cs_err rc;
+  const char *msg; /* must appear in the error */
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    {"", CS_EPARSE, "the file is empty"},
+    {"clusters: [\n", CS_EPARSE, "line 2"},
+    {"- a\n- b\n", CS_EPARSE, "expected a mapping at the top level"},
+    {"kind: Config\n", CS_EINVAL, "current-context: missing"},
+    {"current-context: x\ncontexts: {}\n", CS_EINVAL,
+     "contexts: expected a list"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {user: u}\n",
+     CS_EINVAL, "contexts[name=x].context.cluster: missing"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n",
+     CS_ENOTFOUND, "clusters: no cluster named \"c\""},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: ftp://h}\n",
+     CS_EINVAL, "clusters[name=c].cluster.server: not an http(s) URL"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "certificate-authority-data: '%%%'}\n",
+     CS_EINVAL,
+     "clusters[name=c].cluster.certificate-authority-data: expected "
+     "base64-encoded PEM"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "certificate-authority: /nonexistent/ca.pem}\n",
+     CS_EIO, "certificate-authority: /nonexistent/ca.pem: No such file"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "insecure-skip-tls-verify: yes please}\n",
+     CS_EINVAL,
+     "insecure-skip-tls-verify: \"yes please\", expected true or "
+     "false"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n",
+     CS_ENOTFOUND, "users: no user named \"u\""},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {client-certificate-data: " CERT_B64 "}\n",
+     CS_EINVAL, "users[name=u].user: client-certificate without client-key"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {client-certificate-data: " CERT_B64 ", "
+     "client-key-data: bm90IHBlbQ==}\n",
+     CS_EINVAL,
+     "users[name=u].user.client-key-data: expected base64-encoded "
+     "PEM"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {client-certificate: nope.crt, client-key: "
+     "nope.key}\n",
+     CS_EIO, "users[name=u].user.client-certificate: "},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {exec: {command: aws}}\n",
+     CS_EUNSUPPORTED,
+     "users[name=u].user.exec: credential plugins are not "
+     "supported"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {tokenFile: missing-token}\n",
+     CS_EIO, "users[name=u].user.tokenFile: token file "},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {token: [a, b]}\n",
+     CS_EINVAL,
+     "users[name=u].user: token, tokenFile and the "
+     "client-certificate/-key fields must be strings"},
+    {"a: &x {b: 1}\nc: *x\n", CS_EPARSE, "aliases are not supported"},
+};
+
+START_TEST(test_kube_new_kubeconfig_bad)
+{
+  const bad_case *c = &bad_cases[_i];
+  cs_kube *k = (cs_kube *)1;
+  char err[512];
+  cs_err rc = load_kc(c->yaml, NULL, &k, err, sizeof(err));
+  ck_assert_msg(rc == c->rc, "case %d: rc %d (%s), want %d", _i, rc, err,
+                c->rc);
+  ck_assert_ptr_null(k);
+  ck_assert_msg(strstr(err, c->msg) != NULL, "case %d: \"%s\" lacks \"%s\"", _i,
+                err, c->msg);
+  ck_assert_msg(strstr(err, "kubeconfig ") == err && strstr(err, "kc.yaml"),
+                "case %d: the file is not named: %s", _i, err);
+}
+END_TEST
+
+START_TEST(test_kube_new_kubeconfig_missing_file)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.mode = CS_KUBE_KUBECONFIG;
+  cfg.kubeconfig = "/nonexistent/kubeconfig";
+  cs_kube *k = NULL;
+  char err[256];
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EIO);
+  ck_assert_str_eq(err, "kubeconfig /nonexistent/kubeconfig: No such file or "
+                        "directory");
+}
+END_TEST
+
+static Suite *kube_suite(void)
+{
+  Suite *s = suite_create("kube");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_kube_node_watch_list_watch_drop_gone);
+  tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
+  tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
+  tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
+  tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
+  tcase_add_test(tc, test_kube_emit_event_body_and_dedup);
+  tcase_add_test(tc, test_kube_emit_event_min_interval_suppresses_new_note);
+  tcase_add_test(tc, test_kube_emit_event_queue_full_drops);
+  tcase_add_test(tc, test_kube_format_micro_time_layout);
+  tcase_add_test(tc, test_kube_new_kubeconfig_users);
+  tcase_add_loop_test(tc, test_kube_new_kubeconfig_bad, 0,
+                      (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+  tcase_add_test(tc, test_kube_new_kubeconfig_missing_file);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(kube_suite());
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
