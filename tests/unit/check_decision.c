@@ -46,11 +46,11 @@ static void setup_common(bool with_static)
                             .zones = zones,
                             .default_pue = 1.2,
                             .default_lifetime_s = 6 * 365 * 86400.0};
-  est = (cs_estimate_params){
-      .reference_gpu = cs_gpu_catalog_find(catalog, "A100-SXM4-80GB"),
-      .default_duration_s = 3600,
-      .server_embodied_kg = 1000,
-      .gpu_embodied_kg = 150};
+  est = (cs_estimate_params){.reference_gpu =
+                                 cs_gpu_catalog_find(catalog, "A100-SXM4-80GB"),
+                             .default_duration_s = 3600,
+                             .server_embodied_kg = 1000,
+                             .gpu_embodied_kg = 150};
   ck_assert_ptr_nonnull(est.reference_gpu);
   cs_decider_deps deps = {
       .signals = signals, .facts = &facts, .estimate = &est};
@@ -165,8 +165,8 @@ START_TEST(test_decision_filter_full_echoes_every_node)
   ck_assert(cJSON_IsNull(cJSON_GetObjectItem(out, "NodeNames")));
   ck_assert(cJSON_Compare(cJSON_GetObjectItem(in, "Nodes"),
                           cJSON_GetObjectItem(out, "Nodes"), 1));
-  ck_assert_int_eq(
-      cJSON_GetArraySize(cJSON_GetObjectItem(out, "FailedNodes")), 0);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(out, "FailedNodes")),
+                   0);
   ck_assert_str_eq(cJSON_GetObjectItem(out, "Error")->valuestring, "");
   cJSON_Delete(in);
   cJSON_Delete(out);
@@ -188,9 +188,9 @@ END_TEST
 
 START_TEST(test_decision_prioritize_plain_pod_neutral)
 {
-  cJSON *list = call(CS_VERB_PRIORITIZE,
-                     "fixtures/extender/prioritize-plain-pod.request.json",
-                     200);
+  cJSON *list =
+      call(CS_VERB_PRIORITIZE,
+           "fixtures/extender/prioritize-plain-pod.request.json", 200);
   ck_assert_int_eq(cJSON_GetArraySize(list), 5);
   const cJSON *e;
   cJSON_ArrayForEach(e, list)
@@ -239,8 +239,7 @@ START_TEST(test_decision_handle_logs_decision_line)
                    "test-1");
   ck_assert_str_eq(cJSON_GetObjectItem(line, "verb")->valuestring,
                    "prioritize");
-  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(line, "pod"),
-                                       "name")
+  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(line, "pod"), "name")
                        ->valuestring,
                    "llm-pretrain-7b-x2k9q");
   cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
@@ -252,8 +251,7 @@ START_TEST(test_decision_handle_logs_decision_line)
   ck_assert_str_eq(cJSON_GetObjectItem(v100, "zoneSource")->valuestring,
                    "label");
   cJSON *intensity = cJSON_GetObjectItem(v100, "intensity");
-  ck_assert_double_eq(cJSON_GetObjectItem(intensity, "value")->valuedouble,
-                      30);
+  ck_assert_double_eq(cJSON_GetObjectItem(intensity, "value")->valuedouble, 30);
   ck_assert_str_eq(cJSON_GetObjectItem(intensity, "provider")->valuestring,
                    "static");
   cJSON *e = cJSON_GetObjectItem(v100, "estimate");
@@ -266,12 +264,12 @@ START_TEST(test_decision_handle_logs_decision_line)
 }
 END_TEST
 
-
-/* ---- /filter decisions ---------------------------------------------------- */
+/* ---- /filter decisions ----------------------------------------------------
+ */
 
 /* A provider serving zone DE only: 300 g/kWh, and 50 g/kWh for the 24 hours
  * from 2026-11-20T14:00Z. Hourly, ten days from 2026-11-19T00:00Z. */
-#define VALLEY_T0 1795478400 /* 2026-11-19T00:00:00Z */
+#define VALLEY_T0 1795046400 /* 2026-11-19T00:00:00Z */
 #define VALLEY_LOW (VALLEY_T0 + 38 * 3600)
 static double valley_at(int64_t t)
 {
@@ -347,8 +345,7 @@ static void setup_filter(bool valley)
   zones = cs_zone_map_new();
   signals = cs_signals_new(CS_SIGNAL_AVERAGE);
   if (valley) {
-    ck_assert_int_eq(cs_signals_add_provider(signals, &valley_provider),
-                     CS_OK);
+    ck_assert_int_eq(cs_signals_add_provider(signals, &valley_provider), CS_OK);
   } else {
     static const cs_static_zone values[] = {
         {"DE", 380}, {"NO", 30}, {"ES", 150}};
@@ -360,11 +357,11 @@ static void setup_filter(bool valley)
                             .zones = zones,
                             .default_pue = 1.2,
                             .default_lifetime_s = 6 * 365 * 86400.0};
-  est = (cs_estimate_params){
-      .reference_gpu = cs_gpu_catalog_find(catalog, "A100-SXM4-80GB"),
-      .default_duration_s = 3600,
-      .server_embodied_kg = 1000,
-      .gpu_embodied_kg = 150};
+  est = (cs_estimate_params){.reference_gpu =
+                                 cs_gpu_catalog_find(catalog, "A100-SXM4-80GB"),
+                             .default_duration_s = 3600,
+                             .server_embodied_kg = 1000,
+                             .gpu_embodied_kg = 150};
   cs_decider_deps deps = {.signals = signals,
                           .facts = &facts,
                           .estimate = &est,
@@ -439,14 +436,17 @@ static int kept(const cJSON *out)
       cJSON_GetObjectItem(cJSON_GetObjectItem(out, "Nodes"), "items"));
 }
 
+/* Both intensities in the message are means over the whole run: from the
+ * planned start (all in the valley: 50) and from now (4 h at 300, then
+ * 7.36 h at 50: 138). */
 START_TEST(test_decision_filter_defers_before_greener_window)
 {
   /* 10:00Z, pod created 09:12Z with 12 h of slack; the valley opens 14:00. */
   cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
   cJSON *out = filter_with(NULL, 0);
   ck_assert_int_eq(kept(out), 0);
-  ck_assert_int_eq(
-      cJSON_GetArraySize(cJSON_GetObjectItem(out, "FailedNodes")), 0);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(out, "FailedNodes")),
+                   0);
   ck_assert_str_eq(cJSON_GetObjectItem(out, "Error")->valuestring, "");
   static const char *nodes[] = {"gpu-h100-fra-01", "gpu-a100-fra-02",
                                 "gpu-v100-osl-01", "gpu-l4-mad-01"};
@@ -455,7 +455,7 @@ START_TEST(test_decision_filter_defers_before_greener_window)
     ck_assert_msg(m != NULL, "%s not unresolvable", nodes[i]);
     ck_assert_str_eq(m, "carbonshift: waiting for a greener window: planned "
                         "start 2026-11-20T14:00Z (forecast 50 gCO2/kWh vs "
-                        "300 now in DE), latest start 2026-11-20T21:12Z");
+                        "138 now in DE), latest start 2026-11-20T21:12Z");
   }
   ck_assert_int_eq(nevents, 1);
   ck_assert_ptr_nonnull(strstr(events[0], "Normal CarbonDeferred"));
@@ -526,9 +526,9 @@ END_TEST
 START_TEST(test_decision_filter_budget_allow_lowest_only)
 {
   cs_clock_set_fixed(1795435200);
-  const char *kv[] = {"carbonshift.io/carbon-budget", "1kg",
+  const char *kv[] = {"carbonshift.io/carbon-budget",      "1kg",
                       "carbonshift.io/on-budget-exceeded", "allow",
-                      "carbonshift.io/max-delay", NULL};
+                      "carbonshift.io/max-delay",          NULL};
   cJSON *out = filter_with(kv, 6);
   ck_assert_int_eq(kept(out), 1);
   ck_assert_ptr_null(unresolvable(out, "gpu-v100-osl-01"));
