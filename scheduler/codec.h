@@ -20,6 +20,7 @@
 #include "carbon/util/buf.h"
 #include "carbon/util/error.h"
 #include "scheduler/node_facts.h"
+#include "scheduler/policy.h" /* cs_verdict */
 
 typedef struct cs_wire_node {
   char name[CS_NODE_NAME_MAX];
@@ -47,12 +48,6 @@ cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
                        cs_wire_request *out, char *err,
                        size_t errlen) CS_MUST_USE;
 void cs_codec_request_free(cs_wire_request *r);
-
-typedef enum cs_verdict {
-  CS_PASS = 0,
-  CS_FAIL,             /* FailedNodes: preemption may help */
-  CS_FAIL_UNRESOLVABLE /* FailedAndUnresolvableNodes: it cannot */
-} cs_verdict;
 
 /* ExtenderFilterResult: kept nodes in the request's mode, failed ones with
  * their reasons (reasons[i] may be NULL for passing nodes). */

@@ -1,0 +1,369 @@
+#include "scheduler/policy.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon/signals.h"
+#include "carbon/util/alloc.h"
+#include "carbon/util/parse.h"
+#include "scheduler/score.h"
+
+void cs_policy_begin(cs_policy_call *c, const cs_policy_params *p,
+                     const cs_pod_facts *pod, size_t nnodes, int64_t now)
+{
+  memset(c, 0, sizeof(*c));
+  c->p = p;
+  c->pod = pod;
+  c->now = now;
+  c->n = nnodes;
+  c->nodes = cs_calloc(nnodes + 1, sizeof(*c->nodes));
+  c->outcome = "passed";
+  if (pod->skip) {
+    c->neutral = true;
+    c->neutral_why = "pod opted out (carbonshift.io/skip)";
+  } else if (!(pod->gpus > 0)) {
+    c->neutral = true;
+    c->neutral_why = "pod requests no accelerator";
+  }
+}
+
+void cs_policy_end(cs_policy_call *c)
+{
+  for (size_t i = 0; i < c->n; i++)
+    free(c->nodes[i].reason);
+  free(c->nodes);
+  for (size_t z = 0; z < c->nzones; z++)
+    cs_series_free(&c->zones[z].forecast);
+  free(c->zones);
+  memset(c, 0, sizeof(*c));
+}
+
+const char *cs_policy_zone_of(const cs_policy_call *c, size_t i)
+{
+  int z = c->nodes[i].zone;
+  return z >= 0 ? c->zones[z].zone : NULL;
+}
+
+/* The index of the zone in the call's table, looking its signal up on
+ * first use: a call with thousands of nodes asks once per zone. */
+static int zone_index(cs_policy_call *c, const char *zone)
+{
+  if (!zone[0])
+    return -1;
+  for (size_t i = 0; i < c->nzones; i++)
+    if (strcmp(c->zones[i].zone, zone) == 0)
+      return (int)i;
+  if (c->nzones == c->zones_cap) {
+    c->zones_cap = c->zones_cap ? c->zones_cap * 2 : 8;
+    c->zones = cs_realloc(c->zones, c->zones_cap * sizeof(*c->zones));
+  }
+  cs_zone_eval *z = &c->zones[c->nzones];
+  memset(z, 0, sizeof(*z));
+  snprintf(z->zone, sizeof(z->zone), "%s", zone);
+  z->found =
+      cs_signals_current(c->p->signals, zone, NULL, c->now, &z->sig) == CS_OK;
+  return (int)c->nzones++;
+}
+
+void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
+{
+  cs_node_eval *e = &c->nodes[i];
+  memset(e, 0, sizeof(*e));
+  e->zone = -1;
+  if (!f) {
+    e->est.unknown = "node facts";
+    return;
+  }
+  e->facts_known = true;
+  e->gpu = f->gpu;
+  e->gpus = f->gpus;
+  e->pue = f->pue;
+  e->pue_source = f->pue_source;
+  e->installed_at = f->installed_at;
+  e->zone_source = f->zone_source;
+  e->zone = zone_index(c, f->zone);
+  if (c->neutral) {
+    e->est.unknown = c->neutral_why;
+    return;
+  }
+  double intensity = e->zone >= 0 && c->zones[e->zone].found
+                         ? c->zones[e->zone].sig.g_per_kwh
+                         : -1;
+  cs_estimate_job(c->p->estimate, c->pod, f, intensity, c->now, &e->est);
+  if (!e->est.known && e->zone < 0)
+    e->est.unknown = "grid zone";
+}
+
+bool cs_policy_prioritize(cs_policy_call *c)
+{
+  cs_estimate *est = cs_malloc((c->n + 1) * sizeof(*est));
+  int *scores = cs_malloc((c->n + 1) * sizeof(*scores));
+  bool any = false;
+  for (size_t i = 0; i < c->n; i++) {
+    est[i] = c->nodes[i].est;
+    any |= est[i].known;
+  }
+  cs_score_nodes(est, c->n, c->neutral, scores);
+  for (size_t i = 0; i < c->n; i++)
+    c->nodes[i].score = scores[i];
+  free(est);
+  free(scores);
+  c->outcome = any ? "ranked" : "neutral";
+  return any;
+}
+
+/* ---- filter: malformed annotations, budgets and waiting ----------------- */
+
+static const cs_series *zone_forecast(cs_policy_call *c, int zone)
+{
+  if (zone < 0)
+    return NULL;
+  cs_zone_eval *z = &c->zones[zone];
+  if (!z->forecast_tried) {
+    z->forecast_tried = true;
+    int64_t horizon =
+        c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
+    /* From an hour back, so that the step in force now is included. */
+    z->has_forecast =
+        cs_signals_forecast(c->p->signals, z->zone, NULL, c->now - 3600,
+                            c->now + horizon, &z->forecast) == CS_OK;
+  }
+  return z->has_forecast ? &z->forecast : NULL;
+}
+
+/* "2026-11-23T02:00Z": minutes are the precision anyone acts on. */
+static void minute_time(int64_t t, char out[static 21])
+{
+  char full[21];
+  cs_format_rfc3339(t, full);
+  snprintf(out, 21, "%.16sZ", full);
+}
+
+static const char *zone_name(const cs_policy_call *c, size_t node)
+{
+  const char *z = cs_policy_zone_of(c, node);
+  return z ? z : "?";
+}
+
+static void set_event(cs_policy_call *c, const char *type, const char *reason,
+                      const char *note)
+{
+  c->event.type = type;
+  c->event.reason = reason;
+  snprintf(c->event.note, sizeof(c->event.note), "%s", note);
+}
+
+static void fail_all(cs_policy_call *c, const char *reason)
+{
+  for (size_t i = 0; i < c->n; i++) {
+    c->nodes[i].verdict = CS_FAIL_UNRESOLVABLE;
+    free(c->nodes[i].reason);
+    c->nodes[i].reason = cs_strdup(reason);
+  }
+}
+
+/* The latest start of the job on one node: the pod's max-delay after its
+ * creation, and early enough to meet its deadline with this node's runtime.
+ * Without either annotation it must start now. */
+static int64_t latest_start(const cs_policy_call *c, const cs_node_eval *e)
+{
+  int64_t latest = INT64_MAX;
+  if (c->pod->max_delay_s > 0) {
+    int64_t created = c->pod->created_at ? c->pod->created_at : c->now;
+    latest = created + (int64_t)c->pod->max_delay_s;
+  }
+  if (c->pod->deadline > 0) {
+    int64_t by = c->pod->deadline - (int64_t)ceil(e->est.runtime_s);
+    latest = by < latest ? by : latest;
+  }
+  return latest == INT64_MAX ? c->now : latest;
+}
+
+static void defer(cs_policy_call *c, const size_t *opt_node)
+{
+  char start[21], latest[21], msg[512], now_part[96];
+  const cs_plan *p = &c->plan;
+  minute_time(p->start, start);
+  minute_time(c->latest_start, latest);
+  const char *zs = zone_name(c, opt_node[p->option]);
+  const char *zn = zone_name(c, opt_node[p->now_option]);
+  if (isnan(p->now_g))
+    snprintf(now_part, sizeof(now_part), "no estimate now");
+  else if (strcmp(zs, zn) == 0)
+    snprintf(now_part, sizeof(now_part), "%.0f now", p->now_intensity);
+  else
+    snprintf(now_part, sizeof(now_part), "%.0f now in %s", p->now_intensity,
+             zn);
+  if (p->fits_now)
+    snprintf(msg, sizeof(msg),
+             "carbonshift: waiting for a greener window: planned start %s "
+             "(forecast %.0f gCO2/kWh vs %s in %s), latest start %s",
+             start, p->start_intensity, now_part, zs, latest);
+  else
+    snprintf(msg, sizeof(msg),
+             "carbonshift: waiting for a window within the carbon budget of "
+             "%.3g kg: planned start %s (estimate %.3g kg in %s, %.3g kg "
+             "now), latest start %s",
+             c->pod->budget_g / 1000, start, p->start_g / 1000, zs,
+             p->now_g / 1000, latest);
+  fail_all(c, msg);
+  c->outcome = "deferred";
+  set_event(c, "Normal", "CarbonDeferred", msg);
+  if (p->start != c->pod->planned_start) {
+    c->store_plan = true;
+    cs_format_rfc3339(p->start, c->planned_start);
+    if (isnan(p->now_g))
+      snprintf(c->expected_saving, sizeof(c->expected_saving), "unknown");
+    else
+      snprintf(c->expected_saving, sizeof(c->expected_saving), "%.0fg",
+               p->now_g - p->start_g);
+  }
+}
+
+/* Fails the nodes whose estimate now is over the budget, with the numbers;
+ * returns how many fit. Nodes without an estimate cannot be judged and pass
+ * (missing data is neutral). */
+static size_t filter_budget(cs_policy_call *c)
+{
+  size_t fit = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    const cs_estimate *e = &c->nodes[i].est;
+    if (!e->known || c->pod->budget_g <= 0 || e->total_g <= c->pod->budget_g) {
+      fit++;
+      continue;
+    }
+    c->nodes[i].verdict = CS_FAIL_UNRESOLVABLE;
+    c->nodes[i].reason = cs_asprintf(
+        "carbonshift: estimate %.3g kg > budget %.3g kg (%s at %.0f "
+        "gCO2/kWh)",
+        e->total_g / 1000, c->pod->budget_g / 1000, zone_name(c, i),
+        e->intensity);
+  }
+  return fit;
+}
+
+/* The node with the lowest estimate; SIZE_MAX when none is known. */
+static size_t lowest_node(const cs_policy_call *c)
+{
+  size_t best = SIZE_MAX;
+  for (size_t i = 0; i < c->n; i++)
+    if (c->nodes[i].est.known &&
+        (best == SIZE_MAX ||
+         c->nodes[i].est.total_g < c->nodes[best].est.total_g))
+      best = i;
+  return best;
+}
+
+static void placed(cs_policy_call *c, const char *const *names)
+{
+  size_t best = lowest_node(c), eligible = 0;
+  if (best == SIZE_MAX)
+    return;
+  for (size_t i = 0; i < c->n; i++)
+    eligible += c->nodes[i].verdict == CS_PASS;
+  char note[512];
+  snprintf(note, sizeof(note),
+           "carbonshift: %zu of %zu nodes eligible; lowest estimate %.3g kg "
+           "on %s (%s)",
+           eligible, c->n, c->nodes[best].est.total_g / 1000, names[best],
+           zone_name(c, best));
+  set_event(c, "Normal", "CarbonPlaced", note);
+}
+
+static void over_budget(cs_policy_call *c, const char *const *names)
+{
+  size_t best = lowest_node(c);
+  char note[512];
+  if (c->pod->on_exceeded == CS_ON_EXCEEDED_ALLOW && best != SIZE_MAX) {
+    snprintf(note, sizeof(note),
+             "carbonshift: over budget (estimate %.3g kg > %.3g kg); allowed "
+             "on the lowest-emission node %s only (on-budget-exceeded: "
+             "allow)",
+             c->nodes[best].est.total_g / 1000, c->pod->budget_g / 1000,
+             names[best]);
+    for (size_t i = 0; i < c->n; i++) {
+      cs_node_eval *e = &c->nodes[i];
+      if (i == best) {
+        e->verdict = CS_PASS;
+        free(e->reason);
+        e->reason = NULL;
+      } else if (e->verdict == CS_PASS) {
+        e->verdict = CS_FAIL_UNRESOLVABLE;
+        e->reason = cs_strdup(note);
+      }
+    }
+    c->outcome = "allowedOverBudget";
+    set_event(c, "Warning", "CarbonBudgetExceeded", note);
+    return;
+  }
+  snprintf(note, sizeof(note),
+           "carbonshift: no node fits the carbon budget of %.3g kg (lowest "
+           "estimate %.3g kg on %s)%s",
+           c->pod->budget_g / 1000,
+           best != SIZE_MAX ? c->nodes[best].est.total_g / 1000 : 0.0,
+           best != SIZE_MAX ? names[best] : "?",
+           c->pod->on_exceeded == CS_ON_EXCEEDED_REJECT
+               ? "; on-budget-exceeded: reject"
+               : "; no window within the slack fits either");
+  c->outcome = "overBudget";
+  set_event(c, "Warning", "CarbonBudgetExceeded", note);
+}
+
+void cs_policy_filter(cs_policy_call *c, const char *const *names)
+{
+  size_t n = c->n;
+  if (c->pod->problems[0] && !c->pod->skip) {
+    char msg[CS_PROBLEMS_MAX + 64];
+    snprintf(msg, sizeof(msg), "carbonshift: %s", c->pod->problems);
+    fail_all(c, msg);
+    c->outcome = "invalidAnnotation";
+    set_event(c, "Warning", "CarbonInvalidAnnotation", msg);
+    return;
+  }
+  if (c->neutral || !n)
+    return;
+
+  /* The planner's options: every node with an estimate now. */
+  cs_plan_option *opts = cs_calloc(n, sizeof(*opts));
+  size_t *opt_node = cs_calloc(n, sizeof(*opt_node));
+  size_t nopts = 0;
+  bool slack = false;
+  c->latest_start = c->now;
+  for (size_t i = 0; i < n; i++) {
+    const cs_node_eval *e = &c->nodes[i];
+    if (!e->est.known)
+      continue;
+    cs_plan_option *o = &opts[nopts];
+    o->forecast = zone_forecast(c, e->zone);
+    o->current = e->est.intensity;
+    o->energy_kwh = e->est.energy_kwh;
+    o->embodied_g = e->est.embodied_g;
+    o->runtime_s = (int64_t)ceil(e->est.runtime_s);
+    o->latest_start = latest_start(c, e);
+    o->budget_g = c->pod->budget_g;
+    slack |= o->latest_start > c->now;
+    if (o->latest_start > c->latest_start)
+      c->latest_start = o->latest_start;
+    opt_node[nopts++] = i;
+  }
+
+  bool over = filter_budget(c) == 0;
+  if (nopts && (slack || over)) {
+    c->planned = cs_plan_window(&c->p->plan, opts, nopts, c->now,
+                                c->pod->planned_start, &c->plan) == CS_OK;
+    if (c->planned && c->plan.wait &&
+        (!over || c->pod->on_exceeded == CS_ON_EXCEEDED_WAIT)) {
+      defer(c, opt_node);
+      goto out;
+    }
+  }
+  if (over)
+    over_budget(c, names);
+  else
+    placed(c, names);
+out:
+  free(opts);
+  free(opt_node);
+}

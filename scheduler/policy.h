@@ -1,0 +1,110 @@
+/* policy.h: carbonshift's scheduling policy for one pod at one instant,
+ * free of any wire format: given the pod's facts and each candidate node's
+ * facts, it looks up grid signals, estimates each node's emissions, scores
+ * nodes (prioritize), and decides the filter: malformed annotations, carbon
+ * budgets, and waiting for a greener window through the planner. The
+ * extender (scheduler/decision.c) and the simulator (carbonshift simulate)
+ * both call it, so the policy exists once.
+ * Thread-safe: a cs_policy_call belongs to one thread; calls share nothing
+ * but the (thread-safe) signals registry.
+ * Ownership: the params, pod facts and node names are borrowed for the
+ * call's life; a call owns its node table, zone table, forecasts and reasons
+ * until cs_policy_end. */
+#ifndef CS_POLICY_H
+#define CS_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carbon/planner.h"
+#include "carbon/signal.h"
+#include "scheduler/estimate.h"
+#include "scheduler/node_facts.h"
+#include "scheduler/pod_facts.h"
+
+struct cs_signals;
+
+typedef enum cs_verdict {
+  CS_PASS = 0,
+  CS_FAIL,             /* FailedNodes: preemption may help */
+  CS_FAIL_UNRESOLVABLE /* FailedAndUnresolvableNodes: it cannot */
+} cs_verdict;
+
+typedef struct cs_policy_params {
+  struct cs_signals *signals;         /* required */
+  const cs_estimate_params *estimate; /* required */
+  cs_plan_params plan;                /* margins for waiting */
+  int64_t forecast_horizon_s;         /* how far ahead to plan; 0: 72h */
+} cs_policy_params;
+
+/* One zone's signal, looked up once per call. */
+typedef struct cs_zone_eval {
+  char zone[CS_ZONE_MAX];
+  bool found;
+  cs_signal sig;
+  bool forecast_tried; /* fetched once, when first needed */
+  bool has_forecast;
+  cs_series forecast;
+} cs_zone_eval;
+
+/* What a call keeps of each node: compact, since a call may carry thousands
+ * of nodes. */
+typedef struct cs_node_eval {
+  const cs_gpu_model *gpu;
+  double gpus;
+  double pue;
+  int64_t installed_at;
+  int zone; /* index into the call's zone table; -1: none */
+  cs_zone_source zone_source;
+  cs_pue_source pue_source;
+  bool facts_known; /* false: nothing known about the node */
+  cs_estimate est;
+  int score;          /* after cs_policy_prioritize */
+  cs_verdict verdict; /* after cs_policy_filter */
+  char *reason;       /* owned; NULL for passing nodes */
+} cs_node_eval;
+
+/* What the filter decision wants the cluster to see. */
+typedef struct cs_policy_event {
+  const char *type;   /* "Normal" or "Warning"; NULL: no event */
+  const char *reason; /* CarbonDeferred, CarbonBudgetExceeded, ... */
+  char note[CS_PROBLEMS_MAX + 128];
+} cs_policy_event;
+
+typedef struct cs_policy_call {
+  const cs_policy_params *p;
+  int64_t now;
+  const cs_pod_facts *pod;
+  bool neutral; /* the pod is not ours to rank */
+  const char *neutral_why;
+  cs_node_eval *nodes;
+  size_t n;
+  cs_zone_eval *zones;
+  size_t nzones, zones_cap;
+  /* Filter results. */
+  const char *outcome;
+  bool planned; /* the planner ran; `plan` holds its answer */
+  cs_plan plan;
+  int64_t latest_start;
+  cs_policy_event event;
+  bool store_plan;          /* annotate the pod with the plan below */
+  char planned_start[21];   /* RFC 3339 */
+  char expected_saving[32]; /* "1234g" or "unknown" */
+} cs_policy_call;
+
+void cs_policy_begin(cs_policy_call *c, const cs_policy_params *p,
+                     const cs_pod_facts *pod, size_t nnodes, int64_t now);
+/* Evaluates node i from its facts; NULL when nothing is known of it. */
+void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f);
+/* Scores every node (0..10). Returns whether any estimate was known. */
+bool cs_policy_prioritize(cs_policy_call *c);
+/* Decides every node's verdict and reason. `names` name the nodes in
+ * messages. */
+void cs_policy_filter(cs_policy_call *c, const char *const *names);
+void cs_policy_end(cs_policy_call *c);
+
+/* The zone name of node i, or NULL. */
+const char *cs_policy_zone_of(const cs_policy_call *c, size_t i);
+
+#endif
