@@ -81,7 +81,7 @@ struct cs_server {
   unsigned inflight;
   uint64_t started;
   /* MHD's messages while starting, reported by cs_server_new. */
-  bool starting;
+  atomic_bool starting;
   char start_err[512];
 };
 
@@ -587,7 +587,11 @@ static bool method_ok(route r, const char *method)
 static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
                              request *rq, const char *url)
 {
-  if (s->mtls) {
+  /* Probes are exempt from the client certificate: kubelet's HTTPS probes
+   * cannot present one, and the answers reveal nothing sensitive. */
+  bool probe =
+      (rq->r == R_HEALTHZ || rq->r == R_READYZ) && method_ok(rq->r, rq->method);
+  if (s->mtls && !probe) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     conn *cn = ci ? ci->socket_context : NULL;
@@ -855,7 +859,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
   size_t n = strlen(msg);
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
     msg[--n] = '\0';
-  if (s->starting && !s->start_err[0])
+  if (atomic_load(&s->starting) && !s->start_err[0])
     snprintf(s->start_err, sizeof(s->start_err), "%s", msg);
   cs_buf *line = cs_log_begin(0, "HTTP server message");
   cs_json_str(line, "detail", msg);
@@ -1005,10 +1009,10 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     flags |= MHD_USE_TLS;
   if (v6)
     flags |= MHD_USE_IPv6;
-  s->starting = true;
+  atomic_store(&s->starting, true);
   s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                                MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-  s->starting = false;
+  atomic_store(&s->starting, false);
   if (!s->daemon) {
     set_err(err, errlen, "cannot start the HTTP server on %s: %s", o->listen,
             s->start_err[0] ? s->start_err

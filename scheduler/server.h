@@ -39,8 +39,9 @@ typedef struct cs_server_opts {
    * scheduler configuration works too. */
   const char *path_prefix;
   /* PEM files. cert and key together turn on HTTPS (TLS 1.2 minimum);
-   * client_ca additionally requires every client to present a certificate
-   * signed by that CA for the clientAuth purpose (mTLS). */
+   * client_ca additionally requires clients to present a certificate
+   * signed by that CA for the clientAuth purpose (mTLS), on every route
+   * but GET /healthz and /readyz (kubelet probes have no certificate). */
   const char *tls_cert_file;
   const char *tls_key_file;
   const char *tls_client_ca_file;

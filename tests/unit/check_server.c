@@ -868,11 +868,15 @@ START_TEST(test_server_mtls_client_cert_checked)
     ck_assert_str_eq(r.ctype, "application/json");
     ck_assert_msg(strstr(r.body, bad[i].why), "case %zu: %s", i, r.body);
   }
-  /* Health endpoints are behind mTLS too. */
-  call hz = {
-      .method = "GET", .path = "/healthz", .https = true, .ca = t.ca_cert};
-  do_call(NULL, cs_server_port(S), &hz, &r);
-  ck_assert_int_eq(r.status, 403);
+  /* Probes need no client certificate (kubelet has none); /metrics does. */
+  const char *paths[] = {"/healthz", "/readyz", "/metrics"};
+  const long want[] = {200, 200, 403};
+  for (size_t i = 0; i < 3; i++) {
+    call g = {
+        .method = "GET", .path = paths[i], .https = true, .ca = t.ca_cert};
+    do_call(NULL, cs_server_port(S), &g, &r);
+    ck_assert_msg(r.status == want[i], "%s -> %ld", paths[i], r.status);
+  }
   ck_assert_int_eq(atomic_load(&H.calls), 2);
   /* Refusals are logged at v:0. */
   ck_assert(wait_logged("\"status\":403"));
