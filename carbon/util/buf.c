@@ -64,6 +64,11 @@ static bool reserve(cs_buf *b, size_t n)
   return true;
 }
 
+void cs_buf_reserve(cs_buf *b, size_t n)
+{
+  (void)reserve(b, n);
+}
+
 void cs_buf_append(cs_buf *b, const void *p, size_t n)
 {
   if (!reserve(b, n))

@@ -29,6 +29,10 @@ void cs_buf_reset(cs_buf *b);
 char *cs_buf_release(cs_buf *b, size_t *len);
 cs_err cs_buf_error(const cs_buf *b) CS_MUST_USE;
 
+/* Makes room for n more bytes without appending (preallocation for a known
+ * size, such as a request's Content-Length). Beyond the cap it fails like
+ * an append would (sticky CS_ETOOBIG). */
+void cs_buf_reserve(cs_buf *b, size_t n);
 void cs_buf_append(cs_buf *b, const void *p, size_t n);
 void cs_buf_puts(cs_buf *b, const char *s);
 void cs_buf_putc(cs_buf *b, char c);

@@ -436,7 +436,7 @@ START_TEST(test_metrics_render_numbers_round_trip)
       cs_metrics_declare(m, "g", CS_METRIC_GAUGE, "G.", "k", NULL, 0), CS_OK);
   const double vals[] = {0.1,  1e-9,     123456789012345678.0,
                          -2.5, INFINITY, 1.0 / 3};
-  char key[8];
+  char key[16];
   const char *lv[] = {key};
   for (int i = 0; i < 6; i++) {
     snprintf(key, sizeof(key), "%d", i);

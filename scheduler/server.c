@@ -1,0 +1,1135 @@
+#include "scheduler/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/clock.h"
+#include "carbon/util/log.h"
+#include "carbon/util/parse.h"
+
+/* Names of the settings as the configuration spells them, so an error
+ * reply or log line tells the operator which knob to turn. */
+#define OPT_MAX_BODY "http.maxBodyBytes"
+#define OPT_REQUEST_TIMEOUT "http.requestTimeoutMs"
+
+#define M_REQUESTS "carbonshift_http_requests_total"
+#define M_DURATION "carbonshift_http_request_duration_seconds"
+#define M_OPEN "carbonshift_http_open_connections"
+
+/* GnuTLS priorities: TLS 1.3 and 1.2 only, otherwise GnuTLS' defaults. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* Largest PEM file read for TLS material. */
+#define MAX_PEM_BYTES (1u << 20)
+/* Longest path kept for logs. */
+#define MAX_LOG_PATH 256
+/* Bound on the /readyz detail the handler may append. */
+#define MAX_READY_DETAIL (64u << 10)
+
+typedef enum route {
+  R_OTHER,
+  R_FILTER,
+  R_PRIORITIZE,
+  R_HEALTHZ,
+  R_READYZ,
+  R_METRICS
+} route;
+
+static const char *const route_label[] = {"other",   "filter", "prioritize",
+                                          "healthz", "readyz", "metrics"};
+
+struct cs_server {
+  struct MHD_Daemon *daemon;
+  cs_server_handler h;
+  cs_metrics *metrics;
+  char *prefix; /* normalised: "" or "/a/b" */
+  size_t max_body;
+  uint64_t request_timeout_ns;
+  bool mtls;
+  char *cert_pem;
+  char *key_pem;
+  char *ca_pem;
+  unsigned port;
+  int listen_fd;
+  uint64_t id_seed;
+  atomic_uint_fast64_t id_seq;
+  atomic_bool draining;
+  atomic_long open_conns;
+  long max_conns;
+  atomic_bool at_limit;
+  bool stopped;
+  /* In-flight requests, for the graceful shutdown. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  unsigned inflight;
+  uint64_t started;
+  /* MHD's messages while starting, reported by cs_server_new. */
+  atomic_bool starting;
+  char start_err[512];
+};
+
+/* Per connection: the result of the client-certificate check, done once
+ * per TLS session rather than once per request. */
+typedef struct conn {
+  int peer; /* 0 unchecked, 1 verified, -1 refused */
+  char peer_err[160];
+} conn;
+
+typedef struct request {
+  uint64_t start_ns;
+  route r;
+  char method[16];
+  char path[MAX_LOG_PATH + 1];
+  char reqid[65];
+  char remote[INET6_ADDRSTRLEN + 8];
+  cs_buf body;
+  int status;   /* 0 until a reply is chosen */
+  size_t bytes; /* reply body bytes */
+  char *err;    /* why the request failed, for the access log */
+  bool replied; /* a response was queued */
+} request;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+  if (!err || !errlen)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static cs_err read_pem(const char *what, const char *path, char **out,
+                       char *err, size_t errlen)
+{
+  cs_err rc = CS_OK;
+  cs_buf b;
+  cs_buf_init(&b, MAX_PEM_BYTES);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    set_err(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+    rc = CS_EIO;
+    goto out;
+  }
+  for (;;) {
+    char chunk[8192];
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      set_err(err, errlen, "cannot read %s %s: %s", what, path,
+              strerror(errno));
+      rc = CS_EIO;
+      goto out;
+    }
+    if (n == 0)
+      break;
+    cs_buf_append(&b, chunk, (size_t)n);
+  }
+  if (cs_buf_error(&b)) {
+    set_err(err, errlen, "%s %s is larger than %u bytes", what, path,
+            MAX_PEM_BYTES);
+    rc = CS_ETOOBIG;
+    goto out;
+  }
+  if (b.len == 0) {
+    set_err(err, errlen, "%s %s is empty", what, path);
+    rc = CS_EINVAL;
+    goto out;
+  }
+  *out = cs_buf_release(&b, NULL);
+out:
+  if (fd >= 0)
+    close(fd);
+  cs_buf_free(&b);
+  return rc;
+}
+
+/* Loads the PEM material into GnuTLS once, so that a bad file is reported
+ * by name and cause instead of MHD's generic start failure. */
+static cs_err check_tls(const cs_server_opts *o, const cs_server *s, char *err,
+                        size_t errlen)
+{
+  cs_err rc = CS_OK;
+  gnutls_certificate_credentials_t cred = NULL;
+  if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+    set_err(err, errlen, "cannot initialise GnuTLS credentials");
+    return CS_EINTERNAL;
+  }
+  gnutls_datum_t cert = {(unsigned char *)s->cert_pem,
+                         (unsigned)strlen(s->cert_pem)};
+  gnutls_datum_t key = {(unsigned char *)s->key_pem,
+                        (unsigned)strlen(s->key_pem)};
+  int g = gnutls_certificate_set_x509_key_mem(cred, &cert, &key,
+                                              GNUTLS_X509_FMT_PEM);
+  if (g < 0) {
+    set_err(err, errlen,
+            "TLS certificate %s and key %s are not a usable PEM pair "
+            "(an unencrypted key matching the first certificate): %s",
+            o->tls_cert_file, o->tls_key_file, gnutls_strerror(g));
+    rc = CS_EINVAL;
+    goto out;
+  }
+  if (s->ca_pem) {
+    gnutls_datum_t ca = {(unsigned char *)s->ca_pem,
+                         (unsigned)strlen(s->ca_pem)};
+    g = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+    if (g <= 0) {
+      set_err(err, errlen, "TLS client CA file %s holds no PEM certificate%s%s",
+              o->tls_client_ca_file, g < 0 ? ": " : "",
+              g < 0 ? gnutls_strerror(g) : "");
+      rc = CS_EINVAL;
+      goto out;
+    }
+  }
+out:
+  gnutls_certificate_free_credentials(cred);
+  return rc;
+}
+
+/* Parses "ADDR:PORT" (see server.h) into a socket address. */
+static cs_err parse_listen(const char *addr, struct sockaddr_storage *ss,
+                           socklen_t *sslen, bool *any6, char *err,
+                           size_t errlen)
+{
+  const char *expect = "expected ADDR:PORT such as 127.0.0.1:8080, "
+                       "[::1]:8443 or :8080";
+  char host[INET6_ADDRSTRLEN + 1];
+  const char *port_s;
+  *any6 = false;
+  if (!addr || !*addr) {
+    set_err(err, errlen, "listen address is empty: %s", expect);
+    return CS_EINVAL;
+  }
+  if (addr[0] == '[') {
+    const char *close_br = strchr(addr, ']');
+    if (!close_br || close_br[1] != ':' ||
+        (size_t)(close_br - addr - 1) >= sizeof(host)) {
+      set_err(err, errlen, "listen address \"%s\": %s", addr, expect);
+      return CS_EINVAL;
+    }
+    memcpy(host, addr + 1, (size_t)(close_br - addr - 1));
+    host[close_br - addr - 1] = '\0';
+    port_s = close_br + 2;
+  } else {
+    const char *colon = strrchr(addr, ':');
+    if (!colon || strchr(addr, ':') != colon ||
+        (size_t)(colon - addr) >= sizeof(host)) {
+      set_err(err, errlen,
+              "listen address \"%s\": %s (IPv6 addresses go in brackets)", addr,
+              expect);
+      return CS_EINVAL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    port_s = colon + 1;
+  }
+  int64_t port;
+  if (cs_parse_int64(port_s, &port, NULL) || port < 0 || port > 65535) {
+    set_err(err, errlen,
+            "listen address \"%s\": port \"%s\" is not a number in "
+            "0..65535",
+            addr, port_s);
+    return CS_EINVAL;
+  }
+  memset(ss, 0, sizeof(*ss));
+  if (strcmp(host, "localhost") == 0)
+    snprintf(host, sizeof(host), "127.0.0.1");
+  struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+  if (!*host || strcmp(host, "::") == 0) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_addr = in6addr_any;
+    v6->sin6_port = htons((uint16_t)port);
+    *sslen = sizeof(*v6);
+    *any6 = true;
+  } else if (addr[0] != '[' && inet_pton(AF_INET, host, &v4->sin_addr)) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *sslen = sizeof(*v4);
+  } else if (addr[0] == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr)) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *sslen = sizeof(*v6);
+  } else {
+    set_err(err, errlen,
+            "listen address \"%s\": \"%s\" is not a numeric IP address "
+            "(or localhost); %s",
+            addr, host, expect);
+    return CS_EINVAL;
+  }
+  return CS_OK;
+}
+
+static cs_err open_listener(const char *addr, int *fd_out, unsigned *port,
+                            bool *v6, char *err, size_t errlen)
+{
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  bool any6;
+  cs_err rc = parse_listen(addr, &ss, &sslen, &any6, err, errlen);
+  if (rc)
+    return rc;
+  *v6 = ss.ss_family == AF_INET6;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    set_err(err, errlen, "cannot listen on %s: socket: %s", addr,
+            strerror(errno));
+    return CS_EIO;
+  }
+  int one = 1, v6only = any6 ? 0 : 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (*v6)
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
+      listen(fd, SOMAXCONN) != 0) {
+    set_err(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+    close(fd);
+    return CS_EIO;
+  }
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof(bound);
+  if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+    set_err(err, errlen, "cannot listen on %s: getsockname: %s", addr,
+            strerror(errno));
+    close(fd);
+    return CS_EIO;
+  }
+  *port = ntohs(bound.ss_family == AF_INET6
+                    ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                    : ((struct sockaddr_in *)&bound)->sin_port);
+  *fd_out = fd;
+  return CS_OK;
+}
+
+/* "/a//b/" -> "/a/b"; "" and "/" -> "". */
+static char *normalise_prefix(const char *p)
+{
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  for (const char *q = p ? p : ""; *q; q++) {
+    if (*q == '/' && (b.len == 0 || b.data[b.len - 1] == '/'))
+      continue;
+    if (b.len == 0)
+      cs_buf_putc(&b, '/');
+    cs_buf_putc(&b, *q);
+  }
+  if (b.len && b.data[b.len - 1] == '/')
+    b.data[--b.len] = '\0';
+  return cs_buf_release(&b, NULL);
+}
+
+/* Matches the request path against the routes. The path is compared with
+ * runs of '/' collapsed and one trailing '/' ignored, the way a scheduler
+ * configured with urlPrefix ".../" or a verb "filter/" would send it. */
+static route match_route(const cs_server *s, const char *url)
+{
+  char norm[MAX_LOG_PATH + 1];
+  size_t n = 0;
+  for (const char *q = url; *q; q++) {
+    if (*q == '/' && n && norm[n - 1] == '/')
+      continue;
+    if (n == MAX_LOG_PATH)
+      return R_OTHER;
+    norm[n++] = *q;
+  }
+  if (n > 1 && norm[n - 1] == '/')
+    n--;
+  norm[n] = '\0';
+  const char *rest = norm;
+  bool prefixed = false;
+  size_t pl = strlen(s->prefix);
+  if (pl && strncmp(norm, s->prefix, pl) == 0 && norm[pl] == '/') {
+    rest = norm + pl;
+    prefixed = true;
+  }
+  if (strcmp(rest, "/healthz") == 0)
+    return R_HEALTHZ;
+  if (strcmp(rest, "/readyz") == 0)
+    return R_READYZ;
+  if (strcmp(rest, "/metrics") == 0)
+    return R_METRICS;
+  if (pl && !prefixed)
+    return R_OTHER;
+  if (strcmp(rest, "/filter") == 0)
+    return R_FILTER;
+  if (strcmp(rest, "/prioritize") == 0)
+    return R_PRIORITIZE;
+  return R_OTHER;
+}
+
+/* application/json, any case, optional parameters after ';'. */
+static bool is_json(const char *ct)
+{
+  static const char want[] = "application/json";
+  if (!ct)
+    return false;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
+  if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+    return false;
+  ct += sizeof(want) - 1;
+  while (*ct == ' ' || *ct == '\t')
+    ct++;
+  return *ct == '\0' || *ct == ';';
+}
+
+/* A client's X-Request-Id is echoed only when it is short and plain, so it
+ * can go into logs and headers as is. */
+static bool sane_request_id(const char *id)
+{
+  size_t n = 0;
+  if (!id)
+    return false;
+  for (; id[n]; n++) {
+    char c = id[n];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+              c == ':';
+    if (!ok || n >= 64)
+      return false;
+  }
+  return n > 0;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+/* 32 hex digits: unique within the process (a counter), and across
+ * processes with overwhelming probability (a random seed). */
+static void new_request_id(cs_server *s, char out[65])
+{
+  uint64_t n = atomic_fetch_add(&s->id_seq, 1);
+  uint64_t a = splitmix64(s->id_seed ^ n), b = splitmix64(a ^ n);
+  snprintf(out, 65, "%016llx%016llx", (unsigned long long)a,
+           (unsigned long long)b);
+}
+
+static void remote_addr(struct MHD_Connection *c, char *out, size_t n)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  out[0] = '\0';
+  if (!ci || !ci->client_addr)
+    return;
+  const struct sockaddr *sa = ci->client_addr;
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof(ip));
+    snprintf(out, n, "%s:%u", ip, ntohs(v4->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
+    snprintf(out, n, "[%s]:%u", ip, ntohs(v6->sin6_port));
+  }
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+/* Queues a reply; `body` (malloc'd) is handed to MHD. */
+static enum MHD_Result queue(cs_server *s, struct MHD_Connection *c,
+                             request *rq, int status, char *body, size_t len,
+                             const char *content_type, const char *allow)
+{
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+  if (!resp) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  MHD_add_response_header(resp, "X-Request-Id", rq->reqid);
+  if (allow)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+  if (atomic_load(&s->draining))
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result r = MHD_queue_response(c, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  rq->status = status;
+  rq->bytes = len;
+  rq->replied = r == MHD_YES;
+  return r;
+}
+
+static enum MHD_Result reply_error(cs_server *s, struct MHD_Connection *c,
+                                   request *rq, int status, const char *allow,
+                                   const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Replies {"Error": "..."} and remembers the text for the access log. */
+static enum MHD_Result reply_error(cs_server *s, struct MHD_Connection *c,
+                                   request *rq, int status, const char *allow,
+                                   const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  free(rq->err);
+  rq->err = cs_strdup(msg);
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_json_open(&b, NULL, '{');
+  cs_json_str(&b, "Error", msg);
+  cs_json_close(&b, '}');
+  size_t len;
+  char *body = cs_buf_release(&b, &len);
+  return queue(s, c, rq, status, body, len, "application/json", allow);
+}
+
+/* ---- mTLS --------------------------------------------------------------- */
+
+/* MHD (built on GnuTLS in Debian) only *requests* a client certificate when
+ * given a trust list; it lets clients without one through. So the check is
+ * ours: a chain to the configured CA, valid now, for TLS client auth. */
+static bool verify_peer(struct MHD_Connection *c, char *why, size_t n)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (!ci || !ci->tls_session) {
+    snprintf(why, n, "no TLS session");
+    return false;
+  }
+  gnutls_session_t ss = ci->tls_session;
+  unsigned int count = 0;
+  const gnutls_datum_t *certs = gnutls_certificate_get_peers(ss, &count);
+  if (!certs || count == 0) {
+    snprintf(why, n, "no client certificate presented");
+    return false;
+  }
+  gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                   .data = (void *)GNUTLS_KP_TLS_WWW_CLIENT};
+  unsigned int status = 0;
+  int g = gnutls_certificate_verify_peers(ss, &purpose, 1, &status);
+  if (g < 0) {
+    snprintf(why, n, "client certificate not verifiable: %s",
+             gnutls_strerror(g));
+    return false;
+  }
+  if (status) {
+    gnutls_datum_t text = {NULL, 0};
+    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+                                                     &text, 0) == 0 &&
+        text.data) {
+      snprintf(why, n, "client certificate refused: %s", text.data);
+      gnutls_free(text.data);
+    } else {
+      snprintf(why, n, "client certificate refused (status 0x%x)", status);
+    }
+    return false;
+  }
+  return true;
+}
+
+/* ---- request life cycle ----------------------------------------------- */
+
+static void request_begin(cs_server *s)
+{
+  pthread_mutex_lock(&s->mu);
+  s->inflight++;
+  s->started++;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void request_end(cs_server *s)
+{
+  pthread_mutex_lock(&s->mu);
+  s->inflight--;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static const char *method_allow(route r)
+{
+  return r == R_FILTER || r == R_PRIORITIZE ? "POST" : "GET, HEAD";
+}
+
+static bool method_ok(route r, const char *method)
+{
+  if (r == R_FILTER || r == R_PRIORITIZE)
+    return strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+  return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+         strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* First call for a request: headers are in, the body is not. Everything
+ * that can be refused without the body is refused here, so a refused
+ * request's body is never read. */
+static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
+                             request *rq, const char *url)
+{
+  /* Probes are exempt from the client certificate: kubelet's HTTPS probes
+   * cannot present one, and the answers reveal nothing sensitive. */
+  bool probe =
+      (rq->r == R_HEALTHZ || rq->r == R_READYZ) && method_ok(rq->r, rq->method);
+  if (s->mtls && !probe) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn *cn = ci ? ci->socket_context : NULL;
+    if (cn && cn->peer == 0)
+      cn->peer = verify_peer(c, cn->peer_err, sizeof(cn->peer_err)) ? 1 : -1;
+    if (!cn || cn->peer < 0)
+      return reply_error(s, c, rq, MHD_HTTP_FORBIDDEN, NULL,
+                         "a client certificate signed by the configured "
+                         "client CA is required (%s)",
+                         cn ? cn->peer_err : "no connection state");
+  }
+  if (rq->r == R_OTHER)
+    return reply_error(s, c, rq, MHD_HTTP_NOT_FOUND, NULL,
+                       "no route for %s%s; the extender answers POST "
+                       "%s/filter and %s/prioritize, GET /healthz, /readyz "
+                       "and /metrics",
+                       rq->path, strlen(url) > MAX_LOG_PATH ? "..." : "",
+                       s->prefix, s->prefix);
+  if (!method_ok(rq->r, rq->method))
+    return reply_error(s, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
+                       method_allow(rq->r),
+                       "method %s is not allowed on %s; "
+                       "use %s",
+                       rq->method, rq->path, method_allow(rq->r));
+  if (rq->r != R_FILTER && rq->r != R_PRIORITIZE)
+    return MHD_YES;
+  const char *ct =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+  if (!is_json(ct)) {
+    char shown[80];
+    snprintf(shown, sizeof(shown), "%s", ct ? ct : "");
+    return reply_error(s, c, rq, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                       ct ? "Content-Type \"%s\" is not supported; send "
+                            "application/json"
+                          : "Content-Type is missing%s; send "
+                            "application/json",
+                       shown);
+  }
+  const char *cl =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+  if (cl) {
+    /* MHD has already refused a malformed Content-Length. */
+    unsigned long long n = strtoull(cl, NULL, 10);
+    if (n > s->max_body)
+      return reply_error(s, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                         "request body of %llu bytes exceeds the limit of "
+                         "%zu bytes (" OPT_MAX_BODY ")",
+                         n, s->max_body);
+    cs_buf_reserve(&rq->body, (size_t)n);
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result dispatch(cs_server *s, struct MHD_Connection *c,
+                                request *rq)
+{
+  cs_buf b;
+  switch (rq->r) {
+  case R_FILTER:
+  case R_PRIORITIZE: {
+    cs_reply reply = {0, NULL, 0};
+    const char *body = rq->body.data ? rq->body.data : "";
+    s->h.handle(s->h.ctx,
+                rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE, body,
+                rq->body.len, rq->reqid, &reply);
+    if (!reply.body || reply.status < 100 || reply.status > 599) {
+      free(reply.body);
+      cs_log_error("Decision produced no reply", "internal error");
+      return reply_error(s, c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                         "internal error: the decision produced no reply");
+    }
+    return queue(s, c, rq, reply.status, reply.body, reply.len,
+                 "application/json", NULL);
+  }
+  case R_HEALTHZ:
+    return queue(s, c, rq, MHD_HTTP_OK, cs_strdup("{\"status\":\"ok\"}"), 15,
+                 "application/json", NULL);
+  case R_READYZ: {
+    if (atomic_load(&s->draining))
+      return reply_error(s, c, rq, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                         "shutting down");
+    cs_buf detail;
+    cs_buf_init(&detail, MAX_READY_DETAIL);
+    bool ready = s->h.ready ? s->h.ready(s->h.ctx, &detail) : true;
+    cs_buf_init(&b, 0);
+    cs_json_open(&b, NULL, '{');
+    if (!ready)
+      cs_json_str(&b, "Error", "not ready");
+    cs_json_str(&b, "status", ready ? "ready" : "not ready");
+    if (detail.len && !cs_buf_error(&detail))
+      cs_json_raw(&b, "detail", detail.data, detail.len);
+    cs_json_close(&b, '}');
+    cs_buf_free(&detail);
+    if (!ready) {
+      free(rq->err);
+      rq->err = cs_strdup("not ready");
+    }
+    size_t len;
+    char *body = cs_buf_release(&b, &len);
+    return queue(s, c, rq, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                 body, len, "application/json", NULL);
+  }
+  case R_METRICS: {
+    cs_buf_init(&b, 0);
+    cs_metrics_render(s->metrics, &b);
+    size_t len;
+    char *body = cs_buf_release(&b, &len);
+    return queue(s, c, rq, MHD_HTTP_OK, body, len,
+                 "text/plain; version=0.0.4; charset=utf-8", NULL);
+  }
+  default:
+    return reply_error(s, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no route");
+  }
+}
+
+static request *request_new(cs_server *s, struct MHD_Connection *c,
+                            const char *url, const char *method)
+{
+  request *rq = cs_calloc(1, sizeof(*rq));
+  rq->start_ns = cs_clock_mono_ns();
+  snprintf(rq->method, sizeof(rq->method), "%s", method);
+  snprintf(rq->path, sizeof(rq->path), "%s", url);
+  cs_buf_init(&rq->body, s->max_body);
+  rq->r = match_route(s, url);
+  const char *id =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+  if (sane_request_id(id))
+    snprintf(rq->reqid, sizeof(rq->reqid), "%s", id);
+  else
+    new_request_id(s, rq->reqid);
+  remote_addr(c, rq->remote, sizeof(rq->remote));
+  request_begin(s);
+  return rq;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+  cs_server *s = cls;
+  request *rq = *req_cls;
+  if (!rq) {
+    rq = request_new(s, c, url, method);
+    *req_cls = rq;
+    return begin(s, c, rq, url);
+  }
+  if (*upload_data_size) {
+    if (rq->replied)
+      return MHD_NO; /* a refused request's body is not read */
+    if (cs_clock_mono_ns() - rq->start_ns > s->request_timeout_ns) {
+      /* A reply cannot be queued while the body is still arriving in this
+       * libmicrohttpd; the connection is closed and the log and metric
+       * say why. */
+      rq->status = MHD_HTTP_REQUEST_TIMEOUT;
+      free(rq->err);
+      rq->err =
+          cs_asprintf("request body not received within %llu ms "
+                      "(" OPT_REQUEST_TIMEOUT "); connection closed",
+                      (unsigned long long)(s->request_timeout_ns / 1000000));
+      return MHD_NO;
+    }
+    if (*upload_data_size > s->max_body - rq->body.len) {
+      rq->status = MHD_HTTP_CONTENT_TOO_LARGE;
+      free(rq->err);
+      rq->err = cs_asprintf("request body exceeds the limit of %zu bytes "
+                            "(" OPT_MAX_BODY "); connection closed",
+                            s->max_body);
+      return MHD_NO;
+    }
+    cs_buf_append(&rq->body, upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (rq->replied)
+    return MHD_YES;
+  return dispatch(s, c, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  cs_server *s = cls;
+  request *rq = *req_cls;
+  if (!rq)
+    return;
+  *req_cls = NULL;
+  uint64_t ns = cs_clock_mono_ns() - rq->start_ns;
+  char code[8];
+  snprintf(code, sizeof(code), "%d", rq->status);
+  const char *verb = route_label[rq->r];
+  const char *lv[] = {verb, code};
+  cs_metrics_add(s->metrics, M_REQUESTS, lv, 1);
+  cs_metrics_observe(s->metrics, M_DURATION, lv, (double)ns / 1e9);
+
+  bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+  if (!ok && !rq->err) {
+    static const char *const why[] = {
+        "",
+        "connection error",
+        "connection timed out (http.connTimeoutSec)",
+        "server shutting down",
+        "connection read error",
+        "client closed the connection"};
+    rq->err = cs_strdup((unsigned)toe < sizeof(why) / sizeof(why[0])
+                            ? why[toe]
+                            : "request terminated");
+  }
+  int v = (rq->status >= 400 || rq->status == 0 || !ok) ? 0 : 1;
+  cs_buf *line = cs_log_begin(v, "HTTP request");
+  cs_json_str(line, "method", rq->method);
+  cs_json_str(line, "path", rq->path);
+  cs_json_int(line, "status", rq->status);
+  cs_json_int(line, "bytes", (int64_t)rq->bytes);
+  cs_json_num(line, "durationMs", (double)ns / 1e6, 3);
+  cs_json_str(line, "requestId", rq->reqid);
+  cs_json_str(line, "remote", rq->remote);
+  if (rq->err)
+    cs_json_str(line, "err", rq->err);
+  cs_log_end(line);
+
+  cs_buf_free(&rq->body);
+  free(rq->err);
+  free(rq);
+  request_end(s);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+  cs_server *s = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    *sock_cls = cs_calloc(1, sizeof(conn));
+    long n = atomic_fetch_add(&s->open_conns, 1) + 1;
+    cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
+    /* At the limit libmicrohttpd stops accepting: new clients wait in the
+     * kernel's backlog until a connection closes. Say so once per
+     * episode. */
+    if (n >= s->max_conns && !atomic_exchange(&s->at_limit, true)) {
+      cs_buf *line = cs_log_begin(0, "HTTP connection limit reached");
+      cs_json_int(line, "openConnections", n);
+      cs_json_str(line, "err",
+                  "new connections wait until one closes "
+                  "(http.maxConnections)");
+      cs_log_end(line);
+    }
+    return;
+  }
+  free(*sock_cls);
+  *sock_cls = NULL;
+  long n = atomic_fetch_sub(&s->open_conns, 1) - 1;
+  cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
+  if (n < s->max_conns)
+    atomic_store(&s->at_limit, false);
+}
+
+/* MHD's own messages: bind and TLS set-up problems while starting (kept
+ * for cs_server_new's error), refused connections and TLS handshake
+ * failures afterwards. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  cs_server *s = cls;
+  char msg[512];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  size_t n = strlen(msg);
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
+    msg[--n] = '\0';
+  if (atomic_load(&s->starting) && !s->start_err[0])
+    snprintf(s->start_err, sizeof(s->start_err), "%s", msg);
+  cs_buf *line = cs_log_begin(0, "HTTP server message");
+  cs_json_str(line, "detail", msg);
+  cs_log_end(line);
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static cs_err declare_metrics(cs_metrics *m)
+{
+  static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                   0.005,  0.01,    0.025,  0.05,  0.1,
+                                   0.25,   0.5,     1,      2.5,   5};
+  cs_err rc = cs_metrics_declare(
+      m, M_REQUESTS, CS_METRIC_COUNTER,
+      "HTTP requests by route (verb: filter, prioritize, healthz, readyz, "
+      "metrics, other) and status code (0: connection closed before a "
+      "reply).",
+      "verb,code", NULL, 0);
+  if (!rc)
+    rc = cs_metrics_declare(
+        m, M_DURATION, CS_METRIC_HISTOGRAM,
+        "Time from a request's headers to its reply being sent, by route "
+        "and status code.",
+        "verb,code", buckets, sizeof(buckets) / sizeof(buckets[0]));
+  if (!rc)
+    rc = cs_metrics_declare(m, M_OPEN, CS_METRIC_GAUGE,
+                            "Open HTTP connections (http.maxConnections is "
+                            "the limit).",
+                            "", NULL, 0);
+  return rc;
+}
+
+static unsigned cpu_count(void)
+{
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
+                     cs_metrics *metrics, cs_server **out, char *err,
+                     size_t errlen)
+{
+  cs_err rc = CS_OK;
+  cs_server *s = NULL;
+  *out = NULL;
+  if (!o || !h || !h->handle) {
+    set_err(err, errlen, "server options and a request handler are required");
+    return CS_EINVAL;
+  }
+  if (!o->tls_cert_file != !o->tls_key_file) {
+    set_err(err, errlen,
+            "TLS needs both a certificate file and a key file "
+            "(only one was given)");
+    return CS_EINVAL;
+  }
+  if (o->tls_client_ca_file && !o->tls_cert_file) {
+    set_err(err, errlen,
+            "a TLS client CA (mTLS) needs HTTPS: give a "
+            "certificate and key too");
+    return CS_EINVAL;
+  }
+  size_t max_header =
+      o->max_header_bytes ? o->max_header_bytes : CS_SERVER_DEFAULT_MAX_HEADER;
+  if (max_header < 4096 || max_header > (64u << 20)) {
+    set_err(err, errlen,
+            "http.maxHeaderBytes %zu is out of range 4096..67108864",
+            max_header);
+    return CS_EINVAL;
+  }
+  s = cs_calloc(1, sizeof(*s));
+  s->listen_fd = -1;
+  s->h = *h;
+  s->metrics = metrics;
+  s->prefix = normalise_prefix(o->path_prefix);
+  s->max_body =
+      o->max_body_bytes ? o->max_body_bytes : CS_SERVER_DEFAULT_MAX_BODY;
+  s->request_timeout_ns =
+      (uint64_t)(o->request_timeout_ms ? o->request_timeout_ms
+                                       : CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS) *
+      1000000u;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (getrandom(&s->id_seed, sizeof(s->id_seed), 0) != sizeof(s->id_seed))
+    s->id_seed = cs_clock_mono_ns() ^ ((uint64_t)getpid() << 32);
+
+  if (o->tls_cert_file) {
+    rc = read_pem("TLS certificate", o->tls_cert_file, &s->cert_pem, err,
+                  errlen);
+    if (!rc)
+      rc = read_pem("TLS key", o->tls_key_file, &s->key_pem, err, errlen);
+    if (!rc && o->tls_client_ca_file)
+      rc = read_pem("TLS client CA", o->tls_client_ca_file, &s->ca_pem, err,
+                    errlen);
+    if (!rc)
+      rc = check_tls(o, s, err, errlen);
+    if (rc)
+      goto out;
+    s->mtls = s->ca_pem != NULL;
+  }
+  rc = declare_metrics(metrics);
+  if (rc) {
+    set_err(err, errlen, "HTTP metric families clash with existing ones");
+    goto out;
+  }
+  bool v6 = false;
+  rc = open_listener(o->listen, &s->listen_fd, &s->port, &v6, err, errlen);
+  if (rc)
+    goto out;
+
+  unsigned threads = o->threads ? o->threads : cpu_count();
+  unsigned max_conns = o->max_connections ? o->max_connections
+                                          : CS_SERVER_DEFAULT_MAX_CONNECTIONS;
+  s->max_conns = max_conns;
+  struct MHD_OptionItem opts[16];
+  size_t n = 0;
+#define OPT(o_, v_, p_)                                                        \
+  opts[n++] = (struct MHD_OptionItem){(o_), (intptr_t)(v_), (void *)(p_)}
+  OPT(MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s); /* first, as MHD asks */
+  OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
+  OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+  OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
+  OPT(MHD_OPTION_CONNECTION_TIMEOUT,
+      o->connection_timeout_s ? o->connection_timeout_s
+                              : CS_SERVER_DEFAULT_CONN_TIMEOUT_S,
+      NULL);
+  OPT(MHD_OPTION_CONNECTION_LIMIT, max_conns, NULL);
+  OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header, NULL);
+  if (threads > 1)
+    OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+  if (s->cert_pem) {
+    OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem);
+    OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem);
+    OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, TLS_PRIORITIES);
+  }
+  if (s->ca_pem)
+    OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca_pem);
+  OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                   MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  if (s->cert_pem)
+    flags |= MHD_USE_TLS;
+  if (v6)
+    flags |= MHD_USE_IPv6;
+  atomic_store(&s->starting, true);
+  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                               MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+  atomic_store(&s->starting, false);
+  if (!s->daemon) {
+    set_err(err, errlen, "cannot start the HTTP server on %s: %s", o->listen,
+            s->start_err[0] ? s->start_err
+                            : "libmicrohttpd refused the "
+                              "options");
+    rc = CS_EIO;
+    goto out;
+  }
+  cs_buf *line = cs_log_begin(0, "HTTP server listening");
+  cs_json_str(line, "listen", o->listen);
+  cs_json_int(line, "port", s->port);
+  cs_json_str(line, "pathPrefix", s->prefix);
+  cs_json_bool(line, "tls", s->cert_pem != NULL);
+  cs_json_bool(line, "mtls", s->mtls);
+  cs_json_int(line, "threads", threads);
+  cs_log_end(line);
+out:
+  if (rc) {
+    cs_server_free(s);
+    s = NULL;
+  }
+  *out = s;
+  return rc;
+}
+
+unsigned cs_server_port(const cs_server *s)
+{
+  return s ? s->port : 0;
+}
+
+/* Waits until no request is in flight and none started during a short
+ * grace period (a request on an idle keep-alive connection may be on its
+ * way), or until the deadline. Returns the requests still in flight. */
+static unsigned drain(cs_server *s, unsigned timeout_ms)
+{
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    int w = 0;
+    while (s->inflight && w != ETIMEDOUT)
+      w = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
+    if (s->inflight)
+      break;
+    uint64_t started = s->started;
+    struct timespec grace;
+    clock_gettime(CLOCK_MONOTONIC, &grace);
+    grace.tv_nsec += 50 * 1000000L;
+    if (grace.tv_nsec >= 1000000000L) {
+      grace.tv_sec++;
+      grace.tv_nsec -= 1000000000L;
+    }
+    if (grace.tv_sec > deadline.tv_sec ||
+        (grace.tv_sec == deadline.tv_sec && grace.tv_nsec > deadline.tv_nsec))
+      grace = deadline;
+    pthread_mutex_unlock(&s->mu);
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &grace, NULL);
+    pthread_mutex_lock(&s->mu);
+    if (s->started == started && !s->inflight)
+      break;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > deadline.tv_sec ||
+        (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+      break;
+  }
+  unsigned left = s->inflight;
+  pthread_mutex_unlock(&s->mu);
+  return left;
+}
+
+cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms)
+{
+  if (!s || !s->daemon || s->stopped)
+    return CS_OK;
+  uint64_t t0 = cs_clock_mono_ns();
+  atomic_store(&s->draining, true);
+  MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+  unsigned left = drain(s, timeout_ms);
+  MHD_stop_daemon(s->daemon);
+  s->daemon = NULL;
+  s->stopped = true;
+  /* After quiescing, the listening socket is ours to close, and only once
+   * the daemon's threads are gone. */
+  if (fd != MHD_INVALID_SOCKET)
+    close(fd);
+  s->listen_fd = -1;
+  cs_buf *line = cs_log_begin(0, left ? "HTTP server stopped with requests "
+                                        "in flight"
+                                      : "HTTP server stopped");
+  cs_json_num(line, "durationMs", (double)(cs_clock_mono_ns() - t0) / 1e6, 1);
+  cs_json_int(line, "cutRequests", left);
+  if (left)
+    cs_json_str(line, "err", "shutdown timeout reached");
+  cs_log_end(line);
+  return left ? CS_ETIMEDOUT : CS_OK;
+}
+
+void cs_server_free(cs_server *s)
+{
+  if (!s)
+    return;
+  if (s->daemon)
+    MHD_stop_daemon(s->daemon); /* closes the listening socket too */
+  else if (s->listen_fd >= 0)
+    close(s->listen_fd);
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  free(s->prefix);
+  free(s->cert_pem);
+  free(s->key_pem);
+  free(s->ca_pem);
+  free(s);
+}

@@ -1,0 +1,95 @@
+/* server.h: the HTTP(S) front door: libmicrohttpd with a thread pool, the
+ * extender routes (POST <prefix>/filter, <prefix>/prioritize), /healthz,
+ * /readyz, /metrics, body and header caps, timeouts, TLS and mTLS, request
+ * ids, per-request access log lines and HTTP metrics, graceful shutdown.
+ * Thread-safe: the handler's functions are called from many pool threads at
+ * once; cs_server_shutdown and cs_server_free must be called from one
+ * thread, not from inside a handler.
+ * Ownership: options are copied (files are read) by cs_server_new; the
+ * handler's ctx and the metrics registry are borrowed and must outlive the
+ * server; request bodies passed to the handler are borrowed for the call;
+ * the reply body the handler returns is transferred to the server. */
+#ifndef CS_SERVER_H
+#define CS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "carbon/util/buf.h"
+#include "carbon/util/error.h"
+#include "carbon/util/metrics.h"
+#include "scheduler/decision.h"
+
+/* Defaults applied when an option is 0 / NULL. */
+#define CS_SERVER_DEFAULT_MAX_BODY (64u << 20)      /* 64 MiB */
+#define CS_SERVER_DEFAULT_MAX_HEADER (32u << 10)    /* 32 KiB */
+#define CS_SERVER_DEFAULT_CONN_TIMEOUT_S 60u        /* idle keep-alive */
+#define CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS 30000u /* body upload */
+#define CS_SERVER_DEFAULT_MAX_CONNECTIONS 1024u
+
+typedef struct cs_server_opts {
+  /* "ADDR:PORT": "127.0.0.1:8080", "0.0.0.0:8443", "[::1]:8443", "[::]:80"
+   * (IPv6 and IPv4), ":8080" (all interfaces, like "[::]"), "localhost:0".
+   * Port 0 picks a free port (see cs_server_port). Required. */
+  const char *listen;
+  /* Optional path prefix, e.g. "/carbonshift": the extender routes are
+   * then <prefix>/filter and <prefix>/prioritize; /healthz, /readyz and
+   * /metrics answer both at the root and under the prefix. Trailing and
+   * repeated slashes are ignored, so urlPrefix ".../carbonshift/" in the
+   * scheduler configuration works too. */
+  const char *path_prefix;
+  /* PEM files. cert and key together turn on HTTPS (TLS 1.2 minimum);
+   * client_ca additionally requires clients to present a certificate
+   * signed by that CA for the clientAuth purpose (mTLS), on every route
+   * but GET /healthz and /readyz (kubelet probes have no certificate). */
+  const char *tls_cert_file;
+  const char *tls_key_file;
+  const char *tls_client_ca_file;
+  size_t max_body_bytes;         /* 0: CS_SERVER_DEFAULT_MAX_BODY */
+  size_t max_header_bytes;       /* 0: CS_SERVER_DEFAULT_MAX_HEADER; the
+                                    whole request head, per connection */
+  unsigned threads;              /* 0: number of online CPUs */
+  unsigned connection_timeout_s; /* 0: default; idle connections close */
+  unsigned request_timeout_ms;   /* 0: default; limit on receiving one
+                                    request's body */
+  unsigned max_connections;      /* 0: default */
+} cs_server_opts;
+
+/* What the server calls for the extender routes and /readyz. main wires a
+ * cs_decider into it (ctx = the decider; handle calls cs_decider_handle,
+ * ready calls cs_decider_ready); tests use their own. */
+typedef struct cs_server_handler {
+  void *ctx;
+  /* Must fill *out (status and a malloc'd JSON body, owned by the server
+   * afterwards). `body` is NUL-terminated at body[len]. */
+  void (*handle)(void *ctx, cs_verb verb, const char *body, size_t len,
+                 const char *request_id, cs_reply *out);
+  /* Appends a JSON value (an object) describing readiness to `detail`;
+   * false when the service should not take traffic. NULL: always ready. */
+  bool (*ready)(void *ctx, cs_buf *detail);
+} cs_server_handler;
+
+typedef struct cs_server cs_server;
+
+/* Validates the options, reads the TLS files, binds and starts serving.
+ * On failure *out is NULL and err holds a sentence naming the option and
+ * the cause ("cannot listen on 127.0.0.1:80: Permission denied"). Declares
+ * the HTTP metric families in `metrics` (may be NULL). */
+cs_err cs_server_new(const cs_server_opts *opts,
+                     const cs_server_handler *handler, cs_metrics *metrics,
+                     cs_server **out, char *err, size_t errlen) CS_MUST_USE;
+
+/* The bound port (the chosen one when the options said port 0). */
+unsigned cs_server_port(const cs_server *s);
+
+/* Graceful stop: stops accepting connections, lets requests in flight
+ * finish (their replies carry "Connection: close"; /readyz turns 503) for
+ * up to timeout_ms, then stops the server. CS_ETIMEDOUT when requests were
+ * still in flight at the deadline (they are cut, and logged). Safe to call
+ * once; later calls return CS_OK at once. */
+cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms) CS_MUST_USE;
+
+/* Stops (abruptly, if cs_server_shutdown was not called) and frees. */
+void cs_server_free(cs_server *s);
+
+#endif

@@ -1,0 +1,1202 @@
+/* Tests for scheduler/server.c: a real server on 127.0.0.1, an ephemeral
+ * port, a test handler in place of the decider, and libcurl calling it the
+ * way kube-scheduler does (POST, Content-Type: application/json, 5 s
+ * timeout, keep-alive). Raw sockets where curl would be too polite
+ * (declared lengths, chunked bodies, slow clients). */
+#include <arpa/inet.h>
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/clock.h"
+#include "carbon/util/log.h"
+#include "scheduler/server.h"
+#include "tests/unit/prom_testutil.h"
+#include "tests/unit/tls_testutil.h"
+
+/* ---- the test handler ------------------------------------------------- */
+
+typedef struct th {
+  atomic_int calls;
+  atomic_bool ready;
+  atomic_bool sleeping; /* a "sleep" request is inside the handler */
+  atomic_int sleep_ms;
+  pthread_mutex_t mu;
+  char last_id[80];
+  size_t last_len;
+} th;
+
+static th H;
+
+/* Replies with what it saw, so tests can check the body arrived whole:
+ * {"Verb":..., "Len":n, "Sum":byte sum, "RequestId":...}. A body starting
+ * with "sleep" holds the call for H.sleep_ms. */
+static void th_handle(void *ctx, cs_verb verb, const char *body, size_t len,
+                      const char *rid, cs_reply *out)
+{
+  th *t = ctx;
+  atomic_fetch_add(&t->calls, 1);
+  pthread_mutex_lock(&t->mu);
+  snprintf(t->last_id, sizeof(t->last_id), "%s", rid);
+  t->last_len = len;
+  pthread_mutex_unlock(&t->mu);
+  ck_assert_int_eq(body[len], '\0');
+  if (len >= 5 && memcmp(body, "sleep", 5) == 0) {
+    atomic_store(&t->sleeping, true);
+    usleep((useconds_t)atomic_load(&t->sleep_ms) * 1000);
+  }
+  unsigned long sum = 0;
+  for (size_t i = 0; i < len; i++)
+    sum += (unsigned char)body[i];
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_json_open(&b, NULL, '{');
+  cs_json_str(&b, "Verb", verb == CS_VERB_FILTER ? "filter" : "prioritize");
+  cs_json_int(&b, "Len", (int64_t)len);
+  cs_json_int(&b, "Sum", (int64_t)sum);
+  cs_json_str(&b, "RequestId", rid);
+  cs_json_close(&b, '}');
+  out->status = 200;
+  out->body = cs_buf_release(&b, &out->len);
+}
+
+static bool th_ready(void *ctx, cs_buf *detail)
+{
+  th *t = ctx;
+  bool r = atomic_load(&t->ready);
+  cs_json_open(detail, NULL, '{');
+  cs_json_str(detail, "signals", r ? "fresh" : "no data yet");
+  cs_json_close(detail, '}');
+  return r;
+}
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static cs_metrics *M;
+static cs_server *S;
+static FILE *LOG;
+
+static void setup(void)
+{
+  memset(&H, 0, sizeof(H));
+  pthread_mutex_init(&H.mu, NULL);
+  atomic_store(&H.ready, true);
+  atomic_store(&H.sleep_ms, 600);
+  M = cs_metrics_new();
+  S = NULL;
+  LOG = tmpfile();
+  cs_log_set_fd(fileno(LOG));
+  cs_log_set_verbosity(1);
+}
+
+static void teardown(void)
+{
+  cs_server_free(S);
+  cs_metrics_free(M);
+  cs_log_set_fd(STDOUT_FILENO);
+  fclose(LOG);
+}
+
+/* Everything logged so far (static buffer). */
+static const char *logged(void)
+{
+  static char buf[1 << 20];
+  fflush(LOG);
+  size_t n = (size_t)pread(fileno(LOG), buf, sizeof(buf) - 1, 0);
+  buf[n < sizeof(buf) ? n : 0] = '\0';
+  return buf;
+}
+
+static cs_server_opts base_opts(void)
+{
+  cs_server_opts o = {0};
+  o.listen = "127.0.0.1:0";
+  o.threads = 2;
+  return o;
+}
+
+static cs_server *start(const cs_server_opts *o)
+{
+  cs_server_handler h = {&H, th_handle, th_ready};
+  char err[256] = "";
+  cs_server *s = NULL;
+  cs_err rc = cs_server_new(o, &h, M, &s, err, sizeof(err));
+  if (rc)
+    ck_abort_msg("server did not start: %s", err);
+  ck_assert_uint_gt(cs_server_port(s), 0);
+  return s;
+}
+
+/* ---- a libcurl client like kube-scheduler's ------------------------------ */
+
+typedef struct call {
+  const char *method; /* NULL: POST */
+  const char *path;
+  const char *ctype; /* NULL: application/json; "": no header */
+  const char *body;  /* NULL: "{}" for POST */
+  size_t len;        /* 0: strlen(body) */
+  const char *reqid;
+  bool https;
+  const char *ca, *cert, *key;
+  bool tls11;      /* offer TLS 1.0..1.1 only */
+  bool tls12;      /* the same client, allowed TLS 1.2 too */
+  long timeout_ms; /* 0: 5 s, as kube-scheduler's default */
+} call;
+
+typedef struct resp {
+  CURLcode cc;
+  long status;
+  char body[16384];
+  size_t len;
+  char allow[64];
+  char reqid[80];
+  char ctype[128];
+  char conn[32];
+  long new_conns;
+  char errbuf[CURL_ERROR_SIZE];
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+  resp *r = ud;
+  size_t k = sz * n, room = sizeof(r->body) - 1 - r->len;
+  memcpy(r->body + r->len, p, k < room ? k : room);
+  r->len += k < room ? k : room;
+  r->body[r->len] = '\0';
+  return k;
+}
+
+static void header_value(const char *line, size_t n, const char *name,
+                         char *out, size_t outn)
+{
+  size_t nl = strlen(name);
+  if (n <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+    return;
+  const char *v = line + nl + 1;
+  while (*v == ' ')
+    v++;
+  size_t vl = (size_t)(line + n - v);
+  while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+    vl--;
+  snprintf(out, outn, "%.*s", (int)vl, v);
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+  resp *r = ud;
+  header_value(p, sz * n, "Allow", r->allow, sizeof(r->allow));
+  header_value(p, sz * n, "X-Request-Id", r->reqid, sizeof(r->reqid));
+  header_value(p, sz * n, "Content-Type", r->ctype, sizeof(r->ctype));
+  header_value(p, sz * n, "Connection", r->conn, sizeof(r->conn));
+  return sz * n;
+}
+
+static void prepare(CURL *h, unsigned port, const call *c, resp *r,
+                    struct curl_slist **hdrs)
+{
+  char url[512];
+  snprintf(url, sizeof(url), "%s://127.0.0.1:%u%s", c->https ? "https" : "http",
+           port, c->path);
+  memset(r, 0, sizeof(*r));
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                   c->timeout_ms ? c->timeout_ms : 5000L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(h, CURLOPT_PROXY, "");
+  const char *method = c->method ? c->method : "POST";
+  *hdrs = NULL;
+  if (strcmp(method, "POST") == 0) {
+    const char *body = c->body ? c->body : "{}";
+    size_t len = c->len ? c->len : strlen(body);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    const char *ct = c->ctype ? c->ctype : "application/json";
+    char line[160];
+    snprintf(line, sizeof(line), "Content-Type:%s%s", *ct ? " " : "", ct);
+    *hdrs = curl_slist_append(*hdrs, line);
+    *hdrs = curl_slist_append(*hdrs, "Expect:");
+  } else if (strcmp(method, "GET") == 0) {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  }
+  if (c->reqid) {
+    char line[160];
+    snprintf(line, sizeof(line), "X-Request-Id: %s", c->reqid);
+    *hdrs = curl_slist_append(*hdrs, line);
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+  if (c->https) {
+    curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (c->cert) {
+      curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+      curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+    }
+    if (c->tls11 || c->tls12) {
+      curl_easy_setopt(h, CURLOPT_SSLVERSION,
+                       (long)(CURL_SSLVERSION_TLSv1_0 |
+                              (c->tls11 ? CURL_SSLVERSION_MAX_TLSv1_1
+                                        : CURL_SSLVERSION_MAX_TLSv1_2)));
+      /* OpenSSL 3 refuses TLS < 1.2 at its default security level; level
+       * 0 makes the client able to speak them, so a failure is the
+       * server's refusal. */
+      curl_easy_setopt(h, CURLOPT_SSL_CIPHER_LIST, "DEFAULT:@SECLEVEL=0");
+    }
+  }
+}
+
+static void finish(CURL *h, resp *r)
+{
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &r->new_conns);
+}
+
+/* One exchange on handle h (kept for keep-alive) or a fresh one. */
+static void do_call(CURL *h, unsigned port, const call *c, resp *r)
+{
+  bool own = !h;
+  if (own)
+    h = curl_easy_init();
+  struct curl_slist *hdrs;
+  prepare(h, port, c, r, &hdrs);
+  r->cc = curl_easy_perform(h);
+  finish(h, r);
+  curl_slist_free_all(hdrs);
+  if (own)
+    curl_easy_cleanup(h);
+}
+
+static resp *simple(const char *method, const char *path)
+{
+  static resp r;
+  call c = {.method = method, .path = path};
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s %s: %s", method, path, r.errbuf);
+  return &r;
+}
+
+/* ---- raw sockets --------------------------------------------------------- */
+
+static int raw_connect(unsigned port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  return fd;
+}
+
+static void raw_send(int fd, const char *s)
+{
+  ck_assert_int_eq(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* Sends as much of s as the peer takes; false once it refuses. */
+static bool raw_try_send(int fd, const void *s, size_t n)
+{
+  return send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n;
+}
+
+/* Reads until EOF, error or timeout; returns bytes read. */
+static size_t raw_read(int fd, char *buf, size_t n, int timeout_ms,
+                       bool *closed)
+{
+  size_t got = 0;
+  uint64_t end = cs_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  *closed = false;
+  while (got + 1 < n) {
+    uint64_t now = cs_clock_mono_ns();
+    if (now >= end)
+      break;
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, (int)((end - now) / 1000000u) + 1) <= 0)
+      break;
+    ssize_t k = recv(fd, buf + got, n - 1 - got, 0);
+    if (k <= 0) {
+      *closed = true;
+      break;
+    }
+    got += (size_t)k;
+  }
+  buf[got] = '\0';
+  return got;
+}
+
+/* One GET /healthz on server s (not S). */
+static void simple_on(cs_server *s)
+{
+  resp r;
+  call c = {.method = "GET", .path = "/healthz"};
+  do_call(NULL, cs_server_port(s), &c, &r);
+  ck_assert_int_eq(r.status, 200);
+}
+
+static double metric(const char *name, const char *verb, const char *code)
+{
+  double v = 0;
+  const char *lv[] = {verb, code};
+  if (cs_metrics_get(M, name, lv, &v) != CS_OK)
+    return 0;
+  return v;
+}
+
+static double gauge_open(void)
+{
+  double v = 0;
+  if (cs_metrics_get(M, "carbonshift_http_open_connections", NULL, &v))
+    return -1;
+  return v;
+}
+
+/* Waits (up to 2 s) until the log contains s: access log lines are written
+ * when a request completes, just after its reply went out. */
+static bool wait_logged(const char *s)
+{
+  for (int i = 0; i < 200; i++) {
+    if (strstr(logged(), s))
+      return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+/* ---- tests -----------------------------------------------------------------
+ */
+
+START_TEST(test_server_filter_replies_with_handler_body)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  CURL *h = curl_easy_init();
+  const char *body = "{\"Pod\":{},\"Nodes\":null,\"NodeNames\":[\"a\"]}";
+  call c = {.path = "/filter", .body = body};
+  resp r;
+  do_call(h, cs_server_port(S), &c, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(r.ctype, "application/json");
+  unsigned long sum = 0;
+  for (const char *p = body; *p; p++)
+    sum += (unsigned char)*p;
+  char want[256];
+  snprintf(want, sizeof(want),
+           "{\"Verb\":\"filter\",\"Len\":%zu,\"Sum\":%lu,\"RequestId\":\"%s\"}",
+           strlen(body), sum, r.reqid);
+  ck_assert_str_eq(r.body, want);
+  /* A generated id: 32 hex digits, the one the handler got. */
+  ck_assert_uint_eq(strlen(r.reqid), 32);
+  ck_assert_uint_eq(strspn(r.reqid, "0123456789abcdef"), 32);
+  ck_assert_str_eq(H.last_id, r.reqid);
+  char first_id[80];
+  snprintf(first_id, sizeof(first_id), "%s", r.reqid);
+
+  /* Keep-alive: the second call reuses the connection; the client's sane
+   * request id is used and echoed. */
+  call c2 = {.path = "/prioritize", .reqid = "sched-42.a:b_c"};
+  do_call(h, cs_server_port(S), &c2, &r);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_int_eq(r.new_conns, 0);
+  ck_assert_str_eq(r.reqid, "sched-42.a:b_c");
+  ck_assert_str_eq(H.last_id, "sched-42.a:b_c");
+  ck_assert_ptr_nonnull(strstr(r.body, "\"Verb\":\"prioritize\""));
+
+  /* An id with odd characters or too long is replaced. */
+  call c3 = {.path = "/filter", .reqid = "bad id\"x"};
+  do_call(h, cs_server_port(S), &c3, &r);
+  ck_assert_uint_eq(strlen(r.reqid), 32);
+  ck_assert_str_ne(r.reqid, first_id);
+  char longid[100];
+  memset(longid, 'a', 65);
+  longid[65] = '\0';
+  call c4 = {.path = "/filter", .reqid = longid};
+  do_call(h, cs_server_port(S), &c4, &r);
+  ck_assert_uint_eq(strlen(r.reqid), 32);
+  curl_easy_cleanup(h);
+  ck_assert_int_eq(atomic_load(&H.calls), 4);
+
+  /* Access log at v:1: one JSON line per request. */
+  const char *log = logged();
+  ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"HTTP request\""));
+  ck_assert_ptr_nonnull(strstr(log, "\"method\":\"POST\",\"path\":\"/"
+                                    "prioritize\",\"status\":200"));
+  ck_assert_ptr_nonnull(strstr(log, "\"requestId\":\"sched-42.a:b_c\""));
+  ck_assert_ptr_nonnull(strstr(log, "\"durationMs\":"));
+}
+END_TEST
+
+START_TEST(test_server_filter_large_body_arrives_whole)
+{
+  cs_server_opts o = base_opts();
+  o.max_body_bytes = 8u << 20;
+  S = start(&o);
+  size_t n = 3u << 20; /* several MHD reads */
+  char *body = cs_malloc(n + 1);
+  unsigned long sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    body[i] = (char)('a' + i % 26);
+    sum += (unsigned char)body[i];
+  }
+  body[n] = '\0';
+  call c = {.path = "/filter", .body = body, .len = n};
+  resp r;
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_int_eq(r.status, 200);
+  char want[64];
+  snprintf(want, sizeof(want), "\"Len\":%zu,\"Sum\":%lu", n, sum);
+  ck_assert_ptr_nonnull(strstr(r.body, want));
+  free(body);
+}
+END_TEST
+
+START_TEST(test_server_route_prefix_and_trailing_slashes)
+{
+  cs_server_opts o = base_opts();
+  o.path_prefix = "carbonshift//";
+  S = start(&o);
+  resp r;
+  const char *ok[] = {"/carbonshift/filter", "/carbonshift//prioritize",
+                      "/carbonshift/filter/"};
+  for (size_t i = 0; i < 3; i++) {
+    call c = {.path = ok[i]};
+    do_call(NULL, cs_server_port(S), &c, &r);
+    ck_assert_msg(r.status == 200, "%s -> %ld", ok[i], r.status);
+  }
+  call bare = {.path = "/filter"};
+  do_call(NULL, cs_server_port(S), &bare, &r);
+  ck_assert_int_eq(r.status, 404);
+  ck_assert_ptr_nonnull(strstr(r.body, "/carbonshift/filter"));
+  ck_assert_int_eq(simple("GET", "/healthz")->status, 200);
+  ck_assert_int_eq(simple("GET", "/carbonshift/healthz")->status, 200);
+  ck_assert_int_eq(simple("GET", "/carbonshift/metrics")->status, 200);
+}
+END_TEST
+
+START_TEST(test_server_unknown_path_404_json)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  resp *r = simple("GET", "/nope?x=1");
+  ck_assert_int_eq(r->status, 404);
+  ck_assert_str_eq(r->ctype, "application/json");
+  ck_assert_str_eq(r->body,
+                   "{\"Error\":\"no route for /nope; the extender answers "
+                   "POST /filter and /prioritize, GET /healthz, /readyz and "
+                   "/metrics\"}");
+  ck_assert_uint_eq(strlen(r->reqid), 32);
+  call c = {.path = "/filterx"};
+  resp r2;
+  do_call(NULL, cs_server_port(S), &c, &r2);
+  ck_assert_int_eq(r2.status, 404);
+  ck_assert_int_eq(atomic_load(&H.calls), 0);
+  /* Refusals are logged at v:0 with the reason. */
+  cs_log_set_verbosity(0);
+  simple("GET", "/again");
+  ck_assert(wait_logged("\"path\":\"/again\",\"status\":404"));
+}
+END_TEST
+
+START_TEST(test_server_wrong_method_405_with_allow)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  resp *r = simple("GET", "/filter");
+  ck_assert_int_eq(r->status, 405);
+  ck_assert_str_eq(r->allow, "POST");
+  ck_assert_str_eq(r->body, "{\"Error\":\"method GET is not allowed on "
+                            "/filter; use POST\"}");
+  r = simple("PUT", "/prioritize");
+  ck_assert_int_eq(r->status, 405);
+  ck_assert_str_eq(r->allow, "POST");
+  call c = {.path = "/metrics"};
+  resp r2;
+  do_call(NULL, cs_server_port(S), &c, &r2);
+  ck_assert_int_eq(r2.status, 405);
+  ck_assert_str_eq(r2.allow, "GET, HEAD");
+  r = simple("HEAD", "/healthz");
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_int_eq(atomic_load(&H.calls), 0);
+}
+END_TEST
+
+START_TEST(test_server_non_json_content_type_415)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  resp r;
+  call c = {.path = "/filter", .ctype = "text/plain"};
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_int_eq(r.status, 415);
+  ck_assert_str_eq(r.body, "{\"Error\":\"Content-Type \\\"text/plain\\\" is "
+                           "not supported; send application/json\"}");
+  call none = {.path = "/filter", .ctype = ""};
+  do_call(NULL, cs_server_port(S), &none, &r);
+  ck_assert_int_eq(r.status, 415);
+  ck_assert_ptr_nonnull(strstr(r.body, "Content-Type is missing"));
+  call jsonx = {.path = "/filter", .ctype = "application/jsonx"};
+  do_call(NULL, cs_server_port(S), &jsonx, &r);
+  ck_assert_int_eq(r.status, 415);
+  ck_assert_int_eq(atomic_load(&H.calls), 0);
+  const char *fine[] = {"application/json; charset=utf-8", "Application/JSON",
+                        "application/json;charset=UTF-8"};
+  for (size_t i = 0; i < 3; i++) {
+    call ok = {.path = "/filter", .ctype = fine[i]};
+    do_call(NULL, cs_server_port(S), &ok, &r);
+    ck_assert_msg(r.status == 200, "%s -> %ld", fine[i], r.status);
+  }
+}
+END_TEST
+
+START_TEST(test_server_declared_length_over_cap_413_unread)
+{
+  cs_server_opts o = base_opts();
+  o.max_body_bytes = 67108864;
+  S = start(&o);
+  int fd = raw_connect(cs_server_port(S));
+  /* Headers only: the reply must come without the body being sent. */
+  raw_send(fd, "POST /filter HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\n"
+               "Content-Length: 70000000\r\n\r\n");
+  char buf[4096];
+  bool closed;
+  raw_read(fd, buf, sizeof(buf), 3000, &closed);
+  close(fd);
+  ck_assert_msg(strncmp(buf, "HTTP/1.1 413", 12) == 0, "%s", buf);
+  ck_assert_ptr_nonnull(
+      strstr(buf, "{\"Error\":\"request body of 70000000 bytes exceeds the "
+                  "limit of 67108864 bytes (http.maxBodyBytes)\"}"));
+  ck_assert_int_eq(atomic_load(&H.calls), 0);
+  /* The same through curl, with a small cap and a real body. */
+  cs_server_free(S);
+  o.max_body_bytes = 1024;
+  S = start(&o);
+  char body[2048];
+  memset(body, ' ', sizeof(body) - 1);
+  body[sizeof(body) - 1] = '\0';
+  call c = {.path = "/prioritize", .body = body};
+  resp r;
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_int_eq(r.status, 413);
+  ck_assert_ptr_nonnull(strstr(r.body, "2047 bytes exceeds the limit of 1024"));
+  /* Exactly at the cap is fine. */
+  call at = {.path = "/prioritize", .body = body, .len = 1024};
+  do_call(NULL, cs_server_port(S), &at, &r);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_double_eq(
+      metric("carbonshift_http_requests_total", "prioritize", "413"), 1);
+}
+END_TEST
+
+START_TEST(test_server_chunked_body_over_cap_stops_reading)
+{
+  cs_server_opts o = base_opts();
+  o.max_body_bytes = 4096;
+  S = start(&o);
+  /* Under the cap, chunked is accepted and reassembled. */
+  int fd = raw_connect(cs_server_port(S));
+  raw_send(fd, "POST /filter HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\n"
+               "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+               "5\r\n{\"a\":\r\n3\r\n1}\n\r\n0\r\n\r\n");
+  char buf[4096];
+  bool closed;
+  raw_read(fd, buf, sizeof(buf), 3000, &closed);
+  close(fd);
+  ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+  ck_assert_ptr_nonnull(strstr(buf, "\"Len\":8"));
+
+  /* Over the cap: the server stops reading and closes. The client keeps
+   * sending 1 KiB chunks; the connection must end long before 64 MiB. */
+  fd = raw_connect(cs_server_port(S));
+  raw_send(fd, "POST /filter HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n");
+  char chunk[1024 + 16];
+  int hl = snprintf(chunk, sizeof(chunk), "400\r\n");
+  memset(chunk + hl, 'x', 1024);
+  memcpy(chunk + hl + 1024, "\r\n", 2);
+  size_t clen = (size_t)hl + 1026, sent = 0;
+  uint64_t t0 = cs_clock_mono_ns();
+  while (sent < (64u << 20) && raw_try_send(fd, chunk, clen)) {
+    sent += 1024;
+    if (cs_clock_mono_ns() - t0 > 5000000000ull)
+      break;
+  }
+  close(fd);
+  ck_assert_msg(sent < (8u << 20), "server kept reading: %zu bytes", sent);
+  ck_assert_int_eq(atomic_load(&H.calls), 1);
+  /* The refusal is counted and logged. */
+  for (int i = 0; i < 100 && metric("carbonshift_http_requests_total", "filter",
+                                    "413") < 1;
+       i++)
+    usleep(20000);
+  ck_assert_double_eq(
+      metric("carbonshift_http_requests_total", "filter", "413"), 1);
+  ck_assert_ptr_nonnull(strstr(logged(), "request body exceeds the limit of "
+                                         "4096 bytes (http.maxBodyBytes)"));
+}
+END_TEST
+
+START_TEST(test_server_slow_body_over_request_timeout_closed)
+{
+  cs_server_opts o = base_opts();
+  o.request_timeout_ms = 300;
+  S = start(&o);
+  int fd = raw_connect(cs_server_port(S));
+  raw_send(fd, "POST /filter HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\n"
+               "Content-Length: 100\r\n\r\n");
+  bool alive = true;
+  uint64_t t0 = cs_clock_mono_ns();
+  for (int i = 0; i < 40 && alive; i++) {
+    usleep(100000);
+    alive = raw_try_send(fd, " ", 1);
+    char b[256];
+    bool closed = false;
+    raw_read(fd, b, sizeof(b), 1, &closed);
+    if (closed)
+      alive = false;
+  }
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  close(fd);
+  ck_assert_msg(!alive, "a slow body was not cut");
+  ck_assert_msg(secs < 2.0, "cut only after %.2f s", secs);
+  ck_assert_int_eq(atomic_load(&H.calls), 0);
+  for (int i = 0; i < 100 && metric("carbonshift_http_requests_total", "filter",
+                                    "408") < 1;
+       i++)
+    usleep(20000);
+  ck_assert_double_eq(
+      metric("carbonshift_http_requests_total", "filter", "408"), 1);
+  ck_assert_ptr_nonnull(strstr(logged(), "http.requestTimeoutMs"));
+}
+END_TEST
+
+START_TEST(test_server_oversized_headers_refused)
+{
+  cs_server_opts o = base_opts();
+  o.max_header_bytes = 8192;
+  S = start(&o);
+  int fd = raw_connect(cs_server_port(S));
+  raw_send(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  char big[16384];
+  memset(big, 'a', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  (void)raw_try_send(fd, big, strlen(big));
+  (void)raw_try_send(fd, "\r\n\r\n", 4);
+  char buf[4096];
+  bool closed;
+  raw_read(fd, buf, sizeof(buf), 3000, &closed);
+  close(fd);
+  ck_assert_msg(strncmp(buf, "HTTP/1.1 431", 12) == 0 ||
+                    strncmp(buf, "HTTP/1.1 413", 12) == 0 ||
+                    strncmp(buf, "HTTP/1.1 414", 12) == 0,
+                "%s", buf);
+  /* Normal requests still work. */
+  ck_assert_int_eq(simple("GET", "/healthz")->status, 200);
+}
+END_TEST
+
+START_TEST(test_server_healthz_and_readyz)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  resp *r = simple("GET", "/healthz");
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(r->body, "{\"status\":\"ok\"}");
+  r = simple("GET", "/readyz");
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_str_eq(r->body, "{\"status\":\"ready\",\"detail\":{\"signals\":"
+                            "\"fresh\"}}");
+  atomic_store(&H.ready, false);
+  r = simple("GET", "/readyz");
+  ck_assert_int_eq(r->status, 503);
+  ck_assert_str_eq(r->body, "{\"Error\":\"not ready\",\"status\":\"not "
+                            "ready\",\"detail\":{\"signals\":\"no data "
+                            "yet\"}}");
+  ck_assert_int_eq(simple("GET", "/healthz")->status, 200);
+}
+END_TEST
+
+START_TEST(test_server_metrics_count_requests)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  CURL *h = curl_easy_init();
+  resp r;
+  for (int i = 0; i < 3; i++) {
+    call c = {.path = "/filter"};
+    do_call(h, cs_server_port(S), &c, &r);
+  }
+  call p = {.path = "/prioritize"};
+  do_call(h, cs_server_port(S), &p, &r);
+  call bad = {.path = "/filter", .ctype = "text/plain"};
+  do_call(h, cs_server_port(S), &bad, &r);
+  simple("GET", "/nowhere");
+  simple("GET", "/healthz");
+  curl_easy_cleanup(h);
+  /* Metrics are recorded when a request completes, just after the reply
+   * is sent; the next request on another connection may overtake it. */
+  usleep(100000);
+  resp *m = simple("GET", "/metrics");
+  ck_assert_int_eq(m->status, 200);
+  ck_assert_str_eq(m->ctype, "text/plain; version=0.0.4; charset=utf-8");
+  tu_prom pr;
+  char err[256];
+  ck_assert_msg(tu_prom_parse(m->body, m->len, &pr, err, sizeof(err)),
+                "%s:\n%s", err, m->body);
+  double v;
+  ck_assert(tu_prom_get(&pr, &v, "carbonshift_http_requests_total", "verb",
+                        "filter", "code", "200", NULL));
+  ck_assert_double_eq(v, 3);
+  ck_assert(tu_prom_get(&pr, &v, "carbonshift_http_requests_total", "verb",
+                        "prioritize", "code", "200", NULL));
+  ck_assert_double_eq(v, 1);
+  ck_assert(tu_prom_get(&pr, &v, "carbonshift_http_requests_total", "verb",
+                        "filter", "code", "415", NULL));
+  ck_assert_double_eq(v, 1);
+  ck_assert(tu_prom_get(&pr, &v, "carbonshift_http_requests_total", "verb",
+                        "other", "code", "404", NULL));
+  ck_assert_double_eq(v, 1);
+  ck_assert(tu_prom_get(&pr, &v, "carbonshift_http_requests_total", "verb",
+                        "healthz", "code", "200", NULL));
+  ck_assert_double_eq(v, 1);
+  ck_assert(tu_prom_get(&pr, &v,
+                        "carbonshift_http_request_duration_seconds_count",
+                        "verb", "filter", "code", "200", NULL));
+  ck_assert_double_eq(v, 3);
+  ck_assert(tu_prom_get(&pr, &v,
+                        "carbonshift_http_request_duration_seconds_bucket",
+                        "verb", "filter", "code", "200", "le", "+Inf", NULL));
+  ck_assert_double_eq(v, 3);
+  ck_assert_str_eq(
+      tu_prom_family_get(&pr, "carbonshift_http_request_duration_seconds")
+          ->type,
+      "histogram");
+  /* The /metrics call itself holds a connection open. */
+  ck_assert(tu_prom_get(&pr, &v, "carbonshift_http_open_connections", NULL));
+  ck_assert_double_ge(v, 1);
+  tu_prom_free(&pr);
+}
+END_TEST
+
+/* Makes certificates and starts S with HTTPS (and mTLS). */
+static void start_https(tu_tls *t, bool mtls)
+{
+  ck_assert(tu_tls_make(t));
+  cs_server_opts o = base_opts();
+  o.tls_cert_file = t->server_cert;
+  o.tls_key_file = t->server_key;
+  o.tls_client_ca_file = mtls ? t->ca_cert : NULL;
+  S = start(&o);
+}
+
+START_TEST(test_server_https_with_server_cert)
+{
+  tu_tls t;
+  start_https(&t, false);
+  resp r;
+  call c = {.path = "/filter", .https = true, .ca = t.ca_cert};
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  /* Plain HTTP to the TLS port gets no HTTP answer. */
+  call plain = {.path = "/filter"};
+  do_call(NULL, cs_server_port(S), &plain, &r);
+  ck_assert_int_ne(r.status, 200);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+START_TEST(test_server_mtls_client_cert_checked)
+{
+  tu_tls t;
+  start_https(&t, true);
+  resp r;
+  CURL *h = curl_easy_init();
+  call good = {.path = "/filter",
+               .https = true,
+               .ca = t.ca_cert,
+               .cert = t.client_cert,
+               .key = t.client_key};
+  do_call(h, cs_server_port(S), &good, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  do_call(h, cs_server_port(S), &good, &r); /* keep-alive, checked once */
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_int_eq(r.new_conns, 0);
+  curl_easy_cleanup(h);
+
+  struct {
+    const char *cert, *key, *why;
+  } bad[] = {
+      {NULL, NULL, "no client certificate presented"},
+      {t.rogue_cert, t.rogue_key, "client certificate refused"},
+      {t.expired_cert, t.expired_key, "client certificate refused"},
+      {t.serveronly_cert, t.serveronly_key, "client certificate refused"}};
+  for (size_t i = 0; i < 4; i++) {
+    call c = {.path = "/filter",
+              .https = true,
+              .ca = t.ca_cert,
+              .cert = bad[i].cert,
+              .key = bad[i].key};
+    do_call(NULL, cs_server_port(S), &c, &r);
+    ck_assert_msg(r.cc == CURLE_OK, "case %zu: %s", i, r.errbuf);
+    ck_assert_msg(r.status == 403, "case %zu: %ld", i, r.status);
+    ck_assert_str_eq(r.ctype, "application/json");
+    ck_assert_msg(strstr(r.body, bad[i].why), "case %zu: %s", i, r.body);
+  }
+  /* Probes need no client certificate (kubelet has none); /metrics does. */
+  const char *paths[] = {"/healthz", "/readyz", "/metrics"};
+  const long want[] = {200, 200, 403};
+  for (size_t i = 0; i < 3; i++) {
+    call g = {
+        .method = "GET", .path = paths[i], .https = true, .ca = t.ca_cert};
+    do_call(NULL, cs_server_port(S), &g, &r);
+    ck_assert_msg(r.status == want[i], "%s -> %ld", paths[i], r.status);
+  }
+  ck_assert_int_eq(atomic_load(&H.calls), 2);
+  /* Refusals are logged at v:0. */
+  ck_assert(wait_logged("\"status\":403"));
+  ck_assert(wait_logged("no client certificate presented"));
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+START_TEST(test_server_tls_below_1_2_refused)
+{
+  tu_tls t;
+  start_https(&t, false);
+  resp r;
+  call old = {.path = "/filter", .https = true, .ca = t.ca_cert, .tls11 = true};
+  do_call(NULL, cs_server_port(S), &old, &r);
+  ck_assert_int_eq(r.cc, CURLE_SSL_CONNECT_ERROR);
+  /* The client did offer TLS 1.1 (OpenSSL would say "no protocols
+   * available" otherwise) and the server refused the handshake. */
+  ck_assert_ptr_null(strstr(r.errbuf, "no protocols available"));
+  ck_assert(wait_logged("handshake"));
+  ck_assert_int_eq(atomic_load(&H.calls), 0);
+  /* The same client, allowed TLS 1.2, gets through. */
+  call tls12 = {
+      .path = "/filter", .https = true, .ca = t.ca_cert, .tls12 = true};
+  do_call(NULL, cs_server_port(S), &tls12, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+static void *slow_client(void *arg)
+{
+  resp *r = arg;
+  call c = {.path = "/filter", .body = "sleep please"};
+  do_call(NULL, cs_server_port(S), &c, r);
+  return NULL;
+}
+
+START_TEST(test_server_shutdown_finishes_in_flight_request)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  unsigned port = cs_server_port(S);
+  resp r;
+  pthread_t t;
+  pthread_create(&t, NULL, slow_client, &r);
+  while (!atomic_load(&H.sleeping))
+    usleep(1000);
+  uint64_t t0 = cs_clock_mono_ns();
+  ck_assert_int_eq(cs_server_shutdown(S, 5000), CS_OK);
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  pthread_join(t, NULL);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(r.body, "\"Len\":12"));
+  ck_assert_str_eq(r.conn, "close");
+  ck_assert_double_lt(secs, 3.0);
+  /* No longer listening. */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_ne(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  close(fd);
+  ck_assert_int_eq(cs_server_shutdown(S, 100), CS_OK); /* again: no-op */
+  ck_assert_ptr_nonnull(strstr(logged(), "\"msg\":\"HTTP server stopped\""));
+}
+END_TEST
+
+START_TEST(test_server_shutdown_timeout_reported)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  atomic_store(&H.sleep_ms, 1500);
+  resp r;
+  pthread_t t;
+  pthread_create(&t, NULL, slow_client, &r);
+  while (!atomic_load(&H.sleeping))
+    usleep(1000);
+  uint64_t t0 = cs_clock_mono_ns();
+  ck_assert_int_eq(cs_server_shutdown(S, 200), CS_ETIMEDOUT);
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  pthread_join(t, NULL);
+  ck_assert_double_ge(secs, 0.2);
+  ck_assert_ptr_nonnull(strstr(logged(), "\"cutRequests\":1"));
+}
+END_TEST
+
+START_TEST(test_server_many_concurrent_connections_answered)
+{
+  enum { N = 200 };
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  CURLM *multi = curl_multi_init();
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+  CURL *h[N];
+  resp *r = cs_calloc(N, sizeof(*r));
+  struct curl_slist *hdrs[N];
+  call c = {.path = "/prioritize"};
+  for (int i = 0; i < N; i++) {
+    h[i] = curl_easy_init();
+    prepare(h[i], cs_server_port(S), &c, &r[i], &hdrs[i]);
+    curl_easy_setopt(h[i], CURLOPT_TIMEOUT_MS, 20000L);
+    curl_multi_add_handle(multi, h[i]);
+  }
+  int running = 1;
+  while (running) {
+    curl_multi_perform(multi, &running);
+    if (running)
+      curl_multi_poll(multi, NULL, 0, 100, NULL);
+  }
+  int ok = 0;
+  long conns = 0;
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(multi, &left)))
+    ck_assert_msg(msg->data.result == CURLE_OK, "%s",
+                  curl_easy_strerror(msg->data.result));
+  for (int i = 0; i < N; i++) {
+    finish(h[i], &r[i]);
+    ok += r[i].status == 200;
+    conns += r[i].new_conns;
+    curl_multi_remove_handle(multi, h[i]);
+    curl_easy_cleanup(h[i]);
+    curl_slist_free_all(hdrs[i]);
+  }
+  curl_multi_cleanup(multi);
+  free(r);
+  ck_assert_int_eq(ok, N);
+  ck_assert_int_eq(atomic_load(&H.calls), N);
+  ck_assert_int_ge(conns, N / 2); /* really concurrent connections */
+}
+END_TEST
+
+START_TEST(test_server_connection_limit_refuses_extra)
+{
+  cs_server_opts o = base_opts();
+  o.threads = 1;
+  o.max_connections = 4;
+  S = start(&o);
+  int fds[4];
+  for (int i = 0; i < 4; i++)
+    fds[i] = raw_connect(cs_server_port(S));
+  double open = 0;
+  for (int i = 0; i < 200 && open < 4; i++) {
+    usleep(10000);
+    open = gauge_open();
+  }
+  ck_assert_double_eq(open, 4);
+  /* The fifth waits in the backlog: the client times out. */
+  call c = {.path = "/filter", .timeout_ms = 500};
+  resp r;
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_int_eq(r.cc, CURLE_OPERATION_TIMEDOUT);
+  ck_assert_int_eq(r.status, 0);
+  ck_assert(wait_logged("\"msg\":\"HTTP connection limit reached\""));
+  c.timeout_ms = 0;
+  close(fds[0]);
+  for (int i = 0; i < 200 && open > 3; i++) {
+    usleep(10000);
+    open = gauge_open();
+  }
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_int_eq(r.status, 200);
+  for (int i = 1; i < 4; i++)
+    close(fds[i]);
+}
+END_TEST
+
+START_TEST(test_server_new_reports_bad_options)
+{
+  cs_server_handler h = {&H, th_handle, th_ready};
+  char err[256];
+  cs_server *s = (cs_server *)1;
+  cs_server_opts o = base_opts();
+
+  o.listen = "127.0.0.1";
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_null(s);
+  ck_assert_ptr_nonnull(strstr(err, "listen address \"127.0.0.1\""));
+  o.listen = "::1:80";
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "brackets"));
+  o.listen = "127.0.0.1:70000";
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "0..65535"));
+  o.listen = "example.com:80";
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "not a numeric IP address"));
+
+  /* A port in use. */
+  S = start(&(cs_server_opts){.listen = "127.0.0.1:0", .threads = 1});
+  char addr[32];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%u", cs_server_port(S));
+  o.listen = addr;
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EIO);
+  char want[96];
+  snprintf(want, sizeof(want), "cannot listen on %s: Address already in use",
+           addr);
+  ck_assert_str_eq(err, want);
+
+  o.listen = "127.0.0.1:0";
+  o.tls_cert_file = "/nonexistent/server.crt";
+  o.tls_key_file = "/nonexistent/server.key";
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EIO);
+  ck_assert_str_eq(err, "cannot read TLS certificate /nonexistent/server.crt: "
+                        "No such file or directory");
+  o.tls_key_file = NULL;
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "only one was given"));
+
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  o.tls_cert_file = t.server_cert;
+  o.tls_key_file = t.client_key; /* not the certificate's key */
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "not a usable PEM pair"));
+  o.tls_key_file = t.server_key;
+  o.tls_client_ca_file = t.server_key; /* a key, not a certificate */
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "holds no PEM certificate"));
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+START_TEST(test_server_new_listens_on_ipv6_loopback)
+{
+  cs_server_opts o = base_opts();
+  o.listen = "[::1]:0";
+  S = start(&o);
+  char url[64];
+  snprintf(url, sizeof(url), "http://[::1]:%u/healthz", cs_server_port(S));
+  CURL *h = curl_easy_init();
+  resp r = {0};
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_PROXY, "");
+  CURLcode cc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_cleanup(h);
+  if (cc == CURLE_COULDNT_CONNECT)
+    return; /* no IPv6 loopback in this sandbox */
+  ck_assert_int_eq(cc, CURLE_OK);
+  ck_assert_int_eq(r.status, 200);
+}
+END_TEST
+
+static int count_fds(void)
+{
+  int n = 0;
+  char p[64];
+  for (int fd = 0; fd < 4096; fd++) {
+    snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+    n += access(p, F_OK) == 0;
+  }
+  return n;
+}
+
+START_TEST(test_server_free_releases_sockets)
+{
+  int before = count_fds();
+  cs_server_opts o = base_opts();
+  cs_server *s = start(&o);
+  simple_on(s);
+  cs_server_free(s); /* without shutdown */
+  ck_assert_int_eq(count_fds(), before);
+  s = start(&o);
+  simple_on(s);
+  ck_assert_int_eq(cs_server_shutdown(s, 1000), CS_OK);
+  cs_server_free(s);
+  ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("server");
+  TCase *tc = tcase_create("http");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_server_filter_replies_with_handler_body);
+  tcase_add_test(tc, test_server_filter_large_body_arrives_whole);
+  tcase_add_test(tc, test_server_route_prefix_and_trailing_slashes);
+  tcase_add_test(tc, test_server_unknown_path_404_json);
+  tcase_add_test(tc, test_server_wrong_method_405_with_allow);
+  tcase_add_test(tc, test_server_non_json_content_type_415);
+  tcase_add_test(tc, test_server_declared_length_over_cap_413_unread);
+  tcase_add_test(tc, test_server_chunked_body_over_cap_stops_reading);
+  tcase_add_test(tc, test_server_slow_body_over_request_timeout_closed);
+  tcase_add_test(tc, test_server_oversized_headers_refused);
+  tcase_add_test(tc, test_server_healthz_and_readyz);
+  tcase_add_test(tc, test_server_metrics_count_requests);
+  tcase_add_test(tc, test_server_shutdown_finishes_in_flight_request);
+  tcase_add_test(tc, test_server_shutdown_timeout_reported);
+  tcase_add_test(tc, test_server_many_concurrent_connections_answered);
+  tcase_add_test(tc, test_server_connection_limit_refuses_extra);
+  tcase_add_test(tc, test_server_new_reports_bad_options);
+  tcase_add_test(tc, test_server_new_listens_on_ipv6_loopback);
+  tcase_add_test(tc, test_server_free_releases_sockets);
+  suite_add_tcase(s, tc);
+  TCase *tls = tcase_create("tls");
+  tcase_set_timeout(tls, 60);
+  tcase_add_checked_fixture(tls, setup, teardown);
+  tcase_add_test(tls, test_server_https_with_server_cert);
+  tcase_add_test(tls, test_server_mtls_client_cert_checked);
+  tcase_add_test(tls, test_server_tls_below_1_2_refused);
+  suite_add_tcase(s, tls);
+  return s;
+}
+
+int main(void)
+{
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  curl_global_cleanup();
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
