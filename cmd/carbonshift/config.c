@@ -73,6 +73,17 @@ static const char *check_prefix(const char *s);
 static const char *check_zone(const char *s);
 static const char *check_nonempty(const char *s);
 static const char *check_url(const char *s);
+static bool plain_region(const char *s)
+{
+  size_t n = strlen(s);
+  if (!n || n > 63)
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
+      return false;
+  return true;
+}
+
 static bool load_regions(ctx *, const setting *, const char *, const cJSON *,
                          void *, size_t *);
 static bool load_numbers(ctx *, const setting *, const char *, const cJSON *,
@@ -637,15 +648,15 @@ static void expectation(const setting *s, char *out, size_t cap)
 static const char *check_listen(const char *s)
 {
   static const char form[] =
-      "an address as HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8443 or "
-      "[::]:8080 (port 0..65535)";
+      "an address as HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8443, "
+      "[::]:8080 or :8080 (port 0..65535)";
   if (!s)
     return form;
   const char *colon = strrchr(s, ':');
-  if (!colon || colon == s)
+  if (!colon)
     return form;
   size_t hostlen = (size_t)(colon - s);
-  if (s[0] == '[') {
+  if (hostlen && s[0] == '[') {
     if (s[hostlen - 1] != ']' || hostlen < 3)
       return form;
     for (size_t i = 1; i + 1 < hostlen; i++)
@@ -690,7 +701,7 @@ static const char *check_zone_id(const char *s, bool allow_empty)
   if (strlen(s) >= CS_ZONE_MAX)
     return "";
   for (const char *p = s; *p; p++)
-    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+    if (!isalnum((unsigned char)*p) && *p != '-')
       return "";
   return NULL;
 }
@@ -698,8 +709,8 @@ static const char *check_zone_id(const char *s, bool allow_empty)
 static const char *check_zone(const char *s)
 {
   static const char form[] =
-      "empty, or a grid zone id such as DE or US-CAL-CISO (letters, digits, "
-      "'-', '_')";
+      "empty, or a grid zone id such as DE or US-CAL-CISO (letters, digits "
+      "and '-')";
   if (!s || check_zone_id(s, true))
     return form;
   return NULL;
@@ -994,10 +1005,10 @@ static bool load_regions(ctx *x, const setting *s, const char *source,
   cJSON_ArrayForEach(m, v)
   {
     char *path = path_of(s, m->string, 0);
-    if (!*m->string || strlen(m->string) > 63)
+    if (!plain_region(m->string))
       fail(x, s, path, NULL, NULL, source,
-           "expected a cloud region name such as eu-west-1 (1 to 63 "
-           "characters)");
+           "expected the key to be a cloud region such as eu-west-1 (1 to "
+           "63 of a-z, 0-9 and '-')");
     else if (!cJSON_IsString(m) || check_zone_id(m->valuestring, false))
       fail(x, s, path, NULL, m, source,
            "expected a grid zone id such as \"DE\" or \"US-CAL-CISO\"");
@@ -1712,13 +1723,8 @@ cs_err cs_config_load(const cs_config_flags *flags, char *const *envp,
   apply_flags(&x, flags);
   read_secret_files(&x);
   cross_check(&x);
-  if (x.nerrors) {
-    cs_config_free(c);
-    *out = NULL;
-    return CS_EINVAL;
-  }
   *out = c;
-  return CS_OK;
+  return x.nerrors ? CS_EINVAL : CS_OK;
 }
 
 const char *cs_config_source(const cs_config *c, const char *name)
@@ -1974,11 +1980,41 @@ void cs_config_reference(cs_buf *out)
 void cs_config_error(cs_buf *errors, const cs_config *c, const char *name,
                      const char *value, const char *fmt, ...)
 {
-  int idx = find_setting(name);
+  /* "gpus[3].powerWatts" belongs to "gpus", "zones.regions.x" to
+   * "zones.regions": the longest setting name that prefixes the path. */
+  int idx = -1;
+  size_t best = 0;
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    size_t n = strlen(settings[i].name);
+    if (n > best && !strncmp(settings[i].name, name, n) &&
+        (!name[n] || name[n] == '.' || name[n] == '[')) {
+      idx = (int)i;
+      best = n;
+    }
+  }
   ctx x = {.c = (cs_config *)c, .errors = errors};
   va_list ap;
   va_start(ap, fmt);
   failv(&x, idx >= 0 ? &settings[idx] : NULL, name, value, NULL,
         c && idx >= 0 ? c->meta->source[idx] : NULL, fmt, ap);
   va_end(ap);
+}
+
+void cs_config_flags_usage(cs_buf *out)
+{
+  cs_buf_puts(out, "  --config FILE         JSON configuration file (else "
+                   "$" CS_CONFIG_ENV_FILE ")\n");
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    const setting *s = &settings[i];
+    if (!s->flag)
+      continue;
+    char left[64];
+    if (strlen(s->flag) == 3)
+      snprintf(left, sizeof(left), "%s, -%s N", s->flag, s->flag + 2);
+    else
+      snprintf(left, sizeof(left), "%s VALUE", s->flag);
+    cs_buf_printf(out, "  %-21s sets %s\n", left, s->name);
+  }
+  cs_buf_puts(out, "  --set NAME=VALUE      any setting by name, e.g. --set "
+                   "http.threads=4 (not secrets)\n");
 }

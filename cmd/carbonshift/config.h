@@ -132,8 +132,11 @@ cs_err cs_config_flags_take(cs_config_flags *f, int argc, char **argv, int *i,
  * (--config, else $CARBONSHIFT_CONFIG), the environment `envp` (NULL: the
  * process environment) and `flags` (may be NULL). Every problem becomes one
  * line "config: ..." in `errors`; the result is CS_EINVAL when there was
- * any, and *out is then NULL. Notes that are not errors (an unknown
- * CARBONSHIFT_ variable) go to `warnings` (may be NULL), one per line. */
+ * any. *out is set either way (the caller frees it): after errors it holds
+ * the values that were valid, so that checks made elsewhere (the GPU
+ * catalog) can still run and be reported together. Notes that are not errors
+ * (an unknown CARBONSHIFT_ variable) go to `warnings` (may be NULL), one per
+ * line. */
 cs_err cs_config_load(const cs_config_flags *flags, char *const *envp,
                       cs_config **out, cs_buf *errors,
                       cs_buf *warnings) CS_MUST_USE;
@@ -152,14 +155,19 @@ const char *cs_config_source(const cs_config *c, const char *name);
  * (null when unset). */
 void cs_config_print(const cs_config *c, cs_buf *out);
 
+/* Appends one line per flag (--config, each setting's flag, --set) for
+ * usage texts. */
+void cs_config_flags_usage(cs_buf *out);
+
 /* Appends the Markdown table documenting every setting (the one in
  * docs/configuration.md). */
 void cs_config_reference(cs_buf *out);
 
 /* Appends one error line in the standard form, for checks made outside
  * this module (the GPU catalog, say):
- * `config: NAME = VALUE (SOURCE): expected WHAT`. The value is shown as
- * given (quoted); pass NULL to leave out " = VALUE". */
+ * `config: PATH = VALUE (SOURCE): MESSAGE`, where PATH is a setting name
+ * or a path inside one ("gpus[2]") and SOURCE is that setting's. The value
+ * is shown quoted; pass NULL to leave out " = VALUE". */
 void cs_config_error(cs_buf *errors, const cs_config *c, const char *name,
                      const char *value, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

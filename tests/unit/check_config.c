@@ -64,6 +64,11 @@ static cs_err load(const char *const *args, char *const *env, cs_config **out,
   }
   cs_buf_init(errors, 1 << 20);
   cs_err rc = cs_config_load(f, env, out, errors, warnings);
+  ck_assert_ptr_nonnull(*out);
+  if (rc != CS_OK) {
+    cs_config_free(*out);
+    *out = NULL;
+  }
   cs_config_flags_free(f);
   free(argv);
   return rc;
@@ -794,6 +799,17 @@ static void run(char *const *argv, char *const *envp, run_result *r)
   free(errp);
 }
 
+/* j[key][field], asserting both exist. */
+static cJSON *member(cJSON *j, const char *key, const char *field)
+{
+  cJSON *s = cJSON_GetObjectItemCaseSensitive(j, key);
+  ck_assert_msg(s != NULL, "no \"%s\" in the printed configuration", key);
+  cJSON *v = cJSON_GetObjectItemCaseSensitive(s, field);
+  ck_assert_msg(v != NULL, "no \"%s\".%s in the printed configuration", key,
+                field);
+  return v;
+}
+
 START_TEST(test_config_binary_print_config)
 {
   static run_result r;
@@ -807,24 +823,20 @@ START_TEST(test_config_binary_print_config)
   ck_assert_ptr_null(strstr(r.out, "bin-secret-77"));
   ck_assert_ptr_null(strstr(r.err, "bin-secret-77"));
   cJSON *j = cJSON_ParseWithLength(r.out, strlen(r.out));
-  ck_assert_msg(j != NULL, "not JSON:\n%s", r.out);
-  cJSON *s = cJSON_GetObjectItem(j, "http.threads");
-  ck_assert_int_eq(cJSON_GetObjectItem(s, "value")->valueint, 3);
-  ck_assert_str_eq(cJSON_GetObjectItem(s, "source")->valuestring,
+  ck_assert_msg(j != NULL, "stdout is not one JSON document:\n%s", r.out);
+  ck_assert_int_eq(member(j, "http.threads", "value")->valueint, 3);
+  ck_assert_str_eq(member(j, "http.threads", "source")->valuestring,
                    "env CARBONSHIFT_HTTP_THREADS");
-  s = cJSON_GetObjectItem(j, "listen");
-  ck_assert_str_eq(cJSON_GetObjectItem(s, "value")->valuestring,
-                   "127.0.0.1:9555");
-  ck_assert_str_eq(cJSON_GetObjectItem(s, "source")->valuestring,
-                   "flag --listen");
-  s = cJSON_GetObjectItem(j, "carbon.signalType");
-  ck_assert_str_eq(cJSON_GetObjectItem(s, "value")->valuestring, "marginal");
-  s = cJSON_GetObjectItem(j, "electricitymaps.token");
-  ck_assert_str_eq(cJSON_GetObjectItem(s, "value")->valuestring, "<redacted>");
-  s = cJSON_GetObjectItem(j, "http.maxBodyBytes");
-  ck_assert_int_eq((int64_t)cJSON_GetObjectItem(s, "value")->valuedouble,
-                   128 << 20);
-  ck_assert_str_eq(cJSON_GetObjectItem(s, "source")->valuestring, "default");
+  ck_assert_str_eq(member(j, "listen", "value")->valuestring, "127.0.0.1:9555");
+  ck_assert_str_eq(member(j, "listen", "source")->valuestring, "flag --listen");
+  ck_assert_str_eq(member(j, "carbon.signalType", "value")->valuestring,
+                   "marginal");
+  ck_assert_str_eq(member(j, "electricitymaps.token", "value")->valuestring,
+                   "<redacted>");
+  ck_assert_double_eq(member(j, "http.maxBodyBytes", "value")->valuedouble,
+                      128 << 20);
+  ck_assert_str_eq(member(j, "http.maxBodyBytes", "source")->valuestring,
+                   "default");
   cJSON_Delete(j);
 }
 END_TEST
