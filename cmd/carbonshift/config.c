@@ -921,7 +921,7 @@ static void apply(ctx *x, size_t idx, const char *text, const cJSON *json,
   }
   case K_INT:
   case K_SIZE: {
-    double v;
+    double v = 0;
     int64_t i = 0;
     bool ok = s->type == K_SIZE ? parse_size(t, &v)
                                 : cs_parse_int64(t, &i, NULL) == CS_OK;
@@ -937,7 +937,7 @@ static void apply(ctx *x, size_t idx, const char *text, const cJSON *json,
   }
   case K_DOUBLE:
   case K_DURATION: {
-    double v;
+    double v = 0;
     bool ok = s->type == K_DOUBLE ? cs_parse_double(t, &v, NULL) == CS_OK
                                   : cs_parse_duration(t, &v, NULL) == CS_OK;
     if (!ok || v < s->min || v > s->max) {
