@@ -1,0 +1,386 @@
+#include "cmd/carbonshift/cmd_serve.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "carbon/gpu_catalog.h"
+#include "carbon/providers/builtin.h"
+#include "carbon/providers/static.h"
+#include "carbon/signals.h"
+#include "carbon/util/alloc.h"
+#include "carbon/util/log.h"
+#include "carbon/util/metrics.h"
+#include "carbon/zones.h"
+#include "cmd/carbonshift/config.h"
+#include "scheduler/decision.h"
+#include "scheduler/estimate.h"
+#include "scheduler/node_facts.h"
+#include "scheduler/server.h"
+
+/* Everything the running service owns, freed in reverse order. */
+typedef struct service {
+  cs_config *cfg;
+  cs_gpu_catalog *catalog;
+  cs_zone_map *zones;
+  cs_zone_pue *zone_pue;
+  cs_facts_params facts;
+  cs_estimate_params estimate;
+  cs_signals *signals;
+  cs_metrics *metrics;
+  cs_decider *decider;
+  cs_server *server;
+} service;
+
+void cs_cmd_serve_help(FILE *out)
+{
+  cs_buf flags;
+  cs_buf_init(&flags, 1 << 16);
+  cs_config_flags_usage(&flags);
+  fprintf(out,
+          "Usage: carbonshift serve [--config FILE] [--listen ADDR:PORT]\n"
+          "         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
+          "         [-v N] [--set NAME=VALUE]... [--print-config]\n\n"
+          "Serves the kube-scheduler extender (POST /filter, /prioritize) "
+          "and\n/healthz, /readyz, /metrics until SIGTERM or SIGINT.\n\n"
+          "Flags:\n%s"
+          "  --print-config        print the effective configuration as "
+          "JSON, each value\n"
+          "                        with its source, secrets redacted; then "
+          "exit\n\n"
+          "Every setting can also come from the JSON file or a "
+          "CARBONSHIFT_* variable;\n"
+          "precedence: defaults < file < environment < flags. "
+          "'carbonshift help config'\nlists them all.\n",
+          flags.data ? flags.data : "");
+  cs_buf_free(&flags);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+  fputs("carbonshift serve: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("; see 'carbonshift help serve'\n", stderr);
+  return 2;
+}
+
+/* The GPU catalog with the configured models, and the reference GPU. */
+static void build_catalog(service *sv, cs_buf *errors)
+{
+  const cs_config *c = sv->cfg;
+  sv->catalog = cs_gpu_catalog_new();
+  for (size_t i = 0; i < c->ngpus; i++) {
+    const cs_config_gpu *g = &c->gpus[i];
+    cs_gpu_model m = {.name = g->name,
+                      .vendor = g->vendor,
+                      .power_w = g->power_w,
+                      .tensor_tflops = g->tensor_tflops,
+                      .memory_gb = g->memory_gb,
+                      .relative_throughput = g->relative_throughput,
+                      .embodied_kg = g->embodied_kg};
+    bool known = cs_gpu_catalog_find(sv->catalog, g->name) != NULL;
+    cs_err rc = cs_gpu_catalog_set(sv->catalog, &m,
+                                   (const char *const *)g->labels, g->nlabels);
+    if (rc != CS_OK) {
+      char path[32];
+      snprintf(path, sizeof(path), "gpus[%zu]", i);
+      cs_config_error(
+          errors, c, path, g->name, "%s",
+          known ? "the catalog refused the override: a label already "
+                  "names another model, or too many labels"
+          : rc == CS_ETOOBIG
+              ? "the catalog is full (256 models)"
+              : "expected powerWatts and tensorTflops or relativeThroughput "
+                "for a model not in the built-in catalog, and labels that "
+                "name no other model");
+    }
+  }
+  const cs_gpu_model *ref =
+      cs_gpu_catalog_find(sv->catalog, c->estimate_reference_gpu);
+  if (!ref)
+    cs_config_error(errors, c, "estimate.referenceGpu",
+                    c->estimate_reference_gpu,
+                    "expected a GPU model in the catalog, such as "
+                    "A100-SXM4-80GB or H100-SXM5-80GB (docs/gpus.md), or one "
+                    "added under gpus");
+  sv->estimate = (cs_estimate_params){
+      .reference_gpu = ref,
+      .default_duration_s = c->estimate_default_duration_s,
+      .server_embodied_kg = c->estimate_server_embodied_kg,
+      .gpu_embodied_kg = c->estimate_gpu_embodied_kg,
+  };
+}
+
+static void build_zones(service *sv, cs_buf *errors)
+{
+  const cs_config *c = sv->cfg;
+  sv->zones = cs_zone_map_new();
+  for (size_t i = 0; i < c->nzones_regions; i++) {
+    const cs_config_pair *p = &c->zones_regions[i];
+    if (cs_zone_map_set(sv->zones, p->key, p->value) != CS_OK) {
+      char *path = cs_asprintf("zones.regions.%s", p->key);
+      cs_config_error(errors, c, path, p->value,
+                      "the zone map refused the entry (over 1024 entries?)");
+      free(path);
+    }
+  }
+  sv->zone_pue = cs_calloc(c->nzones_pue + 1, sizeof(*sv->zone_pue));
+  for (size_t i = 0; i < c->nzones_pue; i++)
+    sv->zone_pue[i] = (cs_zone_pue){.zone = c->zones_pue[i].key,
+                                    .pue = c->zones_pue[i].value};
+  sv->facts = (cs_facts_params){
+      .catalog = sv->catalog,
+      .zones = sv->zones,
+      .default_zone = c->nodes_default_zone,
+      .default_pue = c->nodes_default_pue,
+      .zone_pue = sv->zone_pue,
+      .nzone_pue = c->nzones_pue,
+      .default_lifetime_s = c->nodes_default_lifetime_s,
+  };
+}
+
+static void add_provider(service *sv, cs_provider *p, cs_buf *errors)
+{
+  if (cs_signals_add_provider(sv->signals, p) != CS_OK) {
+    cs_config_error(errors, sv->cfg, "carbon.routes", NULL,
+                    "provider %s could not be added", p->ops->name);
+    cs_provider_free(p);
+  }
+}
+
+/* The providers this build has (builtin always; static when configured)
+ * and the configured routes. */
+static void build_signals(service *sv, cs_buf *errors)
+{
+  const cs_config *c = sv->cfg;
+  cs_signal_type type = (cs_signal_type)c->carbon_signal_type;
+  sv->signals = cs_signals_new(type);
+  if (c->ncarbon_static) {
+    cs_static_zone *z = cs_calloc(c->ncarbon_static, sizeof(*z));
+    for (size_t i = 0; i < c->ncarbon_static; i++)
+      z[i] = (cs_static_zone){.zone = c->carbon_static[i].key,
+                              .g_per_kwh = c->carbon_static[i].value};
+    cs_provider *p = NULL;
+    cs_err rc = cs_static_new(z, c->ncarbon_static, type, &p);
+    if (rc == CS_OK)
+      add_provider(sv, p, errors);
+    else
+      cs_config_error(errors, c, "carbon.static", NULL,
+                      "the static provider refused it: %s", cs_strerror(rc));
+    free(z);
+  }
+  add_provider(sv, cs_builtin_new(), errors);
+  for (size_t i = 0; i < c->ncarbon_routes; i++) {
+    const cs_config_route *r = &c->carbon_routes[i];
+    cs_err rc = cs_signals_set_route(
+        sv->signals, r->zone, (const char *const *)r->providers, r->nproviders);
+    if (rc != CS_OK) {
+      char *path = cs_asprintf("carbon.routes.%s", r->zone);
+      cs_config_error(errors, c, path, NULL,
+                      "names a provider that is not configured (this build "
+                      "serves builtin%s)",
+                      c->ncarbon_static ? " and static" : "");
+      free(path);
+    }
+  }
+  if (type == CS_SIGNAL_MARGINAL && !c->ncarbon_static) {
+    cs_buf *l = cs_log_begin(0, "No provider gives marginal signals");
+    cs_json_str(l, "err",
+                "carbon.signalType is marginal but only the builtin "
+                "(average) profile is configured: every node is neutral");
+    cs_log_end(l);
+  }
+}
+
+static void service_free(service *sv)
+{
+  cs_server_free(sv->server);
+  cs_decider_free(sv->decider);
+  cs_signals_free(sv->signals);
+  cs_metrics_free(sv->metrics);
+  free(sv->zone_pue);
+  cs_zone_map_free(sv->zones);
+  cs_gpu_catalog_free(sv->catalog);
+  cs_config_free(sv->cfg);
+}
+
+static void handle(void *ctx, cs_verb verb, const char *body, size_t len,
+                   const char *request_id, cs_reply *out)
+{
+  cs_decider_handle(ctx, verb, body, len, request_id, out);
+}
+
+static bool ready(void *ctx, cs_buf *detail)
+{
+  return cs_decider_ready(ctx, detail);
+}
+
+/* Writes each "config: ..." line of `text` to stderr, or as log lines. */
+static void log_lines(const cs_buf *text, const char *msg)
+{
+  const char *p = text->len ? text->data : "";
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    cs_buf *l = cs_log_begin(0, msg);
+    cs_json_strn(l, "err", p, n);
+    cs_log_end(l);
+    p += n + (nl ? 1 : 0);
+  }
+}
+
+/* Serves until SIGTERM or SIGINT; returns the exit status. */
+static int run(service *sv)
+{
+  const cs_config *c = sv->cfg;
+  /* Block the stop signals before any thread starts, so every server
+   * thread inherits the mask and only sigwait below receives them. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
+  struct sigaction ign = {.sa_handler = SIG_IGN};
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGPIPE, &ign, NULL);
+
+  sv->metrics = cs_metrics_new();
+  sv->decider = cs_decider_new(&(cs_decider_deps){
+      .signals = sv->signals,
+      .facts = &sv->facts,
+      .estimate = &sv->estimate,
+      .nodes = NULL,
+      .metrics = sv->metrics,
+  });
+  cs_server_opts opts = {
+      .listen = c->listen,
+      .path_prefix = c->path_prefix,
+      .tls_cert_file = *c->tls_cert_file ? c->tls_cert_file : NULL,
+      .tls_key_file = *c->tls_key_file ? c->tls_key_file : NULL,
+      .tls_client_ca_file =
+          *c->tls_client_ca_file ? c->tls_client_ca_file : NULL,
+      .max_body_bytes = (size_t)c->http_max_body_bytes,
+      .max_header_bytes = (size_t)c->http_max_header_bytes,
+      .threads = (unsigned)c->http_threads,
+      .connection_timeout_s = (unsigned)(c->http_connection_timeout_s + 0.5),
+      .request_timeout_ms = (unsigned)(c->http_request_timeout_s * 1000 + 0.5),
+      .max_connections = (unsigned)c->http_max_connections,
+  };
+  cs_server_handler handler = {
+      .ctx = sv->decider, .handle = handle, .ready = ready};
+  char err[256] = "";
+  if (cs_server_new(&opts, &handler, sv->metrics, &sv->server, err,
+                    sizeof(err)) != CS_OK) {
+    cs_log_error("Cannot start the server", err);
+    return 1;
+  }
+
+  /* The listen address with the port actually bound (port 0 picks one). */
+  const char *colon = strrchr(c->listen, ':');
+  char *addr = cs_asprintf("%.*s:%u", (int)(colon - c->listen), c->listen,
+                           cs_server_port(sv->server));
+  cs_buf *l = cs_log_begin(0, "Serving");
+  cs_json_str(l, "listen", addr);
+  cs_json_str(l, "tls",
+              !*c->tls_cert_file       ? "off"
+              : *c->tls_client_ca_file ? "mutual"
+                                       : "on");
+  cs_json_str(l, "pathPrefix", c->path_prefix);
+  cs_json_str(l, "signalType",
+              cs_signal_type_name((cs_signal_type)c->carbon_signal_type));
+  cs_json_str(l, "version", CS_VERSION);
+  cs_log_end(l);
+  free(addr);
+
+  int sig = 0;
+  while (sigwait(&stop, &sig) != 0)
+    ;
+  l = cs_log_begin(0, "Shutting down");
+  cs_json_str(l, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  cs_json_num(l, "gracePeriodSeconds", c->shutdown_grace_period_s, 3);
+  cs_log_end(l);
+  cs_err rc = cs_server_shutdown(
+      sv->server, (unsigned)(c->shutdown_grace_period_s * 1000 + 0.5));
+  if (rc != CS_OK)
+    cs_log_error("Requests were still in flight at the end of the grace "
+                 "period",
+                 cs_strerror(rc));
+  cs_log_info("Stopped");
+  return 0;
+}
+
+int cs_cmd_serve(int argc, char **argv)
+{
+  int status = 2;
+  bool print = false;
+  service sv = {0};
+  cs_buf errors, warnings;
+  cs_buf_init(&errors, 1 << 20);
+  cs_buf_init(&warnings, 1 << 16);
+  cs_config_flags *flags = cs_config_flags_new();
+  for (int i = 1; i < argc;) {
+    bool taken;
+    char err[256];
+    if (cs_config_flags_take(flags, argc, argv, &i, &taken, err, sizeof(err)) !=
+        CS_OK) {
+      status = usage_error("%s", err);
+      goto out;
+    }
+    if (taken)
+      continue;
+    if (!strcmp(argv[i], "--print-config")) {
+      print = true;
+    } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      cs_cmd_serve_help(stdout);
+      status = 0;
+      goto out;
+    } else {
+      status = usage_error(argv[i][0] == '-' ? "unknown flag %s"
+                                             : "unexpected argument \"%s\"",
+                           argv[i]);
+      goto out;
+    }
+    i++;
+  }
+
+  /* With --print-config, stdout carries only the JSON document. */
+  if (print)
+    cs_log_set_fd(STDERR_FILENO);
+  cs_err rc = cs_config_load(flags, NULL, &sv.cfg, &errors, &warnings);
+  cs_log_set_verbosity((int)sv.cfg->log_verbosity);
+  log_lines(&warnings, "Ignoring an unknown environment variable");
+  /* The parts built from configuration add their errors to the same list,
+   * so one run reports everything. */
+  build_catalog(&sv, &errors);
+  build_zones(&sv, &errors);
+  build_signals(&sv, &errors);
+  if (rc != CS_OK || errors.len) {
+    fwrite(errors.data, 1, errors.len, stderr);
+    fputs("carbonshift serve: invalid configuration; see 'carbonshift help "
+          "config'\n",
+          stderr);
+    status = 2;
+    goto out;
+  }
+  if (print) {
+    cs_buf out;
+    cs_buf_init(&out, 1 << 24);
+    cs_config_print(sv.cfg, &out);
+    cs_buf_putc(&out, '\n');
+    status = cs_buf_error(&out) == CS_OK &&
+                     fwrite(out.data, 1, out.len, stdout) == out.len
+                 ? 0
+                 : 1;
+    cs_buf_free(&out);
+    goto out;
+  }
+  status = run(&sv);
+out:
+  service_free(&sv);
+  cs_config_flags_free(flags);
+  cs_buf_free(&errors);
+  cs_buf_free(&warnings);
+  return status;
+}

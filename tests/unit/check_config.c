@@ -1,0 +1,923 @@
+/* Tests of cmd/carbonshift/config: defaults, the four layers and their
+ * sources, every type's bad values, secrets, the docs table, and the built
+ * binary's --print-config and exit status (CS_BIN). */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/buf.h"
+#include "cmd/carbonshift/config.h"
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_config.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+  char *cmd = cs_asprintf("rm -rf '%s'", tmpdir);
+  ck_assert_int_eq(system(cmd), 0);
+  free(cmd);
+}
+
+/* Writes `text` to tmpdir/name and returns the path (caller frees). */
+static char *write_file(const char *name, const char *text)
+{
+  char *path = cs_asprintf("%s/%s", tmpdir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  ck_assert_int_eq(fclose(f), 0);
+  return path;
+}
+
+/* Loads with argv-style flags (NULL-terminated) and env; returns the result
+ * and fills errors (caller frees the buffer). */
+static cs_err load(const char *const *args, char *const *env, cs_config **out,
+                   cs_buf *errors, cs_buf *warnings)
+{
+  cs_config_flags *f = cs_config_flags_new();
+  int argc = 0;
+  while (args && args[argc])
+    argc++;
+  char **argv = cs_calloc((size_t)argc + 1, sizeof(char *));
+  for (int i = 0; i < argc; i++)
+    argv[i] = (char *)args[i];
+  for (int i = 0; i < argc;) {
+    bool taken;
+    char err[256];
+    ck_assert_int_eq(
+        cs_config_flags_take(f, argc, argv, &i, &taken, err, sizeof(err)),
+        CS_OK);
+    ck_assert_msg(taken, "flag %s not taken", argv[i]);
+  }
+  cs_buf_init(errors, 1 << 20);
+  cs_err rc = cs_config_load(f, env, out, errors, warnings);
+  ck_assert_ptr_nonnull(*out);
+  if (rc != CS_OK) {
+    cs_config_free(*out);
+    *out = NULL;
+  }
+  cs_config_flags_free(f);
+  free(argv);
+  return rc;
+}
+
+static char *const no_env[] = {NULL};
+
+#define ASSERT_HAS(text, needle)                                               \
+  ck_assert_msg(strstr((text) ? (text) : "", (needle)) != NULL,                \
+                "expected to find\n  %s\nin\n%s", (needle),                    \
+                (text) ? (text) : "(null)")
+
+START_TEST(test_config_defaults_values)
+{
+  cs_config *c = cs_config_defaults();
+  ck_assert_str_eq(c->listen, "127.0.0.1:8080");
+  ck_assert_str_eq(c->path_prefix, "");
+  ck_assert_str_eq(c->tls_cert_file, "");
+  ck_assert_int_eq(c->http_max_body_bytes, 128 << 20);
+  ck_assert_int_eq(c->http_max_header_bytes, 64 << 10);
+  ck_assert_int_eq(c->http_max_connections, 1024);
+  ck_assert_int_eq(c->http_threads, 0);
+  ck_assert_double_eq(c->http_connection_timeout_s, 30);
+  ck_assert_double_eq(c->http_request_timeout_s, 10);
+  ck_assert_double_eq(c->shutdown_grace_period_s, 20);
+  ck_assert_int_eq(c->log_verbosity, 0);
+  ck_assert_str_eq(c->estimate_reference_gpu, "A100-SXM4-80GB");
+  ck_assert_double_eq(c->estimate_default_duration_s, 3600);
+  ck_assert_double_eq(c->estimate_server_embodied_kg, 1000);
+  ck_assert_double_eq(c->estimate_gpu_embodied_kg, 150);
+  ck_assert_double_eq(c->nodes_default_lifetime_s, 6 * 365 * 86400.0);
+  ck_assert_double_eq_tol(c->nodes_default_pue, 1.2, 1e-12);
+  ck_assert_str_eq(c->nodes_default_zone, "");
+  ck_assert_uint_eq(c->nzones_regions, 0);
+  ck_assert_uint_eq(c->ngpus, 0);
+  ck_assert_int_eq(c->carbon_signal_type, 0);
+  ck_assert_str_eq(c->electricitymaps_token, "");
+  ck_assert_str_eq(cs_config_source(c, "listen"), "default");
+  ck_assert_str_eq(cs_config_source(c, "gpus"), "default");
+  ck_assert_ptr_null(cs_config_source(c, "nope"));
+  cs_config_free(c);
+  cs_config_free(NULL);
+}
+END_TEST
+
+START_TEST(test_config_load_precedence_file_env_flag)
+{
+  char *file = write_file("c.json", "{\n"
+                                    "  \"listen\": \"0.0.0.0:9000\",\n"
+                                    "  \"pathPrefix\": \"/cs\",\n"
+                                    "  \"http\": {\"threads\": 2, "
+                                    "\"maxBodyBytes\": \"1Mi\",\n"
+                                    "    \"requestTimeout\": \"5s\"},\n"
+                                    "  \"log.verbosity\": 1\n"
+                                    "}\n");
+  char *cfg = cs_asprintf("CARBONSHIFT_CONFIG=%s", file);
+  char *const env[] = {cfg, "CARBONSHIFT_HTTP_THREADS=3",
+                       "CARBONSHIFT_HTTP_MAX_BODY_BYTES=2Mi",
+                       "CARBONSHIFT_NODES_DEFAULT_PUE=1.5", NULL};
+  const char *args[] = {"--set", "http.maxBodyBytes=4194304", "-v",
+                        "4",     "--listen=127.0.0.1:0",      NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, env, &c, &errors, NULL), CS_OK);
+  char *fsrc = cs_asprintf("file %s", file);
+  ck_assert_str_eq(c->listen, "127.0.0.1:0");
+  ck_assert_str_eq(cs_config_source(c, "listen"), "flag --listen");
+  ck_assert_str_eq(c->path_prefix, "/cs");
+  ck_assert_str_eq(cs_config_source(c, "pathPrefix"), fsrc);
+  ck_assert_double_eq(c->http_request_timeout_s, 5);
+  ck_assert_str_eq(cs_config_source(c, "http.requestTimeout"), fsrc);
+  ck_assert_int_eq(c->http_threads, 3);
+  ck_assert_str_eq(cs_config_source(c, "http.threads"),
+                   "env CARBONSHIFT_HTTP_THREADS");
+  ck_assert_int_eq(c->http_max_body_bytes, 4 << 20);
+  ck_assert_str_eq(cs_config_source(c, "http.maxBodyBytes"),
+                   "flag --set http.maxBodyBytes");
+  ck_assert_int_eq(c->log_verbosity, 4);
+  ck_assert_str_eq(cs_config_source(c, "log.verbosity"), "flag --v");
+  ck_assert_double_eq_tol(c->nodes_default_pue, 1.5, 1e-12);
+  ck_assert_str_eq(cs_config_source(c, "http.connectionTimeout"), "default");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+
+  /* --config wins over CARBONSHIFT_CONFIG. */
+  char *other = write_file("d.json", "{\"http\": {\"threads\": 7}}");
+  const char *args2[] = {"--config", other, NULL};
+  char *const env2[] = {cfg, NULL};
+  ck_assert_int_eq(load(args2, env2, &c, &errors, NULL), CS_OK);
+  ck_assert_int_eq(c->http_threads, 7);
+  ck_assert_str_eq(c->listen, "127.0.0.1:8080");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  free(other);
+  free(fsrc);
+  free(cfg);
+  free(file);
+}
+END_TEST
+
+START_TEST(test_config_load_bad_values_all_reported)
+{
+  char *const env[] = {"CARBONSHIFT_HTTP_MAX_BODY_BYTES=12x",
+                       "CARBONSHIFT_HTTP_MAX_HEADER_BYTES=1.5m",
+                       "CARBONSHIFT_HTTP_MAX_CONNECTIONS=0",
+                       "CARBONSHIFT_HTTP_THREADS=two",
+                       "CARBONSHIFT_HTTP_CONNECTION_TIMEOUT=5 minutes",
+                       "CARBONSHIFT_HTTP_REQUEST_TIMEOUT=2h",
+                       "CARBONSHIFT_NODES_DEFAULT_PUE=0.9",
+                       "CARBONSHIFT_ESTIMATE_SERVER_EMBODIED_KG=lots",
+                       "CARBONSHIFT_CARBON_SIGNAL_TYPE=median",
+                       "CARBONSHIFT_LISTEN=localhost",
+                       "CARBONSHIFT_PATH_PREFIX=cs/",
+                       "CARBONSHIFT_NODES_DEFAULT_ZONE=DE FR",
+                       "CARBONSHIFT_ZONES_REGIONS={\"eu-west-1\": ",
+                       "CARBONSHIFT_ELECTRICITYMAPS_URL=ftp://x",
+                       NULL};
+  cs_config *c = (cs_config *)1;
+  cs_buf errors;
+  ck_assert_int_eq(load(NULL, env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_ptr_null(c);
+  const char *e = errors.data;
+  ASSERT_HAS(e, "config: http.maxBodyBytes = \"12x\" (env "
+                "CARBONSHIFT_HTTP_MAX_BODY_BYTES): expected a size in bytes "
+                "such as 67108864 or 64Mi, between 1Ki and 1Gi\n");
+  ASSERT_HAS(e, "config: http.maxHeaderBytes = \"1.5m\" (env "
+                "CARBONSHIFT_HTTP_MAX_HEADER_BYTES): expected a size in "
+                "bytes");
+  ASSERT_HAS(e, "config: http.maxConnections = \"0\" (env "
+                "CARBONSHIFT_HTTP_MAX_CONNECTIONS): expected a whole number "
+                "between 1 and 100000\n");
+  ASSERT_HAS(e, "config: http.threads = \"two\" (env "
+                "CARBONSHIFT_HTTP_THREADS): expected a whole number between "
+                "0 and 1024\n");
+  ASSERT_HAS(e, "config: http.connectionTimeout = \"5 minutes\" (env "
+                "CARBONSHIFT_HTTP_CONNECTION_TIMEOUT): expected a duration "
+                "such as 30s, 5m or 1h30m (units s, m, h, d, w, y), between "
+                "1s and 1h\n");
+  ASSERT_HAS(e, "config: http.requestTimeout = \"2h\" (env "
+                "CARBONSHIFT_HTTP_REQUEST_TIMEOUT): expected a duration");
+  ASSERT_HAS(e, "between 0.1s and 10m\n");
+  ASSERT_HAS(e, "config: nodes.defaultPue = \"0.9\" (env "
+                "CARBONSHIFT_NODES_DEFAULT_PUE): expected a number between 1 "
+                "and 3\n");
+  ASSERT_HAS(e, "config: estimate.serverEmbodiedKg = \"lots\" (env "
+                "CARBONSHIFT_ESTIMATE_SERVER_EMBODIED_KG): expected a number "
+                "between 0 and 100000\n");
+  ASSERT_HAS(e, "config: carbon.signalType = \"median\" (env "
+                "CARBONSHIFT_CARBON_SIGNAL_TYPE): expected one of average, "
+                "marginal\n");
+  ASSERT_HAS(e, "config: listen = \"localhost\" (env CARBONSHIFT_LISTEN): "
+                "expected an address as HOST:PORT");
+  ASSERT_HAS(e, "config: pathPrefix = \"cs/\" (env "
+                "CARBONSHIFT_PATH_PREFIX): expected empty, or a URL path");
+  ASSERT_HAS(e, "config: nodes.defaultZone = \"DE FR\" (env "
+                "CARBONSHIFT_NODES_DEFAULT_ZONE): expected empty, or a grid "
+                "zone id");
+  ASSERT_HAS(e, "config: zones.regions = \"{\\\"eu-west-1\\\": \" (env "
+                "CARBONSHIFT_ZONES_REGIONS): expected a JSON object; invalid "
+                "JSON at offset 13\n");
+  ASSERT_HAS(e, "config: electricitymaps.url = \"ftp://x\" (env "
+                "CARBONSHIFT_ELECTRICITYMAPS_URL): expected an http:// or "
+                "https:// URL");
+  /* Fourteen bad variables, fourteen lines. */
+  size_t lines = 0;
+  for (const char *p = e; *p; p++)
+    lines += *p == '\n';
+  ck_assert_uint_eq(lines, 14);
+  cs_buf_free(&errors);
+}
+END_TEST
+
+START_TEST(test_config_load_file_wrong_types)
+{
+  char *file = write_file(
+      "c.json", "{\"listen\": 8080, \"http\": {\"threads\": 2.5, "
+                "\"maxConnections\": \"10\", \"connectionTimeout\": 30},"
+                " \"nodes\": {\"defaultPue\": \"1.1\"},"
+                " \"carbon\": {\"signalType\": true}, \"zones\": []}");
+  const char *args[] = {"--config", file, NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_EINVAL);
+  char *src = cs_asprintf("(file %s)", file);
+  const char *e = errors.data;
+  char *want =
+      cs_asprintf("config: listen = 8080 %s: expected an address", src);
+  ASSERT_HAS(e, want);
+  free(want);
+  want = cs_asprintf("config: http.threads = 2.5 %s: expected a whole number "
+                     "between 0 and 1024\n",
+                     src);
+  ASSERT_HAS(e, want);
+  free(want);
+  want = cs_asprintf("config: http.maxConnections = \"10\" %s: expected a "
+                     "whole number",
+                     src);
+  ASSERT_HAS(e, want);
+  free(want);
+  want = cs_asprintf("config: http.connectionTimeout = 30 %s: expected a "
+                     "duration",
+                     src);
+  ASSERT_HAS(e, want);
+  free(want);
+  want = cs_asprintf("config: nodes.defaultPue = \"1.1\" %s: expected a "
+                     "number between 1 and 3\n",
+                     src);
+  ASSERT_HAS(e, want);
+  free(want);
+  want = cs_asprintf("config: carbon.signalType = true %s: expected one of "
+                     "average, marginal\n",
+                     src);
+  ASSERT_HAS(e, want);
+  free(want);
+  want = cs_asprintf("config: unknown setting \"zones\" %s", src);
+  ASSERT_HAS(e, want);
+  free(want);
+  free(src);
+  cs_buf_free(&errors);
+  free(file);
+}
+END_TEST
+
+START_TEST(test_config_load_file_unknown_key)
+{
+  char *file = write_file("c.json", "{\"http\": {\"maxBodyByte\": 5, "
+                                    "\"threads\": 1}, \"lisen\": \"x\", "
+                                    "\"frobnicate\": 1, \"listen\": "
+                                    "\"0.0.0.0:1\", \"listen\": "
+                                    "\"0.0.0.0:2\"}");
+  const char *args[] = {"--config", file, NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_EINVAL);
+  char *want = cs_asprintf("config: unknown setting \"http.maxBodyByte\" "
+                           "(file %s) (did you mean http.maxBodyBytes?)\n",
+                           file);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  want = cs_asprintf("config: unknown setting \"lisen\" (file %s) (did you "
+                     "mean listen?)\n",
+                     file);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  want =
+      cs_asprintf("config: unknown setting \"frobnicate\" (file %s)\n", file);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  want = cs_asprintf("config: listen = \"0.0.0.0:2\" (file %s): the setting "
+                     "appears more than once in the file\n",
+                     file);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  cs_buf_free(&errors);
+  free(file);
+}
+END_TEST
+
+START_TEST(test_config_load_file_bad_json)
+{
+  char *file = write_file("c.json", "{\n  \"listen\": \"0.0.0.0:1\",\n"
+                                    "  \"http\": {\"threads\": 2,,}\n}\n");
+  const char *args[] = {"--config", file, NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_EINVAL);
+  char *want = cs_asprintf("config: %s is not valid JSON: error at line 3, "
+                           "column 26",
+                           file);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  cs_buf_free(&errors);
+
+  /* Trailing garbage after the document, a non-object, a missing file. */
+  char *trail = write_file("t.json", "{}\n}");
+  const char *args2[] = {"--config", trail, NULL};
+  ck_assert_int_eq(load(args2, no_env, &c, &errors, NULL), CS_EINVAL);
+  want = cs_asprintf("config: %s is not valid JSON: error at line 2, column "
+                     "1 (byte offset 3)\n",
+                     trail);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  cs_buf_free(&errors);
+  char *arr = write_file("a.json", "[1]");
+  const char *args3[] = {"--config", arr, NULL};
+  ck_assert_int_eq(load(args3, no_env, &c, &errors, NULL), CS_EINVAL);
+  ASSERT_HAS(errors.data, "expected a JSON object of settings");
+  cs_buf_free(&errors);
+  const char *args4[] = {"--config", "/nonexistent/cs.json", NULL};
+  ck_assert_int_eq(load(args4, no_env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: cannot read the configuration file "
+                   "/nonexistent/cs.json (--config): No such file or "
+                   "directory\n");
+  cs_buf_free(&errors);
+  free(arr);
+  free(trail);
+  free(file);
+}
+END_TEST
+
+START_TEST(test_config_print_redacts_secrets)
+{
+  char *tokfile = write_file("wt-pass", "hunter2-watttime\n");
+  char *pass = cs_asprintf("CARBONSHIFT_WATTTIME_PASSWORD_FILE=%s", tokfile);
+  char *const env[] = {"CARBONSHIFT_ELECTRICITYMAPS_TOKEN=s3cr3t-em-token",
+                       "CARBONSHIFT_WATTTIME_USERNAME=alice", pass,
+                       "CARBONSHIFT_HTTP_THREADS=2", NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(NULL, env, &c, &errors, NULL), CS_OK);
+  ck_assert_str_eq(c->electricitymaps_token, "s3cr3t-em-token");
+  ck_assert_str_eq(c->watttime_password, "hunter2-watttime");
+  char *src = cs_asprintf("file %s (watttime.passwordFile)", tokfile);
+  ck_assert_str_eq(cs_config_source(c, "watttime.password"), src);
+  free(src);
+  cs_buf out;
+  cs_buf_init(&out, 1 << 20);
+  cs_config_print(c, &out);
+  ck_assert_int_eq(cs_buf_error(&out), CS_OK);
+  ck_assert_ptr_null(strstr(out.data, "s3cr3t"));
+  ck_assert_ptr_null(strstr(out.data, "hunter2"));
+  cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+  ck_assert_ptr_nonnull(j);
+  cJSON *tok = cJSON_GetObjectItem(j, "electricitymaps.token");
+  ck_assert_str_eq(cJSON_GetObjectItem(tok, "value")->valuestring,
+                   "<redacted>");
+  ck_assert_str_eq(cJSON_GetObjectItem(tok, "source")->valuestring,
+                   "env CARBONSHIFT_ELECTRICITYMAPS_TOKEN");
+  cJSON *pw = cJSON_GetObjectItem(j, "watttime.password");
+  ck_assert_str_eq(cJSON_GetObjectItem(pw, "value")->valuestring, "<redacted>");
+  cJSON *th = cJSON_GetObjectItem(j, "http.threads");
+  ck_assert_int_eq(cJSON_GetObjectItem(th, "value")->valueint, 2);
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(
+                cJSON_GetObjectItem(j, "nodes.defaultZone"), "value")) == 0);
+  cJSON *d = cJSON_GetObjectItem(j, "nodes.defaultLifetime");
+  ck_assert_str_eq(cJSON_GetObjectItem(d, "value")->valuestring, "6y");
+  ck_assert_double_eq(cJSON_GetObjectItem(d, "seconds")->valuedouble,
+                      6 * 365 * 86400.0);
+  cJSON_Delete(j);
+  cs_buf_free(&out);
+  cs_config_free(c);
+  cs_buf_free(&errors);
+
+  /* A secret in the file or a flag is refused, and its value not echoed. */
+  char *file = write_file(
+      "c.json", "{\"electricitymaps\": {\"token\": \"file-secret-1\"}}");
+  const char *args[] = {"--config", file, "--set",
+                        "watttime.password=flag-secret-2", NULL};
+  char *const env2[] = {pass, NULL};
+  ck_assert_int_eq(load(args, env2, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_ptr_null(strstr(errors.data, "secret-1"));
+  ck_assert_ptr_null(strstr(errors.data, "secret-2"));
+  char *want = cs_asprintf(
+      "config: electricitymaps.token = <redacted> (file %s): secrets are "
+      "read only from the environment (CARBONSHIFT_ELECTRICITYMAPS_TOKEN) "
+      "or a mounted file (electricitymaps.tokenFile), never from flags or "
+      "the configuration file\n",
+      file);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  ASSERT_HAS(errors.data, "config: watttime.password = <redacted> (flag "
+                          "--set watttime.password): secrets are read only");
+  cs_buf_free(&errors);
+
+  /* Both the secret and its file: refused; an unreadable secret file too. */
+  char *both = cs_asprintf("CARBONSHIFT_WATTTIME_PASSWORD=x");
+  char *const env3[] = {
+      pass, both, "CARBONSHIFT_ELECTRICITYMAPS_TOKEN_FILE=/nonexistent", NULL};
+  ck_assert_int_eq(load(NULL, env3, &c, &errors, NULL), CS_EINVAL);
+  want = cs_asprintf("config: watttime.passwordFile = \"%s\" (env "
+                     "CARBONSHIFT_WATTTIME_PASSWORD_FILE): watttime.password "
+                     "is also set (env CARBONSHIFT_WATTTIME_PASSWORD); set "
+                     "only one of them\n",
+                     tokfile);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  ASSERT_HAS(errors.data,
+             "config: electricitymaps.tokenFile = \"/nonexistent\" (env "
+             "CARBONSHIFT_ELECTRICITYMAPS_TOKEN_FILE): expected a readable "
+             "file holding electricitymaps.token: No such file or "
+             "directory\n");
+  cs_buf_free(&errors);
+  free(both);
+  free(file);
+  free(pass);
+  free(tokfile);
+}
+END_TEST
+
+START_TEST(test_config_load_tls_pairs)
+{
+  char *cert = write_file("tls.crt", "cert");
+  char *key = write_file("tls.key", "key");
+  const char *args[] = {"--tls-cert", cert, NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_EINVAL);
+  char *want = cs_asprintf("config: tls.certFile = \"%s\" (flag --tls-cert): "
+                           "expected tls.keyFile (--tls-key) as well: a "
+                           "certificate needs its private key\n",
+                           cert);
+  ck_assert_str_eq(errors.data, want);
+  free(want);
+  cs_buf_free(&errors);
+
+  const char *args2[] = {"--tls-client-ca", cert, NULL};
+  ck_assert_int_eq(load(args2, no_env, &c, &errors, NULL), CS_EINVAL);
+  ASSERT_HAS(errors.data, "(flag --tls-client-ca): expected tls.certFile and "
+                          "tls.keyFile as well");
+  cs_buf_free(&errors);
+
+  const char *args3[] = {
+      "--tls-cert",      cert,   "--tls-key", "/nonexistent.key",
+      "--tls-client-ca", tmpdir, NULL};
+  ck_assert_int_eq(load(args3, no_env, &c, &errors, NULL), CS_EINVAL);
+  ASSERT_HAS(errors.data, "config: tls.keyFile = \"/nonexistent.key\" (flag "
+                          "--tls-key): expected a readable file: No such "
+                          "file or directory\n");
+  ASSERT_HAS(errors.data, "(flag --tls-client-ca): expected a readable file: "
+                          "is a directory\n");
+  cs_buf_free(&errors);
+
+  const char *args4[] = {"--tls-cert",      cert, "--tls-key", key,
+                         "--tls-client-ca", cert, NULL};
+  ck_assert_int_eq(load(args4, no_env, &c, &errors, NULL), CS_OK);
+  ck_assert_str_eq(c->tls_key_file, key);
+  ck_assert_str_eq(cs_config_source(c, "tls.clientCAFile"),
+                   "flag --tls-client-ca");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  free(cert);
+  free(key);
+}
+END_TEST
+
+START_TEST(test_config_flags_take_set)
+{
+  const char *args[] = {"--set", "http.threads=4", "--set",
+                        "carbon.routes={\"GB\":[\"ukgrid\",\"builtin\"]}",
+                        NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_OK);
+  ck_assert_int_eq(c->http_threads, 4);
+  ck_assert_str_eq(cs_config_source(c, "http.threads"),
+                   "flag --set http.threads");
+  ck_assert_uint_eq(c->ncarbon_routes, 1);
+  ck_assert_str_eq(c->carbon_routes[0].zone, "GB");
+  ck_assert_uint_eq(c->carbon_routes[0].nproviders, 2);
+  ck_assert_str_eq(c->carbon_routes[0].providers[1], "builtin");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+
+  const char *bad[] = {"--set", "http.thread=4", "--set", "http.threads=-1",
+                       NULL};
+  ck_assert_int_eq(load(bad, no_env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: unknown setting \"http.thread\" (flag --set "
+                   "http.thread) (did you mean http.threads?)\n"
+                   "config: http.threads = \"-1\" (flag --set http.threads): "
+                   "expected a whole number between 0 and 1024\n");
+  cs_buf_free(&errors);
+
+  /* Usage errors are immediate; other arguments are not taken. */
+  cs_config_flags *f = cs_config_flags_new();
+  char *argv[] = {"--set", "novalue", "--print-config", "-listen", "--set"};
+  int i = 0;
+  bool taken;
+  char err[128];
+  ck_assert_int_eq(
+      cs_config_flags_take(f, 5, argv, &i, &taken, err, sizeof(err)),
+      CS_EINVAL);
+  ck_assert_str_eq(err, "--set needs NAME=VALUE such as --set "
+                        "http.threads=4, not \"novalue\"");
+  i = 2;
+  ck_assert_int_eq(
+      cs_config_flags_take(f, 5, argv, &i, &taken, err, sizeof(err)), CS_OK);
+  ck_assert(!taken);
+  ck_assert_int_eq(i, 2);
+  i = 3;
+  ck_assert_int_eq(
+      cs_config_flags_take(f, 5, argv, &i, &taken, err, sizeof(err)), CS_OK);
+  ck_assert(!taken);
+  i = 4;
+  ck_assert_int_eq(
+      cs_config_flags_take(f, 5, argv, &i, &taken, err, sizeof(err)),
+      CS_EINVAL);
+  ck_assert_str_eq(err, "--set needs a value such as --set http.threads=4");
+  cs_config_flags_free(f);
+  cs_config_flags_free(NULL);
+}
+END_TEST
+
+START_TEST(test_config_load_json_settings)
+{
+  char *file = write_file(
+      "c.json",
+      "{\"gpus\": [{\"name\": \"H100-SXM5-80GB\", \"powerWatts\": 650},\n"
+      "  {\"name\": \"MI300X\", \"vendor\": \"AMD\", \"labels\": "
+      "[\"AMD-Instinct-MI300X\"], \"powerWatts\": 750, \"tensorTflops\": "
+      "1307, \"memoryGb\": 192, \"embodiedKg\": 200},\n"
+      "  {\"name\": \"X1\", \"powerWatts\": -5, \"tensorTflop\": 3, "
+      "\"labels\": [\"ok\", 7]},\n"
+      "  {\"vendor\": \"NVIDIA\"}, 5, {\"name\": \"mi300x\"}],\n"
+      " \"zones\": {\"regions\": {\"eu-west-1\": \"IE\", \"x\": 3}, "
+      "\"pue\": {\"DE\": 1.1, \"FR\": 4}},\n"
+      " \"carbon\": {\"static\": {\"DE\": 380, \"NO\": -1}, \"routes\": "
+      "{\"*\": [\"electricitymap\"], \"GB\": [\"ukgrid\", \"ukgrid\"], "
+      "\"FR\": []}}}");
+  const char *args[] = {"--config", file, NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_EINVAL);
+  const char *e = errors.data;
+  char *src = cs_asprintf("(file %s)", file);
+  const char *wants[] = {
+      "config: gpus[2].powerWatts = -5 %s: expected a number of watts "
+      "between 1 and 5000\n",
+      "config: gpus[2].tensorTflop %s: unknown field; expected one of name, "
+      "vendor, labels, powerWatts, tensorTflops, memoryGb, "
+      "relativeThroughput, embodiedKg (did you mean tensorTflops?)\n",
+      "config: gpus[2].labels[1] = 7 %s: expected a node-label value",
+      "config: gpus[3] %s: expected a \"name\" member naming the model\n",
+      "config: gpus[4] = 5 %s: expected an object",
+      "config: gpus[5] %s: model \"mi300x\" is already listed at gpus[1]\n",
+      "config: zones.regions.x = 3 %s: expected a grid zone id",
+      "config: zones.pue.FR = 4 %s: expected a PUE between 1 and 3\n",
+      "config: carbon.static.NO = -1 %s: expected an intensity in "
+      "gCO2e/kWh between 0 and 3000\n",
+      "config: carbon.routes.*[0] = \"electricitymap\" %s: expected a "
+      "provider name (builtin, static, file, electricitymaps, watttime or "
+      "ukgrid); did you mean electricitymaps?\n",
+      "config: carbon.routes.GB[1] = \"ukgrid\" %s: expected each provider "
+      "at most once per zone\n",
+      "config: carbon.routes.FR = [] %s: expected a non-empty array",
+  };
+  for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++) {
+    char *w = cs_asprintf(wants[i], src);
+    ASSERT_HAS(e, w);
+    free(w);
+  }
+  free(src);
+  cs_buf_free(&errors);
+
+  /* The valid parts, read back. */
+  char *good = write_file(
+      "g.json",
+      "{\"gpus\": [{\"name\": \"MI300X\", \"vendor\": \"AMD\", \"labels\": "
+      "[\"AMD-Instinct-MI300X\", \"mi300x\"], \"powerWatts\": 750, "
+      "\"relativeThroughput\": 1.9}],"
+      " \"zones\": {\"regions\": {\"eu-west-1\": \"IE\"}, \"pue\": "
+      "{\"DE\": 1.1}}, \"carbon\": {\"static\": {\"DE\": 380}}}");
+  const char *args2[] = {"--config", good, NULL};
+  char *const env[] = {"CARBONSHIFT_ZONES_PUE={\"FR\": 1.3, \"SE\": 1.05}",
+                       NULL};
+  ck_assert_int_eq(load(args2, env, &c, &errors, NULL), CS_OK);
+  ck_assert_uint_eq(c->ngpus, 1);
+  ck_assert_str_eq(c->gpus[0].name, "MI300X");
+  ck_assert_str_eq(c->gpus[0].vendor, "AMD");
+  ck_assert_uint_eq(c->gpus[0].nlabels, 2);
+  ck_assert_str_eq(c->gpus[0].labels[1], "mi300x");
+  ck_assert_double_eq(c->gpus[0].power_w, 750);
+  ck_assert_double_eq(c->gpus[0].tensor_tflops, 0);
+  ck_assert_double_eq_tol(c->gpus[0].relative_throughput, 1.9, 1e-12);
+  ck_assert_uint_eq(c->nzones_regions, 1);
+  ck_assert_str_eq(c->zones_regions[0].value, "IE");
+  /* The environment replaces the file's whole object. */
+  ck_assert_uint_eq(c->nzones_pue, 2);
+  ck_assert_str_eq(c->zones_pue[1].key, "SE");
+  ck_assert_str_eq(cs_config_source(c, "zones.pue"),
+                   "env CARBONSHIFT_ZONES_PUE");
+  ck_assert_uint_eq(c->ncarbon_static, 1);
+  ck_assert_double_eq(c->carbon_static[0].value, 380);
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  free(good);
+  free(file);
+}
+END_TEST
+
+START_TEST(test_config_load_env_unknown_warns)
+{
+  char *const env[] = {"CARBONSHIFT_HTTP_THREAD=2",
+                       "CARBONSHIFT_SERVICE_HOST=10.0.0.1",
+                       "CARBONSHIFT_PORT=tcp://10.0.0.1:443",
+                       "CARBONSHIFT_PORT_443_TCP_ADDR=10.0.0.1",
+                       "CARBONSHIFTX=1",
+                       "HOME=/root",
+                       NULL};
+  cs_config *c;
+  cs_buf errors, warnings;
+  cs_buf_init(&warnings, 1 << 16);
+  ck_assert_int_eq(load(NULL, env, &c, &errors, &warnings), CS_OK);
+  ck_assert_str_eq(warnings.data, "config: unknown environment variable "
+                                  "CARBONSHIFT_HTTP_THREAD (did you mean "
+                                  "CARBONSHIFT_HTTP_THREADS?); ignored\n");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  cs_buf_free(&warnings);
+}
+END_TEST
+
+START_TEST(test_config_error_external_check)
+{
+  char *const env[] = {"CARBONSHIFT_ESTIMATE_REFERENCE_GPU=Z100", NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(NULL, env, &c, &errors, NULL), CS_OK);
+  cs_config_error(&errors, c, "estimate.referenceGpu",
+                  c->estimate_reference_gpu,
+                  "expected a GPU model in the catalog%s", "");
+  ck_assert_str_eq(errors.data,
+                   "config: estimate.referenceGpu = \"Z100\" (env "
+                   "CARBONSHIFT_ESTIMATE_REFERENCE_GPU): expected a GPU "
+                   "model in the catalog\n");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+}
+END_TEST
+
+/* The table in docs/configuration.md is the generated one, byte for byte,
+ * between its BEGIN/END markers. */
+START_TEST(test_config_reference_matches_docs)
+{
+  const char *root = getenv("CS_SRCDIR") ? getenv("CS_SRCDIR") : ".";
+  char *path = cs_asprintf("%s/docs/configuration.md", root);
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f != NULL,
+                "cannot open %s (%s): run the tests from the repository root "
+                "or set CS_SRCDIR",
+                path, strerror(errno));
+  static char doc[1 << 18];
+  size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+  doc[n] = '\0';
+  fclose(f);
+  const char *begin_mark = "<!-- BEGIN config-reference -->\n";
+  const char *end_mark = "<!-- END config-reference -->";
+  char *b = strstr(doc, begin_mark), *e = strstr(doc, end_mark);
+  ck_assert_msg(b && e && e > b, "%s lacks the config-reference markers", path);
+  b += strlen(begin_mark);
+  cs_buf ref;
+  cs_buf_init(&ref, 1 << 20);
+  cs_config_reference(&ref);
+  ck_assert_msg((size_t)(e - b) == ref.len && !memcmp(b, ref.data, ref.len),
+                "%s is out of date: replace the table between the markers "
+                "with the output of `carbonshift config-reference`",
+                path);
+  /* And every setting's environment variable appears in the table. */
+  ASSERT_HAS(ref.data, "| `tls.clientCAFile` | "
+                       "`CARBONSHIFT_TLS_CLIENT_CA_FILE` | `--tls-client-ca` "
+                       "| file path |");
+  ASSERT_HAS(ref.data, "| `http.maxBodyBytes` | "
+                       "`CARBONSHIFT_HTTP_MAX_BODY_BYTES` |  | size (bytes) | "
+                       "`128Mi` | 1Ki .. 1Gi |");
+  ASSERT_HAS(ref.data, "| `log.verbosity` | `CARBONSHIFT_LOG_VERBOSITY` | "
+                       "`--v`, `-v` |");
+  cs_buf_free(&ref);
+  free(path);
+}
+END_TEST
+
+/* ---- the built binary ---- */
+
+typedef struct run_result {
+  int status; /* exit code, or -1 when killed */
+  char out[1 << 16];
+  char err[1 << 16];
+} run_result;
+
+static void drain(int fd, char *buf, size_t cap)
+{
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + n, cap - 1 - n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    n += (size_t)r;
+    if (n + 1 >= cap)
+      break;
+  }
+  buf[n] = '\0';
+}
+
+static const char *bin(void)
+{
+  const char *b = getenv("CS_BIN");
+  ck_assert_msg(b && *b,
+                "CS_BIN is not set: run these tests with `make unit` (it "
+                "passes the path of the built carbonshift)");
+  ck_assert_msg(access(b, X_OK) == 0,
+                "CS_BIN=%s is not an executable (%s): build it first", b,
+                strerror(errno));
+  return b;
+}
+
+/* Runs CS_BIN with argv and envp; stdout and stderr go to files, read
+ * after exit, so a full pipe can never hang the test. */
+static void run(char *const *argv, char *const *envp, run_result *r)
+{
+  char *outp = cs_asprintf("%s/out", tmpdir);
+  char *errp = cs_asprintf("%s/err", tmpdir);
+  const char *b = bin();
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+      _exit(127);
+    alarm(20);
+    execve(b, argv, envp);
+    _exit(127);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  int o = open(outp, O_RDONLY), e = open(errp, O_RDONLY);
+  ck_assert_int_ge(o, 0);
+  ck_assert_int_ge(e, 0);
+  drain(o, r->out, sizeof(r->out));
+  drain(e, r->err, sizeof(r->err));
+  close(o);
+  close(e);
+  free(outp);
+  free(errp);
+}
+
+/* j[key][field], asserting both exist. */
+static cJSON *member(cJSON *j, const char *key, const char *field)
+{
+  cJSON *s = cJSON_GetObjectItemCaseSensitive(j, key);
+  ck_assert_msg(s != NULL, "no \"%s\" in the printed configuration", key);
+  cJSON *v = cJSON_GetObjectItemCaseSensitive(s, field);
+  ck_assert_msg(v != NULL, "no \"%s\".%s in the printed configuration", key,
+                field);
+  return v;
+}
+
+START_TEST(test_config_binary_print_config)
+{
+  static run_result r;
+  char *argv[] = {"carbonshift", "serve",          "--print-config",
+                  "--listen",    "127.0.0.1:9555", NULL};
+  char *envp[] = {"CARBONSHIFT_HTTP_THREADS=3",
+                  "CARBONSHIFT_ELECTRICITYMAPS_TOKEN=bin-secret-77",
+                  "CARBONSHIFT_CARBON_SIGNAL_TYPE=marginal", NULL};
+  run(argv, envp, &r);
+  ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, r.err);
+  ck_assert_ptr_null(strstr(r.out, "bin-secret-77"));
+  ck_assert_ptr_null(strstr(r.err, "bin-secret-77"));
+  cJSON *j = cJSON_ParseWithLength(r.out, strlen(r.out));
+  ck_assert_msg(j != NULL, "stdout is not one JSON document:\n%s", r.out);
+  ck_assert_int_eq(member(j, "http.threads", "value")->valueint, 3);
+  ck_assert_str_eq(member(j, "http.threads", "source")->valuestring,
+                   "env CARBONSHIFT_HTTP_THREADS");
+  ck_assert_str_eq(member(j, "listen", "value")->valuestring, "127.0.0.1:9555");
+  ck_assert_str_eq(member(j, "listen", "source")->valuestring, "flag --listen");
+  ck_assert_str_eq(member(j, "carbon.signalType", "value")->valuestring,
+                   "marginal");
+  ck_assert_str_eq(member(j, "electricitymaps.token", "value")->valuestring,
+                   "<redacted>");
+  ck_assert_double_eq(member(j, "http.maxBodyBytes", "value")->valuedouble,
+                      128 << 20);
+  ck_assert_str_eq(member(j, "http.maxBodyBytes", "source")->valuestring,
+                   "default");
+  cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(test_config_binary_bad_config_exits_2)
+{
+  static run_result r;
+  char *file = write_file(
+      "bad.json", "{\"http\": {\"maxBodyBytes\": \"12x\", \"threads\": -1},"
+                  " \"estimate\": {\"referenceGpu\": \"NoSuchGPU-9000\"},"
+                  " \"gpus\": [{\"name\": \"X\", \"powerWatts\": -5}],"
+                  " \"lissen\": \"x\"}");
+  char *argv[] = {"carbonshift", "serve", "--config", file, NULL};
+  char *envp[] = {"CARBONSHIFT_NODES_DEFAULT_PUE=7", NULL};
+  run(argv, envp, &r);
+  ck_assert_msg(r.status == 2, "exit %d, stderr:\n%s", r.status, r.err);
+  char *src = cs_asprintf("(file %s)", file);
+  const char *wants[] = {
+      "config: http.maxBodyBytes = \"12x\" %s: expected a size in bytes",
+      "config: http.threads = -1 %s: expected a whole number",
+      "config: gpus[0].powerWatts = -5 %s: expected a number of watts",
+      "config: unknown setting \"lissen\" %s (did you mean listen?)",
+      "config: estimate.referenceGpu = \"NoSuchGPU-9000\" %s: expected a GPU "
+      "model in the catalog",
+  };
+  for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++) {
+    char *w = cs_asprintf(wants[i], src);
+    ASSERT_HAS(r.err, w);
+    free(w);
+  }
+  ASSERT_HAS(r.err, "config: nodes.defaultPue = \"7\" (env "
+                    "CARBONSHIFT_NODES_DEFAULT_PUE): expected a number "
+                    "between 1 and 3");
+  ck_assert_str_eq(r.out, "");
+  free(src);
+  free(file);
+
+  /* A usage error is exit 2 with a one-line hint. */
+  char *argv2[] = {"carbonshift", "serve", "--bogus", NULL};
+  char *envp2[] = {NULL};
+  run(argv2, envp2, &r);
+  ck_assert_int_eq(r.status, 2);
+  ASSERT_HAS(r.err, "--bogus");
+  ASSERT_HAS(r.err, "carbonshift help serve");
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+  Suite *s = suite_create("config");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_config_defaults_values);
+  tcase_add_test(tc, test_config_load_precedence_file_env_flag);
+  tcase_add_test(tc, test_config_load_bad_values_all_reported);
+  tcase_add_test(tc, test_config_load_file_wrong_types);
+  tcase_add_test(tc, test_config_load_file_unknown_key);
+  tcase_add_test(tc, test_config_load_file_bad_json);
+  tcase_add_test(tc, test_config_print_redacts_secrets);
+  tcase_add_test(tc, test_config_load_tls_pairs);
+  tcase_add_test(tc, test_config_flags_take_set);
+  tcase_add_test(tc, test_config_load_json_settings);
+  tcase_add_test(tc, test_config_load_env_unknown_warns);
+  tcase_add_test(tc, test_config_error_external_check);
+  tcase_add_test(tc, test_config_reference_matches_docs);
+  suite_add_tcase(s, tc);
+  TCase *tb = tcase_create("binary");
+  tcase_add_checked_fixture(tb, setup, teardown);
+  tcase_set_timeout(tb, 60);
+  tcase_add_test(tb, test_config_binary_print_config);
+  tcase_add_test(tb, test_config_binary_bad_config_exits_2);
+  suite_add_tcase(s, tb);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(config_suite());
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
