@@ -377,8 +377,11 @@ static double mono_s(void)
 
 /* ---------------------------------------------------------------- client */
 
+/* One queued request for the worker: an Event, or (patch set) a merge
+ * patch of a pod's annotations. */
 typedef struct ev_item {
   char *ns, *pod, *uid, *reason, *action, *note;
+  char *patch; /* merge-patch body; NULL for an Event */
   bool warning;
   int64_t at_s;
   long at_us;
@@ -1504,51 +1507,41 @@ cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
 
 /* --------------------------------------------------------------- patches */
 
-cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
-                                     const char *name, const char *const *keys,
-                                     const char *const *values, size_t n)
+/* The merge patch that sets (or, for NULL values, removes) annotations. */
+static cs_err annotation_patch(const char *const *keys,
+                               const char *const *values, size_t n, cs_buf *b)
 {
-  cs_err rc = CS_OK;
-  cs_buf body, resp;
-  char *path = NULL;
-  CURL *h = NULL;
-  cs_buf_init(&body, 1u << 20);
-  cs_buf_init(&resp, 4u << 20);
-  if (!k || !valid_name(ns) || !valid_name(name) || (n && (!keys || !values))) {
-    rc = CS_EINVAL;
-    goto out;
-  }
-  cs_json_open(&body, NULL, '{');
-  cs_json_open(&body, "metadata", '{');
-  cs_json_open(&body, "annotations", '{');
+  if (n && (!keys || !values))
+    return CS_EINVAL;
+  cs_json_open(b, NULL, '{');
+  cs_json_open(b, "metadata", '{');
+  cs_json_open(b, "annotations", '{');
   for (size_t i = 0; i < n; i++) {
-    if (!keys[i] || !keys[i][0]) {
-      rc = CS_EINVAL;
-      goto out;
-    }
-    cs_json_str(&body, keys[i], values[i]); /* NULL: null, removes it */
+    if (!keys[i] || !keys[i][0])
+      return CS_EINVAL;
+    cs_json_str(b, keys[i], values[i]); /* NULL: null, removes it */
   }
-  cs_json_close(&body, '}');
-  cs_json_close(&body, '}');
-  cs_json_close(&body, '}');
-  rc = cs_buf_error(&body);
-  if (rc)
-    goto out;
-  path = cs_asprintf("/api/v1/namespaces/%s/pods/%s", ns, name);
-  h = curl_easy_init();
-  if (!h) {
-    rc = CS_EINTERNAL;
-    goto out;
-  }
+  cs_json_close(b, '}');
+  cs_json_close(b, '}');
+  cs_json_close(b, '}');
+  return cs_buf_error(b);
+}
+
+static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
+                         const char *body, size_t len)
+{
+  cs_buf resp;
+  cs_buf_init(&resp, 4u << 20);
+  char *path = cs_asprintf("/api/v1/namespaces/%s/pods/%s", ns, name);
   req r = {.verb = "patch",
            .method = "PATCH",
            .path = path,
            .ctype = "application/merge-patch+json",
-           .body = body.data,
-           .bodylen = body.len,
+           .body = body,
+           .bodylen = len,
            .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
   request(k, h, &r, &resp);
-  rc = status_err(&r);
+  cs_err rc = status_err(&r);
   if (rc) {
     char err[256];
     describe_failure(&r, &resp, err, sizeof(err));
@@ -1560,12 +1553,28 @@ cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
     cs_json_close(l, '}');
     cs_log_end(l);
   }
-out:
+  free(path);
+  cs_buf_free(&resp);
+  return rc;
+}
+
+cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
+                                     const char *name, const char *const *keys,
+                                     const char *const *values, size_t n)
+{
+  if (!k || !valid_name(ns) || !valid_name(name))
+    return CS_EINVAL;
+  cs_buf body;
+  cs_buf_init(&body, 1u << 20);
+  cs_err rc = annotation_patch(keys, values, n, &body);
+  CURL *h = rc ? NULL : curl_easy_init();
+  if (!rc && !h)
+    rc = CS_EINTERNAL;
+  if (!rc)
+    rc = patch_send(k, h, ns, name, body.data, body.len);
   if (h)
     curl_easy_cleanup(h);
-  free(path);
   cs_buf_free(&body);
-  cs_buf_free(&resp);
   return rc;
 }
 
@@ -1592,6 +1601,7 @@ static void ev_item_free(ev_item *e)
   free(e->reason);
   free(e->action);
   free(e->note);
+  free(e->patch);
   memset(e, 0, sizeof(*e));
 }
 
@@ -1711,7 +1721,10 @@ static void *event_main(void *arg)
     k->qlen--;
     seq = ++k->ev_seq;
     pthread_mutex_unlock(&k->ev_mu);
-    event_send(k, h, &e, seq);
+    if (e.patch)
+      (void)patch_send(k, h, e.ns, e.pod, e.patch, strlen(e.patch));
+    else
+      event_send(k, h, &e, seq);
     ev_item_free(&e);
   }
   curl_easy_cleanup(h);
@@ -1783,6 +1796,38 @@ out:
       STAT_ADD(k, events_suppressed);
     metric_add(k, "carbonshift_kube_events_total", result, NULL);
   }
+  return rc;
+}
+
+cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
+                                           const char *name,
+                                           const char *const *keys,
+                                           const char *const *values, size_t n)
+{
+  if (!k || !valid_name(ns) || !valid_name(name))
+    return CS_EINVAL;
+  cs_buf body;
+  cs_buf_init(&body, 1u << 20);
+  cs_err rc = annotation_patch(keys, values, n, &body);
+  if (rc) {
+    cs_buf_free(&body);
+    return rc;
+  }
+  pthread_mutex_lock(&k->ev_mu);
+  if (k->qlen >= k->cfg.event_queue_cap) {
+    rc = CS_EBUSY;
+  } else {
+    ev_item *e = &k->queue[(k->qhead + k->qlen) % k->cfg.event_queue_cap];
+    e->ns = cs_strdup(ns);
+    e->pod = cs_strdup(name);
+    e->patch = cs_buf_release(&body, NULL);
+    k->qlen++;
+    pthread_cond_signal(&k->ev_cv);
+  }
+  pthread_mutex_unlock(&k->ev_mu);
+  cs_buf_free(&body);
+  if (rc)
+    metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
   return rc;
 }
 

@@ -109,6 +109,13 @@ cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
                                      const char *name, const char *const *keys,
                                      const char *const *values,
                                      size_t n) CS_MUST_USE;
+/* The same, queued for the worker that sends Events: returns at once, never
+ * waits on the API server. CS_EBUSY when the queue is full (dropped). */
+cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
+                                           const char *name,
+                                           const char *const *keys,
+                                           const char *const *values,
+                                           size_t n) CS_MUST_USE;
 
 /* An Event about a Pod. Strings are borrowed for the call. */
 typedef struct cs_kube_event {

@@ -643,6 +643,38 @@ START_TEST(test_kube_patch_pod_annotations_merge_patch)
 }
 END_TEST
 
+/* The queued form reaches the server with the same request, sent by the
+ * worker, while the caller returns at once. */
+START_TEST(test_kube_patch_pod_annotations_async_queued)
+{
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  const char *keys[] = {"carbonshift.io/planned-start"};
+  const char *vals[] = {"2026-11-23T02:00:00Z"};
+  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(k, "ml-team", "train-1",
+                                                       keys, vals, 1),
+                   CS_OK);
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations_async(k, "ml-team", "../x", keys, vals, 1),
+      CS_EINVAL);
+  for (int i = 0; i < 500 && fk_count(s) < 1; i++)
+    usleep(10000);
+  ck_assert_uint_eq(fk_count(s), 1);
+  const fk_request *rq = fk_get(s, 0);
+  ck_assert_str_eq(rq->method, "PATCH");
+  ck_assert_str_eq(rq->path, "/api/v1/namespaces/ml-team/pods/train-1");
+  ck_assert_str_eq(rq->ctype, "application/merge-patch+json");
+  assert_json_eq(
+      rq->body, rq->bodylen,
+      "{\"metadata\":{\"annotations\":{"
+      "\"carbonshift.io/planned-start\":\"2026-11-23T02:00:00Z\"}}}");
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
 /* -------------------------------------------------------------- events */
 
 static const fk_request *wait_request(fk_server *s, size_t i)
@@ -1077,6 +1109,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
+  tcase_add_test(tc, test_kube_patch_pod_annotations_async_queued);
   tcase_add_test(tc, test_kube_emit_event_body_and_dedup);
   tcase_add_test(tc, test_kube_emit_event_min_interval_suppresses_new_note);
   tcase_add_test(tc, test_kube_emit_event_queue_full_drops);
