@@ -17,6 +17,8 @@
 #include "cmd/carbonshift/config.h"
 #include "scheduler/decision.h"
 #include "scheduler/estimate.h"
+#include "scheduler/kube.h"
+#include "scheduler/node_cache.h"
 #include "scheduler/node_facts.h"
 #include "scheduler/server.h"
 
@@ -30,6 +32,9 @@ typedef struct service {
   cs_estimate_params estimate;
   cs_signals *signals;
   cs_metrics *metrics;
+  cs_kube *kube;         /* NULL: no API server configured */
+  cs_node_cache *nodes;  /* fed by the Node watch; NULL without kube */
+  cs_decision_sink sink; /* Events and plan annotations through kube */
   cs_decider *decider;
   cs_server *server;
 } service;
@@ -194,10 +199,93 @@ static void build_signals(service *sv, cs_buf *errors)
   }
 }
 
+/* The decision sink's calls, forwarded to the API client's queue: they
+ * return at once, whatever the API server does. */
+static void sink_event(void *ctx, const cs_pod_facts *pod, const char *type,
+                       const char *reason, const char *note)
+{
+  cs_kube_event ev = {.ns = pod->ns,
+                      .pod = pod->name,
+                      .uid = pod->uid,
+                      .reason = reason,
+                      .action = "Schedule",
+                      .note = note,
+                      .warning = strcmp(type, "Warning") == 0};
+  if (cs_kube_emit_event(ctx, &ev) == CS_EINVAL)
+    cs_log_error("Cannot describe the pod in an Event", "invalid name");
+}
+
+static void sink_annotate(void *ctx, const cs_pod_facts *pod,
+                          const char *const *keys, const char *const *values,
+                          size_t n)
+{
+  /* A full queue is counted by the client; the plan is made again. */
+  if (cs_kube_patch_pod_annotations_async(ctx, pod->ns, pod->name, keys, values,
+                                          n) == CS_EINVAL)
+    cs_log_error("Cannot annotate the pod", "invalid name");
+}
+
+/* Connects to the API server when configured: the Node watch feeds the node
+ * cache that names-only calls need, and decisions become Events and pod
+ * annotations. Returns false when a configured connection cannot be made. */
+static bool start_kube(service *sv)
+{
+  const cs_config *c = sv->cfg;
+  enum { AUTO, IN_CLUSTER, KUBECONFIG, OFF } mode = c->kube_mode;
+  if (mode == AUTO)
+    mode = getenv("KUBERNETES_SERVICE_HOST") ? IN_CLUSTER
+           : *c->kube_kubeconfig             ? KUBECONFIG
+                                             : OFF;
+  if (mode == OFF) {
+    cs_buf *l = cs_log_begin(0, "No Kubernetes API server configured");
+    cs_json_str(l, "err",
+                "names-only requests (nodeCacheCapable) get "
+                "neutral scores and no Events are sent; set "
+                "kube.mode or kube.kubeconfig");
+    cs_log_end(l);
+    return true;
+  }
+  cs_kube_config kc;
+  cs_kube_config_defaults(&kc);
+  kc.mode = mode == IN_CLUSTER ? CS_KUBE_IN_CLUSTER : CS_KUBE_KUBECONFIG;
+  kc.kubeconfig = *c->kube_kubeconfig ? c->kube_kubeconfig : NULL;
+  kc.context = *c->kube_context ? c->kube_context : NULL;
+  kc.request_timeout_s = c->kube_request_timeout_s;
+  kc.watch_timeout_s = (int)c->kube_watch_timeout_s;
+  kc.backoff_max_s = c->kube_backoff_max_s;
+  kc.events_enabled = c->events_enabled;
+  kc.event_queue_cap = (size_t)c->events_queue_size;
+  kc.event_dedup_window_s = c->events_dedup_window_s;
+  kc.metrics = sv->metrics;
+  char err[512] = "";
+  if (cs_kube_new(&kc, &sv->kube, err, sizeof(err)) != CS_OK) {
+    cs_log_error("Cannot configure the Kubernetes API client", err);
+    return false;
+  }
+  sv->nodes = cs_node_cache_new(&sv->facts);
+  cs_kube_node_sink nodes = cs_node_cache_sink(sv->nodes);
+  if (cs_kube_start_node_watch(sv->kube, &nodes) != CS_OK) {
+    cs_log_error("Cannot start the Node watch", "thread creation failed");
+    return false;
+  }
+  sv->sink = (cs_decision_sink){
+      .ctx = sv->kube, .event = sink_event, .annotate = sink_annotate};
+  cs_kube_info info;
+  cs_kube_get_info(sv->kube, &info);
+  cs_buf *l = cs_log_begin(0, "Watching Nodes");
+  cs_json_str(l, "server", info.server);
+  cs_json_bool(l, "inCluster", info.in_cluster);
+  cs_json_bool(l, "events", c->events_enabled);
+  cs_log_end(l);
+  return true;
+}
+
 static void service_free(service *sv)
 {
   cs_server_free(sv->server);
   cs_decider_free(sv->decider);
+  cs_kube_free(sv->kube); /* stops the watch before the cache goes */
+  cs_node_cache_free(sv->nodes);
   cs_signals_free(sv->signals);
   cs_metrics_free(sv->metrics);
   free(sv->zone_pue);
@@ -247,12 +335,19 @@ static int run(service *sv)
   sigaction(SIGPIPE, &ign, NULL);
 
   sv->metrics = cs_metrics_new();
+  if (!start_kube(sv))
+    return 1;
   sv->decider = cs_decider_new(&(cs_decider_deps){
       .signals = sv->signals,
       .facts = &sv->facts,
       .estimate = &sv->estimate,
-      .nodes = NULL,
+      .plan = {.min_saving_rel = c->plan_min_saving,
+               .min_saving_abs_g = c->plan_min_saving_g,
+               .replan_rel = c->plan_replan_margin},
+      .forecast_horizon_s = (int64_t)c->plan_forecast_horizon_s,
+      .nodes = sv->nodes,
       .metrics = sv->metrics,
+      .sink = sv->kube ? &sv->sink : NULL,
   });
   cs_server_opts opts = {
       .listen = c->listen,

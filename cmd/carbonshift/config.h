@@ -101,6 +101,21 @@ typedef struct cs_config {
   cs_config_route *carbon_routes; /* carbon.routes */
   size_t ncarbon_routes;
 
+  double plan_min_saving;         /* plan.minSaving */
+  double plan_min_saving_g;       /* plan.minSavingGrams */
+  double plan_replan_margin;      /* plan.replanMargin */
+  double plan_forecast_horizon_s; /* plan.forecastHorizon */
+
+  int kube_mode;         /* kube.mode: auto, inCluster, kubeconfig, off */
+  char *kube_kubeconfig; /* kube.kubeconfig */
+  char *kube_context;    /* kube.context */
+  double kube_request_timeout_s; /* kube.requestTimeout */
+  double kube_watch_timeout_s;   /* kube.watchTimeout */
+  double kube_backoff_max_s;     /* kube.backoffMax */
+  bool events_enabled;           /* events.enabled */
+  int64_t events_queue_size;     /* events.queueSize */
+  double events_dedup_window_s;  /* events.dedupWindow */
+
   char *electricitymaps_url;        /* electricitymaps.url */
   char *electricitymaps_token;      /* electricitymaps.token (secret) */
   char *electricitymaps_token_file; /* electricitymaps.tokenFile */
