@@ -28,7 +28,7 @@
 /* Names of the settings as the configuration spells them, so an error
  * reply or log line tells the operator which knob to turn. */
 #define OPT_MAX_BODY "http.maxBodyBytes"
-#define OPT_REQUEST_TIMEOUT "http.requestTimeoutMs"
+#define OPT_REQUEST_TIMEOUT "http.requestTimeout"
 
 #define M_REQUESTS "carbonshift_http_requests_total"
 #define M_DURATION "carbonshift_http_request_duration_seconds"
@@ -792,7 +792,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     static const char *const why[] = {
         "",
         "connection error",
-        "connection timed out (http.connTimeoutSec)",
+        "connection timed out (http.connectionTimeout)",
         "server shutting down",
         "connection read error",
         "client closed the connection"};

@@ -690,7 +690,7 @@ START_TEST(test_server_slow_body_over_request_timeout_closed)
     usleep(20000);
   ck_assert_double_eq(
       metric("carbonshift_http_requests_total", "filter", "408"), 1);
-  ck_assert_ptr_nonnull(strstr(logged(), "http.requestTimeoutMs"));
+  ck_assert_ptr_nonnull(strstr(logged(), "http.requestTimeout"));
 }
 END_TEST
 
