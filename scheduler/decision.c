@@ -70,12 +70,8 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
         m, "carbonshift_zone_intensity_gco2_per_kwh", CS_METRIC_GAUGE,
         "Grid carbon intensity used in the latest decision, by zone.",
         "zone,provider,signal", NULL, 0);
-    rc |= cs_metrics_declare(m, "carbonshift_build_info", CS_METRIC_GAUGE,
-                             "Build information.", "version", NULL, 0);
     if (rc)
       cs_log_error("Could not declare decision metrics", cs_strerror(rc));
-    const char *version[] = {CS_VERSION};
-    cs_metrics_set(m, "carbonshift_build_info", version, 1);
   }
   return d;
 }

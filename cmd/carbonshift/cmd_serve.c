@@ -335,6 +335,8 @@ static int run(service *sv)
   sigaction(SIGPIPE, &ign, NULL);
 
   sv->metrics = cs_metrics_new();
+  if (cs_metrics_build_info(sv->metrics, CS_VERSION) != CS_OK)
+    cs_log_error("Cannot publish the build information metric", "declare");
   if (!start_kube(sv))
     return 1;
   sv->decider = cs_decider_new(&(cs_decider_deps){
