@@ -195,6 +195,17 @@ static const zone_profile zones[] = {
     {"NL", NULL, 374},     /* CE Delft 2021, production + chain */
     {"AU-NSW", NULL, 700}, /* NGA Factors 2024, scope 2 + scope 3 */
     {"SG", NULL, 419},     /* EMA 2017 grid emission factor, CO2 only */
+    {"FI", NULL, 79},      /* Ember 2023, life-cycle */
+    {"BE", NULL, 138},     /* Ember 2023, life-cycle */
+    {"AT", NULL, 111},     /* Ember 2023, life-cycle */
+    /* eGRID2023 ERCT, CO2e total output 736.629 lb/MWh, direct. */
+    {"US-TEX-ERCO", NULL, 334},
+    /* PJM 2023 system average CO2 ~732 lb/MWh, direct, generation. */
+    {"US-MIDA-PJM", NULL, 332},
+    /* Canada NIR 2021, Ontario 2019, direct CO2e. */
+    {"CA-ON", NULL, 30},
+    /* TEPCO Energy Partner FY2015 unadjusted factor, direct CO2. */
+    {"JP-TK", NULL, 500},
 };
 
 #define NZONES (sizeof(zones) / sizeof(zones[0]))

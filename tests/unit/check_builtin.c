@@ -1,15 +1,19 @@
 /* Unit tests for carbon/providers/builtin: the embedded month x hour
  * profiles are recomputed here, independently, from the shared traces
- * (CS_SHARED) and must match within rounding; then current() and forecast()
- * behaviour. */
+ * (CS_SHARED) and must match within rounding; the flat zones' values are
+ * checked against the figures and conversions written in docs/carbon-data.md
+ * (read from CS_SRCDIR, default the current directory); then current() and
+ * forecast() behaviour. */
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "carbon/providers/builtin.h"
+#include "testutil.h"
 
 static cs_provider *p;
 
@@ -136,6 +140,179 @@ START_TEST(test_builtin_profile_matches_trace_fr)
 }
 END_TEST
 
+/* docs/carbon-data.md, read once per test (the fixture forks per test). */
+static char *read_doc(void)
+{
+  const char *root = getenv("CS_SRCDIR") ? getenv("CS_SRCDIR") : ".";
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/docs/carbon-data.md", root);
+  return tu_read_file(path, NULL);
+}
+
+/* Splits a Markdown table row "| a | b |" in place into trimmed cells;
+ * returns how many (at most max). */
+static int table_cells(char *line, char **cells, int max)
+{
+  int n = 0;
+  char *bar = strchr(line, '|');
+  while (bar && n < max) {
+    char *start = bar + 1, *end = strchr(start, '|');
+    if (!end)
+      break;
+    *end = '\0';
+    while (*start == ' ')
+      start++;
+    char *e = end;
+    while (e > start && e[-1] == ' ')
+      *--e = '\0';
+    cells[n++] = start;
+    bar = end;
+  }
+  return n;
+}
+
+/* The embedded value of a zone; asserts it is the same at every month and
+ * hour when `flat` is set. */
+static double embedded(const char *zone, bool flat)
+{
+  cs_signal s;
+  ck_assert_msg(p->ops->current(p, zone, utc(2031, 1, 5, 3, 0), &s) == CS_OK,
+                "zone %s from docs/carbon-data.md is not built in", zone);
+  double v = s.g_per_kwh;
+  for (int m = 1; flat && m <= 12; m++)
+    for (int h = 0; h < 24; h++) {
+      ck_assert_int_eq(p->ops->current(p, zone, utc(2031, m, 9, h, 0), &s),
+                       CS_OK);
+      ck_assert_msg(s.g_per_kwh == v, "%s is not flat: %g at month %d hour %d",
+                    zone, s.g_per_kwh, m, h);
+    }
+  return v;
+}
+
+static bool is_flat(const char *zone)
+{
+  cs_signal s;
+  double first = -1;
+  for (int m = 1; m <= 12; m++)
+    for (int h = 0; h < 24; h++) {
+      ck_assert_int_eq(p->ops->current(p, zone, utc(2031, m, 9, h, 0), &s),
+                       CS_OK);
+      if (first < 0)
+        first = s.g_per_kwh;
+      else if (s.g_per_kwh != first)
+        return false;
+    }
+  return true;
+}
+
+/* Rows of the derivation table between the builtin-flat-zones markers:
+ * zone, published figure, unit, conversion (prose), embedded g/kWh. The
+ * conversion is redone here and must round to the last column, which must
+ * be the value built in. Every flat built-in zone must have a row. */
+START_TEST(test_builtin_flat_zones_match_docs)
+{
+  char *doc = read_doc();
+  char *b = strstr(doc, "<!-- BEGIN builtin-flat-zones -->");
+  char *e = strstr(doc, "<!-- END builtin-flat-zones -->");
+  ck_assert_msg(b && e && e > b,
+                "docs/carbon-data.md lacks the builtin-flat-zones markers");
+  *e = '\0';
+  char seen[64][32];
+  int rows = 0;
+  for (char *line = b; line && *line;) {
+    char *next = strchr(line, '\n');
+    if (next)
+      *next = '\0';
+    char *c[8];
+    int n = table_cells(line, c, 8);
+    if (n == 5 && strcmp(c[0], "Zone") != 0 && c[0][0] != '-') {
+      char *end;
+      double figure = strtod(c[1], &end);
+      ck_assert_msg(end != c[1] && *end == '\0', "%s: bad figure '%s'", c[0],
+                    c[1]);
+      double factor = 0;
+      if (strcmp(c[2], "lb/MWh") == 0)
+        factor = 0.45359237; /* 453.59237 g per lb / 1000 kWh per MWh */
+      else if (strcmp(c[2], "kg/kWh") == 0)
+        factor = 1000;
+      else if (strcmp(c[2], "g/kWh") == 0)
+        factor = 1;
+      ck_assert_msg(factor > 0, "%s: unknown unit '%s'", c[0], c[2]);
+      long listed = strtol(c[4], &end, 10);
+      ck_assert_msg(end != c[4] && *end == '\0', "%s: bad value '%s'", c[0],
+                    c[4]);
+      ck_assert_msg(lround(figure * factor) == listed,
+                    "%s: %s %s converts to %.2f g/kWh, the docs say %ld", c[0],
+                    c[1], c[2], figure * factor, listed);
+      double v = embedded(c[0], true);
+      ck_assert_msg(v == (double)listed, "%s: built in %g, docs say %ld", c[0],
+                    v, listed);
+      ck_assert_int_lt(rows, 64);
+      ck_assert_uint_lt(strlen(c[0]), sizeof(seen[0]));
+      snprintf(seen[rows++], sizeof(seen[0]), "%s", c[0]);
+    }
+    line = next ? next + 1 : NULL;
+  }
+  ck_assert_int_ge(rows, 13);
+  for (size_t i = 0; cs_builtin_zone_at(i); i++) {
+    const char *z = cs_builtin_zone_at(i);
+    if (!is_flat(z))
+      continue;
+    bool found = false;
+    for (int r = 0; r < rows; r++)
+      found = found || strcmp(seen[r], z) == 0;
+    ck_assert_msg(found, "flat zone %s has no row in docs/carbon-data.md", z);
+  }
+  free(doc);
+}
+END_TEST
+
+/* The summary table ("| Zone | Shape | Annual mean | ...") gives the same
+ * value for every flat zone, and names every built-in zone. */
+START_TEST(test_builtin_zone_table_matches_docs)
+{
+  char *doc = read_doc();
+  int flat_rows = 0, all_rows = 0;
+  char zones_seen[64][32];
+  for (char *line = doc; line && *line;) {
+    char *next = strchr(line, '\n');
+    if (next)
+      *next = '\0';
+    char *c[8];
+    int n = table_cells(line, c, 8);
+    if (n == 6 &&
+        (strcmp(c[1], "flat") == 0 || strcmp(c[1], "month × hour") == 0)) {
+      ck_assert_int_lt(all_rows, 64);
+      snprintf(zones_seen[all_rows++], sizeof(zones_seen[0]), "%s", c[0]);
+      if (strcmp(c[1], "flat") == 0) {
+        char *end;
+        long listed = strtol(c[2], &end, 10);
+        ck_assert_msg(end != c[2] && *end == '\0', "%s: bad mean '%s'", c[0],
+                      c[2]);
+        double v = embedded(c[0], true);
+        ck_assert_msg(v == (double)listed, "%s: built in %g, table says %ld",
+                      c[0], v, listed);
+        flat_rows++;
+      } else {
+        ck_assert(!is_flat(c[0]));
+      }
+    }
+    line = next ? next + 1 : NULL;
+  }
+  ck_assert_int_ge(flat_rows, 13);
+  size_t n = 0;
+  for (; cs_builtin_zone_at(n); n++) {
+    bool found = false;
+    for (int r = 0; r < all_rows; r++)
+      found = found || strcmp(zones_seen[r], cs_builtin_zone_at(n)) == 0;
+    ck_assert_msg(found, "zone %s is missing from the docs table",
+                  cs_builtin_zone_at(n));
+  }
+  ck_assert_int_eq((int)n, all_rows);
+  free(doc);
+}
+END_TEST
+
 START_TEST(test_builtin_current_fields)
 {
   cs_signal s;
@@ -229,7 +406,7 @@ START_TEST(test_builtin_zone_list)
   size_t n = 0;
   while (cs_builtin_zone_at(n))
     n++;
-  ck_assert_uint_ge(n, 12);
+  ck_assert_uint_ge(n, 16);
   for (size_t i = 0; i < n; i++) {
     cs_signal s;
     ck_assert_int_eq(p->ops->current(p, cs_builtin_zone_at(i), 0, &s), CS_OK);
@@ -250,6 +427,8 @@ int main(void)
   tcase_add_test(tc, test_builtin_profile_matches_trace_no);
   tcase_add_test(tc, test_builtin_profile_matches_trace_us_cal_ciso);
   tcase_add_test(tc, test_builtin_profile_matches_trace_fr);
+  tcase_add_test(tc, test_builtin_flat_zones_match_docs);
+  tcase_add_test(tc, test_builtin_zone_table_matches_docs);
   tcase_add_test(tc, test_builtin_current_fields);
   tcase_add_test(tc, test_builtin_current_flat_zone);
   tcase_add_test(tc, test_builtin_current_unknown_zone);
