@@ -1,0 +1,14 @@
+// Command kube-scheduler runs the upstream kube-scheduler unchanged; it exists
+// so the e2e test can build it from the Go module proxy at a pinned release.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewSchedulerCommand()))
+}
