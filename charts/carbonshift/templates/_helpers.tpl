@@ -1,0 +1,91 @@
+{{/* Name of the chart, overridable. */}}
+{{- define "carbonshift.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart unless the release name already holds it. */}}
+{{- define "carbonshift.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "carbonshift.schedulerFullname" -}}
+{{- printf "%s-scheduler" (include "carbonshift.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "carbonshift.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "carbonshift.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: carbonshift
+{{- end }}
+
+{{- define "carbonshift.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "carbonshift.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: extender
+{{- end }}
+
+{{- define "carbonshift.schedulerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "carbonshift.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: scheduler
+{{- end }}
+
+{{- define "carbonshift.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "carbonshift.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "carbonshift.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* kube-scheduler image: the cluster's own version unless pinned. */}}
+{{- define "carbonshift.schedulerImage" -}}
+{{- $tag := .Values.scheduler.image.tag }}
+{{- if not $tag }}
+{{- $tag = regexFind "^v[0-9]+\\.[0-9]+\\.[0-9]+" .Capabilities.KubeVersion.Version }}
+{{- end }}
+{{- printf "%s:%s" .Values.scheduler.image.repository $tag }}
+{{- end }}
+
+{{/* Secret holding the server certificate (tls.crt, tls.key, ca.crt). */}}
+{{- define "carbonshift.serverSecret" -}}
+{{- if eq .Values.tls.source "existing" }}
+{{- required "tls.existing.serverSecret is required when tls.source is existing" .Values.tls.existing.serverSecret }}
+{{- else }}
+{{- printf "%s-server-tls" (include "carbonshift.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding the client certificate for kube-scheduler and probes. */}}
+{{- define "carbonshift.clientSecret" -}}
+{{- if eq .Values.tls.source "existing" }}
+{{- required "tls.existing.clientSecret is required when tls.source is existing" .Values.tls.existing.clientSecret }}
+{{- else }}
+{{- printf "%s-client-tls" (include "carbonshift.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "carbonshift.scheme" -}}
+{{- if .Values.tls.enabled }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/* In-cluster URL of the extender Service. */}}
+{{- define "carbonshift.url" -}}
+{{- printf "%s://%s.%s.svc:%v" (include "carbonshift.scheme" .) (include "carbonshift.fullname" .) .Release.Namespace .Values.service.port }}
+{{- end }}
