@@ -10,8 +10,9 @@
 # the build; editing a wrapper module rebuilds only that component.
 #
 # Usage: build-components.sh [--print-dirs] [etcd|kube|helm ...]
+#        build-components.sh --version etcd|kube|helm
 #   Prints "<component>=<dir>" lines for the built components on stdout;
-#   progress and build timings go to stderr.
+#   progress and build timings go to stderr. --print-dirs builds nothing.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,9 +33,13 @@ mod_version() { # <component> <module path>
     "$comp_dir/$1/go.mod"
 }
 
+# The stamp covers the wrapper module's files and the component's build
+# function (flags), so changing either rebuilds that component only.
 stamp_of() { # <component>
-  (cd "$comp_dir/$1" && find . -type f | LC_ALL=C sort | xargs sha256sum) |
-    sha256sum | cut -d' ' -f1
+  {
+    (cd "$comp_dir/$1" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+    declare -f "build_$1" go_build
+  } | sha256sum | cut -d' ' -f1
 }
 
 # Runs "$@" (a go build) into a temporary directory next to <dir>, then moves
@@ -48,6 +53,7 @@ build_into() { # <component> <dir> <build function>
   fi
   mkdir -p "$cache_root"
   tmp=$(mktemp -d "$cache_root/.tmp-$comp.XXXXXX")
+  need_go
   log "$comp: building into $dir (this can take a while on a cold cache)"
   start=$(date +%s)
   if ! (cd "$comp_dir/$comp" && "$fn" "$tmp"); then
@@ -99,8 +105,19 @@ build_etcd() {
 }
 
 build_helm() {
-  go_build "$1" "-X helm.sh/helm/v3/internal/version.version=$(helm_version)" \
-    helm.sh/helm/v3/cmd/helm
+  # As helm's own Makefile: the default Capabilities.KubeVersion (lint and
+  # template without a cluster) follows the client-go it is built with.
+  local cg major minor p x
+  cg=$(go list -m -f '{{.Version}}' k8s.io/client-go)
+  major=${cg#v}
+  major=$((${major%%.*} + 1))
+  minor=${cg#v*.}
+  minor=${minor%%.*}
+  x="-X helm.sh/helm/v3/internal/version.version=$(helm_version)"
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    x+=" -X $p.k8sVersionMajor=$major -X $p.k8sVersionMinor=$minor"
+  done
+  go_build "$1" "$x" helm.sh/helm/v3/cmd/helm
 }
 
 dir_of() { # <component>
@@ -116,16 +133,32 @@ dir_of() { # <component>
 }
 
 print_only=0
-if [[ ${1:-} == --print-dirs ]]; then
+case ${1:-} in
+--print-dirs)
   print_only=1
   shift
-fi
+  ;;
+--version) # --version <component>: the pinned version, nothing built
+  "${2:?--version needs a component}_version"
+  exit 0
+  ;;
+esac
 comps=("$@")
 [[ ${#comps[@]} -gt 0 ]] || comps=(etcd kube helm)
 
-command -v go >/dev/null || {
-  log "go is not on PATH (needed to build the e2e components)"
-  exit 2
+# Only needed when something is not cached yet.
+need_go() {
+  local want have
+  command -v go >/dev/null || {
+    log "go is not on PATH (needed to build the e2e components)"
+    exit 2
+  }
+  want=$(awk '$1 == "go" { print $2; exit }' "$comp_dir/kube/go.mod")
+  have=$(go env GOVERSION | sed 's/^go//')
+  if [[ $(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n 1) != "$want" ]]; then
+    log "go $have is too old: the pinned Kubernetes needs go >= $want"
+    exit 2
+  fi
 }
 
 for c in "${comps[@]}"; do

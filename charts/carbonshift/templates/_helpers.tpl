@@ -21,13 +21,18 @@
 {{- printf "%s-scheduler" (include "carbonshift.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{- define "carbonshift.labels" -}}
+{{/* Labels on every object, except the selector ones. */}}
+{{- define "carbonshift.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-app.kubernetes.io/name: {{ include "carbonshift.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: carbonshift
+{{- end }}
+
+{{- define "carbonshift.labels" -}}
+{{ include "carbonshift.commonLabels" . }}
+app.kubernetes.io/name: {{ include "carbonshift.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "carbonshift.selectorLabels" -}}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Static checks of charts/carbonshift with the pinned helm (built and cached
+# by build-components.sh): `helm lint --strict` and `helm template` with every
+# value set in tests/e2e/values/, a few facts about each rendering, and every
+# value set in tests/e2e/values-invalid/ must be refused. The e2e test then
+# proves a real API server accepts the objects.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+chart=$root/charts/carbonshift
+helm_dir=$("$here/build-components.sh" helm | sed -n 's/^helm=//p')
+[[ -n $helm_dir ]] || {
+  echo "chart-check: building helm failed" >&2
+  exit 1
+}
+work=$(mktemp -d "${TMPDIR:-/tmp}/carbonshift-chart.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+export HELM_CACHE_HOME=$work/cache HELM_CONFIG_HOME=$work/config HELM_DATA_HOME=$work/data
+helm() { "$helm_dir/helm" "$@"; }
+kube_version=$("$here/build-components.sh" --version kube)
+
+fails=0
+ok() { printf 'chart-check: ok   %s\n' "$*"; }
+bad() {
+  printf 'chart-check: FAIL %s\n' "$*"
+  fails=$((fails + 1))
+}
+
+# Facts each rendering must (+) or must not (-) contain, as fixed strings.
+declare -A expect=(
+  [default.yaml]='+kind: PodDisruptionBudget|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom'
+  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"logLevel": "info"'
+  [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
+  [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
+  [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$'
+  [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443"|+scheme: HTTP|+CARBONSHIFT_LOG_LEVEL'
+)
+
+if helm lint --strict --kube-version "$kube_version" "$chart" >"$work/lint.log" 2>&1; then
+  ok "helm lint --strict (defaults)"
+else
+  bad "helm lint --strict (defaults)"
+  cat "$work/lint.log"
+fi
+
+for f in "$here"/values/*.yaml; do
+  name=$(basename "$f")
+  out=$work/$name.out
+  if ! helm lint --strict --kube-version "$kube_version" "$chart" -f "$f" >"$work/lint.log" 2>&1; then
+    bad "helm lint -f $name"
+    cat "$work/lint.log"
+    continue
+  fi
+  if ! helm template cs "$chart" -n default --kube-version "$kube_version" -f "$f" \
+    >"$out" 2>"$work/template.log"; then
+    bad "helm template -f $name"
+    cat "$work/template.log"
+    continue
+  fi
+  n=$(grep -c '^kind: ' "$out" || true)
+  IFS='|' read -r -a facts <<<"${expect[$name]:-}"
+  missing=()
+  for fact in "${facts[@]}"; do
+    pat=${fact:1}
+    if [[ ${fact:0:1} == + ]]; then
+      grep -qE -- "$(printf '%s' "$pat" | sed 's/[][\.*^(){}+?|]/\\&/g; s/\\\$$/$/')" "$out" ||
+        missing+=("missing '$pat'")
+    else
+      ! grep -qE -- "$(printf '%s' "$pat" | sed 's/[][\.*^(){}+?|]/\\&/g; s/\\\$$/$/')" "$out" ||
+        missing+=("unexpected '$pat'")
+    fi
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    ok "lint + template -f $name ($n objects, ${#facts[@]} facts)"
+  else
+    bad "template -f $name: ${missing[*]}"
+  fi
+done
+
+for f in "$here"/values-invalid/*.yaml; do
+  name=$(basename "$f")
+  if helm template cs "$chart" --kube-version "$kube_version" -f "$f" >/dev/null 2>"$work/err.log"; then
+    bad "values-invalid/$name was accepted"
+  else
+    ok "values-invalid/$name refused: $(grep -m1 -oE '(Error|error).*' "$work/err.log" | cut -c1-140)"
+  fi
+done
+
+[[ $fails -eq 0 ]] || {
+  echo "chart-check: $fails failure(s)"
+  exit 1
+}
+echo "chart-check: passed"
