@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ns=${1:-carbonshift}
 helm_dir=$("$root/tests/e2e/build-components.sh" helm | sed -n 's/^helm=//p')
-kube_version=$(sed -n 's/^require k8s.io\/kubernetes //p' "$root/tests/e2e/components/kube/go.mod")
+kube_version=$("$root/tests/e2e/build-components.sh" --version kube)
 out=$root/deploy/manifests
 mkdir -p "$out"
 
