@@ -29,12 +29,12 @@ bad() {
 
 # Facts each rendering must (+) or must not (-) contain, as fixed strings.
 declare -A expect=(
-  [default.yaml]='+kind: PodDisruptionBudget|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom'
-  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"logLevel": "info"'
+  [default.yaml]='+kind: PodDisruptionBudget|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false'
+  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1'
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
   [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$'
-  [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443"|+scheme: HTTP|+CARBONSHIFT_LOG_LEVEL'
+  [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443"|+scheme: HTTP|+CARBONSHIFT_LOG_VERBOSITY'
 )
 
 if helm lint --strict --kube-version "$kube_version" "$chart" >"$work/lint.log" 2>&1; then

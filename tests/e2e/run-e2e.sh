@@ -304,11 +304,16 @@ FULL=cs-carbonshift
 
 kmust POST /api/v1/namespaces "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$NS\"}}"
 kmust POST "/api/v1/namespaces/$NS/secrets" "$(jq -n '{apiVersion:"v1",kind:"Secret",
-  metadata:{name:"carbon-api"},stringData:{"CARBONSHIFT_E2E_UNUSED":"not-a-real-key"}}')"
+  metadata:{name:"carbon-api"},stringData:{"electricitymaps-token":"not-a-real-token"}}')"
 
-log "helm: installing the chart (second scheduler, 2 replicas, credentials Secret)"
+# The chart's config is rendered into the ConfigMap that carbonshift then
+# runs with below, so the binary validates what the chart writes.
+log "helm: installing the chart (second scheduler, 2 replicas, credentials Secret, config)"
 if helm install "$REL" "$chart" -n "$NS" --set scheduler.enabled=true \
-  --set credentials.existingSecret=carbon-api >"$logs/helm.log" 2>&1; then
+  --set credentials.existingSecret=carbon-api \
+  --set credentials.env.CARBONSHIFT_ELECTRICITYMAPS_TOKEN=electricitymaps-token \
+  --set-json 'config={"log":{"verbosity":1},"nodes":{"defaultPue":1.2},"zones":{"pue":{"NO":1.1}}}' \
+  >"$logs/helm.log" 2>&1; then
   pass "chart: helm install accepted by kube-apiserver (every rendered object created)"
 else
   fail "chart: helm install rejected (see helm.log)"
@@ -661,9 +666,11 @@ scenario_events() {
   fi
   make_pod ev-1 carbonshift-nodes zone '{"carbonshift.io/expected-duration":"36h"}'
   wait_for 60 "pod ev-1 to bind" pod_bound ev-1 || true
-  has_cs_event() { pod_events ev-1 | grep -qi carbonshift; }
+  # carbonshift's own Events (reasons Carbon*), not the scheduler's, whose
+  # reportingController is the scheduler name.
+  has_cs_event() { pod_events ev-1 | grep -q '^[^ ]* Carbon[A-Za-z]*: '; }
   if wait_for 20 "an Event from carbonshift about ev-1" has_cs_event; then
-    pass "events: carbonshift recorded an Event on the pod: $(pod_events ev-1 | grep -i carbonshift | head -n 1)"
+    pass "events: carbonshift recorded an Event on the pod: $(pod_events ev-1 | grep '^[^ ]* Carbon[A-Za-z]*: ' | head -n 1)"
   else
     fail "events: no Event from carbonshift about ev-1 (events: $(pod_events ev-1 | tr '\n' ';'))"
   fi
@@ -708,47 +715,85 @@ scenario_budget() {
   else
     fail "budget: budget-1 condition: $(pod_sched_msg budget-1)"
   fi
+  if has_kube_client; then
+    budget_event() { pod_events budget-1 | grep -q ' CarbonBudgetExceeded: '; }
+    if wait_for 20 "a CarbonBudgetExceeded Event" budget_event; then
+      pass "budget: Event $(pod_events budget-1 | grep -m1 ' CarbonBudgetExceeded: ')"
+    else
+      fail "budget: no CarbonBudgetExceeded Event ($(pod_events budget-1 | tr '\n' ';'))"
+    fi
+  fi
   del_pod budget-1
 }
 
-# A flexible pod waits for a greener window (the `file` provider replaying the
-# real DE trace), then runs when its slack is used up at the latest.
+# A flexible pod waits for a greener window, then runs when it arrives. The
+# `file` provider replays the real DE trace from ../shared/data; the replay
+# starts 75 s before the hour boundary with the sharpest drop in intensity
+# found in the trace (computed here, not hard-coded), so the greener window
+# arrives 75 s into the test.
 scenario_flexible_wait() {
-  local trace=$CS_SHARED/data/carbon/em-2023/DE.csv cfg=$work/config-file.json err
-  jq --arg trace "$trace" '. + {signal: {providers: [{type: "file", path: $trace,
-      zone: "DE", replayFrom: "2023-06-01T08:00:00Z"}]}}' "$work/config.json" >"$cfg"
+  local trace=$CS_SHARED/data/carbon/em-2023/DE.csv cfg=$work/config-file.json
+  local err drop hour from t0
+  drop=$(awk -F, 'NR > 1 && $5 + 0 > 0 && $6 + 0 > 0 { n++; t[n] = $1; a[n] = $5; b[n] = $6 }
+    END {
+      for (i = 2; i < n; i++) {
+        if (a[i + 1] > a[i] * 1.05 || b[i + 1] > b[i] * 1.05) continue
+        r = a[i - 1] / a[i]; if (b[i - 1] / b[i] < r) r = b[i - 1] / b[i]
+        if (r > best) { best = r; at = t[i] }
+      }
+      if (best > 1.2) printf "%s|%.2f\n", at, best
+    }' "$trace")
+  [[ -n $drop ]] || {
+    fail "flexible-wait: no hour in $trace drops by 20 % (fixture data changed?)"
+    return 0
+  }
+  hour=${drop%|*}
+  from=$(date -u -d "$hour UTC - 75 seconds" +%Y-%m-%dT%H:%M:%SZ)
+  jq --arg trace "$trace" --arg from "$from" '. + {
+      carbon: {routes: {"*": ["file"]}},
+      file: {path: $trace, replayFrom: $from},
+      plan: {minSavingGrams: 0}}' "$work/config.json" >"$cfg"
   if ! err=$("$CS_BIN" serve --config "$cfg" --print-config 2>&1 >/dev/null); then
-    skip flexible-wait "the file provider (issue 3) and window planning (issue 4); config rejected: $(head -n 1 <<<"$err")"
+    skip flexible-wait "the file provider replaying a trace (issue 3); this config was rejected: $(head -n 1 <<<"$err")"
     return 0
   fi
   if ! has_kube_client; then
-    skip flexible-wait "window planning with planned start on the pod (issue 4)"
+    skip flexible-wait "window planning with the planned start on the pod (issue 4)"
     return 0
   fi
+  log "flexible-wait: replaying DE from $from (intensity drops ${drop#*|}x at $hour)"
   stop_proc carbonshift
+  t0=$(date +%s)
   start_carbonshift --config "$cfg" || return 0
   make_pod flex-1 carbonshift-nodes flex \
-    '{"carbonshift.io/expected-duration":"4h","carbonshift.io/max-delay":"2m"}'
+    '{"carbonshift.io/expected-duration":"5m","carbonshift.io/max-delay":"10m"}'
   wait_msg() { pod_sched_msg flex-1 | grep -qi 'waiting for a greener window'; }
-  if wait_for 60 "flex-1 to wait" wait_msg; then
+  if wait_for 40 "flex-1 to wait" wait_msg && ! pod_bound flex-1; then
     pass "flexible-wait: pod waits: $(pod_sched_msg flex-1)"
-    if pod_events flex-1 | grep -q 'FailedScheduling.*greener window'; then
-      pass "flexible-wait: FailedScheduling event carries the waiting message"
+    if pod_events flex-1 | grep -q ' FailedScheduling: .*greener window'; then
+      pass "flexible-wait: the scheduler's FailedScheduling Event carries the message"
     else
-      fail "flexible-wait: no FailedScheduling event with the message ($(pod_events flex-1 | tr '\n' ';'))"
+      fail "flexible-wait: no FailedScheduling Event with the message ($(pod_events flex-1 | tr '\n' ';'))"
+    fi
+    has_plan() { kget /api/v1/namespaces/e2e/pods/flex-1 |
+      jq -e '.metadata.annotations["carbonshift.io/planned-start"] // empty' >/dev/null; }
+    if wait_for 20 "the planned start on flex-1" has_plan; then
+      pass "flexible-wait: plan stored on the pod (carbonshift.io/planned-start $(kget /api/v1/namespaces/e2e/pods/flex-1 | jq -r '.metadata.annotations["carbonshift.io/planned-start"]'))"
+    else
+      fail "flexible-wait: no carbonshift.io/planned-start annotation on flex-1"
     fi
   else
-    fail "flexible-wait: flex-1 did not wait: $(pod_sched_msg flex-1)"
+    fail "flexible-wait: flex-1 did not wait (node '$(pod_node flex-1)'): $(pod_sched_msg flex-1)"
   fi
-  # Slack is 2 minutes: after it, carbonshift must let the pod run. A node
-  # update re-queues the pod instead of waiting for the 5 minute backstop.
-  sleep 125
+  # Once the window has arrived, a node update re-queues the pod at once
+  # (otherwise the scheduler retries within 5 minutes).
+  sleep $((t0 + 80 - $(date +%s) > 0 ? t0 + 80 - $(date +%s) : 0))
   kmust PATCH /api/v1/nodes/e2e-flex-de '{"metadata":{"labels":{"e2e.carbonshift.io/touch":"1"}}}' \
     application/merge-patch+json
-  if wait_for 90 "flex-1 to bind after its slack" pod_bound flex-1; then
-    pass "flexible-wait: pod bound once its slack was used up"
+  if wait_for 60 "flex-1 to bind when its window arrives" pod_bound flex-1; then
+    pass "flexible-wait: pod bound once the greener window arrived ($(($(date +%s) - t0))s after the replay started)"
   else
-    fail "flexible-wait: flex-1 still pending after its latest start: $(pod_sched_msg flex-1)"
+    fail "flexible-wait: flex-1 still pending after its window: $(pod_sched_msg flex-1)"
   fi
   del_pod flex-1
   stop_proc carbonshift
@@ -791,6 +836,11 @@ scenario_extender_wired() {
 
 if [[ $have_cs == 1 ]]; then
   log "carbonshift: $("$CS_BIN" version 2>&1 | head -n 1)"
+  if "$CS_BIN" serve --config "$work/config.json" --print-config >"$logs/print-config.log" 2>&1; then
+    pass "config: carbonshift accepts the config.json the chart rendered ($(jq -c . "$work/config.json"))"
+  else
+    fail "config: carbonshift rejects the chart's config.json: $(head -n 3 "$logs/print-config.log")"
+  fi
   if start_carbonshift; then
     want mtls && scenario_mtls
     want placement-zone && scenario_placement_zone
