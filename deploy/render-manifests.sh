@@ -3,14 +3,14 @@
 # users without Helm (`make manifests`), with the pinned, cached helm.
 # The manifests use Secrets the user creates (deploy/README.md shows how), so
 # no private key is ever rendered into the repository.
-# Usage: render-manifests.sh [namespace]
+# Usage: render-manifests.sh [namespace] [output dir (default deploy/manifests)]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ns=${1:-carbonshift}
 helm_dir=$("$root/tests/e2e/build-components.sh" helm | sed -n 's/^helm=//p')
 kube_version=$("$root/tests/e2e/build-components.sh" --version kube)
-out=$root/deploy/manifests
+out=${2:-$root/deploy/manifests}
 mkdir -p "$out"
 
 render() { # <file> <helm args...>
@@ -26,7 +26,7 @@ render() { # <file> <helm args...>
       --set tls.existing.serverSecret=carbonshift-server-tls \
       --set tls.existing.clientSecret=carbonshift-client-tls "$@"
   } >"$out/$file"
-  echo "manifests: wrote deploy/manifests/$file"
+  echo "manifests: wrote $out/$file"
 }
 render carbonshift.yaml
 render carbonshift-with-scheduler.yaml --set scheduler.enabled=true

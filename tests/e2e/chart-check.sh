@@ -87,6 +87,15 @@ for f in "$here"/values-invalid/*.yaml; do
   fi
 done
 
+# deploy/manifests/ must be what `make manifests` renders from this chart.
+mkdir -p "$work/manifests"
+if "$root/deploy/render-manifests.sh" carbonshift "$work/manifests" >/dev/null 2>&1 &&
+  diff -r "$root/deploy/manifests" "$work/manifests" >"$work/manifests.diff"; then
+  ok "deploy/manifests/ is up to date with the chart"
+else
+  bad "deploy/manifests/ is stale: run 'make manifests' ($(grep -c '^[<>]' "$work/manifests.diff") lines differ)"
+fi
+
 [[ $fails -eq 0 ]] || {
   echo "chart-check: $fails failure(s)"
   exit 1
