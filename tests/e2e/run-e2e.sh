@@ -392,6 +392,14 @@ check_chart_objects() {
     --set scheduler.nodeCacheCapable=false --set tls.clientAuth=false \
     >>"$logs/helm.log" 2>&1; then
     pass "chart: second release with existing Secrets and mTLS off accepted"
+    if helm uninstall cs2 -n cs-existing >>"$logs/helm.log" 2>&1 &&
+      [[ $(kapi GET /apis/apps/v1/namespaces/cs-existing/deployments/cs2-carbonshift) == 404 ]] &&
+      [[ $(kapi GET /apis/rbac.authorization.k8s.io/v1/clusterroles/cs2-carbonshift) == 404 ]] &&
+      [[ $(kapi GET /api/v1/namespaces/cs-existing/secrets/my-server) == 200 ]]; then
+      pass "chart: helm uninstall removes the release's objects and leaves the user's Secrets"
+    else
+      fail "chart: helm uninstall left objects behind or removed the user's Secrets"
+    fi
   else
     fail "chart: install with tls.source=existing failed (see helm.log)"
   fi
