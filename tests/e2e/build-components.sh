@@ -149,6 +149,8 @@ comps=("$@")
 # Only needed when something is not cached yet.
 need_go() {
   local want have
+  # The official Go tarball's place, for environments whose PATH omits it.
+  command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
   command -v go >/dev/null || {
     log "go is not on PATH (needed to build the e2e components)"
     exit 2
