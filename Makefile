@@ -31,7 +31,7 @@ endif
 
 # pkg-config is consulted only once the dependencies are installed.
 pkgcflags = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-pkglibs   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+pkglibs   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lglpk -lm -pthread
 CFLAGS    += $(CFLAGS_BASE) $(pkgcflags)
 LDLIBS    += $(pkglibs)
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev
-  libcurl4-openssl-dev libssl-dev libgnutls28-dev libyaml-dev)
+  libcurl4-openssl-dev libssl-dev libgnutls28-dev libyaml-dev libglpk-dev)
 test_pkgs=(check openssl valgrind curl jq)
 
 want=("${build_pkgs[@]}")

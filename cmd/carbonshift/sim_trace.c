@@ -1,0 +1,296 @@
+#include "cmd/carbonshift/sim_trace.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/parse.h"
+
+void cs_sim_trace_free(cs_sim_trace *t)
+{
+  if (!t)
+    return;
+  free(t->at);
+  free(t->g);
+  free(t->cum);
+  free(t);
+}
+
+int64_t cs_sim_trace_end(const cs_sim_trace *t)
+{
+  return t->len ? t->at[t->len - 1] + t->step : 0;
+}
+
+int cs_sim_trace_covers(const cs_sim_trace *t, int64_t from, int64_t to)
+{
+  return t->len && from >= t->at[0] && to <= cs_sim_trace_end(t) &&
+         from <= to;
+}
+
+size_t cs_sim_trace_index(const cs_sim_trace *t, int64_t at)
+{
+  size_t lo = 0, hi = t->len;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->at[mid] <= at)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* The integral from the trace's start to x (x within the trace). */
+static double integral_to(const cs_sim_trace *t, int64_t x)
+{
+  size_t i = cs_sim_trace_index(t, x);
+  return t->cum[i] + t->g[i] * (double)(x - t->at[i]);
+}
+
+double cs_sim_trace_integral(const cs_sim_trace *t, int64_t from, int64_t to)
+{
+  return integral_to(t, to) - integral_to(t, from);
+}
+
+/* The most common spacing between rows: the step the last row holds for. */
+static int64_t common_step(const int64_t *at, size_t len)
+{
+  int64_t best = 3600;
+  size_t best_n = 0;
+  static const int64_t candidates[] = {300, 900, 1800, 3600};
+  for (size_t c = 0; c < sizeof(candidates) / sizeof(*candidates); c++) {
+    size_t n = 0;
+    for (size_t i = 1; i < len; i++)
+      n += at[i] - at[i - 1] == candidates[c];
+    if (n > best_n) {
+      best_n = n;
+      best = candidates[c];
+    }
+  }
+  return best;
+}
+
+static void finish(cs_sim_trace *t)
+{
+  t->cum = cs_malloc((t->len + 1) * sizeof(*t->cum));
+  t->cum[0] = 0;
+  for (size_t i = 1; i < t->len; i++)
+    t->cum[i] = t->cum[i - 1] + t->g[i - 1] * (double)(t->at[i] - t->at[i - 1]);
+  int64_t span = cs_sim_trace_end(t) - t->at[0];
+  t->mean = span > 0 ? cs_sim_trace_integral(t, t->at[0], cs_sim_trace_end(t)) /
+                           (double)span
+                     : 0;
+}
+
+cs_err cs_sim_trace_from(const char *zone, const int64_t *at, const double *g,
+                         size_t len, int64_t step, cs_sim_trace **out)
+{
+  if (!len || step <= 0 || !zone || strlen(zone) >= CS_ZONE_MAX)
+    return CS_EINVAL;
+  for (size_t i = 0; i < len; i++)
+    if ((i && at[i] <= at[i - 1]) || !(g[i] >= 0))
+      return CS_EINVAL;
+  cs_sim_trace *t = cs_calloc(1, sizeof(*t));
+  snprintf(t->zone, sizeof(t->zone), "%s", zone);
+  t->at = cs_malloc(len * sizeof(*t->at));
+  t->g = cs_malloc(len * sizeof(*t->g));
+  memcpy(t->at, at, len * sizeof(*at));
+  memcpy(t->g, g, len * sizeof(*g));
+  t->len = len;
+  t->step = step;
+  finish(t);
+  *out = t;
+  return CS_OK;
+}
+
+/* Splits one CSV line in place on commas (no quoting in these formats);
+ * returns the number of fields, at most `max`. */
+static size_t split(char *line, char **fields, size_t max)
+{
+  size_t n = 0;
+  char *p = line;
+  while (n < max) {
+    fields[n++] = p;
+    char *c = strchr(p, ',');
+    if (!c)
+      break;
+    *c = '\0';
+    p = c + 1;
+  }
+  return n;
+}
+
+/* "YYYY-MM-DD HH:MM:SS" (treated as UTC) or RFC 3339. */
+static cs_err parse_time(const char *s, int64_t *out)
+{
+  char buf[40];
+  size_t n = strlen(s);
+  if (n == 19 && s[10] == ' ') {
+    snprintf(buf, sizeof(buf), "%.10sT%.8sZ", s, s + 11);
+    return cs_parse_rfc3339(buf, out, NULL);
+  }
+  return cs_parse_rfc3339(s, out, NULL);
+}
+
+static void zone_from_path(const char *path, char *zone, size_t cap)
+{
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  const char *dot = strrchr(base, '.');
+  size_t n = dot ? (size_t)(dot - base) : strlen(base);
+  snprintf(zone, cap, "%.*s", (int)n, base);
+}
+
+cs_err cs_sim_trace_read_file(const char *path, size_t max, char **data,
+                              size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return CS_EIO;
+  cs_err rc = CS_OK;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = cs_malloc(cap + 1);
+  for (;;) {
+    if (n == cap) {
+      if (cap >= max) {
+        rc = CS_ETOOBIG;
+        goto out;
+      }
+      cap *= 2;
+      buf = cs_realloc(buf, cap + 1);
+    }
+    size_t r = fread(buf + n, 1, cap - n, f);
+    if (!r)
+      break;
+    n += r;
+  }
+  if (ferror(f))
+    rc = CS_EIO;
+out:
+  fclose(f);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  buf[n] = '\0';
+  *data = buf;
+  *len = n;
+  return CS_OK;
+}
+
+cs_err cs_sim_trace_load(const char *path, const char *zone,
+                         cs_sim_trace **out, char *err, size_t errcap)
+{
+  char *data = NULL;
+  size_t len = 0;
+  cs_sim_trace *t = NULL;
+  cs_err rc =
+      cs_sim_trace_read_file(path, CS_SIM_TRACE_MAX_BYTES, &data, &len);
+  if (rc) {
+    snprintf(err, errcap, "%s: %s", path,
+             rc == CS_ETOOBIG ? "over the 64 MiB cap on a trace file"
+                              : "cannot be read");
+    return rc;
+  }
+  t = cs_calloc(1, sizeof(*t));
+  if (zone && zone[0])
+    snprintf(t->zone, sizeof(t->zone), "%s", zone);
+  else
+    zone_from_path(path, t->zone, sizeof(t->zone));
+  size_t cap = 0;
+  int value_col = -1;
+  size_t lineno = 0;
+  char *line = data;
+  while (line && *line) {
+    char *nl = strchr(line, '\n');
+    if (nl)
+      *nl = '\0';
+    size_t ll = strlen(line);
+    if (ll && line[ll - 1] == '\r')
+      line[--ll] = '\0';
+    lineno++;
+    char *fields[16];
+    if (!ll)
+      goto next;
+    size_t nf = split(line, fields, 16);
+    if (value_col < 0) {
+      /* The header: the Electricity Maps LCA column, else the only
+       * intensity column of the Let's Wait Awhile format. */
+      for (size_t i = 1; i < nf; i++)
+        if (strstr(fields[i], "Carbon Intensity") &&
+            (strstr(fields[i], "(LCA)") || value_col < 0))
+          value_col = (int)i;
+      if (value_col < 0) {
+        snprintf(err, errcap,
+                 "%s:1: expected a header naming a \"Carbon Intensity\" "
+                 "column (Let's Wait Awhile or Electricity Maps format)",
+                 path);
+        rc = CS_EPARSE;
+        goto out;
+      }
+      goto next;
+    }
+    if ((int)nf <= value_col) {
+      snprintf(err, errcap, "%s:%zu: expected %d fields, found %zu", path,
+               lineno, value_col + 1, nf);
+      rc = CS_EPARSE;
+      goto out;
+    }
+    int64_t at;
+    double g;
+    if (parse_time(fields[0], &at) != CS_OK) {
+      snprintf(err, errcap,
+               "%s:%zu: time \"%.40s\": expected YYYY-MM-DD HH:MM:SS (UTC) "
+               "or RFC 3339",
+               path, lineno, fields[0]);
+      rc = CS_EPARSE;
+      goto out;
+    }
+    if (cs_parse_double(fields[value_col], &g, NULL) != CS_OK || g < 0) {
+      snprintf(err, errcap,
+               "%s:%zu: intensity \"%.40s\": expected a non-negative number "
+               "of gCO2e/kWh",
+               path, lineno, fields[value_col]);
+      rc = CS_EPARSE;
+      goto out;
+    }
+    if (t->len && at <= t->at[t->len - 1]) {
+      snprintf(err, errcap,
+               "%s:%zu: time %s is not after the previous row's: rows must "
+               "be in strictly increasing time order",
+               path, lineno, fields[0]);
+      rc = CS_EPARSE;
+      goto out;
+    }
+    if (t->len == cap) {
+      if (cap >= CS_SIM_TRACE_MAX_ROWS) {
+        snprintf(err, errcap, "%s: over %d rows", path, CS_SIM_TRACE_MAX_ROWS);
+        rc = CS_ETOOBIG;
+        goto out;
+      }
+      cap = cap ? cap * 2 : 4096;
+      t->at = cs_realloc(t->at, cap * sizeof(*t->at));
+      t->g = cs_realloc(t->g, cap * sizeof(*t->g));
+    }
+    t->at[t->len] = at;
+    t->g[t->len++] = g;
+  next:
+    line = nl ? nl + 1 : NULL;
+  }
+  if (!t->len) {
+    snprintf(err, errcap, "%s: no data rows", path);
+    rc = CS_EPARSE;
+    goto out;
+  }
+  t->step = common_step(t->at, t->len);
+  finish(t);
+out:
+  free(data);
+  if (rc) {
+    cs_sim_trace_free(t);
+    return rc;
+  }
+  *out = t;
+  return CS_OK;
+}

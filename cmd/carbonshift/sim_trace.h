@@ -1,0 +1,60 @@
+/* sim_trace.h: a carbon-intensity trace loaded for the simulator from a CSV
+ * file, in either format of ../shared/data/carbon/ (Let's Wait Awhile
+ * `Time,Carbon Intensity`, or the Electricity Maps hourly export, whose LCA
+ * column is used), held as a step function with prefix sums so that the
+ * emissions of any run are found in O(log n).
+ * Thread-safe: a loaded trace is read-only plain data; any thread may read it.
+ * Ownership: cs_sim_trace_load hands the caller a trace (cs_sim_trace_free);
+ * the path is borrowed. */
+#ifndef CS_SIM_TRACE_H
+#define CS_SIM_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carbon/signal.h"
+#include "carbon/util/error.h"
+
+/* The hard cap on a trace file and on its number of rows. */
+#define CS_SIM_TRACE_MAX_BYTES (64u << 20)
+#define CS_SIM_TRACE_MAX_ROWS 2000000
+
+typedef struct cs_sim_trace {
+  char zone[CS_ZONE_MAX];
+  int64_t *at;  /* row times, strictly increasing (Unix s) */
+  double *g;    /* gCO2e/kWh in force from at[i] to at[i + 1] */
+  double *cum;  /* cum[i]: integral of g from at[0] to at[i], g*s/kWh */
+  size_t len;
+  int64_t step; /* the most common spacing; the last row holds this long */
+  double mean;  /* time-weighted mean over the whole trace */
+} cs_sim_trace;
+
+/* Loads `path` as the trace of `zone` (or, when zone is NULL or empty, the
+ * file name without directory and extension: ".../DE.csv" is zone "DE").
+ * CS_EPARSE with a message naming the line and field in `err`; CS_EIO when
+ * the file cannot be read; CS_ETOOBIG over the caps. */
+cs_err cs_sim_trace_load(const char *path, const char *zone,
+                         cs_sim_trace **out, char *err,
+                         size_t errcap) CS_MUST_USE;
+/* A trace from arrays (copied), for tests and generated scenarios. */
+cs_err cs_sim_trace_from(const char *zone, const int64_t *at, const double *g,
+                         size_t len, int64_t step,
+                         cs_sim_trace **out) CS_MUST_USE;
+void cs_sim_trace_free(cs_sim_trace *t);
+
+/* Reads a whole file of at most `cap` bytes, NUL-terminated (the simulator's
+ * CSV readers share it). CS_EIO, or CS_ETOOBIG over the cap. */
+cs_err cs_sim_trace_read_file(const char *path, size_t cap, char **data,
+                              size_t *len) CS_MUST_USE;
+
+/* The trace's end: the last row's time plus `step`. */
+int64_t cs_sim_trace_end(const cs_sim_trace *t);
+/* Whether [from, to) lies within the trace. */
+int cs_sim_trace_covers(const cs_sim_trace *t, int64_t from, int64_t to);
+/* The integral of intensity over [from, to) in g*s/kWh (divide by the
+ * length for the mean). The caller checks coverage first. */
+double cs_sim_trace_integral(const cs_sim_trace *t, int64_t from, int64_t to);
+/* The row index in force at t (0 before the start). */
+size_t cs_sim_trace_index(const cs_sim_trace *t, int64_t at);
+
+#endif
