@@ -7,6 +7,7 @@
 
 #include "cmd/carbonshift/cmd_config.h"
 #include "cmd/carbonshift/cmd_serve.h"
+#include "cmd/carbonshift/cmd_simulate.h"
 #include "cmd/carbonshift/cmd_version.h"
 
 typedef struct subcommand {
@@ -19,6 +20,8 @@ typedef struct subcommand {
 static const subcommand commands[] = {
     {"serve", "run the scheduler extender service", cs_cmd_serve,
      cs_cmd_serve_help},
+    {"simulate", "replay jobs over carbon traces: what would it save?",
+     cs_cmd_simulate, cs_cmd_simulate_help},
     {"version", "print the version and library versions", cs_cmd_version,
      cs_cmd_version_help},
     {"config-reference", NULL, cs_cmd_config_reference,

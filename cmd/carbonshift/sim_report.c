@@ -1,0 +1,233 @@
+#include "cmd/carbonshift/sim_report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/clock.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static bool missed(const cs_sim_job *j, const cs_sim_outcome *o)
+{
+  if (j->deadline > 0 && o->end > j->deadline)
+    return true;
+  return j->max_delay_s > 0 && o->start > j->earliest + (int64_t)j->max_delay_s;
+}
+
+void cs_sim_report_row(const cs_sim_world *w, const char *policy,
+                       const cs_sim_outcome *o, const cs_sim_outcome *agnostic,
+                       cs_sim_row *row)
+{
+  memset(row, 0, sizeof(*row));
+  row->policy = policy;
+  row->solved = true;
+  row->savings_pct = row->captured_pct = NAN;
+  size_t n = w->jobs->n;
+  double *waits = cs_malloc((n + 1) * sizeof(*waits));
+  double wsum = 0;
+  for (size_t i = 0; i < n; i++) {
+    const cs_sim_job *j = &w->jobs->v[i];
+    if (o[i].fate != CS_SIM_RAN) {
+      row->not_run++;
+      continue;
+    }
+    row->gpu_hours += o[i].gpu_hours;
+    row->energy_kwh += o[i].energy_kwh;
+    row->operational_g += o[i].operational_g;
+    row->embodied_g += o[i].embodied_g;
+    double wait = (double)(o[i].start - j->submit);
+    waits[row->jobs++] = wait;
+    wsum += wait;
+    row->deadline_misses += missed(j, &o[i]);
+    if (agnostic && agnostic[i].fate == CS_SIM_RAN) {
+      cs_sim_outcome what_if;
+      cs_sim_engine_account(w, i, (size_t)o[i].pool, agnostic[i].start,
+                            &what_if);
+      if (what_if.fate == CS_SIM_RAN) {
+        double base = agnostic[i].operational_g + agnostic[i].embodied_g;
+        double here = what_if.operational_g + what_if.embodied_g;
+        row->placement_g += base - here;
+        row->timing_g += here - (o[i].operational_g + o[i].embodied_g);
+      }
+    }
+  }
+  row->total_g = row->operational_g + row->embodied_g;
+  if (row->jobs) {
+    qsort(waits, row->jobs, sizeof(*waits), cmp_double);
+    row->wait_mean_s = wsum / (double)row->jobs;
+    size_t k = (size_t)ceil(0.95 * (double)row->jobs);
+    row->wait_p95_s = waits[k ? k - 1 : 0];
+  }
+  free(waits);
+}
+
+void cs_sim_report_bound_row(const cs_sim_bound *b, size_t jobs,
+                             cs_sim_row *row)
+{
+  memset(row, 0, sizeof(*row));
+  row->policy = "bound";
+  row->solved = true;
+  row->jobs = jobs;
+  row->energy_kwh = b->energy_kwh;
+  row->operational_g = b->operational_g;
+  row->embodied_g = b->embodied_g;
+  row->total_g = b->total_g;
+  row->savings_pct = row->captured_pct = NAN;
+  row->wait_mean_s = row->wait_p95_s = NAN;
+  row->placement_g = row->timing_g = NAN;
+  snprintf(row->note, sizeof(row->note),
+           "LP relaxation: %zu columns, %zu rows (%zu capacity), %.2f s",
+           b->columns, b->rows, b->capacity_rows, b->seconds);
+}
+
+void cs_sim_report_compare(cs_sim_row *rows, size_t n)
+{
+  const cs_sim_row *base = NULL, *bound = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(rows[i].policy, "agnostic"))
+      base = &rows[i];
+    if (!strcmp(rows[i].policy, "bound") && rows[i].solved)
+      bound = &rows[i];
+  }
+  if (!base || !(base->total_g > 0))
+    return;
+  for (size_t i = 0; i < n; i++) {
+    if (!rows[i].solved)
+      continue;
+    rows[i].savings_pct = 100.0 * (base->total_g - rows[i].total_g) /
+                          base->total_g;
+    if (bound && base->total_g - bound->total_g > 0)
+      rows[i].captured_pct = 100.0 * (base->total_g - rows[i].total_g) /
+                             (base->total_g - bound->total_g);
+  }
+}
+
+static void json_row(cs_buf *b, const cs_sim_row *r)
+{
+  cs_json_open(b, NULL, '{');
+  cs_json_str(b, "policy", r->policy);
+  cs_json_bool(b, "solved", r->solved);
+  if (r->note[0])
+    cs_json_str(b, "note", r->note);
+  if (r->solved) {
+    cs_json_int(b, "jobs", (int64_t)r->jobs);
+    cs_json_int(b, "notRun", (int64_t)r->not_run);
+    cs_json_num(b, "gpuHours", r->gpu_hours, 1);
+    cs_json_num(b, "energyKwh", r->energy_kwh, 1);
+    cs_json_num(b, "operationalKg", r->operational_g / 1000, 3);
+    cs_json_num(b, "embodiedKg", r->embodied_g / 1000, 3);
+    cs_json_num(b, "totalKg", r->total_g / 1000, 3);
+    cs_json_num(b, "savingsPct", r->savings_pct, 3);
+    cs_json_num(b, "placementSavingKg", r->placement_g / 1000, 3);
+    cs_json_num(b, "timingSavingKg", r->timing_g / 1000, 3);
+    cs_json_num(b, "boundCapturedPct", r->captured_pct, 1);
+    cs_json_num(b, "waitMeanHours", r->wait_mean_s / 3600, 3);
+    cs_json_num(b, "waitP95Hours", r->wait_p95_s / 3600, 3);
+    cs_json_int(b, "deadlineMisses", (int64_t)r->deadline_misses);
+    cs_json_num(b, "seconds", r->runtime_s, 3);
+  }
+  cs_json_close(b, '}');
+}
+
+void cs_sim_report_json(cs_buf *out, const char *scenario,
+                        const cs_sim_row *rows, size_t n, const char *headline)
+{
+  double head = NAN;
+  for (size_t i = 0; i < n; i++)
+    if (headline && !strcmp(rows[i].policy, headline))
+      head = rows[i].savings_pct;
+  cs_json_open(out, NULL, '{');
+  cs_json_str(out, "headlinePolicy", headline);
+  cs_json_num(out, "savingsPct", head, 3);
+  cs_json_raw(out, "scenario", scenario, strlen(scenario));
+  cs_json_open(out, "policies", '[');
+  for (size_t i = 0; i < n; i++)
+    json_row(out, &rows[i]);
+  cs_json_close(out, ']');
+  cs_json_close(out, '}');
+}
+
+void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
+{
+  fputs("policy,jobs,not_run,gpu_hours,energy_kwh,operational_kg,"
+        "embodied_kg,total_kg,savings_pct,placement_saving_kg,"
+        "timing_saving_kg,bound_captured_pct,wait_mean_h,wait_p95_h,"
+        "deadline_misses\n",
+        out);
+  for (size_t i = 0; i < n; i++) {
+    const cs_sim_row *r = &rows[i];
+    if (!r->solved) {
+      fprintf(out, "%s,,,,,,,,,,,,,,\n", r->policy);
+      continue;
+    }
+    fprintf(out, "%s,%zu,%zu,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,"
+                 "%.3f,%.3f,%zu\n",
+            r->policy, r->jobs, r->not_run, r->gpu_hours, r->energy_kwh,
+            r->operational_g / 1000, r->embodied_g / 1000, r->total_g / 1000,
+            r->savings_pct, r->placement_g / 1000, r->timing_g / 1000,
+            r->captured_pct, r->wait_mean_s / 3600, r->wait_p95_s / 3600,
+            r->deadline_misses);
+  }
+}
+
+void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n)
+{
+  fprintf(out, "%-12s %8s %11s %11s %12s %10s %8s %8s %8s %9s %9s %7s\n",
+          "policy", "jobs", "GPU-hours", "energy kWh", "operat. kg",
+          "embod. kg", "saving%", "place kg", "time kg", "wait h", "p95 h",
+          "misses");
+  for (size_t i = 0; i < n; i++) {
+    const cs_sim_row *r = &rows[i];
+    if (!r->solved) {
+      fprintf(out, "%-12s not solved: %s\n", r->policy, r->note);
+      continue;
+    }
+    fprintf(out,
+            "%-12s %8zu %11.1f %11.1f %12.1f %10.1f %8.2f %8.1f %8.1f %9.2f "
+            "%9.2f %7zu\n",
+            r->policy, r->jobs, r->gpu_hours, r->energy_kwh,
+            r->operational_g / 1000, r->embodied_g / 1000, r->savings_pct,
+            r->placement_g / 1000, r->timing_g / 1000, r->wait_mean_s / 3600,
+            r->wait_p95_s / 3600, r->deadline_misses);
+    if (!isnan(r->captured_pct))
+      fprintf(out, "%-12s captures %.1f%% of the bound's saving\n", "",
+              r->captured_pct);
+    if (r->note[0])
+      fprintf(out, "%-12s %s\n", "", r->note);
+  }
+}
+
+static uint64_t last_draw;
+static bool drawn;
+
+void cs_sim_report_progress(void *label, size_t done, size_t total)
+{
+  if (!isatty(STDERR_FILENO) || !total)
+    return;
+  uint64_t now = cs_clock_mono_ns();
+  if (drawn && now - last_draw < 100000000ull)
+    return;
+  last_draw = now;
+  drawn = true;
+  int width = 40, fill = (int)((double)done / (double)total * width);
+  fprintf(stderr, "\r%-12s [%.*s%*s] %3d%%", (const char *)label, fill,
+          "########################################", width - fill, "",
+          (int)(100.0 * (double)done / (double)total));
+  fflush(stderr);
+}
+
+void cs_sim_report_progress_done(void)
+{
+  if (drawn && isatty(STDERR_FILENO)) {
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+  }
+  drawn = false;
+}
