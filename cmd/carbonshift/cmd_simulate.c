@@ -24,7 +24,8 @@
 void cs_cmd_simulate_help(FILE *out)
 {
   fputs(
-      "Usage: carbonshift simulate (--jobs FILE | --preset lwa-nightly|lwa-ml)\n"
+      "Usage: carbonshift simulate (--jobs FILE | --preset "
+      "lwa-nightly|lwa-ml)\n"
       "         --carbon [ZONE=]FILE... [--cluster FILE] [--forecast SPEC]\n"
       "         [--policy LIST] [--slack DUR] [--year YEAR] [--from DATE]\n"
       "         [--to DATE] [--seed N] [--seeds N] [--json | --csv]\n\n"
@@ -234,8 +235,8 @@ static int load(const opts *o, sim *s)
   if (lwa) {
     /* The papers' constant power: one 1 kW device, PUE 1, no embodied
      * carbon, as reference GPU so runtimes are the jobs' durations. */
-    cs_gpu_model m = {.name = LWA_GPU, .vendor = "none", .power_w = 1000,
-                      .tensor_tflops = 1};
+    cs_gpu_model m = {
+        .name = LWA_GPU, .vendor = "none", .power_w = 1000, .tensor_tflops = 1};
     if (cs_gpu_catalog_set(s->catalog, &m, NULL, 0) != CS_OK)
       return 1;
     s->est = (cs_estimate_params){
@@ -250,10 +251,10 @@ static int load(const opts *o, sim *s)
         .default_duration_s = s->cfg->estimate_default_duration_s,
         .server_embodied_kg = s->cfg->estimate_server_embodied_kg,
         .gpu_embodied_kg = s->cfg->estimate_gpu_embodied_kg};
-    s->facts = (cs_facts_params){
-        .catalog = s->catalog,
-        .default_pue = s->cfg->nodes_default_pue,
-        .default_lifetime_s = s->cfg->nodes_default_lifetime_s};
+    s->facts = (cs_facts_params){.catalog = s->catalog,
+                                 .default_pue = s->cfg->nodes_default_pue,
+                                 .default_lifetime_s =
+                                     s->cfg->nodes_default_lifetime_s};
     char *text = NULL;
     size_t len;
     if (cs_sim_trace_read_file(o->cluster, CS_SIM_CLUSTER_MAX_BYTES, &text,
@@ -431,8 +432,10 @@ int cs_cmd_simulate(int argc, char **argv)
         goto out;
       }
       total += secs;
-      cs_sim_world w = {.jobs = &s.jobs, .cluster = &s.cluster,
-                        .traces = s.traces, .ntraces = s.ntraces,
+      cs_sim_world w = {.jobs = &s.jobs,
+                        .cluster = &s.cluster,
+                        .traces = s.traces,
+                        .ntraces = s.ntraces,
                         .estimate = &s.est};
       cs_sim_row row;
       cs_sim_report_row(&w, cs_sim_policy_name((cs_sim_policy)p), res[p],
@@ -463,8 +466,8 @@ int cs_cmd_simulate(int argc, char **argv)
       acc.wait_mean_s /= reps;
       acc.wait_p95_s /= reps;
       acc.deadline_misses = (size_t)llround((double)acc.deadline_misses / reps);
-      snprintf(acc.note, sizeof(acc.note), "mean over %d seeds from %llu",
-               reps, (unsigned long long)o.seed);
+      snprintf(acc.note, sizeof(acc.note), "mean over %d seeds from %llu", reps,
+               (unsigned long long)o.seed);
     }
     acc.runtime_s = total;
     if (o.want[p])
@@ -478,8 +481,10 @@ int cs_cmd_simulate(int argc, char **argv)
       for (int p = 0; p < 3; p++)
         if (res[p] && res[p][j].fate == CS_SIM_RAN && res[p][j].end > ends[j])
           ends[j] = res[p][j].end;
-    cs_sim_world w = {.jobs = &s.jobs, .cluster = &s.cluster,
-                      .traces = s.traces, .ntraces = s.ntraces,
+    cs_sim_world w = {.jobs = &s.jobs,
+                      .cluster = &s.cluster,
+                      .traces = s.traces,
+                      .ntraces = s.ntraces,
                       .estimate = &s.est};
     cs_sim_bound_params bp = {.slot_s = (int64_t)o.bound_slot_s,
                               .max_columns = o.bound_max};
@@ -498,7 +503,7 @@ int cs_cmd_simulate(int argc, char **argv)
     free(ends);
   }
   cs_sim_report_compare(rows, nrows);
-  const char *headline = o.want[1] ? "carbonshift"
+  const char *headline = o.want[1]   ? "carbonshift"
                          : o.want[2] ? "oracle"
                                      : rows[nrows - 1].policy;
   if (o.json) {

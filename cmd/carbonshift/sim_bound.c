@@ -69,8 +69,8 @@ cs_err cs_sim_bound_solve(const cs_sim_world *w, const int64_t *ends,
       if (!(x->runtime > 0) || w->cluster->pools[q].capacity < job->gpus)
         continue;
       if (!tr[q] || !cs_sim_trace_covers(tr[q], job->earliest, wend[j])) {
-        snprintf(err, errcap, "job %s: its window leaves the %s trace",
-                 job->id, w->cluster->pools[q].facts.zone);
+        snprintf(err, errcap, "job %s: its window leaves the %s trace", job->id,
+                 w->cluster->pools[q].facts.zone);
         rc = CS_EINVAL;
         goto out;
       }
@@ -93,7 +93,8 @@ cs_err cs_sim_bound_solve(const cs_sim_world *w, const int64_t *ends,
     rc = CS_ETOOBIG;
     goto out;
   }
-  int64_t first = floor_div(s0, slot), nslots = floor_div(s1 - 1, slot) - first + 1;
+  int64_t first = floor_div(s0, slot),
+          nslots = floor_div(s1 - 1, slot) - first + 1;
   /* Capacity rows only where the jobs that could use a slot could exceed
    * the pool. */
   cap_demand = cs_calloc((size_t)nslots * np + 1, sizeof(*cap_demand));

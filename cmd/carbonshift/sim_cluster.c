@@ -53,14 +53,13 @@ typedef struct ctx {
 static cs_err fail(ctx *c, const char *field, const char *value,
                    const char *expected)
 {
-  snprintf(c->err, c->errcap, "pools[%zu] (%s): %s = %.60s: expected %s",
-           c->i, c->pool, field, value, expected);
+  snprintf(c->err, c->errcap, "pools[%zu] (%s): %s = %.60s: expected %s", c->i,
+           c->pool, field, value, expected);
   return CS_EINVAL;
 }
 
 /* A string member, or NULL when absent; fails on a non-string. */
-static cs_err get_str(ctx *c, const cJSON *o, const char *key,
-                      const char **out)
+static cs_err get_str(ctx *c, const cJSON *o, const char *key, const char **out)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   *out = NULL;
@@ -95,7 +94,8 @@ static cs_err read_pool(ctx *c, const cJSON *o, const cs_gpu_catalog *catalog,
   cs_err rc;
   if (!cJSON_IsObject(o))
     return fail(c, "pool", "(not an object)", "an object");
-  if ((rc = get_str(c, o, "name", &name)) || (rc = get_str(c, o, "zone", &zone)) ||
+  if ((rc = get_str(c, o, "name", &name)) ||
+      (rc = get_str(c, o, "zone", &zone)) ||
       (rc = get_str(c, o, "gpu", &gpu)) ||
       (rc = get_str(c, o, "installed", &installed)) ||
       (rc = get_str(c, o, "lifetime", &lifetime)))
@@ -147,11 +147,10 @@ cs_err cs_sim_cluster_parse(const char *json, size_t len,
 {
   memset(out, 0, sizeof(*out));
   cs_err rc = CS_OK;
-  cJSON *root = len <= CS_SIM_CLUSTER_MAX_BYTES
-                    ? cJSON_ParseWithLength(json, len)
-                    : NULL;
-  const cJSON *pools = root ? cJSON_GetObjectItemCaseSensitive(root, "pools")
-                            : NULL;
+  cJSON *root =
+      len <= CS_SIM_CLUSTER_MAX_BYTES ? cJSON_ParseWithLength(json, len) : NULL;
+  const cJSON *pools =
+      root ? cJSON_GetObjectItemCaseSensitive(root, "pools") : NULL;
   if (!root) {
     snprintf(err, errcap, "the cluster is not valid JSON (or over 1 MiB)");
     rc = CS_EPARSE;

@@ -15,8 +15,7 @@ const char *cs_sim_policy_name(cs_sim_policy p)
                                    : "oracle";
 }
 
-const cs_sim_trace *cs_sim_engine_trace(const cs_sim_world *w,
-                                        const char *zone)
+const cs_sim_trace *cs_sim_engine_trace(const cs_sim_world *w, const char *zone)
 {
   for (size_t i = 0; i < w->ntraces; i++)
     if (!strcmp(w->traces[i]->zone, zone))
@@ -162,9 +161,9 @@ static void account_job(const cs_sim_world *w, const cs_sim_trace *t,
   }
   o->fate = CS_SIM_RAN;
   o->energy_kwh = k * est.energy_kwh;
-  double mean = runtime > 0 ? cs_sim_trace_integral(t, start, o->end) /
-                                  (double)runtime
-                            : 0;
+  double mean = runtime > 0
+                    ? cs_sim_trace_integral(t, start, o->end) / (double)runtime
+                    : 0;
   o->operational_g = o->energy_kwh * mean;
   o->embodied_g = k * est.embodied_g;
   o->gpu_hours = j->gpus * (double)runtime / 3600.0;
@@ -223,7 +222,8 @@ static size_t least_allocated(const run *r, const cs_sim_job *j, size_t n,
     size_t p = r->cand[i];
     if (score && score[i] < 0)
       continue;
-    double share = (r->free_gpus[p] - j->gpus) / r->w->cluster->pools[p].capacity;
+    double share =
+        (r->free_gpus[p] - j->gpus) / r->w->cluster->pools[p].capacity;
     int s = score ? score[i] : 0;
     if (s > best_score || (s == best_score && share > best_share)) {
       best = i;
@@ -330,13 +330,13 @@ static void run_oracle(run *r)
       cs_estimate_job(w->estimate, &pod, &pool->facts, 0, j->earliest, &est);
       if (!est.known)
         continue;
-      opts[nopt] = (cs_plan_option){
-          .forecast = &series[p],
-          .current = -1,
-          .energy_kwh = est.energy_kwh,
-          .embodied_g = est.embodied_g,
-          .runtime_s = (int64_t)ceil(est.runtime_s),
-          .latest_start = cs_sim_engine_latest(j, est.runtime_s)};
+      opts[nopt] = (cs_plan_option){.forecast = &series[p],
+                                    .current = -1,
+                                    .energy_kwh = est.energy_kwh,
+                                    .embodied_g = est.embodied_g,
+                                    .runtime_s = (int64_t)ceil(est.runtime_s),
+                                    .latest_start =
+                                        cs_sim_engine_latest(j, est.runtime_s)};
       r->cand[nopt++] = p;
     }
     cs_plan plan;
@@ -434,8 +434,7 @@ cs_err cs_sim_engine_run(const cs_sim_world *w, cs_sim_policy policy,
     if (e.type == EV_END) {
       r.free_gpus[out[e.job].pool] += w->jobs->v[e.job].gpus;
       /* Every end at this instant first, then the queue. */
-      if (!r.events.n || r.events.v[0].t != e.t ||
-          r.events.v[0].type != EV_END)
+      if (!r.events.n || r.events.v[0].t != e.t || r.events.v[0].type != EV_END)
         drain_blocked(&r, e.t, policy);
       continue;
     }

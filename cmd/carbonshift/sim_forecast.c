@@ -141,8 +141,8 @@ cs_err cs_sim_forecast_new(cs_sim_trace *const *traces, size_t n,
       if (p->noise == CS_SIM_NOISE_GAUSS)
         noise = sigma * normal(&s);
       else if (p->noise == CS_SIM_NOISE_AR1)
-        noise = e = i ? p->phi * e + innov * sigma * normal(&s)
-                      : sigma * normal(&s);
+        noise = e =
+            i ? p->phi * e + innov * sigma * normal(&s) : sigma * normal(&s);
       /* An intensity is never negative: noise that would make it so is
        * cut at zero. */
       double v = t->g[i] + noise;
@@ -185,8 +185,8 @@ cs_err cs_sim_forecast_parse(const char *s, cs_sim_forecast_params *out,
   static const char form[] =
       "perfect, gauss:SIGMA or ar1:SIGMA[:PHI], SIGMA a share of the mean "
       "(\"5%\" or \"0.05\"), PHI in [0, 1)";
-  cs_sim_forecast_params p = {.noise = CS_SIM_NOISE_NONE, .phi = 0.9,
-                              .seed = out->seed};
+  cs_sim_forecast_params p = {
+      .noise = CS_SIM_NOISE_NONE, .phi = 0.9, .seed = out->seed};
   char buf[64];
   if (expected)
     *expected = form;
@@ -213,8 +213,8 @@ cs_err cs_sim_forecast_parse(const char *s, cs_sim_forecast_params *out,
     return CS_EINVAL;
   if (parse_share(sigma, &p.sigma_rel) != CS_OK)
     return CS_EINVAL;
-  if (phi && (cs_parse_double(phi, &p.phi, NULL) != CS_OK || p.phi < 0 ||
-              p.phi >= 1))
+  if (phi &&
+      (cs_parse_double(phi, &p.phi, NULL) != CS_OK || p.phi < 0 || p.phi >= 1))
     return CS_EINVAL;
   if (p.sigma_rel == 0)
     p.noise = CS_SIM_NOISE_NONE;

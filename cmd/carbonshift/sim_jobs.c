@@ -33,8 +33,8 @@ int64_t cs_sim_year_start(int year)
 {
   /* Days from 1970-01-01 to year-01-01 (proleptic Gregorian). */
   int64_t y = year - 1;
-  int64_t days = 365 * (y - 1969) + (y / 4 - 1969 / 4) - (y / 100 - 1969 / 100) +
-                 (y / 400 - 1969 / 400);
+  int64_t days = 365 * (y - 1969) + (y / 4 - 1969 / 4) -
+                 (y / 100 - 1969 / 100) + (y / 400 - 1969 / 400);
   return days * DAY;
 }
 
@@ -86,11 +86,20 @@ static cs_err parse_seconds(const char *s, double *out)
   return cs_parse_duration(s, out, NULL);
 }
 
-enum { COL_ID, COL_SUBMIT, COL_DUR, COL_GPUS, COL_DELAY, COL_DEADLINE,
-       COL_BUDGET, COL_EXPECTED, NCOLS };
+enum {
+  COL_ID,
+  COL_SUBMIT,
+  COL_DUR,
+  COL_GPUS,
+  COL_DELAY,
+  COL_DEADLINE,
+  COL_BUDGET,
+  COL_EXPECTED,
+  NCOLS
+};
 static const char *const col_names[NCOLS] = {
-    "id", "submit", "duration", "gpus", "max_delay", "deadline", "budget",
-    "expected_duration"};
+    "id",        "submit",   "duration", "gpus",
+    "max_delay", "deadline", "budget",   "expected_duration"};
 
 typedef struct reader {
   const char *path;
@@ -148,8 +157,8 @@ static const char *field(reader *r, char **f, size_t nf, int c)
   return i >= 0 && (size_t)i < nf && f[i][0] ? f[i] : NULL;
 }
 
-static cs_err row(reader *r, char **f, size_t nf, size_t line,
-                  cs_sim_jobs *out, size_t *cap)
+static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
+                  size_t *cap)
 {
   cs_sim_job j = {0};
   if (r->philly) {
@@ -164,20 +173,22 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line,
     snprintf(j.id, sizeof(j.id), "%zu", line - 1);
   } else {
     const char *v;
-    snprintf(j.id, sizeof(j.id), "%s", field(r, f, nf, COL_ID) ? f[r->col[COL_ID]] : "");
+    snprintf(j.id, sizeof(j.id), "%s",
+             field(r, f, nf, COL_ID) ? f[r->col[COL_ID]] : "");
     if (!(v = field(r, f, nf, COL_SUBMIT)) || parse_time(v, &j.submit))
       return bad(r, line, "submit", v ? v : "",
                  "RFC 3339 or YYYY-MM-DD HH:MM:SS (UTC)");
     if (!(v = field(r, f, nf, COL_DUR)) || parse_seconds(v, &j.duration_s))
       return bad(r, line, "duration", v ? v : "", "seconds or 36h, 90m");
-    if (!(v = field(r, f, nf, COL_GPUS)) ||
-        cs_parse_double(v, &j.gpus, NULL) || j.gpus < 0)
+    if (!(v = field(r, f, nf, COL_GPUS)) || cs_parse_double(v, &j.gpus, NULL) ||
+        j.gpus < 0)
       return bad(r, line, "gpus", v ? v : "", "a GPU count, >= 0");
     if ((v = field(r, f, nf, COL_DELAY)) && parse_seconds(v, &j.max_delay_s))
       return bad(r, line, "max_delay", v, "seconds or 6h, 1d");
     if ((v = field(r, f, nf, COL_DEADLINE)) && parse_time(v, &j.deadline))
       return bad(r, line, "deadline", v, "RFC 3339 or YYYY-MM-DD HH:MM:SS");
-    if ((v = field(r, f, nf, COL_BUDGET)) && cs_parse_mass(v, &j.budget_g, NULL))
+    if ((v = field(r, f, nf, COL_BUDGET)) &&
+        cs_parse_mass(v, &j.budget_g, NULL))
       return bad(r, line, "budget", v, "a mass such as 500g, 12.5kg, 1.2t");
     if ((v = field(r, f, nf, COL_EXPECTED)) && parse_seconds(v, &j.expected_s))
       return bad(r, line, "expected_duration", v, "seconds or 36h, 90m");
@@ -325,8 +336,8 @@ void cs_sim_jobs_lwa_ml(int year, size_t n, cs_sim_lwa_deadline rule,
     j->duration_s = j->expected_s = 4 * 3600 + (double)below(&s, 171) * 1800;
     j->gpus = 1;
     int64_t oft = j->submit + (int64_t)j->duration_s;
-    j->deadline = rule == CS_SIM_LWA_SEMI_WEEKLY ? semi_weekly(oft)
-                                                 : next_workday(oft);
+    j->deadline =
+        rule == CS_SIM_LWA_SEMI_WEEKLY ? semi_weekly(oft) : next_workday(oft);
   }
   cs_sim_jobs_sort(out);
 }

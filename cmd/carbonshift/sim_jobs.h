@@ -20,15 +20,15 @@
 
 typedef struct cs_sim_job {
   char id[24];
-  int64_t submit;      /* nominal submission: the baseline starts it then */
-  int64_t earliest;    /* earliest allowed start (<= submit) */
-  double duration_s;   /* true runtime on the reference GPU */
-  double expected_s;   /* the user's estimate the policy sees */
-  double gpus;         /* accelerators requested */
-  double max_delay_s;  /* after `earliest`; 0: none */
-  int64_t deadline;    /* finish by; 0: none */
-  double budget_g;     /* carbon budget; 0: none */
-  size_t seq;          /* input order, the last tie-break when sorting */
+  int64_t submit;     /* nominal submission: the baseline starts it then */
+  int64_t earliest;   /* earliest allowed start (<= submit) */
+  double duration_s;  /* true runtime on the reference GPU */
+  double expected_s;  /* the user's estimate the policy sees */
+  double gpus;        /* accelerators requested */
+  double max_delay_s; /* after `earliest`; 0: none */
+  int64_t deadline;   /* finish by; 0: none */
+  double budget_g;    /* carbon budget; 0: none */
+  size_t seq;         /* input order, the last tie-break when sorting */
 } cs_sim_job;
 
 typedef struct cs_sim_jobs {

@@ -101,8 +101,8 @@ void cs_sim_report_compare(cs_sim_row *rows, size_t n)
   for (size_t i = 0; i < n; i++) {
     if (!rows[i].solved)
       continue;
-    rows[i].savings_pct = 100.0 * (base->total_g - rows[i].total_g) /
-                          base->total_g;
+    rows[i].savings_pct =
+        100.0 * (base->total_g - rows[i].total_g) / base->total_g;
     if (bound && base->total_g - bound->total_g > 0)
       rows[i].captured_pct = 100.0 * (base->total_g - rows[i].total_g) /
                              (base->total_g - bound->total_g);
@@ -167,8 +167,9 @@ void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
       fprintf(out, "%s,,,,,,,,,,,,,,\n", r->policy);
       continue;
     }
-    fprintf(out, "%s,%zu,%zu,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,"
-                 "%.3f,%.3f,%zu\n",
+    fprintf(out,
+            "%s,%zu,%zu,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,"
+            "%.3f,%.3f,%zu\n",
             r->policy, r->jobs, r->not_run, r->gpu_hours, r->energy_kwh,
             r->operational_g / 1000, r->embodied_g / 1000, r->total_g / 1000,
             r->savings_pct, r->placement_g / 1000, r->timing_g / 1000,

@@ -17,7 +17,7 @@
 
 typedef struct cs_sim_row {
   const char *policy;
-  bool solved;        /* false: a bound that was not solved (see note) */
+  bool solved; /* false: a bound that was not solved (see note) */
   char note[512];
   size_t jobs, not_run, deadline_misses;
   double gpu_hours, energy_kwh, operational_g, embodied_g, total_g;
@@ -44,8 +44,7 @@ void cs_sim_report_compare(cs_sim_row *rows, size_t n);
  * `headline` names the policy whose savings go in the top-level
  * savingsPct. */
 void cs_sim_report_json(cs_buf *out, const char *scenario,
-                        const cs_sim_row *rows, size_t n,
-                        const char *headline);
+                        const cs_sim_row *rows, size_t n, const char *headline);
 void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n);
 void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n);
 

@@ -24,8 +24,7 @@ int64_t cs_sim_trace_end(const cs_sim_trace *t)
 
 int cs_sim_trace_covers(const cs_sim_trace *t, int64_t from, int64_t to)
 {
-  return t->len && from >= t->at[0] && to <= cs_sim_trace_end(t) &&
-         from <= to;
+  return t->len && from >= t->at[0] && to <= cs_sim_trace_end(t) && from <= to;
 }
 
 size_t cs_sim_trace_index(const cs_sim_trace *t, int64_t at)
@@ -179,14 +178,13 @@ out:
   return CS_OK;
 }
 
-cs_err cs_sim_trace_load(const char *path, const char *zone,
-                         cs_sim_trace **out, char *err, size_t errcap)
+cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
+                         char *err, size_t errcap)
 {
   char *data = NULL;
   size_t len = 0;
   cs_sim_trace *t = NULL;
-  cs_err rc =
-      cs_sim_trace_read_file(path, CS_SIM_TRACE_MAX_BYTES, &data, &len);
+  cs_err rc = cs_sim_trace_read_file(path, CS_SIM_TRACE_MAX_BYTES, &data, &len);
   if (rc) {
     snprintf(err, errcap, "%s: %s", path,
              rc == CS_ETOOBIG ? "over the 64 MiB cap on a trace file"

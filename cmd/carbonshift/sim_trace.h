@@ -21,9 +21,9 @@
 
 typedef struct cs_sim_trace {
   char zone[CS_ZONE_MAX];
-  int64_t *at;  /* row times, strictly increasing (Unix s) */
-  double *g;    /* gCO2e/kWh in force from at[i] to at[i + 1] */
-  double *cum;  /* cum[i]: integral of g from at[0] to at[i], g*s/kWh */
+  int64_t *at; /* row times, strictly increasing (Unix s) */
+  double *g;   /* gCO2e/kWh in force from at[i] to at[i + 1] */
+  double *cum; /* cum[i]: integral of g from at[0] to at[i], g*s/kWh */
   size_t len;
   int64_t step; /* the most common spacing; the last row holds this long */
   double mean;  /* time-weighted mean over the whole trace */
@@ -33,9 +33,8 @@ typedef struct cs_sim_trace {
  * file name without directory and extension: ".../DE.csv" is zone "DE").
  * CS_EPARSE with a message naming the line and field in `err`; CS_EIO when
  * the file cannot be read; CS_ETOOBIG over the caps. */
-cs_err cs_sim_trace_load(const char *path, const char *zone,
-                         cs_sim_trace **out, char *err,
-                         size_t errcap) CS_MUST_USE;
+cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
+                         char *err, size_t errcap) CS_MUST_USE;
 /* A trace from arrays (copied), for tests and generated scenarios. */
 cs_err cs_sim_trace_from(const char *zone, const int64_t *at, const double *g,
                          size_t len, int64_t step,
