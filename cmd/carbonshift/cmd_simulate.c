@@ -311,11 +311,18 @@ static int load(const opts *o, sim *s)
     lo = t->at[0] > lo ? t->at[0] : lo;
     hi = cs_sim_trace_end(t) < hi ? cs_sim_trace_end(t) : hi;
   }
+  /* The slowest pool stretches a runtime the most. */
+  double stretch = 1;
+  for (size_t p = 0; p < s->cluster.n; p++) {
+    double t = cs_gpu_throughput(s->cluster.pools[p].facts.gpu);
+    double f = t > 0 ? cs_gpu_throughput(s->est.reference_gpu) / t : 1;
+    stretch = f > stretch ? f : stretch;
+  }
   size_t k = 0;
   double horizon = o->horizon_s > 0 ? o->horizon_s : 72 * 3600.0;
   for (size_t i = 0; i < s->jobs.n; i++) {
     const cs_sim_job *j = &s->jobs.v[i];
-    double reach = j->max_delay_s + 8 * j->duration_s + horizon;
+    double reach = j->max_delay_s + stretch * j->duration_s + horizon;
     int64_t end = j->earliest + (int64_t)reach;
     if (j->deadline > end)
       end = j->deadline;
