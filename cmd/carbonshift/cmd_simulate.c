@@ -351,6 +351,21 @@ static void sim_free(sim *s)
 
 /* Runs one policy; for carbonshift, builds the signals registry around the
  * simulator's provider with the given noise seed. */
+/* The service's planner margins, except for the Let's Wait Awhile presets:
+ * there a job "movable by ±H" is modelled as submitted H hours before its
+ * nominal time, and the baseline runs at the nominal time, so a job that
+ * declines to wait for a small saving would start H hours early rather
+ * than at the baseline's time. The presets therefore use the paper's rule
+ * (always take the forecast minimum), i.e. zero margins. */
+static cs_plan_params plan_margins(const opts *o, const cs_config *cfg)
+{
+  if (o->preset)
+    return (cs_plan_params){0};
+  return (cs_plan_params){.min_saving_rel = cfg->plan_min_saving,
+                          .min_saving_abs_g = cfg->plan_min_saving_g,
+                          .replan_rel = cfg->plan_replan_margin};
+}
+
 static cs_err run_policy(const opts *o, sim *s, cs_sim_policy p, uint64_t seed,
                          cs_sim_outcome *out, double *seconds)
 {
@@ -371,8 +386,10 @@ static cs_err run_policy(const opts *o, sim *s, cs_sim_policy p, uint64_t seed,
                     .traces = s->traces,
                     .ntraces = s->ntraces,
                     .estimate = &s->est,
+                    /* The service's own defaults, margins included. */
                     .policy = {.signals = signals,
                                .estimate = &s->est,
+                               .plan = plan_margins(o, s->cfg),
                                .forecast_horizon_s = (int64_t)o->horizon_s},
                     .progress = cs_sim_report_progress,
                     .progress_ctx = (void *)cs_sim_policy_name(p)};
