@@ -25,8 +25,8 @@ typedef struct cs_plan_option {
   double energy_kwh;         /* facility energy of the whole run */
   double embodied_g;         /* embodied share, the same at any start */
   int64_t runtime_s;
-  int64_t latest_start;      /* Unix s; the run must start by then */
-  double budget_g;           /* the most the run may emit; 0 = no budget */
+  int64_t latest_start; /* Unix s; the run must start by then */
+  double budget_g;      /* the most the run may emit; 0 = no budget */
 } cs_plan_option;
 
 typedef struct cs_plan_params {
@@ -36,16 +36,16 @@ typedef struct cs_plan_params {
 } cs_plan_params;
 
 typedef struct cs_plan {
-  bool wait;           /* true: start later, at `start` */
-  bool feasible;       /* some option fits its budget at some start */
-  bool fits_now;       /* some option fits its budget starting now */
-  bool kept;           /* the previous plan was kept (hysteresis) */
-  int64_t start;       /* planned start; now when not waiting */
-  size_t option;       /* the best option at `start` */
-  double start_g;      /* its emissions starting at `start` */
+  bool wait;              /* true: start later, at `start` */
+  bool feasible;          /* some option fits its budget at some start */
+  bool fits_now;          /* some option fits its budget starting now */
+  bool kept;              /* the previous plan was kept (hysteresis) */
+  int64_t start;          /* planned start; now when not waiting */
+  size_t option;          /* the best option at `start` */
+  double start_g;         /* its emissions starting at `start` */
   double start_intensity; /* its mean intensity over that run */
-  size_t now_option;   /* the best option starting now (budget aside) */
-  double now_g;        /* its emissions starting now; NAN when unknown */
+  size_t now_option;      /* the best option starting now (budget aside) */
+  double now_g;           /* its emissions starting now; NAN when unknown */
   double now_intensity;
   bool forecast_short; /* no option's forecast covered a whole run */
 } cs_plan;

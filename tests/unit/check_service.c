@@ -63,8 +63,8 @@ static void start(service *s, const char *scheme, const char *const *flags)
       const char *line = strstr(buf, "\"msg\":\"Serving\"");
       const char *at = line ? strstr(line, "\"listen\":\"127.0.0.1:") : NULL;
       if (at && strchr(at, '\n')) {
-        int port = atoi(at + strlen("\"listen\":\"127.0.0.1:"));
-        snprintf(s->base, sizeof(s->base), "%s://127.0.0.1:%d", scheme, port);
+        long port = strtol(at + strlen("\"listen\":\"127.0.0.1:"), NULL, 10);
+        snprintf(s->base, sizeof(s->base), "%s://127.0.0.1:%ld", scheme, port);
         /* Keep draining the log so the service never blocks on a full
          * pipe. */
         fcntl(s->out, F_SETFL, O_NONBLOCK);
