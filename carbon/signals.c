@@ -659,8 +659,32 @@ static const char *entry_state(const cs_signals *s, const entry *e, int64_t now)
   if (!e->cur.attempted)
     return "pending";
   if (!value_fresh(s, e, now))
-    return "stale";
+    /* "Not served" is an answer (a zone the provider does not cover, a null
+     * value), not an outage. */
+    return e->cur.last_rc == CS_ENOTFOUND ? "notServed" : "stale";
   return e->cur.last_rc == CS_OK ? "ok" : "failing";
+}
+
+static bool entry_degraded(const cs_signals *s, const entry *e, int64_t now)
+{
+  const char *st = entry_state(s, e, now);
+  return strcmp(st, "stale") == 0 || strcmp(st, "failing") == 0;
+}
+
+/* Whether a provider of the chain up to the one answering (`who`, or all
+ * when none answers) has a degraded cached signal for `zone`. */
+static bool zone_degraded(cs_signals *s, cs_provider **chain, size_t n, int who,
+                          const char *zone, int64_t now)
+{
+  size_t upto = who >= 0 ? (size_t)who + 1 : n;
+  bool degraded = false;
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < upto && !degraded; i++) {
+    const entry *e = find_entry(s, chain[i], zone);
+    degraded = e && entry_degraded(s, e, now);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return degraded;
 }
 
 /* Every zone worth reporting: those routes name, and those asked for. */
@@ -691,7 +715,7 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
   for (size_t i = 0; i < s->nentries; i++) {
     const entry *e = s->entries[i];
     const char *st = entry_state(s, e, now);
-    if (strcmp(st, "ok") != 0 && strcmp(st, "pending") != 0)
+    if (entry_degraded(s, e, now))
       healthy = false;
     cs_json_open(&sig, NULL, '{');
     cs_json_str(&sig, "provider", e->p->ops->name);
@@ -727,7 +751,7 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
     size_t n = chain_for(s, zones[i], NULL, chain);
     cs_signal v;
     int who = answer(s, chain, n, zones[i], now, false, &v);
-    bool degraded = who != 0;
+    bool degraded = zone_degraded(s, chain, n, who, zones[i], now);
     if (degraded)
       healthy = false;
     cs_json_open(&zb, NULL, '{');

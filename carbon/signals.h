@@ -79,11 +79,14 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
 
 /* Appends a JSON object describing every provider and route's health to
  * `out`: {"rankingSignal", "providers": [names], "degraded": bool,
- * "signals": [{"provider", "zone", "state": ok|failing|stale|pending,
- * "ageSeconds", "failures", "lastError"}], "zones": [{"zone", "servedBy",
- * "degraded"}]}. A zone is degraded when its first-choice provider is not
- * the one answering. Returns false when any zone or cached signal is
- * degraded. */
+ * "signals": [{"provider", "zone", "state", "gPerKwh", "ageSeconds",
+ * "failures", "lastError", "forecast"}], "zones": [{"zone", "servedBy",
+ * "degraded"}]}. A cached signal's state is pending (never fetched), ok,
+ * failing (last fetch failed; the last good value is still served), stale
+ * (no value younger than max_age after a failure) or notServed (the
+ * provider has no data for the zone: not an outage). A zone is degraded
+ * when a provider up to the one answering it is failing or stale. Returns
+ * false when any cached signal is degraded. */
 bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out);
 
 #endif
