@@ -272,9 +272,5 @@ int main(void)
   tcase_add_test(tc, test_file_load_rejects_bad_input);
   tcase_add_test(tc, test_file_gap_is_not_filled);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return fh_run_suite(s);
 }

@@ -181,9 +181,5 @@ int main(void)
   tcase_add_test(tc, test_ukgrid_current_errors);
   tcase_add_test(tc, test_ukgrid_new_bad_zone_map);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return fh_run_suite(s);
 }

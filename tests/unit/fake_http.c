@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <check.h>
 #include <microhttpd.h>
 
 #include "carbon/util/log.h"
@@ -402,4 +403,13 @@ char *fh_log_take(void)
   fclose(log_file);
   log_file = NULL;
   return buf;
+}
+
+int fh_run_suite(Suite *s)
+{
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

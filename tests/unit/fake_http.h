@@ -56,4 +56,10 @@ const char *fh_shared_dir(void);
  * returned by the latter (caller frees); logging goes back to stderr. */
 void fh_log_capture(void);
 char *fh_log_take(void);
+
+/* Runs a Check suite (CK_ENV verbosity) and frees it; the exit status for
+ * main(). Declared with an opaque type so that this header needs no
+ * check.h. */
+struct Suite;
+int fh_run_suite(struct Suite *s);
 #endif
