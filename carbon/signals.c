@@ -14,14 +14,6 @@
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
 
-/* The metrics module is linked in whenever a caller can hold a cs_metrics
- * (cs_metrics_new lives beside these), so weak references let this module
- * link into tools and tests built without it; with a NULL registry they are
- * never called. */
-#pragma weak cs_metrics_declare
-#pragma weak cs_metrics_add
-#pragma weak cs_metrics_set
-
 #define MAX_PROVIDERS 16
 #define MAX_ROUTES 256
 
@@ -224,25 +216,11 @@ static size_t chain_for(cs_signals *s, const char *zone, const char *only,
   return s->nproviders;
 }
 
-/* ---- metrics (every call tolerates a NULL registry) ---- */
-
-static void m_set(cs_signals *s, const char *name, const char *const *l,
-                  double v)
-{
-  if (s->metrics && cs_metrics_set)
-    cs_metrics_set(s->metrics, name, l, v);
-}
-
-static void m_add(cs_signals *s, const char *name, const char *const *l,
-                  double v)
-{
-  if (s->metrics && cs_metrics_add)
-    cs_metrics_add(s->metrics, name, l, v);
-}
+/* ---- metrics (a NULL registry makes every update a no-op) ---- */
 
 static cs_err declare_metrics(cs_metrics *m)
 {
-  if (!m || !cs_metrics_declare)
+  if (!m)
     return CS_OK;
   cs_err rc = cs_metrics_declare(m, M_INTENSITY, CS_METRIC_GAUGE,
                                  "Last grid carbon intensity fetched, in "
@@ -424,17 +402,17 @@ static cs_err fetch_entry(cs_signals *s, entry *e, bool force)
   const char *pn = p->ops->name;
   if (do_cur) {
     const char *l[] = {pn, "current", outcome(crc)};
-    m_add(s, M_FETCHES, l, 1);
+    cs_metrics_add(s->metrics, M_FETCHES, l, 1);
     if (crc == CS_OK) {
       const char *li[] = {zone, pn, cs_signal_type_name(v.type)};
-      m_set(s, M_INTENSITY, li, v.g_per_kwh);
+      cs_metrics_set(s->metrics, M_INTENSITY, li, v.g_per_kwh);
       const char *la[] = {zone, pn};
-      m_set(s, M_AGE, la, (double)(now - v.observed_at));
+      cs_metrics_set(s->metrics, M_AGE, la, (double)(now - v.observed_at));
     }
   }
   if (do_fc) {
     const char *l[] = {pn, "forecast", outcome(frc)};
-    m_add(s, M_FETCHES, l, 1);
+    cs_metrics_add(s->metrics, M_FETCHES, l, 1);
   }
   return do_cur ? crc : frc;
 }
@@ -450,7 +428,7 @@ static void update_ages(cs_signals *s)
     if (!e->has_value)
       continue;
     const char *la[] = {e->zone, e->p->ops->name};
-    m_set(s, M_AGE, la, (double)(now - e->value.observed_at));
+    cs_metrics_set(s->metrics, M_AGE, la, (double)(now - e->value.observed_at));
   }
   pthread_mutex_unlock(&s->mu);
 }
@@ -760,7 +738,7 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
     cs_json_bool(&zb, "degraded", degraded);
     cs_json_close(&zb, '}');
     const char *l[] = {zones[i]};
-    m_set(s, M_DEGRADED, l, degraded ? 1 : 0);
+    cs_metrics_set(s->metrics, M_DEGRADED, l, degraded ? 1 : 0);
   }
   cs_json_close(&zb, ']');
   cs_json_bool(out, "degraded", !healthy);

@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "cmd/carbonshift/cmd_intensity.h"
-#include "fake_http.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
 
 static fh_server *srv;
 
@@ -162,7 +163,7 @@ START_TEST(test_cmd_intensity_file_text)
 {
   char traces[1100];
   snprintf(traces, sizeof(traces), "DE=%s/data/carbon/em-2023/DE.csv",
-           fh_shared_dir());
+           tu_shared_dir());
   setenv("CARBONSHIFT_FILE_TRACES", traces, 1);
   char *out;
   int rc = run(&out, 7, "--provider", "file", "--zone", "DE", "--at",

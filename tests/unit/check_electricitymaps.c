@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "carbon/providers/electricitymaps.h"
-#include "fake_http.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
 
 static fh_server *srv;
 

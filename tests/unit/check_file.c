@@ -6,7 +6,8 @@
 
 #include "carbon/providers/file.h"
 #include "carbon/util/clock.h"
-#include "fake_http.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
 
 #define LBS 0.45359237
 
@@ -15,7 +16,7 @@ static char *data_path(const char *rel)
   static char buf[4][1024];
   static int k;
   k = (k + 1) % 4;
-  snprintf(buf[k], sizeof(buf[k]), "%s/data/carbon/%s", fh_shared_dir(), rel);
+  snprintf(buf[k], sizeof(buf[k]), "%s/data/carbon/%s", tu_shared_dir(), rel);
   return buf[k];
 }
 

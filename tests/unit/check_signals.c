@@ -10,7 +10,9 @@
 #include "carbon/providers/watttime.h"
 #include "carbon/signals.h"
 #include "carbon/util/clock.h"
-#include "fake_http.h"
+#include "carbon/util/metrics.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
 
 #define NOW 1678836000      /* 2023-03-14T23:20:00Z, 20 min after "latest" */
 #define FILE_DE_2300 359.63 /* em-2023/DE.csv LCA at 2023-03-14 23:00 */
@@ -54,7 +56,7 @@ static cs_provider *file_de(void)
 {
   char path[1024], err[512];
   snprintf(path, sizeof(path), "%s/data/carbon/em-2023/DE.csv",
-           fh_shared_dir());
+           tu_shared_dir());
   cs_file_trace t[] = {{.zone = "DE", .path = path}};
   cs_file_opts o = {.traces = t, .ntraces = 1};
   cs_provider *p = NULL;
@@ -364,6 +366,52 @@ START_TEST(test_signals_current_registers_runtime_zone)
 }
 END_TEST
 
+START_TEST(test_signals_start_records_metrics)
+{
+  cs_metrics *m = cs_metrics_new();
+  cs_signals_opts o = {.ttl_s = 60};
+  cs_signals *s = registry(true, &o, 2000);
+  ck_assert_int_eq(cs_signals_start(s, m), CS_OK);
+  ck_assert(wait_until(has_value, s, 5000));
+  double v;
+  const char *li[] = {"DE", "electricitymaps", "average"};
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_grid_intensity_gco2_per_kwh", li, &v),
+      CS_OK);
+  ck_assert_double_eq(v, 360);
+  const char *la[] = {"DE", "electricitymaps"};
+  ck_assert_int_eq(cs_metrics_get(m, "carbonshift_signal_age_seconds", la, &v),
+                   CS_OK);
+  ck_assert_double_eq(v, NOW - 1678834800);
+  const char *lf[] = {"electricitymaps", "current", "ok"};
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_provider_fetches_total", lf, &v), CS_OK);
+  ck_assert_double_eq(v, 1);
+  bool healthy;
+  cJSON_Delete(status(s, NOW, &healthy));
+  ck_assert(healthy);
+  const char *lz[] = {"DE"};
+  ck_assert_int_eq(cs_metrics_get(m, "carbonshift_zone_degraded", lz, &v),
+                   CS_OK);
+  ck_assert_double_eq(v, 0);
+  /* An outage shows up as a failed fetch and, once stale, a degraded zone. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 500, .body = "down"});
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EHTTP);
+  const char *le[] = {"electricitymaps", "current", "http_error"};
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_provider_fetches_total", le, &v), CS_OK);
+  ck_assert_double_eq(v, 1);
+  cJSON_Delete(status(s, NOW + 86400, &healthy));
+  ck_assert(!healthy);
+  ck_assert_int_eq(cs_metrics_get(m, "carbonshift_zone_degraded", lz, &v),
+                   CS_OK);
+  ck_assert_double_eq(v, 1);
+  cs_signals_free(s);
+  cs_metrics_free(m);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("signals");
@@ -378,6 +426,7 @@ int main(void)
   tcase_add_test(tc, test_signals_current_fast_while_provider_hangs);
   tcase_add_test(tc, test_signals_refresher_backs_off);
   tcase_add_test(tc, test_signals_current_registers_runtime_zone);
+  tcase_add_test(tc, test_signals_start_records_metrics);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }

@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "carbon/providers/ukgrid.h"
-#include "fake_http.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
 
 #define T0 1698919200 /* 2023-11-02T10:00:00Z */
 

@@ -5,7 +5,8 @@
 #include <time.h>
 
 #include "carbon/providers/watttime.h"
-#include "fake_http.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
 
 static fh_server *srv;
 

@@ -1,4 +1,4 @@
-#include "fake_http.h"
+#include "tests/unit/fake_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "carbon/util/log.h"
+#include "tests/unit/testutil.h"
 
 #define FH_MAX_ROUTES 64
 #define FH_MAX_QUEUE 32
@@ -47,45 +48,13 @@ struct fh_server {
   size_t nroutes;
 };
 
-const char *fh_shared_dir(void)
-{
-  const char *s = getenv("CS_SHARED");
-  return s && *s ? s : "../shared";
-}
-
-char *fh_fixture(const char *name, size_t *len)
-{
-  char path[1024];
-  snprintf(path, sizeof(path), "%s/fixtures/providers/%s", fh_shared_dir(),
-           name);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "fake_http: cannot open fixture %s: %s\n", path,
-            strerror(errno));
-    abort();
-  }
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap + 1);
-  size_t got;
-  while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-    n += got;
-    if (n == cap) {
-      cap *= 2;
-      buf = realloc(buf, cap + 1);
-    }
-  }
-  fclose(f);
-  buf[n] = '\0';
-  if (len)
-    *len = n;
-  return buf;
-}
-
 static fh_owned own(fh_reply r)
 {
   fh_owned o = {.r = r};
   if (r.fixture) {
-    o.body = fh_fixture(r.fixture, &o.len);
+    char rel[512];
+    snprintf(rel, sizeof(rel), "fixtures/providers/%s", r.fixture);
+    o.body = tu_read_shared(rel, &o.len);
   } else if (r.body) {
     o.body = strdup(r.body);
     o.len = strlen(r.body);

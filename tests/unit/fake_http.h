@@ -1,8 +1,9 @@
 /* fake_http.h: a real HTTP server inside the test process (libmicrohttpd on
  * 127.0.0.1, a free port) that stands in for a carbon provider. Each path
- * has a default reply (a fixture file from $CS_SHARED/fixtures/providers or
- * a literal body) and a queue of one-shot replies that misbehave on demand:
- * any status, Retry-After, a truncated body, or a hang. It records every
+ * has a default reply (a fixture from $CS_SHARED/fixtures/providers, read
+ * with tests/unit/testutil.h, or a literal body) and a queue of one-shot
+ * replies that misbehave on demand: any status, Retry-After, a truncated
+ * body, or a hang. It records every
  * request (path, query, chosen headers) for assertions.
  * Thread-safe: yes; the server answers on its own threads.
  * Ownership: fh_* copy every string they are given; returned strings are
@@ -45,11 +46,6 @@ int fh_hits(fh_server *s, const char *path);
  * header of the last request for `path`, or NULL. */
 char *fh_last_query(fh_server *s, const char *path);
 char *fh_last_header(fh_server *s, const char *path, const char *name);
-
-/* The contents of a shared fixture (aborts the test if missing). */
-char *fh_fixture(const char *name, size_t *len);
-/* $CS_SHARED, or "../shared". */
-const char *fh_shared_dir(void);
 
 /* Log capture for assertions on error messages: lines written by
  * carbon/util/log.h between fh_log_capture() and fh_log_take() are
