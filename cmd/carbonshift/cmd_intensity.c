@@ -1,134 +1,74 @@
 #include "cmd/carbonshift/cmd_intensity.h"
 
-#include <getopt.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "carbon/providers/electricitymaps.h"
-#include "carbon/providers/file.h"
-#include "carbon/providers/ukgrid.h"
-#include "carbon/providers/watttime.h"
-#include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
+#include "cmd/carbonshift/carbon_setup.h"
+#include "cmd/carbonshift/config.h"
 
-#define MAX_PROVIDERS 4
-#define MAX_TRACES 32
 #define FORECAST_SPAN_S (72 * 3600)
 
-static const char usage[] =
-    "usage: carbonshift intensity --zone ZONE [--provider NAME] [--forecast]\n"
-    "                             [--json] [--at TIME] [--config FILE]\n"
-    "  Fetches the grid carbon intensity of ZONE now from the configured\n"
-    "  providers (electricitymaps, watttime, ukgrid, file; the first that\n"
-    "  answers) and prints it; --forecast adds the series from the current\n"
-    "  period on. --at asks for another instant (RFC 3339), which only the\n"
-    "  file provider honours.\n";
-
-/* Parses CARBONSHIFT_FILE_TRACES ("ZONE=PATH,ZONE=PATH") into traces that
- * point into `buf` (a copy the caller frees); (size_t)-1 when an item is
- * not ZONE=PATH. */
-static size_t parse_traces(const char *spec, char **buf, cs_file_trace *t,
-                           const char *column)
+void cs_cmd_intensity_help(FILE *out)
 {
-  size_t n = 0;
-  *buf = cs_strdup(spec);
-  for (char *item = *buf; item && *item && n < MAX_TRACES;) {
-    char *comma = strchr(item, ',');
-    if (comma)
-      *comma = '\0';
-    char *eq = strchr(item, '=');
-    if (!eq || eq == item || !eq[1])
-      return (size_t)-1;
-    *eq = '\0';
-    t[n++] = (cs_file_trace){.zone = item, .path = eq + 1, .column = column};
-    item = comma ? comma + 1 : NULL;
-  }
-  return n;
+  fputs("Usage: carbonshift intensity --zone ZONE [--provider NAME] "
+        "[--forecast]\n"
+        "         [--json] [--at TIME] [--config FILE] [--set NAME=VALUE]...\n"
+        "\n"
+        "Fetches the grid carbon intensity of ZONE now, synchronously, from "
+        "the\n"
+        "configured providers (carbon.routes for ZONE, else every configured\n"
+        "provider in order; values of another signal type than "
+        "carbon.signalType\n"
+        "are skipped unless --provider names the provider) and prints it.\n"
+        "--forecast adds the series from the current period on (72 h at "
+        "most).\n"
+        "--json prints one object: {zone, provider, signalType, unit,\n"
+        "current: {at, value, estimated}, forecast: [{at, value}]}, times in "
+        "UTC.\n"
+        "--at TIME (RFC 3339) asks about another instant; only trace "
+        "replays\n"
+        "(file) honour it. Exit status: 0 printed, 1 no value or no "
+        "forecast,\n"
+        "2 usage or configuration error. Providers are configured as for "
+        "serve\n"
+        "('carbonshift help config').\n",
+        out);
 }
 
-/* Builds the providers configured through the environment, in preference
- * order; with `only`, just that one (an error when it is not configured). */
-static int build(const char *only, cs_provider **out, size_t *n)
+/* The providers to ask for `zone`, in order: --provider alone, else the
+ * zone's route (or "*"), else all. Returns how many. */
+static size_t chain_for(const cs_config *c, const char *zone, const char *only,
+                        cs_provider **ps, size_t n, cs_provider **chain)
 {
-  char err[512] = "";
-  *n = 0;
-  bool want_all = !only;
-  if (want_all || strcmp(only, "electricitymaps") == 0) {
-    cs_electricitymaps_opts o = {0};
-    cs_electricitymaps_opts_from_env(&o);
-    if (o.token || !want_all) {
-      if (cs_electricitymaps_new(&o, &out[*n], err, sizeof(err)) != CS_OK)
-        goto bad;
-      (*n)++;
-    }
+  const cs_config_route *r = NULL;
+  size_t k = 0;
+  if (only) {
+    for (size_t i = 0; i < n; i++)
+      if (!strcmp(ps[i]->ops->name, only))
+        chain[k++] = ps[i];
+    return k;
   }
-  if (want_all || strcmp(only, "watttime") == 0) {
-    cs_watttime_opts o = {0};
-    cs_watttime_opts_from_env(&o);
-    if ((o.username && o.password) || !want_all) {
-      if (cs_watttime_new(&o, &out[*n], err, sizeof(err)) != CS_OK)
-        goto bad;
-      (*n)++;
-    }
+  for (size_t i = 0; i < c->ncarbon_routes; i++) {
+    if (!strcmp(c->carbon_routes[i].zone, zone))
+      r = &c->carbon_routes[i];
+    else if (!r && !strcmp(c->carbon_routes[i].zone, "*"))
+      r = &c->carbon_routes[i];
   }
-  if (want_all || strcmp(only, "ukgrid") == 0) {
-    cs_ukgrid_opts o = {0};
-    cs_ukgrid_opts_from_env(&o);
-    if (cs_ukgrid_new(&o, &out[*n], err, sizeof(err)) != CS_OK)
-      goto bad;
-    (*n)++;
+  if (!r) {
+    memcpy(chain, ps, n * sizeof(*chain));
+    return n;
   }
-  const char *traces = getenv("CARBONSHIFT_FILE_TRACES");
-  if ((want_all && traces && *traces) ||
-      (!want_all && strcmp(only, "file") == 0)) {
-    cs_file_trace t[MAX_TRACES];
-    char *buf = NULL;
-    cs_file_opts o = {.traces = t};
-    o.ntraces = parse_traces(traces ? traces : "", &buf, t,
-                             getenv("CARBONSHIFT_FILE_COLUMN"));
-    if (o.ntraces == (size_t)-1) {
-      snprintf(err, sizeof(err),
-               "CARBONSHIFT_FILE_TRACES: \"%.200s\", expected "
-               "ZONE=PATH[,ZONE=PATH...]",
-               traces ? traces : "");
-      free(buf);
-      goto bad;
-    }
-    const char *rf = getenv("CARBONSHIFT_FILE_REPLAY_FROM");
-    const char *expected = NULL;
-    if (rf && *rf && cs_parse_rfc3339(rf, &o.replay_from, &expected)) {
-      snprintf(err, sizeof(err),
-               "CARBONSHIFT_FILE_REPLAY_FROM: \"%.40s\", expected %s", rf,
-               expected);
-      free(buf);
-      goto bad;
-    }
-    cs_err rc = cs_file_new(&o, &out[*n], err, sizeof(err));
-    free(buf);
-    if (rc != CS_OK)
-      goto bad;
-    (*n)++;
-  }
-  if (!*n) {
-    snprintf(err, sizeof(err),
-             "unknown provider \"%.40s\", expected "
-             "electricitymaps, watttime, ukgrid or file",
-             only ? only : "");
-    goto bad;
-  }
-  return 0;
-bad:
-  for (size_t i = 0; i < *n; i++)
-    cs_provider_free(out[i]);
-  *n = 0;
-  fprintf(stderr, "carbonshift intensity: %s\n", err);
-  return 2;
+  for (size_t i = 0; i < r->nproviders; i++)
+    for (size_t j = 0; j < n; j++)
+      if (!strcmp(ps[j]->ops->name, r->providers[i]))
+        chain[k++] = ps[j];
+  return k;
 }
 
 static void print_json(const char *zone, const cs_signal *v, const cs_series *f,
@@ -182,96 +122,117 @@ static void print_text(const char *zone, const cs_signal *v, const cs_series *f,
   }
 }
 
-int cs_cmd_intensity(int argc, char **argv)
+static int usage_error(const char *fmt, const char *arg)
 {
-  static const struct option opts[] = {
-      {"zone", required_argument, NULL, 'z'},
-      {"provider", required_argument, NULL, 'p'},
-      {"forecast", no_argument, NULL, 'f'},
-      {"json", no_argument, NULL, 'j'},
-      {"at", required_argument, NULL, 'a'},
-      {"config", required_argument, NULL, 'c'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  const char *zone = NULL, *only = NULL, *config = NULL, *expected = NULL;
-  bool forecast = false, json = false;
-  int64_t now = cs_clock_now();
-  int c, status = 1;
-  cs_provider *ps[MAX_PROVIDERS];
-  size_t n = 0;
-  cs_series f = {0};
-  optind = 0; /* reinitialise getopt (glibc), so tests may call us again */
-  opterr = 1;
-  while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-    switch (c) {
-    case 'z':
-      zone = optarg;
-      break;
-    case 'p':
-      only = optarg;
-      break;
-    case 'f':
-      forecast = true;
-      break;
-    case 'j':
-      json = true;
-      break;
-    case 'c':
-      config = optarg;
-      break;
-    case 'a':
-      if (cs_parse_rfc3339(optarg, &now, &expected) != CS_OK) {
-        fprintf(stderr, "carbonshift intensity: --at \"%s\": expected %s\n",
-                optarg, expected);
+  fputs("carbonshift intensity: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("; see 'carbonshift help intensity'\n", stderr);
+  return 2;
+}
+
+/* Reads the command's own flags; the rest go to the configuration. */
+static int parse_args(int argc, char **argv, cs_config_flags *flags,
+                      const char **zone, const char **only, bool *forecast,
+                      bool *json, int64_t *now)
+{
+  for (int i = 1; i < argc;) {
+    const char *a = argv[i], *expected = NULL;
+    if (!strcmp(a, "--forecast") || !strcmp(a, "--json")) {
+      *(a[2] == 'f' ? forecast : json) = true;
+      i++;
+    } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      cs_cmd_intensity_help(stdout);
+      return 0;
+    } else if (!strcmp(a, "--zone") || !strcmp(a, "--provider") ||
+               !strcmp(a, "--at")) {
+      if (i + 1 >= argc)
+        return usage_error("%s needs a value", a);
+      const char *v = argv[i + 1];
+      if (a[2] == 'z') {
+        *zone = v;
+      } else if (a[2] == 'p') {
+        *only = v;
+      } else if (cs_parse_rfc3339(v, now, &expected) != CS_OK) {
+        fprintf(stderr, "carbonshift intensity: --at \"%s\": expected %s\n", v,
+                expected);
         return 2;
       }
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return 0;
-    default:
-      fputs(usage, stderr);
-      return 2;
+      i += 2;
+    } else {
+      bool taken;
+      char err[256];
+      if (cs_config_flags_take(flags, argc, argv, &i, &taken, err,
+                               sizeof(err)) != CS_OK)
+        return usage_error("%s", err);
+      if (!taken)
+        return usage_error(
+            a[0] == '-' ? "unknown flag %s" : "unexpected argument \"%s\"", a);
     }
   }
-  if (optind < argc || !zone || !*zone || strlen(zone) >= CS_ZONE_MAX) {
-    fputs(usage, stderr);
-    return 2;
-  }
-  if (config) {
-    /* The configuration system (cmd/carbonshift/config.c) is not in this
-     * tree yet; until it is, providers come from the environment. */
-    fprintf(stderr, "carbonshift intensity: --config is not supported by "
-                    "this build; configure providers through CARBONSHIFT_* "
-                    "environment variables\n");
-    return 2;
-  }
+  if (!*zone || !**zone || strlen(*zone) >= CS_ZONE_MAX)
+    return usage_error("%s", "--zone ZONE is required (a grid zone id)");
+  return -1;
+}
+
+int cs_cmd_intensity(int argc, char **argv)
+{
+  const char *zone = NULL, *only = NULL;
+  bool forecast = false, json = false;
+  int64_t now = cs_clock_now();
+  cs_config *cfg = NULL;
+  cs_provider *ps[CS_CARBON_SETUP_MAX], *chain[CS_CARBON_SETUP_MAX];
+  size_t n = 0;
+  cs_series f = {0};
+  cs_buf errors;
+  cs_buf_init(&errors, 1 << 20);
+  cs_config_flags *flags = cs_config_flags_new();
+  int status =
+      parse_args(argc, argv, flags, &zone, &only, &forecast, &json, &now);
+  if (status >= 0)
+    goto out;
+  status = 2;
   /* Logs go to stderr so that stdout carries only the answer. */
   cs_log_set_fd(STDERR_FILENO);
-  if (build(only, ps, &n))
-    return 2;
+  cs_err rc = cs_config_load(flags, NULL, &cfg, &errors, NULL);
+  if (rc == CS_OK)
+    cs_carbon_setup_providers(cfg, only, ps, &n, &errors);
+  if (rc != CS_OK || errors.len) {
+    fwrite(errors.data, 1, errors.len, stderr);
+    fputs("carbonshift intensity: invalid configuration; see 'carbonshift "
+          "help config'\n",
+          stderr);
+    goto out;
+  }
+  size_t nc = chain_for(cfg, zone, only, ps, n, chain);
+  if (only && !nc) {
+    usage_error("unknown provider \"%s\", expected static, file, "
+                "electricitymaps, watttime, ukgrid or builtin",
+                only);
+    goto out;
+  }
+  status = 1;
   cs_signal v;
   size_t who = 0;
-  for (; who < n; who++)
-    if (ps[who]->ops->current(ps[who], zone, now, &v) == CS_OK)
+  for (; who < nc; who++) {
+    if (chain[who]->ops->current(chain[who], zone, now, &v) != CS_OK)
+      continue;
+    if (only || v.type == (cs_signal_type)cfg->carbon_signal_type)
       break;
-  if (who == n) {
+  }
+  if (who == nc) {
     fprintf(stderr,
-            "carbonshift intensity: no provider has a value for "
-            "zone %s (see the log lines above)\n",
+            "carbonshift intensity: no provider has a value for zone %s "
+            "(see the log lines above)\n",
             zone);
     goto out;
   }
   status = 0;
   if (forecast) {
-    cs_provider *p = ps[who];
+    cs_provider *p = chain[who];
     if (!p->ops->forecast ||
         p->ops->forecast(p, zone, v.observed_at,
                          v.observed_at + FORECAST_SPAN_S, &f) != CS_OK) {
-      fprintf(stderr,
-              "carbonshift intensity: %s has no forecast for zone "
-              "%s\n",
+      fprintf(stderr, "carbonshift intensity: %s has no forecast for zone %s\n",
               p->ops->name, zone);
       status = 1;
     }
@@ -285,5 +246,8 @@ out:
   cs_series_free(&f);
   for (size_t i = 0; i < n; i++)
     cs_provider_free(ps[i]);
+  cs_config_free(cfg);
+  cs_config_flags_free(flags);
+  cs_buf_free(&errors);
   return status;
 }

@@ -6,8 +6,12 @@
 #ifndef CS_CMD_INTENSITY_H
 #define CS_CMD_INTENSITY_H
 
-/* Returns the process exit status: 0 printed, 1 no value (or no forecast
- * when one was asked for), 2 usage or configuration error. */
+#include <stdio.h>
+
+void cs_cmd_intensity_help(FILE *out);
+/* argv[0] is "intensity". Returns the process exit status: 0 printed, 1 no
+ * value (or no forecast when one was asked for), 2 usage or configuration
+ * error. */
 int cs_cmd_intensity(int argc, char **argv);
 
 #endif

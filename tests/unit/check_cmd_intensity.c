@@ -35,6 +35,8 @@ static void setup(void)
   setenv("CARBONSHIFT_WATTTIME_PASSWORD", "p", 1);
   setenv("CARBONSHIFT_UKGRID_URL", fh_url(srv), 1);
   unsetenv("CARBONSHIFT_FILE_TRACES");
+  unsetenv("CARBONSHIFT_CARBON_ROUTES");
+  unsetenv("CARBONSHIFT_CARBON_SIGNAL_TYPE");
 }
 
 static void teardown(void)
@@ -78,7 +80,7 @@ static cJSON *parse_one(const char *s)
   ck_assert_int_eq(s[n - 1], '\n');
   ck_assert_ptr_null(strchr(s, '\n') + 1 == s + n ? NULL : s);
   cJSON *j = cJSON_ParseWithLength(s, n);
-  ck_assert_ptr_nonnull(j);
+  ck_assert_msg(j != NULL, "not JSON: %s", s);
   return j;
 }
 
@@ -162,8 +164,8 @@ END_TEST
 START_TEST(test_cmd_intensity_file_text)
 {
   char traces[1100];
-  snprintf(traces, sizeof(traces), "DE=%s/data/carbon/em-2023/DE.csv",
-           tu_shared_dir());
+  snprintf(traces, sizeof(traces),
+           "{\"DE\": \"%s/data/carbon/em-2023/DE.csv\"}", tu_shared_dir());
   setenv("CARBONSHIFT_FILE_TRACES", traces, 1);
   char *out;
   int rc = run(&out, 7, "--provider", "file", "--zone", "DE", "--at",
@@ -200,6 +202,46 @@ START_TEST(test_cmd_intensity_errors)
 }
 END_TEST
 
+START_TEST(test_cmd_intensity_routes_and_signal_type)
+{
+  char *out;
+  /* The route's first provider is down: the next one answers. */
+  setenv("CARBONSHIFT_CARBON_ROUTES",
+         "{\"DE\": [\"electricitymaps\", \"static\"]}", 1);
+  setenv("CARBONSHIFT_CARBON_STATIC", "{\"DE\": 321}", 1);
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 503, .body = "down"});
+  ck_assert_int_eq(run(&out, 4, "--zone", "DE", "--json"), 0);
+  cJSON *j = parse_one(out);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "provider")->valuestring, "static");
+  ck_assert_double_eq(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "current"), "value")
+          ->valuedouble,
+      321);
+  cJSON_Delete(j);
+  free(out);
+  unsetenv("CARBONSHIFT_CARBON_STATIC");
+  /* A marginal value is not an answer when ranking on average. */
+  setenv("CARBONSHIFT_CARBON_ROUTES", "{\"*\": [\"watttime\"]}", 1);
+  ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 1);
+  ck_assert_str_eq(out, "");
+  free(out);
+  setenv("CARBONSHIFT_CARBON_SIGNAL_TYPE", "marginal", 1);
+  ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 0);
+  j = parse_one(out);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "signalType")->valuestring,
+                   "marginal");
+  ck_assert_ptr_null(cJSON_GetObjectItem(j, "forecast"));
+  cJSON_Delete(j);
+  free(out);
+  /* A route naming a provider that cannot be built is a configuration
+   * error. */
+  unsetenv("CARBONSHIFT_WATTTIME_PASSWORD");
+  ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 2);
+  free(out);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("cmd_intensity");
@@ -211,6 +253,7 @@ int main(void)
   tcase_add_test(tc, test_cmd_intensity_ukgrid_json);
   tcase_add_test(tc, test_cmd_intensity_file_text);
   tcase_add_test(tc, test_cmd_intensity_errors);
+  tcase_add_test(tc, test_cmd_intensity_routes_and_signal_type);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }
