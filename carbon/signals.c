@@ -79,7 +79,8 @@ static const cs_signals_opts defaults = {
     .jitter = 0.1,
     .backoff_min_s = 15,
     .backoff_max_s = 900,
-    .max_age_s = 10800,
+    .max_age_s = 3600,
+    .max_observation_age_s = 10800,
     .horizon_s = 172800,
     .max_keys = 1024,
 };
@@ -143,6 +144,8 @@ void cs_signals_set_opts(cs_signals *s, const cs_signals_opts *o)
     s->o.backoff_max_s = s->o.backoff_min_s;
   if (o->max_age_s > 0)
     s->o.max_age_s = o->max_age_s;
+  if (o->max_observation_age_s > 0)
+    s->o.max_observation_age_s = o->max_observation_age_s;
   if (o->horizon_s > 0)
     s->o.horizon_s = o->horizon_s;
   if (o->max_keys > 0)
@@ -304,7 +307,7 @@ static entry *ensure_entry(cs_signals *s, cs_provider *p, const char *zone)
 
 static bool value_fresh(const cs_signals *s, const entry *e, int64_t now)
 {
-  return e->has_value && now - e->value.observed_at <= s->o.max_age_s;
+  return e->has_value && now - e->value.fetched_at <= s->o.max_age_s;
 }
 
 static bool fc_fresh(const cs_signals *s, const entry *e, int64_t now)
@@ -362,12 +365,12 @@ static cs_err fetch_entry(cs_signals *s, entry *e, bool force)
   cs_err crc = CS_OK, frc = CS_OK;
   if (do_cur) {
     crc = p->ops->current(p, zone, now, &v);
-    if (crc == CS_OK && now - v.observed_at > s->o.max_age_s) {
+    if (crc == CS_OK && now - v.observed_at > s->o.max_observation_age_s) {
       cs_buf *l = cs_log_begin(0, "Carbon provider returned stale data");
       cs_json_str(l, "provider", p->ops->name);
       cs_json_str(l, "zone", zone);
       cs_json_int(l, "ageSeconds", now - v.observed_at);
-      cs_json_int(l, "maxAgeSeconds", s->o.max_age_s);
+      cs_json_int(l, "maxObservationAgeSeconds", s->o.max_observation_age_s);
       cs_log_end(l);
       crc = CS_ESTALE;
     }

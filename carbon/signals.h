@@ -9,7 +9,9 @@
  * a TTL, jitter and exponential backoff, one fetch in flight per key, and
  * the hot path only copies from that cache under a short lock that is never
  * held during I/O. A failing provider's last good value is served until it
- * is max_age old, then the next provider in the route answers.
+ * max_age old (counted from its fetch), then the next provider in the
+ * route answers. A fetched value describing a period that began more than
+ * max_observation_age ago counts as a failed fetch (stale upstream data).
  * Thread-safe: cs_signals_current/forecast/status/refresh_now may be called
  * from any number of threads once configuration (set_opts, add_provider,
  * set_route, start) is done.
@@ -28,15 +30,16 @@ typedef struct cs_signals cs_signals;
 
 /* Cache and refresh settings; zero fields take the defaults shown. */
 typedef struct cs_signals_opts {
-  int64_t ttl_s;         /* refresh a healthy key every ttl_s (300) */
-  double jitter;         /* +/- this fraction of every delay (0.1) */
-  int64_t backoff_min_s; /* first retry after a failure (15) */
-  int64_t backoff_max_s; /* retries back off up to this (900) */
-  int64_t max_age_s;     /* serve a value until now - observed_at exceeds
-                            this, and a forecast until this long after its
-                            fetch (10800) */
-  int64_t horizon_s;     /* forecast span fetched (172800) */
-  size_t max_keys;       /* (provider, zone) pairs cached at most (1024) */
+  int64_t ttl_s;                 /* refresh a healthy key every ttl_s (300) */
+  double jitter;                 /* +/- this fraction of every delay (0.1) */
+  int64_t backoff_min_s;         /* first retry after a failure (15) */
+  int64_t backoff_max_s;         /* retries back off up to this (900) */
+  int64_t max_age_s;             /* serve the last good value and forecast until
+                                    this long after their fetch (3600) */
+  int64_t max_observation_age_s; /* refuse a fetched value whose period began
+                                    longer ago than this (10800) */
+  int64_t horizon_s;             /* forecast span fetched (172800) */
+  size_t max_keys; /* (provider, zone) pairs cached at most (1024) */
 } cs_signals_opts;
 
 cs_signals *cs_signals_new(cs_signal_type ranking_type);

@@ -152,11 +152,11 @@ START_TEST(test_signals_current_fallback_order)
   ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "degraded")));
   cJSON_Delete(j);
 
-  /* Past max age (3 h after the 23:00 observation): the next provider. */
-  int64_t later = 1678834800 + 10800 + 1;
+  /* Past max age (1 h after the last good fetch): the next provider. */
+  int64_t later = NOW + 3600 + 1;
   ck_assert_int_eq(cs_signals_current(s, "DE", NULL, later, &v), CS_OK);
   ck_assert_str_eq(v.provider, "file");
-  ck_assert_int_eq(v.observed_at, 1678845600); /* the 2023-03-15 02:00 row */
+  ck_assert_int_eq(v.observed_at, 1678838400); /* the 2023-03-15 00:00 row */
   j = status(s, later, &healthy);
   ck_assert(!healthy);
   ck_assert_str_eq(signal_state(j, "electricitymaps"), "stale");
@@ -208,6 +208,14 @@ START_TEST(test_signals_current_stale_timestamp_refused)
   ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
   ck_assert_str_eq(v.provider, "file");
   ck_assert_double_eq(v.g_per_kwh, FILE_DE_2300);
+  cs_signals_free(s);
+  /* With a longer limit, the same answer is accepted. */
+  cs_signals_opts o = {.max_observation_age_s = 3 * 86400};
+  s = registry(true, &o, 2000);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "electricitymaps");
+  ck_assert_double_eq(v.g_per_kwh, 999);
   cs_signals_free(s);
 }
 END_TEST
