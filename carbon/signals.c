@@ -267,6 +267,8 @@ static const char *outcome(cs_err rc)
     return "not_found";
   case CS_EHTTP:
     return "http_error";
+  case CS_EIO:
+    return "unreachable";
   case CS_ESTALE:
     return "stale";
   default:
