@@ -215,6 +215,23 @@ START_TEST(test_electricitymaps_new_bad_options)
 }
 END_TEST
 
+/* Every truncation of a real answer is a parse error, never a value or a
+ * crash (run under ASan in CI). */
+START_TEST(test_electricitymaps_current_every_truncation)
+{
+  cs_provider *p = make(NULL, 0);
+  size_t len = fh_fixture_len("electricitymaps-latest.json");
+  for (size_t k = 1; k < len; k++) {
+    fh_push(
+        srv, "/v3/carbon-intensity/latest",
+        (fh_reply){.fixture = "electricitymaps-latest.json", .truncate = k});
+    cs_signal v;
+    ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  }
+  cs_provider_free(p);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("electricitymaps");
@@ -230,6 +247,7 @@ int main(void)
   tcase_add_test(tc, test_electricitymaps_forecast_empty);
   tcase_add_test(tc, test_electricitymaps_current_direct_factor);
   tcase_add_test(tc, test_electricitymaps_new_bad_options);
+  tcase_add_test(tc, test_electricitymaps_current_every_truncation);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }

@@ -169,6 +169,20 @@ START_TEST(test_ukgrid_new_bad_zone_map)
 }
 END_TEST
 
+START_TEST(test_ukgrid_current_every_truncation)
+{
+  cs_provider *p = make(NULL, 0);
+  size_t len = fh_fixture_len("uk-intensity.json");
+  for (size_t k = 1; k < len; k++) {
+    fh_push(srv, "/intensity",
+            (fh_reply){.fixture = "uk-intensity.json", .truncate = k});
+    cs_signal v;
+    ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
+  }
+  cs_provider_free(p);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("ukgrid");
@@ -181,6 +195,7 @@ int main(void)
   tcase_add_test(tc, test_ukgrid_current_postcode);
   tcase_add_test(tc, test_ukgrid_current_errors);
   tcase_add_test(tc, test_ukgrid_new_bad_zone_map);
+  tcase_add_test(tc, test_ukgrid_current_every_truncation);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }

@@ -274,6 +274,21 @@ START_TEST(test_watttime_new_bad_options)
 }
 END_TEST
 
+START_TEST(test_watttime_current_every_truncation)
+{
+  cs_provider *p = make(NULL);
+  size_t len = fh_fixture_len("watttime-forecast-now.json");
+  for (size_t k = 1; k < len; k++) {
+    fh_push(srv, "/v3/forecast",
+            (fh_reply){.fixture = "watttime-forecast-now.json", .truncate = k});
+    cs_signal v;
+    ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                     CS_EPARSE);
+  }
+  cs_provider_free(p);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("watttime");
@@ -290,6 +305,7 @@ int main(void)
   tcase_add_test(tc, test_watttime_current_aoer_is_average);
   tcase_add_test(tc, test_watttime_forecast_empty_and_null);
   tcase_add_test(tc, test_watttime_new_bad_options);
+  tcase_add_test(tc, test_watttime_current_every_truncation);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }

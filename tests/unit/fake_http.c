@@ -310,6 +310,19 @@ void fh_release(fh_server *s)
   pthread_mutex_unlock(&s->mu);
 }
 
+size_t fh_fixture_len(const char *fixture)
+{
+  char rel[512];
+  size_t len;
+  snprintf(rel, sizeof(rel), "fixtures/providers/%s", fixture);
+  char *doc = tu_read_shared(rel, &len);
+  while (len && (doc[len - 1] == '\n' || doc[len - 1] == '\r' ||
+                 doc[len - 1] == ' ' || doc[len - 1] == '\t'))
+    len--;
+  free(doc);
+  return len;
+}
+
 int fh_hits(fh_server *s, const char *path)
 {
   pthread_mutex_lock(&s->mu);

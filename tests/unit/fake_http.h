@@ -40,6 +40,10 @@ void fh_reset(fh_server *s);
 /* Lets every hanging reply finish now. */
 void fh_release(fh_server *s);
 
+/* The length of a shared fixture without its trailing white space: the
+ * shortest prefix that is the whole document (for truncation sweeps). */
+size_t fh_fixture_len(const char *fixture);
+
 /* Requests seen for `path` so far. */
 int fh_hits(fh_server *s, const char *path);
 /* The query string ("a=1&b=2", arguments in arrival order) and one request
