@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "carbon/util/alloc.h"
+
 const char *cs_signal_type_name(cs_signal_type t)
 {
   return t == CS_SIGNAL_MARGINAL ? "marginal" : "average";
@@ -30,6 +32,49 @@ void cs_series_free(cs_series *s)
   s->len = 0;
 }
 
+void cs_series_push(cs_series *s, int64_t at, double g_per_kwh)
+{
+  /* Capacity is the next power of two at or above len. */
+  if ((s->len & (s->len - 1)) == 0) {
+    size_t cap = s->len ? s->len * 2 : 16;
+    if (s->len < 16 && s->len)
+      cap = 16;
+    s->points = cs_realloc(s->points, cap * sizeof(*s->points));
+  }
+  s->points[s->len].at = at;
+  s->points[s->len].g_per_kwh = g_per_kwh;
+  s->len++;
+}
+
+void cs_series_slice(const cs_series *in, int64_t from, int64_t to,
+                     cs_series *out)
+{
+  *out = *in;
+  out->points = NULL;
+  out->len = 0;
+  for (size_t i = 0; i < in->len; i++) {
+    int64_t a = in->points[i].at;
+    int64_t b = i + 1 < in->len ? in->points[i + 1].at : a + in->step;
+    if (b > from && a < to)
+      cs_series_push(out, a, in->points[i].g_per_kwh);
+  }
+}
+
+long cs_series_index_at(const cs_series *s, int64_t t)
+{
+  if (!s->len || t < s->points[0].at || t >= cs_series_end(s))
+    return -1;
+  size_t lo = 0, hi = s->len;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->points[mid].at <= t)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return (long)lo;
+}
+
 int64_t cs_series_end(const cs_series *s)
 {
   if (!s->len)
@@ -45,15 +90,7 @@ cs_err cs_series_window_mean(const cs_series *s, int64_t start,
   int64_t end = start + duration;
   if (start < s->points[0].at || end > cs_series_end(s))
     return CS_ENOTFOUND;
-  /* Binary search for the point in force at `start`. */
-  size_t lo = 0, hi = s->len;
-  while (hi - lo > 1) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (s->points[mid].at <= start)
-      lo = mid;
-    else
-      hi = mid;
-  }
+  size_t lo = (size_t)cs_series_index_at(s, start);
   double sum = 0;
   for (size_t i = lo; i < s->len; i++) {
     int64_t a = s->points[i].at,

@@ -59,6 +59,17 @@ typedef struct cs_series {
 } cs_series;
 
 void cs_series_free(cs_series *s);
+/* Appends a point to an empty series or one built by cs_series_push (the
+ * array grows in powers of two); the caller keeps times strictly
+ * increasing. */
+void cs_series_push(cs_series *s, int64_t at, double g_per_kwh);
+/* Copies into *out the points of `in` whose period overlaps [from, to)
+ * (metadata too); out->len is 0 when none does. */
+void cs_series_slice(const cs_series *in, int64_t from, int64_t to,
+                     cs_series *out);
+/* The index of the point in force at t (binary search), or -1 when t is
+ * outside [points[0].at, cs_series_end). */
+long cs_series_index_at(const cs_series *s, int64_t t);
 /* The series' end: the last point's time plus `step`. */
 int64_t cs_series_end(const cs_series *s);
 /* The time-weighted mean over [start, start + duration). CS_ENOTFOUND when

@@ -4,22 +4,51 @@
  * differs from the one nodes are ranked on: a marginal and an average value
  * are never compared. No answer is CS_ENOTFOUND, which callers treat as
  * neutral; a number is never invented.
- * Thread-safe: cs_signals_current/forecast/status may be called from any
- * number of threads once configuration (add_provider, set_route) is done.
+ * Remote providers (ops->remote) are never called by current/forecast: a
+ * background refresher per provider keeps a cache per (provider, zone) with
+ * a TTL, jitter and exponential backoff, one fetch in flight per key, and
+ * the hot path only copies from that cache under a short lock that is never
+ * held during I/O. A failing provider's last good value is served until it
+ * max_age old (counted from its fetch), then the next provider in the
+ * route answers. A fetched value describing a period that began more than
+ * max_observation_age ago counts as a failed fetch (stale upstream data).
+ * Thread-safe: cs_signals_current/forecast/status/refresh_now may be called
+ * from any number of threads once configuration (set_opts, add_provider,
+ * set_route, start) is done.
  * Ownership: providers handed to cs_signals_add_provider belong to the
- * registry; output values are copied to the caller; series are owned by the
- * caller (cs_series_free). */
+ * registry; the metrics registry is borrowed and must outlive it; output
+ * values are copied to the caller; series are owned by the caller
+ * (cs_series_free). */
 #ifndef CS_SIGNALS_H
 #define CS_SIGNALS_H
 
 #include "carbon/signal.h"
 #include "carbon/util/buf.h"
+#include "carbon/util/metrics.h"
 
 typedef struct cs_signals cs_signals;
 
+/* Cache and refresh settings; zero fields take the defaults shown. */
+typedef struct cs_signals_opts {
+  int64_t ttl_s;                 /* refresh a healthy key every ttl_s (300) */
+  double jitter;                 /* +/- this fraction of every delay (0.1) */
+  int64_t backoff_min_s;         /* first retry after a failure (15) */
+  int64_t backoff_max_s;         /* retries back off up to this (900) */
+  int64_t max_age_s;             /* serve the last good value and forecast until
+                                    this long after their fetch (3600) */
+  int64_t max_observation_age_s; /* refuse a fetched value whose period began
+                                    longer ago than this (10800) */
+  int64_t horizon_s;             /* forecast span fetched (172800) */
+  size_t max_keys; /* (provider, zone) pairs cached at most (1024) */
+} cs_signals_opts;
+
 cs_signals *cs_signals_new(cs_signal_type ranking_type);
+/* Stops the refresher (waiting for fetches in flight, which their timeouts
+ * bound) and frees the providers. */
 void cs_signals_free(cs_signals *s);
 cs_signal_type cs_signals_ranking_type(const cs_signals *s);
+/* Before cs_signals_start. NULL restores the defaults. */
+void cs_signals_set_opts(cs_signals *s, const cs_signals_opts *o);
 
 /* Adds a provider (ownership transferred). Names must be unique. */
 cs_err cs_signals_add_provider(cs_signals *s, cs_provider *p) CS_MUST_USE;
@@ -29,8 +58,21 @@ cs_err cs_signals_add_provider(cs_signals *s, cs_provider *p) CS_MUST_USE;
 cs_err cs_signals_set_route(cs_signals *s, const char *zone,
                             const char *const *providers, size_t n) CS_MUST_USE;
 
+/* Starts one refresher thread per remote provider and registers the zones
+ * the routes name. `metrics` may be NULL. Call once, after configuration. */
+cs_err cs_signals_start(cs_signals *s, cs_metrics *metrics) CS_MUST_USE;
+
+/* Fetches `zone` now, in the calling thread, from every remote provider of
+ * its route (or `only`) and stores the results in the cache: for tools and
+ * tests, never the hot path. CS_OK when at least one fetch succeeded (or no
+ * provider is remote); otherwise the first error. */
+cs_err cs_signals_refresh_now(cs_signals *s, const char *zone, const char *only,
+                              int64_t now) CS_MUST_USE;
+
 /* The value in force for `zone` at `now`. With `only` non-NULL, asks that
- * provider alone. */
+ * provider alone. Remote providers answer from the cache; the first ask for
+ * a zone registers it with the refresher and falls through to the next
+ * provider until its first fetch completes. */
 cs_err cs_signals_current(cs_signals *s, const char *zone, const char *only,
                           int64_t now, cs_signal *out) CS_MUST_USE;
 /* The forecast over [from, to) from the first provider that has one. */
@@ -39,7 +81,15 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
                            cs_series *out) CS_MUST_USE;
 
 /* Appends a JSON object describing every provider and route's health to
- * `out`; returns false when any configured signal is degraded. */
+ * `out`: {"rankingSignal", "providers": [names], "degraded": bool,
+ * "signals": [{"provider", "zone", "state", "gPerKwh", "ageSeconds",
+ * "failures", "lastError", "forecast"}], "zones": [{"zone", "servedBy",
+ * "degraded"}]}. A cached signal's state is pending (never fetched), ok,
+ * failing (last fetch failed; the last good value is still served), stale
+ * (no value younger than max_age after a failure) or notServed (the
+ * provider has no data for the zone: not an outage). A zone is degraded
+ * when a provider up to the one answering it is failing or stale. Returns
+ * false when any cached signal is degraded. */
 bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out);
 
 #endif

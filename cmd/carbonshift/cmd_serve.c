@@ -7,13 +7,12 @@
 #include <unistd.h>
 
 #include "carbon/gpu_catalog.h"
-#include "carbon/providers/builtin.h"
-#include "carbon/providers/static.h"
 #include "carbon/signals.h"
 #include "carbon/util/alloc.h"
 #include "carbon/util/log.h"
 #include "carbon/util/metrics.h"
 #include "carbon/zones.h"
+#include "cmd/carbonshift/carbon_setup.h"
 #include "cmd/carbonshift/config.h"
 #include "scheduler/decision.h"
 #include "scheduler/estimate.h"
@@ -155,28 +154,27 @@ static void add_provider(service *sv, cs_provider *p, cs_buf *errors)
   }
 }
 
-/* The providers this build has (builtin always; static when configured)
- * and the configured routes. */
+/* The configured providers (cmd/carbonshift/carbon_setup.h), the cache
+ * options and the routes. The refresher starts in run(), with the metrics. */
 static void build_signals(service *sv, cs_buf *errors)
 {
   const cs_config *c = sv->cfg;
   cs_signal_type type = (cs_signal_type)c->carbon_signal_type;
   sv->signals = cs_signals_new(type);
-  if (c->ncarbon_static) {
-    cs_static_zone *z = cs_calloc(c->ncarbon_static, sizeof(*z));
-    for (size_t i = 0; i < c->ncarbon_static; i++)
-      z[i] = (cs_static_zone){.zone = c->carbon_static[i].key,
-                              .g_per_kwh = c->carbon_static[i].value};
-    cs_provider *p = NULL;
-    cs_err rc = cs_static_new(z, c->ncarbon_static, type, &p);
-    if (rc == CS_OK)
-      add_provider(sv, p, errors);
-    else
-      cs_config_error(errors, c, "carbon.static", NULL,
-                      "the static provider refused it: %s", cs_strerror(rc));
-    free(z);
+  cs_signals_opts so;
+  cs_carbon_setup_opts(c, &so);
+  cs_signals_set_opts(sv->signals, &so);
+  cs_provider *ps[CS_CARBON_SETUP_MAX];
+  size_t n = 0;
+  bool marginal = false;
+  cs_carbon_setup_providers(c, NULL, ps, &n, errors);
+  for (size_t i = 0; i < n; i++) {
+    const char *name = ps[i]->ops->name;
+    if (!strcmp(name, "static") || !strcmp(name, "file") ||
+        (!strcmp(name, "watttime") && c->watttime_signal_type == 0))
+      marginal = true; /* may serve marginal values */
+    add_provider(sv, ps[i], errors);
   }
-  add_provider(sv, cs_builtin_new(), errors);
   for (size_t i = 0; i < c->ncarbon_routes; i++) {
     const cs_config_route *r = &c->carbon_routes[i];
     cs_err rc = cs_signals_set_route(
@@ -184,17 +182,15 @@ static void build_signals(service *sv, cs_buf *errors)
     if (rc != CS_OK) {
       char *path = cs_asprintf("carbon.routes.%s", r->zone);
       cs_config_error(errors, c, path, NULL,
-                      "names a provider that is not configured (this build "
-                      "serves builtin%s)",
-                      c->ncarbon_static ? " and static" : "");
+                      "names a provider that is not configured");
       free(path);
     }
   }
-  if (type == CS_SIGNAL_MARGINAL && !c->ncarbon_static) {
+  if (type == CS_SIGNAL_MARGINAL && !marginal) {
     cs_buf *l = cs_log_begin(0, "No provider gives marginal signals");
     cs_json_str(l, "err",
-                "carbon.signalType is marginal but only the builtin "
-                "(average) profile is configured: every node is neutral");
+                "carbon.signalType is marginal but only average providers "
+                "are configured: every node is neutral");
     cs_log_end(l);
   }
 }
@@ -335,6 +331,13 @@ static int run(service *sv)
   sigaction(SIGPIPE, &ign, NULL);
 
   sv->metrics = cs_metrics_new();
+  /* The refresher fetches remote providers in the background from now on;
+   * the hot path only reads its cache. */
+  if (cs_signals_start(sv->signals, sv->metrics) != CS_OK) {
+    cs_log_error("Cannot start the carbon signal refresher",
+                 "cs_signals_start failed");
+    return 1;
+  }
   if (cs_metrics_build_info(sv->metrics, CS_VERSION) != CS_OK)
     cs_log_error("Cannot publish the build information metric", "declare");
   if (!start_kube(sv))

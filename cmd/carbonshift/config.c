@@ -92,12 +92,19 @@ static bool load_routes(ctx *, const setting *, const char *, const cJSON *,
                         void *, size_t *);
 static bool load_gpus(ctx *, const setting *, const char *, const cJSON *,
                       void *, size_t *);
+static bool load_zone_strings(ctx *, const setting *, const char *,
+                              const cJSON *, void *, size_t *);
+static const char *check_time_or_empty(const char *s);
 static void drop_pairs(void *, size_t);
 static void drop_numbers(void *, size_t);
 static void drop_routes(void *, size_t);
 static void drop_gpus(void *, size_t);
 
 static const char *const signal_types[] = {"average", "marginal", NULL};
+static const char *const emission_factor_types[] = {"lifecycle", "direct",
+                                                    NULL};
+static const char *const watttime_signals[] = {"co2_moer", "co2_aoer", NULL};
+static const char *const trace_columns[] = {"lca", "direct", NULL};
 /* Indexes match cs_kube_mode, with "off" appended. */
 static const char *const kube_modes[] = {"auto", "inCluster", "kubeconfig",
                                          "off", NULL};
@@ -315,6 +322,39 @@ static const setting settings[] = {
      .help = "Object mapping a zone (or \"*\" for all others) to the "
              "providers to ask, in order; without routes every configured "
              "provider is tried"},
+    {.name = "carbon.refreshInterval",
+     .type = K_DURATION,
+     .off = F(carbon_refresh_interval_s),
+     .def = "5m",
+     .min = 10,
+     .max = DAY,
+     .help = "How often each remote provider and zone is fetched (plus or "
+             "minus 10% jitter; failures back off exponentially); the "
+             "forecast fetched spans plan.forecastHorizon"},
+    {.name = "carbon.maxAge",
+     .type = K_DURATION,
+     .off = F(carbon_max_age_s),
+     .def = "1h",
+     .min = MIN,
+     .max = 7 * DAY,
+     .help = "How long after its last successful fetch a provider's value "
+             "(and forecast) is still served while fetches fail; then the "
+             "next provider in the route answers"},
+    {.name = "carbon.maxObservationAge",
+     .type = K_DURATION,
+     .off = F(carbon_max_observation_age_s),
+     .def = "3h",
+     .min = MIN,
+     .max = 100 * YEAR,
+     .help = "A fetched value whose period began longer ago than this is "
+             "refused as stale (raise it to replay recorded responses)"},
+    {.name = "carbon.requestTimeout",
+     .type = K_DURATION,
+     .off = F(carbon_request_timeout_s),
+     .def = "10s",
+     .min = 0.1,
+     .max = 2 * MIN,
+     .help = "Longest time one request to a carbon provider may take"},
     {.name = "plan.minSaving",
      .type = K_DOUBLE,
      .off = F(plan_min_saving),
@@ -423,6 +463,13 @@ static const setting settings[] = {
      .def = "",
      .secret_of = "electricitymaps.token",
      .help = "File holding electricitymaps.token (a mounted Secret)"},
+    {.name = "electricitymaps.emissionFactorType",
+     .type = K_ENUM,
+     .off = F(electricitymaps_emission_factor_type),
+     .def = "lifecycle",
+     .choices = emission_factor_types,
+     .help = "Electricity Maps emission factors: lifecycle (with upstream "
+             "emissions) or direct (combustion only)"},
     {.name = "watttime.url",
      .type = K_STRING,
      .off = F(watttime_url),
@@ -445,12 +492,59 @@ static const setting settings[] = {
      .def = "",
      .secret_of = "watttime.password",
      .help = "File holding watttime.password (a mounted Secret)"},
+    {.name = "watttime.signalType",
+     .type = K_ENUM,
+     .off = F(watttime_signal_type),
+     .def = "co2_moer",
+     .choices = watttime_signals,
+     .help = "WattTime signal: co2_moer (marginal) or co2_aoer (average); "
+             "must match carbon.signalType to be used for ranking"},
+    {.name = "watttime.horizonHours",
+     .type = K_INT,
+     .off = F(watttime_horizon_hours),
+     .def = "24",
+     .min = 1,
+     .max = 72,
+     .help = "Hours of WattTime forecast fetched"},
     {.name = "ukgrid.url",
      .type = K_STRING,
      .off = F(ukgrid_url),
      .def = "https://api.carbonintensity.org.uk",
      .check = check_url,
      .help = "Base URL of the UK Carbon Intensity API"},
+    {.name = "ukgrid.zones",
+     .type = K_JSON,
+     .off = FN(ukgrid_zones),
+     .def = "{}",
+     .load = load_zone_strings,
+     .drop = drop_pairs,
+     .help = "Object mapping zones to UK Carbon Intensity areas: "
+             "\"national\", \"regionid:<1..17>\" or \"postcode:<outward "
+             "code>\" (GB, GB-REGION-<n> and GB-POSTCODE-<code> need no "
+             "entry)"},
+    {.name = "file.traces",
+     .type = K_JSON,
+     .off = FN(file_traces),
+     .def = "{}",
+     .load = load_zone_strings,
+     .drop = drop_pairs,
+     .help = "Object mapping zones to trace files the `file` provider "
+             "replays (Electricity Maps export, Time,Carbon Intensity, or "
+             "WattTime MOER CSV)"},
+    {.name = "file.column",
+     .type = K_ENUM,
+     .off = F(file_column),
+     .def = "lca",
+     .choices = trace_columns,
+     .help = "Column of an Electricity Maps export the `file` provider "
+             "reads: lca (life cycle) or direct"},
+    {.name = "file.replayFrom",
+     .type = K_STRING,
+     .off = F(file_replay_from),
+     .def = "",
+     .check = check_time_or_empty,
+     .help = "Trace instant (RFC 3339) shown at the service's start, so "
+             "replays are repeatable; empty: trace times are real times"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -819,6 +913,16 @@ static const char *check_nonempty(const char *s)
   return NULL;
 }
 
+static const char *check_time_or_empty(const char *s)
+{
+  static const char form[] =
+      "empty, or an RFC 3339 time such as 2023-07-01T00:00:00Z";
+  int64_t t;
+  if (!s)
+    return form;
+  return !*s || cs_parse_rfc3339(s, &t, NULL) == CS_OK ? NULL : form;
+}
+
 static const char *check_url(const char *s)
 {
   static const char form[] =
@@ -1108,6 +1212,38 @@ static bool load_regions(ctx *x, const setting *s, const char *source,
     else if (!cJSON_IsString(m) || check_zone_id(m->valuestring, false))
       fail(x, s, path, NULL, m, source,
            "expected a grid zone id such as \"DE\" or \"US-CAL-CISO\"");
+    else {
+      out[*n].key = cs_strdup(m->string);
+      out[*n].value = cs_strdup(m->valuestring);
+      (*n)++;
+    }
+    free(path);
+  }
+  return x->nerrors == before;
+}
+
+/* An object mapping grid zones to non-empty strings (ukgrid.zones,
+ * file.traces); the provider checks the values when it is built. */
+static bool load_zone_strings(ctx *x, const setting *s, const char *source,
+                              const cJSON *v, void *items, size_t *n)
+{
+  if (!want_object(x, s, source, v))
+    return false;
+  size_t before = x->nerrors;
+  cs_config_pair *out =
+      cs_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*out));
+  *(cs_config_pair **)items = out;
+  const cJSON *m;
+  cJSON_ArrayForEach(m, v)
+  {
+    char *path = path_of(s, m->string, 0);
+    if (check_zone_id(m->string, false))
+      fail(x, s, path, NULL, NULL, source,
+           "expected the key to be a grid zone id such as DE or GB-REGION-13");
+    else if (!cJSON_IsString(m) || !*m->valuestring ||
+             strlen(m->valuestring) > 1000)
+      fail(x, s, path, NULL, m, source,
+           "expected a non-empty string of at most 1000 bytes");
     else {
       out[*n].key = cs_strdup(m->string);
       out[*n].value = cs_strdup(m->valuestring);

@@ -116,14 +116,29 @@ typedef struct cs_config {
   int64_t events_queue_size;     /* events.queueSize */
   double events_dedup_window_s;  /* events.dedupWindow */
 
-  char *electricitymaps_url;        /* electricitymaps.url */
-  char *electricitymaps_token;      /* electricitymaps.token (secret) */
-  char *electricitymaps_token_file; /* electricitymaps.tokenFile */
-  char *watttime_url;               /* watttime.url */
-  char *watttime_username;          /* watttime.username */
-  char *watttime_password;          /* watttime.password (secret) */
-  char *watttime_password_file;     /* watttime.passwordFile */
-  char *ukgrid_url;                 /* ukgrid.url */
+  char *electricitymaps_url;                /* electricitymaps.url */
+  char *electricitymaps_token;              /* electricitymaps.token (secret) */
+  char *electricitymaps_token_file;         /* electricitymaps.tokenFile */
+  char *watttime_url;                       /* watttime.url */
+  char *watttime_username;                  /* watttime.username */
+  char *watttime_password;                  /* watttime.password (secret) */
+  char *watttime_password_file;             /* watttime.passwordFile */
+  char *ukgrid_url;                         /* ukgrid.url */
+  int electricitymaps_emission_factor_type; /* electricitymaps.
+                                               emissionFactorType: index of
+                                               lifecycle, direct */
+  int watttime_signal_type;       /* watttime.signalType: co2_moer, co2_aoer */
+  int64_t watttime_horizon_hours; /* watttime.horizonHours */
+  cs_config_pair *ukgrid_zones;   /* ukgrid.zones: zone -> target */
+  size_t nukgrid_zones;
+  cs_config_pair *file_traces; /* file.traces: zone -> path */
+  size_t nfile_traces;
+  int file_column;                     /* file.column: index of lca, direct */
+  char *file_replay_from;              /* file.replayFrom; "" = no replay */
+  double carbon_refresh_interval_s;    /* carbon.refreshInterval */
+  double carbon_max_age_s;             /* carbon.maxAge */
+  double carbon_max_observation_age_s; /* carbon.maxObservationAge */
+  double carbon_request_timeout_s;     /* carbon.requestTimeout */
 
   struct cs_config_meta *meta; /* sources and raw values; private */
 } cs_config;

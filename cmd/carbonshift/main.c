@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd/carbonshift/cmd_config.h"
+#include "cmd/carbonshift/cmd_intensity.h"
 #include "cmd/carbonshift/cmd_serve.h"
 #include "cmd/carbonshift/cmd_simulate.h"
 #include "cmd/carbonshift/cmd_version.h"
@@ -22,6 +23,8 @@ static const subcommand commands[] = {
      cs_cmd_serve_help},
     {"simulate", "replay jobs over carbon traces: what would it save?",
      cs_cmd_simulate, cs_cmd_simulate_help},
+    {"intensity", "print a zone's grid carbon intensity and forecast",
+     cs_cmd_intensity, cs_cmd_intensity_help},
     {"version", "print the version and library versions", cs_cmd_version,
      cs_cmd_version_help},
     {"config-reference", NULL, cs_cmd_config_reference,

@@ -1,0 +1,302 @@
+#include "carbon/providers/remote.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/clock.h"
+#include "carbon/util/log.h"
+#include "carbon/util/parse.h"
+
+/* Pause after a 429 without Retry-After. */
+#define DEFAULT_PAUSE_S 60
+#define MAX_PAUSE_S 3600
+
+cs_err cs_remote_init(cs_remote *r, const char *name, const char *base,
+                      long timeout_ms)
+{
+  memset(r, 0, sizeof(*r));
+  if (!base ||
+      (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0))
+    return CS_EINVAL;
+  r->name = name;
+  r->base = cs_strdup(base);
+  size_t n = strlen(r->base);
+  while (n && r->base[n - 1] == '/')
+    r->base[--n] = '\0';
+  r->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+  r->connect_timeout_ms = r->timeout_ms < 3000 ? r->timeout_ms : 3000;
+  r->max_body = 8u << 20;
+  pthread_mutex_init(&r->mu, NULL);
+  return CS_OK;
+}
+
+void cs_remote_destroy(cs_remote *r)
+{
+  if (!r || !r->base)
+    return;
+  free(r->base);
+  r->base = NULL;
+  pthread_mutex_destroy(&r->mu);
+}
+
+/* Copies at most 160 printable bytes of s[0..n) into out. */
+static void snippet(const char *s, size_t n, char *out, size_t cap)
+{
+  size_t j = 0;
+  for (size_t i = 0; i < n && j + 1 < cap && j < 160; i++)
+    out[j++] = isprint((unsigned char)s[i]) ? s[i] : ' ';
+  out[j] = '\0';
+}
+
+/* The provider's own error message from a JSON error body, or a snippet of
+ * a text body. */
+static void provider_message(const char *body, size_t len, char *out,
+                             size_t cap)
+{
+  out[0] = '\0';
+  cJSON *j = len ? cJSON_ParseWithLength(body, len) : NULL;
+  const char *msg = NULL;
+  if (cJSON_IsObject(j)) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    if (cJSON_IsString(m))
+      msg = m->valuestring;
+    else if (cJSON_IsString(e))
+      msg = e->valuestring;
+    else if (cJSON_IsObject(e)) {
+      const cJSON *em = cJSON_GetObjectItemCaseSensitive(e, "message");
+      if (cJSON_IsString(em))
+        msg = em->valuestring;
+    }
+  }
+  if (msg)
+    snippet(msg, strlen(msg), out, cap);
+  else if (!j && len)
+    snippet(body, len, out, cap);
+  cJSON_Delete(j);
+}
+
+cs_err cs_remote_get_json(cs_remote *r, const char *path,
+                          const char *const *headers, size_t nheaders,
+                          const char *user, const char *password, cJSON **out,
+                          long *status, char *err, size_t errcap)
+{
+  cs_err rc = CS_OK;
+  cs_http_response resp = {0};
+  cs_buf url;
+  cs_buf_init(&url, 8192);
+  *out = NULL;
+  if (status)
+    *status = 0;
+  uint64_t now_ns = cs_clock_mono_ns();
+  pthread_mutex_lock(&r->mu);
+  uint64_t paused = r->paused_until_ns;
+  pthread_mutex_unlock(&r->mu);
+  if (paused > now_ns) {
+    snprintf(err, errcap,
+             "%s is rate limiting us; next request allowed in %.0f s", r->name,
+             (double)(paused - now_ns) / 1e9);
+    return CS_EBUSY;
+  }
+  cs_buf_puts(&url, r->base);
+  cs_buf_puts(&url, path);
+  if (cs_buf_error(&url) != CS_OK) {
+    snprintf(err, errcap, "request URL too long");
+    rc = CS_ETOOBIG;
+    goto out;
+  }
+  cs_http_request req = {
+      .url = url.data,
+      .nheaders =
+          nheaders < CS_HTTP_MAX_HEADERS ? nheaders : CS_HTTP_MAX_HEADERS,
+      .basic_user = user,
+      .basic_password = password,
+      .timeout_ms = r->timeout_ms,
+      .connect_timeout_ms = r->connect_timeout_ms,
+      .max_body = r->max_body,
+  };
+  for (size_t i = 0; i < req.nheaders; i++)
+    req.headers[i] = headers[i];
+  rc = cs_http_get(&req, &resp);
+  if (status)
+    *status = resp.status;
+  const char *body = resp.body.data ? resp.body.data : "";
+  if (rc != CS_OK) {
+    snprintf(err, errcap, "GET %s%s: %s", r->base, path, resp.error);
+    goto out;
+  }
+  if (resp.status < 200 || resp.status > 299) {
+    char msg[200];
+    provider_message(body, resp.body.len, msg, sizeof(msg));
+    switch (resp.status) {
+    case 401:
+    case 403:
+      rc = CS_EAUTH;
+      break;
+    case 404:
+      rc = CS_ENOTFOUND;
+      break;
+    case 429: {
+      rc = CS_EBUSY;
+      int64_t wait = resp.retry_after >= 0 ? resp.retry_after : DEFAULT_PAUSE_S;
+      if (wait > MAX_PAUSE_S)
+        wait = MAX_PAUSE_S;
+      pthread_mutex_lock(&r->mu);
+      r->paused_until_ns = cs_clock_mono_ns() + (uint64_t)wait * 1000000000u;
+      pthread_mutex_unlock(&r->mu);
+      break;
+    }
+    default:
+      rc = CS_EHTTP;
+    }
+    snprintf(err, errcap, "GET %s%s: HTTP %ld%s%s", r->base, path, resp.status,
+             msg[0] ? ": " : "", msg);
+    goto out;
+  }
+  cJSON *j = cJSON_ParseWithLength(body, resp.body.len);
+  if (!j) {
+    char snip[64];
+    snippet(body, resp.body.len < 40 ? resp.body.len : 40, snip, sizeof(snip));
+    snprintf(err, errcap,
+             "GET %s%s: the %zu-byte body is not valid JSON (truncated or "
+             "garbled), starting \"%s\"",
+             r->base, path, resp.body.len, snip);
+    rc = CS_EPARSE;
+    goto out;
+  }
+  *out = j;
+out:
+  cs_http_response_free(&resp);
+  cs_buf_free(&url);
+  return rc;
+}
+
+static const char *type_name(const cJSON *v)
+{
+  if (!v)
+    return "nothing (missing)";
+  if (cJSON_IsNull(v))
+    return "null";
+  if (cJSON_IsBool(v))
+    return "a boolean";
+  if (cJSON_IsNumber(v))
+    return "a number";
+  if (cJSON_IsString(v))
+    return "a string";
+  if (cJSON_IsArray(v))
+    return "an array";
+  return "an object";
+}
+
+cs_err cs_remote_num(const cJSON *obj, const char *key, const char *what,
+                     bool nullable, double *out, char *err, size_t errcap)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (nullable && cJSON_IsNull(v))
+    return CS_ENOTFOUND;
+  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+    snprintf(err, errcap, "%s.%s: found %s, expected a number", what, key,
+             type_name(v));
+    return CS_EPARSE;
+  }
+  *out = v->valuedouble;
+  return CS_OK;
+}
+
+cs_err cs_remote_str(const cJSON *obj, const char *key, const char *what,
+                     const char **out, char *err, size_t errcap)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsString(v)) {
+    snprintf(err, errcap, "%s.%s: found %s, expected a string", what, key,
+             type_name(v));
+    return CS_EPARSE;
+  }
+  *out = v->valuestring;
+  return CS_OK;
+}
+
+cs_err cs_remote_time(const cJSON *obj, const char *key, const char *what,
+                      int64_t *out, char *err, size_t errcap)
+{
+  const char *s, *expected = NULL;
+  cs_err rc = cs_remote_str(obj, key, what, &s, err, errcap);
+  if (rc != CS_OK)
+    return rc;
+  if (cs_parse_rfc3339(s, out, &expected) != CS_OK) {
+    snprintf(err, errcap, "%s.%s: \"%.40s\" is not a time, expected %s", what,
+             key, s, expected);
+    return CS_EPARSE;
+  }
+  return CS_OK;
+}
+
+cs_err cs_remote_array(const cJSON *obj, const char *key, const char *what,
+                       const cJSON **out, char *err, size_t errcap)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsArray(v)) {
+    snprintf(err, errcap, "%s.%s: found %s, expected an array", what, key,
+             type_name(v));
+    return CS_EPARSE;
+  }
+  *out = v;
+  return CS_OK;
+}
+
+void cs_remote_log_failure(const char *provider, const char *zone, cs_err rc,
+                           const char *err)
+{
+  cs_buf *l = cs_log_begin(0, "Carbon provider request failed");
+  cs_json_str(l, "provider", provider);
+  cs_json_str(l, "zone", zone);
+  cs_json_str(l, "code", cs_strerror(rc));
+  cs_json_str(l, "err", err);
+  cs_log_end(l);
+}
+
+cs_err cs_remote_finish_forecast(const char *provider, const char *zone,
+                                 cs_err rc, cs_series *full, int64_t from,
+                                 int64_t to, cs_series *out, char *err,
+                                 size_t errcap)
+{
+  if (rc == CS_OK) {
+    cs_series_slice(full, from, to, out);
+    if (!out->len) {
+      cs_series_free(out);
+      rc = CS_ENOTFOUND;
+      snprintf(err, errcap,
+               "the forecast for %s does not cover the window asked for", zone);
+    }
+  }
+  if (rc != CS_OK)
+    cs_remote_log_failure(provider, zone, rc, err);
+  cs_series_free(full);
+  return rc;
+}
+
+cs_err cs_remote_finish_current(const char *provider, const char *zone,
+                                cs_err rc, cs_series *s, int64_t now,
+                                bool estimated, cs_signal *out, const char *err)
+{
+  if (rc == CS_OK) {
+    cs_signal v = {
+        .g_per_kwh = s->points[0].g_per_kwh,
+        .type = s->type,
+        .observed_at = s->points[0].at,
+        .fetched_at = now,
+        .estimated = estimated,
+    };
+    snprintf(v.provider, sizeof(v.provider), "%s", provider);
+    snprintf(v.zone, sizeof(v.zone), "%s", zone);
+    *out = v;
+  } else {
+    cs_remote_log_failure(provider, zone, rc, err);
+  }
+  cs_series_free(s);
+  return rc;
+}

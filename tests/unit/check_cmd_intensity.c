@@ -1,0 +1,259 @@
+#include <check.h>
+#include <stdarg.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/carbonshift/cmd_intensity.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
+
+static fh_server *srv;
+
+static void setup(void)
+{
+  srv = fh_start();
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.fixture = "electricitymaps-latest.json"});
+  fh_set(srv, "/v3/carbon-intensity/forecast",
+         (fh_reply){.fixture = "electricitymaps-forecast.json"});
+  fh_set(srv, "/v3/carbon-intensity/history",
+         (fh_reply){.fixture = "electricitymaps-history.json"});
+  fh_set(srv, "/login", (fh_reply){.fixture = "watttime-login.json"});
+  fh_set(srv, "/v3/forecast", (fh_reply){.fixture = "watttime-forecast.json"});
+  fh_set(srv, "/intensity", (fh_reply){.fixture = "uk-intensity.json"});
+  fh_set(srv, "/intensity/2023-11-02T10:00Z/fw48h",
+         (fh_reply){.fixture = "uk-fw48h.json"});
+  char url[128];
+  snprintf(url, sizeof(url), "%s/v3", fh_url(srv));
+  setenv("CARBONSHIFT_ELECTRICITYMAPS_URL", url, 1);
+  setenv("CARBONSHIFT_ELECTRICITYMAPS_TOKEN", "tok", 1);
+  setenv("CARBONSHIFT_WATTTIME_URL", fh_url(srv), 1);
+  setenv("CARBONSHIFT_WATTTIME_USERNAME", "u", 1);
+  setenv("CARBONSHIFT_WATTTIME_PASSWORD", "p", 1);
+  setenv("CARBONSHIFT_UKGRID_URL", fh_url(srv), 1);
+  unsetenv("CARBONSHIFT_FILE_TRACES");
+  unsetenv("CARBONSHIFT_CARBON_ROUTES");
+  unsetenv("CARBONSHIFT_CARBON_SIGNAL_TYPE");
+}
+
+static void teardown(void)
+{
+  fh_stop(srv);
+  srv = NULL;
+}
+
+/* Runs the command with stdout captured into *out (caller frees). */
+static int run(char **out, int argc, ...)
+{
+  char *argv[16];
+  va_list ap;
+  va_start(ap, argc);
+  argv[0] = "intensity";
+  for (int i = 1; i < argc; i++)
+    argv[i] = va_arg(ap, char *);
+  va_end(ap);
+  argv[argc] = NULL;
+  fflush(stdout);
+  FILE *tmp = tmpfile();
+  int saved = dup(STDOUT_FILENO);
+  dup2(fileno(tmp), STDOUT_FILENO);
+  int rc = cs_cmd_intensity(argc, argv);
+  fflush(stdout);
+  dup2(saved, STDOUT_FILENO);
+  close(saved);
+  long n = ftell(tmp);
+  rewind(tmp);
+  *out = calloc(1, (size_t)n + 1);
+  ck_assert_int_eq(fread(*out, 1, (size_t)n, tmp), (size_t)n);
+  fclose(tmp);
+  return rc;
+}
+
+static cJSON *parse_one(const char *s)
+{
+  /* Exactly one object and a newline. */
+  size_t n = strlen(s);
+  ck_assert_int_gt(n, 2);
+  ck_assert_int_eq(s[n - 1], '\n');
+  ck_assert_ptr_null(strchr(s, '\n') + 1 == s + n ? NULL : s);
+  cJSON *j = cJSON_ParseWithLength(s, n);
+  ck_assert_msg(j != NULL, "not JSON: %s", s);
+  return j;
+}
+
+START_TEST(test_cmd_intensity_electricitymaps_json)
+{
+  char *out;
+  int rc = run(&out, 7, "--provider", "electricitymaps", "--zone", "DE",
+               "--forecast", "--json");
+  ck_assert_int_eq(rc, 0);
+  cJSON *j = parse_one(out);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "zone")->valuestring, "DE");
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "provider")->valuestring,
+                   "electricitymaps");
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "signalType")->valuestring,
+                   "average");
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "unit")->valuestring, "gCO2eq/kWh");
+  cJSON *cur = cJSON_GetObjectItem(j, "current");
+  ck_assert_str_eq(cJSON_GetObjectItem(cur, "at")->valuestring,
+                   "2023-03-14T23:00:00Z");
+  ck_assert_double_eq(cJSON_GetObjectItem(cur, "value")->valuedouble, 360);
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cur, "estimated")));
+  cJSON *f = cJSON_GetObjectItem(j, "forecast");
+  /* From the current hour (history) through the 24 forecast hours. */
+  ck_assert_int_eq(cJSON_GetArraySize(f), 25);
+  cJSON *p1 = cJSON_GetArrayItem(f, 1), *p24 = cJSON_GetArrayItem(f, 24);
+  ck_assert_str_eq(cJSON_GetObjectItem(p1, "at")->valuestring,
+                   "2023-03-15T00:00:00Z");
+  ck_assert_double_eq(cJSON_GetObjectItem(p1, "value")->valuedouble, 366);
+  ck_assert_str_eq(cJSON_GetObjectItem(p24, "at")->valuestring,
+                   "2023-03-15T23:00:00Z");
+  ck_assert_double_eq(cJSON_GetObjectItem(p24, "value")->valuedouble, 489);
+  cJSON_Delete(j);
+  free(out);
+}
+END_TEST
+
+START_TEST(test_cmd_intensity_watttime_json)
+{
+  char *out;
+  int rc = run(&out, 7, "--provider", "watttime", "--zone", "CAISO_NORTH",
+               "--forecast", "--json");
+  ck_assert_int_eq(rc, 0);
+  cJSON *j = parse_one(out);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "signalType")->valuestring,
+                   "marginal");
+  cJSON *cur = cJSON_GetObjectItem(j, "current");
+  ck_assert_str_eq(cJSON_GetObjectItem(cur, "at")->valuestring,
+                   "2023-06-09T00:00:00Z");
+  ck_assert_double_eq_tol(cJSON_GetObjectItem(cur, "value")->valuedouble,
+                          194.41, 1e-9); /* 428.6 lbs/MWh */
+  cJSON *f = cJSON_GetObjectItem(j, "forecast");
+  ck_assert_int_eq(cJSON_GetArraySize(f), 288);
+  cJSON *last = cJSON_GetArrayItem(f, 287);
+  ck_assert_str_eq(cJSON_GetObjectItem(last, "at")->valuestring,
+                   "2023-06-09T23:55:00Z");
+  ck_assert_double_eq_tol(cJSON_GetObjectItem(last, "value")->valuedouble,
+                          47.31, 1e-9); /* 104.3 lbs/MWh */
+  cJSON_Delete(j);
+  free(out);
+}
+END_TEST
+
+START_TEST(test_cmd_intensity_ukgrid_json)
+{
+  char *out;
+  int rc = run(&out, 7, "--provider", "ukgrid", "--zone", "GB", "--forecast",
+               "--json");
+  ck_assert_int_eq(rc, 0);
+  cJSON *j = parse_one(out);
+  cJSON *cur = cJSON_GetObjectItem(j, "current");
+  ck_assert_double_eq(cJSON_GetObjectItem(cur, "value")->valuedouble, 128);
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cur, "estimated")));
+  ck_assert_str_eq(cJSON_GetObjectItem(cur, "at")->valuestring,
+                   "2023-11-02T10:00:00Z");
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "forecast")), 76);
+  cJSON_Delete(j);
+  free(out);
+}
+END_TEST
+
+START_TEST(test_cmd_intensity_file_text)
+{
+  char traces[1100];
+  snprintf(traces, sizeof(traces),
+           "{\"DE\": \"%s/data/carbon/em-2023/DE.csv\"}", tu_shared_dir());
+  setenv("CARBONSHIFT_FILE_TRACES", traces, 1);
+  char *out;
+  int rc = run(&out, 7, "--provider", "file", "--zone", "DE", "--at",
+               "2023-07-01T12:30:00Z");
+  ck_assert_int_eq(rc, 0);
+  ck_assert_str_eq(out, "zone DE: 132.45 gCO2eq/kWh at 2023-07-01T12:00:00Z "
+                        "(file, average)\n");
+  free(out);
+}
+END_TEST
+
+START_TEST(test_cmd_intensity_errors)
+{
+  char *out;
+  /* No zone, unknown provider, bad --at: usage errors. */
+  ck_assert_int_eq(run(&out, 2, "--json"), 2);
+  free(out);
+  ck_assert_int_eq(run(&out, 5, "--provider", "nope", "--zone", "DE"), 2);
+  free(out);
+  ck_assert_int_eq(run(&out, 5, "--zone", "DE", "--at", "noon"), 2);
+  free(out);
+  /* Provider down: nothing printed, status 1. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 500, .body = "down"});
+  ck_assert_int_eq(
+      run(&out, 6, "--provider", "electricitymaps", "--zone", "DE", "--json"),
+      1);
+  ck_assert_str_eq(out, "");
+  free(out);
+  unsetenv("CARBONSHIFT_ELECTRICITYMAPS_TOKEN");
+  ck_assert_int_eq(
+      run(&out, 5, "--provider", "electricitymaps", "--zone", "DE"), 2);
+  free(out);
+}
+END_TEST
+
+START_TEST(test_cmd_intensity_routes_and_signal_type)
+{
+  char *out;
+  /* The route's first provider is down: the next one answers. */
+  setenv("CARBONSHIFT_CARBON_ROUTES",
+         "{\"DE\": [\"electricitymaps\", \"static\"]}", 1);
+  setenv("CARBONSHIFT_CARBON_STATIC", "{\"DE\": 321}", 1);
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 503, .body = "down"});
+  ck_assert_int_eq(run(&out, 4, "--zone", "DE", "--json"), 0);
+  cJSON *j = parse_one(out);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "provider")->valuestring, "static");
+  ck_assert_double_eq(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "current"), "value")
+          ->valuedouble,
+      321);
+  cJSON_Delete(j);
+  free(out);
+  unsetenv("CARBONSHIFT_CARBON_STATIC");
+  /* A marginal value is not an answer when ranking on average. */
+  setenv("CARBONSHIFT_CARBON_ROUTES", "{\"*\": [\"watttime\"]}", 1);
+  ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 1);
+  ck_assert_str_eq(out, "");
+  free(out);
+  setenv("CARBONSHIFT_CARBON_SIGNAL_TYPE", "marginal", 1);
+  ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 0);
+  j = parse_one(out);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "signalType")->valuestring,
+                   "marginal");
+  ck_assert_ptr_null(cJSON_GetObjectItem(j, "forecast"));
+  cJSON_Delete(j);
+  free(out);
+  /* A route naming a provider that cannot be built is a configuration
+   * error. */
+  unsetenv("CARBONSHIFT_WATTTIME_PASSWORD");
+  ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 2);
+  free(out);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("cmd_intensity");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_cmd_intensity_electricitymaps_json);
+  tcase_add_test(tc, test_cmd_intensity_watttime_json);
+  tcase_add_test(tc, test_cmd_intensity_ukgrid_json);
+  tcase_add_test(tc, test_cmd_intensity_file_text);
+  tcase_add_test(tc, test_cmd_intensity_errors);
+  tcase_add_test(tc, test_cmd_intensity_routes_and_signal_type);
+  suite_add_tcase(s, tc);
+  return fh_run_suite(s);
+}

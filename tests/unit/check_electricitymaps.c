@@ -1,0 +1,253 @@
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon/providers/electricitymaps.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
+
+static fh_server *srv;
+
+static void setup(void)
+{
+  srv = fh_start();
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.fixture = "electricitymaps-latest.json"});
+  fh_set(srv, "/v3/carbon-intensity/forecast",
+         (fh_reply){.fixture = "electricitymaps-forecast.json"});
+  fh_set(srv, "/v3/carbon-intensity/history",
+         (fh_reply){.fixture = "electricitymaps-history.json"});
+}
+
+static void teardown(void)
+{
+  fh_stop(srv);
+  srv = NULL;
+}
+
+static cs_provider *make(const char *factor, long timeout_ms)
+{
+  char base[128], err[256];
+  snprintf(base, sizeof(base), "%s/v3", fh_url(srv));
+  cs_electricitymaps_opts o = {.base_url = base,
+                               .token = "sekrit-token",
+                               .emission_factor_type = factor,
+                               .timeout_ms = timeout_ms};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_electricitymaps_new(&o, &p, err, sizeof(err)), CS_OK);
+  return p;
+}
+
+START_TEST(test_electricitymaps_current_fixture)
+{
+  cs_provider *p = make(NULL, 0);
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_OK);
+  ck_assert_double_eq(v.g_per_kwh, 360);
+  ck_assert_int_eq(v.observed_at, 1678834800); /* 2023-03-14T23:00:00Z */
+  ck_assert_int_eq(v.fetched_at, 1678836000);
+  ck_assert(v.estimated);
+  ck_assert_int_eq(v.type, CS_SIGNAL_AVERAGE);
+  ck_assert_str_eq(v.provider, "electricitymaps");
+  ck_assert_str_eq(v.zone, "DE");
+  ck_assert(p->ops->remote);
+  char *q = fh_last_query(srv, "/v3/carbon-intensity/latest");
+  ck_assert_str_eq(q, "zone=DE&emissionFactorType=lifecycle&"
+                      "shouldUseFallbackCallerLookup=false");
+  free(q);
+  char *h = fh_last_header(srv, "/v3/carbon-intensity/latest", "auth-token");
+  ck_assert_str_eq(h, "sekrit-token");
+  free(h);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_forecast_fixture)
+{
+  cs_provider *p = make(NULL, 0);
+  cs_series s = {0};
+  int64_t from = 1678838400; /* 2023-03-15T00:00:00Z */
+  ck_assert_int_eq(p->ops->forecast(p, "DE", from, from + 86400, &s), CS_OK);
+  ck_assert_uint_eq(s.len, 24);
+  ck_assert_int_eq(s.step, 3600);
+  ck_assert_int_eq(s.points[0].at, from);
+  ck_assert_double_eq(s.points[0].g_per_kwh, 366);
+  ck_assert_double_eq(s.points[1].g_per_kwh, 375);
+  ck_assert_int_eq(s.points[23].at, from + 23 * 3600);
+  ck_assert_double_eq(s.points[23].g_per_kwh, 489);
+  ck_assert_int_eq(s.type, CS_SIGNAL_AVERAGE);
+  /* No history was needed for a window inside the forecast. */
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/history"), 0);
+  cs_series_free(&s);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_forecast_history_skips_null)
+{
+  cs_provider *p = make(NULL, 0);
+  cs_series s = {0};
+  int64_t from = 1678752000; /* 2023-03-14T00:00:00Z, in the history */
+  ck_assert_int_eq(p->ops->forecast(p, "DE", from, from + 2 * 86400, &s),
+                   CS_OK);
+  /* 24 history hours with one null, then 24 forecast hours. */
+  ck_assert_uint_eq(s.len, 23 + 24);
+  ck_assert_int_eq(s.points[0].at, from);
+  ck_assert_double_eq(s.points[0].g_per_kwh, 241);
+  ck_assert_int_eq(s.points[4].at, 1678766400); /* 04:00 */
+  ck_assert_int_eq(s.points[5].at, 1678773600); /* 06:00: 05:00 was null */
+  ck_assert_int_eq(s.points[23].at, 1678838400);
+  ck_assert_double_eq(s.points[23].g_per_kwh, 366);
+  double mean;
+  /* The null hour is covered by the previous value in the step function,
+   * but never by a made-up number: the mean is of real values only. */
+  ck_assert_int_eq(cs_series_window_mean(&s, 1678838400, 7200, &mean), CS_OK);
+  ck_assert_double_eq_tol(mean, (366 + 375) / 2.0, 1e-9);
+  cs_series_free(&s);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_current_unauthorized)
+{
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.status = 401,
+                     .fixture = "electricitymaps-unauthorized.json"});
+  cs_provider *p = make(NULL, 0);
+  cs_signal v = {.g_per_kwh = -1};
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "FR", 1678836000, &v), CS_EAUTH);
+  char *log = fh_log_take();
+  ck_assert_ptr_nonnull(
+      strstr(log, "the token does not grant access to zone FR"));
+  ck_assert_ptr_null(strstr(log, "sekrit-token"));
+  free(log);
+  ck_assert_double_eq(v.g_per_kwh, -1); /* nothing written */
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_current_faults)
+{
+  cs_provider *p = make(NULL, 0);
+  cs_signal v;
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.status = 500, .body = "oops"});
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EHTTP);
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.fixture = "electricitymaps-latest.json", .truncate = 60});
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":null,"
+                             "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_ENOTFOUND);
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.body = "{\"carbonIntensity\":\"360\","
+                             "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_ptr_nonnull(
+      strstr(log, "latest.carbonIntensity: found a string, expected a "
+                  "number"));
+  free(log);
+  /* And the good answer still parses afterwards. */
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_OK);
+  ck_assert_double_eq(v.g_per_kwh, 360);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_current_timeout)
+{
+  fh_push(
+      srv, "/v3/carbon-intensity/latest",
+      (fh_reply){.fixture = "electricitymaps-latest.json", .hang_ms = 5000});
+  cs_provider *p = make(NULL, 300);
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_ETIMEDOUT);
+  fh_release(srv);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_forecast_empty)
+{
+  fh_push(srv, "/v3/carbon-intensity/forecast",
+          (fh_reply){.body = "{\"zone\":\"DE\",\"forecast\":[]}"});
+  cs_provider *p = make(NULL, 0);
+  cs_series s = {0};
+  ck_assert_int_eq(p->ops->forecast(p, "DE", 1678838400, 1678838400 + 3600, &s),
+                   CS_ENOTFOUND);
+  ck_assert_uint_eq(s.len, 0);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_current_direct_factor)
+{
+  cs_provider *p = make("direct", 0);
+  cs_signal v;
+  /* The fixture says lifecycle: a mismatch is an error, not a value. */
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  char *q = fh_last_query(srv, "/v3/carbon-intensity/latest");
+  ck_assert_ptr_nonnull(strstr(q, "emissionFactorType=direct"));
+  free(q);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_electricitymaps_new_bad_options)
+{
+  char err[256];
+  cs_provider *p = NULL;
+  cs_electricitymaps_opts o = {.base_url = "http://127.0.0.1:1/v3"};
+  ck_assert_int_eq(cs_electricitymaps_new(&o, &p, err, sizeof(err)), CS_EAUTH);
+  o.token = "t";
+  o.emission_factor_type = "marginal";
+  ck_assert_int_eq(cs_electricitymaps_new(&o, &p, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "expected lifecycle or direct"));
+  o.emission_factor_type = NULL;
+  o.base_url = "ftp://x";
+  ck_assert_int_eq(cs_electricitymaps_new(&o, &p, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_null(p);
+}
+END_TEST
+
+/* Every truncation of a real answer is a parse error, never a value or a
+ * crash (run under ASan in CI). */
+START_TEST(test_electricitymaps_current_every_truncation)
+{
+  cs_provider *p = make(NULL, 0);
+  size_t len = fh_fixture_len("electricitymaps-latest.json");
+  for (size_t k = 1; k < len; k++) {
+    fh_push(
+        srv, "/v3/carbon-intensity/latest",
+        (fh_reply){.fixture = "electricitymaps-latest.json", .truncate = k});
+    cs_signal v;
+    ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  }
+  cs_provider_free(p);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("electricitymaps");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_electricitymaps_current_fixture);
+  tcase_add_test(tc, test_electricitymaps_forecast_fixture);
+  tcase_add_test(tc, test_electricitymaps_forecast_history_skips_null);
+  tcase_add_test(tc, test_electricitymaps_current_unauthorized);
+  tcase_add_test(tc, test_electricitymaps_current_faults);
+  tcase_add_test(tc, test_electricitymaps_current_timeout);
+  tcase_add_test(tc, test_electricitymaps_forecast_empty);
+  tcase_add_test(tc, test_electricitymaps_current_direct_factor);
+  tcase_add_test(tc, test_electricitymaps_new_bad_options);
+  tcase_add_test(tc, test_electricitymaps_current_every_truncation);
+  suite_add_tcase(s, tc);
+  return fh_run_suite(s);
+}

@@ -1,0 +1,440 @@
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "carbon/providers/electricitymaps.h"
+#include "carbon/providers/file.h"
+#include "carbon/providers/watttime.h"
+#include "carbon/signals.h"
+#include "carbon/util/clock.h"
+#include "carbon/util/metrics.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
+
+#define NOW 1678836000      /* 2023-03-14T23:20:00Z, 20 min after "latest" */
+#define FILE_DE_2300 359.63 /* em-2023/DE.csv LCA at 2023-03-14 23:00 */
+
+static fh_server *srv;
+
+static void setup(void)
+{
+  cs_clock_set_fixed(NOW);
+  srv = fh_start();
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.fixture = "electricitymaps-latest.json"});
+  fh_set(srv, "/v3/carbon-intensity/forecast",
+         (fh_reply){.fixture = "electricitymaps-forecast.json"});
+  fh_set(srv, "/v3/carbon-intensity/history",
+         (fh_reply){.fixture = "electricitymaps-history.json"});
+  fh_set(srv, "/login", (fh_reply){.fixture = "watttime-login.json"});
+  fh_set(srv, "/v3/forecast", (fh_reply){.fixture = "watttime-forecast.json"});
+}
+
+static void teardown(void)
+{
+  fh_release(srv);
+  fh_stop(srv);
+  srv = NULL;
+  cs_clock_set_fixed(0);
+}
+
+static cs_provider *em(long timeout_ms)
+{
+  char base[128], err[256];
+  snprintf(base, sizeof(base), "%s/v3", fh_url(srv));
+  cs_electricitymaps_opts o = {
+      .base_url = base, .token = "t", .timeout_ms = timeout_ms};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_electricitymaps_new(&o, &p, err, sizeof(err)), CS_OK);
+  return p;
+}
+
+static cs_provider *file_de(void)
+{
+  char path[1024], err[512];
+  snprintf(path, sizeof(path), "%s/data/carbon/em-2023/DE.csv",
+           tu_shared_dir());
+  cs_file_trace t[] = {{.zone = "DE", .path = path}};
+  cs_file_opts o = {.traces = t, .ntraces = 1};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_file_new(&o, &p, err, sizeof(err)), CS_OK);
+  return p;
+}
+
+/* A registry routing DE to electricitymaps, then (with_file) the trace. */
+static cs_signals *registry(bool with_file, const cs_signals_opts *o,
+                            long timeout_ms)
+{
+  cs_signals *s = cs_signals_new(CS_SIGNAL_AVERAGE);
+  cs_signals_set_opts(s, o);
+  ck_assert_int_eq(cs_signals_add_provider(s, em(timeout_ms)), CS_OK);
+  if (with_file)
+    ck_assert_int_eq(cs_signals_add_provider(s, file_de()), CS_OK);
+  const char *chain[] = {"electricitymaps", "file"};
+  ck_assert_int_eq(cs_signals_set_route(s, "DE", chain, with_file ? 2 : 1),
+                   CS_OK);
+  return s;
+}
+
+static cJSON *status(cs_signals *s, int64_t now, bool *healthy)
+{
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  *healthy = cs_signals_status(s, now, &b);
+  ck_assert_int_eq(cs_buf_error(&b), CS_OK);
+  cJSON *j = cJSON_ParseWithLength(b.data, b.len);
+  ck_assert_ptr_nonnull(j);
+  cs_buf_free(&b);
+  return j;
+}
+
+static const char *zone_served_by(cJSON *j, const char *zone)
+{
+  cJSON *z;
+  cJSON_ArrayForEach(z, cJSON_GetObjectItem(j, "zones"))
+  {
+    if (strcmp(cJSON_GetObjectItem(z, "zone")->valuestring, zone) == 0) {
+      cJSON *by = cJSON_GetObjectItem(z, "servedBy");
+      return cJSON_IsString(by) ? by->valuestring : "(none)";
+    }
+  }
+  return "(zone missing)";
+}
+
+static const char *signal_state(cJSON *j, const char *provider)
+{
+  cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "signals"))
+  {
+    if (strcmp(cJSON_GetObjectItem(e, "provider")->valuestring, provider) == 0)
+      return cJSON_GetObjectItem(e, "state")->valuestring;
+  }
+  return "(missing)";
+}
+
+START_TEST(test_signals_current_fallback_order)
+{
+  cs_signals *s = registry(true, NULL, 2000);
+  cs_signal v;
+  /* Before the first fetch: the next provider answers. */
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "file");
+  ck_assert_double_eq(v.g_per_kwh, FILE_DE_2300);
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/latest"), 0);
+  /* After it: the first provider, from the cache. */
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  int hits = fh_hits(srv, "/v3/carbon-intensity/latest");
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "electricitymaps");
+  ck_assert_double_eq(v.g_per_kwh, 360);
+  ck_assert(v.estimated);
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/latest"), hits);
+  bool healthy;
+  cJSON *j = status(s, NOW, &healthy);
+  ck_assert(healthy);
+  ck_assert_str_eq(zone_served_by(j, "DE"), "electricitymaps");
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "ok");
+  cJSON_Delete(j);
+
+  /* The provider fails: the last good value is served, degraded. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 500, .body = "down"});
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EHTTP);
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW + 3600, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "electricitymaps");
+  ck_assert_double_eq(v.g_per_kwh, 360);
+  j = status(s, NOW + 3600, &healthy);
+  ck_assert(!healthy);
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "failing");
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "degraded")));
+  cJSON_Delete(j);
+
+  /* Past max age (1 h after the last good fetch): the next provider. */
+  int64_t later = NOW + 3600 + 1;
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, later, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "file");
+  ck_assert_int_eq(v.observed_at, 1678838400); /* the 2023-03-15 00:00 row */
+  j = status(s, later, &healthy);
+  ck_assert(!healthy);
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "stale");
+  ck_assert_str_eq(zone_served_by(j, "DE"), "file");
+  cJSON_Delete(j);
+  /* Asking that provider alone gives nothing: never an invented number. */
+  ck_assert_int_eq(cs_signals_current(s, "DE", "electricitymaps", later, &v),
+                   CS_ENOTFOUND);
+  cs_signals_free(s);
+}
+END_TEST
+
+START_TEST(test_signals_current_neutral_without_fallback)
+{
+  cs_signals *s = registry(false, NULL, 2000);
+  cs_signal v;
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_ENOTFOUND);
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.fixture = "electricitymaps-latest.json", .truncate = 50});
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EPARSE);
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_ENOTFOUND);
+  bool healthy;
+  cJSON *j = status(s, NOW, &healthy);
+  ck_assert(!healthy);
+  ck_assert_str_eq(zone_served_by(j, "DE"), "(none)");
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "stale");
+  cJSON_Delete(j);
+  /* A zone the provider does not serve (404) is neutral, not an outage. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 404, .body = "{\"message\":\"unknown zone\"}"});
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_ENOTFOUND);
+  j = status(s, NOW, &healthy);
+  ck_assert(healthy);
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "notServed");
+  cJSON_Delete(j);
+  cs_signals_free(s);
+}
+END_TEST
+
+START_TEST(test_signals_current_stale_timestamp_refused)
+{
+  cs_signals *s = registry(true, NULL, 2000);
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":999,"
+                            "\"datetime\":\"2023-03-12T23:00:00.000Z\","
+                            "\"isEstimated\":false}"});
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_ESTALE);
+  cs_signal v;
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "file");
+  ck_assert_double_eq(v.g_per_kwh, FILE_DE_2300);
+  cs_signals_free(s);
+  /* With a longer limit, the same answer is accepted. */
+  cs_signals_opts o = {.max_observation_age_s = 3 * 86400};
+  s = registry(true, &o, 2000);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "electricitymaps");
+  ck_assert_double_eq(v.g_per_kwh, 999);
+  cs_signals_free(s);
+}
+END_TEST
+
+START_TEST(test_signals_current_refuses_mixed_types)
+{
+  cs_signals *s = cs_signals_new(CS_SIGNAL_AVERAGE);
+  char err[256];
+  cs_watttime_opts o = {
+      .base_url = fh_url(srv), .username = "u", .password = "p"};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_watttime_new(&o, &p, err, sizeof(err)), CS_OK);
+  ck_assert_int_eq(cs_signals_add_provider(s, p), CS_OK);
+  cs_clock_set_fixed(1686268900);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "CAISO_NORTH", NULL, 1686268900),
+                   CS_OK);
+  cs_signal v;
+  /* A marginal value is cached but never ranked with average ones. */
+  ck_assert_int_eq(cs_signals_current(s, "CAISO_NORTH", NULL, 1686268900, &v),
+                   CS_ENOTFOUND);
+  cs_series f = {0};
+  ck_assert_int_eq(cs_signals_forecast(s, "CAISO_NORTH", NULL, 1686268800,
+                                       1686268800 + 3600, &f),
+                   CS_ENOTFOUND);
+  cs_signals_free(s);
+}
+END_TEST
+
+START_TEST(test_signals_forecast_from_cache)
+{
+  cs_signals *s = registry(false, NULL, 2000);
+  cs_series f = {0};
+  ck_assert_int_eq(
+      cs_signals_forecast(s, "DE", NULL, 1678838400, 1678838400 + 7200, &f),
+      CS_ENOTFOUND);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  int hits = fh_hits(srv, "/v3/carbon-intensity/forecast");
+  ck_assert_int_eq(
+      cs_signals_forecast(s, "DE", NULL, 1678838400, 1678838400 + 7200, &f),
+      CS_OK);
+  ck_assert_uint_eq(f.len, 2);
+  ck_assert_int_eq(f.points[0].at, 1678838400);
+  ck_assert_double_eq(f.points[0].g_per_kwh, 366);
+  ck_assert_double_eq(f.points[1].g_per_kwh, 375);
+  ck_assert_str_eq(f.provider, "electricitymaps");
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/forecast"), hits);
+  cs_series_free(&f);
+  cs_signals_free(s);
+}
+END_TEST
+
+static bool wait_until(bool (*cond)(void *), void *arg, int ms)
+{
+  for (int i = 0; i < ms / 10; i++) {
+    if (cond(arg))
+      return true;
+    struct timespec ts = {.tv_nsec = 10000000};
+    nanosleep(&ts, NULL);
+  }
+  return cond(arg);
+}
+
+static bool has_value(void *arg)
+{
+  cs_signal v;
+  return cs_signals_current(arg, "DE", NULL, NOW, &v) == CS_OK &&
+         strcmp(v.provider, "electricitymaps") == 0;
+}
+
+static int hang_hits_before;
+static bool second_request_arrived(void *arg)
+{
+  return fh_hits(srv, "/v3/carbon-intensity/latest") > hang_hits_before;
+}
+
+START_TEST(test_signals_current_fast_while_provider_hangs)
+{
+  cs_signals_opts o = {.ttl_s = 1, .jitter = 0.01, .backoff_min_s = 1};
+  cs_signals *s = registry(false, &o, 4000);
+  ck_assert_int_eq(cs_signals_start(s, NULL), CS_OK);
+  /* The refresher fetches the routed zone on its own. */
+  ck_assert(wait_until(has_value, s, 5000));
+  /* Then the provider hangs. */
+  fh_set(
+      srv, "/v3/carbon-intensity/latest",
+      (fh_reply){.fixture = "electricitymaps-latest.json", .hang_ms = 20000});
+  hang_hits_before = fh_hits(srv, "/v3/carbon-intensity/latest");
+  ck_assert(wait_until(second_request_arrived, NULL, 5000));
+  int hits = fh_hits(srv, "/v3/carbon-intensity/latest");
+  uint64_t worst = 0;
+  for (int i = 0; i < 2000; i++) {
+    cs_signal v;
+    uint64_t t0 = cs_clock_mono_ns();
+    ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+    uint64_t d = cs_clock_mono_ns() - t0;
+    if (d > worst)
+      worst = d;
+    ck_assert_double_eq(v.g_per_kwh, 360);
+    if (i % 100 == 0) {
+      struct timespec ts = {.tv_nsec = 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  ck_assert_msg(worst < 10000000u, "worst cs_signals_current: %.3f ms",
+                worst / 1e6);
+  /* One fetch in flight per key: the TTL passed, no second request. */
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/latest"), hits);
+  fh_release(srv);
+  cs_signals_free(s);
+}
+END_TEST
+
+static bool three_hits(void *arg)
+{
+  return fh_hits(srv, "/v3/carbon-intensity/latest") >= 3;
+}
+
+START_TEST(test_signals_refresher_backs_off)
+{
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 500, .body = "down"});
+  cs_signals_opts o = {
+      .ttl_s = 1, .jitter = 0.01, .backoff_min_s = 1, .backoff_max_s = 60};
+  cs_signals *s = registry(false, &o, 2000);
+  uint64_t t0 = cs_clock_mono_ns();
+  ck_assert_int_eq(cs_signals_start(s, NULL), CS_OK);
+  /* Attempts at about 0 s, 1 s, 3 s, 7 s: three by 4.5 s, and still three
+   * at 6 s (a fixed 1 s retry would have made six). */
+  ck_assert(wait_until(three_hits, NULL, 4500));
+  uint64_t until = t0 + 6000000000u, now = cs_clock_mono_ns();
+  if (until > now) {
+    struct timespec ts = {.tv_sec = (time_t)((until - now) / 1000000000u),
+                          .tv_nsec = (long)((until - now) % 1000000000u)};
+    nanosleep(&ts, NULL);
+  }
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/latest"), 3);
+  cs_signals_free(s);
+}
+END_TEST
+
+START_TEST(test_signals_current_registers_runtime_zone)
+{
+  cs_signals_opts o = {.ttl_s = 60};
+  cs_signals *s = cs_signals_new(CS_SIGNAL_AVERAGE);
+  cs_signals_set_opts(s, &o);
+  ck_assert_int_eq(cs_signals_add_provider(s, em(2000)), CS_OK);
+  ck_assert_int_eq(cs_signals_start(s, NULL), CS_OK);
+  cs_signal v;
+  /* No route names DE: the first ask registers it and answers nothing. */
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_ENOTFOUND);
+  ck_assert(wait_until(has_value, s, 5000));
+  char *q = fh_last_query(srv, "/v3/carbon-intensity/latest");
+  ck_assert_ptr_nonnull(strstr(q, "zone=DE"));
+  free(q);
+  cs_signals_free(s);
+}
+END_TEST
+
+START_TEST(test_signals_start_records_metrics)
+{
+  cs_metrics *m = cs_metrics_new();
+  cs_signals_opts o = {.ttl_s = 60};
+  cs_signals *s = registry(true, &o, 2000);
+  ck_assert_int_eq(cs_signals_start(s, m), CS_OK);
+  ck_assert(wait_until(has_value, s, 5000));
+  double v;
+  const char *li[] = {"DE", "electricitymaps", "average"};
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_grid_intensity_gco2_per_kwh", li, &v),
+      CS_OK);
+  ck_assert_double_eq(v, 360);
+  const char *la[] = {"DE", "electricitymaps"};
+  ck_assert_int_eq(cs_metrics_get(m, "carbonshift_signal_age_seconds", la, &v),
+                   CS_OK);
+  ck_assert_double_eq(v, NOW - 1678834800);
+  const char *lf[] = {"electricitymaps", "current", "ok"};
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_provider_fetches_total", lf, &v), CS_OK);
+  ck_assert_double_eq(v, 1);
+  bool healthy;
+  cJSON_Delete(status(s, NOW, &healthy));
+  ck_assert(healthy);
+  const char *lz[] = {"DE"};
+  ck_assert_int_eq(cs_metrics_get(m, "carbonshift_zone_degraded", lz, &v),
+                   CS_OK);
+  ck_assert_double_eq(v, 0);
+  /* An outage shows up as a failed fetch and, once stale, a degraded zone. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 500, .body = "down"});
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EHTTP);
+  const char *le[] = {"electricitymaps", "current", "http_error"};
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_provider_fetches_total", le, &v), CS_OK);
+  ck_assert_double_eq(v, 1);
+  cJSON_Delete(status(s, NOW + 86400, &healthy));
+  ck_assert(!healthy);
+  ck_assert_int_eq(cs_metrics_get(m, "carbonshift_zone_degraded", lz, &v),
+                   CS_OK);
+  ck_assert_double_eq(v, 1);
+  cs_signals_free(s);
+  cs_metrics_free(m);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("signals");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_signals_current_fallback_order);
+  tcase_add_test(tc, test_signals_current_neutral_without_fallback);
+  tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
+  tcase_add_test(tc, test_signals_current_refuses_mixed_types);
+  tcase_add_test(tc, test_signals_forecast_from_cache);
+  tcase_add_test(tc, test_signals_current_fast_while_provider_hangs);
+  tcase_add_test(tc, test_signals_refresher_backs_off);
+  tcase_add_test(tc, test_signals_current_registers_runtime_zone);
+  tcase_add_test(tc, test_signals_start_records_metrics);
+  suite_add_tcase(s, tc);
+  return fh_run_suite(s);
+}

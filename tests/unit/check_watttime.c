@@ -1,0 +1,311 @@
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "carbon/providers/watttime.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/testutil.h"
+
+static fh_server *srv;
+
+static void setup(void)
+{
+  srv = fh_start();
+  fh_set(srv, "/login", (fh_reply){.fixture = "watttime-login.json"});
+  fh_set(srv, "/v3/forecast", (fh_reply){.fixture = "watttime-forecast.json"});
+  fh_set(srv, "/v3/region-from-loc",
+         (fh_reply){.fixture = "watttime-region-from-loc.json"});
+}
+
+static void teardown(void)
+{
+  fh_stop(srv);
+  srv = NULL;
+}
+
+static cs_provider *make(const char *signal)
+{
+  char err[256];
+  cs_watttime_opts o = {.base_url = fh_url(srv),
+                        .username = "alice",
+                        .password = "pa55",
+                        .signal_type = signal,
+                        .timeout_ms = 2000};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_watttime_new(&o, &p, err, sizeof(err)), CS_OK);
+  return p;
+}
+
+START_TEST(test_watttime_current_converts_lbs)
+{
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.fixture = "watttime-forecast-now.json"});
+  cs_provider *p = make(NULL);
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  ck_assert_double_eq_tol(v.g_per_kwh, 428.6 * 0.45359237, 1e-9);
+  ck_assert_int_eq(v.observed_at, 1686268800); /* 2023-06-09T00:00:00Z */
+  ck_assert_int_eq(v.type, CS_SIGNAL_MARGINAL);
+  ck_assert_str_eq(v.provider, "watttime");
+  char *q = fh_last_query(srv, "/v3/forecast");
+  ck_assert_str_eq(q, "region=CAISO_NORTH&signal_type=co2_moer&"
+                      "horizon_hours=0");
+  free(q);
+  /* Logged in with Basic auth, then used the Bearer token. */
+  char *b = fh_last_header(srv, "/login", "Authorization");
+  ck_assert_str_eq(b, "Basic YWxpY2U6cGE1NQ==");
+  free(b);
+  char *t = fh_last_header(srv, "/v3/forecast", "Authorization");
+  ck_assert_str_eq(t, "Bearer eyJhbGciOiJIUzI1NiJ9.fixture.signature");
+  free(t);
+  /* The token is reused. */
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  ck_assert_int_eq(fh_hits(srv, "/login"), 1);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_forecast_fixture)
+{
+  cs_provider *p = make(NULL);
+  cs_series s = {0};
+  int64_t from = 1686268800;
+  ck_assert_int_eq(p->ops->forecast(p, "CAISO_NORTH", from, from + 86400, &s),
+                   CS_OK);
+  ck_assert_uint_eq(s.len, 288);
+  ck_assert_int_eq(s.step, 300);
+  ck_assert_int_eq(s.points[1].at, from + 300);
+  ck_assert_double_eq_tol(s.points[1].g_per_kwh, 432.3 * 0.45359237, 1e-9);
+  ck_assert_int_eq(s.points[287].at, from + 287 * 300);
+  ck_assert_double_eq_tol(s.points[287].g_per_kwh, 104.3 * 0.45359237, 1e-9);
+  char *q = fh_last_query(srv, "/v3/forecast");
+  ck_assert_ptr_nonnull(strstr(q, "horizon_hours=24"));
+  free(q);
+  cs_series_free(&s);
+  /* A window inside the forecast is sliced. */
+  ck_assert_int_eq(
+      p->ops->forecast(p, "CAISO_NORTH", from + 3600, from + 7200, &s), CS_OK);
+  ck_assert_uint_eq(s.len, 12);
+  ck_assert_int_eq(s.points[0].at, from + 3600);
+  cs_series_free(&s);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_current_relogin_on_401)
+{
+  cs_provider *p = make(NULL);
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.status = 401, .body = "{\"error\":\"expired\"}"});
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.fixture = "watttime-forecast-now.json"});
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  ck_assert_int_eq(fh_hits(srv, "/login"), 2);
+  ck_assert_double_eq_tol(v.g_per_kwh, 428.6 * 0.45359237, 1e-9);
+  /* Only once: two 401s in a row are an auth failure. */
+  fh_push(srv, "/v3/forecast", (fh_reply){.status = 401, .body = "{}"});
+  fh_push(srv, "/v3/forecast", (fh_reply){.status = 401, .body = "{}"});
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_EAUTH);
+  ck_assert_int_eq(fh_hits(srv, "/login"), 3);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_current_bad_login)
+{
+  fh_push(srv, "/login", (fh_reply){.status = 403, .body = "Forbidden"});
+  cs_provider *p = make(NULL);
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_EAUTH);
+  ck_assert_int_eq(fh_hits(srv, "/v3/forecast"), 0);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_current_429_retry_after)
+{
+  cs_provider *p = make(NULL);
+  cs_signal v;
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.status = 429, .retry_after = 2, .body = "{}"});
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_EBUSY);
+  int hits = fh_hits(srv, "/v3/forecast");
+  /* Within Retry-After no request reaches the server. */
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_EBUSY);
+  ck_assert_int_eq(fh_hits(srv, "/v3/forecast"), hits);
+  struct timespec ts = {.tv_sec = 2, .tv_nsec = 200000000};
+  nanosleep(&ts, NULL);
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  ck_assert_int_eq(fh_hits(srv, "/v3/forecast"), hits + 1);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_current_units)
+{
+  cs_provider *p = make(NULL);
+  cs_signal v;
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.fixture = "watttime-signal-index.json"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                   CS_EUNSUPPORTED);
+  char *log = fh_log_take();
+  ck_assert_ptr_nonnull(strstr(log, "meta.units: \\\"percentile\\\""));
+  free(log);
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.body = "{\"data\":[{\"point_time\":\"2023-06-09T00:00:"
+                             "00+00:00\",\"value\":1}],\"meta\":{\"units\":"
+                             "\"tons_per_fortnight\",\"signal_type\":"
+                             "\"co2_moer\"}}"});
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                   CS_EINVAL);
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.body = "{\"data\":[{\"point_time\":\"2023-06-09T00:00:"
+                             "00+00:00\",\"value\":300}],\"meta\":{\"units\":"
+                             "\"kg_co2_per_mwh\",\"signal_type\":"
+                             "\"co2_moer\"}}"});
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  ck_assert_double_eq(v.g_per_kwh, 300);
+  double g;
+  ck_assert_int_eq(cs_watttime_to_g_per_kwh("lbs_co2_per_mwh", 1000, &g),
+                   CS_OK);
+  ck_assert_double_eq_tol(g, 453.59237, 1e-9);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_current_region_from_loc_cached)
+{
+  cs_provider *p = make(NULL);
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "38.58,-121.49", 1686268900, &v), CS_OK);
+  ck_assert_int_eq(p->ops->current(p, "38.58,-121.49", 1686268900, &v), CS_OK);
+  ck_assert_int_eq(fh_hits(srv, "/v3/region-from-loc"), 1);
+  char *q = fh_last_query(srv, "/v3/region-from-loc");
+  ck_assert_str_eq(q, "latitude=38.58&longitude=-121.49&signal_type=co2_moer");
+  free(q);
+  q = fh_last_query(srv, "/v3/forecast");
+  ck_assert_ptr_nonnull(strstr(q, "region=CAISO_NORTH"));
+  free(q);
+  fh_push(srv, "/v3/region-from-loc",
+          (fh_reply){.status = 400,
+                     .fixture = "watttime-region-from-loc-error.json"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "0,0", 1686268900, &v), CS_EHTTP);
+  char *log = fh_log_take();
+  ck_assert_ptr_nonnull(strstr(log, "No coverage available"));
+  free(log);
+  ck_assert_int_eq(p->ops->current(p, "not a zone!", 1686268900, &v),
+                   CS_ENOTFOUND);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_current_aoer_is_average)
+{
+  fh_set(srv, "/v3/forecast",
+         (fh_reply){.body = "{\"data\":[{\"point_time\":\"2023-06-09T00:00:00"
+                            "+00:00\",\"value\":500}],\"meta\":{\"units\":"
+                            "\"lbs_co2_per_mwh\",\"signal_type\":"
+                            "\"co2_aoer\"}}"});
+  cs_provider *p = make("co2_aoer");
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  ck_assert_int_eq(v.type, CS_SIGNAL_AVERAGE);
+  ck_assert_double_eq_tol(v.g_per_kwh, 500 * 0.45359237, 1e-9);
+  cs_provider_free(p);
+  /* A moer provider refuses an aoer answer. */
+  p = make(NULL);
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                   CS_EPARSE);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_forecast_empty_and_null)
+{
+  cs_provider *p = make(NULL);
+  cs_series s = {0};
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.body = "{\"data\":[],\"meta\":{\"units\":"
+                             "\"lbs_co2_per_mwh\",\"signal_type\":"
+                             "\"co2_moer\"}}"});
+  ck_assert_int_eq(p->ops->forecast(p, "CAISO_NORTH", 0, INT64_MAX, &s),
+                   CS_ENOTFOUND);
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.body = "{\"data\":[{\"point_time\":\"2023-06-09T00:00:"
+                             "00+00:00\",\"value\":null},{\"point_time\":"
+                             "\"2023-06-09T00:05:00+00:00\",\"value\":100}],"
+                             "\"meta\":{\"units\":\"lbs_co2_per_mwh\","
+                             "\"signal_type\":\"co2_moer\","
+                             "\"data_point_period_seconds\":300}}"});
+  ck_assert_int_eq(p->ops->forecast(p, "CAISO_NORTH", 0, INT64_MAX, &s), CS_OK);
+  ck_assert_uint_eq(s.len, 1);
+  ck_assert_int_eq(s.points[0].at, 1686268800 + 300);
+  cs_series_free(&s);
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.fixture = "watttime-forecast.json", .truncate = 500});
+  ck_assert_int_eq(p->ops->forecast(p, "CAISO_NORTH", 0, INT64_MAX, &s),
+                   CS_EPARSE);
+  cs_provider_free(p);
+}
+END_TEST
+
+START_TEST(test_watttime_new_bad_options)
+{
+  char err[256];
+  cs_provider *p = NULL;
+  cs_watttime_opts o = {
+      .username = "a", .password = "b", .signal_type = "health_damage"};
+  ck_assert_int_eq(cs_watttime_new(&o, &p, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "co2_moer"));
+  o.signal_type = NULL;
+  o.password = NULL;
+  ck_assert_int_eq(cs_watttime_new(&o, &p, err, sizeof(err)), CS_EAUTH);
+  o.password = "b";
+  o.horizon_hours = 73;
+  ck_assert_int_eq(cs_watttime_new(&o, &p, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_null(p);
+}
+END_TEST
+
+START_TEST(test_watttime_current_every_truncation)
+{
+  cs_provider *p = make(NULL);
+  size_t len = fh_fixture_len("watttime-forecast-now.json");
+  for (size_t k = 1; k < len; k++) {
+    fh_push(srv, "/v3/forecast",
+            (fh_reply){.fixture = "watttime-forecast-now.json", .truncate = k});
+    cs_signal v;
+    ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                     CS_EPARSE);
+  }
+  cs_provider_free(p);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("watttime");
+  TCase *tc = tcase_create("core");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_watttime_current_converts_lbs);
+  tcase_add_test(tc, test_watttime_forecast_fixture);
+  tcase_add_test(tc, test_watttime_current_relogin_on_401);
+  tcase_add_test(tc, test_watttime_current_bad_login);
+  tcase_add_test(tc, test_watttime_current_429_retry_after);
+  tcase_add_test(tc, test_watttime_current_units);
+  tcase_add_test(tc, test_watttime_current_region_from_loc_cached);
+  tcase_add_test(tc, test_watttime_current_aoer_is_average);
+  tcase_add_test(tc, test_watttime_forecast_empty_and_null);
+  tcase_add_test(tc, test_watttime_new_bad_options);
+  tcase_add_test(tc, test_watttime_current_every_truncation);
+  suite_add_tcase(s, tc);
+  return fh_run_suite(s);
+}
