@@ -349,11 +349,18 @@ void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
   cs_buf_free(&c.problem_text);
 }
 
+/* Ready means "able to answer the scheduler usefully". Degraded carbon
+ * signals are reported but do not make the service unready: it still
+ * answers from the next provider, or neutrally, and taking it out of the
+ * Service would only make the scheduler skip it altogether. An unsynced node
+ * cache does: names-only calls would all be neutral. */
 bool cs_decider_ready(cs_decider *d, cs_buf *detail)
 {
   cs_json_open(detail, NULL, '{');
   cs_json_raw(detail, "signals", "", 0);
-  bool ok = cs_signals_status(d->deps.signals, cs_clock_now(), detail);
+  bool healthy = cs_signals_status(d->deps.signals, cs_clock_now(), detail);
+  cs_json_bool(detail, "signalsDegraded", !healthy);
+  bool ok = true;
   if (d->deps.nodes) {
     bool synced = cs_node_cache_synced(d->deps.nodes);
     cs_json_open(detail, "nodeCache", '{');

@@ -759,7 +759,7 @@ scenario_flexible_wait() {
   from=$(date -u -d "$hour UTC - 75 seconds" +%Y-%m-%dT%H:%M:%SZ)
   jq --arg trace "$trace" --arg from "$from" '. + {
       carbon: {routes: {"*": ["file"]}},
-      file: {path: $trace, replayFrom: $from},
+      file: {traces: {DE: $trace}, replayFrom: $from},
       plan: {minSavingGrams: 0}}' "$work/config.json" >"$cfg"
   if ! err=$("$CS_BIN" serve --config "$cfg" --print-config 2>&1 >/dev/null); then
     skip flexible-wait "the file provider replaying a trace (issue 3); this config was rejected: $(head -n 1 <<<"$err")"
