@@ -4,6 +4,7 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,12 @@
 
 #include "carbon/gpu_catalog.h"
 #include "carbon/providers/builtin.h"
+#include "carbon/providers/file.h"
 #include "carbon/providers/static.h"
 #include "carbon/signals.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
+#include "carbon/util/parse.h"
 #include "carbon/zones.h"
 #include "scheduler/decision.h"
 #include "tests/unit/testutil.h"
@@ -574,6 +577,157 @@ START_TEST(test_decision_filter_malformed_annotation_named)
 }
 END_TEST
 
+/* ---- /filter with the file provider replaying a real trace --------------- */
+
+#define FIXTURE_NOW                                                            \
+  1795168800 /* 2026-11-20T10:00:00Z, 47 min after creation                    \
+              */
+#define FIXTURE_LATEST (1795165964 + 12 * 3600) /* creation + max-delay */
+
+static cs_series de_trace;
+static int64_t replay_from; /* the trace instant shown at FIXTURE_NOW */
+static int64_t expected_start;
+
+/* Mean of the hourly trace over [t, t + len), minute by minute, in trace
+ * time: independent of cs_series_window_mean and of the planner. */
+static double trace_mean(int64_t t, int64_t len)
+{
+  double sum = 0;
+  int64_t minutes = len / 60;
+  size_t i = 0;
+  for (int64_t m = 0; m < minutes; m++) {
+    int64_t at = t + m * 60;
+    while (i + 1 < de_trace.len && de_trace.points[i + 1].at <= at)
+      i++;
+    sum += de_trace.points[i].g_per_kwh;
+  }
+  return sum / (double)minutes;
+}
+
+/* Picks a replay start in 2023 where, for the fixture pod on the H100 node
+ * (11.36 h run), waiting is clearly better than starting now: the best
+ * start within the slack, found by trying every minute, beats now by 20 %. */
+static void find_greener_window(int64_t runtime)
+{
+  char err[256];
+  bool *estimated = NULL;
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/data/carbon/em-2023/DE.csv",
+           tu_shared_dir());
+  ck_assert_int_eq(
+      cs_file_load(path, NULL, &de_trace, &estimated, err, sizeof(err)), CS_OK);
+  free(estimated);
+  int64_t slack = FIXTURE_LATEST - FIXTURE_NOW;
+  for (size_t h = 24; h + 48 < de_trace.len; h += 5) {
+    int64_t t0 = de_trace.points[h].at;
+    double now_mean = trace_mean(t0, runtime), best = now_mean;
+    int64_t best_at = t0;
+    /* Every minute of the slack, and its exact end. */
+    for (int64_t k = 0; k <= slack / 60 + 1; k++) {
+      int64_t at = k <= slack / 60 ? t0 + k * 60 : t0 + slack;
+      double m = trace_mean(at, runtime);
+      if (m < best - 1e-9) {
+        best = m;
+        best_at = at;
+      }
+    }
+    if (best < now_mean * 0.8) {
+      replay_from = t0;
+      expected_start = FIXTURE_NOW + (best_at - t0);
+      return;
+    }
+  }
+  ck_abort_msg("no clearly greener window in the DE 2023 trace");
+}
+
+static void setup_replay(void)
+{
+  quiet_logs();
+  catalog = cs_gpu_catalog_new();
+  zones = cs_zone_map_new();
+  const cs_gpu_model *h100 = cs_gpu_catalog_find(catalog, "H100-SXM5-80GB");
+  const cs_gpu_model *a100 = cs_gpu_catalog_find(catalog, "A100-SXM4-80GB");
+  int64_t runtime = (int64_t)ceil(36 * 3600.0 * cs_gpu_throughput(a100) /
+                                  cs_gpu_throughput(h100));
+  find_greener_window(runtime);
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/data/carbon/em-2023/DE.csv",
+           tu_shared_dir());
+  cs_file_trace trace = {.zone = "DE", .path = path};
+  cs_file_opts fo = {.traces = &trace,
+                     .ntraces = 1,
+                     .replay_from = replay_from,
+                     .start = FIXTURE_NOW};
+  cs_provider *p;
+  char err[256];
+  ck_assert_int_eq(cs_file_new(&fo, &p, err, sizeof(err)), CS_OK);
+  signals = cs_signals_new(CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(cs_signals_add_provider(signals, p), CS_OK);
+  facts = (cs_facts_params){.catalog = catalog,
+                            .zones = zones,
+                            .default_pue = 1.2,
+                            .default_lifetime_s = 6 * 365 * 86400.0};
+  est = (cs_estimate_params){.reference_gpu = a100,
+                             .default_duration_s = 3600,
+                             .server_embodied_kg = 1000,
+                             .gpu_embodied_kg = 150};
+  cs_decider_deps deps = {.signals = signals,
+                          .facts = &facts,
+                          .estimate = &est,
+                          .plan = {.min_saving_rel = 0.05,
+                                   .min_saving_abs_g = 100,
+                                   .replan_rel = 0.05},
+                          .sink = &sink};
+  decider = cs_decider_new(&deps);
+  nevents = 0;
+  planned[0] = '\0';
+}
+
+static void teardown_replay(void)
+{
+  teardown_filter();
+  cs_series_free(&de_trace);
+}
+
+START_TEST(test_decision_filter_file_replay_defers_then_passes)
+{
+  cs_clock_set_fixed(FIXTURE_NOW);
+  cJSON *out = filter_with(NULL, 0);
+  ck_assert_int_eq(kept(out), 0);
+  /* The plan stored on the pod is the brute-force optimum (the minute grid
+   * and the exact latest start were tried: within a minute). */
+  int64_t got;
+  const char *e;
+  ck_assert_int_eq(cs_parse_rfc3339(planned, &got, &e), CS_OK);
+  ck_assert_msg(llabs(got - expected_start) < 60,
+                "planned %s, brute force %lld", planned,
+                (long long)expected_start);
+  char start[32];
+  snprintf(start, sizeof(start), "%s", planned);
+  char want[96];
+  snprintf(want, sizeof(want),
+           "carbonshift: waiting for a greener window: planned start %.16sZ",
+           start);
+  static const char *nodes[] = {"gpu-h100-fra-01", "gpu-a100-fra-02",
+                                "gpu-v100-osl-01", "gpu-l4-mad-01"};
+  for (int i = 0; i < 4; i++) {
+    const char *m = unresolvable(out, nodes[i]);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_msg(strstr(m, want) == m, "%s\nwanted: %s", m, want);
+    ck_assert_ptr_nonnull(strstr(m, "latest start 2026-11-20T21:12Z"));
+  }
+  cJSON_Delete(out);
+  expected_start = got;
+
+  /* At its planned start, with the plan on the pod, the same pod passes. */
+  cs_clock_set_fixed(expected_start);
+  const char *kv[] = {"carbonshift.io/planned-start", start};
+  out = filter_with(kv, 2);
+  ck_assert_int_eq(kept(out), 4);
+  cJSON_Delete(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("decision");
@@ -604,6 +758,11 @@ static Suite *suite(void)
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
                       (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
   suite_add_tcase(s, tf);
+  TCase *tr = tcase_create("filter-file-replay");
+  tcase_set_timeout(tr, 60);
+  tcase_add_checked_fixture(tr, setup_replay, teardown_replay);
+  tcase_add_test(tr, test_decision_filter_file_replay_defers_then_passes);
+  suite_add_tcase(s, tr);
   return s;
 }
 
