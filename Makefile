@@ -59,6 +59,9 @@ else
 endif
 
 .PHONY: all run check unit deps clean format
+# Test objects are intermediate files to make; keep them so reruns relink
+# only what changed.
+.SECONDARY:
 all: bin/carbonshift
 
 CHECK_TARGETS := unit
