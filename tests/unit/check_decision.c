@@ -493,6 +493,25 @@ START_TEST(test_decision_filter_passes_at_planned_start)
 }
 END_TEST
 
+/* A deadline with an offset instead of max-delay: on each node the latest
+ * start is the deadline minus the runtime there (H100: 36 h x 312 / 989 =
+ * 11 h 21 m 25 s before 09:00Z; the A100's 36 h run is already too late to
+ * wait for). */
+START_TEST(test_decision_filter_deadline_offset_latest_start)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  const char *kv[] = {"carbonshift.io/max-delay", NULL,
+                      "carbonshift.io/deadline", "2026-11-21T10:00:00+01:00"};
+  cJSON *out = filter_with(kv, 4);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, "planned start 2026-11-20T14:00Z") &&
+                    strstr(m, "latest start 2026-11-20T21:38Z"),
+                "%s", m);
+  cJSON_Delete(out);
+}
+END_TEST
+
 START_TEST(test_decision_filter_no_slack_runs_now)
 {
   cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
@@ -749,6 +768,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
+  tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
   tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);
