@@ -18,9 +18,20 @@ typedef struct decoder {
   size_t max_nodes;
 } decoder;
 
+/* The scanner explains what it rejected; when it stopped at a peek, which
+ * explains nothing, say where the value should have been. */
 static cs_err syntax(decoder *d)
 {
-  snprintf(d->err, d->errlen, "request body is not valid JSON: %s", d->s.err);
+  size_t at = (size_t)(d->s.p - d->s.start);
+  if (d->s.err[0])
+    snprintf(d->err, d->errlen, "request body is not valid JSON: %s", d->s.err);
+  else if (d->s.p >= d->s.end)
+    snprintf(d->err, d->errlen,
+             "request body is not valid JSON: unexpected end at byte %zu", at);
+  else
+    snprintf(d->err, d->errlen,
+             "request body is not valid JSON: unexpected token at byte %zu",
+             at);
   return CS_EPARSE;
 }
 
@@ -289,9 +300,7 @@ cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
     if (t == CS_JEND && d.s.p == d.s.end)
       snprintf(err, errlen, "request body is empty; expected ExtenderArgs");
     else if (t == CS_JEND)
-      snprintf(err, errlen,
-               "request body is not valid JSON: unexpected token at byte %zu",
-               (size_t)(d.s.p - body));
+      syntax(&d);
     else
       snprintf(err, errlen,
                "request body: expected an ExtenderArgs object, got %s",
