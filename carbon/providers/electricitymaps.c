@@ -47,10 +47,16 @@ static cs_err get(em *e, const char *zone, const char *endpoint, cJSON **out,
   common_query(e, zone, &path, endpoint);
   const char *h[] = {e->auth_header};
   cs_err rc = cs_buf_error(&path);
-  if (rc == CS_OK)
+  if (rc == CS_OK) {
     rc = cs_remote_get_json(&e->r, path.data, h, 1, NULL, NULL, out, NULL, err,
                             errcap);
-  else
+    if (rc == CS_OK)
+      rc = cs_remote_same_zone(*out, "zone", "response", zone, err, errcap);
+    if (rc != CS_OK) {
+      cJSON_Delete(*out);
+      *out = NULL;
+    }
+  } else
     snprintf(err, errcap, "zone \"%.48s\" makes the URL too long", zone);
   cs_buf_free(&path);
   return rc;

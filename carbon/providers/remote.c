@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
@@ -218,6 +219,22 @@ cs_err cs_remote_str(const cJSON *obj, const char *key, const char *what,
   }
   *out = v->valuestring;
   return CS_OK;
+}
+
+cs_err cs_remote_same_zone(const cJSON *obj, const char *key, const char *what,
+                           const char *want, char *err, size_t errcap)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!v || cJSON_IsNull(v))
+    return CS_OK;
+  const char *got;
+  cs_err rc = cs_remote_str(obj, key, what, &got, err, errcap);
+  if (rc == CS_OK && strcasecmp(got, want) != 0) {
+    snprintf(err, errcap, "%s.%s: the answer is for \"%.48s\", expected %s",
+             what, key, got, want);
+    rc = CS_EPARSE;
+  }
+  return rc;
 }
 
 cs_err cs_remote_time(const cJSON *obj, const char *key, const char *what,

@@ -59,6 +59,12 @@ cs_err cs_remote_str(const cJSON *obj, const char *key, const char *what,
                      const char **out, char *err, size_t errcap) CS_MUST_USE;
 cs_err cs_remote_time(const cJSON *obj, const char *key, const char *what,
                       int64_t *out, char *err, size_t errcap) CS_MUST_USE;
+/* CS_EPARSE when the string member `key` names another zone or region than
+ * `want` (compared case-insensitively): an answer for another place must
+ * never be served as this one's. An absent or null member passes. */
+cs_err cs_remote_same_zone(const cJSON *obj, const char *key, const char *what,
+                           const char *want, char *err,
+                           size_t errcap) CS_MUST_USE;
 /* The array member `key` (CS_EPARSE when absent or of another type). */
 cs_err cs_remote_array(const cJSON *obj, const char *key, const char *what,
                        const cJSON **out, char *err, size_t errcap) CS_MUST_USE;

@@ -248,6 +248,9 @@ static cs_err fetch_forecast(wt *w, const char *zone, int horizon,
     rc = CS_EPARSE;
     goto out;
   }
+  rc = cs_remote_same_zone(meta, "region", "meta", region, err, errcap);
+  if (rc != CS_OK)
+    goto out;
   rc = cs_remote_str(meta, "units", "meta", &units, err, errcap);
   if (rc != CS_OK)
     goto out;

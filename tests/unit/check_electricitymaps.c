@@ -128,6 +128,29 @@ START_TEST(test_electricitymaps_current_unauthorized)
 }
 END_TEST
 
+/* The fixtures answer for DE: served for a request about NO, they must be
+ * refused rather than rank Norwegian nodes on German coal. */
+START_TEST(test_electricitymaps_answer_for_another_zone_refused)
+{
+  cs_provider *p = make(NULL, 0);
+  cs_signal v = {.g_per_kwh = -1};
+  cs_series s = {0};
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "NO", 1678836000, &v), CS_EPARSE);
+  ck_assert_int_eq(
+      p->ops->forecast(p, "NO", 1678838400, 1678838400 + 86400, &s), CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_ptr_nonnull(
+      strstr(log, "response.zone: the answer is for \\\"DE\\\", expected NO"));
+  free(log);
+  ck_assert_double_eq(v.g_per_kwh, -1);
+  ck_assert_uint_eq(s.len, 0);
+  /* The zone is compared as Electricity Maps spells it, in any case. */
+  ck_assert_int_eq(p->ops->current(p, "de", 1678836000, &v), CS_OK);
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_electricitymaps_current_faults)
 {
   cs_provider *p = make(NULL, 0);
@@ -239,6 +262,7 @@ int main(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_electricitymaps_current_fixture);
+  tcase_add_test(tc, test_electricitymaps_answer_for_another_zone_refused);
   tcase_add_test(tc, test_electricitymaps_forecast_fixture);
   tcase_add_test(tc, test_electricitymaps_forecast_history_skips_null);
   tcase_add_test(tc, test_electricitymaps_current_unauthorized);

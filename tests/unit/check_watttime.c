@@ -206,6 +206,24 @@ START_TEST(test_watttime_current_region_from_loc_cached)
 }
 END_TEST
 
+/* The forecast fixture is for CAISO_NORTH; asked about another region it
+ * must be refused, not served as that region's. */
+START_TEST(test_watttime_answer_for_another_region_refused)
+{
+  cs_provider *p = make(NULL);
+  cs_signal v = {.g_per_kwh = -1};
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "PJM_DC", 1686268900, &v), CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_ptr_nonnull(strstr(
+      log,
+      "meta.region: the answer is for \\\"CAISO_NORTH\\\", expected PJM_DC"));
+  free(log);
+  ck_assert_double_eq(v.g_per_kwh, -1);
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_watttime_current_aoer_is_average)
 {
   fh_set(srv, "/v3/forecast",
@@ -302,6 +320,7 @@ int main(void)
   tcase_add_test(tc, test_watttime_current_429_retry_after);
   tcase_add_test(tc, test_watttime_current_units);
   tcase_add_test(tc, test_watttime_current_region_from_loc_cached);
+  tcase_add_test(tc, test_watttime_answer_for_another_region_refused);
   tcase_add_test(tc, test_watttime_current_aoer_is_average);
   tcase_add_test(tc, test_watttime_forecast_empty_and_null);
   tcase_add_test(tc, test_watttime_new_bad_options);
