@@ -241,14 +241,14 @@ static void record_metrics(const call *c)
   cs_metrics *m = c->d->deps.metrics;
   if (!m)
     return;
+  /* One series per zone: the provider that served this decision replaces
+   * an earlier one, and a zone now unknown (neutral) shows no number. */
   for (size_t z = 0; z < c->pc.nzones; z++) {
     const cs_zone_eval *ze = &c->pc.zones[z];
-    if (!ze->found)
-      continue;
-    const char *labels[] = {ze->zone, ze->sig.provider,
+    const char *labels[] = {ze->zone, ze->found ? ze->sig.provider : "",
                             cs_signal_type_name(ze->sig.type)};
-    cs_metrics_set(m, "carbonshift_zone_intensity_gco2_per_kwh", labels,
-                   ze->sig.g_per_kwh);
+    cs_metrics_set_replacing(m, "carbonshift_zone_intensity_gco2_per_kwh",
+                             labels, 1, ze->found, ze->sig.g_per_kwh);
   }
 }
 

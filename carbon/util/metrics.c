@@ -554,6 +554,50 @@ void cs_metrics_remove(cs_metrics *m, const char *name,
   pthread_mutex_unlock(&m->mu);
 }
 
+/* Unlinks every series of f whose first nkey label values are `key`, except
+ * `keep`. Stored values are sanitised, so a key that is not clean UTF-8
+ * matches nothing (such a series is left in place, never wrongly
+ * removed). */
+static void remove_siblings(family *f, const char *const *key, size_t nkey,
+                            const series *keep)
+{
+  for (size_t b = 0; b < f->tsize; b++) {
+    series **pp = &f->table[b];
+    while (*pp) {
+      series *s = *pp;
+      size_t i = 0;
+      while (i < nkey && strcmp(s->values[i], key[i]) == 0)
+        i++;
+      if (s == keep || i < nkey) {
+        pp = &s->next;
+        continue;
+      }
+      *pp = s->next;
+      f->nseries--;
+      free_series(f, s);
+    }
+  }
+}
+
+void cs_metrics_set_replacing(cs_metrics *m, const char *name,
+                              const char *const *label_values, size_t nkey,
+                              bool present, double value)
+{
+  if (!m || !name || !label_values)
+    return;
+  pthread_mutex_lock(&m->mu);
+  family *f = find_family(m, name);
+  if (f && f->kind == CS_METRIC_GAUGE && nkey <= f->nlabels) {
+    series *s = present ? lookup(f, label_values, true) : NULL;
+    if (s)
+      s->value = value;
+    remove_siblings(f, label_values, nkey, s);
+  } else if (f) {
+    warn_once(f, name, "replacing set on a family that is not a gauge");
+  }
+  pthread_mutex_unlock(&m->mu);
+}
+
 cs_err cs_metrics_get(cs_metrics *m, const char *name,
                       const char *const *label_values, double *out)
 {

@@ -9,6 +9,7 @@
 #ifndef CS_METRICS_H
 #define CS_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "carbon/util/buf.h"
@@ -56,6 +57,15 @@ void cs_metrics_observe(cs_metrics *m, const char *name,
 /* Removes one series (a gauge for a zone no longer served, say). */
 void cs_metrics_remove(cs_metrics *m, const char *name,
                        const char *const *label_values);
+
+/* For a gauge that describes one thing under labels that change (the zone
+ * intensity, labelled by the provider now serving it): sets the series
+ * `label_values` to `value` and removes every other series whose first
+ * `nkey` label values are the same. With !present, removes them all, so a
+ * zone that is no longer known shows no number rather than an old one. */
+void cs_metrics_set_replacing(cs_metrics *m, const char *name,
+                              const char *const *label_values, size_t nkey,
+                              bool present, double value);
 
 /* Reads one series: the value of a counter or gauge, the observation count
  * of a histogram. CS_ENOTFOUND when the family or series does not exist. */

@@ -307,6 +307,34 @@ START_TEST(test_metrics_remove_drops_one_series)
 }
 END_TEST
 
+START_TEST(test_metrics_set_replacing_keeps_one_series_per_key)
+{
+  cs_metrics *m = cs_metrics_new();
+  ck_assert_int_eq(cs_metrics_declare(m, "g", CS_METRIC_GAUGE, "G.",
+                                      "zone,provider", NULL, 0),
+                   CS_OK);
+  const char *de_em[] = {"DE", "electricitymaps"}, *de_b[] = {"DE", "builtin"},
+             *fr_b[] = {"FR", "builtin"}, *de[] = {"DE", ""};
+  double v;
+  cs_metrics_set_replacing(m, "g", de_em, 1, true, 360);
+  cs_metrics_set_replacing(m, "g", fr_b, 1, true, 50);
+  /* The provider serving DE changes: its old series goes. */
+  cs_metrics_set_replacing(m, "g", de_b, 1, true, 380);
+  ck_assert_int_eq(cs_metrics_get(m, "g", de_em, &v), CS_ENOTFOUND);
+  ck_assert(cs_metrics_get(m, "g", de_b, &v) == CS_OK);
+  ck_assert_double_eq(v, 380);
+  /* DE becomes unknown: no number at all; FR untouched. */
+  cs_metrics_set_replacing(m, "g", de, 1, false, 0);
+  ck_assert_int_eq(cs_metrics_get(m, "g", de_b, &v), CS_ENOTFOUND);
+  ck_assert(cs_metrics_get(m, "g", fr_b, &v) == CS_OK);
+  ck_assert_double_eq(v, 50);
+  char *text = render(m);
+  ck_assert_ptr_null(strstr(text, "DE"));
+  free(text);
+  cs_metrics_free(m);
+}
+END_TEST
+
 START_TEST(test_metrics_add_caps_series_per_family)
 {
   cs_metrics *m = cs_metrics_new();
@@ -468,6 +496,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_metrics_add_wrong_kind_dropped_and_logged_once);
   tcase_add_test(tc, test_metrics_set_sanitizes_label_values);
   tcase_add_test(tc, test_metrics_remove_drops_one_series);
+  tcase_add_test(tc, test_metrics_set_replacing_keeps_one_series_per_key);
   tcase_add_test(tc, test_metrics_add_caps_series_per_family);
   tcase_add_test(tc, test_metrics_add_from_many_threads);
   tcase_add_test(tc, test_metrics_add_null_registry_is_noop);
