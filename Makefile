@@ -86,7 +86,7 @@ $(PROG): $(MAIN_OBJ) $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bin/carbonshift: $(PROG)
-	$(Q)mkdir -p bin && cp $< $@
+	$(Q)mkdir -p bin && cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HOBJS) $(LIB)
 	$(say) LINK $@
