@@ -115,10 +115,15 @@ split() {
 }
 
 bound() {
-  sim --jobs "$P" "${C[@]}" --slack 6h --from 2023-10-16T00:00:00Z \
-    --to 2023-10-16T06:00:00Z --bound-max 1000000 --json |
-    jq -r '.scenario.jobCount as $n | .policies[] |
-      "| \(.policy) | \($n) | \(.totalKg) | \(.savingsPct) | \(.boundCapturedPct) | \(.note // "") |"'
+  echo "| jobs submitted from 2023-10-16 | jobs | carbonshift saving / captured | oracle saving / captured | bound saving | bound's note |"
+  echo "|---|---|---|---|---|---|"
+  for to in 2023-10-16T06:00:00Z 2023-10-16T12:00:00Z 2023-10-17T00:00:00Z; do
+    sim --jobs "$P" "${C[@]}" --slack 6h --from 2023-10-16T00:00:00Z \
+      --to "$to" --bound-max 1000000 --json |
+      jq -r --arg to "$to" '.scenario.jobCount as $n |
+        [.policies[] | {key: .policy, value: .}] | from_entries |
+        "| to \($to) | \($n) | \(.carbonshift.savingsPct) % / \(.carbonshift.boundCapturedPct) % | \(.oracle.savingsPct) % / \(.oracle.boundCapturedPct) % | \(.bound.savingsPct) % | \(.bound.note) |"'
+  done
 }
 
 speed() {
