@@ -180,6 +180,10 @@ cs_err cs_sim_bound_solve(const cs_sim_world *w, const int64_t *ends,
   int nrows = 0;
   for (size_t j = 0; j < nj; j++) {
     size_t end = j + 1 < nj ? job_col[j + 1] : nc;
+    if (end == job_col[j]) { /* no pool can hold it: no policy runs it */
+      out->no_fit_jobs++;
+      continue;
+    }
     bool coupled = p->lp_only;
     for (size_t c = job_col[j]; c < end && !coupled; c++)
       coupled = cols[c].cell != 0;

@@ -35,6 +35,8 @@ typedef struct cs_sim_bound {
   size_t columns, rows, capacity_rows;
   size_t lp_columns;       /* columns GLPK saw */
   size_t closed_form_jobs; /* jobs meeting no capacity row, solved apart */
+  size_t no_fit_jobs;      /* jobs no pool can hold, left out (as by every
+                            * policy) */
   double seconds;          /* solver time */
 } cs_sim_bound;
 

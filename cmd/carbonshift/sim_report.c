@@ -74,7 +74,8 @@ void cs_sim_report_bound_row(const cs_sim_bound *b, size_t jobs,
   memset(row, 0, sizeof(*row));
   row->policy = "bound";
   row->solved = true;
-  row->jobs = jobs;
+  row->jobs = jobs - b->no_fit_jobs;
+  row->not_run = b->no_fit_jobs;
   row->energy_kwh = b->energy_kwh;
   row->gpu_hours = b->gpu_hours;
   row->operational_g = b->operational_g;

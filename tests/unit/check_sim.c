@@ -517,6 +517,18 @@ START_TEST(test_sim_bound_solve_closed_form_matches_glpk)
   }
   ck_assert_msg(fabs(split.total_g - best) <= 1e-6 * best, "%f vs %f",
                 split.total_g, best);
+  /* A job no pool can hold is left out, as every policy leaves it. */
+  cs_sim_job two[] = {v[4], job("huge", T0 + 75 * H, 1, 16, 3)};
+  jobs.v = two;
+  jobs.n = 2;
+  cs_sim_bound with;
+  for (int lp = 0; lp < 2; lp++) {
+    bp.lp_only = lp;
+    ck_assert_int_eq(cs_sim_bound_solve(&w, NULL, &bp, &with, err, sizeof(err)),
+                     CS_OK);
+    ck_assert_uint_eq(with.no_fit_jobs, 1);
+    ck_assert(fabs(with.total_g - split.total_g) <= 1e-6 * split.total_g);
+  }
 }
 END_TEST
 
