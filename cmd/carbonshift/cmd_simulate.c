@@ -131,8 +131,9 @@ static int parse_args(int argc, char **argv, opts *o)
       o->carbon[o->ncarbon++] = v;
     } else if (!strcmp(a, "--window") || !strcmp(a, "--slack") ||
                !strcmp(a, "--horizon") || !strcmp(a, "--bound-slot")) {
-      double s;
-      if (cs_parse_duration(v, &s, &exp) != CS_OK)
+      double s = 0;
+      /* A bare 0 is no duration at all, as "--slack 0" means. */
+      if (strcmp(v, "0") && cs_parse_duration(v, &s, &exp) != CS_OK)
         return usage("%s \"%s\": expected a duration such as 8h", a, v);
       *(!strcmp(a, "--window")    ? &o->window_s
         : !strcmp(a, "--slack")   ? &o->slack_s

@@ -111,6 +111,17 @@ START_TEST(test_cmd_simulate_lwa_nightly_savings_pct)
   cJSON_Delete(j);
   free(out);
   free(err);
+  /* A bare 0 is a duration ("--slack 0": none), and changes nothing here
+   * (every nightly job has its own max-delay). */
+  rc = run(&out, &err, 12, "--preset", "lwa-nightly", "--window", "8h",
+           "--carbon", trace_de, "--slack", "0", "--policy", "agnostic,oracle",
+           "--json");
+  ck_assert_msg(rc == 0, "%s", err);
+  j = cJSON_Parse(out);
+  ck_assert(fabs(num(j, "savingsPct") - s) < 1e-9);
+  cJSON_Delete(j);
+  free(out);
+  free(err);
 }
 END_TEST
 
