@@ -3,11 +3,14 @@
  * determinism under a seed, and the same node and start as the service's
  * extender for the same pod and nodes. */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "carbon/signals.h"
 #include "carbon/util/clock.h"
@@ -654,6 +657,58 @@ START_TEST(test_sim_forecast_new_noise_statistics)
 }
 END_TEST
 
+/* Reads what is waiting on a descriptor (non-blocking), NUL-terminated. */
+static size_t drain(int fd, char *buf, size_t cap)
+{
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+    n += (size_t)r;
+  buf[n] = '\0';
+  return n;
+}
+
+/* The bar is drawn on a terminal, and only there. */
+START_TEST(test_sim_report_progress_tty_only)
+{
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ck_assert_msg(master >= 0, "no pseudo-terminal (/dev/ptmx): %s",
+                strerror(errno));
+  ck_assert_int_eq(grantpt(master), 0);
+  ck_assert_int_eq(unlockpt(master), 0);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+  ck_assert_int_ge(slave, 0);
+  fcntl(master, F_SETFL, O_NONBLOCK);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  dup2(slave, STDERR_FILENO);
+  cs_sim_report_progress("oracle", 50, 100);
+  cs_sim_report_progress_done();
+  fflush(stderr);
+  char buf[512];
+  usleep(20000);
+  drain(master, buf, sizeof(buf));
+  /* A regular file is no terminal: nothing. */
+  FILE *f = tmpfile();
+  dup2(fileno(f), STDERR_FILENO);
+  cs_sim_report_progress("oracle", 50, 100);
+  cs_sim_report_progress_done();
+  fflush(stderr);
+  long written = ftell(f);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  fclose(f);
+  close(slave);
+  close(master);
+  ck_assert_msg(strstr(buf, "oracle") &&
+                    strstr(buf, "[####################"
+                                "                    ]  50%"),
+                "on a terminal: \"%s\"", buf);
+  ck_assert_ptr_nonnull(strstr(buf, "\033[K")); /* and cleared at the end */
+  ck_assert_int_eq(written, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("sim");
@@ -670,6 +725,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_report_row_by_hand);
   tcase_add_test(t, test_sim_report_jobs_csv_lines);
   tcase_add_test(t, test_sim_forecast_new_noise_statistics);
+  tcase_add_test(t, test_sim_report_progress_tty_only);
   suite_add_tcase(s, t);
   return s;
 }
