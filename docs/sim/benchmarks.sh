@@ -2,7 +2,7 @@
 # Reruns every command of docs/benchmarks.md and prints its tables as
 # Markdown, one command per figure (the commands are echoed to stderr).
 # Run from the repository root with ../shared beside it:
-#   docs/sim/benchmarks.sh [lwa1|lwa2|philly|split|bound|speed]...
+#   docs/sim/benchmarks.sh [lwa1|ar1|lwa2|philly|split|bound|speed]...
 # Needs bin/carbonshift (make) and jq. Runs one simulation at a time, under
 # nice, as the machine is shared.
 set -euo pipefail
@@ -40,6 +40,21 @@ lwa1() {
       echo "$row |"
       i=$((i + 1))
     done
+  done
+}
+
+# White against autocorrelated noise of the same sigma.
+ar1() {
+  echo "| zone, window | perfect | gauss:10% | ar1:10%:0.9 | ar1:10%:0.99 |"
+  echo "|---|---|---|---|---|"
+  for z in DE GB FR; do
+    local row="| $z ±8 h"
+    for f in perfect gauss:10% ar1:10%:0.9 ar1:10%:0.99; do
+      row+=" | $(sim --preset lwa-nightly --window 8h --carbon "$L/$z.csv" \
+        --forecast "$f" --seeds 10 --policy agnostic,carbonshift --json |
+        jq -r .savingsPct)"
+    done
+    echo "$row |"
   done
 }
 
@@ -140,7 +155,7 @@ speed() {
   done
 }
 
-[ $# -eq 0 ] && set -- lwa1 lwa2 philly split bound speed
+[ $# -eq 0 ] && set -- lwa1 ar1 lwa2 philly split bound speed
 for t in "$@"; do
   echo "### $t"
   "$t"
