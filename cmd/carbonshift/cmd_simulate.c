@@ -24,11 +24,13 @@
 void cs_cmd_simulate_help(FILE *out)
 {
   fputs(
-      "Usage: carbonshift simulate (--jobs FILE | --preset "
-      "lwa-nightly|lwa-ml)\n"
+      "Usage: carbonshift simulate (--jobs FILE | --preset lwa-nightly\n"
+      "         --window DUR | --preset lwa-ml [--deadline RULE])\n"
       "         --carbon [ZONE=]FILE... [--cluster FILE] [--forecast SPEC]\n"
-      "         [--policy LIST] [--slack DUR] [--year YEAR] [--from DATE]\n"
-      "         [--to DATE] [--seed N] [--seeds N] [--json | --csv]\n\n"
+      "         [--policy LIST] [--slack DUR] [--horizon DUR] [--year YEAR]\n"
+      "         [--from DATE] [--to DATE] [--seed N] [--seeds N]\n"
+      "         [--bound-slot DUR] [--bound-max N] [--json | --csv]\n"
+      "         [--jobs-out FILE]\n\n"
       "Replays jobs over carbon traces on a cluster of node pools under\n"
       "carbon-blind, carbonshift (the service's policy), per-job oracle and\n"
       "LP-bound scheduling, and reports energy, emissions and savings.\n\n"
@@ -41,12 +43,13 @@ void cs_cmd_simulate_help(FILE *out)
       "  --deadline RULE    lwa-ml: next-workday (default) or semi-weekly\n"
       "  --carbon [Z=]FILE  a zone's trace (repeatable); the zone defaults to\n"
       "                     the file name (DE.csv is DE)\n"
-      "  --cluster FILE     node pools as JSON (docs/simulate.md); without\n"
+      "  --cluster FILE     node pools as JSON (docs/benchmarks.md); without\n"
       "                     it, one pool of constant 1 kW GPUs in the only\n"
       "                     zone, PUE 1, no embodied carbon, never full\n"
       "  --forecast SPEC    perfect (default), gauss:5%, ar1:10%[:0.9]\n"
-      "  --seed N           noise seed (default 1); --seeds N averages the\n"
-      "                     carbonshift policy over N seeds from it\n"
+      "  --seed N           seed of the noise and of lwa-ml's jobs (default\n"
+      "                     1); --seeds N averages the carbonshift policy\n"
+      "                     over N noise seeds from it\n"
       "  --policy LIST      comma-separated among agnostic, carbonshift,\n"
       "                     oracle, bound (default: all four)\n"
       "  --slack DUR        max-delay given to jobs that have none\n"
@@ -55,12 +58,17 @@ void cs_cmd_simulate_help(FILE *out)
       "  --year YEAR        move jobs by whole weeks into YEAR\n"
       "  --from/--to DATE   keep jobs whose earliest start is in [from, to)\n"
       "  --bound-slot DUR   the LP's slot (default 1h); --bound-max N columns\n"
-      "  --json, --csv      machine-readable output (default: a table)\n",
+      "  --json, --csv      machine-readable output (default: a table)\n"
+      "  --jobs-out FILE    also write every job's start, end, pool and\n"
+      "                     emissions under each policy run, as CSV (with\n"
+      "                     --seeds, the last seed's run)\n\n"
+      "A progress bar is drawn on stderr when it is a terminal. The model,\n"
+      "the file formats and the published comparisons: docs/benchmarks.md.\n",
       out);
 }
 
 typedef struct opts {
-  const char *jobs, *preset, *cluster, *deadline;
+  const char *jobs, *preset, *cluster, *deadline, *jobs_out;
   const char *carbon[MAX_TRACES];
   size_t ncarbon;
   double window_s, slack_s, horizon_s, bound_slot_s;
@@ -109,6 +117,8 @@ static int parse_args(int argc, char **argv, opts *o)
       o->preset = v;
     } else if (!strcmp(a, "--cluster"))
       o->cluster = v;
+    else if (!strcmp(a, "--jobs-out"))
+      o->jobs_out = v;
     else if (!strcmp(a, "--deadline")) {
       if (strcmp(v, "next-workday") && strcmp(v, "semi-weekly"))
         return usage("--deadline \"%s\": expected next-workday or "
@@ -121,8 +131,9 @@ static int parse_args(int argc, char **argv, opts *o)
       o->carbon[o->ncarbon++] = v;
     } else if (!strcmp(a, "--window") || !strcmp(a, "--slack") ||
                !strcmp(a, "--horizon") || !strcmp(a, "--bound-slot")) {
-      double s;
-      if (cs_parse_duration(v, &s, &exp) != CS_OK)
+      double s = 0;
+      /* A bare 0 is no duration at all, as "--slack 0" means. */
+      if (strcmp(v, "0") && cs_parse_duration(v, &s, &exp) != CS_OK)
         return usage("%s \"%s\": expected a duration such as 8h", a, v);
       *(!strcmp(a, "--window")    ? &o->window_s
         : !strcmp(a, "--slack")   ? &o->slack_s
@@ -437,8 +448,15 @@ int cs_cmd_simulate(int argc, char **argv)
   size_t nrows = 0;
   size_t nj = 0;
   cs_sim_outcome *res[3] = {NULL, NULL, NULL};
+  FILE *jobs_out = NULL;
   if ((status = load(&o, &s)))
     goto out;
+  if (o.jobs_out && !(jobs_out = fopen(o.jobs_out, "w"))) {
+    fprintf(stderr, "carbonshift simulate: --jobs-out %s: cannot be written\n",
+            o.jobs_out);
+    status = 1;
+    goto out;
+  }
   nj = s.jobs.n;
   for (int p = 0; p < 3; p++) {
     if (!o.want[p] && !(p == 0 && (o.want[1] || o.want[2] || o.want[3])))
@@ -494,6 +512,12 @@ int cs_cmd_simulate(int argc, char **argv)
                (unsigned long long)o.seed);
     }
     acc.runtime_s = total;
+    if (jobs_out) {
+      cs_sim_world w = {
+          .jobs = &s.jobs, .cluster = &s.cluster, .estimate = &s.est};
+      cs_sim_report_jobs_csv(jobs_out, &w, cs_sim_policy_name((cs_sim_policy)p),
+                             res[p], p == 0);
+    }
     if (o.want[p])
       rows[nrows++] = acc;
     else if (p == 0)
@@ -549,6 +573,11 @@ int cs_cmd_simulate(int argc, char **argv)
     cs_sim_report_table(stdout, rows, nrows);
   }
 out:
+  if (jobs_out && fclose(jobs_out) && !status) {
+    fprintf(stderr, "carbonshift simulate: --jobs-out %s: write failed\n",
+            o.jobs_out);
+    status = 1;
+  }
   for (int p = 0; p < 3; p++)
     free(res[p]);
   sim_free(&s);

@@ -19,6 +19,43 @@ static int64_t floor_div(int64_t a, int64_t b)
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
+/* One column of the LP: a job's share of work on a pool in a slot. */
+typedef struct bcol {
+  double ub, cost, energy, op, emb, gpuh;
+  double load; /* GPUs the whole job would hold in the slot, per share */
+  size_t cell; /* 1 + the slot and pool's capacity cell; 0: unbounded */
+} bcol;
+
+static void add_share(const bcol *c, double x, cs_sim_bound *out)
+{
+  out->total_g += x * c->cost;
+  out->energy_kwh += x * c->energy;
+  out->operational_g += x * c->op;
+  out->embodied_g += x * c->emb;
+  out->gpu_hours += x * c->gpuh;
+}
+
+static int by_cost(const void *a, const void *b)
+{
+  const bcol *x = a, *y = b;
+  return x->cost < y->cost ? -1 : x->cost > y->cost;
+}
+
+/* min sum cost*x subject to sum x = 1, 0 <= x <= ub: the cheapest columns
+ * first, each up to its bound. Reorders `c`. CS_EINVAL when the bounds sum
+ * below 1. */
+static cs_err greedy(bcol *c, size_t n, cs_sim_bound *out)
+{
+  qsort(c, n, sizeof(*c), by_cost);
+  double left = 1;
+  for (size_t i = 0; i < n && left > 1e-12; i++) {
+    double x = c[i].ub < left ? c[i].ub : left;
+    add_share(&c[i], x, out);
+    left -= x;
+  }
+  return left > 1e-9 ? CS_EINVAL : CS_OK;
+}
+
 /* The lowest intensity of the trace over [a, b). */
 static double min_over(const cs_sim_trace *t, int64_t a, int64_t b)
 {
@@ -44,6 +81,7 @@ cs_err cs_sim_bound_solve(const cs_sim_world *w, const int64_t *ends,
   glp_prob *lp = NULL;
   int *ia = NULL, *ja = NULL;
   double *ar = NULL, *cap_demand = NULL;
+  bcol *cols = NULL;
   int64_t s0 = INT64_MAX, s1 = INT64_MIN;
 
   for (size_t q = 0; q < np; q++)
@@ -104,34 +142,12 @@ cs_err cs_sim_bound_solve(const cs_sim_world *w, const int64_t *ends,
         for (int64_t s = floor_div(w->jobs->v[j].earliest, slot);
              s <= floor_div(wend[j] - 1, slot); s++)
           cap_demand[(size_t)(s - first) * np + q] += w->jobs->v[j].gpus;
-  int *cap_row = cs_calloc((size_t)nslots * np + 1, sizeof(*cap_row));
-  int nrows = (int)nj;
-  for (size_t k = 0; k < (size_t)nslots * np; k++)
-    if (cap_demand[k] > w->cluster->pools[k % np].capacity)
-      cap_row[k] = ++nrows;
-  out->rows = (size_t)nrows;
-  out->capacity_rows = (size_t)nrows - nj;
-
-  lp = glp_create_prob();
-  glp_set_obj_dir(lp, GLP_MIN);
-  glp_add_rows(lp, nrows);
-  for (size_t j = 0; j < nj; j++)
-    glp_set_row_bnds(lp, (int)j + 1, GLP_FX, 1.0, 1.0);
-  for (size_t k = 0; k < (size_t)nslots * np; k++)
-    if (cap_row[k])
-      glp_set_row_bnds(lp, cap_row[k], GLP_UP, 0,
-                       w->cluster->pools[k % np].capacity);
-  glp_add_cols(lp, (int)ncols);
-  size_t nz = 0, nzcap = 2 * ncols + 1;
-  ia = cs_malloc((nzcap + 1) * sizeof(*ia));
-  ja = cs_malloc((nzcap + 1) * sizeof(*ja));
-  ar = cs_malloc((nzcap + 1) * sizeof(*ar));
-  double *col_energy = cs_calloc(ncols + 1, sizeof(double));
-  double *col_emb = cs_calloc(ncols + 1, sizeof(double));
-  double *col_op = cs_calloc(ncols + 1, sizeof(double));
-  int col = 0;
+  cols = cs_calloc(ncols + 1, sizeof(*cols));
+  size_t *job_col = cs_calloc(nj + 1, sizeof(*job_col)); /* first column */
+  size_t nc = 0;
   for (size_t j = 0; j < nj; j++) {
     const cs_sim_job *job = &w->jobs->v[j];
+    job_col[j] = nc;
     for (size_t q = 0; q < np; q++) {
       const jp *x = &info[j * np + q];
       if (!(x->runtime > 0) || w->cluster->pools[q].capacity < job->gpus)
@@ -143,21 +159,93 @@ cs_err cs_sim_bound_solve(const cs_sim_world *w, const int64_t *ends,
         int64_t cb = b < wend[j] ? b : wend[j];
         double ub = (double)(cb - ca) / x->runtime;
         double g = min_over(tr[q], ca, cb);
-        col++;
-        glp_set_col_bnds(lp, col, ub > 0 ? GLP_DB : GLP_FX, 0,
-                         ub > 0 ? (ub < 1 ? ub : 1) : 0);
-        glp_set_obj_coef(lp, col, x->energy * g + x->embodied);
-        col_energy[col] = x->energy;
-        col_op[col] = x->energy * g;
-        col_emb[col] = x->embodied;
+        size_t k = (size_t)(s - first) * np + q;
+        cols[nc++] = (bcol){
+            .ub = ub > 0 ? (ub < 1 ? ub : 1) : 0,
+            .cost = x->energy * g + x->embodied,
+            .energy = x->energy,
+            .op = x->energy * g,
+            .emb = x->embodied,
+            .gpuh = job->gpus * x->runtime / 3600,
+            .load = job->gpus * x->runtime / (double)slot,
+            .cell = cap_demand[k] > w->cluster->pools[q].capacity ? k + 1 : 0};
+      }
+    }
+  }
+  /* A job none of whose columns meets a capacity row is a problem of its
+   * own: fill its cheapest columns up to their bounds (exact for that
+   * fractional knapsack); only the others go to GLPK. */
+  int *cell_row = cs_calloc((size_t)nslots * np + 2, sizeof(*cell_row));
+  int *job_row = cs_calloc(nj + 1, sizeof(*job_row));
+  int nrows = 0;
+  for (size_t j = 0; j < nj; j++) {
+    size_t end = j + 1 < nj ? job_col[j + 1] : nc;
+    if (end == job_col[j]) { /* no pool can hold it: no policy runs it */
+      out->no_fit_jobs++;
+      continue;
+    }
+    bool coupled = p->lp_only;
+    for (size_t c = job_col[j]; c < end && !coupled; c++)
+      coupled = cols[c].cell != 0;
+    if (coupled) {
+      job_row[j] = ++nrows;
+      continue;
+    }
+    if (greedy(&cols[job_col[j]], end - job_col[j], out) != CS_OK) {
+      snprintf(err, errcap,
+               "job %s: its window is too short for its runtime on every "
+               "pool",
+               w->jobs->v[j].id);
+      rc = CS_EINTERNAL;
+      goto out2;
+    }
+    out->closed_form_jobs++;
+  }
+  int njrows = nrows;
+  for (size_t c = 0; c < nc; c++)
+    if (cols[c].cell && !cell_row[cols[c].cell])
+      cell_row[cols[c].cell] = ++nrows;
+  out->rows = (size_t)nj + (size_t)(nrows - njrows);
+  out->capacity_rows = (size_t)(nrows - njrows);
+  if (!njrows)
+    goto out2;
+
+  lp = glp_create_prob();
+  glp_set_obj_dir(lp, GLP_MIN);
+  glp_add_rows(lp, nrows);
+  for (int r = 1; r <= njrows; r++)
+    glp_set_row_bnds(lp, r, GLP_FX, 1.0, 1.0);
+  for (size_t k = 1; k <= (size_t)nslots * np; k++)
+    if (cell_row[k])
+      glp_set_row_bnds(lp, cell_row[k], GLP_UP, 0,
+                       w->cluster->pools[(k - 1) % np].capacity);
+  size_t nlp = 0;
+  for (size_t j = 0; j < nj; j++)
+    if (job_row[j])
+      nlp += (j + 1 < nj ? job_col[j + 1] : nc) - job_col[j];
+  out->lp_columns = nlp;
+  glp_add_cols(lp, (int)nlp);
+  ia = cs_malloc((2 * nlp + 2) * sizeof(*ia));
+  ja = cs_malloc((2 * nlp + 2) * sizeof(*ja));
+  ar = cs_malloc((2 * nlp + 2) * sizeof(*ar));
+  size_t *lp_col = cs_calloc(nlp + 1, sizeof(*lp_col));
+  size_t nz = 0;
+  int col = 0;
+  for (size_t j = 0; j < nj; j++) {
+    if (!job_row[j])
+      continue;
+    size_t end = j + 1 < nj ? job_col[j + 1] : nc;
+    for (size_t c = job_col[j]; c < end; c++) {
+      col++;
+      lp_col[col] = c;
+      glp_set_col_bnds(lp, col, cols[c].ub > 0 ? GLP_DB : GLP_FX, 0,
+                       cols[c].ub);
+      glp_set_obj_coef(lp, col, cols[c].cost);
+      nz++;
+      ia[nz] = job_row[j], ja[nz] = col, ar[nz] = 1;
+      if (cols[c].cell) {
         nz++;
-        ia[nz] = (int)j + 1, ja[nz] = col, ar[nz] = 1;
-        int r = cap_row[(size_t)(s - first) * np + q];
-        if (r) {
-          nz++;
-          ia[nz] = r, ja[nz] = col,
-          ar[nz] = job->gpus * x->runtime / (double)slot;
-        }
+        ia[nz] = cell_row[cols[c].cell], ja[nz] = col, ar[nz] = cols[c].load;
       }
     }
   }
@@ -176,21 +264,18 @@ cs_err cs_sim_bound_solve(const cs_sim_world *w, const int64_t *ends,
              ret, glp_get_status(lp));
     rc = CS_EINTERNAL;
   } else {
-    out->total_g = glp_get_obj_val(lp);
-    for (int c = 1; c <= col; c++) {
-      double v = glp_get_col_prim(lp, c);
-      out->energy_kwh += v * col_energy[c];
-      out->operational_g += v * col_op[c];
-      out->embodied_g += v * col_emb[c];
-    }
+    for (int c = 1; c <= col; c++)
+      add_share(&cols[lp_col[c]], glp_get_col_prim(lp, c), out);
   }
-  free(col_energy);
-  free(col_op);
-  free(col_emb);
-  free(cap_row);
+  free(lp_col);
+out2:
+  free(cell_row);
+  free(job_row);
+  free(job_col);
 out:
   if (lp)
     glp_delete_prob(lp);
+  free(cols);
   free(ia);
   free(ja);
   free(ar);

@@ -11,11 +11,14 @@
  * windows emits less. A job's window runs from its earliest start to its
  * latest finish, widened to every end passed in (so the schedules of the
  * policies compared are feasible). Instances above a size limit are refused.
+ * A job none of whose slots can be full is a fractional knapsack of its own
+ * and is solved in closed form (cheapest slots first); GLPK gets the rest.
  * Thread-safe: yes (GLPK problem objects are per call).
  * Ownership: the world is borrowed; results are plain data. */
 #ifndef CS_SIM_BOUND_H
 #define CS_SIM_BOUND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,12 +27,17 @@
 typedef struct cs_sim_bound_params {
   int64_t slot_s;     /* slot length; 0: 3600 */
   size_t max_columns; /* refuse above; 0: 400,000 */
+  bool lp_only;       /* send every job to GLPK (tests compare the two) */
 } cs_sim_bound_params;
 
 typedef struct cs_sim_bound {
-  double total_g, operational_g, embodied_g, energy_kwh;
+  double total_g, operational_g, embodied_g, energy_kwh, gpu_hours;
   size_t columns, rows, capacity_rows;
-  double seconds; /* solver time */
+  size_t lp_columns;       /* columns GLPK saw */
+  size_t closed_form_jobs; /* jobs meeting no capacity row, solved apart */
+  size_t no_fit_jobs;      /* jobs no pool can hold, left out (as by every
+                            * policy) */
+  double seconds;          /* solver time */
 } cs_sim_bound;
 
 /* Solves the bound. `ends` (may be NULL) holds, per job, an end the window

@@ -74,8 +74,10 @@ void cs_sim_report_bound_row(const cs_sim_bound *b, size_t jobs,
   memset(row, 0, sizeof(*row));
   row->policy = "bound";
   row->solved = true;
-  row->jobs = jobs;
+  row->jobs = jobs - b->no_fit_jobs;
+  row->not_run = b->no_fit_jobs;
   row->energy_kwh = b->energy_kwh;
+  row->gpu_hours = b->gpu_hours;
   row->operational_g = b->operational_g;
   row->embodied_g = b->embodied_g;
   row->total_g = b->total_g;
@@ -83,8 +85,11 @@ void cs_sim_report_bound_row(const cs_sim_bound *b, size_t jobs,
   row->wait_mean_s = row->wait_p95_s = NAN;
   row->placement_g = row->timing_g = NAN;
   snprintf(row->note, sizeof(row->note),
-           "LP relaxation: %zu columns, %zu rows (%zu capacity), %.2f s",
-           b->columns, b->rows, b->capacity_rows, b->seconds);
+           "LP relaxation: %zu columns, %zu rows (%zu capacity); %zu jobs "
+           "meet no capacity row and are solved in closed form, GLPK "
+           "solves %zu columns in %.2f s",
+           b->columns, b->rows, b->capacity_rows, b->closed_form_jobs,
+           b->lp_columns, b->seconds);
 }
 
 void cs_sim_report_compare(cs_sim_row *rows, size_t n)
@@ -202,6 +207,37 @@ void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n)
               r->captured_pct);
     if (r->note[0])
       fprintf(out, "%-12s %s\n", "", r->note);
+  }
+}
+
+static const char *fate_name(cs_sim_fate f)
+{
+  return f == CS_SIM_RAN        ? "ran"
+         : f == CS_SIM_REJECTED ? "rejected"
+         : f == CS_SIM_NO_FIT   ? "no-fit"
+                                : "uncovered";
+}
+
+void cs_sim_report_jobs_csv(FILE *out, const cs_sim_world *w,
+                            const char *policy, const cs_sim_outcome *o,
+                            bool header)
+{
+  if (header)
+    fputs("policy,id,submit,start,end,pool,zone,gpus,fate,energy_kwh,"
+          "operational_g,embodied_g\n",
+          out);
+  for (size_t i = 0; i < w->jobs->n; i++) {
+    const cs_sim_job *j = &w->jobs->v[i];
+    fprintf(out, "%s,%s,%lld,", policy, j->id, (long long)j->submit);
+    if (o[i].fate == CS_SIM_RAN) {
+      const cs_sim_pool *p = &w->cluster->pools[o[i].pool];
+      fprintf(out, "%lld,%lld,%s,%s,", (long long)o[i].start,
+              (long long)o[i].end, p->name, p->facts.zone);
+    } else {
+      fputs(",,,,", out);
+    }
+    fprintf(out, "%g,%s,%.4f,%.3f,%.3f\n", j->gpus, fate_name(o[i].fate),
+            o[i].energy_kwh, o[i].operational_g, o[i].embodied_g);
   }
 }
 

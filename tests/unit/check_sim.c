@@ -3,11 +3,14 @@
  * determinism under a seed, and the same node and start as the service's
  * extender for the same pod and nodes. */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "carbon/signals.h"
 #include "carbon/util/clock.h"
@@ -17,6 +20,7 @@
 #include "cmd/carbonshift/sim_bound.h"
 #include "cmd/carbonshift/sim_engine.h"
 #include "cmd/carbonshift/sim_forecast.h"
+#include "cmd/carbonshift/sim_report.h"
 #include "scheduler/decision.h"
 
 #define H 3600
@@ -448,6 +452,263 @@ START_TEST(test_sim_engine_run_matches_service)
 }
 END_TEST
 
+/* Jobs that meet no capacity row are solved apart in closed form; the
+ * answer is GLPK's on the whole LP. */
+START_TEST(test_sim_bound_solve_closed_form_matches_glpk)
+{
+  cs_sim_job v[] = {job("a", T0 + H, 3, 8, 20), job("b", T0 + 2 * H, 3, 8, 20),
+                    job("c", T0 + 3 * H, 2, 8, 20),
+                    job("d", T0 + 60 * H + 900, 2.5, 2, 9),
+                    job("e", T0 + 75 * H, 1, 4, 3)};
+  cs_sim_jobs jobs = {.v = v, .n = 5};
+  cs_sim_world w = world(&jobs, (cs_sim_forecast_params){0});
+  cs_sim_bound split, whole;
+  char err[256];
+  cs_sim_bound_params bp = {0};
+  ck_assert_int_eq(cs_sim_bound_solve(&w, NULL, &bp, &split, err, sizeof(err)),
+                   CS_OK);
+  ck_assert_uint_eq(split.closed_form_jobs, 2); /* d and e */
+  ck_assert_uint_gt(split.capacity_rows, 0);
+  ck_assert_uint_lt(split.lp_columns, split.columns);
+  bp.lp_only = true;
+  ck_assert_int_eq(cs_sim_bound_solve(&w, NULL, &bp, &whole, err, sizeof(err)),
+                   CS_OK);
+  ck_assert_uint_eq(whole.closed_form_jobs, 0);
+  ck_assert_uint_eq(whole.lp_columns, whole.columns);
+  ck_assert_msg(fabs(split.total_g - whole.total_g) <= 1e-6 * whole.total_g,
+                "%f vs %f", split.total_g, whole.total_g);
+  ck_assert(fabs(split.energy_kwh - whole.energy_kwh) <=
+            1e-6 * whole.energy_kwh);
+  /* Every job's whole work is done once: GPU-hours on the pools chosen. */
+  ck_assert(split.gpu_hours > 0 &&
+            fabs(split.gpu_hours - whole.gpu_hours) <= 1e-6 * whole.gpu_hours);
+  /* A job alone, by hand: on each pool, its window (3 h of slack plus the
+   * runtime there) cut into hours, each hour able to hold hour/runtime of
+   * the work; the cheapest hours filled first. */
+  jobs.v = &v[4];
+  jobs.n = 1;
+  bp.lp_only = false;
+  ck_assert_int_eq(cs_sim_bound_solve(&w, NULL, &bp, &split, err, sizeof(err)),
+                   CS_OK);
+  double best = INFINITY;
+  for (size_t p = 0; p < cluster.n; p++) {
+    cs_sim_outcome o, late;
+    cs_sim_engine_account(&w, 0, p, v[4].earliest, &o);
+    double runtime = (double)(o.end - o.start);
+    int64_t wend = v[4].earliest + 3 * H + (int64_t)runtime;
+    cs_sim_engine_account(&w, 0, p, wend - (int64_t)runtime, &late);
+    double ub[8], cost[8];
+    int n = 0;
+    for (int64_t a = v[4].earliest; a < wend; a += H, n++) {
+      int64_t b = a + H < wend ? a + H : wend;
+      int h = (int)((a - T0) / H);
+      ub[n] = (double)(b - a) / runtime;
+      cost[n] = (p == 0 ? de_at(h) : no_at(h)) * o.energy_kwh + late.embodied_g;
+    }
+    double left = 1, g = 0;
+    while (left > 1e-12) {
+      int k = -1;
+      for (int i = 0; i < n; i++)
+        if (ub[i] > 0 && (k < 0 || cost[i] < cost[k]))
+          k = i;
+      double x = ub[k] < left ? ub[k] : left;
+      g += x * cost[k];
+      left -= x;
+      ub[k] = 0;
+    }
+    best = g < best ? g : best;
+  }
+  ck_assert_msg(fabs(split.total_g - best) <= 1e-6 * best, "%f vs %f",
+                split.total_g, best);
+  /* A job no pool can hold is left out, as every policy leaves it. */
+  cs_sim_job two[] = {v[4], job("huge", T0 + 75 * H, 1, 16, 3)};
+  jobs.v = two;
+  jobs.n = 2;
+  cs_sim_bound with;
+  for (int lp = 0; lp < 2; lp++) {
+    bp.lp_only = lp;
+    ck_assert_int_eq(cs_sim_bound_solve(&w, NULL, &bp, &with, err, sizeof(err)),
+                     CS_OK);
+    ck_assert_uint_eq(with.no_fit_jobs, 1);
+    ck_assert(fabs(with.total_g - split.total_g) <= 1e-6 * split.total_g);
+  }
+}
+END_TEST
+
+/* The report's sums, waits, misses, savings and captured share, by hand. */
+START_TEST(test_sim_report_row_by_hand)
+{
+  cs_sim_job v[] = {job("a", T0 + H, 1, 1, 0), job("b", T0 + 2 * H, 1, 1, 4),
+                    job("c", T0 + 3 * H, 1, 1, 0),
+                    job("d", T0 + 4 * H, 1, 1, 0)};
+  v[2].deadline = T0 + 10 * H;
+  v[3].deadline = T0 + 5 * H;
+  cs_sim_jobs jobs = {.v = v, .n = 4};
+  cs_sim_world w = world(&jobs, (cs_sim_forecast_params){0});
+  cs_sim_outcome o[4];
+  int64_t starts[4] = {T0 + H, T0 + 7 * H, T0 + 5 * H, T0 + 4 * H + 1800};
+  for (size_t i = 0; i < 4; i++)
+    cs_sim_engine_account(&w, i, 1, starts[i], &o[i]);
+  o[3].fate = CS_SIM_REJECTED;
+  cs_sim_row r;
+  cs_sim_report_row(&w, "x", o, NULL, &r);
+  ck_assert_uint_eq(r.jobs, 3);
+  ck_assert_uint_eq(r.not_run, 1);
+  /* Waits 0, 5 and 2 h: mean 7/3 h, p95 the largest. b started 1 h past
+   * its 4 h of slack; c met its deadline; d did not run. */
+  ck_assert(fabs(r.wait_mean_s - 7 * H / 3.0) < 1e-6);
+  ck_assert(r.wait_p95_s == 5 * H);
+  ck_assert_uint_eq(r.deadline_misses, 1);
+  double g = 0, kwh = 0;
+  for (size_t i = 0; i < 3; i++) {
+    g += o[i].operational_g + o[i].embodied_g;
+    kwh += o[i].energy_kwh;
+  }
+  ck_assert(fabs(r.total_g - g) < 1e-9 && fabs(r.energy_kwh - kwh) < 1e-9);
+  ck_assert(fabs(r.gpu_hours - 3 * o[0].gpu_hours) < 1e-9);
+  cs_sim_row rows[3] = {
+      {.policy = "agnostic", .solved = true, .total_g = 200},
+      {.policy = "carbonshift", .solved = true, .total_g = 170},
+      {.policy = "bound", .solved = true, .total_g = 140}};
+  cs_sim_report_compare(rows, 3);
+  ck_assert(fabs(rows[1].savings_pct - 15) < 1e-9);
+  ck_assert(fabs(rows[1].captured_pct - 50) < 1e-9);
+  ck_assert(fabs(rows[2].captured_pct - 100) < 1e-9);
+  rows[2].solved = false; /* no bound: no captured share */
+  rows[1].captured_pct = NAN;
+  cs_sim_report_compare(rows, 3);
+  ck_assert(isnan(rows[1].captured_pct));
+}
+END_TEST
+
+/* --jobs-out: one line per job, with the run's start, end and pool. */
+START_TEST(test_sim_report_jobs_csv_lines)
+{
+  cs_sim_job v[] = {job("a", T0 + 7 * H, 2, 8, 6),
+                    job("b", T0 + 40 * H, 1, 4, 0)};
+  cs_sim_jobs jobs = {.v = v, .n = 2};
+  cs_sim_outcome out[2];
+  cs_sim_world w = world(&jobs, (cs_sim_forecast_params){0});
+  ck_assert_int_eq(cs_sim_engine_run(&w, CS_SIM_AGNOSTIC, out), CS_OK);
+  out[1].fate = CS_SIM_NO_FIT;
+  FILE *f = tmpfile();
+  cs_sim_report_jobs_csv(f, &w, "agnostic", out, true);
+  rewind(f);
+  char line[3][256];
+  for (int i = 0; i < 3; i++)
+    ck_assert_ptr_nonnull(fgets(line[i], sizeof(line[i]), f));
+  ck_assert_ptr_null(fgets(line[0] + 200, 10, f));
+  fclose(f);
+  ck_assert_str_eq(line[0], "policy,id,submit,start,end,pool,zone,gpus,fate,"
+                            "energy_kwh,operational_g,embodied_g\n");
+  char want[256];
+  const cs_sim_pool *p = &cluster.pools[out[0].pool];
+  snprintf(want, sizeof(want), "agnostic,a,%lld,%lld,%lld,%s,%s,8,ran,",
+           (long long)v[0].submit, (long long)out[0].start,
+           (long long)out[0].end, p->name, p->facts.zone);
+  ck_assert_msg(!strncmp(line[1], want, strlen(want)), "%s", line[1]);
+  snprintf(want, sizeof(want), "agnostic,b,%lld,,,,,4,no-fit,",
+           (long long)v[1].submit);
+  ck_assert_msg(!strncmp(line[2], want, strlen(want)), "%s", line[2]);
+}
+END_TEST
+
+/* Gaussian noise has sigma the given share of the trace's mean; AR(1)
+ * noise the same stationary sigma and lag-1 correlation phi. */
+START_TEST(test_sim_forecast_new_noise_statistics)
+{
+  enum { N = 40000 };
+  int64_t *at = malloc(N * sizeof(*at));
+  double *g = malloc(N * sizeof(*g));
+  for (int i = 0; i < N; i++) {
+    at[i] = T0 + (int64_t)i * H;
+    g[i] = i % 2 ? 300 : 100; /* mean 200 */
+  }
+  cs_sim_trace *t;
+  ck_assert_int_eq(cs_sim_trace_from("XX", at, g, N, H, &t), CS_OK);
+  ck_assert(fabs(t->mean - 200) < 1e-9);
+  for (int ar = 0; ar < 2; ar++) {
+    cs_sim_forecast_params fp = {.noise =
+                                     ar ? CS_SIM_NOISE_AR1 : CS_SIM_NOISE_GAUSS,
+                                 .sigma_rel = 0.1,
+                                 .phi = ar ? 0.8 : 0,
+                                 .seed = 11};
+    cs_provider *p;
+    ck_assert_int_eq(cs_sim_forecast_new(&t, 1, &fp, &p), CS_OK);
+    double sum = 0, sq = 0, lag = 0, prev = 0;
+    for (int i = 0; i < N; i++) {
+      double e = cs_sim_forecast_value(p, 0, (size_t)i) - g[i];
+      sum += e;
+      sq += e * e;
+      lag += i ? e * prev : 0;
+      prev = e;
+    }
+    double mean = sum / N, sd = sqrt(sq / N - mean * mean);
+    double rho = (lag / (N - 1) - mean * mean) / (sd * sd);
+    ck_assert_msg(fabs(mean) < 1, "bias %f", mean);
+    ck_assert_msg(fabs(sd - 20) < 1, "sigma %f, expected 20", sd);
+    ck_assert_msg(fabs(rho - fp.phi) < 0.05, "rho %f, expected %f", rho,
+                  fp.phi);
+    cs_provider_free(p);
+  }
+  cs_sim_trace_free(t);
+  free(at);
+  free(g);
+}
+END_TEST
+
+/* Reads what is waiting on a descriptor (non-blocking), NUL-terminated. */
+static size_t drain(int fd, char *buf, size_t cap)
+{
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+    n += (size_t)r;
+  buf[n] = '\0';
+  return n;
+}
+
+/* The bar is drawn on a terminal, and only there. */
+START_TEST(test_sim_report_progress_tty_only)
+{
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ck_assert_msg(master >= 0, "no pseudo-terminal (/dev/ptmx): %s",
+                strerror(errno));
+  ck_assert_int_eq(grantpt(master), 0);
+  ck_assert_int_eq(unlockpt(master), 0);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+  ck_assert_int_ge(slave, 0);
+  fcntl(master, F_SETFL, O_NONBLOCK);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  dup2(slave, STDERR_FILENO);
+  cs_sim_report_progress("oracle", 50, 100);
+  cs_sim_report_progress_done();
+  fflush(stderr);
+  char buf[512];
+  usleep(20000);
+  drain(master, buf, sizeof(buf));
+  /* A regular file is no terminal: nothing. */
+  FILE *f = tmpfile();
+  dup2(fileno(f), STDERR_FILENO);
+  cs_sim_report_progress("oracle", 50, 100);
+  cs_sim_report_progress_done();
+  fflush(stderr);
+  long written = ftell(f);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  fclose(f);
+  close(slave);
+  close(master);
+  ck_assert_msg(strstr(buf, "oracle") &&
+                    strstr(buf, "[####################"
+                                "                    ]  50%"),
+                "on a terminal: \"%s\"", buf);
+  ck_assert_ptr_nonnull(strstr(buf, "\033[K")); /* and cleared at the end */
+  ck_assert_int_eq(written, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("sim");
@@ -460,6 +721,11 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_engine_run_deterministic_under_seed);
   tcase_add_test(t, test_sim_forecast_parse_forms);
   tcase_add_test(t, test_sim_engine_run_matches_service);
+  tcase_add_test(t, test_sim_bound_solve_closed_form_matches_glpk);
+  tcase_add_test(t, test_sim_report_row_by_hand);
+  tcase_add_test(t, test_sim_report_jobs_csv_lines);
+  tcase_add_test(t, test_sim_forecast_new_noise_statistics);
+  tcase_add_test(t, test_sim_report_progress_tty_only);
   suite_add_tcase(s, t);
   return s;
 }

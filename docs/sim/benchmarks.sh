@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Reruns every command of docs/benchmarks.md and prints its tables as
+# Markdown, one command per figure (the commands are echoed to stderr).
+# Run from the repository root with ../shared beside it:
+#   docs/sim/benchmarks.sh [lwa1|ar1|lwa2|philly|split|bound|speed]...
+# Needs bin/carbonshift (make) and jq. Runs one simulation at a time, under
+# nice, as the machine is shared.
+set -euo pipefail
+
+B=${CS_BIN:-bin/carbonshift}
+SH=${CS_SHARED:-../shared}
+L=$SH/data/carbon/lwa-2020
+S=$SH/data/carbon/em-2023
+P=$SH/data/jobs/philly.csv
+C=(--cluster docs/sim/cluster-eu.json --carbon "$S/DE.csv" --carbon "$S/NO.csv"
+  --carbon "$S/ES.csv" --year 2023)
+
+sim() {
+  echo "+ carbonshift simulate $*" >&2
+  nice "$B" simulate "$@"
+}
+
+# The savings of one policy in a --json report.
+pct() { jq -r --arg p "$1" '.policies[] | select(.policy == $p) | .savingsPct'; }
+
+lwa1() {
+  echo "| zone, window | published (5 %) | carbonshift 0 % | 5 % | 10 % | bound |"
+  echo "|---|---|---|---|---|---|"
+  local pub=(1.40 2.20 11.74 4.77 6.30 7.95 3.00 4.08 5.58) i=0
+  for z in DE GB FR; do
+    for w in 2 4 8; do
+      local row="| $z ±$w h | ${pub[$i]}"
+      for f in perfect gauss:5% gauss:10%; do
+        local j
+        j=$(sim --preset lwa-nightly --window "${w}h" --carbon "$L/$z.csv" \
+          --forecast "$f" --seeds 10 --json)
+        row+=" | $(jq -r .savingsPct <<<"$j")"
+        [ "$f" = gauss:10% ] && row+=" | $(pct bound <<<"$j")"
+      done
+      echo "$row |"
+      i=$((i + 1))
+    done
+  done
+}
+
+# White against autocorrelated noise of the same sigma.
+ar1() {
+  echo "| zone, window | perfect | gauss:10% | ar1:10%:0.9 | ar1:10%:0.99 |"
+  echo "|---|---|---|---|---|"
+  for z in DE GB FR; do
+    local row="| $z ±8 h"
+    for f in perfect gauss:10% ar1:10%:0.9 ar1:10%:0.99; do
+      row+=" | $(sim --preset lwa-nightly --window 8h --carbon "$L/$z.csv" \
+        --forecast "$f" --seeds 10 --policy agnostic,carbonshift --json |
+        jq -r .savingsPct)"
+    done
+    echo "$row |"
+  done
+}
+
+lwa2() {
+  echo "| zone | published | oracle | carbonshift, 72 h horizon | carbonshift, 7 d horizon | bound (preemptive) |"
+  echo "|---|---|---|---|---|---|"
+  local pub=("5.93 / 5.91 / 5.88" "6.57 / 6.56 / 6.52" "4.79 / 4.77 / 4.72") i=0
+  for z in DE GB FR; do
+    local o="" h72="" h7d="" bound=""
+    for f in perfect gauss:5% gauss:10%; do
+      local j
+      j=$(sim --preset lwa-ml --carbon "$L/$z.csv" --forecast "$f" --seeds 10 --json)
+      h72+="${h72:+ / }$(jq -r .savingsPct <<<"$j")"
+      if [ "$f" = perfect ]; then
+        o=$(pct oracle <<<"$j")
+        bound=$(pct bound <<<"$j")
+      fi
+      j=$(sim --preset lwa-ml --carbon "$L/$z.csv" --forecast "$f" --seeds 10 \
+        --horizon 7d --policy agnostic,carbonshift --json)
+      h7d+="${h7d:+ / }$(jq -r .savingsPct <<<"$j")"
+    done
+    echo "| $z | ${pub[$i]} | $o | $h72 | $h7d | $bound |"
+    i=$((i + 1))
+  done
+  echo
+  echo "| semi-weekly, 5 % noise | published | oracle | carbonshift 72 h | carbonshift 7 d |"
+  echo "|---|---|---|---|---|"
+  pub=(14.11 14.73 11.12)
+  i=0
+  for z in DE GB FR; do
+    local j k
+    j=$(sim --preset lwa-ml --deadline semi-weekly --carbon "$L/$z.csv" \
+      --forecast gauss:5% --seeds 10 --policy agnostic,carbonshift,oracle --json)
+    k=$(sim --preset lwa-ml --deadline semi-weekly --carbon "$L/$z.csv" \
+      --forecast gauss:5% --seeds 10 --horizon 7d --policy agnostic,carbonshift --json)
+    echo "| $z | ${pub[$i]} | $(pct oracle <<<"$j") | $(jq -r .savingsPct <<<"$j") | $(jq -r .savingsPct <<<"$k") |"
+    i=$((i + 1))
+  done
+}
+
+# One row per policy of a Philly report: total, savings, the split.
+philly_rows() {
+  jq -r --arg s "$1" '
+    (.policies[] | select(.policy == "agnostic")) as $a |
+    .policies[] |
+    "| \($s) | \(.policy) | \(.jobs) | \(.energyKwh | round) | \(.totalKg | round) | \(.savingsPct) | \(($a.operationalKg - .operationalKg) | round) | \(($a.embodiedKg - .embodiedKg) | round) | \(.placementSavingKg | round) | \(.timingSavingKg | round) | \(.waitMeanHours) / \(.waitP95Hours) | \(.deadlineMisses) |"'
+}
+
+philly() {
+  echo "| slack | policy | jobs | energy kWh | total kg | saving % | operational saving kg | embodied saving kg | placement kg | timing kg | wait mean / p95 h | misses |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  for s in none 6h 24h; do
+    local extra=()
+    [ "$s" != none ] && extra=(--slack "$s")
+    sim --jobs "$P" "${C[@]}" "${extra[@]}" --policy agnostic,carbonshift,oracle \
+      --json | philly_rows "$s"
+  done
+}
+
+# Placement split: the same jobs on a cluster whose pools differ only by
+# zone (every pool A100s, same age and PUE), and on one whose pools differ
+# only by GPU and age (every pool in DE).
+split() {
+  echo "| cluster | carbonshift saving % | oracle saving % |"
+  echo "|---|---|---|"
+  for c in cluster-eu cluster-eu-zones-only cluster-eu-gpus-only; do
+    local j
+    j=$(sim --jobs "$P" --cluster "docs/sim/$c.json" --carbon "$S/DE.csv" \
+      --carbon "$S/NO.csv" --carbon "$S/ES.csv" --year 2023 \
+      --policy agnostic,carbonshift,oracle --json)
+    echo "| $c | $(pct carbonshift <<<"$j") | $(pct oracle <<<"$j") |"
+  done
+}
+
+bound() {
+  echo "| jobs submitted from 2023-10-16 | jobs | carbonshift saving / captured | oracle saving / captured | bound saving | bound's note |"
+  echo "|---|---|---|---|---|---|"
+  for to in 2023-10-16T06:00:00Z 2023-10-16T12:00:00Z 2023-10-17T00:00:00Z; do
+    sim --jobs "$P" "${C[@]}" --slack 6h --from 2023-10-16T00:00:00Z \
+      --to "$to" --bound-max 1000000 --json |
+      jq -r --arg to "$to" '.scenario.jobCount as $n |
+        [.policies[] | {key: .policy, value: .}] | from_entries |
+        "| to \($to) | \($n) | \(.carbonshift.savingsPct) % / \(.carbonshift.boundCapturedPct) % | \(.oracle.savingsPct) % / \(.oracle.boundCapturedPct) % | \(.bound.savingsPct) % | \(.bound.note) |"'
+  done
+}
+
+speed() {
+  for s in none 6h 24h; do
+    local extra=()
+    [ "$s" != none ] && extra=(--slack "$s")
+    echo "+ time carbonshift simulate --jobs $P ${C[*]} ${extra[*]} --policy agnostic,carbonshift,oracle" >&2
+    local t0 t1
+    t0=$(date +%s.%N)
+    nice "$B" simulate --jobs "$P" "${C[@]}" "${extra[@]}" \
+      --policy agnostic,carbonshift,oracle --json >/dev/null
+    t1=$(date +%s.%N)
+    echo "| $s | $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s | $(cut -d' ' -f1-3 /proc/loadavg) |"
+  done
+}
+
+[ $# -eq 0 ] && set -- lwa1 ar1 lwa2 philly split bound speed
+for t in "$@"; do
+  echo "### $t"
+  "$t"
+  echo
+done

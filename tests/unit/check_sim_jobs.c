@@ -1,0 +1,342 @@
+/* The simulator's inputs: the Philly and generic job formats with every
+ * optional column, the move onto the carbon year (whole weeks, so the day
+ * of week holds), the Let's Wait Awhile presets checked rule by rule, both
+ * carbon-trace formats, and the cluster's error messages. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "carbon/util/parse.h"
+#include "cmd/carbonshift/sim_cluster.h"
+#include "cmd/carbonshift/sim_jobs.h"
+#include "cmd/carbonshift/sim_trace.h"
+#include "tests/unit/testutil.h"
+
+#define DAY 86400
+
+static char path[64];
+
+/* Writes `text` to a fresh temporary file named in `path` (removing the
+ * previous one). */
+static const char *temp_file(const char *text)
+{
+  if (path[0])
+    unlink(path);
+  snprintf(path, sizeof(path), "/tmp/check_sim_jobs-XXXXXX");
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  size_t n = strlen(text);
+  ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+  close(fd);
+  return path;
+}
+
+static void teardown(void)
+{
+  if (path[0])
+    unlink(path);
+  path[0] = '\0';
+}
+
+/* 0 = Monday, as the Let's Wait Awhile artefact counts. */
+static int weekday(int64_t t)
+{
+  return (int)((t / DAY + 3) % 7);
+}
+
+static int64_t at(const char *rfc3339)
+{
+  int64_t t;
+  ck_assert_int_eq(cs_parse_rfc3339(rfc3339, &t, NULL), CS_OK);
+  return t;
+}
+
+START_TEST(test_sim_jobs_load_philly)
+{
+  cs_sim_jobs j;
+  char err[256];
+  const char *f = temp_file("timestamp,duration,num_gpus,gpu_time,cluster\n"
+                            "2017-10-09 07:01:55,66.0,1,66.0,11cb48\n"
+                            "2017-10-09 06:13:03,2951.0,8,23608.0,6214e9\n"
+                            "2017-10-09 06:20:00,100.0,0,0.0,6214e9\n"
+                            "2017-10-09 06:30:00,0.0,2,0.0,6214e9\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_OK);
+  /* No GPU or no duration: counted, not replayed. */
+  ck_assert_uint_eq(j.n, 2);
+  ck_assert_uint_eq(j.skipped, 2);
+  /* Sorted by start: the 06:13 row (line 3) first. */
+  ck_assert_int_eq(j.v[0].submit, at("2017-10-09T06:13:03Z"));
+  ck_assert_str_eq(j.v[0].id, "2");
+  ck_assert(j.v[0].gpus == 8 && j.v[0].duration_s == 2951);
+  ck_assert(j.v[0].expected_s == 2951 && j.v[0].max_delay_s == 0);
+  ck_assert_int_eq(j.v[0].earliest, j.v[0].submit);
+  ck_assert_int_eq(j.v[1].submit, at("2017-10-09T07:01:55Z"));
+  cs_sim_jobs_free(&j);
+
+  f = temp_file("timestamp,duration,num_gpus,gpu_time,cluster\n"
+                "2017-10-09 07:01:55,sixty,1,66.0,11cb48\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, ":2: duration \"sixty\""));
+}
+END_TEST
+
+START_TEST(test_sim_jobs_load_generic_every_column)
+{
+  cs_sim_jobs j;
+  char err[256];
+  /* Columns in any order; every optional one, blank meaning absent. */
+  const char *f = temp_file(
+      "gpus,id,submit,duration,max_delay,deadline,budget,expected_duration\n"
+      "4,train-1,2023-03-06T10:00:00Z,36h,6h,2023-03-09T09:00:00Z,12.5kg,"
+      "30h\r\n"
+      "1,eval-2,2023-03-06 09:00:00,5400,,,,\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_OK);
+  ck_assert_uint_eq(j.n, 2);
+  const cs_sim_job *e = &j.v[0], *t = &j.v[1];
+  ck_assert_str_eq(e->id, "eval-2");
+  ck_assert_int_eq(e->submit, at("2023-03-06T09:00:00Z"));
+  ck_assert(e->duration_s == 5400 && e->expected_s == 5400);
+  ck_assert(e->max_delay_s == 0 && e->deadline == 0 && e->budget_g == 0);
+  ck_assert_str_eq(t->id, "train-1");
+  ck_assert(t->gpus == 4);
+  ck_assert(t->duration_s == 36 * 3600.0);
+  ck_assert(t->expected_s == 30 * 3600.0); /* the user's estimate */
+  ck_assert(t->max_delay_s == 6 * 3600.0);
+  ck_assert_int_eq(t->deadline, at("2023-03-09T09:00:00Z"));
+  ck_assert(fabs(t->budget_g - 12500) < 1e-9);
+  cs_sim_jobs_free(&j);
+}
+END_TEST
+
+START_TEST(test_sim_jobs_load_generic_errors)
+{
+  cs_sim_jobs j;
+  char err[256];
+  const char *f = temp_file("id,submit,duration,gpus,priority\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, ":1: unknown column \"priority\""));
+  f = temp_file("id,submit,gpus\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, "lacks column \"duration\""));
+  f = temp_file("id,submit,duration,gpus,budget\n"
+                "a,2023-01-01T00:00:00Z,1h,1,\n"
+                "b,2023-01-01T00:00:00Z,1h,1,lots\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, ":3: budget \"lots\": expected a mass"));
+  f = temp_file("id,submit,duration,gpus,deadline\n"
+                "a,2023-01-01T00:00:00Z,1h,1,tomorrow\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, ":2: deadline \"tomorrow\""));
+  f = temp_file("id,submit,duration,gpus\na,2023-01-01T00:00:00Z,-5,1\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, ":2: duration \"-5\""));
+  ck_assert_int_eq(
+      cs_sim_jobs_load("/nonexistent/jobs.csv", &j, err, sizeof(err)), CS_EIO);
+  ck_assert_ptr_nonnull(strstr(err, "cannot be read"));
+}
+END_TEST
+
+/* Philly's first job (Monday 2017-10-09 07:01:55) moved into 2023 keeps
+ * its weekday and time of day and lands in 2023; so does every other. */
+START_TEST(test_sim_jobs_shift_to_year_keeps_weekday)
+{
+  cs_sim_job v[3] = {{.submit = at("2017-10-09T07:01:55Z")},
+                     {.submit = at("2017-12-24T23:59:00Z")},
+                     {.submit = at("2017-08-07T12:00:00Z")}};
+  for (int i = 0; i < 3; i++) {
+    v[i].earliest = v[i].submit;
+    v[i].deadline = i == 1 ? v[i].submit + DAY : 0;
+  }
+  int64_t orig[3] = {v[0].submit, v[1].submit, v[2].submit};
+  cs_sim_jobs j = {.v = v, .n = 3};
+  int64_t shift = cs_sim_jobs_shift_to_year(&j, 2023);
+  ck_assert_int_eq(shift % (7 * DAY), 0);
+  ck_assert_int_gt(shift, 0);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(v[i].submit, orig[i] + shift);
+    ck_assert_int_eq(v[i].earliest, v[i].submit);
+    ck_assert_int_eq(weekday(v[i].submit), weekday(orig[i]));
+    ck_assert_int_eq(v[i].submit % DAY, orig[i] % DAY);
+  }
+  ck_assert_int_eq(v[1].deadline, v[1].submit + DAY);
+  /* The earliest job (August) lands within three days of the same date. */
+  ck_assert_int_ge(v[2].submit, cs_sim_year_start(2023));
+  ck_assert(llabs(v[2].submit - at("2023-08-07T12:00:00Z")) <= 3 * DAY);
+  ck_assert_int_lt(v[1].submit, cs_sim_year_start(2024));
+  /* And back. */
+  ck_assert_int_eq(cs_sim_jobs_shift_to_year(&j, 2017), -shift);
+  ck_assert_int_eq(v[0].submit, orig[0]);
+}
+END_TEST
+
+START_TEST(test_sim_jobs_lwa_nightly_rule)
+{
+  cs_sim_jobs j;
+  cs_sim_jobs_lwa_nightly(2020, 8 * 3600.0, &j);
+  ck_assert_uint_eq(j.n, 365);
+  for (size_t i = 0; i < j.n; i++) {
+    const cs_sim_job *x = &j.v[i];
+    ck_assert_int_eq(x->submit,
+                     cs_sim_year_start(2020) + (int64_t)i * DAY + 3600);
+    ck_assert_int_eq(x->earliest, x->submit - 8 * 3600);
+    ck_assert(x->max_delay_s == 16 * 3600.0 && x->duration_s == 1800);
+    ck_assert(x->gpus == 1 && x->deadline == 0);
+  }
+  cs_sim_jobs_free(&j);
+}
+END_TEST
+
+/* The deadline rule of the artefact, restated from its description: a job
+ * whose original finish falls on Saturday, Sunday or after 17:00 may run
+ * until the next workday's 09:00 (Saturday: Monday; Friday evening: the
+ * next day, as the artefact does); before 09:00, until 09:00; otherwise it
+ * has no slack. */
+START_TEST(test_sim_jobs_lwa_ml_rule)
+{
+  cs_sim_jobs j, k;
+  cs_sim_jobs_lwa_ml(2020, 3387, CS_SIM_LWA_NEXT_WORKDAY, 5, &j);
+  ck_assert_uint_eq(j.n, 3387);
+  size_t slack = 0;
+  for (size_t i = 0; i < j.n; i++) {
+    const cs_sim_job *x = &j.v[i];
+    int64_t tod = x->submit % DAY;
+    ck_assert_int_lt(weekday(x->submit), 5);
+    ck_assert_int_ge(tod, 9 * 3600);
+    ck_assert_int_le(tod, 16 * 3600 + 1800);
+    ck_assert_int_eq(tod % 1800, 0);
+    ck_assert(x->duration_s >= 4 * 3600 && x->duration_s <= 89.5 * 3600);
+    ck_assert(fmod(x->duration_s, 1800) == 0);
+    ck_assert_int_ge(x->submit, cs_sim_year_start(2020));
+    ck_assert_int_lt(x->submit, cs_sim_year_start(2021));
+    int64_t oft = x->submit + (int64_t)x->duration_s;
+    int64_t d = oft - oft % DAY, min = (oft % DAY) / 60;
+    int wd = weekday(oft);
+    int64_t want = wd == 5                    ? d + 2 * DAY + 9 * 3600
+                   : wd == 6 || min > 17 * 60 ? d + DAY + 9 * 3600
+                   : min < 9 * 60             ? d + 9 * 3600
+                                              : oft;
+    ck_assert_int_eq(x->deadline, want);
+    slack += x->deadline > oft;
+  }
+  /* Most runs end outside working hours and get slack. */
+  ck_assert_uint_gt(slack, j.n / 2);
+  /* Seeded: the same seed, the same jobs; another seed, others. */
+  cs_sim_jobs_lwa_ml(2020, 3387, CS_SIM_LWA_NEXT_WORKDAY, 5, &k);
+  ck_assert_int_eq(memcmp(j.v, k.v, j.n * sizeof(*j.v)), 0);
+  cs_sim_jobs_free(&k);
+  cs_sim_jobs_lwa_ml(2020, 3387, CS_SIM_LWA_NEXT_WORKDAY, 6, &k);
+  ck_assert_int_ne(memcmp(j.v, k.v, j.n * sizeof(*j.v)), 0);
+  cs_sim_jobs_free(&k);
+  cs_sim_jobs_free(&j);
+}
+END_TEST
+
+/* Both formats of ../shared/data/carbon/: Let's Wait Awhile's 15-minute
+ * rows and Electricity Maps' hourly export, whose LCA column is used. */
+START_TEST(test_sim_trace_load_both_formats)
+{
+  char p[512], err[256];
+  cs_sim_trace *t;
+  snprintf(p, sizeof(p), "%s/data/carbon/lwa-2020/DE.csv", tu_shared_dir());
+  ck_assert_int_eq(cs_sim_trace_load(p, NULL, &t, err, sizeof(err)), CS_OK);
+  ck_assert_str_eq(t->zone, "DE");
+  ck_assert_int_eq(t->step, 900);
+  ck_assert_int_eq(t->at[0], at("2019-12-20T00:00:00Z"));
+  ck_assert(fabs(t->g[0] - 218.29003068829462) < 1e-9);
+  cs_sim_trace_free(t);
+  snprintf(p, sizeof(p), "%s/data/carbon/em-2023/DE.csv", tu_shared_dir());
+  ck_assert_int_eq(cs_sim_trace_load(p, "DE-LU", &t, err, sizeof(err)), CS_OK);
+  ck_assert_str_eq(t->zone, "DE-LU");
+  ck_assert_int_eq(t->step, 3600);
+  ck_assert_int_eq(t->at[0], at("2023-01-01T00:00:00Z"));
+  ck_assert(fabs(t->g[0] - 185.8) < 1e-9); /* LCA, not direct (140.51) */
+  /* The integral of the step function over its first two hours. */
+  ck_assert(fabs(cs_sim_trace_integral(t, t->at[0], t->at[0] + 7200) -
+                 (185.8 + 185.7) * 3600) < 1e-6);
+  cs_sim_trace_free(t);
+  const char *f = temp_file("Time,Carbon Intensity\n"
+                            "2020-01-01 00:00:00,100\n"
+                            "2020-01-01 00:15:00,-3\n");
+  ck_assert_int_eq(cs_sim_trace_load(f, NULL, &t, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, ":3: intensity \"-3\""));
+}
+END_TEST
+
+START_TEST(test_sim_cluster_parse_errors)
+{
+  cs_gpu_catalog *cat = cs_gpu_catalog_new();
+  cs_facts_params d = {
+      .catalog = cat, .default_pue = 1.2, .default_lifetime_s = 1e8};
+  cs_sim_cluster c;
+  char err[256];
+  static const char ok[] =
+      "{\"pools\": [{\"name\": \"no-h100\", \"zone\": \"NO\", \"gpu\": "
+      "\"H100-SXM5-80GB\", \"nodes\": 20, \"gpusPerNode\": 8, \"installed\": "
+      "\"2023-05\", \"pue\": 1.1}, {\"name\": \"de\", \"zone\": \"DE\", "
+      "\"gpu\": \"A100-SXM4-80GB\", \"nodes\": 2, \"gpusPerNode\": 4}]}";
+  ck_assert_int_eq(
+      cs_sim_cluster_parse(ok, strlen(ok), cat, &d, &c, err, sizeof(err)),
+      CS_OK);
+  ck_assert_uint_eq(c.n, 2);
+  ck_assert(c.pools[0].capacity == 160 && c.pools[0].facts.pue == 1.1);
+  ck_assert_int_eq(c.pools[0].facts.installed_at, at("2023-05-01T00:00:00Z"));
+  ck_assert(c.pools[1].facts.pue == 1.2); /* the service's default */
+  ck_assert(c.pools[1].facts.lifetime_s == 1e8);
+  cs_sim_cluster_free(&c);
+  static const struct {
+    const char *json, *want;
+  } bad[] = {
+      {"{\"pools\": [{\"name\": \"x\", \"zone\": \"DE\", \"gpu\": \"K80\", "
+       "\"nodes\": 1, \"gpusPerNode\": 8}]}",
+       "pools[0] (x): gpu = K80: expected a GPU model in the catalog"},
+      {"{\"pools\": [{\"name\": \"x\", \"zone\": \"DE\", \"gpu\": "
+       "\"A100-SXM4-80GB\", \"gpusPerNode\": 8}]}",
+       "nodes = (missing)"},
+      {"{\"pools\": [{\"name\": \"x\", \"zone\": \"DE\", \"gpu\": "
+       "\"A100-SXM4-80GB\", \"nodes\": 1, \"gpusPerNode\": 8, \"installed\": "
+       "\"last year\"}]}",
+       "installed = last year: expected YYYY-MM"},
+      {"{\"pools\": [{\"name\": \"x\", \"zone\": \"DE\", \"gpu\": "
+       "\"A100-SXM4-80GB\", \"nodes\": 1, \"gpusPerNode\": 8, \"pue\": 0.5}]}",
+       "pue = 0.5: expected a PUE from 1 to 3"},
+      {"{\"pools\": []}", "with 1 to 64 pools"},
+      {"[1,", "not valid JSON"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    cs_err rc = cs_sim_cluster_parse(bad[i].json, strlen(bad[i].json), cat, &d,
+                                     &c, err, sizeof(err));
+    ck_assert_int_ne(rc, CS_OK);
+    ck_assert_msg(strstr(err, bad[i].want), "case %zu: %s", i, err);
+  }
+  cs_gpu_catalog_free(cat);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("sim_jobs");
+  TCase *t = tcase_create("core");
+  tcase_add_checked_fixture(t, NULL, teardown);
+  tcase_add_test(t, test_sim_jobs_load_philly);
+  tcase_add_test(t, test_sim_jobs_load_generic_every_column);
+  tcase_add_test(t, test_sim_jobs_load_generic_errors);
+  tcase_add_test(t, test_sim_jobs_shift_to_year_keeps_weekday);
+  tcase_add_test(t, test_sim_jobs_lwa_nightly_rule);
+  tcase_add_test(t, test_sim_jobs_lwa_ml_rule);
+  tcase_add_test(t, test_sim_trace_load_both_formats);
+  tcase_add_test(t, test_sim_cluster_parse_errors);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *r = srunner_create(suite());
+  srunner_run_all(r, CK_ENV);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
