@@ -1095,8 +1095,17 @@ cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms)
   if (!s || !s->daemon || s->stopped)
     return CS_OK;
   uint64_t t0 = cs_clock_mono_ns();
-  atomic_store(&s->draining, true);
+  /* Quiescing only stops libmicrohttpd accepting; the kernel would still
+   * complete new connections into the backlog, where they wait unserved
+   * and are reset when the socket is closed. Shutting the socket down
+   * stops it listening, so they are refused at once, and it is done
+   * before replies say "Connection: close", so a client reconnecting
+   * after one is refused too. The descriptor itself stays open until the
+   * daemon's threads are gone, as libmicrohttpd requires. */
   MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+  if (fd != MHD_INVALID_SOCKET)
+    (void)shutdown(fd, SHUT_RD);
+  atomic_store(&s->draining, true);
   unsigned left = drain(s, timeout_ms);
   MHD_stop_daemon(s->daemon);
   s->daemon = NULL;

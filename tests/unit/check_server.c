@@ -918,6 +918,28 @@ static void *slow_client(void *arg)
   return NULL;
 }
 
+/* Starts a request that sleeps in the handler (H.sleep_ms) on thread *t
+ * and returns once it is inside. */
+static void start_slow_request(pthread_t *t, resp *r)
+{
+  pthread_create(t, NULL, slow_client, r);
+  while (!atomic_load(&H.sleeping))
+    usleep(1000);
+}
+
+/* 0 when a TCP connection to the port is accepted (and closed again), else
+ * connect's errno. */
+static int connect_errno(unsigned port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int e = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
+  close(fd);
+  return e;
+}
+
 START_TEST(test_server_shutdown_finishes_in_flight_request)
 {
   cs_server_opts o = base_opts();
@@ -925,9 +947,7 @@ START_TEST(test_server_shutdown_finishes_in_flight_request)
   unsigned port = cs_server_port(S);
   resp r;
   pthread_t t;
-  pthread_create(&t, NULL, slow_client, &r);
-  while (!atomic_load(&H.sleeping))
-    usleep(1000);
+  start_slow_request(&t, &r);
   uint64_t t0 = cs_clock_mono_ns();
   ck_assert_int_eq(cs_server_shutdown(S, 5000), CS_OK);
   double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
@@ -938,14 +958,40 @@ START_TEST(test_server_shutdown_finishes_in_flight_request)
   ck_assert_str_eq(r.conn, "close");
   ck_assert_double_lt(secs, 3.0);
   /* No longer listening. */
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_ne(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  close(fd);
+  ck_assert_int_ne(connect_errno(port), 0);
   ck_assert_int_eq(cs_server_shutdown(S, 100), CS_OK); /* again: no-op */
   ck_assert_ptr_nonnull(strstr(logged(), "\"msg\":\"HTTP server stopped\""));
+}
+END_TEST
+
+static void *shutdown_thread(void *arg)
+{
+  cs_err *rc = arg;
+  *rc = cs_server_shutdown(S, 5000);
+  return NULL;
+}
+
+START_TEST(test_server_shutdown_refuses_new_connections_while_draining)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  unsigned port = cs_server_port(S);
+  resp r;
+  pthread_t client, stopper;
+  start_slow_request(&client, &r);
+  cs_err rc = CS_EINTERNAL;
+  pthread_create(&stopper, NULL, shutdown_thread, &rc);
+  usleep(200000); /* the slow request keeps the server draining */
+  /* A new connection is refused at once rather than parked in the
+   * kernel's backlog until the server closes. */
+  int e = connect_errno(port);
+  ck_assert_msg(e == ECONNREFUSED, "connect during the drain: %s",
+                e ? strerror(e) : "accepted");
+  pthread_join(stopper, NULL);
+  pthread_join(client, NULL);
+  ck_assert_int_eq(rc, CS_OK);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(r.conn, "close");
 }
 END_TEST
 
@@ -956,9 +1002,7 @@ START_TEST(test_server_shutdown_timeout_reported)
   atomic_store(&H.sleep_ms, 1500);
   resp r;
   pthread_t t;
-  pthread_create(&t, NULL, slow_client, &r);
-  while (!atomic_load(&H.sleeping))
-    usleep(1000);
+  start_slow_request(&t, &r);
   uint64_t t0 = cs_clock_mono_ns();
   ck_assert_int_eq(cs_server_shutdown(S, 200), CS_ETIMEDOUT);
   double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
@@ -1429,6 +1473,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_healthz_and_readyz);
   tcase_add_test(tc, test_server_metrics_count_requests);
   tcase_add_test(tc, test_server_shutdown_finishes_in_flight_request);
+  tcase_add_test(tc,
+                 test_server_shutdown_refuses_new_connections_while_draining);
   tcase_add_test(tc, test_server_shutdown_timeout_reported);
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);

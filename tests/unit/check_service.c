@@ -4,39 +4,76 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
+#include "carbon/util/clock.h"
 #include "tests/unit/testutil.h"
 #include "tests/unit/tls_testutil.h"
 
 typedef struct service {
   pid_t pid;
-  int out; /* the service's stdout */
+  int out; /* the service's stdout (and stderr when collecting) */
   char base[64];
+  /* Collecting: a thread reads everything the service writes into `log`,
+   * so the service never blocks on the pipe and tests can search it. */
+  bool collecting;
+  pthread_t reader;
+  pthread_mutex_t mu;
+  cs_buf log;
 } service;
 
-/* Starts `carbonshift serve` with extra flags on 127.0.0.1:0 and reads the
- * bound port from its "Serving" log line. */
-static void start(service *s, const char *scheme, const char *const *flags)
+static void *read_log(void *arg)
+{
+  service *s = arg;
+  char buf[65536];
+  ssize_t r;
+  while ((r = read(s->out, buf, sizeof(buf))) != 0) {
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      break;
+    pthread_mutex_lock(&s->mu);
+    cs_buf_append(&s->log, buf, (size_t)r);
+    pthread_mutex_unlock(&s->mu);
+  }
+  return NULL;
+}
+
+/* Starts `carbonshift serve` with extra flags and NAME=VALUE environment
+ * entries on 127.0.0.1:0 and reads the bound port from its "Serving" log
+ * line. collect: also capture stderr, and keep all output in s->log. */
+static void start_with(service *s, const char *scheme, const char *const *flags,
+                       const char *const *env, bool collect)
 {
   const char *bin = getenv("CS_BIN");
   ck_assert_msg(bin && access(bin, X_OK) == 0,
                 "CS_BIN must name the built carbonshift binary (make unit "
                 "sets it)");
+  memset(s, 0, sizeof(*s));
+  s->collecting = collect;
+  cs_buf_init(&s->log, 64u << 20);
   int fds[2];
   ck_assert_int_eq(pipe(fds), 0);
   s->pid = fork();
   ck_assert_int_ge(s->pid, 0);
   if (s->pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
+    if (collect)
+      dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
     const char *argv[24] = {bin, "serve", "--listen", "127.0.0.1:0"};
@@ -46,6 +83,8 @@ static void start(service *s, const char *scheme, const char *const *flags)
     argv[n] = NULL;
     /* No API server: names-only nodes are neutral, no Events. */
     setenv("CARBONSHIFT_KUBE_MODE", "off", 1);
+    for (int i = 0; env && env[i]; i++)
+      putenv((char *)env[i]);
     execv(bin, (char *const *)argv);
     _exit(127);
   }
@@ -53,11 +92,13 @@ static void start(service *s, const char *scheme, const char *const *flags)
   s->out = fds[0];
   char buf[8192];
   size_t len = 0;
-  for (int waited = 0; waited < 100; waited++) {
+  /* Under valgrind the binary takes seconds to start. */
+  int tries = getenv("CS_VALGRIND") ? 600 : 100;
+  for (int waited = 0; waited < tries; waited++) {
     struct pollfd p = {.fd = s->out, .events = POLLIN};
     if (poll(&p, 1, 100) > 0) {
       ssize_t r = read(s->out, buf + len, sizeof(buf) - 1 - len);
-      ck_assert_int_gt(r, 0);
+      ck_assert_msg(r > 0, "carbonshift exited; it printed: %s", buf);
       len += (size_t)r;
       buf[len] = '\0';
       const char *line = strstr(buf, "\"msg\":\"Serving\"");
@@ -65,14 +106,46 @@ static void start(service *s, const char *scheme, const char *const *flags)
       if (at && strchr(at, '\n')) {
         long port = strtol(at + strlen("\"listen\":\"127.0.0.1:"), NULL, 10);
         snprintf(s->base, sizeof(s->base), "%s://127.0.0.1:%ld", scheme, port);
-        /* Keep draining the log so the service never blocks on a full
-         * pipe. */
-        fcntl(s->out, F_SETFL, O_NONBLOCK);
+        if (collect) {
+          pthread_mutex_init(&s->mu, NULL);
+          cs_buf_append(&s->log, buf, len);
+          ck_assert_int_eq(pthread_create(&s->reader, NULL, read_log, s), 0);
+        } else {
+          /* Keep draining the log so the service never blocks on a full
+           * pipe. */
+          fcntl(s->out, F_SETFL, O_NONBLOCK);
+        }
         return;
       }
     }
   }
   ck_abort_msg("carbonshift did not report serving; it printed: %s", buf);
+}
+
+static void start(service *s, const char *scheme, const char *const *flags)
+{
+  start_with(s, scheme, flags, NULL, false);
+}
+
+/* Waits (up to 10 s, more under valgrind) for a collecting service to exit
+ * after a signal; returns its exit status (-1: killed by a signal). The
+ * whole output is in s->log afterwards. */
+static int wait_exit(service *s)
+{
+  int status = 0, tries = getenv("CS_VALGRIND") ? 1200 : 200;
+  for (int i = 0; i < tries; i++) {
+    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+      pthread_join(s->reader, NULL);
+      close(s->out);
+      pthread_mutex_destroy(&s->mu);
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    usleep(50000);
+  }
+  kill(s->pid, SIGKILL);
+  waitpid(s->pid, &status, 0);
+  ck_abort_msg("carbonshift did not exit");
+  return -1;
 }
 
 static void drain(service *s)
@@ -91,6 +164,7 @@ static void stop(service *s)
     drain(s);
     if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
       close(s->out);
+      cs_buf_free(&s->log);
       ck_assert(WIFEXITED(status));
       ck_assert_int_eq(WEXITSTATUS(status), 0);
       return;
@@ -306,6 +380,185 @@ START_TEST(test_service_https_and_mtls_fixtures)
 }
 END_TEST
 
+/* ---- SIGTERM under load ---------------------------------------------- */
+
+/* One client of the load: a keep-alive connection POSTing the prioritize
+ * fixture back to back, reconnecting after "Connection: close", until a
+ * connection is refused. Raw sockets, so nothing retries behind the
+ * test's back. */
+typedef struct loader {
+  unsigned port;
+  const char *body;
+  size_t len;
+  atomic_bool *signalled;
+  int answered;     /* complete 200 replies with the 4 scores */
+  int after_signal; /* of them, sent after SIGTERM */
+  int closes;       /* replies that said Connection: close */
+  int cut;          /* requests sent and never (fully) answered */
+  int bad;          /* complete replies that were not a good answer */
+  char why[256];    /* the first cut or bad reply */
+} loader;
+
+static int tcp_connect(unsigned port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct timeval tv = {.tv_sec = 10};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+  while (n) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w <= 0)
+      return false;
+    p += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+/* Reads one reply into b; false when the connection ended first. */
+static bool read_reply(int fd, cs_buf *b, size_t *head_len, size_t *body_len)
+{
+  b->len = 0;
+  for (;;) {
+    if (b->len) {
+      b->data[b->len] = '\0';
+      const char *end = strstr(b->data, "\r\n\r\n");
+      const char *cl = strcasestr(b->data, "\r\nContent-Length:");
+      if (end && cl && cl < end) {
+        *head_len = (size_t)(end + 4 - b->data);
+        *body_len = (size_t)strtoul(cl + 17, NULL, 10);
+        if (b->len >= *head_len + *body_len)
+          return true;
+      }
+    }
+    char chunk[16384];
+    ssize_t r = recv(fd, chunk, sizeof(chunk), 0);
+    if (r <= 0)
+      return false;
+    cs_buf_append(b, chunk, (size_t)r);
+    cs_buf_putc(b, '\0');
+    b->len--;
+  }
+}
+
+static void *load(void *arg)
+{
+  loader *l = arg;
+  char *head = cs_asprintf("POST /prioritize HTTP/1.1\r\nHost: carbonshift\r\n"
+                           "Content-Type: application/json\r\n"
+                           "Content-Length: %zu\r\n\r\n",
+                           l->len);
+  cs_buf b;
+  cs_buf_init(&b, 1u << 20);
+  int fd = -1, n_on_conn = 0;
+  for (;;) {
+    if (fd < 0) {
+      if ((fd = tcp_connect(l->port)) < 0)
+        break; /* refused: the service stopped listening */
+      n_on_conn = 0;
+    }
+    bool after = atomic_load(l->signalled);
+    size_t hl = 0, bl = 0;
+    if (!send_all(fd, head, strlen(head)) || !send_all(fd, l->body, l->len) ||
+        !read_reply(fd, &b, &hl, &bl)) {
+      if (!l->cut++)
+        snprintf(l->why, sizeof(l->why),
+                 "request %d cut (%s) after %d replies on this connection "
+                 "and %d closes, %zu bytes of its reply read",
+                 l->answered + 1, strerror(errno), n_on_conn, l->closes, b.len);
+      break;
+    }
+    cJSON *doc = cJSON_ParseWithLength(b.data + hl, bl);
+    bool good = strncmp(b.data, "HTTP/1.1 200 ", 13) == 0 &&
+                cJSON_GetArraySize(doc) == 4;
+    cJSON_Delete(doc);
+    if (!good && !l->bad++ && !l->cut)
+      snprintf(l->why, sizeof(l->why), "bad reply: %.200s", b.data);
+    l->answered += good;
+    n_on_conn++;
+    l->after_signal += good && after;
+    if (strcasestr(b.data, "\r\nConnection: close\r\n")) {
+      l->closes++;
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (fd >= 0)
+    close(fd);
+  cs_buf_free(&b);
+  free(head);
+  return NULL;
+}
+
+START_TEST(test_service_sigterm_under_load_answers_every_request)
+{
+  enum { CLIENTS = 16 };
+  service s;
+  start_with(&s, "http", NULL, NULL, true);
+  unsigned port = (unsigned)strtoul(strrchr(s.base, ':') + 1, NULL, 10);
+  size_t len;
+  char *body =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  atomic_bool signalled = false;
+  loader l[CLIENTS];
+  pthread_t t[CLIENTS];
+  for (int i = 0; i < CLIENTS; i++) {
+    l[i] = (loader){
+        .port = port, .body = body, .len = len, .signalled = &signalled};
+    ck_assert_int_eq(pthread_create(&t[i], NULL, load, &l[i]), 0);
+  }
+  /* Let the load build up, then stop the service in the middle of it. */
+  int before = 0;
+  for (int i = 0; i < 200 && before < 50 * CLIENTS; i++) {
+    usleep(10000);
+    before = 0;
+    for (int k = 0; k < CLIENTS; k++)
+      before += l[k].answered;
+  }
+  uint64_t t0 = cs_clock_mono_ns();
+  atomic_store(&signalled, true);
+  ck_assert_int_eq(kill(s.pid, SIGTERM), 0);
+  for (int i = 0; i < CLIENTS; i++)
+    pthread_join(t[i], NULL);
+  int status = wait_exit(&s);
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  free(body);
+
+  int answered = 0, after = 0, closes = 0;
+  for (int i = 0; i < CLIENTS; i++) {
+    ck_assert_msg(!l[i].cut && !l[i].bad, "client %d: %s", i, l[i].why);
+    answered += l[i].answered;
+    after += l[i].after_signal;
+    closes += l[i].closes;
+  }
+  fprintf(stderr,
+          "sigterm under load: %d clients, %d answered (%d sent after "
+          "SIGTERM), stopped %.2f s after the signal\n",
+          CLIENTS, answered, after, secs);
+  ck_assert_msg(status == 0, "exit status %d; output:\n%s", status, s.log.data);
+  /* The signal really came under load: every connection had a request
+   * in flight or on its way during the stop, answered with "Connection:
+   * close"; reconnecting after that was refused, not left hanging. */
+  ck_assert_int_eq(closes, CLIENTS);
+  ck_assert_int_gt(answered, before);
+  ck_assert_ptr_nonnull(strstr(s.log.data, "\"msg\":\"HTTP server stopped\""));
+  ck_assert_ptr_nonnull(strstr(s.log.data, "\"cutRequests\":0"));
+  ck_assert_ptr_nonnull(strstr(s.log.data, "\"msg\":\"Stopped\""));
+  cs_buf_free(&s.log);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("service");
@@ -313,6 +566,7 @@ static Suite *suite(void)
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_service_http_fixtures);
   tcase_add_test(tc, test_service_https_and_mtls_fixtures);
+  tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
   suite_add_tcase(s, tc);
   return s;
 }
