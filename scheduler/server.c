@@ -1003,7 +1003,13 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca_pem);
   OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+  /* poll(), not epoll: libmicrohttpd 0.9.75's epoll loop (Debian 12) can
+   * leave kept-alive connections unserved until their idle timeout when a
+   * hundred or more of a worker's connections become ready together (seen
+   * with 128 and 512; see the thousand-connection test in
+   * tests/unit/check_server.c). Each worker polls only its share of
+   * http.maxConnections. */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                    MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (s->cert_pem)
     flags |= MHD_USE_TLS;
