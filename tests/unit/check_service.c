@@ -21,6 +21,8 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
+#include "tests/unit/fake_http.h"
+#include "tests/unit/fake_kube.h"
 #include "tests/unit/testutil.h"
 #include "tests/unit/tls_testutil.h"
 
@@ -53,26 +55,23 @@ static void *read_log(void *arg)
   return NULL;
 }
 
-/* Starts `carbonshift serve` with extra flags and NAME=VALUE environment
- * entries on 127.0.0.1:0 and reads the bound port from its "Serving" log
- * line. collect: also capture stderr, and keep all output in s->log. */
-static void start_with(service *s, const char *scheme, const char *const *flags,
-                       const char *const *env, bool collect)
+/* Forks `carbonshift serve --listen 127.0.0.1:0 flags...` with the
+ * NAME=VALUE entries of env added; *out reads its stdout (and stderr when
+ * both). */
+static pid_t spawn(const char *const *flags, const char *const *env, bool both,
+                   int *out)
 {
   const char *bin = getenv("CS_BIN");
   ck_assert_msg(bin && access(bin, X_OK) == 0,
                 "CS_BIN must name the built carbonshift binary (make unit "
                 "sets it)");
-  memset(s, 0, sizeof(*s));
-  s->collecting = collect;
-  cs_buf_init(&s->log, 64u << 20);
   int fds[2];
   ck_assert_int_eq(pipe(fds), 0);
-  s->pid = fork();
-  ck_assert_int_ge(s->pid, 0);
-  if (s->pid == 0) {
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
-    if (collect)
+    if (both)
       dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
@@ -81,7 +80,8 @@ static void start_with(service *s, const char *scheme, const char *const *flags,
     for (int i = 0; flags && flags[i] && n < 22; i++)
       argv[n++] = flags[i];
     argv[n] = NULL;
-    /* No API server: names-only nodes are neutral, no Events. */
+    /* No API server unless the test names one: names-only nodes are
+     * neutral, no Events. */
     setenv("CARBONSHIFT_KUBE_MODE", "off", 1);
     for (int i = 0; env && env[i]; i++)
       putenv((char *)env[i]);
@@ -89,8 +89,21 @@ static void start_with(service *s, const char *scheme, const char *const *flags,
     _exit(127);
   }
   close(fds[1]);
-  s->out = fds[0];
-  char buf[8192];
+  *out = fds[0];
+  return pid;
+}
+
+/* Starts `carbonshift serve` with extra flags and NAME=VALUE environment
+ * entries on 127.0.0.1:0 and reads the bound port from its "Serving" log
+ * line. collect: also capture stderr, and keep all output in s->log. */
+static void start_with(service *s, const char *scheme, const char *const *flags,
+                       const char *const *env, bool collect)
+{
+  memset(s, 0, sizeof(*s));
+  s->collecting = collect;
+  cs_buf_init(&s->log, 64u << 20);
+  s->pid = spawn(flags, env, collect, &s->out);
+  static char buf[1 << 16];
   size_t len = 0;
   /* Under valgrind the binary takes seconds to start. */
   int tries = getenv("CS_VALGRIND") ? 600 : 100;
@@ -559,6 +572,250 @@ START_TEST(test_service_sigterm_under_load_answers_every_request)
 }
 END_TEST
 
+/* ---- secrets ----------------------------------------------------------- */
+
+/* Runs `carbonshift serve flags...` to its end; all it wrote to stdout and
+ * stderr goes to *out. Returns the exit status. */
+static int run_to_exit(const char *const *flags, const char *const *env,
+                       cs_buf *out)
+{
+  int fd;
+  pid_t pid = spawn(flags, env, true, &fd);
+  char buf[65536];
+  ssize_t r;
+  while ((r = read(fd, buf, sizeof(buf))) != 0) {
+    if (r < 0 && errno == EINTR)
+      continue;
+    ck_assert_int_gt(r, 0);
+    cs_buf_append(out, buf, (size_t)r);
+  }
+  close(fd);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *base64(const char *in)
+{
+  static const char a[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t n = strlen(in);
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned char)in[i] << 16;
+    if (i + 1 < n)
+      v |= (unsigned char)in[i + 1] << 8;
+    if (i + 2 < n)
+      v |= (unsigned char)in[i + 2];
+    cs_buf_putc(&b, a[(v >> 18) & 63]);
+    cs_buf_putc(&b, a[(v >> 12) & 63]);
+    cs_buf_putc(&b, i + 1 < n ? a[(v >> 6) & 63] : '=');
+    cs_buf_putc(&b, i + 2 < n ? a[v & 63] : '=');
+  }
+  return cs_buf_release(&b, NULL);
+}
+
+static char *write_secret(const char *dir, const char *name, const char *text)
+{
+  char *path = cs_asprintf("%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "%s\n", text); /* a trailing newline, as mounted Secrets have */
+  fclose(f);
+  return path;
+}
+
+/* Every API request is refused, as with a revoked token. */
+static void kube_unauthorized(void *ud, const fk_request *rq, size_t index,
+                              fk_reply *out)
+{
+  out->status = 401;
+  out->body = cs_strdup("{\"kind\":\"Status\",\"code\":401,\"message\":"
+                        "\"Unauthorized\"}");
+}
+
+/* Fails the test when any secret occurs in text (what, for the message). */
+static void assert_no_secret(const char *text, const char *what,
+                             const char *const *secrets)
+{
+  for (size_t i = 0; secrets[i]; i++)
+    ck_assert_msg(!strstr(text, secrets[i]),
+                  "secret %zu (%s) appears in %s:\n%.4000s", i, secrets[i],
+                  what, strstr(text, secrets[i]));
+}
+
+static void get(const service *s, const char *path, cs_buf *out)
+{
+  CURL *h = curl_easy_init();
+  char url[128];
+  snprintf(url, sizeof(url), "%s%s", s->base, path);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
+  curl_easy_cleanup(h);
+}
+
+START_TEST(test_service_secrets_never_in_output)
+{
+  /* A provider token from the environment, a password from a mounted
+   * file, the token WattTime hands out at login, and a service-account
+   * token file in the kubeconfig: all in use, all refused by the fake
+   * servers, so every error path that could quote them runs. */
+  static const char em_token[] = "em-tok-7b1f0c2e9d4a4b6f8e21";
+  static const char wt_password[] = "wt-pw-c0ffee-91a7d3e5";
+  static const char wt_issued[] = "wt-issued-5e8d2c71b94a";
+  static const char sa_token[] = "sa-tok-eyJhbGciOiJSUzI1NiJ9.c2VjcmV0";
+  static const char flag_secret[] = "flag-pw-4d9c1e77a3";
+  char dir[] = "/tmp/check_service.XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char *pw_file = write_secret(dir, "wt-password", wt_password);
+  char *sa_file = write_secret(dir, "sa-token", sa_token);
+
+  fh_server *prov = fh_start();
+  /* Some APIs quote the credential they refuse. */
+  char *refuse_em =
+      cs_asprintf("{\"message\":\"Invalid auth-token %s\"}", em_token);
+  fh_set(prov, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 401, .body = refuse_em});
+  fh_set(prov, "/v3/carbon-intensity/forecast",
+         (fh_reply){.status = 401, .body = refuse_em});
+  fh_set(prov, "/v3/carbon-intensity/history",
+         (fh_reply){.status = 401, .body = refuse_em});
+  char *login = cs_asprintf("{\"token\":\"%s\"}", wt_issued);
+  fh_set(prov, "/login", (fh_reply){.body = login});
+  char *refuse_wt = cs_asprintf("{\"error\":\"token %s expired\"}", wt_issued);
+  fh_set(prov, "/v3/forecast", (fh_reply){.status = 401, .body = refuse_wt});
+  fh_set(prov, "/v3/region-from-loc",
+         (fh_reply){.status = 401, .body = "{\"error\":\"token expired\"}"});
+  fk_server *api = fk_start(kube_unauthorized, NULL);
+  char *kubeconfig = cs_asprintf(
+      "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+      "clusters:\n- name: c\n  cluster:\n    server: %s\n"
+      "contexts:\n- name: t\n  context:\n    cluster: c\n    user: sa\n"
+      "users:\n- name: sa\n  user:\n    tokenFile: %s\n",
+      fk_url(api), sa_file);
+  char *kc_file = write_secret(dir, "kubeconfig", kubeconfig);
+
+  char *e_em_url =
+      cs_asprintf("CARBONSHIFT_ELECTRICITYMAPS_URL=%s/v3", fh_url(prov));
+  char *e_em_tok =
+      cs_asprintf("CARBONSHIFT_ELECTRICITYMAPS_TOKEN=%s", em_token);
+  char *e_wt_url = cs_asprintf("CARBONSHIFT_WATTTIME_URL=%s", fh_url(prov));
+  char *e_wt_pw = cs_asprintf("CARBONSHIFT_WATTTIME_PASSWORD_FILE=%s", pw_file);
+  char *e_kc = cs_asprintf("CARBONSHIFT_KUBE_KUBECONFIG=%s", kc_file);
+  const char *env[] = {
+      e_em_url, e_em_tok,
+      e_wt_url, "CARBONSHIFT_WATTTIME_USERNAME=carbonshift-test",
+      e_wt_pw,  "CARBONSHIFT_KUBE_MODE=kubeconfig",
+      e_kc,     "CARBONSHIFT_CARBON_REFRESH_INTERVAL=10s",
+      NULL};
+  char *user_pw = cs_asprintf("carbonshift-test:%s", wt_password);
+  char *basic = base64(user_pw);
+  const char *secrets[] = {em_token, wt_password, wt_issued, sa_token,
+                           basic,    flag_secret, NULL};
+
+  /* The running service, at the highest verbosity. */
+  service s;
+  const char *flags[] = {"-v", "10", NULL};
+  start_with(&s, "http", flags, env, true);
+  size_t len;
+  char *body =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  cs_buf replies;
+  cs_buf_init(&replies, 0);
+  post(&s, "/prioritize", body, len, NULL, &replies, NULL);
+  free(body);
+  /* Every secret reached the server it is for, and was refused. */
+  int waited = 0;
+  while (waited++ < 100 * (int)tu_slowdown() &&
+         (fh_hits(prov, "/v3/carbon-intensity/latest") < 1 ||
+          fh_hits(prov, "/login") < 2 || fk_count(api) < 2))
+    usleep(100000);
+  char *em_seen =
+      fh_last_header(prov, "/v3/carbon-intensity/latest", "auth-token");
+  char *wt_seen = fh_last_header(prov, "/login", "Authorization");
+  ck_assert_msg(em_seen && !strcmp(em_seen, em_token), "auth-token: %s",
+                em_seen ? em_seen : "(none)");
+  char *want_basic = cs_asprintf("Basic %s", basic);
+  ck_assert_msg(wt_seen && !strcmp(wt_seen, want_basic), "Authorization: %s",
+                wt_seen ? wt_seen : "(none)");
+  ck_assert_uint_ge(fk_count(api), 2);
+  char *want_bearer = cs_asprintf("Bearer %s", sa_token);
+  ck_assert_str_eq(fk_get(api, 0)->auth, want_bearer);
+  char *wt_data = fh_last_header(prov, "/v3/forecast", "Authorization");
+  if (!wt_data)
+    wt_data = fh_last_header(prov, "/v3/region-from-loc", "Authorization");
+  char *want_issued = cs_asprintf("Bearer %s", wt_issued);
+  ck_assert_msg(wt_data && !strcmp(wt_data, want_issued), "WattTime data: %s",
+                wt_data ? wt_data : "(none)");
+  /* What an operator or a scraper can read. */
+  get(&s, "/metrics", &replies);
+  get(&s, "/readyz", &replies);
+  cs_buf_putc(&replies, '\0');
+  assert_no_secret(replies.data, "the HTTP replies", secrets);
+  kill(s.pid, SIGTERM);
+  ck_assert_int_eq(wait_exit(&s), 0);
+  cs_buf_putc(&s.log, '\0');
+  /* The errors were logged (so the test looked at real error lines). */
+  ck_assert_ptr_nonnull(strstr(s.log.data, "401"));
+  assert_no_secret(s.log.data, "the service's logs", secrets);
+  cs_buf_free(&s.log);
+
+  /* --print-config lists the secrets' settings, redacted. */
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  const char *print[] = {"--print-config", NULL};
+  ck_assert_int_eq(run_to_exit(print, env, &out), 0);
+  cs_buf_putc(&out, '\0');
+  ck_assert_ptr_nonnull(strstr(out.data, "\"electricitymaps.token\""));
+  ck_assert_ptr_nonnull(strstr(out.data, "<redacted>"));
+  assert_no_secret(out.data, "--print-config", secrets);
+
+  /* A bad configuration: a secret given as a flag is refused without
+   * being echoed, next to other errors. */
+  out.len = 0;
+  char *set = cs_asprintf("watttime.password=%s", flag_secret);
+  const char *bad[] = {"--set", set, "--set", "http.threads=-3", NULL};
+  ck_assert_int_eq(run_to_exit(bad, env, &out), 2);
+  cs_buf_putc(&out, '\0');
+  ck_assert_ptr_nonnull(strstr(out.data, "watttime.password"));
+  assert_no_secret(out.data, "the configuration errors", secrets);
+
+  cs_buf_free(&out);
+  cs_buf_free(&replies);
+  fh_stop(prov);
+  fk_stop(api);
+  char *rm = cs_asprintf("rm -rf '%s'", dir);
+  ck_assert_int_eq(system(rm), 0);
+  free(rm);
+  free(set);
+  free(em_seen);
+  free(wt_seen);
+  free(wt_data);
+  free(want_basic);
+  free(want_bearer);
+  free(want_issued);
+  free(user_pw);
+  free(basic);
+  free(e_em_url);
+  free(e_em_tok);
+  free(e_wt_url);
+  free(e_wt_pw);
+  free(e_kc);
+  free(kc_file);
+  free(kubeconfig);
+  free(login);
+  free(refuse_em);
+  free(refuse_wt);
+  free(pw_file);
+  free(sa_file);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("service");
@@ -567,6 +824,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_service_http_fixtures);
   tcase_add_test(tc, test_service_https_and_mtls_fixtures);
   tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
+  tcase_add_test(tc, test_service_secrets_never_in_output);
   suite_add_tcase(s, tc);
   return s;
 }
