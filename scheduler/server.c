@@ -40,6 +40,12 @@
 #define MAX_PEM_BYTES (1u << 20)
 /* Longest path kept for logs. */
 #define MAX_LOG_PATH 256
+/* During a graceful stop, how long open connections must stay quiet
+ * before the server stops: a request already sent on a kept-alive
+ * connection may take a while to be read on a busy or CPU-throttled node
+ * (CFS quota periods are 100 ms), and it would be cut if the server
+ * stopped first. */
+#define DRAIN_QUIET_MS 500
 /* Bound on the /readyz detail the handler may append. */
 #define MAX_READY_DETAIL (64u << 10)
 
@@ -1049,9 +1055,10 @@ unsigned cs_server_port(const cs_server *s)
   return s ? s->port : 0;
 }
 
-/* Waits until no request is in flight and none started during a short
- * grace period (a request on an idle keep-alive connection may be on its
- * way), or until the deadline. Returns the requests still in flight. */
+/* Waits until no request is in flight and, while connections are still
+ * open, none started during DRAIN_QUIET_MS (a request on a kept-alive
+ * connection may be on its way), or until the deadline. Returns the
+ * requests still in flight. */
 static unsigned drain(cs_server *s, unsigned timeout_ms)
 {
   struct timespec deadline;
@@ -1067,13 +1074,15 @@ static unsigned drain(cs_server *s, unsigned timeout_ms)
     int w = 0;
     while (s->inflight && w != ETIMEDOUT)
       w = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
-    if (s->inflight)
+    /* With the listener shut, nothing new can arrive once no connection
+     * is open. */
+    if (s->inflight || atomic_load(&s->open_conns) == 0)
       break;
     uint64_t started = s->started;
     struct timespec grace;
     clock_gettime(CLOCK_MONOTONIC, &grace);
-    grace.tv_nsec += 50 * 1000000L;
-    if (grace.tv_nsec >= 1000000000L) {
+    grace.tv_nsec += DRAIN_QUIET_MS * 1000000L;
+    while (grace.tv_nsec >= 1000000000L) {
       grace.tv_sec++;
       grace.tv_nsec -= 1000000000L;
     }

@@ -996,6 +996,38 @@ START_TEST(test_server_shutdown_refuses_new_connections_while_draining)
 }
 END_TEST
 
+START_TEST(test_server_shutdown_serves_kept_alive_connection_while_quiet)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  unsigned port = cs_server_port(S);
+  CURL *h = curl_easy_init();
+  call c = {.path = "/filter"};
+  resp r;
+  do_call(h, port, &c, &r);
+  ck_assert_int_eq(r.status, 200);
+  /* The stop begins while the connection is idle; a request sent on it
+   * 200 ms later (a busy client, a throttled node) is still answered, on
+   * the same connection, and told to close. */
+  cs_err rc = CS_EINTERNAL;
+  pthread_t stopper;
+  uint64_t t0 = cs_clock_mono_ns();
+  pthread_create(&stopper, NULL, shutdown_thread, &rc);
+  usleep(200000);
+  do_call(h, port, &c, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_int_eq(r.new_conns, 0);
+  ck_assert_str_eq(r.conn, "close");
+  curl_easy_cleanup(h);
+  pthread_join(stopper, NULL);
+  ck_assert_int_eq(rc, CS_OK);
+  /* With no connection left open the stop does not wait longer. */
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs < 2.0 * tu_slowdown(), "the stop took %.2f s", secs);
+}
+END_TEST
+
 START_TEST(test_server_shutdown_timeout_reported)
 {
   cs_server_opts o = base_opts();
@@ -1500,6 +1532,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_shutdown_finishes_in_flight_request);
   tcase_add_test(tc,
                  test_server_shutdown_refuses_new_connections_while_draining);
+  tcase_add_test(tc,
+                 test_server_shutdown_serves_kept_alive_connection_while_quiet);
   tcase_add_test(tc, test_server_shutdown_timeout_reported);
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);
