@@ -2,8 +2,10 @@
 #
 #   make              build bin/carbonshift
 #   make run          build and start the service on its embedded defaults
-#   make check        build and run every test (what CI runs)
+#   make check        build and run every test (what CI runs), the unit
+#                     suites also under ASan+UBSan (tests/unit/rules.mk)
 #   make SANITIZER=address check   the same under AddressSanitizer
+#   make valgrind     the unit suites under valgrind memcheck, no leaks
 #   make V=1 ...      show the commands
 #
 # Sources are discovered, not listed: a new module is a new .c file in

@@ -81,6 +81,63 @@ static void provider_message(const char *body, size_t len, char *out,
   cJSON_Delete(j);
 }
 
+/* Adds `s` (n bytes) to the list of credentials to scrub when it is long
+ * enough to be one: short values would mangle messages. */
+static void add_secret(const char **list, size_t *len, size_t cap,
+                       const char *s, size_t n, size_t *lens)
+{
+  if (s && n >= 4 && *len < cap) {
+    lens[*len] = n;
+    list[(*len)++] = s;
+  }
+}
+
+/* A copy of body[0..len) in which every credential of the request (the
+ * Basic password, each header's value and that value's last word, as in
+ * "Bearer <token>") is replaced by "<redacted>": some APIs quote the
+ * credential they refuse, and error messages end up in logs. Caller
+ * frees. */
+static char *scrub(const char *body, size_t len, const cs_http_request *req,
+                   size_t *out_len)
+{
+  enum { CAP = 2 * CS_HTTP_MAX_HEADERS + 1 };
+  const char *sec[CAP];
+  size_t sl[CAP], ns = 0;
+  if (req->basic_password)
+    add_secret(sec, &ns, CAP, req->basic_password, strlen(req->basic_password),
+               sl);
+  for (size_t i = 0; i < req->nheaders; i++) {
+    const char *v = strchr(req->headers[i], ':');
+    if (!v)
+      continue;
+    while (*++v == ' ')
+      ;
+    add_secret(sec, &ns, CAP, v, strlen(v), sl);
+    const char *w = strrchr(v, ' ');
+    if (w)
+      add_secret(sec, &ns, CAP, w + 1, strlen(w + 1), sl);
+  }
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  for (size_t i = 0; i < len;) {
+    size_t k = 0;
+    while (k < ns && !(sl[k] <= len - i && !memcmp(body + i, sec[k], sl[k])))
+      k++;
+    if (k < ns) {
+      cs_buf_puts(&b, "<redacted>");
+      i += sl[k];
+    } else {
+      cs_buf_putc(&b, body[i++]);
+    }
+  }
+  char *out = cs_buf_release(&b, out_len);
+  if (!out) {
+    *out_len = 0;
+    out = cs_strdup("");
+  }
+  return out;
+}
+
 cs_err cs_remote_get_json(cs_remote *r, const char *path,
                           const char *const *headers, size_t nheaders,
                           const char *user, const char *password, cJSON **out,
@@ -132,7 +189,10 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
   }
   if (resp.status < 200 || resp.status > 299) {
     char msg[200];
-    provider_message(body, resp.body.len, msg, sizeof(msg));
+    size_t clean_len;
+    char *clean = scrub(body, resp.body.len, &req, &clean_len);
+    provider_message(clean, clean_len, msg, sizeof(msg));
+    free(clean);
     switch (resp.status) {
     case 401:
     case 403:
@@ -161,7 +221,10 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
   cJSON *j = cJSON_ParseWithLength(body, resp.body.len);
   if (!j) {
     char snip[64];
-    snippet(body, resp.body.len < 40 ? resp.body.len : 40, snip, sizeof(snip));
+    size_t clean_len;
+    char *clean = scrub(body, resp.body.len, &req, &clean_len);
+    snippet(clean, clean_len < 40 ? clean_len : 40, snip, sizeof(snip));
+    free(clean);
     snprintf(err, errcap,
              "GET %s%s: the %zu-byte body is not valid JSON (truncated or "
              "garbled), starting \"%s\"",

@@ -151,6 +151,32 @@ START_TEST(test_electricitymaps_answer_for_another_zone_refused)
 }
 END_TEST
 
+START_TEST(test_electricitymaps_current_refusal_quoting_token_redacted)
+{
+  /* An API that quotes the credential it refuses, in a JSON message and
+   * in a plain-text body: neither the error nor the log repeats it. */
+  const char *bodies[] = {"{\"message\":\"token sekrit-token is not valid\"}",
+                          "bad auth-token: sekrit-token (revoked)"};
+  for (size_t i = 0; i < 2; i++) {
+    fh_push(srv, "/v3/carbon-intensity/latest",
+            (fh_reply){.status = 401,
+                       .body = bodies[i],
+                       .content_type = i ? "text/plain" : NULL});
+    cs_provider *p = make(NULL, 0);
+    cs_signal v;
+    fh_log_capture();
+    ck_assert_int_eq(p->ops->current(p, "FR", 1678836000, &v), CS_EAUTH);
+    char *log = fh_log_take();
+    ck_assert_msg(!strstr(log, "sekrit"), "case %zu: %s", i, log);
+    ck_assert_msg(strstr(log, i ? "bad auth-token: <redacted> (revoked)"
+                                : "token <redacted> is not valid"),
+                  "case %zu: %s", i, log);
+    free(log);
+    cs_provider_free(p);
+  }
+}
+END_TEST
+
 START_TEST(test_electricitymaps_current_faults)
 {
   cs_provider *p = make(NULL, 0);
@@ -266,6 +292,8 @@ int main(void)
   tcase_add_test(tc, test_electricitymaps_forecast_fixture);
   tcase_add_test(tc, test_electricitymaps_forecast_history_skips_null);
   tcase_add_test(tc, test_electricitymaps_current_unauthorized);
+  tcase_add_test(tc,
+                 test_electricitymaps_current_refusal_quoting_token_redacted);
   tcase_add_test(tc, test_electricitymaps_current_faults);
   tcase_add_test(tc, test_electricitymaps_current_timeout);
   tcase_add_test(tc, test_electricitymaps_forecast_empty);

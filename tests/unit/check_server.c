@@ -9,12 +9,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,7 @@
 #include "carbon/util/log.h"
 #include "scheduler/server.h"
 #include "tests/unit/prom_testutil.h"
+#include "tests/unit/testutil.h"
 #include "tests/unit/tls_testutil.h"
 
 /* ---- the test handler ------------------------------------------------- */
@@ -916,6 +919,28 @@ static void *slow_client(void *arg)
   return NULL;
 }
 
+/* Starts a request that sleeps in the handler (H.sleep_ms) on thread *t
+ * and returns once it is inside. */
+static void start_slow_request(pthread_t *t, resp *r)
+{
+  pthread_create(t, NULL, slow_client, r);
+  while (!atomic_load(&H.sleeping))
+    usleep(1000);
+}
+
+/* 0 when a TCP connection to the port is accepted (and closed again), else
+ * connect's errno. */
+static int connect_errno(unsigned port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int e = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
+  close(fd);
+  return e;
+}
+
 START_TEST(test_server_shutdown_finishes_in_flight_request)
 {
   cs_server_opts o = base_opts();
@@ -923,9 +948,7 @@ START_TEST(test_server_shutdown_finishes_in_flight_request)
   unsigned port = cs_server_port(S);
   resp r;
   pthread_t t;
-  pthread_create(&t, NULL, slow_client, &r);
-  while (!atomic_load(&H.sleeping))
-    usleep(1000);
+  start_slow_request(&t, &r);
   uint64_t t0 = cs_clock_mono_ns();
   ck_assert_int_eq(cs_server_shutdown(S, 5000), CS_OK);
   double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
@@ -936,14 +959,72 @@ START_TEST(test_server_shutdown_finishes_in_flight_request)
   ck_assert_str_eq(r.conn, "close");
   ck_assert_double_lt(secs, 3.0);
   /* No longer listening. */
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_ne(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  close(fd);
+  ck_assert_int_ne(connect_errno(port), 0);
   ck_assert_int_eq(cs_server_shutdown(S, 100), CS_OK); /* again: no-op */
   ck_assert_ptr_nonnull(strstr(logged(), "\"msg\":\"HTTP server stopped\""));
+}
+END_TEST
+
+static void *shutdown_thread(void *arg)
+{
+  cs_err *rc = arg;
+  *rc = cs_server_shutdown(S, 5000);
+  return NULL;
+}
+
+START_TEST(test_server_shutdown_refuses_new_connections_while_draining)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  unsigned port = cs_server_port(S);
+  resp r;
+  pthread_t client, stopper;
+  start_slow_request(&client, &r);
+  cs_err rc = CS_EINTERNAL;
+  pthread_create(&stopper, NULL, shutdown_thread, &rc);
+  usleep(200000); /* the slow request keeps the server draining */
+  /* A new connection is refused at once rather than parked in the
+   * kernel's backlog until the server closes. */
+  int e = connect_errno(port);
+  ck_assert_msg(e == ECONNREFUSED, "connect during the drain: %s",
+                e ? strerror(e) : "accepted");
+  pthread_join(stopper, NULL);
+  pthread_join(client, NULL);
+  ck_assert_int_eq(rc, CS_OK);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(r.conn, "close");
+}
+END_TEST
+
+START_TEST(test_server_shutdown_serves_kept_alive_connection_while_quiet)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  unsigned port = cs_server_port(S);
+  CURL *h = curl_easy_init();
+  call c = {.path = "/filter"};
+  resp r;
+  do_call(h, port, &c, &r);
+  ck_assert_int_eq(r.status, 200);
+  /* The stop begins while the connection is idle; a request sent on it
+   * 200 ms later (a busy client, a throttled node) is still answered, on
+   * the same connection, and told to close. */
+  cs_err rc = CS_EINTERNAL;
+  pthread_t stopper;
+  uint64_t t0 = cs_clock_mono_ns();
+  pthread_create(&stopper, NULL, shutdown_thread, &rc);
+  usleep(200000);
+  do_call(h, port, &c, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_int_eq(r.new_conns, 0);
+  ck_assert_str_eq(r.conn, "close");
+  curl_easy_cleanup(h);
+  pthread_join(stopper, NULL);
+  ck_assert_int_eq(rc, CS_OK);
+  /* With no connection left open the stop does not wait longer. */
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs < 2.0 * tu_slowdown(), "the stop took %.2f s", secs);
 }
 END_TEST
 
@@ -954,9 +1035,7 @@ START_TEST(test_server_shutdown_timeout_reported)
   atomic_store(&H.sleep_ms, 1500);
   resp r;
   pthread_t t;
-  pthread_create(&t, NULL, slow_client, &r);
-  while (!atomic_load(&H.sleeping))
-    usleep(1000);
+  start_slow_request(&t, &r);
   uint64_t t0 = cs_clock_mono_ns();
   ck_assert_int_eq(cs_server_shutdown(S, 200), CS_ETIMEDOUT);
   double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
@@ -1154,6 +1233,284 @@ START_TEST(test_server_free_releases_sockets)
 }
 END_TEST
 
+/* Makes sure this (forked) test may open `need` descriptors, raising the
+ * soft limit up to the hard one. */
+static void need_fds(rlim_t need)
+{
+  struct rlimit rl;
+  ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_cur >= need)
+    return;
+  ck_assert_msg(rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need,
+                "this test needs %llu file descriptors; the hard limit is "
+                "%llu (raise it with ulimit -Hn)",
+                (unsigned long long)need, (unsigned long long)rl.rlim_max);
+  rl.rlim_cur = need;
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+static void wait_open(double want, int timeout_ms)
+{
+  for (int i = 0; i < timeout_ms / 10 && gauge_open() != want; i++)
+    usleep(10000);
+  ck_assert_double_eq(gauge_open(), want);
+}
+
+/* A raw HTTP/1.1 exchange in progress on one of many sockets. */
+typedef struct pending {
+  int fd;
+  char buf[1024];
+  size_t got;
+  bool done;
+} pending;
+
+/* True once p holds a whole reply (the head and Content-Length bytes). */
+static bool reply_complete(const pending *p)
+{
+  const char *end = strstr(p->buf, "\r\n\r\n");
+  const char *cl = strcasestr(p->buf, "\r\nContent-Length:");
+  if (!end || !cl || cl > end)
+    return false;
+  size_t want = (size_t)strtoul(cl + 17, NULL, 10);
+  return p->got >= (size_t)(end + 4 - p->buf) + want;
+}
+
+/* Reads the replies on every socket at once, until each is complete or
+ * closed, or timeout_ms pass. */
+static void read_replies(pending *ps, size_t n, int timeout_ms)
+{
+  struct pollfd *pf = cs_calloc(n, sizeof(*pf));
+  uint64_t end = cs_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+  for (;;) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+      if (!ps[i].done)
+        pf[k++] = (struct pollfd){ps[i].fd, POLLIN, 0};
+    if (!k || cs_clock_mono_ns() >= end)
+      break;
+    if (poll(pf, k, 100) <= 0)
+      continue;
+    for (size_t j = 0; j < k; j++) {
+      if (!pf[j].revents)
+        continue;
+      pending *p = NULL;
+      for (size_t i = 0; i < n && !p; i++)
+        if (ps[i].fd == pf[j].fd)
+          p = &ps[i];
+      ssize_t r = recv(p->fd, p->buf + p->got, sizeof(p->buf) - 1 - p->got, 0);
+      if (r <= 0) {
+        p->done = true;
+        continue;
+      }
+      p->got += (size_t)r;
+      p->buf[p->got] = '\0';
+      p->done = reply_complete(p) || p->got + 1 == sizeof(p->buf);
+    }
+  }
+  free(pf);
+}
+
+/* Sends req on every connection at once and reads the replies; returns
+ * how many are a complete 200 with the handler's answer ("Len":2). */
+static int round_trip(pending *ps, int n, const char *req, int timeout_ms)
+{
+  for (int i = 0; i < n; i++) {
+    ps[i].got = 0;
+    ps[i].buf[0] = '\0';
+    ps[i].done = false;
+    raw_send(ps[i].fd, req);
+  }
+  read_replies(ps, (size_t)n, timeout_ms);
+  int ok = 0;
+  for (int i = 0; i < n; i++) {
+    bool good = strncmp(ps[i].buf, "HTTP/1.1 200", 12) == 0 &&
+                reply_complete(&ps[i]) && strstr(ps[i].buf, "\"Len\":2");
+    if (!good && ok == i)
+      fprintf(stderr, "connection %d got: %.200s\n", i, ps[i].buf);
+    ok += good;
+  }
+  return ok;
+}
+
+START_TEST(test_server_thousand_concurrent_connections_answered)
+{
+  enum { N = 1000 };
+  /* Both ends of every connection live in this process. */
+  need_fds(2 * N + 256);
+  cs_server_opts o = base_opts(); /* the default limit of 1024 */
+  o.connection_timeout_s = 60;
+  S = start(&o);
+  pending *ps = cs_calloc(N, sizeof(*ps));
+  for (int i = 0; i < N; i++)
+    ps[i].fd = raw_connect(cs_server_port(S));
+  /* All 1,000 are open at once before any sends a request. */
+  wait_open(N, 10000);
+  static const char req[] = "POST /prioritize HTTP/1.1\r\nHost: x\r\n"
+                            "Content-Type: application/json\r\n"
+                            "Content-Length: 2\r\n\r\n{}";
+  ck_assert_int_eq(round_trip(ps, N, req, 20000), N);
+  /* The same connections, kept alive, at once again: each request is
+   * served when it arrives, not when the idle timeout would fire (with
+   * libmicrohttpd's epoll loop, a hundred or more connections becoming
+   * ready together left some unserved until then). */
+  uint64_t t0 = cs_clock_mono_ns();
+  ck_assert_int_eq(round_trip(ps, N, req, 20000), N);
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs < 10.0, "the second round took %.1f s", secs);
+  ck_assert_int_eq(atomic_load(&H.calls), 2 * N);
+  for (int i = 0; i < N; i++)
+    close(ps[i].fd);
+  free(ps);
+  /* Closed connections are noticed at once too. */
+  wait_open(0, 5000);
+}
+END_TEST
+
+START_TEST(test_server_slow_clients_do_not_block_others)
+{
+  enum { SLOW = 60, ROUNDS = 30 };
+  cs_server_opts o = base_opts(); /* two threads */
+  o.connection_timeout_s = 2;
+  o.request_timeout_ms = 1000;
+  S = start(&o);
+  unsigned port = cs_server_port(S);
+  /* Three kinds of slow client: connected and silent; trickling a request
+   * head one byte at a time; a head sent, then the body one byte at a
+   * time. */
+  int fd[SLOW];
+  for (int i = 0; i < SLOW; i++) {
+    fd[i] = raw_connect(port);
+    if (i % 3 == 1)
+      raw_send(fd[i], "POST /filter HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    else if (i % 3 == 2)
+      raw_send(fd[i], "POST /filter HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Type: application/json\r\n"
+                      "Content-Length: 1000\r\n\r\n{");
+  }
+  wait_open(SLOW, 5000);
+  /* Meanwhile ordinary requests are answered at once. */
+  double worst = 0;
+  CURL *h = curl_easy_init();
+  for (int r = 0; r < ROUNDS; r++) {
+    for (int i = 0; i < SLOW; i++)
+      if (i % 3)
+        (void)raw_try_send(fd[i], " ", 1);
+    call c = {.path = "/prioritize", .timeout_ms = 2000};
+    resp rs;
+    uint64_t t0 = cs_clock_mono_ns();
+    do_call(r % 2 ? h : NULL, port, &c, &rs);
+    double ms = (double)(cs_clock_mono_ns() - t0) / 1e6;
+    worst = ms > worst ? ms : worst;
+    ck_assert_msg(rs.cc == CURLE_OK && rs.status == 200,
+                  "round %d: %s (status %ld)", r, rs.errbuf, rs.status);
+    usleep(100000);
+  }
+  curl_easy_cleanup(h);
+  ck_assert_msg(worst < 1000, "an ordinary request waited %.0f ms", worst);
+  ck_assert_int_eq(atomic_load(&H.calls), ROUNDS);
+  /* After 3 s the silent ones were closed by http.connectionTimeout and
+   * the slow bodies cut by http.requestTimeout; the server answered none
+   * of them with a reply. */
+  for (int i = 0; i < SLOW; i++) {
+    if (i % 3 == 1)
+      continue;
+    char b[512];
+    bool closed;
+    raw_read(fd[i], b, sizeof(b), 3000, &closed);
+    ck_assert_msg(closed, "slow client %d (kind %d) still open", i, i % 3);
+    ck_assert_msg(i % 3 == 2 || b[0] == '\0', "client %d got: %s", i, b);
+  }
+  for (int i = 0; i < SLOW; i++)
+    close(fd[i]);
+  ck_assert_double_eq(
+      metric("carbonshift_http_requests_total", "filter", "408"), SLOW / 3);
+  wait_open(0, 5000);
+}
+END_TEST
+
+/* The first flight of a TLS client (a ClientHello record), made by OpenSSL
+ * into memory. */
+static unsigned char *client_hello(size_t *n)
+{
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  ck_assert_ptr_nonnull(ctx);
+  SSL *ssl = SSL_new(ctx);
+  BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl, rb, wb);
+  SSL_set_tlsext_host_name(ssl, "localhost");
+  ck_assert_int_eq(SSL_connect(ssl), -1);
+  ck_assert_int_eq(SSL_get_error(ssl, -1), SSL_ERROR_WANT_READ);
+  char *p;
+  long len = BIO_get_mem_data(wb, &p);
+  ck_assert_int_gt(len, 64);
+  ck_assert_int_eq((unsigned char)p[0], 0x16); /* a handshake record */
+  unsigned char *out = cs_malloc((size_t)len);
+  memcpy(out, p, (size_t)len);
+  *n = (size_t)len;
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  return out;
+}
+
+START_TEST(test_server_truncated_tls_handshakes_do_not_block_others)
+{
+  enum { K = 40 };
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  cs_server_opts o = base_opts();
+  o.tls_cert_file = t.server_cert;
+  o.tls_key_file = t.server_key;
+  /* Under valgrind a complete handshake alone takes about a second. */
+  unsigned idle = tu_slowdown() > 1 ? 10 : 1;
+  o.connection_timeout_s = idle;
+  S = start(&o);
+  unsigned port = cs_server_port(S);
+  int fds_before = count_fds();
+  size_t hn;
+  unsigned char *hello = client_hello(&hn);
+  /* Four kinds: half a ClientHello, then close at once; half, then stall;
+   * only 3 bytes of the record header, then stall; the whole ClientHello
+   * and never reading the server's answer. */
+  int fd[K];
+  for (int i = 0; i < K; i++) {
+    fd[i] = raw_connect(port);
+    size_t part = i % 4 == 2 ? 3 : i % 4 == 3 ? hn : hn / 2;
+    ck_assert(raw_try_send(fd[i], hello, part));
+    if (i % 4 == 0) {
+      close(fd[i]);
+      fd[i] = -1;
+    }
+  }
+  free(hello);
+  /* Complete clients are served meanwhile. */
+  for (int r = 0; r < 5; r++) {
+    call c = {.path = "/filter", .https = true, .ca = t.ca_cert};
+    resp rs;
+    do_call(NULL, port, &c, &rs);
+    ck_assert_msg(rs.cc == CURLE_OK && rs.status == 200, "%s", rs.errbuf);
+  }
+  /* The stalled ones are closed by http.connectionTimeout. */
+  uint64_t t0 = cs_clock_mono_ns();
+  for (int i = 0; i < K; i++) {
+    if (fd[i] < 0)
+      continue;
+    char b[8192];
+    bool closed;
+    raw_read(fd[i], b, sizeof(b), (int)(idle * 5000), &closed);
+    ck_assert_msg(closed, "stalled handshake %d (kind %d) still open", i,
+                  i % 4);
+    close(fd[i]);
+  }
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs < 4.0 * idle, "stalled handshakes lasted %.1f s", secs);
+  ck_assert_int_eq(atomic_load(&H.calls), 5);
+  /* Nothing is left behind: no connection, no descriptor. */
+  wait_open(0, 5000);
+  ck_assert_int_eq(count_fds(), fds_before);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("server");
@@ -1173,12 +1530,18 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_healthz_and_readyz);
   tcase_add_test(tc, test_server_metrics_count_requests);
   tcase_add_test(tc, test_server_shutdown_finishes_in_flight_request);
+  tcase_add_test(tc,
+                 test_server_shutdown_refuses_new_connections_while_draining);
+  tcase_add_test(tc,
+                 test_server_shutdown_serves_kept_alive_connection_while_quiet);
   tcase_add_test(tc, test_server_shutdown_timeout_reported);
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);
   tcase_add_test(tc, test_server_new_reports_bad_options);
   tcase_add_test(tc, test_server_new_listens_on_ipv6_loopback);
   tcase_add_test(tc, test_server_free_releases_sockets);
+  tcase_add_test(tc, test_server_thousand_concurrent_connections_answered);
+  tcase_add_test(tc, test_server_slow_clients_do_not_block_others);
   suite_add_tcase(s, tc);
   TCase *tls = tcase_create("tls");
   tcase_set_timeout(tls, 60);
@@ -1186,6 +1549,7 @@ static Suite *suite(void)
   tcase_add_test(tls, test_server_https_with_server_cert);
   tcase_add_test(tls, test_server_mtls_client_cert_checked);
   tcase_add_test(tls, test_server_tls_below_1_2_refused);
+  tcase_add_test(tls, test_server_truncated_tls_handshakes_do_not_block_others);
   suite_add_tcase(s, tls);
   return s;
 }

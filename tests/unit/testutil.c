@@ -33,3 +33,9 @@ char *tu_read_shared(const char *rel, size_t *len)
   snprintf(path, sizeof(path), "%s/%s", tu_shared_dir(), rel);
   return tu_read_file(path, len);
 }
+
+unsigned tu_slowdown(void)
+{
+  const char *v = getenv("CS_VALGRIND");
+  return v && *v ? 50 : 1;
+}

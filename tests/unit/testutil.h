@@ -13,5 +13,10 @@ const char *tu_shared_dir(void);
 char *tu_read_file(const char *path, size_t *len);
 /* Reads ../shared/<rel>. */
 char *tu_read_shared(const char *rel, size_t *len);
+/* How many times slower than native the tests run: 50 under `make
+ * valgrind` (which sets CS_VALGRIND), else 1. Time bounds that check a
+ * behaviour (a hang does not block, a timeout fires) are multiplied by it;
+ * the behaviour they check stays the same. */
+unsigned tu_slowdown(void);
 
 #endif
