@@ -8,7 +8,7 @@
  * connection sends its next request when the previous reply has arrived).
  * Per case it prints
  *   bench verb=... mode=... nodes=... conc=... p50_ms=... p99_ms=... rps=...
- *         body_mb=... rss_mb=... errors=... cpu_mb_s=...
+ *         body_mb=... rss_mb=... errors=... cpu_mb_s=... cpu_ms=...
  * and per payload the parse floor. MB are MiB (2^20 bytes). The same figures
  * go to a JSON file. The exit status is 1 when any request failed or any
  * reply did not have the expected shape, so `make check` can run it briefly.
@@ -842,7 +842,7 @@ static void *closed_loop(void *arg)
 }
 
 typedef struct result {
-  double p50, p99, rps, body_mib, rss, cpu_mib_s, wall;
+  double p50, p99, rps, body_mib, rss, cpu_mib_s, cpu_ms, wall;
   long requests, errors;
 } result;
 
@@ -889,6 +889,7 @@ static result run_case(const service *sv, const request_spec *spec, int conc,
   r.rss = rss_mib(sv->pid);
   long sent = r.requests + r.errors + conc; /* with the warm-ups */
   r.cpu_mib_s = cpu > 0 ? (double)sent * r.body_mib / cpu : NAN;
+  r.cpu_ms = cpu * 1e3 / (double)sent;
   free(all.v);
   free(ws);
   return r;
@@ -897,7 +898,7 @@ static result run_case(const service *sv, const request_spec *spec, int conc,
 /* --------------------------------------------------------- parse floor */
 
 typedef struct floor_t {
-  double jscan_ms, cjson_ms;
+  double jscan_ms, jscan_p50_ms, cjson_ms;
 } floor_t;
 
 /* The least time, over several runs, to validate the body once with the
@@ -905,8 +906,9 @@ typedef struct floor_t {
  * uses), and, for reference, to build it as a cJSON tree. */
 static floor_t parse_floor(const char *body, size_t len)
 {
-  floor_t f = {INFINITY, INFINITY};
-  int runs = len > (8u << 20) ? 5 : 20;
+  floor_t f = {INFINITY, NAN, INFINITY};
+  int runs = len > (8u << 20) ? 7 : 21;
+  samples t = {0};
   for (int i = 0; i < runs; i++) {
     cs_jscan s;
     double t0 = now_s();
@@ -916,7 +918,11 @@ static floor_t parse_floor(const char *body, size_t len)
     if (rc || cs_jscan_finish(&s))
       die("the generated payload is not valid JSON: %s", s.err);
     f.jscan_ms = fmin(f.jscan_ms, (t1 - t0) * 1e3);
+    samples_add(&t, (t1 - t0) * 1e3);
   }
+  qsort(t.v, t.n, sizeof(*t.v), cmp_double);
+  f.jscan_p50_ms = pct(&t, 50);
+  free(t.v);
   for (int i = 0; i < (runs + 1) / 2; i++) {
     double t0 = now_s();
     cJSON *doc = cJSON_ParseWithLength(body, len);
@@ -1067,17 +1073,18 @@ static bool run_cases(const opts *o, cs_buf *js)
             ok = false;
           printf("bench verb=%s mode=%s nodes=%zu conc=%d p50_ms=%.3f "
                  "p99_ms=%.3f rps=%.1f body_mb=%.3f rss_mb=%.1f errors=%ld "
-                 "cpu_mb_s=%.0f requests=%ld load=\"%s\"\n",
+                 "cpu_mb_s=%.0f cpu_ms=%.3f requests=%ld load=\"%s\"\n",
                  verb_names[verb], mode_names[mode], n, conc, r.p50, r.p99,
-                 r.rps, r.body_mib, r.rss, r.errors, r.cpu_mib_s, r.requests,
-                 loadavg(load, sizeof(load)));
+                 r.rps, r.body_mib, r.rss, r.errors, r.cpu_mib_s, r.cpu_ms,
+                 r.requests, loadavg(load, sizeof(load)));
           double ratio = r.p50 / fl.jscan_ms;
           if (conc == 1)
             printf("floor verb=%s mode=%s nodes=%zu body_mb=%.3f "
-                   "parse_ms=%.3f parser=jscan cjson_ms=%.3f p50_ms=%.3f "
-                   "ratio=%.2f\n",
+                   "parse_ms=%.3f parser=jscan parse_p50_ms=%.3f "
+                   "cjson_ms=%.3f p50_ms=%.3f ratio=%.2f cpu_ratio=%.2f\n",
                    verb_names[verb], mode_names[mode], n, r.body_mib,
-                   fl.jscan_ms, fl.cjson_ms, r.p50, ratio);
+                   fl.jscan_ms, fl.jscan_p50_ms, fl.cjson_ms, r.p50, ratio,
+                   r.cpu_ms / fl.jscan_ms);
           fflush(stdout);
           if (bad)
             fprintf(stderr, "bench: a %s reply had the wrong shape\n",
@@ -1096,13 +1103,17 @@ static bool run_cases(const opts *o, cs_buf *js)
           cs_json_int(js, "server_logged_errors", srv_errs);
           cs_json_bool(js, "reply_checked_ok", !bad);
           cs_json_num(js, "cpu_mb_s", r.cpu_mib_s, 1);
+          cs_json_num(js, "cpu_ms", r.cpu_ms, 3);
           cs_json_int(js, "requests", r.requests);
           cs_json_num(js, "seconds", r.wall, 2);
           cs_json_num(js, "parse_floor_ms", fl.jscan_ms, 3);
+          cs_json_num(js, "parse_p50_ms", fl.jscan_p50_ms, 3);
           cs_json_str(js, "parse_floor_parser", "jscan");
           cs_json_num(js, "cjson_parse_ms", fl.cjson_ms, 3);
-          if (conc == 1)
+          if (conc == 1) {
             cs_json_num(js, "p50_to_floor", ratio, 2);
+            cs_json_num(js, "cpu_to_floor", r.cpu_ms / fl.jscan_ms, 2);
+          }
           cs_json_str(js, "load", loadavg(load, sizeof(load)));
           cs_json_close(js, '}');
         }
