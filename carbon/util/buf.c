@@ -85,6 +85,13 @@ void cs_buf_puts(cs_buf *b, const char *s)
 
 void cs_buf_putc(cs_buf *b, char c)
 {
+  /* The JSON writer puts a byte at a time between values: skip the general
+   * path while there is room. */
+  if (b && !b->err && b->len + 2 <= b->alloc && b->len < b->cap) {
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return;
+  }
   cs_buf_append(b, &c, 1);
 }
 
@@ -132,9 +139,23 @@ static void json_sep(cs_buf *b, const char *key)
 void cs_json_quote(cs_buf *b, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";
+  size_t i = 0;
+  while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+    i++;
+  if (i == n) { /* nothing to escape, the common case: one reservation */
+    if (!reserve(b, n + 2))
+      return;
+    char *d = b->data + b->len;
+    d[0] = '"';
+    memcpy(d + 1, s, n);
+    d[n + 1] = '"';
+    d[n + 2] = '\0';
+    b->len += n + 2;
+    return;
+  }
   cs_buf_putc(b, '"');
   size_t run = 0; /* start of the pending run of bytes needing no escape */
-  for (size_t i = 0; i < n; i++) {
+  for (; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x20 && c != '"' && c != '\\')
       continue;
