@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "carbon/util/alloc.h"
 
@@ -44,6 +45,21 @@ cs_err cs_buf_error(const cs_buf *b)
   return b->err;
 }
 
+/* Buffers this large (request bodies and echoed replies of thousands of
+ * Nodes) are filled once, front to back: asking for transparent huge pages
+ * turns thousands of page faults per request into a few. Only a hint; the
+ * kernel may ignore it. */
+#define HUGE_BUF (8u << 20)
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+
+static void advise_huge(char *p, size_t n)
+{
+  uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  uintptr_t hi = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
+  if (hi > lo)
+    (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+}
+
 /* Makes room for n more bytes plus the terminating NUL. */
 static bool reserve(cs_buf *b, size_t n)
 {
@@ -61,6 +77,8 @@ static bool reserve(cs_buf *b, size_t n)
     alloc = alloc > SIZE_MAX / 2 ? need : alloc * 2;
   b->data = cs_realloc(b->data, alloc);
   b->alloc = alloc;
+  if (alloc >= HUGE_BUF)
+    advise_huge(b->data, alloc);
   return true;
 }
 
