@@ -294,10 +294,12 @@ typedef struct service {
   size_t head_len;
   /* Counted from the log as it streams by. At verbosity 0 an "HTTP
    * request" line is written only for failed requests. */
-  atomic_long decisions, http_errors, rejected;
+  atomic_long decisions, http_errors, rejected, shown;
+  atomic_bool armed; /* synced: failures from now on are worth showing */
 } service;
 
 static const char serving_key[] = "\"listen\":\"127.0.0.1:";
+static const char http_line[] = "\"msg\":\"HTTP request\"";
 
 static long count_in(const char *p, size_t n, const char *needle)
 {
@@ -344,8 +346,16 @@ static void *drain(void *arg)
       pthread_mutex_unlock(&s->mu);
     }
     atomic_fetch_add(&s->decisions, count_in(buf, n, "\"msg\":\"Decision\""));
-    atomic_fetch_add(&s->http_errors,
-                     count_in(buf, n, "\"msg\":\"HTTP request\""));
+    long fails = count_in(buf, n, http_line);
+    atomic_fetch_add(&s->http_errors, fails);
+    /* Show the service's own words for the first few failures. */
+    const char *f = fails ? memmem(buf, n, http_line, strlen(http_line)) : NULL;
+    if (f && atomic_load(&s->armed) && atomic_fetch_add(&s->shown, 1) < 3) {
+      const char *eol = memchr(f, '\n', n - (size_t)(f - buf));
+      int len = (int)((eol ? eol : buf + n) - f);
+      fprintf(stderr, "bench: service logged: %.*s\n", len > 400 ? 400 : len,
+              f);
+    }
     atomic_fetch_add(&s->rejected,
                      count_in(buf, n, "\"msg\":\"Request rejected\""));
     /* Keep a tail shorter than any needle, so a needle split by the read
@@ -971,7 +981,7 @@ static const char *loadavg(char *out, size_t cap)
 }
 
 /* Polls /readyz until the node cache is synced with n nodes. */
-static double wait_ready(const service *sv, size_t n)
+static double wait_ready(service *sv, size_t n)
 {
   char want[48], head[128];
   snprintf(want, sizeof(want), "\"nodes\":%zu", n);
@@ -991,6 +1001,8 @@ static double wait_ready(const service *sv, size_t n)
   free(c.buf);
   if (!ok)
     die("the node cache did not sync %s within 300 s", want);
+  /* 503s while syncing are expected; show the failures after it. */
+  atomic_store(&sv->armed, true);
   return now_s() - t0;
 }
 
