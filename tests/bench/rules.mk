@@ -33,3 +33,5 @@ soak: $(BENCH_BIN) $(PROG)
 bench-smoke: $(BENCH_BIN) $(PROG)
 	$(Q)$(BENCH_BIN) --bin $(PROG) --json $(BUILD)/bench-smoke.json \
 	  --nodes 100 --conc 1,4 --seconds 0.1 --min-requests 4 >/dev/null
+
+-include $(BENCH_OBJS:.o=.d)
