@@ -19,6 +19,10 @@ BENCH_ARGS  ?=
 SOAK_SECONDS ?= 600
 SOAK_RATE   ?= 50
 
+# The payload generator's unit test (tests/unit/check_bench_payload.c) links
+# the generator too.
+$(BUILD)/tests/check_bench_payload: $(BUILD)/tests/bench/payload.o
+
 $(BENCH_BIN): $(BENCH_OBJS) $(LIB)
 	$(say) LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
