@@ -64,6 +64,9 @@ typedef struct opts {
   double rate;
   size_t soak_nodes;
   double sample_s;
+  /* --set NAME=VALUE settings passed on to `carbonshift serve`. */
+  const char *sets[MAX_LIST];
+  size_t nsets;
 } opts;
 
 static const char *const verb_names[] = {"filter", "prioritize"};
@@ -128,7 +131,8 @@ static void usage(void)
           "             [--modes names,nodes] [--seconds S] "
           "[--min-requests N]\n"
           "       bench --soak SECONDS [--rate R] [--soak-nodes N] "
-          "[--sample S]\n");
+          "[--sample S]\n"
+          "       either with --set NAME=VALUE for the service (repeatable)\n");
   exit(2);
 }
 
@@ -214,6 +218,11 @@ static void parse_opts(int argc, char **argv, opts *o)
       if (!parse_list(v, l, &n, 1, 100000) || n != 1)
         die("--soak-nodes wants one count, not %s", v);
       o->soak_nodes = (size_t)l[0];
+    } else if (strcmp(a, "--set") == 0) {
+      if (o->nsets == MAX_LIST || !strchr(v, '='))
+        die("--set wants NAME=VALUE for the service, at most 8 times, not %s",
+            v);
+      o->sets[o->nsets++] = v;
     } else if (strcmp(a, "--sample") == 0) {
       if (!parse_pos(v, &o->sample_s))
         die("--sample wants seconds, not %s", v);
@@ -396,8 +405,16 @@ static char *write_kubeconfig(const char *url)
 /* Starts `carbonshift serve` on a free loopback port against the fake API
  * server, with the embedded defaults otherwise (builtin carbon profiles,
  * verbosity 0: one Decision line per call). */
-static void service_start(service *s, const char *bin, const char *kubeconfig)
+static void service_start(service *s, const opts *o, const char *kubeconfig)
 {
+  const char *argv[8 + 2 * MAX_LIST] = {
+      o->bin, "serve", "--listen", "127.0.0.1:0", "--kubeconfig", kubeconfig};
+  size_t argc = 6;
+  for (size_t i = 0; i < o->nsets; i++) {
+    argv[argc++] = "--set";
+    argv[argc++] = o->sets[i];
+  }
+  argv[argc] = NULL;
   memset(s, 0, sizeof(*s));
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
@@ -412,8 +429,7 @@ static void service_start(service *s, const char *bin, const char *kubeconfig)
     close(fds[0]);
     close(fds[1]);
     setenv("CARBONSHIFT_KUBE_MODE", "kubeconfig", 1);
-    execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--kubeconfig",
-          kubeconfig, (char *)NULL);
+    execv(o->bin, (char *const *)argv);
     _exit(127);
   }
   close(fds[1]);
@@ -1021,7 +1037,7 @@ static void env_start(bench_env *e, const opts *o, size_t n)
   if (!e->fk)
     die("cannot start the fake API server%s", "");
   e->kubeconfig = write_kubeconfig(fk_url(e->fk));
-  service_start(&e->sv, o->bin, e->kubeconfig);
+  service_start(&e->sv, o, e->kubeconfig);
 }
 
 static bool env_stop(bench_env *e)
