@@ -303,30 +303,38 @@ typedef struct service {
   size_t head_len;
   /* Counted from the log as it streams by. At verbosity 0 an "HTTP
    * request" line is written only for failed requests. */
-  atomic_long decisions, http_errors, rejected, shown;
+  atomic_long http_errors, rejected, shown;
   atomic_bool armed; /* synced: failures from now on are worth showing */
 } service;
 
 static const char serving_key[] = "\"listen\":\"127.0.0.1:";
 static const char http_line[] = "\"msg\":\"HTTP request\"";
 
-static long count_in(const char *p, size_t n, const char *needle)
+static const char rejected_line[] = "\"msg\":\"Request rejected\"";
+/* Bytes kept from one read to the next: one less than the longest needle,
+ * so a needle split by a read is whole in the next round, and one that was
+ * whole in the previous round cannot fit in the carry again. */
+#define CARRY (sizeof(rejected_line) - 2)
+
+/* Occurrences of needle in p[0..n) that end after p[from]: those not seen
+ * in the previous round. */
+static long count_in(const char *p, size_t n, size_t from, const char *needle)
 {
   long c = 0;
   size_t nl = strlen(needle);
   for (const char *q = p; (q = memmem(q, n - (size_t)(q - p), needle, nl));
        q += nl)
-    c++;
+    if ((size_t)(q - p) + nl > from)
+      c++;
   return c;
 }
 
 /* Reads the service's log so it never blocks on a full pipe, the way a
- * container runtime would, and counts decisions and failures. Lines split
- * across reads are stitched through a small carry. */
+ * container runtime would, and counts failures. Lines split across reads
+ * are stitched through a small carry. */
 static void *drain(void *arg)
 {
   service *s = arg;
-  enum { CARRY = 64 };
   size_t cap = 1u << 20;
   char *buf = cs_malloc(cap + CARRY);
   size_t carry = 0;
@@ -354,22 +362,19 @@ static void *drain(void *arg)
       pthread_cond_broadcast(&s->cv);
       pthread_mutex_unlock(&s->mu);
     }
-    atomic_fetch_add(&s->decisions, count_in(buf, n, "\"msg\":\"Decision\""));
-    long fails = count_in(buf, n, http_line);
+    long fails = count_in(buf, n, carry, http_line);
     atomic_fetch_add(&s->http_errors, fails);
     /* Show the service's own words for the first few failures. */
-    const char *f = fails ? memmem(buf, n, http_line, strlen(http_line)) : NULL;
+    size_t hl = strlen(http_line), from = carry >= hl ? carry - hl + 1 : 0;
+    const char *f = fails ? memmem(buf + from, n - from, http_line, hl) : NULL;
     if (f && atomic_load(&s->armed) && atomic_fetch_add(&s->shown, 1) < 3) {
       const char *eol = memchr(f, '\n', n - (size_t)(f - buf));
       int len = (int)((eol ? eol : buf + n) - f);
       fprintf(stderr, "bench: service logged: %.*s\n", len > 400 ? 400 : len,
               f);
     }
-    atomic_fetch_add(&s->rejected,
-                     count_in(buf, n, "\"msg\":\"Request rejected\""));
-    /* Keep a tail shorter than any needle, so a needle split by the read
-     * is seen once, whole, in the next round. */
-    carry = n < 20 ? n : 20;
+    atomic_fetch_add(&s->rejected, count_in(buf, n, carry, rejected_line));
+    carry = n < CARRY ? n : CARRY;
     memmove(buf, buf + n - carry, carry);
   }
   free(buf);
