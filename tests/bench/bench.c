@@ -812,8 +812,8 @@ typedef struct worker {
   double interval; /* soak: seconds between this worker's sends */
   double start;
   bool check_first;
-  samples lat; /* seconds */
-  long errors, bad_replies;
+  samples lat;                    /* seconds */
+  long sent, errors, bad_replies; /* sent: warm-up included */
   char first_err[200];
   atomic_long done;
   atomic_long failed;
@@ -855,12 +855,14 @@ static void *closed_loop(void *arg)
   conn c = {.fd = -1, .port = w->port};
   /* One unmeasured request first: connects, warms caches, and is the one
    * checked. */
+  w->sent++;
   if (!one(w, &c, w->spec, w->check_first))
     w->errors++;
   for (int k = 0; now_s() < w->deadline || k < w->min_requests; k++) {
     double t0 = now_s();
     bool ok = one(w, &c, w->spec, false);
     double t1 = now_s();
+    w->sent++;
     if (ok)
       samples_add(&w->lat, t1 - t0);
     else
@@ -894,11 +896,13 @@ static result run_case(const service *sv, const request_spec *spec, int conc,
   }
   samples all = {0};
   result r = {0};
+  long sent = 0;
   for (int i = 0; i < conc; i++) {
     pthread_join(ws[i].t, NULL);
     for (size_t k = 0; k < ws[i].lat.n; k++)
       samples_add(&all, ws[i].lat.v[k]);
     r.errors += ws[i].errors;
+    sent += ws[i].sent;
     if (ws[i].bad_replies)
       *bad = true;
     if (ws[i].first_err[0])
@@ -918,7 +922,6 @@ static result run_case(const service *sv, const request_spec *spec, int conc,
   r.rps = (double)all.n / r.wall;
   r.body_mib = (double)spec->len / MIB;
   r.rss = rss_mib(sv->pid);
-  long sent = r.requests + r.errors + conc; /* with the warm-ups */
   r.cpu_mib_s = cpu > 0 ? (double)sent * r.body_mib / cpu : NAN;
   r.cpu_ms = cpu * 1e3 / (double)sent;
   free(all.v);
