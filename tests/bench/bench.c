@@ -87,8 +87,16 @@ static void sleep_s(double s)
   nanosleep(&ts, NULL);
 }
 
+/* What die() must not leave behind: the kubeconfig file and the service. */
+static const char *g_kubeconfig;
+static pid_t g_service;
+
 static void die(const char *fmt, const char *a)
 {
+  if (g_kubeconfig)
+    unlink(g_kubeconfig);
+  if (g_service > 0)
+    kill(g_service, SIGKILL);
   fprintf(stderr, "bench: ");
   fprintf(stderr, fmt, a);
   fprintf(stderr, "\n");
@@ -438,6 +446,7 @@ static void service_start(service *s, const opts *o, const char *kubeconfig)
     _exit(127);
   }
   close(fds[1]);
+  g_service = s->pid;
   s->out = fds[0];
   pthread_create(&s->drainer, NULL, drain, s);
   pthread_mutex_lock(&s->mu);
@@ -1045,14 +1054,17 @@ static void env_start(bench_env *e, const opts *o, size_t n)
   if (!e->fk)
     die("cannot start the fake API server%s", "");
   e->kubeconfig = write_kubeconfig(fk_url(e->fk));
+  g_kubeconfig = e->kubeconfig;
   service_start(&e->sv, o, e->kubeconfig);
 }
 
 static bool env_stop(bench_env *e)
 {
   bool ok = service_stop(&e->sv);
+  g_service = 0;
   fk_stop(e->fk);
   unlink(e->kubeconfig);
+  g_kubeconfig = NULL;
   free(e->kubeconfig);
   return ok;
 }
