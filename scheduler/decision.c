@@ -113,23 +113,51 @@ static void read_node(call *c, size_t i, cs_node_facts *f)
   cs_policy_add_node(&c->pc, i, have ? f : NULL);
 }
 
-static void log_intensity(cs_buf *l, const call *c, int zone)
+/* The intensity object of each zone, written once per call: every node of
+ * the zone repeats it, and thousands of nodes share a few zones. */
+typedef struct zone_text {
+  cs_buf b;
+  size_t *off, *len; /* per zone; len 0: no value (null) */
+} zone_text;
+
+static void zone_text_init(zone_text *z, const call *c)
 {
-  if (zone < 0 || !c->pc.zones[zone].found) {
+  cs_buf_init(&z->b, 0);
+  z->off = cs_calloc(c->pc.nzones + 1, sizeof(*z->off));
+  z->len = cs_calloc(c->pc.nzones + 1, sizeof(*z->len));
+  for (size_t i = 0; i < c->pc.nzones; i++) {
+    if (!c->pc.zones[i].found)
+      continue;
+    const cs_signal *s = &c->pc.zones[i].sig;
+    z->off[i] = z->b.len;
+    cs_buf_putc(&z->b, '{'); /* not cs_json_open: no comma between zones */
+    cs_json_num(&z->b, "value", s->g_per_kwh, 1);
+    cs_json_str(&z->b, "provider", s->provider);
+    cs_json_str(&z->b, "signal", cs_signal_type_name(s->type));
+    cs_json_int(&z->b, "ageSeconds", c->pc.now - s->observed_at);
+    cs_json_bool(&z->b, "estimated", s->estimated);
+    cs_json_close(&z->b, '}');
+    z->len[i] = z->b.len - z->off[i];
+  }
+}
+
+static void zone_text_free(zone_text *z)
+{
+  cs_buf_free(&z->b);
+  free(z->off);
+  free(z->len);
+}
+
+static void log_intensity(cs_buf *l, const zone_text *z, int zone)
+{
+  if (zone < 0 || !z->len[zone] || cs_buf_error(&z->b)) {
     cs_json_null(l, "intensity");
     return;
   }
-  const cs_signal *s = &c->pc.zones[zone].sig;
-  cs_json_open(l, "intensity", '{');
-  cs_json_num(l, "value", s->g_per_kwh, 1);
-  cs_json_str(l, "provider", s->provider);
-  cs_json_str(l, "signal", cs_signal_type_name(s->type));
-  cs_json_int(l, "ageSeconds", c->pc.now - s->observed_at);
-  cs_json_bool(l, "estimated", s->estimated);
-  cs_json_close(l, '}');
+  cs_json_raw(l, "intensity", z->b.data + z->off[zone], z->len[zone]);
 }
 
-static void log_node(cs_buf *l, const call *c, size_t i)
+static void log_node(cs_buf *l, const call *c, const zone_text *z, size_t i)
 {
   const cs_node_eval *e = &c->pc.nodes[i];
   cs_json_open(l, NULL, '{');
@@ -143,7 +171,7 @@ static void log_node(cs_buf *l, const call *c, size_t i)
     if (e->installed_at > 0)
       cs_json_num(l, "ageYears",
                   (double)(c->pc.now - e->installed_at) / (365.0 * 86400), 1);
-    log_intensity(l, c, e->zone);
+    log_intensity(l, z, e->zone);
   }
   if (e->est.known) {
     cs_json_open(l, "estimate", '{');
@@ -210,10 +238,13 @@ static void log_decision(const call *c, double seconds)
     log_plan(l, &c->pc);
   if (c->pc.event.type)
     cs_json_str(l, "event", c->pc.event.reason);
+  zone_text z;
+  zone_text_init(&z, c);
   cs_json_open(l, "nodes", '[');
   for (size_t i = 0; i < c->req.nnodes; i++)
-    log_node(l, c, i);
+    log_node(l, c, &z, i);
   cs_json_close(l, ']');
+  zone_text_free(&z);
   cs_json_num(l, "durationMs", seconds * 1000.0, 3);
   cs_log_end(l);
 }

@@ -80,6 +80,20 @@ static cs_err scan_string(cs_jscan *s)
     }
     const char *r = p;
     while (r < q) {
+      /* Eight plain bytes at a time: no byte below 0x20 and no backslash
+       * (the usual SWAR zero-byte test; it never misses one). */
+      while (q - r >= 8) {
+        uint64_t w;
+        memcpy(&w, r, 8);
+        uint64_t bs = w ^ 0x5c5c5c5c5c5c5c5cull;
+        uint64_t hit = ((w - 0x2020202020202020ull) & ~w) |
+                       ((bs - 0x0101010101010101ull) & ~bs);
+        if (hit & 0x8080808080808080ull)
+          break;
+        r += 8;
+      }
+      if (r >= q)
+        break;
       unsigned char c = (unsigned char)*r;
       if (c < 0x20) {
         s->p = r;

@@ -1,0 +1,115 @@
+/* The span scanner's string scanning reads eight bytes at a time; these
+ * tests put every kind of special byte at every offset of long strings, so
+ * a byte the word test missed would show as an accepted bad string or a
+ * wrong span. */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "carbon/util/jscan.h"
+
+/* Scans one whole document; CS_OK when it is a valid value and only white
+ * space follows. */
+static cs_err scan(const char *doc, size_t len, size_t *span)
+{
+  cs_jscan s;
+  const char *at;
+  cs_jscan_init(&s, doc, len, 0);
+  cs_err rc = cs_jscan_skip(&s, &at, span);
+  if (!rc)
+    rc = cs_jscan_finish(&s);
+  return rc;
+}
+
+/* "aaaa...<ins>...aaaa" with `ins` at offset `at` of a 40-byte body. */
+static size_t build(char *out, size_t at, const char *ins)
+{
+  char body[64];
+  memset(body, 'a', 40);
+  body[40] = '\0';
+  size_t il = strlen(ins);
+  memcpy(body + at, ins, il);
+  return (size_t)snprintf(out, 80, "\"%s\"", body);
+}
+
+START_TEST(test_jscan_skip_control_byte_at_every_offset)
+{
+  for (size_t at = 0; at < 40; at++) {
+    for (unsigned c = 0; c < 0x20; c++) {
+      char doc[80], ins[2] = {(char)c, 0};
+      size_t len = build(doc, at, c ? ins : "x");
+      if (!c)
+        doc[1 + at] = '\0'; /* a NUL byte inside the string */
+      ck_assert_msg(scan(doc, len, NULL) == CS_EPARSE,
+                    "byte 0x%02x at offset %zu was accepted", c, at);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_jscan_skip_escapes_at_every_offset)
+{
+  static const char *const good[] = {"\\\"", "\\\\",    "\\/",
+                                     "\\n",  "\\u00e9", "\\t"};
+  static const char *const bad[] = {"\\x", "\\u12g4", "\\'"};
+  for (size_t at = 0; at + 6 <= 40; at++) {
+    char doc[80];
+    for (size_t k = 0; k < sizeof(good) / sizeof(*good); k++) {
+      size_t len = build(doc, at, good[k]), span = 0;
+      ck_assert_msg(scan(doc, len, &span) == CS_OK, "%s at %zu refused",
+                    good[k], at);
+      ck_assert_uint_eq(span, len);
+    }
+    for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+      size_t len = build(doc, at, bad[k]);
+      ck_assert_msg(scan(doc, len, NULL) == CS_EPARSE, "%s at %zu accepted",
+                    bad[k], at);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_jscan_skip_high_bytes_are_plain)
+{
+  /* UTF-8 and DEL need no escape; the word test must not stop on them
+   * wrongly nor let a control byte behind them through. */
+  char doc[80];
+  size_t len = build(doc, 3, "\xc3\xa9\x7f\xe2\x82\xac\xf0\x9f\x98\x80");
+  ck_assert_int_eq(scan(doc, len, NULL), CS_OK);
+  len = build(doc, 3, "\xc3\xa9\x7f\xe2\x82\xac\x01");
+  ck_assert_int_eq(scan(doc, len, NULL), CS_EPARSE);
+}
+END_TEST
+
+START_TEST(test_jscan_skip_escaped_quote_ends_nowhere)
+{
+  /* An escaped quote is not the end; the real end follows. */
+  const char doc[] = "{\"k\":\"abcdefgh\\\"ijklmnopqrstuvwx\",\"n\":1}";
+  size_t span = 0;
+  ck_assert_int_eq(scan(doc, sizeof(doc) - 1, &span), CS_OK);
+  ck_assert_uint_eq(span, sizeof(doc) - 1);
+  const char open[] = "\"abcdefghijklmnop\\\"";
+  ck_assert_int_eq(scan(open, sizeof(open) - 1, NULL), CS_EPARSE);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("jscan");
+  TCase *tc = tcase_create("strings");
+  tcase_add_test(tc, test_jscan_skip_control_byte_at_every_offset);
+  tcase_add_test(tc, test_jscan_skip_escapes_at_every_offset);
+  tcase_add_test(tc, test_jscan_skip_high_bytes_are_plain);
+  tcase_add_test(tc, test_jscan_skip_escaped_quote_ends_nowhere);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *r = srunner_create(suite());
+  srunner_run_all(r, CK_ENV);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  return failed ? 1 : 0;
+}
