@@ -20,11 +20,13 @@
 #include "carbon/util/metrics.h"
 #include "scheduler/decision.h"
 
-/* Defaults applied when an option is 0 / NULL. */
-#define CS_SERVER_DEFAULT_MAX_BODY (64u << 20)      /* 64 MiB */
-#define CS_SERVER_DEFAULT_MAX_HEADER (32u << 10)    /* 32 KiB */
-#define CS_SERVER_DEFAULT_CONN_TIMEOUT_S 60u        /* idle keep-alive */
-#define CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS 30000u /* body upload */
+/* Defaults applied when an option is 0 / NULL: the same as the
+ * configuration's (cmd/carbonshift/config.c), so that a server built in a
+ * test behaves as the binary does. */
+#define CS_SERVER_DEFAULT_MAX_BODY (128u << 20)     /* 128 MiB */
+#define CS_SERVER_DEFAULT_MAX_HEADER (64u << 10)    /* 64 KiB */
+#define CS_SERVER_DEFAULT_CONN_TIMEOUT_S 30u        /* idle keep-alive */
+#define CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS 10000u /* body upload */
 #define CS_SERVER_DEFAULT_MAX_CONNECTIONS 1024u
 
 typedef struct cs_server_opts {
