@@ -157,11 +157,120 @@ static void log_intensity(cs_buf *l, const zone_text *z, int zone)
   cs_json_raw(l, "intensity", z->b.data + z->off[zone], z->len[zone]);
 }
 
-static void log_node(cs_buf *l, const call *c, const zone_text *z, size_t i)
+/* One entry of the Decision line: what log_entry prints for node i, less
+ * its name. Nodes for which it is all the same share one entry, so the
+ * line grows with the kinds of node in a call, not with every node. */
+static bool same_entry(const call *c, size_t i, size_t j)
+{
+  const cs_node_eval *a = &c->pc.nodes[i], *b = &c->pc.nodes[j];
+  if (a->facts_known != b->facts_known || a->est.known != b->est.known)
+    return false;
+  if (a->facts_known &&
+      (a->zone != b->zone || a->zone_source != b->zone_source ||
+       a->gpu != b->gpu || a->gpus != b->gpus || a->pue != b->pue ||
+       a->installed_at != b->installed_at))
+    return false;
+  if (a->est.known ? a->est.runtime_s != b->est.runtime_s ||
+                         a->est.energy_kwh != b->est.energy_kwh ||
+                         a->est.operational_g != b->est.operational_g ||
+                         a->est.embodied_g != b->est.embodied_g ||
+                         a->est.total_g != b->est.total_g
+                   : strcmp(a->est.unknown ? a->est.unknown : "",
+                            b->est.unknown ? b->est.unknown : "") != 0)
+    return false;
+  if (c->verb == CS_VERB_PRIORITIZE
+          ? a->score != b->score
+          : a->verdict != b->verdict ||
+                strcmp(a->reason ? a->reason : "", b->reason ? b->reason : ""))
+    return false;
+  if ((c->problems[i] == NO_PROBLEMS) != (c->problems[j] == NO_PROBLEMS))
+    return false;
+  return c->problems[i] == NO_PROBLEMS ||
+         strcmp(c->problem_text.data + c->problems[i],
+                c->problem_text.data + c->problems[j]) == 0;
+}
+
+/* A hash of the fields same_entry compares that are cheap to mix; equal
+ * entries have equal hashes. */
+static uint64_t entry_hash(const call *c, size_t i)
 {
   const cs_node_eval *e = &c->pc.nodes[i];
+  uint64_t h = 1469598103934665603ULL;
+  uint64_t parts[] = {(uint64_t)e->facts_known,
+                      (uint64_t)(int64_t)e->zone,
+                      (uint64_t)(uintptr_t)e->gpu,
+                      (uint64_t)e->installed_at,
+                      (uint64_t)e->score,
+                      (uint64_t)e->verdict,
+                      (uint64_t)(e->est.total_g * 1000),
+                      c->problems[i]};
+  for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
+    h ^= parts[k];
+    h *= 1099511628211ULL;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+/* The entries of a call: head[k] is the first node of entry k, in request
+ * order, and next[i] the following node of i's entry (SIZE_MAX: none). */
+typedef struct entries {
+  size_t *head, *next, n;
+} entries;
+
+static void entries_build(entries *en, const call *c)
+{
+  size_t n = c->req.nnodes, cap = 16;
+  while (cap < 2 * n)
+    cap *= 2;
+  size_t *slot = cs_malloc(cap * sizeof(*slot)); /* entry index + 1 */
+  uint64_t *hash = cs_malloc(cap * sizeof(*hash));
+  size_t *tail = cs_malloc((n ? n : 1) * sizeof(*tail));
+  memset(slot, 0, cap * sizeof(*slot));
+  en->head = cs_malloc((n ? n : 1) * sizeof(*en->head));
+  en->next = cs_malloc((n ? n : 1) * sizeof(*en->next));
+  en->n = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t h = entry_hash(c, i);
+    size_t at = (size_t)h & (cap - 1);
+    en->next[i] = SIZE_MAX;
+    for (;; at = (at + 1) & (cap - 1)) {
+      if (!slot[at]) { /* a new entry */
+        slot[at] = en->n + 1;
+        hash[at] = h;
+        en->head[en->n] = tail[en->n] = i;
+        en->n++;
+        break;
+      }
+      size_t k = slot[at] - 1;
+      if (hash[at] == h && same_entry(c, en->head[k], i)) {
+        en->next[tail[k]] = i;
+        tail[k] = i;
+        break;
+      }
+    }
+  }
+  free(slot);
+  free(hash);
+  free(tail);
+}
+
+static void entries_free(entries *en)
+{
+  free(en->head);
+  free(en->next);
+}
+
+static void log_entry(cs_buf *l, const call *c, const zone_text *z,
+                      const entries *en, size_t k)
+{
+  size_t i = en->head[k];
+  const cs_node_eval *e = &c->pc.nodes[i];
   cs_json_open(l, NULL, '{');
-  cs_json_str(l, "node", c->req.nodes[i].name);
+  cs_json_open(l, "names", '[');
+  for (size_t j = i; j != SIZE_MAX; j = en->next[j])
+    cs_json_str(l, NULL, c->req.nodes[j].name);
+  cs_json_close(l, ']');
   if (e->facts_known) {
     cs_json_str(l, "zone", cs_policy_zone_of(&c->pc, i));
     cs_json_str(l, "zoneSource", cs_zone_source_name(e->zone_source));
@@ -239,11 +348,15 @@ static void log_decision(const call *c, double seconds)
   if (c->pc.event.type)
     cs_json_str(l, "event", c->pc.event.reason);
   zone_text z;
+  entries en;
   zone_text_init(&z, c);
+  entries_build(&en, c);
+  cs_json_int(l, "nodeCount", (int64_t)c->req.nnodes);
   cs_json_open(l, "nodes", '[');
-  for (size_t i = 0; i < c->req.nnodes; i++)
-    log_node(l, c, &z, i);
+  for (size_t k = 0; k < en.n; k++)
+    log_entry(l, c, &z, &en, k);
   cs_json_close(l, ']');
+  entries_free(&en);
   zone_text_free(&z);
   cs_json_num(l, "durationMs", seconds * 1000.0, 3);
   cs_log_end(l);

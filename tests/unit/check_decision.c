@@ -226,6 +226,82 @@ START_TEST(test_decision_handle_bad_request_400)
 }
 END_TEST
 
+/* The Decision line of one call with `body`, parsed. */
+static cJSON *decision_line_of(cs_verb verb, const char *body)
+{
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+  cs_log_set_fd(fds[1]);
+  cs_reply r = {0};
+  cs_decider_handle(decider, verb, body, strlen(body), "test-2", &r);
+  quiet_logs();
+  ck_assert_int_eq(r.status, 200);
+  free(r.body);
+  static char buf[1 << 20];
+  ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+  ck_assert_int_gt(n, 0);
+  buf[n] = '\0';
+  close(fds[0]);
+  close(fds[1]);
+  cJSON *line = cJSON_Parse(buf);
+  ck_assert_ptr_nonnull(line);
+  return line;
+}
+
+/* Nodes that share every fact, estimate and score share one entry of the
+ * Decision line, which names them all: a line grows with the kinds of node,
+ * not with the size of the cluster. A twin that differs in one fact (its
+ * install date) gets an entry of its own. */
+START_TEST(test_decision_handle_groups_identical_nodes)
+{
+  size_t len;
+  char *text =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  cJSON *req = cJSON_ParseWithLength(text, len);
+  free(text);
+  cJSON *items =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(req, "Nodes"), "items");
+  cJSON *h100 = cJSON_GetArrayItem(items, 0);
+  const char *twins[] = {"h100-twin-a", "h100-twin-b", "h100-older"};
+  for (int k = 0; k < 3; k++) {
+    cJSON *t = cJSON_Duplicate(h100, true);
+    cJSON *md = cJSON_GetObjectItem(t, "metadata");
+    cJSON_ReplaceItemInObject(md, "name", cJSON_CreateString(twins[k]));
+    if (k == 2)
+      cJSON_ReplaceItemInObject(cJSON_GetObjectItem(md, "annotations"),
+                                "carbonshift.io/hardware-installed",
+                                cJSON_CreateString("2021-01"));
+    cJSON_AddItemToArray(items, t);
+  }
+  char *body = cJSON_PrintUnformatted(req);
+  cJSON_Delete(req);
+  cJSON *line = decision_line_of(CS_VERB_PRIORITIZE, body);
+  free(body);
+  ck_assert_int_eq(cJSON_GetObjectItem(line, "nodeCount")->valueint, 7);
+  cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
+  ck_assert_int_eq(cJSON_GetArraySize(nodes), 5);
+  cJSON *first = cJSON_GetObjectItem(cJSON_GetArrayItem(nodes, 0), "names");
+  ck_assert_int_eq(cJSON_GetArraySize(first), 3);
+  ck_assert_str_eq(cJSON_GetArrayItem(first, 0)->valuestring,
+                   "gpu-h100-fra-01");
+  ck_assert_str_eq(cJSON_GetArrayItem(first, 1)->valuestring, "h100-twin-a");
+  ck_assert_str_eq(cJSON_GetArrayItem(first, 2)->valuestring, "h100-twin-b");
+  cJSON *older = cJSON_GetArrayItem(nodes, 4);
+  cJSON *onames = cJSON_GetObjectItem(older, "names");
+  ck_assert_int_eq(cJSON_GetArraySize(onames), 1);
+  ck_assert_str_eq(cJSON_GetArrayItem(onames, 0)->valuestring, "h100-older");
+  /* Every node is named exactly once. */
+  int named = 0;
+  cJSON *e;
+  cJSON_ArrayForEach(e, nodes) named +=
+      cJSON_GetArraySize(cJSON_GetObjectItem(e, "names"));
+  ck_assert_int_eq(named, 7);
+  cJSON_Delete(line);
+}
+END_TEST
+
 /* One decision line per call, with the numbers behind each score. */
 START_TEST(test_decision_handle_logs_decision_line)
 {
@@ -255,10 +331,13 @@ START_TEST(test_decision_handle_logs_decision_line)
   ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(line, "pod"), "name")
                        ->valuestring,
                    "llm-pretrain-7b-x2k9q");
+  ck_assert_int_eq(cJSON_GetObjectItem(line, "nodeCount")->valueint, 4);
   cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
-  ck_assert_int_eq(cJSON_GetArraySize(nodes), 4);
+  ck_assert_int_eq(cJSON_GetArraySize(nodes), 4); /* four kinds of node */
   cJSON *v100 = cJSON_GetArrayItem(nodes, 2);
-  ck_assert_str_eq(cJSON_GetObjectItem(v100, "node")->valuestring,
+  cJSON *names = cJSON_GetObjectItem(v100, "names");
+  ck_assert_int_eq(cJSON_GetArraySize(names), 1);
+  ck_assert_str_eq(cJSON_GetArrayItem(names, 0)->valuestring,
                    "gpu-v100-osl-01");
   ck_assert_str_eq(cJSON_GetObjectItem(v100, "zone")->valuestring, "NO");
   ck_assert_str_eq(cJSON_GetObjectItem(v100, "zoneSource")->valuestring,
@@ -758,6 +837,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_decision_prioritize_plain_pod_neutral);
   tcase_add_test(tc, test_decision_handle_bad_request_400);
   tcase_add_test(tc, test_decision_handle_logs_decision_line);
+  tcase_add_test(tc, test_decision_handle_groups_identical_nodes);
   suite_add_tcase(s, tc);
   TCase *tb = tcase_create("builtin");
   tcase_add_checked_fixture(tb, setup_builtin, teardown);
