@@ -226,28 +226,42 @@ START_TEST(test_decision_handle_bad_request_400)
 }
 END_TEST
 
-/* The Decision line of one call with `body`, parsed. */
-static cJSON *decision_line_of(cs_verb verb, const char *body)
+/* Decision lines written between capture_begin and capture_line go to a
+ * pipe; capture_line checks there was exactly one and parses it. */
+static void capture_begin(int fds[2])
 {
-  int fds[2];
   ck_assert_int_eq(pipe(fds), 0);
   fcntl(fds[0], F_SETFL, O_NONBLOCK);
   fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
   cs_log_set_fd(fds[1]);
-  cs_reply r = {0};
-  cs_decider_handle(decider, verb, body, strlen(body), "test-2", &r);
+}
+
+static cJSON *capture_line(int fds[2])
+{
   quiet_logs();
-  ck_assert_int_eq(r.status, 200);
-  free(r.body);
   static char buf[1 << 20];
   ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
   ck_assert_int_gt(n, 0);
   buf[n] = '\0';
   close(fds[0]);
   close(fds[1]);
+  ck_assert_ptr_nonnull(strchr(buf, '\n'));
+  ck_assert_ptr_null(strchr(buf, '\n') + 1 < buf + n ? buf : NULL);
   cJSON *line = cJSON_Parse(buf);
   ck_assert_ptr_nonnull(line);
   return line;
+}
+
+/* The Decision line of one call with `body`, parsed. */
+static cJSON *decision_line_of(cs_verb verb, const char *body)
+{
+  int fds[2];
+  capture_begin(fds);
+  cs_reply r = {0};
+  cs_decider_handle(decider, verb, body, strlen(body), "test-2", &r);
+  ck_assert_int_eq(r.status, 200);
+  free(r.body);
+  return capture_line(fds);
 }
 
 /* Nodes that share every fact, estimate and score share one entry of the
@@ -306,23 +320,10 @@ END_TEST
 START_TEST(test_decision_handle_logs_decision_line)
 {
   int fds[2];
-  ck_assert_int_eq(pipe(fds), 0);
-  fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
-  cs_log_set_fd(fds[1]);
+  capture_begin(fds);
   cJSON *list = call(CS_VERB_PRIORITIZE,
                      "fixtures/extender/prioritize-nodes.request.json", 200);
-  quiet_logs();
-  static char buf[1 << 20];
-  ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
-  ck_assert_int_gt(n, 0);
-  buf[n] = '\0';
-  close(fds[0]);
-  close(fds[1]);
-  ck_assert_ptr_nonnull(strchr(buf, '\n'));
-  ck_assert_ptr_null(strchr(buf, '\n') + 1 < buf + n ? buf : NULL);
-  cJSON *line = cJSON_Parse(buf);
-  ck_assert_ptr_nonnull(line);
+  cJSON *line = capture_line(fds);
   ck_assert_str_eq(cJSON_GetObjectItem(line, "msg")->valuestring, "Decision");
   ck_assert_str_eq(cJSON_GetObjectItem(line, "requestId")->valuestring,
                    "test-1");
