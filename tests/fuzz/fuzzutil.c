@@ -1,0 +1,126 @@
+#include "tests/fuzz/fuzzutil.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "carbon/util/alloc.h"
+#include "carbon/util/http.h"
+#include "carbon/util/log.h"
+
+void fz_quiet(void)
+{
+  static bool done;
+  if (done)
+    return;
+  int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (fd >= 0)
+    cs_log_set_fd(fd);
+  done = true;
+}
+
+const char *fz_memfile(const uint8_t *data, size_t len)
+{
+  static int fd = -1;
+  static char path[64];
+  if (fd < 0) {
+    fd = memfd_create("fuzz-input", MFD_CLOEXEC);
+    if (fd < 0)
+      fz_fail(__FILE__, __LINE__, "memfd_create");
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+  }
+  if (ftruncate(fd, 0) != 0)
+    fz_fail(__FILE__, __LINE__, "ftruncate");
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = pwrite(fd, data + off, len - off, (off_t)off);
+    if (w <= 0)
+      fz_fail(__FILE__, __LINE__, "pwrite");
+    off += (size_t)w;
+  }
+  return path;
+}
+
+size_t fz_split(const uint8_t *data, size_t len, fz_part *parts, size_t max)
+{
+  size_t n = 0, start = 0;
+  for (size_t i = 0; i < len && n + 1 < max; i++) {
+    if (data[i] == FZ_SEP) {
+      parts[n++] = (fz_part){data + start, i - start};
+      start = i + 1;
+    }
+  }
+  parts[n++] = (fz_part){data + start, len - start};
+  return n;
+}
+
+long fz_status(uint8_t selector)
+{
+  static const long other[] = {401, 404, 429, 500, 503};
+  /* Bytes below 0x80 (every printable seed) mean 200. */
+  return selector < 0x80 ? 200 : other[selector % 5];
+}
+
+static const fz_part *script;
+static size_t nscript, served;
+
+void fz_http_script(const fz_part *replies, size_t n)
+{
+  script = replies;
+  nscript = n;
+  served = 0;
+}
+
+size_t fz_http_calls(void)
+{
+  return served;
+}
+
+cs_err __wrap_cs_http_get(const cs_http_request *req, cs_http_response *resp);
+
+/* The stand-in for cs_http_get: the same contract (a response to free in
+ * every case, the body capped at max_body), with the scripted replies. */
+cs_err __wrap_cs_http_get(const cs_http_request *req, cs_http_response *resp)
+{
+  memset(resp, 0, sizeof(*resp));
+  resp->retry_after = -1;
+  cs_buf_init(&resp->body, req->max_body ? req->max_body : 4u << 20);
+  /* A request URL that a zone or a response could bend (spaces, line
+   * breaks, control bytes) would be a bug in the caller. */
+  for (const char *c = req->url; *c; c++)
+    if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+      fz_fail(__FILE__, __LINE__, "request URL with a raw control byte");
+  if (served >= nscript) {
+    snprintf(resp->error, sizeof(resp->error), "fuzz: no scripted reply");
+    return CS_EIO;
+  }
+  const fz_part *r = &script[served++];
+  resp->status = r->n ? fz_status(r->p[0]) : 200;
+  if (r->n > 1)
+    cs_buf_append(&resp->body, r->p + 1, r->n - 1);
+  if (resp->status == 429 && r->n > 1)
+    resp->retry_after = r->p[1] % 4;
+  if (cs_buf_error(&resp->body) != CS_OK) {
+    snprintf(resp->error, sizeof(resp->error), "body over the limit");
+    return CS_ETOOBIG;
+  }
+  return CS_OK;
+}
+
+_Noreturn void fz_fail(const char *file, int line, const char *what)
+{
+  fprintf(stderr, "%s:%d: invariant broken: %s\n", file, line, what);
+  abort();
+}
+
+char *fz_strndup(const uint8_t *data, size_t len)
+{
+  char *s = cs_malloc(len + 1);
+  memcpy(s, data, len);
+  s[len] = '\0';
+  return s;
+}
