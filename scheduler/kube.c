@@ -1492,6 +1492,38 @@ static void *watch_main(void *arg)
   return NULL;
 }
 
+cs_err cs_kube_watch_feed(cs_kube *k, const cs_kube_node_sink *sink,
+                          const char *body, size_t len, size_t chunk, char *err,
+                          size_t errcap)
+{
+  if (!k || !sink)
+    return CS_EINVAL;
+  if (k->watch_running)
+    return CS_EBUSY;
+  k->sink = *sink;
+  char rv[64];
+  pthread_mutex_lock(&k->st_mu);
+  snprintf(rv, sizeof(rv), "%s", k->st.resource_version);
+  pthread_mutex_unlock(&k->st_mu);
+  wctx w = {.k = k, .rv = rv, .checked = true, .status = 200};
+  cs_buf_init(&w.line, k->cfg.max_line_bytes);
+  cs_buf_init(&w.errbody, ERRBODY_MAX_BYTES);
+  if (!chunk)
+    chunk = len;
+  for (size_t off = 0; off < len && !w.ended; off += chunk) {
+    size_t n = len - off < chunk ? len - off : chunk;
+    watch_write((char *)body + off, 1, n, &w);
+  }
+  cs_err rc = CS_OK;
+  if (w.ended)
+    rc = w.res == W_BADLINE ? (cs_buf_error(&w.line) ? CS_ETOOBIG : CS_EPARSE)
+                            : CS_EHTTP;
+  seterr(err, errcap, "%s", w.err);
+  cs_buf_free(&w.line);
+  cs_buf_free(&w.errbody);
+  return rc;
+}
+
 cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
 {
   if (!k || !sink)

@@ -16,19 +16,9 @@
 
 #define MAX_NODES 64
 
-static cs_gpu_catalog *catalog;
-static cs_zone_map *zones;
-static cs_facts_params params;
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   fz_quiet();
-  catalog = cs_gpu_catalog_new();
-  zones = cs_zone_map_new();
-  params = (cs_facts_params){.catalog = catalog,
-                             .zones = zones,
-                             .default_pue = 1.2,
-                             .default_lifetime_s = 5 * 365 * 86400.0};
   return 0;
 }
 
@@ -156,7 +146,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_ASSERT(cJSON_IsObject(whole));
     cJSON_Delete(whole);
     cs_node_facts nf;
-    (void)!cs_node_facts_read(&params, n->metadata, n->allocatable, &nf);
+    (void)!cs_node_facts_read(fz_facts_params(), n->metadata, n->allocatable,
+                              &nf);
   }
   if (size) {
     check_filter(&r, data, size);

@@ -9,25 +9,6 @@
 #include "scheduler/node_facts.h"
 #include "tests/fuzz/fuzzutil.h"
 
-static cs_gpu_catalog *catalog;
-static cs_zone_map *zones;
-static const cs_zone_pue zone_pue[] = {{"DE", 1.3}, {"FR", 1.1}};
-static cs_facts_params params;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  catalog = cs_gpu_catalog_new();
-  zones = cs_zone_map_new();
-  params = (cs_facts_params){.catalog = catalog,
-                             .zones = zones,
-                             .default_zone = "DE",
-                             .default_pue = 1.2,
-                             .zone_pue = zone_pue,
-                             .nzone_pue = 2,
-                             .default_lifetime_s = 5 * 365 * 86400.0};
-  return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   cJSON *node = cJSON_ParseWithLength((const char *)data, size);
@@ -36,8 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
   const cJSON *alloc = cJSON_GetObjectItemCaseSensitive(
       cJSON_GetObjectItemCaseSensitive(node, "status"), "allocatable");
+  const cs_facts_params *p = fz_facts_params();
   cs_node_facts f;
-  if (cs_node_facts_read(&params, meta, alloc, &f) == CS_OK) {
+  if (cs_node_facts_read(p, meta, alloc, &f) == CS_OK) {
     FZ_ASSERT(f.name[0] && memchr(f.name, 0, sizeof(f.name)));
     FZ_ASSERT(memchr(f.zone, 0, sizeof(f.zone)));
     FZ_ASSERT(memchr(f.gpu_label, 0, sizeof(f.gpu_label)));
@@ -50,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_ASSERT(f.zone_source == CS_ZONE_NONE || f.zone[0]);
     if (f.gpu) {
       bool found = false;
-      for (size_t i = 0; i < cs_gpu_catalog_count(catalog); i++)
-        found |= cs_gpu_catalog_at(catalog, i) == f.gpu;
+      for (size_t i = 0; i < cs_gpu_catalog_count(p->catalog); i++)
+        found |= cs_gpu_catalog_at(p->catalog, i) == f.gpu;
       FZ_ASSERT(found);
     }
   }

@@ -1,6 +1,7 @@
 #include "tests/fuzz/fuzzutil.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,9 +9,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "carbon/signal.h"
 #include "carbon/util/alloc.h"
 #include "carbon/util/http.h"
 #include "carbon/util/log.h"
+#include "scheduler/node_facts.h"
 
 void fz_quiet(void)
 {
@@ -63,6 +66,20 @@ long fz_status(uint8_t selector)
   static const long other[] = {401, 404, 429, 500, 503};
   /* Bytes below 0x80 (every printable seed) mean 200. */
   return selector < 0x80 ? 200 : other[selector % 5];
+}
+
+const cs_facts_params *fz_facts_params(void)
+{
+  static const cs_zone_pue zone_pue[] = {{"DE", 1.3}, {"FR", 1.1}};
+  static cs_facts_params p;
+  if (!p.catalog)
+    p = (cs_facts_params){.catalog = cs_gpu_catalog_new(),
+                          .zones = cs_zone_map_new(),
+                          .default_pue = 1.2,
+                          .zone_pue = zone_pue,
+                          .nzone_pue = 2,
+                          .default_lifetime_s = 5 * 365 * 86400.0};
+  return &p;
 }
 
 static const fz_part *script;
@@ -123,4 +140,38 @@ char *fz_strndup(const uint8_t *data, size_t len)
   memcpy(s, data, len);
   s[len] = '\0';
   return s;
+}
+
+#define FZ_NOW 1700000000 /* 2023-11-14 */
+#define FZ_FROM 946684800 /* 2000-01-01 */
+#define FZ_TO 4102444800  /* 2100-01-01 */
+#define FZ_MAX_REPLIES 8
+
+void fz_provider_run(cs_provider *p, const uint8_t *data, size_t size)
+{
+  fz_part parts[FZ_MAX_REPLIES + 1];
+  size_t n = fz_split(data, size, parts, FZ_MAX_REPLIES + 1);
+  char *zone = fz_strndup(parts[0].p, parts[0].n);
+  fz_http_script(parts + 1, n - 1);
+  cs_signal v;
+  if (p->ops->current(p, zone, FZ_NOW, &v) == CS_OK) {
+    FZ_ASSERT(isfinite(v.g_per_kwh));
+    FZ_ASSERT(v.type == CS_SIGNAL_MARGINAL || v.g_per_kwh >= 0);
+    FZ_ASSERT(strcmp(v.zone, zone) == 0 || strlen(zone) >= sizeof(v.zone));
+    FZ_ASSERT(strcmp(v.provider, p->ops->name) == 0);
+    FZ_ASSERT(v.fetched_at == FZ_NOW);
+  }
+  cs_series s = {0};
+  if (p->ops->forecast(p, zone, FZ_FROM, FZ_TO, &s) == CS_OK) {
+    FZ_ASSERT(s.len > 0 && s.points != NULL);
+    for (size_t i = 0; i < s.len; i++) {
+      FZ_ASSERT(isfinite(s.points[i].g_per_kwh));
+      FZ_ASSERT(s.type == CS_SIGNAL_MARGINAL || s.points[i].g_per_kwh >= 0);
+      FZ_ASSERT(i == 0 || s.points[i].at > s.points[i - 1].at);
+    }
+    FZ_ASSERT(s.points[0].at < FZ_TO && cs_series_end(&s) > FZ_FROM);
+    FZ_ASSERT(strcmp(s.provider, p->ops->name) == 0);
+    cs_series_free(&s);
+  }
+  free(zone);
 }

@@ -42,6 +42,21 @@ size_t fz_http_calls(void);
  * 500, 503. */
 long fz_status(uint8_t selector);
 
+/* Node facts parameters over the built-in GPU catalog and zone map, with
+ * a default PUE of 1.2, per-zone PUEs for DE and FR and a 5-year lifetime
+ * (built once, never freed). */
+struct cs_facts_params;
+const struct cs_facts_params *fz_facts_params(void);
+
+/* Drives a carbon provider with one input: part 0 is the zone (as a user
+ * writes it in a label or the configuration), the other parts are the
+ * scripted HTTP replies; `current` and then `forecast` are asked, each
+ * taking the next replies. Checks what both return: finite, non-negative
+ * average intensities, strictly increasing series overlapping the window,
+ * the zone and provider named. */
+struct cs_provider;
+void fz_provider_run(struct cs_provider *p, const uint8_t *data, size_t size);
+
 /* Aborts with a message (an invariant of the parser does not hold). */
 #define FZ_ASSERT(cond)                                                        \
   do {                                                                         \
