@@ -1814,8 +1814,11 @@ static void read_secret_files(ctx *x)
   cs_config *c = x->c;
   for (size_t i = 0; i < NSETTINGS; i++) {
     const setting *s = &settings[i];
+    /* Only ...File settings are strings here; others are read as theirs. */
+    if (!s->secret_of)
+      continue;
     const char *path = *str_field(c, s);
-    if (!s->secret_of || !*path)
+    if (!*path)
       continue;
     int t = find_setting(s->secret_of);
     if (!from_default(c, s->secret_of)) {
