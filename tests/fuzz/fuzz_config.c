@@ -13,8 +13,10 @@
 
 static void check_lines(const cs_buf *b)
 {
+  if (!b->len)
+    return;
   const char *p = b->data, *end = b->data + b->len;
-  while (p && p < end) {
+  while (p < end) {
     FZ_ASSERT(strncmp(p, "config: ", 8) == 0);
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     FZ_ASSERT(nl != NULL);

@@ -13,37 +13,6 @@
 #include "scheduler/node_cache.h"
 #include "tests/fuzz/fuzzutil.h"
 
-static const char kubeconfig[] = "apiVersion: v1\n"
-                                 "kind: Config\n"
-                                 "current-context: fuzz\n"
-                                 "contexts:\n"
-                                 "- name: fuzz\n"
-                                 "  context: {cluster: c, user: u}\n"
-                                 "clusters:\n"
-                                 "- name: c\n"
-                                 "  cluster: {server: 'http://127.0.0.1:1'}\n"
-                                 "users:\n"
-                                 "- name: u\n"
-                                 "  user: {token: fuzz}\n";
-
-static cs_kube *kube;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-  fz_quiet();
-  cs_kube_config c;
-  cs_kube_config_defaults(&c);
-  c.mode = CS_KUBE_KUBECONFIG;
-  c.kubeconfig =
-      fz_memfile((const uint8_t *)kubeconfig, sizeof(kubeconfig) - 1);
-  c.events_enabled = false;
-  c.max_line_bytes = 64u << 10;
-  char err[512];
-  if (cs_kube_new(&c, &kube, err, sizeof(err)) != CS_OK)
-    fz_fail(__FILE__, __LINE__, err);
-  return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1)
@@ -51,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   cs_node_cache *cache = cs_node_cache_new(fz_facts_params());
   cs_kube_node_sink sink = cs_node_cache_sink(cache);
   char err[256] = "";
-  cs_err rc = cs_kube_watch_feed(kube, &sink, (const char *)data + 1, size - 1,
-                                 data[0], err, sizeof(err));
+  cs_err rc = cs_kube_watch_feed(fz_kube(), &sink, (const char *)data + 1,
+                                 size - 1, data[0], err, sizeof(err));
   FZ_ASSERT(rc == CS_OK || rc == CS_EPARSE || rc == CS_ETOOBIG ||
             rc == CS_EHTTP);
   FZ_ASSERT(rc == CS_OK || err[0]);
@@ -61,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lines += data[i] == '\n';
   FZ_ASSERT(cs_node_cache_size(cache) <= lines);
   cs_kube_stats st;
-  cs_kube_get_stats(kube, &st);
+  cs_kube_get_stats(fz_kube(), &st);
   FZ_ASSERT(memchr(st.resource_version, 0, sizeof(st.resource_version)));
   cs_node_cache_free(cache);
   return 0;

@@ -13,6 +13,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/http.h"
 #include "carbon/util/log.h"
+#include "scheduler/kube.h"
 #include "scheduler/node_facts.h"
 
 void fz_quiet(void)
@@ -80,6 +81,35 @@ const cs_facts_params *fz_facts_params(void)
                           .nzone_pue = 2,
                           .default_lifetime_s = 5 * 365 * 86400.0};
   return &p;
+}
+
+cs_kube *fz_kube(void)
+{
+  static const char kubeconfig[] = "current-context: fuzz\n"
+                                   "contexts:\n"
+                                   "- name: fuzz\n"
+                                   "  context: {cluster: c, user: u}\n"
+                                   "clusters:\n"
+                                   "- name: c\n"
+                                   "  cluster: {server: 'http://127.0.0.1:1'}\n"
+                                   "users:\n"
+                                   "- name: u\n"
+                                   "  user: {token: fuzz}\n";
+  static cs_kube *k;
+  if (k)
+    return k;
+  fz_quiet();
+  cs_kube_config c;
+  cs_kube_config_defaults(&c);
+  c.mode = CS_KUBE_KUBECONFIG;
+  c.kubeconfig =
+      fz_memfile((const uint8_t *)kubeconfig, sizeof(kubeconfig) - 1);
+  c.events_enabled = false;
+  c.max_line_bytes = 64u << 10;
+  char err[512];
+  if (cs_kube_new(&c, &k, err, sizeof(err)) != CS_OK)
+    fz_fail(__FILE__, __LINE__, err);
+  return k;
 }
 
 static const fz_part *script;

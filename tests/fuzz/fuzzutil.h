@@ -48,6 +48,11 @@ long fz_status(uint8_t selector);
 struct cs_facts_params;
 const struct cs_facts_params *fz_facts_params(void);
 
+/* A Kubernetes API client for a server that is never contacted (token
+ * auth, Event sender off, 64 KiB watch lines), built once. */
+struct cs_kube;
+struct cs_kube *fz_kube(void);
+
 /* Drives a carbon provider with one input: part 0 is the zone (as a user
  * writes it in a label or the configuration), the other parts are the
  * scripted HTTP replies; `current` and then `forecast` are asked, each

@@ -32,7 +32,7 @@ done
 
 # Providers: "zone<RS>reply<RS>reply...", each reply a status byte (' ' is
 # 200, 0x80 500, 0x82 401, 0x83 404, 0x84 429: fz_status) and a body.
-mkdir -p "$c"/{electricitymaps,watttime,ukgrid,kube_watch,kubeconfig,config,file}
+mkdir -p "$c"/{electricitymaps,watttime,ukgrid,kube_watch,kube_list,kubeconfig,config,file}
 p=$fx/providers
 seed() { # seed FILE ZONE [STATUS:FIXTURE]...
   local out=$1 zone=$2
@@ -79,4 +79,20 @@ watch() {
   jq -c '.items[2] | del(.status.images) | {type: "ADDED", object: .}' "$ex"
   echo '{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old resource version"}}'
 } > "$c/kube_watch/fx-gone"
+
+# NodeList pages: the fixture list whole, and split in two pages joined by a
+# continue token.
+jq -c 'del(.items[].status.images)' "$ex" > "$c/kube_list/fx-nodelist"
+{
+  jq -c 'del(.items[].status.images) | .items |= .[0:2] | .metadata.continue = "page2"' "$ex"
+  printf '\x1e'
+  jq -c 'del(.items[].status.images) | .items |= .[2:]' "$ex"
+} > "$c/kube_list/fx-nodelist-pages"
+
+# Whole calls: a verb byte (0 filter, 1 prioritize) and a request.
+mkdir -p "$c/decision"
+for f in filter-names prioritize-plain-pod filter-nodes-noimages; do
+  { printf '\x00'; cat "$c/codec/fx-$f.json"; } > "$c/decision/fx-$f.filter"
+  { printf '\x01'; cat "$c/codec/fx-$f.json"; } > "$c/decision/fx-$f.prioritize"
+done
 echo "make-corpus: $(find "$c" -type f | wc -l) seeds, $(du -sh "$c" | cut -f1)"

@@ -26,7 +26,8 @@ FUZZ_SAN           := -fsanitize=address,undefined -fno-sanitize-recover=all \
                       -fno-omit-frame-pointer
 # The library's own flags, at -O1 for readable traces; the targets never
 # talk to the network (cs_http_get is wrapped by fuzzutil.c).
-FUZZ_CFLAGS         = $(filter-out -O2,$(CFLAGS_BASE)) -O1 $(FUZZ_SAN) \
+FUZZ_CFLAGS         = $(filter-out -O2 -O1 -fsanitize=% -fno-sanitize-recover=%,\
+                        $(CFLAGS_BASE)) -O1 $(FUZZ_SAN) \
                       $(pkgcflags)
 FUZZ_LDFLAGS       := -fsanitize=fuzzer,address,undefined \
                       -Wl,--wrap=cs_http_get

@@ -484,6 +484,49 @@ START_TEST(test_kube_watch_feed_events_and_errors)
 }
 END_TEST
 
+/* The list decoder on its own (what fuzz_kube_list drives): relist_begin
+ * on the first page only, an upsert per item, the continue token handed
+ * back, the resourceVersion taken from the last page, and a body that is
+ * not a NodeList refused. */
+START_TEST(test_kube_list_feed_pages)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.events_enabled = false;
+  cs_kube *k = client_for("http://127.0.0.1:1", &cfg);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  const char *p1 = "{\"metadata\":{\"resourceVersion\":\"9\",\"continue\":"
+                   "\"next\"},\"items\":[{\"metadata\":{\"name\":\"a\"}}]}";
+  const char *p2 = "{\"metadata\":{\"resourceVersion\":\"10\"},\"items\":"
+                   "[{\"metadata\":{\"name\":\"b\"}}]}";
+  char err[256], *cont = NULL;
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, p1, strlen(p1), true, &cont, err,
+                                     sizeof(err)),
+                   CS_OK);
+  ck_assert_str_eq(cont, "next");
+  free(cont);
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, p2, strlen(p2), false, &cont,
+                                     err, sizeof(err)),
+                   CS_OK);
+  ck_assert_ptr_null(cont);
+  ck_assert_uint_eq(r.n, 3);
+  ck_assert_str_eq(r.ops[0], "begin");
+  ck_assert_str_eq(r.ops[1], "upsert a ?");
+  ck_assert_str_eq(r.ops[2], "upsert b ?");
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_str_eq(st.resource_version, "10");
+  const char *bad = "{\"items\":{}}";
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, bad, strlen(bad), true, &cont,
+                                     err, sizeof(err)),
+                   CS_EPARSE);
+  ck_assert_ptr_null(cont);
+  ck_assert_ptr_nonnull(strstr(err, "not JSON with items"));
+  cs_kube_free(k);
+}
+END_TEST
+
 START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
 {
   fk_server *s = fk_start(refuse_handler, NULL);
@@ -1162,6 +1205,7 @@ static Suite *kube_suite(void)
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_kube_node_watch_list_watch_drop_gone);
   tcase_add_test(tc, test_kube_watch_feed_events_and_errors);
+  tcase_add_test(tc, test_kube_list_feed_pages);
   tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
