@@ -1,13 +1,16 @@
 /* fuzz_parse: the strict value parsers of carbon/util/parse.c, which read
- * annotations, labels, configuration and provider times. The first byte
- * picks the parser, the rest is the text. Invariants: accepted values are
- * finite and in the documented range, and formatted times and dates parse
- * back to the same instant. */
+ * annotations, labels, configuration and provider times, and the
+ * Retry-After header parser of carbon/util/http.c. The first byte picks
+ * the parser ('0' int, '1' double, '2' duration, '3' quantity, '4' mass,
+ * '5' RFC 3339, '6' date, '7' Retry-After), the rest is the text. Invariants:
+ * accepted values are finite and in the documented range, and formatted times
+ * and dates parse back to the same instant. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "carbon/util/http.h"
 #include "carbon/util/parse.h"
 #include "tests/fuzz/fuzzutil.h"
 
@@ -33,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   int64_t i = 0;
   double d = 0;
   char buf[32];
-  switch (data[0] % 7) {
+  switch (data[0] % 8) {
   case 0:
     if (cs_parse_int64(s, &i, &expected) == CS_OK) {
       int64_t back = 0;
@@ -75,6 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       check_time_round_trip(i);
     else
       FZ_ASSERT(expected != NULL);
+    break;
+  case 7:
+    /* -1 (neither form) or a wait in seconds, never negative otherwise. */
+    i = cs_http_parse_retry_after(s, 1700000000);
+    FZ_ASSERT(i >= -1);
     break;
   default:
     if (cs_parse_date(s, &i, &expected) == CS_OK) {
