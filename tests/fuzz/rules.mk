@@ -59,11 +59,12 @@ fuzz-build: $(FUZZ_BINS)
 define fuzz_run
 	$(Q)set -e; failed=; for t in $(FUZZ_RUN); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts $(FUZZ_DIR)/logs; \
-	  log=$(FUZZ_DIR)/logs/$$t.log; \
+	  log=$(FUZZ_DIR)/logs/$$t.log; seeds=tests/fuzz/corpus/$$t; \
+	  [ -d $$seeds ] || seeds=; \
 	  if $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(1) -timeout=10 \
 	       -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
 	       -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
-	       $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t \
+	       $(FUZZ_DIR)/corpus/$$t $$seeds \
 	       </dev/null >$$log 2>&1; then \
 	    printf '  FUZZ   %-16s %s\n' $$t "$$(grep -o 'stat::number_of_executed_units: *[0-9]*' $$log | grep -o '[0-9]*$$') runs in $(1) s"; \
 	  else \
