@@ -1135,6 +1135,49 @@ static void enter_state(cs_kube *k, watch_state s, int failures)
   k->wstate = s;
 }
 
+/* One NodeList page into the sink (relist_begin first when `first`): *cont
+ * gets the continue token (owned) or NULL, and rv the list's
+ * resourceVersion after the last page. */
+static cs_err list_page(cs_kube *k, const char *body, size_t len, bool first,
+                        char *rv, char **cont, size_t *nodes, char *err,
+                        size_t errcap)
+{
+  cJSON *doc = cJSON_ParseWithLength(body, len);
+  cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items");
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
+  const char *lrv = cJSON_GetStringValue(
+      cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+  *cont = NULL;
+  if (!doc || !cJSON_IsArray(items) || !lrv) {
+    snprintf(err, errcap,
+             "the NodeList is not JSON with items and "
+             "metadata.resourceVersion");
+    cJSON_Delete(doc);
+    return CS_EPARSE;
+  }
+  if (first && k->sink.relist_begin)
+    k->sink.relist_begin(k->sink.ctx);
+  cJSON *it;
+  cJSON_ArrayForEach(it, items)
+  {
+    cs_err urc = k->sink.upsert ? k->sink.upsert(k->sink.ctx, it) : CS_OK;
+    if (urc) {
+      cs_buf *e = cs_log_begin(0, "Cannot use a listed node");
+      cs_json_str(e, "err", cs_strerror(urc));
+      cs_log_end(e);
+    }
+    (*nodes)++;
+  }
+  const char *c =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "continue"));
+  if (c && c[0])
+    *cont = cs_strdup(c);
+  else
+    set_rv(k, rv, lrv);
+  cJSON_Delete(doc);
+  return CS_OK;
+}
+
 /* Lists every Node page by page into the sink; rv gets the list's
  * resourceVersion. */
 static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
@@ -1177,41 +1220,12 @@ static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
       describe_failure(&r, &body, err, errcap);
       goto out;
     }
-    cJSON *doc = cJSON_ParseWithLength(body.data, body.len);
-    cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items");
-    cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
-    const char *lrv = cJSON_GetStringValue(
-        cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
-    if (!doc || !cJSON_IsArray(items) || !lrv) {
-      snprintf(err, errcap,
-               "the NodeList is not JSON with items and "
-               "metadata.resourceVersion");
-      cJSON_Delete(doc);
-      rc = CS_EPARSE;
-      goto out;
-    }
-    if (pages++ == 0 && k->sink.relist_begin)
-      k->sink.relist_begin(k->sink.ctx);
-    cJSON *it;
-    cJSON_ArrayForEach(it, items)
-    {
-      cs_err urc = k->sink.upsert ? k->sink.upsert(k->sink.ctx, it) : CS_OK;
-      if (urc) {
-        cs_buf *e = cs_log_begin(0, "Cannot use a listed node");
-        cs_json_str(e, "err", cs_strerror(urc));
-        cs_log_end(e);
-      }
-      nodes++;
-    }
     free(cont);
     cont = NULL;
-    const char *c = cJSON_GetStringValue(
-        cJSON_GetObjectItemCaseSensitive(meta, "continue"));
-    if (c && c[0])
-      cont = cs_strdup(c);
-    else
-      set_rv(k, rv, lrv);
-    cJSON_Delete(doc);
+    rc = list_page(k, body.data, body.len, pages++ == 0, rv, &cont, &nodes, err,
+                   errcap);
+    if (rc)
+      goto out;
   } while (cont);
   if (k->sink.relist_end)
     k->sink.relist_end(k->sink.ctx);
@@ -1492,13 +1506,68 @@ static void *watch_main(void *arg)
   return NULL;
 }
 
-cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
+/* Takes the watch's sink, unless the watch thread already runs (the feeds
+ * below stand in for it and must not run beside it). */
+static cs_err take_sink(cs_kube *k, const cs_kube_node_sink *sink)
 {
   if (!k || !sink)
     return CS_EINVAL;
   if (k->watch_running)
     return CS_EBUSY;
   k->sink = *sink;
+  return CS_OK;
+}
+
+cs_err cs_kube_watch_feed(cs_kube *k, const cs_kube_node_sink *sink,
+                          const char *body, size_t len, size_t chunk, char *err,
+                          size_t errcap)
+{
+  cs_err rc = take_sink(k, sink);
+  if (rc)
+    return rc;
+  char rv[64];
+  pthread_mutex_lock(&k->st_mu);
+  snprintf(rv, sizeof(rv), "%s", k->st.resource_version);
+  pthread_mutex_unlock(&k->st_mu);
+  wctx w = {.k = k, .rv = rv, .checked = true, .status = 200};
+  cs_buf_init(&w.line, k->cfg.max_line_bytes);
+  cs_buf_init(&w.errbody, ERRBODY_MAX_BYTES);
+  if (!chunk)
+    chunk = len;
+  for (size_t off = 0; off < len && !w.ended; off += chunk) {
+    size_t n = len - off < chunk ? len - off : chunk;
+    watch_write((char *)body + off, 1, n, &w);
+  }
+  if (w.ended)
+    rc = w.res == W_BADLINE ? (cs_buf_error(&w.line) ? CS_ETOOBIG : CS_EPARSE)
+                            : CS_EHTTP;
+  seterr(err, errcap, "%s", w.err);
+  cs_buf_free(&w.line);
+  cs_buf_free(&w.errbody);
+  return rc;
+}
+
+cs_err cs_kube_list_feed(cs_kube *k, const cs_kube_node_sink *sink,
+                         const char *body, size_t len, bool first, char **cont,
+                         char *err, size_t errcap)
+{
+  *cont = NULL;
+  cs_err rc = take_sink(k, sink);
+  if (rc)
+    return rc;
+  char rv[64];
+  size_t nodes = 0;
+  char msg[256] = "";
+  rc = list_page(k, body, len, first, rv, cont, &nodes, msg, sizeof(msg));
+  seterr(err, errcap, "%s", msg);
+  return rc;
+}
+
+cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
+{
+  cs_err rc = take_sink(k, sink);
+  if (rc)
+    return rc;
   if (pthread_create(&k->watch_thr, NULL, watch_main, k) != 0)
     return CS_EINTERNAL;
   k->watch_running = true;

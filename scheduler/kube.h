@@ -101,6 +101,28 @@ typedef struct cs_kube_node_sink {
 cs_err cs_kube_start_node_watch(cs_kube *k,
                                 const cs_kube_node_sink *sink) CS_MUST_USE;
 
+/* Feeds a watch response body (status 200) to the decoder the watch thread
+ * runs, in pieces of `chunk` bytes as the network may cut it (0: at once):
+ * events go to `sink`, resourceVersions and counters to the client. For
+ * tests and the fuzz target; CS_EBUSY while the watch thread runs. CS_OK
+ * when the body was taken whole (a last line without its newline is
+ * dropped, as when a connection ends); CS_EPARSE at a malformed event,
+ * CS_ETOOBIG at a line over max_line_bytes, CS_EHTTP at an ERROR event (410
+ * Gone included), with err saying which. */
+cs_err cs_kube_watch_feed(cs_kube *k, const cs_kube_node_sink *sink,
+                          const char *body, size_t len, size_t chunk, char *err,
+                          size_t errcap) CS_MUST_USE;
+
+/* Feeds one NodeList page (a list response body) to the code the watch
+ * thread runs for each page: relist_begin when `first`, then upsert per
+ * item; *cont gets the continue token (the caller frees it) or NULL after
+ * the last page, which also sets the client's resourceVersion. For tests
+ * and the fuzz target; CS_EBUSY while the watch thread runs, CS_EPARSE (err
+ * says why) for a body that is not a NodeList. */
+cs_err cs_kube_list_feed(cs_kube *k, const cs_kube_node_sink *sink,
+                         const char *body, size_t len, bool first, char **cont,
+                         char *err, size_t errcap) CS_MUST_USE;
+
 /* Merge-patches metadata.annotations of a Pod: keys[i] = values[i], or
  * removes keys[i] when values[i] is NULL. Blocks for at most the request
  * timeout. CS_ENOTFOUND: no such Pod; CS_EAUTH: refused (401/403);

@@ -1,6 +1,7 @@
 #include "scheduler/node_facts.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -149,7 +150,7 @@ static void read_gpu(const cs_facts_params *p, cs_node_facts *f,
     const char *expected = "a quantity string";
     double n = 0;
     if (bad || cs_parse_quantity(q, &n, &expected) != CS_OK ||
-        n != (double)(long long)n) {
+        fabs(n) > CS_GPU_COUNT_MAX || n != trunc(n)) {
       cs_problems_add(f->problems, sizeof(f->problems),
                       "allocatable %s=\"%.32s\": expected a whole number of "
                       "devices such as 8",

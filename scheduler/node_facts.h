@@ -29,6 +29,9 @@
 #define CS_ANN_PUE "carbonshift.io/pue"
 
 #define CS_NODE_NAME_MAX 254
+/* Device counts above this are refused as malformed (no node or pod has
+ * that many accelerators). */
+#define CS_GPU_COUNT_MAX 1048576
 #define CS_PROBLEMS_MAX 768
 
 typedef struct cs_zone_pue {

@@ -1,5 +1,6 @@
 #include "scheduler/pod_facts.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,7 +37,7 @@ static void container_request(cs_pod_facts *f, const cJSON *c, int index,
     const char *expected;
     if (!cJSON_IsString(q) ||
         cs_parse_quantity(q->valuestring, &n, &expected) != CS_OK || n < 0 ||
-        n != (double)(long long)n) {
+        n > CS_GPU_COUNT_MAX || n != trunc(n)) {
       cs_problems_add(f->problems, sizeof(f->problems),
                       "%s[%d] %s: expected a whole number of devices such as "
                       "\"8\"",

@@ -66,6 +66,21 @@ static int hexval(char c)
   return -1;
 }
 
+/* The value of the escape "\\uXXXX" at r, or -1 when r does not hold one. */
+static long hex4(const char *r, const char *end)
+{
+  if (end - r < 6 || r[0] != '\\' || r[1] != 'u')
+    return -1;
+  long v = 0;
+  for (int i = 2; i < 6; i++) {
+    int h = hexval(r[i]);
+    if (h < 0)
+      return -1;
+    v = v << 4 | h;
+  }
+  return v;
+}
+
 /* Consumes a string literal at s->p (which is '"'). */
 static cs_err scan_string(cs_jscan *s)
 {
@@ -109,12 +124,19 @@ static cs_err scan_string(cs_jscan *s)
       }
       char e = r[1];
       if (e == 'u') {
-        if (end - r < 6 || hexval(r[2]) < 0 || hexval(r[3]) < 0 ||
-            hexval(r[4]) < 0 || hexval(r[5]) < 0) {
+        long cp = hex4(r, end);
+        if (cp < 0) {
           s->p = r;
           return fail(s, "bad \\u escape");
         }
-        r += 6;
+        /* UTF-16 surrogates come in pairs; cJSON, which builds the trees
+         * the codec takes from the request, refuses a lone one. */
+        long lo = cp >= 0xD800 && cp <= 0xDBFF ? hex4(r + 6, end) : -1;
+        if (cp >= 0xD800 && cp <= 0xDFFF && !(lo >= 0xDC00 && lo <= 0xDFFF)) {
+          s->p = r;
+          return fail(s, "lone UTF-16 surrogate in \\u escape");
+        }
+        r += lo >= 0 ? 12 : 6;
       } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' ||
                  e == 'n' || e == 'r' || e == 't') {
         r += 2;

@@ -171,7 +171,11 @@ cs_err cs_parse_quantity(const char *s, double *out, const char **expected)
   };
   for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
     if (strcmp(p, suffixes[i].suffix) == 0) {
-      *out = v * suffixes[i].mult;
+      /* A number near the double's limit overflows with its suffix. */
+      double q = v * suffixes[i].mult;
+      if (!isfinite(q))
+        return fail(expected, "a quantity within the range of a double");
+      *out = q;
       return CS_OK;
     }
   }

@@ -717,6 +717,26 @@ static void show(cs_buf *b, const setting *s, const char *text,
   free(p);
 }
 
+/* Appends s with control bytes written as \xNN: keys and values from the
+ * file may hold line breaks, and every problem must stay one line. */
+static void put_text(cs_buf *b, const char *s)
+{
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7f)
+      cs_buf_printf(b, "\\x%02x", c);
+    else
+      cs_buf_putc(b, (char)c);
+  }
+}
+
+/* Appends an unknown setting's name, quoted and cut to 200 bytes. */
+static void put_name(cs_buf *b, const char *name)
+{
+  size_t n = strlen(name);
+  cs_json_quote(b, name, n > 200 ? 200 : n);
+}
+
 /* One error line: "config: PATH = VALUE (SOURCE): MESSAGE". */
 static void failv(ctx *x, const setting *s, const char *path, const char *text,
                   const cJSON *json, const char *source, const char *fmt,
@@ -726,7 +746,8 @@ static void failv(ctx *x, const setting *s, const char *path, const char *text,
   x->nerrors++;
   if (!b)
     return;
-  cs_buf_printf(b, "config: %s", path ? path : s->name);
+  cs_buf_puts(b, "config: ");
+  put_text(b, path ? path : s->name);
   if (text || json) {
     cs_buf_puts(b, " = ");
     show(b, s, text, json);
@@ -736,7 +757,7 @@ static void failv(ctx *x, const setting *s, const char *path, const char *text,
   cs_buf_puts(b, ": ");
   char msg[1024];
   vsnprintf(msg, sizeof(msg), fmt, ap);
-  cs_buf_puts(b, msg);
+  put_text(b, msg);
   cs_buf_putc(b, '\n');
 }
 
@@ -1619,8 +1640,9 @@ static void walk_file(ctx *x, const cJSON *obj, const char *prefix,
     } else {
       x->nerrors++;
       if (x->errors) {
-        cs_buf_printf(x->errors, "config: unknown setting \"%.200s\" (%s)",
-                      name, source);
+        cs_buf_puts(x->errors, "config: unknown setting ");
+        put_name(x->errors, name);
+        cs_buf_printf(x->errors, " (%s)", source);
         hint(x->errors, closest_setting(name));
         cs_buf_putc(x->errors, '\n');
       }
@@ -1792,8 +1814,9 @@ static void apply_flags(ctx *x, const cs_config_flags *f)
     const flag_entry *e = &f->v[i];
     if (e->idx < 0) {
       x->nerrors++;
-      cs_buf_printf(x->errors, "config: unknown setting \"%.200s\" (%s)",
-                    e->name, e->source);
+      cs_buf_puts(x->errors, "config: unknown setting ");
+      put_name(x->errors, e->name);
+      cs_buf_printf(x->errors, " (%s)", e->source);
       hint(x->errors, closest_setting(e->name));
       cs_buf_putc(x->errors, '\n');
       continue;

@@ -203,6 +203,10 @@ static const struct {
     {"{\"Pod\":{\"a\":01}}", CS_EPARSE, "not valid JSON"},
     {"{\"Pod\":{\"a\":-}}", CS_EPARSE, "bad number"},
     {"{\"Pod\":{\"a\":tru}}", CS_EPARSE, "unexpected token"},
+    /* Found by fuzz_jscan: the scanner took a lone surrogate that cJSON
+     * refuses, and the message blamed the tree instead of the byte. */
+    {"{\"Pod\":{\"a\":\"\\ude00\"},\"NodeNames\":[]}", CS_EPARSE,
+     "lone UTF-16 surrogate in \\u escape at byte 13"},
 };
 
 START_TEST(test_codec_decode_malformed_named)

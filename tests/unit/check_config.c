@@ -292,6 +292,34 @@ START_TEST(test_config_load_file_wrong_types)
 }
 END_TEST
 
+/* Found by fuzz_config: a key holding a line break split its problem over
+ * two lines, so the "one line per problem" contract broke. Keys and values
+ * now show control bytes escaped. */
+START_TEST(test_config_load_file_line_break_in_key_one_line)
+{
+  char *file = write_file("c.json", "{\"li\\nsten\": \"x\", \"zones\": "
+                                    "{\"regions\": {\"a\\nb\": \"D\\rE\"}}}");
+  const char *args[] = {"--config", file, NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_EINVAL);
+  size_t lines = 0;
+  for (const char *p = errors.data; p && *p; p = strchr(p, '\n') + 1) {
+    ck_assert_msg(strncmp(p, "config: ", 8) == 0, "line: %s", p);
+    ck_assert_ptr_nonnull(strchr(p, '\n'));
+    lines++;
+  }
+  ck_assert_uint_eq(lines, 2);
+  char *want =
+      cs_asprintf("config: unknown setting \"li\\nsten\" (file %s)", file);
+  ASSERT_HAS(errors.data, want);
+  free(want);
+  ASSERT_HAS(errors.data, "config: zones.regions.a\\x0ab (file ");
+  cs_buf_free(&errors);
+  free(file);
+}
+END_TEST
+
 START_TEST(test_config_load_file_unknown_key)
 {
   char *file = write_file("c.json", "{\"http\": {\"maxBodyByte\": 5, "
@@ -895,6 +923,7 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_load_bad_values_all_reported);
   tcase_add_test(tc, test_config_load_file_wrong_types);
   tcase_add_test(tc, test_config_load_file_unknown_key);
+  tcase_add_test(tc, test_config_load_file_line_break_in_key_one_line);
   tcase_add_test(tc, test_config_load_file_bad_json);
   tcase_add_test(tc, test_config_print_redacts_secrets);
   tcase_add_test(tc, test_config_load_tls_pairs);

@@ -1,9 +1,13 @@
-/* The span scanner's string scanning reads eight bytes at a time; these
- * tests put every kind of special byte at every offset of long strings, so
- * a byte the word test missed would show as an accepted bad string or a
- * wrong span. */
+/* The span scanner. Its string scanning reads eight bytes at a time; the
+ * offset tests put every kind of special byte at every offset of long
+ * strings, so a byte the word test missed would show as an accepted bad
+ * string or a wrong span. The surrogate test holds an input the fuzz target
+ * tests/fuzz/fuzz_jscan.c found. Well-formed requests are covered through
+ * check_codec.c. */
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "carbon/util/jscan.h"
@@ -93,6 +97,47 @@ START_TEST(test_jscan_skip_escaped_quote_ends_nowhere)
 }
 END_TEST
 
+static cs_err skip_all(const char *json, char *err, size_t errcap)
+{
+  cs_jscan s;
+  cs_jscan_init(&s, json, strlen(json), 0);
+  cs_err rc = cs_jscan_skip(&s, NULL, NULL);
+  if (rc == CS_OK)
+    rc = cs_jscan_finish(&s);
+  snprintf(err, errcap, "%s", s.err);
+  return rc;
+}
+
+/* Found by fuzz_jscan: a lone surrogate escape passed the scanner but not
+ * cJSON, so the codec answered "could not build the tree" instead of naming
+ * the syntax error. The scanner now accepts exactly the pairs cJSON does. */
+START_TEST(test_jscan_skip_lone_surrogate_refused)
+{
+  static const char *const bad[] = {
+      "\"\\ude00\"",        "\"\\ud83d\"",   "\"\\ud83dx\"",
+      "\"\\ud83d\\u0041\"", "[\"\\uDBFF\"]", "{\"\\udfff\":1}",
+  };
+  char err[128];
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    ck_assert_msg(skip_all(bad[i], err, sizeof(err)) == CS_EPARSE, "%s",
+                  bad[i]);
+    ck_assert_msg(strstr(err, "surrogate") != NULL, "%s: %s", bad[i], err);
+    cJSON *j = cJSON_Parse(bad[i]);
+    ck_assert_msg(j == NULL, "cJSON accepts %s", bad[i]);
+  }
+  static const char *const good[] = {"\"\\ud83d\\ude00\"", "\"\\uDBFF\\uDFFF\"",
+                                     "\"\\u00e9\\uffff\"",
+                                     "\"a\\ud800\\udc00b\""};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    ck_assert_msg(skip_all(good[i], err, sizeof(err)) == CS_OK, "%s: %s",
+                  good[i], err);
+    cJSON *j = cJSON_Parse(good[i]);
+    ck_assert_msg(j != NULL, "cJSON refuses %s", good[i]);
+    cJSON_Delete(j);
+  }
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("jscan");
@@ -101,6 +146,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_jscan_skip_escapes_at_every_offset);
   tcase_add_test(tc, test_jscan_skip_high_bytes_are_plain);
   tcase_add_test(tc, test_jscan_skip_escaped_quote_ends_nowhere);
+  tcase_add_test(tc, test_jscan_skip_lone_surrogate_refused);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -428,6 +428,105 @@ static void refuse_handler(void *ud, const fk_request *rq, size_t index,
                         "\"nodes is forbidden: User cannot list resource\"}");
 }
 
+/* The watch decoder on its own (what fuzz_kube_watch drives): events cut
+ * at every byte reach the sink in order, the last resourceVersion is kept,
+ * a line without its newline is dropped, and ERROR, malformed and
+ * oversized lines end the stream with their own codes. */
+START_TEST(test_kube_watch_feed_events_and_errors)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.events_enabled = false;
+  cfg.max_line_bytes = 1024;
+  cs_kube *k = client_for("http://127.0.0.1:1", &cfg);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  const char *body =
+      "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\","
+      "\"resourceVersion\":\"5\"}}}\r\n"
+      "\n"
+      "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{"
+      "\"resourceVersion\":\"7\"}}}\n"
+      "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\","
+      "\"resourceVersion\":\"8\"}}}\n"
+      "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"b\"}}}";
+  char err[256];
+  ck_assert_int_eq(
+      cs_kube_watch_feed(k, &sink, body, strlen(body), 1, err, sizeof(err)),
+      CS_OK);
+  ck_assert_uint_eq(r.n, 2);
+  ck_assert_str_eq(r.ops[0], "upsert a 5");
+  ck_assert_str_eq(r.ops[1], "remove a");
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_str_eq(st.resource_version, "8");
+  ck_assert_uint_eq(st.bookmarks, 1);
+
+  const char *gone = "{\"type\":\"ERROR\",\"object\":{\"code\":410,"
+                     "\"message\":\"too old\"}}\n";
+  ck_assert_int_eq(
+      cs_kube_watch_feed(k, &sink, gone, strlen(gone), 0, err, sizeof(err)),
+      CS_EHTTP);
+  ck_assert_ptr_nonnull(strstr(err, "410: too old"));
+  const char *bad = "{\"type\":\"ADDED\"}\n";
+  ck_assert_int_eq(
+      cs_kube_watch_feed(k, &sink, bad, strlen(bad), 3, err, sizeof(err)),
+      CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(err, "not JSON with type and object"));
+  char big[2048];
+  memset(big, ' ', sizeof(big));
+  ck_assert_int_eq(
+      cs_kube_watch_feed(k, &sink, big, sizeof(big), 100, err, sizeof(err)),
+      CS_ETOOBIG);
+  ck_assert_ptr_nonnull(strstr(err, "larger than 1024 bytes"));
+  ck_assert_uint_eq(r.n, 2);
+  cs_kube_free(k);
+}
+END_TEST
+
+/* The list decoder on its own (what fuzz_kube_list drives): relist_begin
+ * on the first page only, an upsert per item, the continue token handed
+ * back, the resourceVersion taken from the last page, and a body that is
+ * not a NodeList refused. */
+START_TEST(test_kube_list_feed_pages)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.events_enabled = false;
+  cs_kube *k = client_for("http://127.0.0.1:1", &cfg);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  const char *p1 = "{\"metadata\":{\"resourceVersion\":\"9\",\"continue\":"
+                   "\"next\"},\"items\":[{\"metadata\":{\"name\":\"a\"}}]}";
+  const char *p2 = "{\"metadata\":{\"resourceVersion\":\"10\"},\"items\":"
+                   "[{\"metadata\":{\"name\":\"b\"}}]}";
+  char err[256], *cont = NULL;
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, p1, strlen(p1), true, &cont, err,
+                                     sizeof(err)),
+                   CS_OK);
+  ck_assert_str_eq(cont, "next");
+  free(cont);
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, p2, strlen(p2), false, &cont,
+                                     err, sizeof(err)),
+                   CS_OK);
+  ck_assert_ptr_null(cont);
+  ck_assert_uint_eq(r.n, 3);
+  ck_assert_str_eq(r.ops[0], "begin");
+  ck_assert_str_eq(r.ops[1], "upsert a ?");
+  ck_assert_str_eq(r.ops[2], "upsert b ?");
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_str_eq(st.resource_version, "10");
+  const char *bad = "{\"items\":{}}";
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, bad, strlen(bad), true, &cont,
+                                     err, sizeof(err)),
+                   CS_EPARSE);
+  ck_assert_ptr_null(cont);
+  ck_assert_ptr_nonnull(strstr(err, "not JSON with items"));
+  cs_kube_free(k);
+}
+END_TEST
+
 START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
 {
   fk_server *s = fk_start(refuse_handler, NULL);
@@ -1105,6 +1204,8 @@ static Suite *kube_suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_kube_node_watch_list_watch_drop_gone);
+  tcase_add_test(tc, test_kube_watch_feed_events_and_errors);
+  tcase_add_test(tc, test_kube_list_feed_pages);
   tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);

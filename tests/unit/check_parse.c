@@ -47,6 +47,20 @@ START_TEST(test_parse_quantity_suffixes)
 }
 END_TEST
 
+/* Found by fuzz_parse: a number that is finite alone overflowed to
+ * infinity with its suffix and was accepted. */
+START_TEST(test_parse_quantity_overflow_refused)
+{
+  double q = 0;
+  const char *e = NULL;
+  ck_assert_int_eq(cs_parse_quantity("1e308Ki", &q, &e), CS_EINVAL);
+  ck_assert_ptr_nonnull(e);
+  ck_assert_int_eq(cs_parse_quantity("1e300E", &q, &e), CS_EINVAL);
+  ck_assert_int_eq(cs_parse_quantity("1e290E", &q, &e), CS_OK);
+  ck_assert(isfinite(q));
+}
+END_TEST
+
 START_TEST(test_parse_mass_units)
 {
   double g;
@@ -128,6 +142,7 @@ static Suite *suite(void)
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_parse_duration_forms);
   tcase_add_test(tc, test_parse_quantity_suffixes);
+  tcase_add_test(tc, test_parse_quantity_overflow_refused);
   tcase_add_test(tc, test_parse_mass_units);
   tcase_add_test(tc, test_parse_rfc3339_offsets);
   tcase_add_test(tc, test_parse_date_forms);

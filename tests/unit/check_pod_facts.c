@@ -127,6 +127,29 @@ START_TEST(test_pod_facts_read_bad_quantity_named)
 }
 END_TEST
 
+/* Found by fuzzing node facts (the same check): a GPU count beyond the
+ * range of long long was cast to it, undefined behaviour; counts above
+ * CS_GPU_COUNT_MAX are now malformed. */
+START_TEST(test_pod_facts_read_huge_gpu_count_refused)
+{
+  static const char *const bad[] = {"1e30", "2000000"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"spec\":{\"containers\":[{\"resources\":{"
+             "\"limits\":{\"nvidia.com/gpu\":\"%s\"}}}]}}",
+             bad[i]);
+    cJSON *p = pod_with(json);
+    cs_pod_facts f;
+    ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
+    ck_assert_msg(f.gpus == 0, "%s: gpus %g", bad[i], f.gpus);
+    ck_assert_ptr_nonnull(strstr(f.problems, "nvidia.com/gpu: expected a "
+                                             "whole number"));
+    cJSON_Delete(p);
+  }
+}
+END_TEST
+
 START_TEST(test_pod_facts_read_skip_and_durations)
 {
   cJSON *p = pod_with("{\"metadata\":{\"annotations\":{"
@@ -152,6 +175,7 @@ static Suite *suite(void)
       tc, test_pod_facts_read_bad_annotation_named, 0,
       (int)(sizeof(bad_annotations) / sizeof(bad_annotations[0])));
   tcase_add_test(tc, test_pod_facts_read_bad_quantity_named);
+  tcase_add_test(tc, test_pod_facts_read_huge_gpu_count_refused);
   tcase_add_test(tc, test_pod_facts_read_skip_and_durations);
   suite_add_tcase(s, tc);
   return s;

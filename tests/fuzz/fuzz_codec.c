@@ -1,0 +1,158 @@
+/* fuzz_codec: ExtenderArgs as kube-scheduler sends them to /filter and
+ * /prioritize, in both modes (Nodes or NodeNames), through the same steps a
+ * request takes: cs_codec_decode, the pod and node facts, then both replies
+ * with verdicts and scores taken from the input. Invariants: a decoded
+ * request is complete (a pod, named nodes, raw Node bytes in full mode),
+ * every reply is JSON, names in replies are input names, scores stay as
+ * given (0..10) and in request order, and error replies are JSON too. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/codec.h"
+#include "scheduler/node_facts.h"
+#include "scheduler/pod_facts.h"
+#include "tests/fuzz/fuzzutil.h"
+
+#define MAX_NODES 64
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+  fz_quiet();
+  return 0;
+}
+
+static bool input_name(const cs_wire_request *r, const char *name)
+{
+  for (size_t i = 0; i < r->nnodes; i++)
+    if (strcmp(r->nodes[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+static cJSON *parse_reply(const cs_buf *out)
+{
+  FZ_ASSERT(cs_buf_error(out) == CS_OK);
+  cJSON *j = cJSON_ParseWithLength(out->data, out->len);
+  FZ_ASSERT(cJSON_IsObject(j));
+  return j;
+}
+
+static void check_filter(const cs_wire_request *r, const uint8_t *data,
+                         size_t size)
+{
+  cs_verdict v[MAX_NODES];
+  const char *reasons[MAX_NODES];
+  size_t kept = 0;
+  for (size_t i = 0; i < r->nnodes; i++) {
+    v[i] = (cs_verdict)(data[i % size] % 3);
+    reasons[i] = v[i] == CS_PASS ? NULL : "fuzz \"reason\"\n";
+    kept += v[i] == CS_PASS;
+  }
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  cs_codec_write_filter(&out, r, v, reasons);
+  cJSON *j = parse_reply(&out);
+  const cJSON *names = cJSON_GetObjectItemCaseSensitive(j, "NodeNames");
+  const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(j, "Nodes");
+  const cJSON *it;
+  if (r->names_only) {
+    FZ_ASSERT(cJSON_IsArray(names));
+    FZ_ASSERT((size_t)cJSON_GetArraySize(names) == kept);
+    cJSON_ArrayForEach(it, names)
+    {
+      FZ_ASSERT(cJSON_IsString(it) && input_name(r, it->valuestring));
+    }
+  } else {
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(nodes, "items");
+    FZ_ASSERT(cJSON_IsArray(items));
+    FZ_ASSERT((size_t)cJSON_GetArraySize(items) == kept);
+  }
+  const char *failed[] = {"FailedNodes", "FailedAndUnresolvableNodes"};
+  for (int f = 0; f < 2; f++) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, failed[f]);
+    FZ_ASSERT(cJSON_IsObject(m));
+    cJSON_ArrayForEach(it, m)
+    {
+      FZ_ASSERT(input_name(r, it->string));
+      FZ_ASSERT(cJSON_IsString(it));
+    }
+  }
+  cJSON_Delete(j);
+  cs_buf_free(&out);
+}
+
+static void check_priorities(const cs_wire_request *r, const uint8_t *data,
+                             size_t size)
+{
+  int scores[MAX_NODES];
+  for (size_t i = 0; i < r->nnodes; i++)
+    scores[i] = data[(i * 7) % size] % 11;
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  cs_codec_write_priorities(&out, r, scores);
+  FZ_ASSERT(cs_buf_error(&out) == CS_OK);
+  cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+  FZ_ASSERT(cJSON_IsArray(j));
+  FZ_ASSERT((size_t)cJSON_GetArraySize(j) == r->nnodes);
+  size_t i = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, j)
+  {
+    const cJSON *host = cJSON_GetObjectItemCaseSensitive(it, "Host");
+    const cJSON *score = cJSON_GetObjectItemCaseSensitive(it, "Score");
+    FZ_ASSERT(cJSON_IsString(host) &&
+              strcmp(host->valuestring, r->nodes[i].name) == 0);
+    FZ_ASSERT(cJSON_IsNumber(score) && score->valuedouble == scores[i]);
+    i++;
+  }
+  cJSON_Delete(j);
+  cs_buf_free(&out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  cs_wire_request r;
+  char err[256] = "";
+  cs_err rc = cs_codec_decode((const char *)data, size, MAX_NODES, &r, err,
+                              sizeof(err));
+  if (rc != CS_OK) {
+    FZ_ASSERT(rc == CS_EPARSE || rc == CS_EINVAL || rc == CS_ETOOBIG);
+    FZ_ASSERT(err[0]);
+    cs_buf out;
+    cs_buf_init(&out, 0);
+    cs_codec_write_error(&out, err);
+    cJSON *j = parse_reply(&out);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "Error");
+    FZ_ASSERT(cJSON_IsString(e) && strcmp(e->valuestring, err) == 0);
+    cJSON_Delete(j);
+    cs_buf_free(&out);
+    return 0;
+  }
+  FZ_ASSERT(r.pod != NULL);
+  FZ_ASSERT(r.nnodes <= MAX_NODES);
+  cs_pod_facts pf;
+  (void)!cs_pod_facts_read(r.pod, 3600, &pf);
+  for (size_t i = 0; i < r.nnodes; i++) {
+    const cs_wire_node *n = &r.nodes[i];
+    FZ_ASSERT(n->name[0] && strlen(n->name) < sizeof(n->name));
+    if (r.names_only) {
+      FZ_ASSERT(n->raw == NULL && n->metadata == NULL);
+      continue;
+    }
+    FZ_ASSERT(n->raw != NULL && n->raw >= (const char *)data &&
+              n->raw + n->raw_len <= (const char *)data + size);
+    cJSON *whole = cJSON_ParseWithLength(n->raw, n->raw_len);
+    FZ_ASSERT(cJSON_IsObject(whole));
+    cJSON_Delete(whole);
+    cs_node_facts nf;
+    (void)!cs_node_facts_read(fz_facts_params(), n->metadata, n->allocatable,
+                              &nf);
+  }
+  if (size) {
+    check_filter(&r, data, size);
+    check_priorities(&r, data, size);
+  }
+  cs_codec_request_free(&r);
+  return 0;
+}
