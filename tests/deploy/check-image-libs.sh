@@ -17,17 +17,20 @@ runtime=$(awk '/^FROM /{buf=""} {buf = buf $0 "\n"} END{printf "%s", buf}' "$doc
 # Packages of the base image itself (libc6 and what it pulls in).
 base_pkgs=" libc6 libgcc-s1 "
 
+# Read once: an awk that stops early in `ldconfig -p | awk` would kill
+# ldconfig with SIGPIPE, which pipefail turns into a failed check.
+cache=$(ldconfig -p)
 fails=0 checked=0
 while read -r soname; do
-  path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|x86_64/ {print $NF; exit}')
-  [[ -n $path ]] || path=$(ldconfig -p | awk -v s="$soname" '$1 == s {print $NF; exit}')
+  path=$(awk -v s="$soname" '$1 == s && /x86-64|x86_64/ && !p {print $NF; p = 1}' <<<"$cache")
+  [[ -n $path ]] || path=$(awk -v s="$soname" '$1 == s && !p {print $NF; p = 1}' <<<"$cache")
   if [[ -z $path ]]; then
     echo "check-image-libs: FAIL $soname: not found by ldconfig on this machine"
     fails=$((fails + 1))
     continue
   fi
-  pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | cut -d: -f1) ||
-    pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1) || true
+  pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
+  [[ -n $pkg ]] || pkg=$(dpkg -S "$path" 2>/dev/null | awk -F: 'NR == 1 {print $1}') || true
   checked=$((checked + 1))
   if [[ -z $pkg ]]; then
     echo "check-image-libs: FAIL $soname ($path): no Debian package owns it"
