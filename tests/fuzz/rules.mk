@@ -55,13 +55,16 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_HOBJ) $(FUZZ_LIB)
 
 fuzz-build: $(FUZZ_BINS)
 
-# $(1): seconds per target.
+# $(1): seconds per target; $(2): libFuzzer's -seed (0: a random one).
+# make check fuzzes with a fixed seed, so that the inputs it tries are the
+# same on every run and CI stays repeatable; make fuzz explores afresh.
+FUZZ_CHECK_SEED    ?= 1
 define fuzz_run
 	$(Q)set -e; failed=; for t in $(FUZZ_RUN); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts $(FUZZ_DIR)/logs; \
 	  log=$(FUZZ_DIR)/logs/$$t.log; seeds=tests/fuzz/corpus/$$t; \
 	  [ -d $$seeds ] || seeds=; \
-	  if $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(1) -timeout=10 \
+	  if $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(1) -seed=$(2) -timeout=10 \
 	       -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
 	       -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
 	       $(FUZZ_DIR)/corpus/$$t $$seeds \
@@ -76,10 +79,10 @@ define fuzz_run
 endef
 
 fuzz: $(FUZZ_RUN:%=$(FUZZ_DIR)/fuzz_%)
-	$(call fuzz_run,$(FUZZ_SECONDS))
+	$(call fuzz_run,$(FUZZ_SECONDS),0)
 
 fuzz-check: $(FUZZ_RUN:%=$(FUZZ_DIR)/fuzz_%)
-	$(call fuzz_run,$(FUZZ_CHECK_SECONDS))
+	$(call fuzz_run,$(FUZZ_CHECK_SECONDS),$(FUZZ_CHECK_SEED))
 
 -include $(FUZZ_LOBJS:.o=.d) $(FUZZ_SRCS:%.c=$(FUZZ_DIR)/%.d) \
          $(FUZZ_HOBJ:.o=.d)
