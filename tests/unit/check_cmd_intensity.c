@@ -56,20 +56,7 @@ static int run(char **out, int argc, ...)
     argv[i] = va_arg(ap, char *);
   va_end(ap);
   argv[argc] = NULL;
-  fflush(stdout);
-  FILE *tmp = tmpfile();
-  int saved = dup(STDOUT_FILENO);
-  dup2(fileno(tmp), STDOUT_FILENO);
-  int rc = cs_cmd_intensity(argc, argv);
-  fflush(stdout);
-  dup2(saved, STDOUT_FILENO);
-  close(saved);
-  long n = ftell(tmp);
-  rewind(tmp);
-  *out = calloc(1, (size_t)n + 1);
-  ck_assert_int_eq(fread(*out, 1, (size_t)n, tmp), (size_t)n);
-  fclose(tmp);
-  return rc;
+  return tu_run_command(cs_cmd_intensity, argc, argv, out, NULL);
 }
 
 static cJSON *parse_one(const char *s)

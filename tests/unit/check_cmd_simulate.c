@@ -23,17 +23,6 @@ static void setup(void)
            tu_shared_dir());
 }
 
-/* Reads a temporary file back whole (caller frees) and closes it. */
-static char *slurp(FILE *f)
-{
-  long n = ftell(f);
-  rewind(f);
-  char *s = calloc(1, (size_t)n + 1);
-  ck_assert_int_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  return s;
-}
-
 /* Runs the command with stdout and stderr captured (caller frees both). */
 static int run(char **out, char **err, int argc, ...)
 {
@@ -45,24 +34,7 @@ static int run(char **out, char **err, int argc, ...)
     argv[i] = va_arg(ap, char *);
   va_end(ap);
   argv[argc] = NULL;
-  fflush(stdout);
-  fflush(stderr);
-  FILE *o = tmpfile(), *e = tmpfile();
-  int so = dup(STDOUT_FILENO), se = dup(STDERR_FILENO);
-  dup2(fileno(o), STDOUT_FILENO);
-  dup2(fileno(e), STDERR_FILENO);
-  int rc = cs_cmd_simulate(argc, argv);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(so, STDOUT_FILENO);
-  dup2(se, STDERR_FILENO);
-  close(so);
-  close(se);
-  fseek(o, 0, SEEK_END);
-  fseek(e, 0, SEEK_END);
-  *out = slurp(o);
-  *err = slurp(e);
-  return rc;
+  return tu_run_command(cs_cmd_simulate, argc, argv, out, err);
 }
 
 static const cJSON *policy(const cJSON *j, const char *name)
@@ -157,9 +129,8 @@ START_TEST(test_cmd_simulate_generic_jobs_csv_and_jobs_out)
   ck_assert_ptr_nonnull(strstr(out, "\ncarbonshift,3,0,"));
   ck_assert_ptr_nonnull(strstr(out, "\noracle,3,0,"));
   /* Every job under every policy, with the pool it ran on. */
-  f = fopen(perjob, "r");
-  fseek(f, 0, SEEK_END);
-  char *lines = slurp(f);
+  size_t len;
+  char *lines = tu_read_file(perjob, &len);
   int n = 0;
   for (const char *p = lines; (p = strchr(p, '\n')); p++)
     n++;

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 const char *tu_shared_dir(void)
 {
@@ -38,4 +39,44 @@ unsigned tu_slowdown(void)
 {
   const char *v = getenv("CS_VALGRIND");
   return v && *v ? 50 : 1;
+}
+
+/* Reads a temporary file back whole, from its start, and closes it. */
+static char *slurp(FILE *f)
+{
+  long n = ftell(f);
+  rewind(f);
+  char *s = calloc(1, (size_t)n + 1);
+  ck_assert_int_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  return s;
+}
+
+int tu_run_command(int (*cmd)(int, char **), int argc, char **argv, char **out,
+                   char **err)
+{
+  fflush(stdout);
+  fflush(stderr);
+  FILE *o = tmpfile(), *e = err ? tmpfile() : NULL;
+  ck_assert(o != NULL && (!err || e != NULL));
+  int so = dup(STDOUT_FILENO), se = err ? dup(STDERR_FILENO) : -1;
+  dup2(fileno(o), STDOUT_FILENO);
+  if (e)
+    dup2(fileno(e), STDERR_FILENO);
+  int rc = cmd(argc, argv);
+  fflush(stdout);
+  fflush(stderr);
+  dup2(so, STDOUT_FILENO);
+  close(so);
+  if (e) {
+    dup2(se, STDERR_FILENO);
+    close(se);
+  }
+  fseek(o, 0, SEEK_END);
+  *out = slurp(o);
+  if (e) {
+    fseek(e, 0, SEEK_END);
+    *err = slurp(e);
+  }
+  return rc;
 }

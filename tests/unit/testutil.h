@@ -18,5 +18,11 @@ char *tu_read_shared(const char *rel, size_t *len);
  * behaviour (a hang does not block, a timeout fires) are multiplied by it;
  * the behaviour they check stays the same. */
 unsigned tu_slowdown(void);
+/* Runs a subcommand's entry point (cs_cmd_intensity, cs_cmd_simulate, ...)
+ * in this process with its standard output captured into *out and, when
+ * `err` is not NULL, its standard error into *err (caller frees both);
+ * returns its exit status. argv[argc] must be NULL. */
+int tu_run_command(int (*cmd)(int, char **), int argc, char **argv, char **out,
+                   char **err);
 
 #endif
