@@ -195,15 +195,19 @@ static bool same_entry(const call *c, size_t i, size_t j)
 static uint64_t entry_hash(const call *c, size_t i)
 {
   const cs_node_eval *e = &c->pc.nodes[i];
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = 1469598103934665603ULL, total = 0;
+  if (e->est.known) /* the bits: same_entry compares totals exactly */
+    memcpy(&total, &e->est.total_g, sizeof(total));
+  /* Problems are hashed as present or not: equal texts sit at different
+   * offsets of the call's problem buffer. */
   uint64_t parts[] = {(uint64_t)e->facts_known,
                       (uint64_t)(int64_t)e->zone,
                       (uint64_t)(uintptr_t)e->gpu,
                       (uint64_t)e->installed_at,
                       (uint64_t)e->score,
                       (uint64_t)e->verdict,
-                      (uint64_t)(e->est.total_g * 1000),
-                      c->problems[i]};
+                      total,
+                      c->problems[i] == NO_PROBLEMS};
   for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
     h ^= parts[k];
     h *= 1099511628211ULL;

@@ -267,7 +267,8 @@ static cJSON *decision_line_of(cs_verb verb, const char *body)
 /* Nodes that share every fact, estimate and score share one entry of the
  * Decision line, which names them all: a line grows with the kinds of node,
  * not with the size of the cluster. A twin that differs in one fact (its
- * install date) gets an entry of its own. */
+ * install date) gets an entry of its own; twins with the same malformed
+ * annotation share one, as their problems read the same. */
 START_TEST(test_decision_handle_groups_identical_nodes)
 {
   size_t len;
@@ -278,8 +279,9 @@ START_TEST(test_decision_handle_groups_identical_nodes)
   cJSON *items =
       cJSON_GetObjectItem(cJSON_GetObjectItem(req, "Nodes"), "items");
   cJSON *h100 = cJSON_GetArrayItem(items, 0);
-  const char *twins[] = {"h100-twin-a", "h100-twin-b", "h100-older"};
-  for (int k = 0; k < 3; k++) {
+  const char *twins[] = {"h100-twin-a", "h100-twin-b", "h100-older",
+                         "h100-bad-pue-a", "h100-bad-pue-b"};
+  for (int k = 0; k < 5; k++) {
     cJSON *t = cJSON_Duplicate(h100, true);
     cJSON *md = cJSON_GetObjectItem(t, "metadata");
     cJSON_ReplaceItemInObject(md, "name", cJSON_CreateString(twins[k]));
@@ -287,15 +289,20 @@ START_TEST(test_decision_handle_groups_identical_nodes)
       cJSON_ReplaceItemInObject(cJSON_GetObjectItem(md, "annotations"),
                                 "carbonshift.io/hardware-installed",
                                 cJSON_CreateString("2021-01"));
+    if (k >= 3) {
+      cJSON *ann = cJSON_GetObjectItem(md, "annotations");
+      cJSON_DeleteItemFromObject(ann, "carbonshift.io/pue");
+      cJSON_AddStringToObject(ann, "carbonshift.io/pue", "lots");
+    }
     cJSON_AddItemToArray(items, t);
   }
   char *body = cJSON_PrintUnformatted(req);
   cJSON_Delete(req);
   cJSON *line = decision_line_of(CS_VERB_PRIORITIZE, body);
   free(body);
-  ck_assert_int_eq(cJSON_GetObjectItem(line, "nodeCount")->valueint, 7);
+  ck_assert_int_eq(cJSON_GetObjectItem(line, "nodeCount")->valueint, 9);
   cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
-  ck_assert_int_eq(cJSON_GetArraySize(nodes), 5);
+  ck_assert_int_eq(cJSON_GetArraySize(nodes), 6);
   cJSON *first = cJSON_GetObjectItem(cJSON_GetArrayItem(nodes, 0), "names");
   ck_assert_int_eq(cJSON_GetArraySize(first), 3);
   ck_assert_str_eq(cJSON_GetArrayItem(first, 0)->valuestring,
@@ -306,12 +313,16 @@ START_TEST(test_decision_handle_groups_identical_nodes)
   cJSON *onames = cJSON_GetObjectItem(older, "names");
   ck_assert_int_eq(cJSON_GetArraySize(onames), 1);
   ck_assert_str_eq(cJSON_GetArrayItem(onames, 0)->valuestring, "h100-older");
+  cJSON *bad = cJSON_GetArrayItem(nodes, 5);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(bad, "names")), 2);
+  ck_assert_ptr_nonnull(strstr(
+      cJSON_GetObjectItem(bad, "problems")->valuestring, "carbonshift.io/pue"));
   /* Every node is named exactly once. */
   int named = 0;
   cJSON *e;
   cJSON_ArrayForEach(e, nodes) named +=
       cJSON_GetArraySize(cJSON_GetObjectItem(e, "names"));
-  ck_assert_int_eq(named, 7);
+  ck_assert_int_eq(named, 9);
   cJSON_Delete(line);
 }
 END_TEST
