@@ -24,6 +24,7 @@
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
+#include "carbon/util/pool.h"
 
 /* Names of the settings as the configuration spells them, so an error
  * reply or log line tells the operator which knob to turn. */
@@ -33,6 +34,7 @@
 #define M_REQUESTS "carbonshift_http_requests_total"
 #define M_DURATION "carbonshift_http_request_duration_seconds"
 #define M_OPEN "carbonshift_http_open_connections"
+#define M_QUEUED "carbonshift_http_queued_decisions"
 
 /* GnuTLS priorities: TLS 1.3 and 1.2 only, otherwise GnuTLS' defaults. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -46,6 +48,9 @@
  * (CFS quota periods are 100 ms), and it would be cut if the server
  * stopped first. */
 #define DRAIN_QUIET_MS 500
+/* After the graceful stop's deadline, how long the replies of decisions
+ * then finished or refused get to be sent before the server stops. */
+#define DRAIN_FLUSH_MS 1000
 /* Bound on the /readyz detail the handler may append. */
 #define MAX_READY_DETAIL (64u << 10)
 
@@ -63,6 +68,7 @@ static const char *const route_label[] = {"other",   "filter", "prioritize",
 
 struct cs_server {
   struct MHD_Daemon *daemon;
+  cs_pool *deciders; /* runs h.handle, off the connection threads */
   cs_server_handler h;
   cs_metrics *metrics;
   char *prefix; /* normalised: "" or "/a/b" */
@@ -98,7 +104,19 @@ typedef struct conn {
   char peer_err[160];
 } conn;
 
+/* Where an extender request is on its way through the decision pool. */
+typedef enum stage {
+  STAGE_NONE = 0, /* not handed to the pool */
+  STAGE_QUEUED,   /* connection suspended, decision queued or running */
+  STAGE_DONE      /* `decided` holds the reply; connection resumed */
+} stage;
+
 typedef struct request {
+  cs_pool_job job; /* first: the pool hands back &job */
+  cs_server *srv;
+  struct MHD_Connection *conn;
+  _Atomic stage stage;
+  cs_reply decided;
   uint64_t start_ns;
   route r;
   char method[16];
@@ -651,27 +669,96 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
   return MHD_YES;
 }
 
+/* ---- decisions ---------------------------------------------------------
+ *
+ * An extender request whose body is in is handed to the decision pool and
+ * its connection suspended, so the connection threads go on reading other
+ * bodies and answering probes while it is decided. The decision thread
+ * stores the reply and resumes the connection; libmicrohttpd then calls
+ * on_request again, which queues that reply. A suspended connection is
+ * neither polled nor timed out, so the request outlives the decision. */
+
+static void queued_gauge(cs_server *s)
+{
+  cs_metrics_set(s->metrics, M_QUEUED, NULL,
+                 (double)cs_pool_queued(s->deciders));
+}
+
+static void run_decision(cs_pool_job *job)
+{
+  request *rq = (request *)job;
+  cs_server *s = rq->srv;
+  queued_gauge(s);
+  const char *body = rq->body.data ? rq->body.data : "";
+  s->h.handle(s->h.ctx, rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE,
+              body, rq->body.len, rq->reqid, &rq->decided);
+  atomic_store(&rq->stage, STAGE_DONE);
+  MHD_resume_connection(rq->conn);
+}
+
+/* The pool is stopping (graceful stop past its deadline, or the server
+ * freed): a decision not started is answered 503. */
+static void cancel_decision(cs_pool_job *job)
+{
+  request *rq = (request *)job;
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_json_open(&b, NULL, '{');
+  cs_json_str(&b, "Error", "shutting down: the decision was not started");
+  cs_json_close(&b, '}');
+  rq->decided.status = MHD_HTTP_SERVICE_UNAVAILABLE;
+  rq->decided.body = cs_buf_release(&b, &rq->decided.len);
+  atomic_store(&rq->stage, STAGE_DONE);
+  MHD_resume_connection(rq->conn);
+}
+
+static enum MHD_Result start_decision(cs_server *s, struct MHD_Connection *c,
+                                      request *rq)
+{
+  rq->srv = s;
+  rq->conn = c;
+  rq->job.run = run_decision;
+  atomic_store(&rq->stage, STAGE_QUEUED);
+  MHD_suspend_connection(c);
+  if (!cs_pool_submit(s->deciders, &rq->job))
+    cancel_decision(&rq->job); /* resumes at once */
+  queued_gauge(s);
+  return MHD_YES;
+}
+
+static enum MHD_Result reply_decision(cs_server *s, struct MHD_Connection *c,
+                                      request *rq)
+{
+  cs_reply reply = rq->decided;
+  rq->decided = (cs_reply){0, NULL, 0};
+  if (!reply.body || reply.status < 100 || reply.status > 599) {
+    free(reply.body);
+    cs_log_error("Decision produced no reply", "internal error");
+    return reply_error(s, c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                       "internal error: the decision produced no reply");
+  }
+  if (reply.status == MHD_HTTP_SERVICE_UNAVAILABLE && !rq->err)
+    rq->err = cs_strdup("shutting down: the decision was not started");
+  return queue(s, c, rq, reply.status, reply.body, reply.len,
+               "application/json", NULL);
+}
+
 static enum MHD_Result dispatch(cs_server *s, struct MHD_Connection *c,
                                 request *rq)
 {
   cs_buf b;
   switch (rq->r) {
   case R_FILTER:
-  case R_PRIORITIZE: {
-    cs_reply reply = {0, NULL, 0};
-    const char *body = rq->body.data ? rq->body.data : "";
-    s->h.handle(s->h.ctx,
-                rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE, body,
-                rq->body.len, rq->reqid, &reply);
-    if (!reply.body || reply.status < 100 || reply.status > 599) {
-      free(reply.body);
-      cs_log_error("Decision produced no reply", "internal error");
-      return reply_error(s, c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                         "internal error: the decision produced no reply");
+  case R_PRIORITIZE:
+    switch (atomic_load(&rq->stage)) {
+    case STAGE_NONE:
+      return start_decision(s, c, rq);
+    case STAGE_QUEUED: /* not resumed by us: nothing to do yet */
+      return MHD_YES;
+    case STAGE_DONE:
+      break;
     }
-    return queue(s, c, rq, reply.status, reply.body, reply.len,
-                 "application/json", NULL);
-  }
+    return reply_decision(s, c, rq);
   case R_HEALTHZ:
     return queue(s, c, rq, MHD_HTTP_OK, cs_strdup("{\"status\":\"ok\"}"), 15,
                  "application/json", NULL);
@@ -820,6 +907,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
   cs_log_end(line);
 
   cs_buf_free(&rq->body);
+  free(rq->decided.body);
   free(rq->err);
   free(rq);
   request_end(s);
@@ -895,6 +983,11 @@ static cs_err declare_metrics(cs_metrics *m)
     rc = cs_metrics_declare(m, M_OPEN, CS_METRIC_GAUGE,
                             "Open HTTP connections (http.maxConnections is "
                             "the limit).",
+                            "", NULL, 0);
+  if (!rc)
+    rc = cs_metrics_declare(m, M_QUEUED, CS_METRIC_GAUGE,
+                            "Extender requests received and waiting for a "
+                            "decision thread (http.decisionThreads).",
                             "", NULL, 0);
   return rc;
 }
@@ -981,6 +1074,12 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     goto out;
 
   unsigned threads = o->threads ? o->threads : cpu_count();
+  unsigned deciders = o->decision_threads ? o->decision_threads : cpu_count();
+  if (cs_pool_new(deciders, "cs-decide", &s->deciders)) {
+    set_err(err, errlen, "cannot start %u decision threads", deciders);
+    rc = CS_EIO;
+    goto out;
+  }
   unsigned max_conns = o->max_connections ? o->max_connections
                                           : CS_SERVER_DEFAULT_MAX_CONNECTIONS;
   s->max_conns = max_conns;
@@ -1016,7 +1115,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
    * tests/unit/check_server.c). Each worker polls only its share of
    * http.maxConnections. */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                   MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                   MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (s->cert_pem)
     flags |= MHD_USE_TLS;
   if (v6)
@@ -1040,6 +1139,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   cs_json_bool(line, "tls", s->cert_pem != NULL);
   cs_json_bool(line, "mtls", s->mtls);
   cs_json_int(line, "threads", threads);
+  cs_json_int(line, "decisionThreads", deciders);
   cs_log_end(line);
 out:
   if (rc) {
@@ -1059,16 +1159,22 @@ unsigned cs_server_port(const cs_server *s)
  * open, none started during DRAIN_QUIET_MS (a request on a kept-alive
  * connection may be on its way), or until the deadline. Returns the
  * requests still in flight. */
+static struct timespec deadline_in(unsigned ms)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += ms / 1000;
+  t.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
 static unsigned drain(cs_server *s, unsigned timeout_ms)
 {
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += timeout_ms / 1000;
-  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (deadline.tv_nsec >= 1000000000L) {
-    deadline.tv_sec++;
-    deadline.tv_nsec -= 1000000000L;
-  }
+  struct timespec deadline = deadline_in(timeout_ms);
   pthread_mutex_lock(&s->mu);
   for (;;) {
     int w = 0;
@@ -1122,6 +1228,22 @@ cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms)
     (void)shutdown(fd, SHUT_RD);
   atomic_store(&s->draining, true);
   unsigned left = drain(s, timeout_ms);
+  /* libmicrohttpd aborts when stopped with a connection suspended, so
+   * every decision must have resumed its connection first: those still
+   * queued are answered 503 and one running is waited for. Their replies
+   * get DRAIN_FLUSH_MS to go out. */
+  unsigned cut = left;
+  if (left) {
+    cs_pool_stop(s->deciders, cancel_decision);
+    struct timespec flush = deadline_in(DRAIN_FLUSH_MS);
+    pthread_mutex_lock(&s->mu);
+    int w = 0;
+    while (s->inflight && w != ETIMEDOUT)
+      w = pthread_cond_timedwait(&s->cv, &s->mu, &flush);
+    cut = s->inflight;
+    pthread_mutex_unlock(&s->mu);
+  }
+  cs_pool_stop(s->deciders, cancel_decision);
   MHD_stop_daemon(s->daemon);
   s->daemon = NULL;
   s->stopped = true;
@@ -1134,7 +1256,8 @@ cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms)
                                         "in flight"
                                       : "HTTP server stopped");
   cs_json_num(line, "durationMs", (double)(cs_clock_mono_ns() - t0) / 1e6, 1);
-  cs_json_int(line, "cutRequests", left);
+  cs_json_int(line, "inFlightAtDeadline", left);
+  cs_json_int(line, "cutRequests", cut);
   if (left)
     cs_json_str(line, "err", "shutdown timeout reached");
   cs_log_end(line);
@@ -1145,10 +1268,13 @@ void cs_server_free(cs_server *s)
 {
   if (!s)
     return;
+  if (s->deciders)
+    cs_pool_stop(s->deciders, cancel_decision); /* before the daemon stops */
   if (s->daemon)
     MHD_stop_daemon(s->daemon); /* closes the listening socket too */
   else if (s->listen_fd >= 0)
     close(s->listen_fd);
+  cs_pool_free(s->deciders);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s->prefix);

@@ -1,9 +1,11 @@
-/* server.h: the HTTP(S) front door: libmicrohttpd with a thread pool, the
- * extender routes (POST <prefix>/filter, <prefix>/prioritize), /healthz,
+/* server.h: the HTTP(S) front door: libmicrohttpd with a thread pool for
+ * connections and a separate pool of decision threads (carbon/util/pool.h),
+ * the extender routes (POST <prefix>/filter, <prefix>/prioritize), /healthz,
  * /readyz, /metrics, body and header caps, timeouts, TLS and mTLS, request
  * ids, per-request access log lines and HTTP metrics, graceful shutdown.
- * Thread-safe: the handler's functions are called from many pool threads at
- * once; cs_server_shutdown and cs_server_free must be called from one
+ * Thread-safe: the handler's functions are called from many threads at
+ * once (handle from the decision threads, ready from the connection
+ * threads); cs_server_shutdown and cs_server_free must be called from one
  * thread, not from inside a handler.
  * Ownership: options are copied (files are read) by cs_server_new; the
  * handler's ctx and the metrics registry are borrowed and must outlive the
@@ -50,7 +52,10 @@ typedef struct cs_server_opts {
   size_t max_body_bytes;         /* 0: CS_SERVER_DEFAULT_MAX_BODY */
   size_t max_header_bytes;       /* 0: CS_SERVER_DEFAULT_MAX_HEADER; the
                                     whole request head, per connection */
-  unsigned threads;              /* 0: number of online CPUs */
+  unsigned threads;              /* 0: number of online CPUs; threads that
+                                    read and write connections */
+  unsigned decision_threads;     /* 0: number of online CPUs; threads that
+                                    run the handler's `handle` */
   unsigned connection_timeout_s; /* 0: default; idle connections close */
   unsigned request_timeout_ms;   /* 0: default; limit on receiving one
                                     request's body */
@@ -87,8 +92,10 @@ unsigned cs_server_port(const cs_server *s);
 /* Graceful stop: stops accepting connections, lets requests in flight
  * finish (their replies carry "Connection: close"; /readyz turns 503) for
  * up to timeout_ms, then stops the server. CS_ETIMEDOUT when requests were
- * still in flight at the deadline (they are cut, and logged). Safe to call
- * once; later calls return CS_OK at once. */
+ * still in flight at the deadline (they are cut, and logged): decisions
+ * still queued are answered 503, and one already running is waited for,
+ * as a decision cannot be interrupted. Safe to call once; later calls
+ * return CS_OK at once. */
 cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms) CS_MUST_USE;
 
 /* Stops (abruptly, if cs_server_shutdown was not called) and frees. */

@@ -364,6 +364,7 @@ static int run(service *sv)
       .max_body_bytes = (size_t)c->http_max_body_bytes,
       .max_header_bytes = (size_t)c->http_max_header_bytes,
       .threads = (unsigned)c->http_threads,
+      .decision_threads = (unsigned)c->http_decision_threads,
       .connection_timeout_s = (unsigned)(c->http_connection_timeout_s + 0.5),
       .request_timeout_ms = (unsigned)(c->http_request_timeout_s * 1000 + 0.5),
       .max_connections = (unsigned)c->http_max_connections,

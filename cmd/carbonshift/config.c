@@ -185,7 +185,16 @@ static const setting settings[] = {
      .def = "0",
      .min = 0,
      .max = 1024,
-     .help = "Worker threads serving requests; 0 means one per CPU"},
+     .help = "Threads reading and writing connections (TLS included); 0 "
+             "means one per CPU"},
+    {.name = "http.decisionThreads",
+     .type = K_INT,
+     .off = F(http_decision_threads),
+     .def = "0",
+     .min = 0,
+     .max = 1024,
+     .help = "Threads deciding filter and prioritize requests; 0 means one "
+             "per CPU"},
     {.name = "http.connectionTimeout",
      .type = K_DURATION,
      .off = F(http_connection_timeout_s),

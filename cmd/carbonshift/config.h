@@ -74,6 +74,7 @@ typedef struct cs_config {
   int64_t http_max_header_bytes;    /* http.maxHeaderBytes */
   int64_t http_max_connections;     /* http.maxConnections */
   int64_t http_threads;             /* http.threads; 0 = CPUs */
+  int64_t http_decision_threads;    /* http.decisionThreads; 0 = CPUs */
   double http_connection_timeout_s; /* http.connectionTimeout */
   double http_request_timeout_s;    /* http.requestTimeout */
   double shutdown_grace_period_s;   /* shutdownGracePeriod */

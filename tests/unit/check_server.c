@@ -374,6 +374,14 @@ static double gauge_open(void)
   return v;
 }
 
+static double gauge_queued(void)
+{
+  double v = 0;
+  if (cs_metrics_get(M, "carbonshift_http_queued_decisions", NULL, &v))
+    return -1;
+  return v;
+}
+
 /* Waits (up to 2 s) until the log contains s: access log lines are written
  * when a request completes, just after its reply went out. */
 static bool wait_logged(const char *s)
@@ -1040,8 +1048,100 @@ START_TEST(test_server_shutdown_timeout_reported)
   ck_assert_int_eq(cs_server_shutdown(S, 200), CS_ETIMEDOUT);
   double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
   pthread_join(t, NULL);
-  ck_assert_double_ge(secs, 0.2);
+  /* A decision cannot be interrupted: the stop waits for it, and its
+   * reply still goes out. */
+  ck_assert_double_ge(secs, 1.5);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(logged(), "\"inFlightAtDeadline\":1"));
+  ck_assert_ptr_nonnull(strstr(logged(), "\"cutRequests\":0"));
+}
+END_TEST
+
+/* A client whose body stops half-way keeps its request in flight: at the
+ * deadline it is cut. */
+START_TEST(test_server_shutdown_cuts_request_still_arriving)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  int fd = raw_connect(cs_server_port(S));
+  raw_send(fd, "POST /filter HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\nContent-Length: 100\r\n"
+               "\r\n{\"half\":");
+  usleep(100000);
+  ck_assert_int_eq(cs_server_shutdown(S, 200), CS_ETIMEDOUT);
+  ck_assert_ptr_nonnull(strstr(logged(), "\"inFlightAtDeadline\":1"));
   ck_assert_ptr_nonnull(strstr(logged(), "\"cutRequests\":1"));
+  close(fd);
+}
+END_TEST
+
+static void *sleepy_client(void *arg)
+{
+  resp *r = arg;
+  call c = {.path = "/prioritize", .body = "sleep too"};
+  do_call(NULL, cs_server_port(S), &c, r);
+  return NULL;
+}
+
+/* With one decision thread: a request in the handler (on t1) and a second
+ * one waiting in the queue (on t2). */
+static void start_running_and_queued(pthread_t *t1, resp *r1, pthread_t *t2,
+                                     resp *r2)
+{
+  start_slow_request(t1, r1);
+  pthread_create(t2, NULL, sleepy_client, r2);
+  for (int i = 0; i < 2000 && gauge_queued() < 1; i++)
+    usleep(1000);
+  ck_assert_double_eq(gauge_queued(), 1);
+}
+
+/* Decisions run on their own threads: with one connection thread and one
+ * decision thread both taken by a long decision, a probe is answered at
+ * once, a second extender request waits in the queue (and the gauge says
+ * so), and it is answered when its turn comes. */
+START_TEST(test_server_decision_does_not_block_connection_threads)
+{
+  cs_server_opts o = base_opts();
+  o.threads = 1;
+  o.decision_threads = 1;
+  S = start(&o);
+  atomic_store(&H.sleep_ms, 1000);
+  resp r1, r2;
+  pthread_t t1, t2;
+  start_running_and_queued(&t1, &r1, &t2, &r2);
+  uint64_t t0 = cs_clock_mono_ns();
+  resp *h = simple("GET", "/healthz");
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_int_eq(h->status, 200);
+  ck_assert_msg(secs < 0.3 * tu_slowdown(), "/healthz took %.3f s", secs);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  ck_assert_int_eq(r1.status, 200);
+  ck_assert_int_eq(r2.status, 200);
+  ck_assert_ptr_nonnull(strstr(r2.body, "\"Verb\":\"prioritize\""));
+  ck_assert_double_eq(gauge_queued(), 0);
+}
+END_TEST
+
+/* At the deadline, a decision still queued is answered 503, not cut. */
+START_TEST(test_server_shutdown_answers_queued_decision_503)
+{
+  cs_server_opts o = base_opts();
+  o.decision_threads = 1;
+  S = start(&o);
+  atomic_store(&H.sleep_ms, 800);
+  resp r1, r2;
+  pthread_t t1, t2;
+  start_running_and_queued(&t1, &r1, &t2, &r2);
+  ck_assert_int_eq(cs_server_shutdown(S, 100), CS_ETIMEDOUT);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  ck_assert_int_eq(r1.status, 200);
+  ck_assert_int_eq(r2.status, 503);
+  ck_assert_ptr_nonnull(strstr(r2.body, "shutting down"));
+  ck_assert_int_eq(H.calls, 1);
+  ck_assert_ptr_nonnull(strstr(logged(), "\"cutRequests\":0"));
 }
 END_TEST
 
@@ -1535,6 +1635,9 @@ static Suite *suite(void)
   tcase_add_test(tc,
                  test_server_shutdown_serves_kept_alive_connection_while_quiet);
   tcase_add_test(tc, test_server_shutdown_timeout_reported);
+  tcase_add_test(tc, test_server_shutdown_cuts_request_still_arriving);
+  tcase_add_test(tc, test_server_decision_does_not_block_connection_threads);
+  tcase_add_test(tc, test_server_shutdown_answers_queued_decision_503);
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);
   tcase_add_test(tc, test_server_new_reports_bad_options);
