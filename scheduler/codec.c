@@ -418,10 +418,83 @@ static void write_failed(cs_buf *out, const char *key, const cs_wire_request *r,
   cs_json_close(out, '}');
 }
 
+/* The pieces of a reply being written: bytes written to `out` since the
+ * last echo are one own piece, flushed when an echo piece follows. */
+typedef struct piece_list {
+  cs_reply_piece *v;
+  size_t n, cap;
+  size_t own_from; /* start in `out` of the pending own piece */
+} piece_list;
+
+static void piece_push(piece_list *pl, cs_reply_piece p)
+{
+  if (pl->n == pl->cap) {
+    pl->cap = pl->cap ? pl->cap * 2 : 16;
+    pl->v = cs_realloc(pl->v, pl->cap * sizeof(*pl->v));
+  }
+  pl->v[pl->n++] = p;
+}
+
+static void piece_flush_own(piece_list *pl, const cs_buf *out)
+{
+  if (out->len > pl->own_from)
+    piece_push(pl,
+               (cs_reply_piece){NULL, pl->own_from, out->len - pl->own_from});
+  pl->own_from = out->len;
+}
+
+/* Appends Node n to the reply's pieces. Kept Nodes next to each other in
+ * the request, with only white space and a comma between them, grow the
+ * last piece instead, so all Nodes kept is a single piece. */
+static void piece_echo(piece_list *pl, cs_buf *out, const cs_wire_node *n,
+                       bool first)
+{
+  if (!first && pl->n && pl->v[pl->n - 1].echo && out->len == pl->own_from) {
+    cs_reply_piece *last = &pl->v[pl->n - 1];
+    const char *p = last->echo + last->len;
+    bool comma = false;
+    for (; p < n->raw; p++) {
+      if (*p == ',' && !comma)
+        comma = true;
+      else if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+        break;
+    }
+    if (p == n->raw && comma) {
+      last->len = (size_t)(n->raw + n->raw_len - last->echo);
+      return;
+    }
+  }
+  if (!first)
+    cs_buf_putc(out, ',');
+  piece_flush_own(pl, out);
+  piece_push(pl, (cs_reply_piece){n->raw, 0, n->raw_len});
+}
+
+static void write_kept_nodes(cs_buf *out, const cs_wire_request *r,
+                             const cs_verdict *verdicts, piece_list *pl)
+{
+  bool first = true;
+  for (size_t i = 0; i < r->nnodes; i++) {
+    if (verdicts[i] != CS_PASS)
+      continue;
+    if (pl)
+      piece_echo(pl, out, &r->nodes[i], first);
+    else
+      cs_json_raw(out, NULL, r->nodes[i].raw, r->nodes[i].raw_len);
+    first = false;
+  }
+}
+
 void cs_codec_write_filter(cs_buf *out, const cs_wire_request *r,
                            const cs_verdict *verdicts,
-                           const char *const *reasons)
+                           const char *const *reasons, cs_reply_piece **pieces,
+                           size_t *npieces)
 {
+  piece_list pl = {0}, *plp = pieces && !r->names_only ? &pl : NULL;
+  if (pieces) {
+    *pieces = NULL;
+    *npieces = 0;
+  }
   cs_json_open(out, NULL, '{');
   if (r->names_only) {
     cs_json_null(out, "Nodes");
@@ -431,21 +504,20 @@ void cs_codec_write_filter(cs_buf *out, const cs_wire_request *r,
         cs_json_str(out, NULL, r->nodes[i].name);
     cs_json_close(out, ']');
   } else {
-    /* Kept Nodes are echoed whole, tens of megabytes for a large cluster:
-     * one reservation instead of a copy per doubling. */
-    size_t need = r->list_extra_len + 128;
-    for (size_t i = 0; i < r->nnodes; i++)
-      if (verdicts[i] == CS_PASS)
-        need += r->nodes[i].raw_len + 1;
-    cs_buf_reserve(out, need);
-    cs_json_open(out, "Nodes", '{');
-    if (r->list_extra_len) {
-      cs_buf_append(out, r->list_extra, r->list_extra_len);
+    if (!plp) {
+      /* Kept Nodes are copied whole, tens of megabytes for a large
+       * cluster: one reservation instead of a copy per doubling. */
+      size_t need = r->list_extra_len + 128;
+      for (size_t i = 0; i < r->nnodes; i++)
+        if (verdicts[i] == CS_PASS)
+          need += r->nodes[i].raw_len + 1;
+      cs_buf_reserve(out, need);
     }
+    cs_json_open(out, "Nodes", '{');
+    if (r->list_extra_len)
+      cs_buf_append(out, r->list_extra, r->list_extra_len);
     cs_json_open(out, "items", '[');
-    for (size_t i = 0; i < r->nnodes; i++)
-      if (verdicts[i] == CS_PASS)
-        cs_json_raw(out, NULL, r->nodes[i].raw, r->nodes[i].raw_len);
+    write_kept_nodes(out, r, verdicts, plp);
     cs_json_close(out, ']');
     cs_json_close(out, '}');
     cs_json_null(out, "NodeNames");
@@ -455,6 +527,19 @@ void cs_codec_write_filter(cs_buf *out, const cs_wire_request *r,
                CS_FAIL_UNRESOLVABLE);
   cs_json_str(out, "Error", "");
   cs_json_close(out, '}');
+  if (plp) {
+    piece_flush_own(&pl, out);
+    *pieces = pl.v;
+    *npieces = pl.n;
+  }
+}
+
+void cs_codec_join_pieces(cs_buf *dst, const char *own,
+                          const cs_reply_piece *pieces, size_t npieces)
+{
+  for (size_t i = 0; i < npieces; i++)
+    cs_buf_append(dst, pieces[i].echo ? pieces[i].echo : own + pieces[i].off,
+                  pieces[i].len);
 }
 
 void cs_codec_write_priorities(cs_buf *out, const cs_wire_request *r,

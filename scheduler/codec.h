@@ -19,6 +19,7 @@
 
 #include "carbon/util/buf.h"
 #include "carbon/util/error.h"
+#include "scheduler/decision.h" /* cs_reply_piece */
 #include "scheduler/node_facts.h"
 #include "scheduler/policy.h" /* cs_verdict */
 
@@ -50,10 +51,20 @@ cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
 void cs_codec_request_free(cs_wire_request *r);
 
 /* ExtenderFilterResult: kept nodes in the request's mode, failed ones with
- * their reasons (reasons[i] may be NULL for passing nodes). */
+ * their reasons (reasons[i] may be NULL for passing nodes). With `pieces`
+ * non-NULL, kept Nodes of a full-object request are not copied: *pieces
+ * (malloc'd) gets the reply as pieces of `out` and of the request body
+ * (see cs_reply_piece), adjacent kept Nodes making one piece; otherwise,
+ * and always in names-only mode, *pieces is NULL and `out` holds all. */
 void cs_codec_write_filter(cs_buf *out, const cs_wire_request *r,
                            const cs_verdict *verdicts,
-                           const char *const *reasons);
+                           const char *const *reasons, cs_reply_piece **pieces,
+                           size_t *npieces);
+/* Appends what the pieces stand for (from `own` and the request body) to
+ * dst: the reply as a client receives it. */
+void cs_codec_join_pieces(cs_buf *dst, const char *own,
+                          const cs_reply_piece *pieces, size_t npieces);
+
 /* HostPriorityList, in request order. */
 void cs_codec_write_priorities(cs_buf *out, const cs_wire_request *r,
                                const int *scores);

@@ -444,7 +444,8 @@ static const char *decide(call *c, cs_reply *out)
       verdicts[i] = c->pc.nodes[i].verdict;
       reasons[i] = c->pc.nodes[i].reason;
     }
-    cs_codec_write_filter(&reply, &c->req, verdicts, reasons);
+    cs_codec_write_filter(&reply, &c->req, verdicts, reasons,
+                          out->echo_ok ? &out->pieces : NULL, &out->npieces);
     free(names);
     free(verdicts);
     free(reasons);
@@ -453,6 +454,9 @@ static const char *decide(call *c, cs_reply *out)
   if (cs_buf_error(&reply)) {
     cs_log_error("Reply encoding failed", cs_strerror(cs_buf_error(&reply)));
     cs_buf_free(&reply);
+    free(out->pieces);
+    out->pieces = NULL;
+    out->npieces = 0;
     reply_error(out, 500, "carbonshift could not encode its reply");
     return "internalError";
   }

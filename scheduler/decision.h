@@ -25,11 +25,29 @@ typedef enum cs_verb { CS_VERB_FILTER, CS_VERB_PRIORITIZE } cs_verb;
 
 const char *cs_verb_name(cs_verb v); /* "filter", "prioritize" */
 
+/* One piece of a reply given in pieces: `len` bytes from `echo` (a pointer
+ * into the request body) or, when echo is NULL, from the reply's own
+ * body[off..off+len). */
+typedef struct cs_reply_piece {
+  const char *echo;
+  size_t off, len;
+} cs_reply_piece;
+
 typedef struct cs_reply {
   int status; /* HTTP status: 200, or 400 for a request that cannot be
                  decoded (body then is {"Error": "..."}) */
   char *body; /* JSON, owned by the caller */
   size_t len;
+  /* Set by the caller before the call: the request body stays valid and
+   * unchanged until the reply has been sent, so the reply may point into
+   * it instead of copying. A filter reply in full-object mode then echoes
+   * the kept Nodes (tens of megabytes) as pieces of the request body:
+   * `pieces` (owned by the caller, free) lists what to send in order, and
+   * body holds only the bytes around them. NULL: body[0..len) is the
+   * whole reply. */
+  bool echo_ok;
+  cs_reply_piece *pieces;
+  size_t npieces;
 } cs_reply;
 
 typedef struct cs_node_cache cs_node_cache;

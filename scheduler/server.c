@@ -478,17 +478,15 @@ static void remote_addr(struct MHD_Connection *c, char *out, size_t n)
 
 /* ---- replies ---------------------------------------------------------- */
 
-/* Queues a reply; `body` (malloc'd) is handed to MHD. */
-static enum MHD_Result queue(cs_server *s, struct MHD_Connection *c,
-                             request *rq, int status, char *body, size_t len,
-                             const char *content_type, const char *allow)
+/* Queues `resp` (NULL: out of memory) with the common headers. */
+static enum MHD_Result queue_response(cs_server *s, struct MHD_Connection *c,
+                                      request *rq, int status,
+                                      struct MHD_Response *resp, size_t len,
+                                      const char *content_type,
+                                      const char *allow)
 {
-  struct MHD_Response *resp =
-      MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-  if (!resp) {
-    free(body);
+  if (!resp)
     return MHD_NO;
-  }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   MHD_add_response_header(resp, "X-Request-Id", rq->reqid);
   if (allow)
@@ -501,6 +499,64 @@ static enum MHD_Result queue(cs_server *s, struct MHD_Connection *c,
   rq->bytes = len;
   rq->replied = r == MHD_YES;
   return r;
+}
+
+/* Queues a reply; `body` (malloc'd) is handed to MHD. */
+static enum MHD_Result queue(cs_server *s, struct MHD_Connection *c,
+                             request *rq, int status, char *body, size_t len,
+                             const char *content_type, const char *allow)
+{
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+  if (!resp)
+    free(body);
+  return queue_response(s, c, rq, status, resp, len, content_type, allow);
+}
+
+/* What a reply in pieces points into, freed with the response. */
+typedef struct piece_owner {
+  char *own;
+  char *request_body;
+} piece_owner;
+
+static void free_piece_owner(void *cls)
+{
+  piece_owner *o = cls;
+  free(o->own);
+  free(o->request_body);
+  free(o);
+}
+
+/* Queues a reply given in pieces of its own body and of the request body
+ * (cs_reply_piece), sent as they are, without joining them: a filter
+ * reply echoes tens of megabytes of Nodes. The request body moves into
+ * the response, which frees it once sent. */
+static enum MHD_Result queue_pieces(cs_server *s, struct MHD_Connection *c,
+                                    request *rq, cs_reply *reply)
+{
+  struct MHD_IoVec *iov =
+      cs_malloc((reply->npieces ? reply->npieces : 1) * sizeof(*iov));
+  size_t n = 0, len = 0;
+  for (size_t i = 0; i < reply->npieces; i++) {
+    const cs_reply_piece *p = &reply->pieces[i];
+    if (!p->len)
+      continue;
+    iov[n].iov_base = p->echo ? p->echo : reply->body + p->off;
+    iov[n++].iov_len = p->len;
+    len += p->len;
+  }
+  piece_owner *o = cs_malloc(sizeof(*o));
+  o->own = reply->body;
+  size_t body_len;
+  o->request_body = cs_buf_release(&rq->body, &body_len);
+  struct MHD_Response *resp =
+      MHD_create_response_from_iovec(iov, (unsigned)n, free_piece_owner, o);
+  free(iov);
+  free(reply->pieces);
+  if (!resp)
+    free_piece_owner(o);
+  return queue_response(s, c, rq, reply->status, resp, len, "application/json",
+                        NULL);
 }
 
 static enum MHD_Result reply_error(cs_server *s, struct MHD_Connection *c,
@@ -690,6 +746,7 @@ static void run_decision(cs_pool_job *job)
   cs_server *s = rq->srv;
   queued_gauge(s);
   const char *body = rq->body.data ? rq->body.data : "";
+  rq->decided.echo_ok = true; /* the body is kept until the reply is sent */
   s->h.handle(s->h.ctx, rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE,
               body, rq->body.len, rq->reqid, &rq->decided);
   atomic_store(&rq->stage, STAGE_DONE);
@@ -730,15 +787,18 @@ static enum MHD_Result reply_decision(cs_server *s, struct MHD_Connection *c,
                                       request *rq)
 {
   cs_reply reply = rq->decided;
-  rq->decided = (cs_reply){0, NULL, 0};
+  rq->decided = (cs_reply){0};
   if (!reply.body || reply.status < 100 || reply.status > 599) {
     free(reply.body);
+    free(reply.pieces);
     cs_log_error("Decision produced no reply", "internal error");
     return reply_error(s, c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
                        "internal error: the decision produced no reply");
   }
   if (reply.status == MHD_HTTP_SERVICE_UNAVAILABLE && !rq->err)
     rq->err = cs_strdup("shutting down: the decision was not started");
+  if (reply.pieces)
+    return queue_pieces(s, c, rq, &reply);
   return queue(s, c, rq, reply.status, reply.body, reply.len,
                "application/json", NULL);
 }
@@ -908,6 +968,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
   cs_buf_free(&rq->body);
   free(rq->decided.body);
+  free(rq->decided.pieces);
   free(rq->err);
   free(rq);
   request_end(s);

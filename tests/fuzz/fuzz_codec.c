@@ -3,7 +3,8 @@
  * request takes: cs_codec_decode, the pod and node facts, then both replies
  * with verdicts and scores taken from the input. Invariants: a decoded
  * request is complete (a pod, named nodes, raw Node bytes in full mode),
- * every reply is JSON, names in replies are input names, scores stay as
+ * every reply is JSON (also when written in pieces of the request, which
+ * join to the same JSON), names in replies are input names, scores stay as
  * given (0..10) and in request order, and error replies are JSON too. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -51,8 +52,32 @@ static void check_filter(const cs_wire_request *r, const uint8_t *data,
   }
   cs_buf out;
   cs_buf_init(&out, 0);
-  cs_codec_write_filter(&out, r, v, reasons);
+  cs_codec_write_filter(&out, r, v, reasons, NULL, NULL);
   cJSON *j = parse_reply(&out);
+  /* The same reply in pieces of the request (as the server sends it)
+   * joins to the same JSON. */
+  cs_buf own, joined;
+  cs_buf_init(&own, 0);
+  cs_buf_init(&joined, 0);
+  cs_reply_piece *pieces;
+  size_t npieces;
+  cs_codec_write_filter(&own, r, v, reasons, &pieces, &npieces);
+  FZ_ASSERT(r->names_only ? pieces == NULL : pieces != NULL);
+  if (pieces)
+    cs_codec_join_pieces(&joined, own.data, pieces, npieces);
+  else
+    cs_buf_append(&joined, own.data, own.len);
+  cJSON *jp = parse_reply(&joined);
+  /* Printed, not cJSON_Compare'd: that is false for objects with
+   * duplicate keys, which fuzzed Nodes have. */
+  char *pj = cJSON_PrintUnformatted(j), *pjp = cJSON_PrintUnformatted(jp);
+  FZ_ASSERT(pj && pjp && strcmp(pj, pjp) == 0);
+  cJSON_free(pj);
+  cJSON_free(pjp);
+  cJSON_Delete(jp);
+  free(pieces);
+  cs_buf_free(&own);
+  cs_buf_free(&joined);
   const cJSON *names = cJSON_GetObjectItemCaseSensitive(j, "NodeNames");
   const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(j, "Nodes");
   const cJSON *it;

@@ -13,15 +13,23 @@ static cs_err decode(const char *json, cs_wire_request *r, char *err)
   return cs_codec_decode(json, strlen(json), 100000, r, err, 256);
 }
 
+/* Reads and decodes a shared fixture; the body must outlive r. */
+static char *decode_fixture(const char *name, size_t *len, cs_wire_request *r)
+{
+  char *body = tu_read_shared(name, len);
+  char err[256];
+  ck_assert_msg(cs_codec_decode(body, *len, 100000, r, err, sizeof(err)) ==
+                    CS_OK,
+                "%s: %s", name, err);
+  return body;
+}
+
 START_TEST(test_codec_decode_full_fixture)
 {
   size_t len;
-  char *body =
-      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
   cs_wire_request r;
-  char err[256];
-  ck_assert_int_eq(cs_codec_decode(body, len, 100000, &r, err, sizeof(err)),
-                   CS_OK);
+  char *body = decode_fixture("fixtures/extender/prioritize-nodes.request.json",
+                              &len, &r);
   ck_assert(!r.names_only);
   ck_assert_uint_eq(r.nnodes, 4);
   ck_assert_str_eq(r.nodes[0].name, "gpu-h100-fra-01");
@@ -49,12 +57,9 @@ END_TEST
 START_TEST(test_codec_decode_names_fixture)
 {
   size_t len;
-  char *body =
-      tu_read_shared("fixtures/extender/filter-names.request.json", &len);
   cs_wire_request r;
-  char err[256];
-  ck_assert_int_eq(cs_codec_decode(body, len, 100000, &r, err, sizeof(err)),
-                   CS_OK);
+  char *body =
+      decode_fixture("fixtures/extender/filter-names.request.json", &len, &r);
   ck_assert(r.names_only);
   ck_assert_uint_eq(r.nnodes, 4);
   ck_assert_str_eq(r.nodes[2].name, "gpu-v100-osl-01");
@@ -69,17 +74,14 @@ END_TEST
 START_TEST(test_codec_write_filter_echoes_nodes_unchanged)
 {
   size_t len;
-  char *body =
-      tu_read_shared("fixtures/extender/filter-nodes.request.json", &len);
   cs_wire_request r;
-  char err[256];
-  ck_assert_int_eq(cs_codec_decode(body, len, 100000, &r, err, sizeof(err)),
-                   CS_OK);
+  char *body =
+      decode_fixture("fixtures/extender/filter-nodes.request.json", &len, &r);
   cs_verdict v[4] = {CS_PASS, CS_FAIL_UNRESOLVABLE, CS_PASS, CS_FAIL};
   const char *reasons[4] = {NULL, "too dirty", NULL, "over budget"};
   cs_buf out;
   cs_buf_init(&out, 0);
-  cs_codec_write_filter(&out, &r, v, reasons);
+  cs_codec_write_filter(&out, &r, v, reasons, NULL, NULL);
   ck_assert_int_eq(cs_buf_error(&out), CS_OK);
   ck_assert_ptr_nonnull(
       memmem(out.data, out.len, r.nodes[0].raw, r.nodes[0].raw_len));
@@ -111,6 +113,106 @@ START_TEST(test_codec_write_filter_echoes_nodes_unchanged)
 }
 END_TEST
 
+/* Writes the filter reply both ways; the pieces must join to the same
+ * JSON as the copied reply (white space between merged Nodes is the
+ * request's), with every kept Node's bytes unchanged. Returns how many
+ * pieces echo the request. */
+static size_t pieces_match_copy(const cs_wire_request *r, const cs_verdict *v)
+{
+  cs_buf flat, own, joined;
+  cs_buf_init(&flat, 0);
+  cs_buf_init(&own, 0);
+  cs_buf_init(&joined, 0);
+  cs_reply_piece *pieces;
+  size_t npieces, echoes = 0;
+  cs_codec_write_filter(&flat, r, v, NULL, NULL, NULL);
+  cs_codec_write_filter(&own, r, v, NULL, &pieces, &npieces);
+  ck_assert_ptr_nonnull(pieces);
+  cs_codec_join_pieces(&joined, own.data, pieces, npieces);
+  cJSON *a = cJSON_ParseWithLength(joined.data, joined.len);
+  cJSON *b = cJSON_ParseWithLength(flat.data, flat.len);
+  ck_assert_msg(a && b && cJSON_Compare(a, b, 1), "joined: %s", joined.data);
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  const char *at = joined.data;
+  for (size_t i = 0; i < r->nnodes; i++) {
+    if (v[i] != CS_PASS)
+      continue;
+    at = memmem(at, joined.len - (size_t)(at - joined.data), r->nodes[i].raw,
+                r->nodes[i].raw_len);
+    ck_assert_ptr_nonnull(at);
+    at += r->nodes[i].raw_len;
+  }
+  for (size_t i = 0; i < npieces; i++) {
+    ck_assert_uint_gt(pieces[i].len, 0);
+    echoes += pieces[i].echo != NULL;
+  }
+  free(pieces);
+  cs_buf_free(&flat);
+  cs_buf_free(&own);
+  cs_buf_free(&joined);
+  return echoes;
+}
+
+/* Every pattern of verdicts over the fixture's four Nodes, and a body
+ * with white space between its items: adjacent kept Nodes are one piece
+ * of the request, and what the client gets is the copied reply. */
+START_TEST(test_codec_write_filter_pieces_join_to_the_copy)
+{
+  size_t len;
+  cs_wire_request r;
+  char err[256];
+  char *body =
+      decode_fixture("fixtures/extender/filter-nodes.request.json", &len, &r);
+  ck_assert_uint_eq(r.nnodes, 4);
+  for (int pattern = 0; pattern < 81; pattern++) {
+    cs_verdict v[4];
+    size_t runs = 0;
+    for (int i = 0, p = pattern; i < 4; i++, p /= 3) {
+      v[i] = (cs_verdict)(p % 3);
+      runs += v[i] == CS_PASS && (i == 0 || v[i - 1] != CS_PASS);
+    }
+    ck_assert_uint_eq(pieces_match_copy(&r, v), runs);
+  }
+  cs_codec_request_free(&r);
+  free(body);
+
+  const char *spaced =
+      "{\"Pod\":{},\"Nodes\":{\"kind\":\"NodeList\",\"items\": [ "
+      "{\"metadata\":{\"name\":\"a\"}} ,\n\t{\"metadata\":{\"name\":\"b\"}},"
+      "{\"metadata\":{\"name\":\"c\"}}\r\n]}}";
+  ck_assert_int_eq(decode(spaced, &r, err), CS_OK);
+  cs_verdict all[3] = {CS_PASS, CS_PASS, CS_PASS};
+  cs_verdict middle_out[3] = {CS_PASS, CS_FAIL, CS_PASS};
+  cs_verdict none[3] = {CS_FAIL, CS_FAIL, CS_FAIL};
+  ck_assert_uint_eq(pieces_match_copy(&r, all), 1);
+  ck_assert_uint_eq(pieces_match_copy(&r, middle_out), 2);
+  ck_assert_uint_eq(pieces_match_copy(&r, none), 0);
+  cs_codec_request_free(&r);
+}
+END_TEST
+
+/* Names-only replies are never in pieces. */
+START_TEST(test_codec_write_filter_names_only_not_in_pieces)
+{
+  cs_wire_request r;
+  char err[256];
+  ck_assert_int_eq(decode("{\"Pod\":{},\"NodeNames\":[\"a\"]}", &r, err),
+                   CS_OK);
+  cs_verdict v[1] = {CS_PASS};
+  cs_reply_piece *pieces = (cs_reply_piece *)&r;
+  size_t n = 7;
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  cs_codec_write_filter(&out, &r, v, NULL, &pieces, &n);
+  ck_assert_ptr_null(pieces);
+  ck_assert_uint_eq(n, 0);
+  ck_assert_ptr_nonnull(strstr(out.data, "\"NodeNames\":[\"a\"]"));
+  cs_buf_free(&out);
+  cs_codec_request_free(&r);
+}
+END_TEST
+
 START_TEST(test_codec_write_filter_names_only_input_names)
 {
   cs_wire_request r;
@@ -122,7 +224,7 @@ START_TEST(test_codec_write_filter_names_only_input_names)
   cs_verdict v[3] = {CS_PASS, CS_PASS, CS_FAIL_UNRESOLVABLE};
   cs_buf out;
   cs_buf_init(&out, 0);
-  cs_codec_write_filter(&out, &r, v, NULL);
+  cs_codec_write_filter(&out, &r, v, NULL, NULL, NULL);
   ck_assert_str_eq(out.data,
                    "{\"Nodes\":null,\"NodeNames\":[\"a\",\"b\xc3\xa9\"],"
                    "\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{\"c\":"
@@ -290,7 +392,7 @@ START_TEST(test_codec_decode_nulls_and_empty)
   cs_verdict none[1];
   cs_buf out;
   cs_buf_init(&out, 0);
-  cs_codec_write_filter(&out, &r, none, NULL);
+  cs_codec_write_filter(&out, &r, none, NULL, NULL, NULL);
   ck_assert_str_eq(out.data,
                    "{\"Nodes\":null,\"NodeNames\":[],"
                    "\"FailedNodes\":{},"
@@ -326,6 +428,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_codec_decode_names_fixture);
   tcase_add_test(tc, test_codec_write_filter_echoes_nodes_unchanged);
   tcase_add_test(tc, test_codec_write_filter_names_only_input_names);
+  tcase_add_test(tc, test_codec_write_filter_pieces_join_to_the_copy);
+  tcase_add_test(tc, test_codec_write_filter_names_only_not_in_pieces);
   tcase_add_test(tc, test_codec_write_priorities_integers_in_order);
   tcase_add_test(tc, test_codec_decode_case_insensitive_keys);
   tcase_add_loop_test(tc, test_codec_decode_malformed_named, 0,

@@ -19,6 +19,7 @@
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
 #include "carbon/zones.h"
+#include "scheduler/codec.h"
 #include "scheduler/decision.h"
 #include "tests/unit/testutil.h"
 
@@ -183,6 +184,43 @@ START_TEST(test_decision_filter_full_echoes_every_node)
   ck_assert_str_eq(cJSON_GetObjectItem(out, "Error")->valuestring, "");
   cJSON_Delete(in);
   cJSON_Delete(out);
+}
+END_TEST
+
+/* Allowed to point into the request, the filter reply in full mode echoes
+ * the Nodes as pieces of it, and says the same as the copied reply. */
+START_TEST(test_decision_filter_full_echo_in_pieces)
+{
+  size_t len;
+  char *body =
+      tu_read_shared("fixtures/extender/filter-nodes.request.json", &len);
+  cs_reply flat = {0}, pieces = {.echo_ok = true};
+  cs_decider_handle(decider, CS_VERB_FILTER, body, len, "test-1", &flat);
+  cs_decider_handle(decider, CS_VERB_FILTER, body, len, "test-2", &pieces);
+  ck_assert_int_eq(pieces.status, 200);
+  ck_assert_ptr_null(flat.pieces);
+  ck_assert_ptr_nonnull(pieces.pieces);
+  size_t echoes = 0;
+  for (size_t i = 0; i < pieces.npieces; i++)
+    if (pieces.pieces[i].echo) {
+      echoes++;
+      ck_assert(pieces.pieces[i].echo >= body &&
+                pieces.pieces[i].echo + pieces.pieces[i].len <= body + len);
+    }
+  ck_assert_uint_eq(echoes, 1); /* all four Nodes kept: one piece */
+  cs_buf joined;
+  cs_buf_init(&joined, 0);
+  cs_codec_join_pieces(&joined, pieces.body, pieces.pieces, pieces.npieces);
+  cJSON *a = cJSON_ParseWithLength(joined.data, joined.len);
+  cJSON *b = cJSON_ParseWithLength(flat.body, flat.len);
+  ck_assert(a && b && cJSON_Compare(a, b, 1));
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  cs_buf_free(&joined);
+  free(flat.body);
+  free(pieces.body);
+  free(pieces.pieces);
+  free(body);
 }
 END_TEST
 
@@ -845,6 +883,7 @@ static Suite *suite(void)
   tcase_add_checked_fixture(tc, setup_static, teardown);
   tcase_add_test(tc, test_decision_prioritize_fixture_static);
   tcase_add_test(tc, test_decision_filter_full_echoes_every_node);
+  tcase_add_test(tc, test_decision_filter_full_echo_in_pieces);
   tcase_add_test(tc, test_decision_filter_names_passes_input_names);
   tcase_add_test(tc, test_decision_prioritize_plain_pod_neutral);
   tcase_add_test(tc, test_decision_handle_bad_request_400);

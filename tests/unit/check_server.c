@@ -43,6 +43,25 @@ typedef struct th {
 
 static th H;
 
+#define ECHO_CHUNK 997
+
+/* A reply in pieces (cs_reply_piece): "[", the bytes after "echo" in
+ * chunks of ECHO_CHUNK taken from the end backwards, "]". */
+static void echo_in_pieces(const char *p, size_t n, cs_reply *out)
+{
+  size_t nchunks = (n + ECHO_CHUNK - 1) / ECHO_CHUNK;
+  out->status = 200;
+  out->body = cs_strdup("[]");
+  out->len = 2;
+  out->pieces = cs_calloc(nchunks + 2, sizeof(*out->pieces));
+  out->pieces[out->npieces++] = (cs_reply_piece){NULL, 0, 1};
+  for (size_t k = nchunks; k-- > 0;) {
+    size_t at = k * ECHO_CHUNK, len = n - at < ECHO_CHUNK ? n - at : ECHO_CHUNK;
+    out->pieces[out->npieces++] = (cs_reply_piece){p + at, 0, len};
+  }
+  out->pieces[out->npieces++] = (cs_reply_piece){NULL, 1, 1};
+}
+
 /* Replies with what it saw, so tests can check the body arrived whole:
  * {"Verb":..., "Len":n, "Sum":byte sum, "RequestId":...}. A body starting
  * with "sleep" holds the call for H.sleep_ms. */
@@ -59,6 +78,10 @@ static void th_handle(void *ctx, cs_verb verb, const char *body, size_t len,
   if (len >= 5 && memcmp(body, "sleep", 5) == 0) {
     atomic_store(&t->sleeping, true);
     usleep((useconds_t)atomic_load(&t->sleep_ms) * 1000);
+  }
+  if (len >= 4 && memcmp(body, "echo", 4) == 0 && out->echo_ok) {
+    echo_in_pieces(body + 4, len - 4, out);
+    return;
   }
   unsigned long sum = 0;
   for (size_t i = 0; i < len; i++)
@@ -169,12 +192,27 @@ typedef struct resp {
   char conn[32];
   long new_conns;
   char errbuf[CURL_ERROR_SIZE];
+  size_t total;  /* all body bytes received, beyond `body` too */
+  uint64_t hash; /* FNV-1a of all of them, in order */
 } resp;
+
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+#define FNV_SEED 14695981039346656037ull
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
   resp *r = ud;
   size_t k = sz * n, room = sizeof(r->body) - 1 - r->len;
+  r->hash = fnv1a(r->total ? r->hash : FNV_SEED, p, k);
+  r->total += k;
   memcpy(r->body + r->len, p, k < room ? k : room);
   r->len += k < room ? k : room;
   r->body[r->len] = '\0';
@@ -479,6 +517,60 @@ START_TEST(test_server_filter_large_body_arrives_whole)
   snprintf(want, sizeof(want), "\"Len\":%zu,\"Sum\":%lu", n, sum);
   ck_assert_ptr_nonnull(strstr(r.body, want));
   free(body);
+}
+END_TEST
+
+/* A reply given in pieces of the request body (how a filter reply echoes
+ * full Nodes) arrives whole and in order, over HTTP and HTTPS, for bodies
+ * of several megabytes in thousands of pieces. */
+static void check_echo_in_pieces(bool https, const char *ca)
+{
+  size_t n = (3u << 20) + 5;
+  char *body = cs_malloc(n + 1);
+  memcpy(body, "echo", 4);
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 4; i < n; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    body[i] = (char)('a' + x % 26);
+  }
+  body[n] = '\0';
+  uint64_t want = fnv1a(FNV_SEED, "[", 1);
+  size_t len = n - 4, nchunks = (len + ECHO_CHUNK - 1) / ECHO_CHUNK;
+  for (size_t k = nchunks; k-- > 0;) {
+    size_t at = k * ECHO_CHUNK;
+    want = fnv1a(want, body + 4 + at,
+                 len - at < ECHO_CHUNK ? len - at : ECHO_CHUNK);
+  }
+  want = fnv1a(want, "]", 1);
+  call c = {.path = "/filter",
+            .body = body,
+            .len = n,
+            .https = https,
+            .ca = ca,
+            .timeout_ms = 20000};
+  resp r;
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_uint_eq(r.total, len + 2);
+  ck_assert(r.hash == want);
+  free(body);
+}
+
+START_TEST(test_server_reply_in_pieces_arrives_whole)
+{
+  cs_server_opts o = base_opts();
+  o.max_body_bytes = 8u << 20;
+  S = start(&o);
+  check_echo_in_pieces(false, NULL);
+  cs_server_free(S);
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  o.tls_cert_file = t.server_cert;
+  o.tls_key_file = t.server_key;
+  S = start(&o);
+  check_echo_in_pieces(true, t.ca_cert);
+  tu_tls_cleanup(&t);
 }
 END_TEST
 
@@ -1619,6 +1711,7 @@ static Suite *suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_server_filter_replies_with_handler_body);
   tcase_add_test(tc, test_server_filter_large_body_arrives_whole);
+  tcase_add_test(tc, test_server_reply_in_pieces_arrives_whole);
   tcase_add_test(tc, test_server_route_prefix_and_trailing_slashes);
   tcase_add_test(tc, test_server_unknown_path_404_json);
   tcase_add_test(tc, test_server_wrong_method_405_with_allow);
