@@ -92,17 +92,22 @@ static uint32_t add_problems(call *c, const char *text)
 
 /* Reads node i's facts (from the request, or from the node cache in
  * names-only mode) and hands them to the policy. */
-static void read_node(call *c, size_t i, cs_node_facts *f)
+static void read_node(call *c, size_t i, cs_node_facts *scratch)
 {
   const cs_wire_node *w = &c->req.nodes[i];
+  const cs_node_facts *f = scratch;
   bool have = false;
   c->problems[i] = NO_PROBLEMS;
   if (!c->req.names_only) {
     have = cs_node_facts_read(c->d->deps.facts, w->metadata, w->allocatable,
-                              f) == CS_OK;
+                              scratch) == CS_OK;
   } else if (c->d->deps.nodes) {
-    have = cs_node_cache_get(c->d->deps.nodes, w->name, f);
-    if (!have)
+    /* Borrowed from the cache, which decide() holds for reading. */
+    const cs_node_facts *cached = cs_node_cache_find(c->d->deps.nodes, w->name);
+    have = cached != NULL;
+    if (have)
+      f = cached;
+    else
       c->problems[i] = add_problems(c, "node not in the node cache");
   } else {
     c->problems[i] = add_problems(c, "names-only request and no node cache "
@@ -420,8 +425,13 @@ static const char *decide(call *c, cs_reply *out)
   cs_policy_begin(&c->pc, &c->d->policy, &c->pod, n, cs_clock_now());
   c->problems = cs_calloc(n + 1, sizeof(*c->problems));
   cs_node_facts *scratch = cs_malloc(sizeof(*scratch));
+  bool cached = c->req.names_only && c->d->deps.nodes;
+  if (cached) /* held for the lookups only: no I/O happens in between */
+    cs_node_cache_read_begin(c->d->deps.nodes);
   for (size_t i = 0; i < n; i++)
     read_node(c, i, scratch);
+  if (cached)
+    cs_node_cache_read_end(c->d->deps.nodes);
   free(scratch);
 
   cs_buf reply;

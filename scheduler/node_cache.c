@@ -43,7 +43,14 @@ cs_node_cache *cs_node_cache_new(const cs_facts_params *params)
   c->params = params;
   c->nbuckets = 64;
   c->buckets = cs_calloc(c->nbuckets, sizeof(*c->buckets));
-  pthread_rwlock_init(&c->lock, NULL);
+  /* Writer-preferring: names-only calls on every decision thread could
+   * otherwise hold the read side without a gap and starve the watch. */
+  pthread_rwlockattr_t a;
+  pthread_rwlockattr_init(&a);
+  pthread_rwlockattr_setkind_np(&a,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&c->lock, &a);
+  pthread_rwlockattr_destroy(&a);
   return c;
 }
 
@@ -215,6 +222,24 @@ bool cs_node_cache_get(cs_node_cache *c, const char *name, cs_node_facts *out)
     *out = e->facts;
   pthread_rwlock_unlock(&c->lock);
   return e != NULL;
+}
+
+void cs_node_cache_read_begin(cs_node_cache *c)
+{
+  pthread_rwlock_rdlock(&c->lock);
+}
+
+const cs_node_facts *cs_node_cache_find(cs_node_cache *c, const char *name)
+{
+  if (!name)
+    return NULL;
+  entry *e = *find_slot(c, name, hash_name(name));
+  return e ? &e->facts : NULL;
+}
+
+void cs_node_cache_read_end(cs_node_cache *c)
+{
+  pthread_rwlock_unlock(&c->lock);
 }
 
 size_t cs_node_cache_size(cs_node_cache *c)

@@ -65,19 +65,21 @@ typedef enum cs_pue_source {
 } cs_pue_source;
 
 typedef struct cs_node_facts {
-  char name[CS_NODE_NAME_MAX];
-  char zone[CS_ZONE_MAX];
-  cs_zone_source zone_source;
+  /* What a decision reads of every node comes first, so a names-only
+   * call over thousands of cached nodes touches few cache lines each. */
   const cs_gpu_model *gpu; /* NULL: no GPU label, or not in the catalog */
-  char gpu_label[96];      /* the label value the model was read from */
-  char gpu_resource[32];   /* "nvidia.com/gpu", "amd.com/gpu" or "" */
   double gpus;             /* allocatable accelerators; 0 if none */
   int64_t installed_at;    /* Unix s; 0 unknown */
   double lifetime_s;       /* expected service life */
   double embodied_kg;      /* node total from the annotation; 0: derive */
   double pue;
   cs_pue_source pue_source;
+  cs_zone_source zone_source;
+  char zone[CS_ZONE_MAX];
+  char name[CS_NODE_NAME_MAX];
   char problems[CS_PROBLEMS_MAX]; /* "; "-separated, empty when none */
+  char gpu_label[96];             /* the label value the model was read from */
+  char gpu_resource[32];          /* "nvidia.com/gpu", "amd.com/gpu" or "" */
 } cs_node_facts;
 
 /* Reads the facts of one Node from its `metadata` object and its

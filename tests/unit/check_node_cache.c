@@ -4,6 +4,7 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,80 @@ START_TEST(test_node_cache_replace_fixture_nodes)
   ck_assert_int_eq(cs_node_cache_replace(c, NULL), CS_EINVAL);
   cs_node_cache_free(c);
   cs_node_cache_free(NULL);
+}
+END_TEST
+
+/* Borrowed lookups see what copies see; unknown names are NULL. */
+START_TEST(test_node_cache_find_borrows_facts)
+{
+  cs_node_cache *c = cs_node_cache_new(&params);
+  ck_assert_int_eq(cs_node_cache_replace(c, items()), CS_OK);
+  const cJSON *n;
+  cJSON_ArrayForEach(n, items())
+  {
+    const char *name =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(n, "metadata"), "name")
+            ->valuestring;
+    cs_node_facts copy;
+    ck_assert(cs_node_cache_get(c, name, &copy));
+    cs_node_cache_read_begin(c);
+    const cs_node_facts *f = cs_node_cache_find(c, name);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_mem_eq(f, &copy, sizeof(copy));
+    ck_assert_ptr_null(cs_node_cache_find(c, "no-such-node"));
+    ck_assert_ptr_null(cs_node_cache_find(c, NULL));
+    cs_node_cache_read_end(c);
+  }
+  cs_node_cache_free(c);
+}
+END_TEST
+
+typedef struct racer {
+  cs_node_cache *c;
+  const cJSON *node;
+  atomic_bool done;
+} racer;
+
+static void *upsert_one(void *arg)
+{
+  racer *r = arg;
+  ck_assert_int_eq(cs_node_cache_upsert(r->c, r->node), CS_OK);
+  atomic_store(&r->done, true);
+  return NULL;
+}
+
+static void *read_once(void *arg)
+{
+  racer *r = arg;
+  cs_node_cache_read_begin(r->c);
+  atomic_store(&r->done, true);
+  cs_node_cache_read_end(r->c);
+  return NULL;
+}
+
+/* While a reader holds the cache, a waiting update goes before readers
+ * that come after it: back-to-back names-only calls cannot starve the
+ * watch. */
+START_TEST(test_node_cache_update_not_starved_by_readers)
+{
+  cs_node_cache *c = cs_node_cache_new(&params);
+  ck_assert_int_eq(cs_node_cache_replace(c, items()), CS_OK);
+  racer w = {.c = c, .node = cJSON_GetArrayItem(items(), 0)};
+  racer r = {.c = c};
+  pthread_t tw, tr;
+  cs_node_cache_read_begin(c);
+  pthread_create(&tw, NULL, upsert_one, &w);
+  usleep(100000); /* the update is now waiting for the lock */
+  pthread_create(&tr, NULL, read_once, &r);
+  usleep(100000);
+  ck_assert(!atomic_load(&w.done));
+  ck_assert_msg(!atomic_load(&r.done),
+                "a new reader went ahead of the waiting update");
+  cs_node_cache_read_end(c);
+  pthread_join(tw, NULL);
+  pthread_join(tr, NULL);
+  ck_assert(atomic_load(&w.done) && atomic_load(&r.done));
+  cs_node_cache_free(c);
 }
 END_TEST
 
@@ -228,6 +303,8 @@ static Suite *node_cache_suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_node_cache_replace_fixture_nodes);
+  tcase_add_test(tc, test_node_cache_find_borrows_facts);
+  tcase_add_test(tc, test_node_cache_update_not_starved_by_readers);
   tcase_add_test(tc, test_node_cache_upsert_modified_and_remove);
   tcase_add_test(tc, test_node_cache_relist_drops_vanished_nodes);
   tcase_add_test(tc, test_node_cache_upsert_5000_nodes);
