@@ -25,16 +25,19 @@
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
 #include "carbon/util/pool.h"
+#include "scheduler/head_watch.h"
 
 /* Names of the settings as the configuration spells them, so an error
  * reply or log line tells the operator which knob to turn. */
 #define OPT_MAX_BODY "http.maxBodyBytes"
 #define OPT_REQUEST_TIMEOUT "http.requestTimeout"
+#define OPT_HEADER_TIMEOUT "http.headerTimeout"
 
 #define M_REQUESTS "carbonshift_http_requests_total"
 #define M_DURATION "carbonshift_http_request_duration_seconds"
 #define M_OPEN "carbonshift_http_open_connections"
 #define M_QUEUED "carbonshift_http_queued_decisions"
+#define M_HEAD_CUTS "carbonshift_http_header_timeouts_total"
 
 /* GnuTLS priorities: TLS 1.3 and 1.2 only, otherwise GnuTLS' defaults. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -69,6 +72,8 @@ static const char *const route_label[] = {"other",   "filter", "prioritize",
 struct cs_server {
   struct MHD_Daemon *daemon;
   cs_pool *deciders; /* runs h.handle, off the connection threads */
+  cs_head_watch *heads;
+  uint64_t header_timeout_ns;
   cs_server_handler h;
   cs_metrics *metrics;
   char *prefix; /* normalised: "" or "/a/b" */
@@ -102,7 +107,15 @@ struct cs_server {
 typedef struct conn {
   int peer; /* 0 unchecked, 1 verified, -1 refused */
   char peer_err[160];
+  cs_head_slot *slot; /* in s->heads */
 } conn;
+
+static conn *conn_of(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
 
 /* Where an extender request is on its way through the decision pool. */
 typedef enum stage {
@@ -672,9 +685,7 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
   bool probe =
       (rq->r == R_HEALTHZ || rq->r == R_READYZ) && method_ok(rq->r, rq->method);
   if (s->mtls && !probe) {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    conn *cn = ci ? ci->socket_context : NULL;
+    conn *cn = conn_of(c);
     if (cn && cn->peer == 0)
       cn->peer = verify_peer(c, cn->peer_err, sizeof(cn->peer_err)) ? 1 : -1;
     if (!cn || cn->peer < 0)
@@ -876,6 +887,9 @@ static request *request_new(cs_server *s, struct MHD_Connection *c,
   else
     new_request_id(s, rq->reqid);
   remote_addr(c, rq->remote, sizeof(rq->remote));
+  conn *cn = conn_of(c);
+  if (cn && cn->slot)
+    cs_head_watch_busy(s->heads, cn->slot);
   request_begin(s);
   return rq;
 }
@@ -966,6 +980,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     cs_json_str(line, "err", rq->err);
   cs_log_end(line);
 
+  conn *cn = conn_of(c);
+  if (cn && cn->slot)
+    cs_head_watch_idle(s->heads, cn->slot);
   cs_buf_free(&rq->body);
   free(rq->decided.body);
   free(rq->decided.pieces);
@@ -979,7 +996,15 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
 {
   cs_server *s = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    *sock_cls = cs_calloc(1, sizeof(conn));
+    conn *cn = cs_calloc(1, sizeof(conn));
+    *sock_cls = cn;
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fd) {
+      char remote[INET6_ADDRSTRLEN + 8];
+      remote_addr(c, remote, sizeof(remote));
+      cn->slot = cs_head_watch_add(s->heads, fd->connect_fd, remote);
+    }
     long n = atomic_fetch_add(&s->open_conns, 1) + 1;
     cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
     /* At the limit libmicrohttpd stops accepting: new clients wait in the
@@ -995,12 +1020,33 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
     }
     return;
   }
-  free(*sock_cls);
+  conn *cn = *sock_cls;
+  if (cn)
+    cs_head_watch_remove(s->heads, cn->slot); /* before the socket closes */
+  free(cn);
   *sock_cls = NULL;
   long n = atomic_fetch_sub(&s->open_conns, 1) - 1;
   cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
   if (n < s->max_conns)
     atomic_store(&s->at_limit, false);
+}
+
+/* The head watch shut a connection down: say so, as no request exists to
+ * log. */
+static void on_head_cut(void *ctx, const char *remote, uint64_t waited_ns)
+{
+  cs_server *s = ctx;
+  cs_metrics_add(s->metrics, M_HEAD_CUTS, NULL, 1);
+  cs_buf *line = cs_log_begin(0, "HTTP request head too slow");
+  cs_json_str(line, "remote", remote);
+  cs_json_num(line, "waitedMs", (double)waited_ns / 1e6, 0);
+  char err[160];
+  snprintf(err, sizeof(err),
+           "no complete request head within %llu ms of the connection "
+           "becoming idle (" OPT_HEADER_TIMEOUT "); connection closed",
+           (unsigned long long)(s->header_timeout_ns / 1000000));
+  cs_json_str(line, "err", err);
+  cs_log_end(line);
 }
 
 /* MHD's own messages: bind and TLS set-up problems while starting (kept
@@ -1044,6 +1090,11 @@ static cs_err declare_metrics(cs_metrics *m)
     rc = cs_metrics_declare(m, M_OPEN, CS_METRIC_GAUGE,
                             "Open HTTP connections (http.maxConnections is "
                             "the limit).",
+                            "", NULL, 0);
+  if (!rc)
+    rc = cs_metrics_declare(m, M_HEAD_CUTS, CS_METRIC_COUNTER,
+                            "Connections closed because a request head "
+                            "was not complete in time (http.headerTimeout).",
                             "", NULL, 0);
   if (!rc)
     rc = cs_metrics_declare(m, M_QUEUED, CS_METRIC_GAUGE,
@@ -1136,6 +1187,15 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
 
   unsigned threads = o->threads ? o->threads : cpu_count();
   unsigned deciders = o->decision_threads ? o->decision_threads : cpu_count();
+  s->header_timeout_ns =
+      (uint64_t)(o->header_timeout_ms ? o->header_timeout_ms
+                                      : CS_SERVER_DEFAULT_HEADER_TIMEOUT_MS) *
+      1000000u;
+  if (cs_head_watch_new(s->header_timeout_ns, on_head_cut, s, &s->heads)) {
+    set_err(err, errlen, "cannot start the request head watch");
+    rc = CS_EIO;
+    goto out;
+  }
   if (cs_pool_new(deciders, "cs-decide", &s->deciders)) {
     set_err(err, errlen, "cannot start %u decision threads", deciders);
     rc = CS_EIO;
@@ -1336,6 +1396,7 @@ void cs_server_free(cs_server *s)
   else if (s->listen_fd >= 0)
     close(s->listen_fd);
   cs_pool_free(s->deciders);
+  cs_head_watch_free(s->heads); /* every connection is closed by now */
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s->prefix);

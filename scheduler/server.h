@@ -29,6 +29,7 @@
 #define CS_SERVER_DEFAULT_MAX_HEADER (64u << 10)    /* 64 KiB */
 #define CS_SERVER_DEFAULT_CONN_TIMEOUT_S 30u        /* idle keep-alive */
 #define CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS 10000u /* body upload */
+#define CS_SERVER_DEFAULT_HEADER_TIMEOUT_MS 30000u  /* idle to full head */
 #define CS_SERVER_DEFAULT_MAX_CONNECTIONS 1024u
 
 typedef struct cs_server_opts {
@@ -59,6 +60,10 @@ typedef struct cs_server_opts {
   unsigned connection_timeout_s; /* 0: default; idle connections close */
   unsigned request_timeout_ms;   /* 0: default; limit on receiving one
                                     request's body */
+  unsigned header_timeout_ms;    /* 0: default; limit from a connection
+                                    becoming idle (opened, or its previous
+                                    request ended) to its next complete
+                                    request head */
   unsigned max_connections;      /* 0: default */
 } cs_server_opts;
 

@@ -367,6 +367,7 @@ static int run(service *sv)
       .decision_threads = (unsigned)c->http_decision_threads,
       .connection_timeout_s = (unsigned)(c->http_connection_timeout_s + 0.5),
       .request_timeout_ms = (unsigned)(c->http_request_timeout_s * 1000 + 0.5),
+      .header_timeout_ms = (unsigned)(c->http_header_timeout_s * 1000 + 0.5),
       .max_connections = (unsigned)c->http_max_connections,
   };
   cs_server_handler handler = {

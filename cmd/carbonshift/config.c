@@ -210,6 +210,15 @@ static const setting settings[] = {
      .max = 10 * MIN,
      .help = "Longest time from a request's headers to its last body "
              "byte; slower requests are cut (408)"},
+    {.name = "http.headerTimeout",
+     .type = K_DURATION,
+     .off = F(http_header_timeout_s),
+     .def = "30s",
+     .min = 0.1,
+     .max = HOUR,
+     .help = "Longest time from a connection becoming idle (opened, or its "
+             "last reply sent) to a complete request head; slower clients "
+             "are disconnected"},
     {.name = "shutdownGracePeriod",
      .type = K_DURATION,
      .off = F(shutdown_grace_period_s),

@@ -77,6 +77,7 @@ typedef struct cs_config {
   int64_t http_decision_threads;    /* http.decisionThreads; 0 = CPUs */
   double http_connection_timeout_s; /* http.connectionTimeout */
   double http_request_timeout_s;    /* http.requestTimeout */
+  double http_header_timeout_s;     /* http.headerTimeout */
   double shutdown_grace_period_s;   /* shutdownGracePeriod */
 
   int64_t log_verbosity; /* log.verbosity */
