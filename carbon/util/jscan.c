@@ -2,7 +2,10 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "carbon/util/alloc.h"
 
 void cs_jscan_init(cs_jscan *s, const char *json, size_t len, int max_depth)
 {
@@ -354,24 +357,35 @@ static cs_err next_item(cs_jscan *s, char close, bool *more)
   return CS_OK;
 }
 
-cs_err cs_jscan_next_key(cs_jscan *s, char *key, size_t keycap, bool *more)
+cs_err cs_jscan_next_key_lit(cs_jscan *s, const char **lit, size_t *len,
+                             bool *more)
 {
   cs_err rc = next_item(s, '}', more);
   if (rc || !*more)
     return rc;
   if (s->p >= s->end || *s->p != '"')
     return fail(s, "expected a member name");
-  const char *lit = s->p;
+  *lit = s->p;
   rc = scan_string(s);
   if (rc)
     return rc;
-  size_t klen;
-  if (cs_json_unquote(lit, (size_t)(s->p - lit), key, keycap, &klen))
-    key[0] = '\0';
+  *len = (size_t)(s->p - *lit);
   skip_ws(s);
   if (s->p >= s->end || *s->p != ':')
     return fail(s, "expected ':'");
   s->p++;
+  return CS_OK;
+}
+
+cs_err cs_jscan_next_key(cs_jscan *s, char *key, size_t keycap, bool *more)
+{
+  const char *lit;
+  size_t len, klen;
+  cs_err rc = cs_jscan_next_key_lit(s, &lit, &len, more);
+  if (rc || !*more)
+    return rc;
+  if (cs_json_unquote(lit, len, key, keycap, &klen))
+    key[0] = '\0';
   return CS_OK;
 }
 
@@ -412,8 +426,10 @@ static size_t put_utf8(char *out, unsigned cp)
   return 4;
 }
 
-cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
-                       size_t *outlen)
+/* Decodes lit[0..n) into out[0..cap); with to_nul, stops at the first NUL
+ * the string holds. */
+static cs_err unquote(const char *lit, size_t n, char *out, size_t cap,
+                      size_t *outlen, bool to_nul)
 {
   if (n < 2 || lit[0] != '"' || lit[n - 1] != '"' || cap == 0)
     return CS_EINVAL;
@@ -475,6 +491,8 @@ cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
         tmp[0] = e; /* '"', '\\', '/' */
       }
     }
+    if (to_nul && tmp[0] == '\0')
+      break; /* only a one-byte sequence can be NUL */
     if (o + tn >= cap)
       return CS_ETOOBIG;
     memcpy(out + o, tmp, tn);
@@ -484,4 +502,35 @@ cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
   if (outlen)
     *outlen = o;
   return CS_OK;
+}
+
+cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
+                       size_t *outlen)
+{
+  return unquote(lit, n, out, cap, outlen, false);
+}
+
+cs_err cs_json_unquote_cstr(const char *lit, size_t n, char *out, size_t cap,
+                            size_t *outlen)
+{
+  return unquote(lit, n, out, cap, outlen, true);
+}
+
+bool cs_json_key_is(const char *lit, size_t n, const char *key)
+{
+  size_t klen = strlen(key);
+  if (n < 2)
+    return false;
+  if (!memchr(lit, '\\', n)) /* the common case: nothing to decode */
+    return n - 2 == klen && memcmp(lit + 1, key, klen) == 0;
+  /* Decoded, a match has exactly klen bytes before its NUL, so a buffer of
+   * klen + 2 tells a match from a longer name. */
+  char small[128];
+  char *buf = klen + 2 <= sizeof(small) ? small : cs_malloc(klen + 2);
+  size_t len;
+  bool is = cs_json_unquote_cstr(lit, n, buf, klen + 2, &len) == CS_OK &&
+            len == klen && memcmp(buf, key, klen) == 0;
+  if (buf != small)
+    free(buf);
+  return is;
 }

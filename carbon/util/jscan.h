@@ -48,6 +48,10 @@ cs_err cs_jscan_skip(cs_jscan *s, const char **at, size_t *len) CS_MUST_USE;
 cs_err cs_jscan_enter_object(cs_jscan *s) CS_MUST_USE;
 cs_err cs_jscan_next_key(cs_jscan *s, char *key, size_t keycap,
                          bool *more) CS_MUST_USE;
+/* The same, handing back the member name as its JSON string literal
+ * lit[0..len) (quotes included, escapes undecoded) instead of decoding it. */
+cs_err cs_jscan_next_key_lit(cs_jscan *s, const char **lit, size_t *len,
+                             bool *more) CS_MUST_USE;
 /* Consumes '['. Then call cs_jscan_next_elem until *more is false,
  * consuming each element in between. */
 cs_err cs_jscan_enter_array(cs_jscan *s) CS_MUST_USE;
@@ -60,5 +64,14 @@ cs_err cs_jscan_finish(cs_jscan *s) CS_MUST_USE;
  * cs_jscan_skip) into out[0..cap); CS_ETOOBIG when it does not fit. */
 cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
                        size_t *outlen) CS_MUST_USE;
+/* The same, but the string ends at the first NUL it holds (an escaped
+ * \u0000): the C string cJSON's valuestring would be. Only that part must
+ * fit. */
+cs_err cs_json_unquote_cstr(const char *lit, size_t n, char *out, size_t cap,
+                            size_t *outlen) CS_MUST_USE;
+/* Whether the literal lit[0..n) (as returned by the scanner) names key,
+ * compared as cJSON_GetObjectItemCaseSensitive compares: decoded, as a C
+ * string. */
+bool cs_json_key_is(const char *lit, size_t n, const char *key);
 
 #endif

@@ -1,9 +1,10 @@
 /* fuzz_jscan: the validating span scanner of carbon/util/jscan.c, which
  * walks every extender request. The input is walked member by member the
  * way the codec walks a request (keys decoded, strings unquoted, other
- * values skipped or entered), and also skipped as one value. Invariants: the
- * walk and the skip agree, spans stay inside the input, and whatever the
- * scanner accepts cJSON accepts too. */
+ * values skipped or entered, member names taken decoded or as literals),
+ * and also skipped as one value. Invariants: the walk and the skip agree,
+ * spans stay inside the input, a name literal matches the key it decodes
+ * to, and whatever the scanner accepts cJSON accepts too. */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <string.h>
@@ -36,7 +37,19 @@ static cs_err walk(cs_jscan *s, unsigned alt)
     }
     rc = cs_jscan_enter_object(s);
     while (rc == CS_OK) {
-      rc = cs_jscan_next_key(s, key, sizeof(key), &more);
+      if (alt & 2) {
+        rc = cs_jscan_next_key(s, key, sizeof(key), &more);
+      } else {
+        /* The literal names the key it decodes to, as cJSON compares. */
+        rc = cs_jscan_next_key_lit(s, &at, &len, &more);
+        if (rc == CS_OK && more) {
+          in_input(at, len);
+          if (cs_json_unquote_cstr(at, len, key, sizeof(key), NULL) == CS_OK)
+            FZ_ASSERT(cs_json_key_is(at, len, key));
+          else
+            key[0] = '\0';
+        }
+      }
       if (rc != CS_OK || !more)
         break;
       FZ_ASSERT(strlen(key) < sizeof(key));

@@ -2,10 +2,12 @@
  * offset tests put every kind of special byte at every offset of long
  * strings, so a byte the word test missed would show as an accepted bad
  * string or a wrong span. The surrogate test holds an input the fuzz target
- * tests/fuzz/fuzz_jscan.c found. Well-formed requests are covered through
- * check_codec.c. */
+ * tests/fuzz/fuzz_jscan.c found. Member names compare and strings decode as
+ * cJSON reads them. Well-formed requests are covered through check_codec.c.
+ */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +140,82 @@ START_TEST(test_jscan_skip_lone_surrogate_refused)
 }
 END_TEST
 
+/* Member names compare as cJSON_GetObjectItemCaseSensitive compares them:
+ * decoded, and as C strings, so an escaped NUL ends a name. */
+START_TEST(test_jscan_key_is_agrees_with_cjson)
+{
+  char longkey[201], longlit[260], nulltail[300];
+  memset(longkey, 'k', 200);
+  longkey[200] = '\0';
+  snprintf(longlit, sizeof(longlit), "\"%.198s\\u006b\\u006b\"", longkey);
+  snprintf(nulltail, sizeof(nulltail), "\"pue\\u0000%s\"", longkey);
+  static const char *const keys[] = {"pue", "", "pu", "pue\n"};
+  const char *const lits[] = {
+      "\"pue\"",    "\"p\\u0075e\"", "\"pue\\u0000\"",   nulltail,
+      "\"pu\"",     "\"puee\"",      "\"\\u0000pue\"",   "\"\"",
+      "\"pue\\n\"", "\"p\\/ue\"",    "\"pu\\u0065\\n\"", longlit,
+  };
+  for (size_t i = 0; i < sizeof(lits) / sizeof(*lits); i++) {
+    char doc[400];
+    snprintf(doc, sizeof(doc), "{%s:1}", lits[i]);
+    cJSON *j = cJSON_Parse(doc);
+    ck_assert_ptr_nonnull(j);
+    for (size_t k = 0; k <= sizeof(keys) / sizeof(*keys); k++) {
+      const char *key = k < sizeof(keys) / sizeof(*keys) ? keys[k] : longkey;
+      bool want = cJSON_GetObjectItemCaseSensitive(j, key) != NULL;
+      ck_assert_msg(cs_json_key_is(lits[i], strlen(lits[i]), key) == want,
+                    "%s vs \"%.8s\": want %d", lits[i], key, want);
+    }
+    cJSON_Delete(j);
+  }
+  ck_assert(cs_json_key_is(longlit, strlen(longlit), longkey));
+  ck_assert(cs_json_key_is(nulltail, strlen(nulltail), "pue"));
+}
+END_TEST
+
+START_TEST(test_jscan_unquote_cstr_ends_at_nul)
+{
+  char lit[320], out[8];
+  size_t n = (size_t)snprintf(lit, sizeof(lit), "\"ab\\u0000%0300d\"", 0);
+  size_t len = 99;
+  ck_assert_int_eq(cs_json_unquote(lit, n, out, sizeof(out), &len), CS_ETOOBIG);
+  ck_assert_int_eq(cs_json_unquote_cstr(lit, n, out, sizeof(out), &len), CS_OK);
+  ck_assert_str_eq(out, "ab");
+  ck_assert_uint_eq(len, 2);
+  ck_assert_int_eq(
+      cs_json_unquote_cstr("\"abcdefghi\"", 11, out, sizeof(out), &len),
+      CS_ETOOBIG);
+}
+END_TEST
+
+START_TEST(test_jscan_next_key_lit_spans_names)
+{
+  static const char doc[] = "{ \"a\\n\" : 1 , \"b\":{\"c\":2}}";
+  cs_jscan s;
+  const char *lit;
+  size_t len;
+  bool more;
+  cs_jscan_init(&s, doc, sizeof(doc) - 1, 0);
+  ck_assert_int_eq(cs_jscan_enter_object(&s), CS_OK);
+  ck_assert_int_eq(cs_jscan_next_key_lit(&s, &lit, &len, &more), CS_OK);
+  ck_assert(more);
+  ck_assert_uint_eq(len, 5);
+  ck_assert(memcmp(lit, "\"a\\n\"", 5) == 0);
+  ck_assert_int_eq(cs_jscan_skip(&s, NULL, NULL), CS_OK);
+  ck_assert_int_eq(cs_jscan_next_key_lit(&s, &lit, &len, &more), CS_OK);
+  ck_assert(more && len == 3 && memcmp(lit, "\"b\"", 3) == 0);
+  ck_assert_int_eq(cs_jscan_skip(&s, NULL, NULL), CS_OK);
+  ck_assert_int_eq(cs_jscan_next_key_lit(&s, &lit, &len, &more), CS_OK);
+  ck_assert(!more);
+  ck_assert_int_eq(cs_jscan_finish(&s), CS_OK);
+  /* A name without its colon is a syntax error, as with next_key. */
+  cs_jscan_init(&s, "{\"a\" 1}", 7, 0);
+  ck_assert_int_eq(cs_jscan_enter_object(&s), CS_OK);
+  ck_assert_int_eq(cs_jscan_next_key_lit(&s, &lit, &len, &more), CS_EPARSE);
+  ck_assert_ptr_nonnull(strstr(s.err, "expected ':'"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("jscan");
@@ -147,6 +225,9 @@ static Suite *suite(void)
   tcase_add_test(tc, test_jscan_skip_high_bytes_are_plain);
   tcase_add_test(tc, test_jscan_skip_escaped_quote_ends_nowhere);
   tcase_add_test(tc, test_jscan_skip_lone_surrogate_refused);
+  tcase_add_test(tc, test_jscan_key_is_agrees_with_cjson);
+  tcase_add_test(tc, test_jscan_unquote_cstr_ends_at_nul);
+  tcase_add_test(tc, test_jscan_next_key_lit_spans_names);
   suite_add_tcase(s, tc);
   return s;
 }
