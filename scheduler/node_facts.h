@@ -2,10 +2,15 @@
  * labels, annotations and allocatable resources: grid zone, GPU model and
  * count, installation date, expected lifetime, embodied-carbon override and
  * PUE. Malformed values are recorded as problems (annotation, value, expected
- * form) and the fact is treated as unknown; nothing is guessed.
+ * form) and the fact is treated as unknown; nothing is guessed. Reading is
+ * two steps: collect the few strings the facts come from (cs_node_fields,
+ * from a cJSON tree or straight from the scanned bytes of a request), then
+ * turn them into facts (cs_node_facts_from_fields), one function for both.
  * Thread-safe: yes (pure functions of their inputs).
- * Ownership: params and the cJSON inputs are borrowed; the facts struct is
- * caller-owned plain data whose `gpu` pointer borrows from the catalog. */
+ * Ownership: params and the cJSON and byte inputs are borrowed; a fields
+ * struct borrows from the tree or bytes it was collected from, which must
+ * outlive it; the facts struct is caller-owned plain data whose `gpu`
+ * pointer borrows from the catalog. */
 #ifndef CS_NODE_FACTS_H
 #define CS_NODE_FACTS_H
 
@@ -15,6 +20,7 @@
 
 #include "carbon/gpu_catalog.h"
 #include "carbon/signal.h"
+#include "carbon/util/jscan.h"
 #include "carbon/zones.h"
 
 /* Labels and annotations carbonshift reads on Nodes. */
@@ -82,10 +88,76 @@ typedef struct cs_node_facts {
   char gpu_resource[32];          /* "nvidia.com/gpu", "amd.com/gpu" or "" */
 } cs_node_facts;
 
-/* Reads the facts of one Node from its `metadata` object and its
- * `status.allocatable` object (either may be NULL). Returns CS_EINVAL only
- * when the node has no usable name; every other problem is recorded in
+/* One string a fact is read from, as the Node holds it. */
+typedef enum cs_field_kind {
+  CS_FIELD_ABSENT = 0,
+  CS_FIELD_BAD,  /* present, but not a string */
+  CS_FIELD_TEXT, /* at[0..len): the value itself, no NUL in it */
+  CS_FIELD_JSON  /* at[0..len): its JSON string literal, with escapes */
+} cs_field_kind;
+
+typedef struct cs_node_field {
+  const char *at;
+  size_t len;
+  cs_field_kind kind;
+} cs_node_field;
+
+/* The labels and annotations the facts read, as indexes into
+ * cs_node_fields (CS_LABEL_REGION only as a label). */
+typedef enum cs_node_key {
+  CS_KEY_GRID_ZONE = 0,
+  CS_KEY_GPU_MODEL,
+  CS_KEY_GFD_PRODUCT,
+  CS_KEY_AMD_PRODUCT,
+  CS_KEY_REGION,
+  CS_KEY_INSTALLED,
+  CS_KEY_LIFETIME,
+  CS_KEY_EMBODIED,
+  CS_KEY_PUE,
+  CS_NODE_KEYS
+} cs_node_key;
+
+/* The allocatable resources read: nvidia.com/gpu, amd.com/gpu. */
+enum { CS_RES_NVIDIA = 0, CS_RES_AMD, CS_NODE_RESOURCES };
+
+/* Everything the facts of a Node are read from. Each member is the first
+ * of that name, as cJSON_GetObjectItemCaseSensitive finds it; a *_bad flag
+ * says the object was present but neither an object nor (for labels and
+ * annotations) null, and its fields are then absent. */
+typedef struct cs_node_fields {
+  cs_node_field name; /* metadata.name */
+  cs_node_field labels[CS_NODE_KEYS];
+  cs_node_field annotations[CS_NODE_KEYS];
+  cs_node_field allocatable[CS_NODE_RESOURCES];
+  bool labels_bad, annotations_bad, allocatable_bad;
+} cs_node_fields;
+
+/* Collects the fields from a Node's `metadata` and `status.allocatable`
+ * trees (either may be NULL). */
+void cs_node_fields_from_json(const cJSON *metadata, const cJSON *allocatable,
+                              cs_node_fields *out);
+/* Collect from the scanner, which must be at a `metadata` object or at an
+ * `allocatable` object, and consume it; fields already collected are kept
+ * (the first member of a name wins). out starts zeroed. CS_EPARSE on a
+ * syntax error, explained in s->err. */
+cs_err cs_node_fields_scan_metadata(cs_jscan *s,
+                                    cs_node_fields *out) CS_MUST_USE;
+cs_err cs_node_fields_scan_allocatable(cs_jscan *s,
+                                       cs_node_fields *out) CS_MUST_USE;
+
+/* The decoded metadata.name into out[0..cap): CS_EINVAL when it is absent,
+ * not a string or empty, CS_ETOOBIG when it does not fit. */
+cs_err cs_node_fields_name(const cs_node_fields *f, char *out,
+                           size_t cap) CS_MUST_USE;
+
+/* The facts of one Node from its fields. Returns CS_EINVAL only when the
+ * node has no usable name; every other problem is recorded in
  * out->problems and leaves that fact unknown. */
+cs_err cs_node_facts_from_fields(const cs_facts_params *p,
+                                 const cs_node_fields *f,
+                                 cs_node_facts *out) CS_MUST_USE;
+/* The same from the `metadata` and `status.allocatable` trees (either may
+ * be NULL): cs_node_fields_from_json, then cs_node_facts_from_fields. */
 cs_err cs_node_facts_read(const cs_facts_params *p, const cJSON *metadata,
                           const cJSON *allocatable,
                           cs_node_facts *out) CS_MUST_USE;

@@ -1,12 +1,17 @@
 /* Tests of node facts read from malformed Node objects (the cases the fuzz
- * target tests/fuzz/fuzz_node_facts.c found); the fixture nodes are covered
- * through check_node_cache.c and check_decision.c. */
+ * target tests/fuzz/fuzz_node_facts.c found), of the two ways of collecting
+ * the fields they come from (cJSON trees, scanned bytes), which must agree
+ * on every input; the fixture nodes' facts are covered through
+ * check_node_cache.c and check_decision.c. */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "carbon/gpu_catalog.h"
+#include "carbon/util/alloc.h"
+#include "carbon/util/buf.h"
 #include "carbon/zones.h"
 #include "scheduler/node_facts.h"
 
@@ -62,12 +67,270 @@ START_TEST(test_node_facts_read_huge_gpu_count_refused)
 }
 END_TEST
 
+static void assert_same(const cs_node_facts *got, const cs_node_facts *want,
+                        const char *what)
+{
+  ck_assert_msg(strcmp(got->name, want->name) == 0, "%s: name %s, want %s",
+                what, got->name, want->name);
+  ck_assert_msg(strcmp(got->problems, want->problems) == 0,
+                "%s: problems \"%s\", want \"%s\"", what, got->problems,
+                want->problems);
+  ck_assert_msg(strcmp(got->zone, want->zone) == 0 &&
+                    got->zone_source == want->zone_source,
+                "%s: zone %s (%d), want %s (%d)", what, got->zone,
+                got->zone_source, want->zone, want->zone_source);
+  ck_assert_msg(got->gpu == want->gpu &&
+                    strcmp(got->gpu_label, want->gpu_label) == 0 &&
+                    strcmp(got->gpu_resource, want->gpu_resource) == 0 &&
+                    got->gpus == want->gpus,
+                "%s: GPU %s %s %g, want %s %s %g", what, got->gpu_label,
+                got->gpu_resource, got->gpus, want->gpu_label,
+                want->gpu_resource, want->gpus);
+  ck_assert_msg(got->installed_at == want->installed_at &&
+                    got->lifetime_s == want->lifetime_s &&
+                    got->embodied_kg == want->embodied_kg,
+                "%s: hardware differs", what);
+  ck_assert_msg(got->pue == want->pue && got->pue_source == want->pue_source,
+                "%s: PUE %g (%d), want %g (%d)", what, got->pue,
+                got->pue_source, want->pue, want->pue_source);
+}
+
+/* Collects fields from the bytes of a metadata object and of an
+ * allocatable object (either may be NULL), as the codec does. */
+static void scan_fields(const char *meta, const char *alloc, cs_node_fields *f)
+{
+  cs_jscan s;
+  memset(f, 0, sizeof(*f));
+  if (meta) {
+    cs_jscan_init(&s, meta, strlen(meta), 0);
+    ck_assert_msg(cs_node_fields_scan_metadata(&s, f) == CS_OK, "%s", s.err);
+    ck_assert_int_eq(cs_jscan_finish(&s), CS_OK);
+  }
+  if (alloc) {
+    cs_jscan_init(&s, alloc, strlen(alloc), 0);
+    ck_assert_msg(cs_node_fields_scan_allocatable(&s, f) == CS_OK, "%s", s.err);
+    ck_assert_int_eq(cs_jscan_finish(&s), CS_OK);
+  }
+}
+
+/* Reads facts from the bytes and from cJSON trees of the same text, checks
+ * that both agree, and returns them. */
+static cs_err read_both(const char *meta, const char *alloc, cs_node_facts *f)
+{
+  cJSON *m = meta ? cJSON_Parse(meta) : NULL;
+  cJSON *a = alloc ? cJSON_Parse(alloc) : NULL;
+  ck_assert(!meta || m);
+  ck_assert(!alloc || a);
+  cs_node_facts tree;
+  cs_err rc = cs_node_facts_read(&params, m, a, &tree);
+  cs_node_fields fields;
+  scan_fields(meta, alloc, &fields);
+  ck_assert_int_eq(cs_node_facts_from_fields(&params, &fields, f), rc);
+  assert_same(f, &tree, meta ? meta : "(no metadata)");
+  cJSON_Delete(m);
+  cJSON_Delete(a);
+  return rc;
+}
+
+START_TEST(test_node_facts_fields_escapes_decoded)
+{
+  cs_node_facts f;
+  ck_assert_int_eq(
+      read_both("{\"n\\u0061me\":\"n\\u0031\",\"labels\":{"
+                "\"carbonshift.io\\/grid-zone\":\"\\u0044E\","
+                "\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"},"
+                "\"annotations\":{\"carbonshift.io/pue\":\"1.\\u0032\"}}",
+                "{\"nvidia.com\\/gpu\":\"\\u0038\"}", &f),
+      CS_OK);
+  ck_assert_str_eq(f.name, "n1");
+  ck_assert_str_eq(f.zone, "DE");
+  ck_assert_int_eq(f.zone_source, CS_ZONE_FROM_LABEL);
+  ck_assert_ptr_nonnull(f.gpu);
+  ck_assert_double_eq(f.gpus, 8);
+  ck_assert_str_eq(f.gpu_resource, "nvidia.com/gpu");
+  ck_assert_double_eq(f.pue, 1.2);
+  ck_assert_str_eq(f.problems, "");
+  /* A surrogate pair decodes to one four-byte character. */
+  ck_assert_int_eq(read_both("{\"name\":\"n\",\"labels\":{"
+                             "\"carbonshift.io/grid-zone\":\"D\\ud83d\\ude00\","
+                             "\"carbonshift.io/gpu-model\":\"\\\"q\\\"\"}}",
+                             NULL, &f),
+                   CS_OK);
+  ck_assert_ptr_nonnull(strstr(f.problems, "grid-zone=\"D\xf0\x9f\x98\x80\""));
+  ck_assert_str_eq(f.gpu_label, "\"q\"");
+}
+END_TEST
+
+/* cJSON_GetObjectItemCaseSensitive finds the first member of a name, so
+ * the first one wins, whatever its type, and a second labels object adds
+ * nothing. */
+START_TEST(test_node_facts_fields_duplicates_first_wins)
+{
+  cs_node_facts f;
+  ck_assert_int_eq(read_both("{\"name\":\"a\",\"name\":\"b\",\"labels\":{"
+                             "\"carbonshift.io/grid-zone\":\"DE\","
+                             "\"carbonshift.io/grid-zone\":\"FR\"},"
+                             "\"labels\":{\"carbonshift.io/gpu-model\":\"x\"},"
+                             "\"annotations\":{\"carbonshift.io/pue\":\"1.1\","
+                             "\"carbonshift.io\\/pue\":\"1.3\"}}",
+                             "{\"nvidia.com/gpu\":\"4\",\"nvidia.com/gpu\":"
+                             "\"8\"}",
+                             &f),
+                   CS_OK);
+  ck_assert_str_eq(f.name, "a");
+  ck_assert_str_eq(f.zone, "DE");
+  ck_assert_str_eq(f.gpu_label, "");
+  ck_assert_double_eq(f.pue, 1.1);
+  ck_assert_double_eq(f.gpus, 4);
+  ck_assert_str_eq(f.problems, "");
+  ck_assert_int_eq(
+      read_both("{\"name\":\"a\",\"labels\":null,\"labels\":{"
+                "\"carbonshift.io/grid-zone\":\"DE\"},\"annotations\":{"
+                "\"carbonshift.io/pue\":1,\"carbonshift.io/pue\":\"1.3\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_int_eq(f.zone_source, CS_ZONE_NONE);
+  ck_assert_double_eq(f.pue, 1.2);
+  ck_assert_str_eq(f.problems, "carbonshift.io/pue: expected a string value");
+}
+END_TEST
+
+START_TEST(test_node_facts_fields_nulls_legal)
+{
+  cs_node_facts f;
+  ck_assert_int_eq(read_both("{\"name\":\"n\",\"labels\":null,"
+                             "\"annotations\":null}",
+                             "{}", &f),
+                   CS_OK);
+  ck_assert_str_eq(f.problems, "");
+  ck_assert_double_eq(f.pue, 1.2);
+  ck_assert_double_eq(f.lifetime_s, 6 * 365 * 86400.0);
+  ck_assert_int_eq(read_both("{\"name\":\"n\"}", NULL, &f), CS_OK);
+  ck_assert_str_eq(f.problems, "");
+}
+END_TEST
+
+START_TEST(test_node_facts_fields_wrong_types_named)
+{
+  cs_node_facts f;
+  ck_assert_int_eq(
+      read_both("{\"name\":\"n\",\"labels\":[],\"annotations\":\"x\"}",
+                "{\"nvidia.com/gpu\":8,\"amd.com/gpu\":{}}", &f),
+      CS_OK);
+  ck_assert_str_eq(f.problems,
+                   "metadata.labels: expected an object; "
+                   "metadata.annotations: expected an object; "
+                   "allocatable nvidia.com/gpu=\"(not a string)\": expected "
+                   "a whole number of devices such as 8; "
+                   "allocatable amd.com/gpu=\"(not a string)\": expected a "
+                   "whole number of devices such as 8");
+  /* A bad annotation hides the label of the same name, as it always did;
+   * the region label is read only as a string, silently. */
+  ck_assert_int_eq(
+      read_both("{\"name\":\"n\",\"labels\":{\"carbonshift.io/grid-zone\":7,"
+                "\"topology.kubernetes.io/region\":true,"
+                "\"carbonshift.io/pue\":\"1.5\"},"
+                "\"annotations\":{\"carbonshift.io/pue\":[\"1.5\"]}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_str_eq(f.problems, "carbonshift.io/grid-zone: expected a string "
+                               "value; carbonshift.io/pue: expected a string "
+                               "value");
+  ck_assert_double_eq(f.pue, 1.2);
+  static const char *const no_name[] = {"{}",
+                                        "{\"name\":7}",
+                                        "{\"name\":\"\"}",
+                                        "{\"name\":null}",
+                                        "{\"name\":\"\\u0000x\"}",
+                                        "{\"labels\":{\"name\":\"n\"}}"};
+  for (size_t i = 0; i < sizeof(no_name) / sizeof(*no_name); i++)
+    ck_assert_int_eq(read_both(no_name[i], NULL, &f), CS_EINVAL);
+  ck_assert_int_eq(read_both(NULL, NULL, &f), CS_EINVAL);
+  /* Only a tree can hold an allocatable that is not an object: the codec
+   * skips those. */
+  cJSON *m = cJSON_Parse("{\"name\":\"n\"}"), *a = cJSON_CreateNull();
+  ck_assert_int_eq(cs_node_facts_read(&params, m, a, &f), CS_OK);
+  ck_assert_str_eq(f.problems, "status.allocatable: expected an object");
+  cJSON_Delete(m);
+  cJSON_Delete(a);
+}
+END_TEST
+
+static void repeat(cs_buf *b, const char *s, int n)
+{
+  for (int i = 0; i < n; i++)
+    cs_buf_puts(b, s);
+}
+
+/* Values are read whole, however long, decoded or not: nothing is cut
+ * short before the checks, which report them as before. */
+START_TEST(test_node_facts_fields_long_values_whole)
+{
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_buf_puts(&b,
+              "{\"name\":\"n\",\"labels\":{\"carbonshift.io/grid-zone\":\"");
+  repeat(&b, "A\\u0041", 150);
+  cs_buf_puts(&b, "\",\"nvidia.com/gpu.product\":\"");
+  repeat(&b, "H", 400);
+  cs_buf_puts(&b, "\"},\"annotations\":{\"carbonshift.io/pue\":\"1.");
+  repeat(&b, "0", 5000);
+  cs_buf_puts(&b, "\"}}");
+  cs_node_facts f;
+  ck_assert_int_eq(read_both(b.data, NULL, &f), CS_OK);
+  char want[160];
+  snprintf(want, sizeof(want), "label %s=\"%.64s\": expected a grid zone id",
+           CS_LABEL_GRID_ZONE,
+           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  ck_assert_msg(strstr(f.problems, want) == f.problems, "%s", f.problems);
+  ck_assert_ptr_nonnull(strstr(f.problems, "GPU model not in the catalog"));
+  ck_assert_uint_eq(strlen(f.gpu_label), sizeof(f.gpu_label) - 1);
+  ck_assert_ptr_nonnull(strstr(f.problems, "annotation carbonshift.io/pue"));
+  cs_buf_free(&b);
+
+  /* The longest name fits; one more character does not. */
+  char name[CS_NODE_NAME_MAX + 1], meta[CS_NODE_NAME_MAX + 32];
+  memset(name, 'n', sizeof(name));
+  name[CS_NODE_NAME_MAX - 1] = '\0';
+  snprintf(meta, sizeof(meta), "{\"name\":\"%s\"}", name);
+  ck_assert_int_eq(read_both(meta, NULL, &f), CS_OK);
+  ck_assert_str_eq(f.name, name);
+  name[CS_NODE_NAME_MAX - 1] = 'n';
+  name[CS_NODE_NAME_MAX] = '\0';
+  snprintf(meta, sizeof(meta), "{\"name\":\"%s\"}", name);
+  ck_assert_int_eq(read_both(meta, NULL, &f), CS_EINVAL);
+}
+END_TEST
+
+/* cJSON's strings end at an escaped NUL, in names and values alike: "a\0…"
+ * is "a", however much follows. */
+START_TEST(test_node_facts_fields_escaped_nul_ends_string)
+{
+  char meta[800];
+  snprintf(meta, sizeof(meta),
+           "{\"name\":\"a\\u0000%0300d\",\"annotations\":{"
+           "\"carbonshift.io/pue\\u0000%0300d\":\"1.5\\u0000z\"}}",
+           0, 0);
+  cs_node_facts f;
+  ck_assert_int_eq(read_both(meta, NULL, &f), CS_OK);
+  ck_assert_str_eq(f.name, "a");
+  ck_assert_double_eq(f.pue, 1.5);
+  ck_assert_int_eq(f.pue_source, CS_PUE_FROM_NODE);
+}
+END_TEST
+
 static Suite *node_facts_suite(void)
 {
   Suite *s = suite_create("node_facts");
   TCase *tc = tcase_create("core");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_node_facts_read_huge_gpu_count_refused);
+  tcase_add_test(tc, test_node_facts_fields_escapes_decoded);
+  tcase_add_test(tc, test_node_facts_fields_duplicates_first_wins);
+  tcase_add_test(tc, test_node_facts_fields_nulls_legal);
+  tcase_add_test(tc, test_node_facts_fields_wrong_types_named);
+  tcase_add_test(tc, test_node_facts_fields_long_values_whole);
+  tcase_add_test(tc, test_node_facts_fields_escaped_nul_ends_string);
   suite_add_tcase(s, tc);
   return s;
 }
