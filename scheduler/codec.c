@@ -82,9 +82,12 @@ static cs_err parse_tree(decoder *d, cJSON **out)
   return CS_OK;
 }
 
-static cs_err read_node_status(decoder *d, cs_wire_node *n)
+/* Reads `status`, keeping the first `allocatable` object of any status
+ * member (*seen once kept). */
+static cs_err read_node_status(decoder *d, cs_wire_node *n, bool *seen)
 {
-  char key[KEY_MAX];
+  const char *key;
+  size_t klen;
   bool more;
   if (cs_jscan_peek(&d->s) != CS_JOBJECT)
     return skip(d, NULL, NULL); /* status: null is legal; other shapes are
@@ -92,25 +95,32 @@ static cs_err read_node_status(decoder *d, cs_wire_node *n)
   if (cs_jscan_enter_object(&d->s))
     return syntax(d);
   for (;;) {
-    if (cs_jscan_next_key(&d->s, key, sizeof(key), &more))
+    if (cs_jscan_next_key_lit(&d->s, &key, &klen, &more))
       return syntax(d);
     if (!more)
       return CS_OK;
-    cs_err rc;
-    if (strcmp(key, "allocatable") == 0 && !n->allocatable &&
-        cs_jscan_peek(&d->s) == CS_JOBJECT)
-      rc = parse_tree(d, &n->allocatable);
-    else
-      rc = skip(d, NULL, NULL);
-    if (rc)
-      return rc;
+    if (!*seen && cs_json_key_is(key, klen, "allocatable") &&
+        cs_jscan_peek(&d->s) == CS_JOBJECT) {
+      *seen = true;
+      if (cs_node_fields_scan_allocatable(&d->s, &n->fields))
+        return syntax(d);
+    } else {
+      cs_err rc = skip(d, NULL, NULL);
+      if (rc)
+        return rc;
+    }
   }
 }
 
+/* Reads one Node: its metadata and allocatable fields straight from the
+ * bytes, names compared as cJSON compares them, the first of each name
+ * kept; every other member is only validated. */
 static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
 {
-  char key[KEY_MAX], where[48];
-  bool more;
+  char where[48];
+  const char *key;
+  size_t klen;
+  bool more, seen_meta = false, seen_alloc = false;
   snprintf(where, sizeof(where), "Nodes.items[%zu]", idx);
   cs_jtype t = cs_jscan_peek(&d->s);
   if (t != CS_JOBJECT) {
@@ -124,20 +134,22 @@ static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
   if (cs_jscan_enter_object(&d->s))
     return syntax(d);
   for (;;) {
-    if (cs_jscan_next_key(&d->s, key, sizeof(key), &more))
+    if (cs_jscan_next_key_lit(&d->s, &key, &klen, &more))
       return syntax(d);
     if (!more)
       break;
-    cs_err rc;
-    if (strcmp(key, "metadata") == 0 && !n->metadata) {
+    cs_err rc = CS_OK;
+    if (!seen_meta && cs_json_key_is(key, klen, "metadata")) {
+      seen_meta = true;
       if (cs_jscan_peek(&d->s) != CS_JOBJECT) {
         snprintf(d->err, d->errlen, "%s.metadata: expected an object, got %s",
                  where, type_name(cs_jscan_peek(&d->s)));
         return CS_EINVAL;
       }
-      rc = parse_tree(d, &n->metadata);
-    } else if (strcmp(key, "status") == 0) {
-      rc = read_node_status(d, n);
+      if (cs_node_fields_scan_metadata(&d->s, &n->fields))
+        rc = syntax(d);
+    } else if (cs_json_key_is(key, klen, "status")) {
+      rc = read_node_status(d, n, &seen_alloc);
     } else {
       rc = skip(d, NULL, NULL);
     }
@@ -145,20 +157,19 @@ static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
       return rc;
   }
   n->raw_len = (size_t)(d->s.p - n->raw);
-  const cJSON *name = cJSON_GetObjectItemCaseSensitive(n->metadata, "name");
-  if (!cJSON_IsString(name) || !name->valuestring[0]) {
-    snprintf(d->err, d->errlen, "%s.metadata.name: expected a non-empty string",
-             where);
-    return CS_EINVAL;
-  }
-  if (strlen(name->valuestring) >= sizeof(n->name)) {
+  cs_err rc = cs_node_fields_name(&n->fields, n->name, sizeof(n->name));
+  if (rc == CS_ETOOBIG) {
     snprintf(d->err, d->errlen,
              "%s.metadata.name: longer than the 253 characters a node name "
              "may have",
              where);
     return CS_EINVAL;
   }
-  memcpy(n->name, name->valuestring, strlen(name->valuestring) + 1);
+  if (rc) {
+    snprintf(d->err, d->errlen, "%s.metadata.name: expected a non-empty string",
+             where);
+    return CS_EINVAL;
+  }
   return CS_OK;
 }
 
@@ -396,10 +407,6 @@ void cs_codec_request_free(cs_wire_request *r)
   if (!r)
     return;
   cJSON_Delete(r->pod);
-  for (size_t i = 0; i < r->nnodes; i++) {
-    cJSON_Delete(r->nodes[i].metadata);
-    cJSON_Delete(r->nodes[i].allocatable);
-  }
   free(r->nodes);
   free((char *)r->list_extra);
   memset(r, 0, sizeof(*r));

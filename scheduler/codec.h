@@ -1,15 +1,16 @@
 /* codec.h: the extender wire format, exactly as kube-scheduler speaks it
  * (../shared/docs/extender-protocol.md). Decoding reads ExtenderArgs into
- * typed pieces: the Pod as a cJSON tree (small), and per node its name,
- * `metadata` and `status.allocatable` as cJSON trees plus the exact bytes of
- * the whole Node object, so the rest of each Node (images, conditions) is
- * only validated, never built into a tree, and kept nodes are echoed
- * unchanged. Encoding writes ExtenderFilterResult and HostPriorityList with
- * PascalCase keys, integer scores and only input node names.
+ * typed pieces: the Pod as a cJSON tree (small), and per node its name, the
+ * few fields of `metadata` and `status.allocatable` its facts are read from
+ * (cs_node_fields, spans of the body) and the exact bytes of the whole Node
+ * object, so no Node is ever built into a tree, the rest of it (images,
+ * conditions) is only validated, and kept nodes are echoed unchanged.
+ * Encoding writes ExtenderFilterResult and HostPriorityList with PascalCase
+ * keys, integer scores and only input node names.
  * Thread-safe: yes; a request belongs to one thread.
- * Ownership: a decoded request borrows the body (which must outlive it) and
- * owns its cJSON trees (cs_codec_request_free). Replies are appended to the
- * caller's buffer. */
+ * Ownership: a decoded request borrows the body (which must outlive it:
+ * node fields point into it) and owns its Pod tree (cs_codec_request_free).
+ * Replies are appended to the caller's buffer. */
 #ifndef CS_CODEC_H
 #define CS_CODEC_H
 
@@ -27,8 +28,7 @@ typedef struct cs_wire_node {
   char name[CS_NODE_NAME_MAX];
   const char *raw; /* the Node object's bytes (full mode); NULL otherwise */
   size_t raw_len;
-  cJSON *metadata;    /* owned; NULL in names-only mode */
-  cJSON *allocatable; /* owned; NULL when absent */
+  cs_node_fields fields; /* full mode; all absent in names-only mode */
 } cs_wire_node;
 
 typedef struct cs_wire_request {

@@ -20,8 +20,10 @@ SOAK_SECONDS ?= 600
 SOAK_RATE   ?= 50
 
 # The payload generator's unit test (tests/unit/check_bench_payload.c) links
-# the generator too.
+# the generator too, and so does the node facts test, which reads the
+# generated nodes both ways.
 $(BUILD)/tests/check_bench_payload: $(BUILD)/tests/bench/payload.o
+$(BUILD)/tests/check_node_facts: $(BUILD)/tests/bench/payload.o
 
 $(BENCH_BIN): $(BENCH_OBJS) $(LIB)
 	$(say) LINK $@

@@ -1,16 +1,42 @@
 /* fuzz_node_facts: a Node object (JSON) through cs_node_facts_read, which
  * reads its labels, the carbonshift.io annotations and the allocatable
- * accelerators. Invariants: the facts are finite and in range, the zone and
- * labels are terminated, and the GPU model, when set, is a catalog entry. */
+ * accelerators from the cJSON tree, and, as an item of a full-object
+ * request, through the codec, which collects the same fields straight from
+ * the bytes. Invariants: the facts are finite and in range, the zone and
+ * labels are terminated, the GPU model, when set, is a catalog entry, and
+ * both ways give the same facts. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 
+#include "carbon/util/buf.h"
+#include "scheduler/codec.h"
 #include "scheduler/node_facts.h"
 #include "tests/fuzz/fuzzutil.h"
 
+/* The input as the only item of a request, through the codec. */
+static void check_scanned(const uint8_t *data, size_t size)
+{
+  static const char head[] = "{\"Pod\":{},\"Nodes\":{\"items\":[";
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_buf_append(&b, head, sizeof(head) - 1);
+  cs_buf_append(&b, data, size);
+  cs_buf_puts(&b, "]}}");
+  cs_wire_request r;
+  char err[256];
+  if (cs_codec_decode(b.data, b.len, 64, &r, err, sizeof(err)) == CS_OK) {
+    for (size_t i = 0; i < r.nnodes; i++)
+      fz_check_node_fields(r.nodes[i].raw, r.nodes[i].raw_len,
+                           &r.nodes[i].fields);
+    cs_codec_request_free(&r);
+  }
+  cs_buf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+  check_scanned(data, size);
   cJSON *node = cJSON_ParseWithLength((const char *)data, size);
   if (!node)
     return 0;

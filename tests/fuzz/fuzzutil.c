@@ -1,5 +1,6 @@
 #include "tests/fuzz/fuzzutil.h"
 
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
@@ -81,6 +82,46 @@ const cs_facts_params *fz_facts_params(void)
                           .nzone_pue = 2,
                           .default_lifetime_s = 5 * 365 * 86400.0};
   return &p;
+}
+
+static const cJSON *member(const cJSON *obj, const char *name,
+                           const cJSON *after)
+{
+  for (const cJSON *c = after ? after->next : obj->child; c; c = c->next)
+    if (c->string && strcmp(c->string, name) == 0)
+      return c;
+  return NULL;
+}
+
+void fz_check_node_fields(const char *raw, size_t len,
+                          const cs_node_fields *fields)
+{
+  cJSON *node = cJSON_ParseWithLength(raw, len);
+  FZ_ASSERT(cJSON_IsObject(node));
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+  const cJSON *alloc = NULL;
+  for (const cJSON *st = member(node, "status", NULL); st && !alloc;
+       st = member(node, "status", st)) {
+    for (const cJSON *a = cJSON_IsObject(st) ? member(st, "allocatable", NULL)
+                                             : NULL;
+         a && !alloc; a = member(st, "allocatable", a))
+      alloc = cJSON_IsObject(a) ? a : NULL;
+  }
+  cs_node_facts tree, span;
+  cs_err rc = cs_node_facts_read(fz_facts_params(), meta, alloc, &tree);
+  FZ_ASSERT(cs_node_facts_from_fields(fz_facts_params(), fields, &span) == rc);
+  FZ_ASSERT(strcmp(span.name, tree.name) == 0);
+  FZ_ASSERT(strcmp(span.problems, tree.problems) == 0);
+  FZ_ASSERT(strcmp(span.zone, tree.zone) == 0);
+  FZ_ASSERT(span.zone_source == tree.zone_source);
+  FZ_ASSERT(span.gpu == tree.gpu && span.gpus == tree.gpus);
+  FZ_ASSERT(strcmp(span.gpu_label, tree.gpu_label) == 0);
+  FZ_ASSERT(strcmp(span.gpu_resource, tree.gpu_resource) == 0);
+  FZ_ASSERT(span.installed_at == tree.installed_at);
+  FZ_ASSERT(span.lifetime_s == tree.lifetime_s);
+  FZ_ASSERT(span.embodied_kg == tree.embodied_kg);
+  FZ_ASSERT(span.pue == tree.pue && span.pue_source == tree.pue_source);
+  cJSON_Delete(node);
 }
 
 cs_kube *fz_kube(void)

@@ -48,6 +48,15 @@ long fz_status(uint8_t selector);
 struct cs_facts_params;
 const struct cs_facts_params *fz_facts_params(void);
 
+/* Checks that the facts from the fields the codec scanned out of a Node's
+ * bytes raw[0..len) equal those cs_node_facts_read gives from the cJSON
+ * tree of the same bytes, with metadata and allocatable taken as the codec
+ * takes them: the first `metadata`, and the first `allocatable` object of
+ * any `status` object. */
+struct cs_node_fields;
+void fz_check_node_fields(const char *raw, size_t len,
+                          const struct cs_node_fields *fields);
+
 /* A Kubernetes API client for a server that is never contacted (token
  * auth, Event sender off, 64 KiB watch lines), built once. */
 struct cs_kube;

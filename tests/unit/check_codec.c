@@ -34,10 +34,10 @@ START_TEST(test_codec_decode_full_fixture)
   ck_assert_uint_eq(r.nnodes, 4);
   ck_assert_str_eq(r.nodes[0].name, "gpu-h100-fra-01");
   ck_assert_str_eq(r.nodes[3].name, "gpu-l4-mad-01");
-  ck_assert_ptr_nonnull(r.nodes[0].allocatable);
-  ck_assert_str_eq(cJSON_GetObjectItem(r.nodes[0].allocatable, "nvidia.com/gpu")
-                       ->valuestring,
-                   "8");
+  const cs_node_field *gpus = &r.nodes[0].fields.allocatable[CS_RES_NVIDIA];
+  ck_assert_int_eq(gpus->kind, CS_FIELD_TEXT);
+  ck_assert_uint_eq(gpus->len, 1);
+  ck_assert_int_eq(gpus->at[0], '8');
   /* Each raw span is exactly the Node object as the fixture holds it. */
   cJSON *doc = cJSON_ParseWithLength(body, len);
   cJSON *items =
@@ -405,8 +405,46 @@ START_TEST(test_codec_decode_nulls_and_empty)
              "\"n\"},\"status\":null}]}}",
              &r, err),
       CS_OK);
-  ck_assert_ptr_null(r.nodes[0].allocatable);
+  ck_assert_int_eq(r.nodes[0].fields.allocatable[CS_RES_NVIDIA].kind,
+                   CS_FIELD_ABSENT);
+  ck_assert_int_eq(r.nodes[0].fields.allocatable[CS_RES_AMD].kind,
+                   CS_FIELD_ABSENT);
   cs_codec_request_free(&r);
+}
+END_TEST
+
+/* Node names are read as cJSON reads them: escapes decoded, member names
+ * compared decoded, at most 253 characters, a name too long named as such. */
+START_TEST(test_codec_decode_node_name_forms)
+{
+  cs_wire_request r;
+  char err[256], body[400];
+  ck_assert_int_eq(
+      decode("{\"Pod\":{},\"Nodes\":{\"items\":[{\"metad\\u0061ta\":"
+             "{\"n\\u0061me\":\"n\\u0031\"},\"st\\u0061tus\":{"
+             "\"allocatable\":{\"nvidia.com/gpu\":\"8\"}}}]}}",
+             &r, err),
+      CS_OK);
+  ck_assert_str_eq(r.nodes[0].name, "n1");
+  ck_assert_int_eq(r.nodes[0].fields.allocatable[CS_RES_NVIDIA].kind,
+                   CS_FIELD_TEXT);
+  cs_codec_request_free(&r);
+  for (int len = 253; len <= 254; len++) {
+    snprintf(body, sizeof(body),
+             "{\"Pod\":{},\"Nodes\":{\"items\":[{\"metadata\":{\"name\":"
+             "\"%0*d\"}}]}}",
+             len, 7);
+    cs_err rc = decode(body, &r, err);
+    if (len == 253) {
+      ck_assert_int_eq(rc, CS_OK);
+      ck_assert_uint_eq(strlen(r.nodes[0].name), 253);
+      cs_codec_request_free(&r);
+    } else {
+      ck_assert_int_eq(rc, CS_EINVAL);
+      ck_assert_str_eq(err, "Nodes.items[0].metadata.name: longer than the "
+                            "253 characters a node name may have");
+    }
+  }
 }
 END_TEST
 
@@ -438,6 +476,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_codec_decode_truncated_everywhere);
   tcase_add_test(tc, test_codec_decode_huge_array_capped);
   tcase_add_test(tc, test_codec_decode_nulls_and_empty);
+  tcase_add_test(tc, test_codec_decode_node_name_forms);
   tcase_add_test(tc, test_codec_write_error_escapes);
   suite_add_tcase(s, tc);
   return s;

@@ -1,8 +1,9 @@
 /* Tests of node facts read from malformed Node objects (the cases the fuzz
  * target tests/fuzz/fuzz_node_facts.c found), of the two ways of collecting
  * the fields they come from (cJSON trees, scanned bytes), which must agree
- * on every input; the fixture nodes' facts are covered through
- * check_node_cache.c and check_decision.c. */
+ * on every input, and of that agreement on the fixture and benchmark nodes;
+ * the fixture nodes' facts are covered through check_node_cache.c and
+ * check_decision.c. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -13,7 +14,10 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "carbon/zones.h"
+#include "scheduler/codec.h"
 #include "scheduler/node_facts.h"
+#include "tests/bench/payload.h"
+#include "tests/unit/testutil.h"
 
 static cs_gpu_catalog *catalog;
 static cs_zone_map *zones;
@@ -319,6 +323,77 @@ START_TEST(test_node_facts_fields_escaped_nul_ends_string)
 }
 END_TEST
 
+/* Every node of an ExtenderArgs body: the facts from the fields the codec
+ * scanned equal those read from the node's cJSON tree the way the node
+ * cache reads it. Returns how many nodes had a zone and GPUs, to show the
+ * comparison is not about empty facts. */
+static size_t same_in_request(const char *body, size_t len, size_t nodes)
+{
+  cs_wire_request r;
+  char err[256];
+  ck_assert_msg(cs_codec_decode(body, len, 100000, &r, err, sizeof(err)) ==
+                    CS_OK,
+                "%s", err);
+  ck_assert_uint_eq(r.nnodes, nodes);
+  cJSON *doc = cJSON_ParseWithLength(body, len);
+  const cJSON *node =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items")->child;
+  size_t rich = 0;
+  for (size_t i = 0; i < r.nnodes; i++, node = node->next) {
+    ck_assert_ptr_nonnull(node);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+    const cJSON *alloc = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(node, "status"), "allocatable");
+    cs_node_facts tree, span;
+    ck_assert_int_eq(
+        cs_node_facts_read(&params, cJSON_IsObject(meta) ? meta : NULL,
+                           cJSON_IsObject(alloc) ? alloc : NULL, &tree),
+        CS_OK);
+    ck_assert_int_eq(
+        cs_node_facts_from_fields(&params, &r.nodes[i].fields, &span), CS_OK);
+    assert_same(&span, &tree, r.nodes[i].name);
+    rich += span.zone[0] && span.gpus > 0;
+  }
+  cJSON_Delete(doc);
+  cs_codec_request_free(&r);
+  return rich;
+}
+
+START_TEST(test_node_facts_fields_same_for_fixture_nodes)
+{
+  static const char *const files[] = {
+      "fixtures/extender/prioritize-nodes.request.json",
+      "fixtures/extender/filter-nodes.request.json"};
+  for (size_t i = 0; i < 2; i++) {
+    size_t len;
+    char *body = tu_read_shared(files[i], &len);
+    ck_assert_uint_gt(same_in_request(body, len, 4), 0);
+    free(body);
+  }
+  /* nodes.json is a NodeList: wrapped, it is a request. */
+  size_t len;
+  char *list = tu_read_shared("fixtures/extender/nodes.json", &len);
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_buf_puts(&b, "{\"Pod\":{},\"Nodes\":");
+  cs_buf_append(&b, list, len);
+  cs_buf_puts(&b, "}");
+  ck_assert_uint_gt(same_in_request(b.data, b.len, 5), 0);
+  cs_buf_free(&b);
+  free(list);
+}
+END_TEST
+
+START_TEST(test_node_facts_fields_same_for_bench_nodes)
+{
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  bp_args_nodes(&b, 500);
+  ck_assert_uint_gt(same_in_request(b.data, b.len, 500), 0);
+  cs_buf_free(&b);
+}
+END_TEST
+
 static Suite *node_facts_suite(void)
 {
   Suite *s = suite_create("node_facts");
@@ -331,6 +406,8 @@ static Suite *node_facts_suite(void)
   tcase_add_test(tc, test_node_facts_fields_wrong_types_named);
   tcase_add_test(tc, test_node_facts_fields_long_values_whole);
   tcase_add_test(tc, test_node_facts_fields_escaped_nul_ends_string);
+  tcase_add_test(tc, test_node_facts_fields_same_for_fixture_nodes);
+  tcase_add_test(tc, test_node_facts_fields_same_for_bench_nodes);
   suite_add_tcase(s, tc);
   return s;
 }
