@@ -1,6 +1,7 @@
 #include "carbon/util/buf.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,84 @@ void cs_buf_init(cs_buf *b, size_t cap)
   b->cap = cap ? cap : SIZE_MAX;
 }
 
+/* Buffers this large (request bodies and echoed replies of thousands of
+ * Nodes) are filled once, front to back: asking for transparent huge pages
+ * turns thousands of page faults per request into a few. Only a hint; the
+ * kernel may ignore it. */
+#define HUGE_BUF (8u << 20)
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+#define SMALL_PAGE ((uintptr_t)4096)
+
+/* The pages wholly inside p[0..n) in units of `page`: *len 0 when none. */
+static void *pages_in(char *p, size_t n, uintptr_t page, size_t *len)
+{
+  uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)p + n) & ~(page - 1);
+  *len = hi > lo ? hi - lo : 0;
+  return (void *)lo;
+}
+
+static void advise_huge(char *p, size_t n)
+{
+  size_t len;
+  void *at = pages_in(p, n, HUGE_PAGE, &len);
+  if (len)
+    (void)madvise(at, len, MADV_HUGEPAGE);
+}
+
+/* The memory of the last huge buffer freed, kept for the next one. Fresh
+ * memory costs the kernel a zeroed page for every page touched: for a
+ * 50 MiB request body that was a tenth of the service's CPU per request.
+ * One block at most, so what is kept is bounded by the largest buffer's
+ * cap. Its pages are handed back lazily (MADV_FREE): memory pressure may
+ * take them (they come back zeroed, which is all a fresh block would be),
+ * and while it does not, reusing them costs nothing. */
+static struct {
+  pthread_mutex_t lock;
+  char *p;
+  size_t n;
+} spare = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
+
+static void spare_put(char *p, size_t n)
+{
+#ifdef MADV_FREE
+  size_t len;
+  void *at = pages_in(p, n, SMALL_PAGE, &len);
+  if (len)
+    (void)madvise(at, len, MADV_FREE);
+#endif
+  pthread_mutex_lock(&spare.lock);
+  if (spare.n < n) { /* keep the larger block: it serves more requests */
+    char *t = spare.p;
+    spare.p = p;
+    spare.n = n;
+    p = t;
+  }
+  pthread_mutex_unlock(&spare.lock);
+  free(p);
+}
+
+/* The kept block when it holds at least n bytes (its size in *got). */
+static char *spare_take(size_t n, size_t *got)
+{
+  char *p = NULL;
+  pthread_mutex_lock(&spare.lock);
+  if (spare.p && spare.n >= n) {
+    p = spare.p;
+    *got = spare.n;
+    spare.p = NULL;
+    spare.n = 0;
+  }
+  pthread_mutex_unlock(&spare.lock);
+  return p;
+}
+
 void cs_buf_free(cs_buf *b)
 {
-  free(b->data);
+  if (b->alloc >= HUGE_BUF)
+    spare_put(b->data, b->alloc);
+  else
+    free(b->data);
   b->data = NULL;
   b->len = b->alloc = 0;
 }
@@ -45,21 +121,6 @@ cs_err cs_buf_error(const cs_buf *b)
   return b->err;
 }
 
-/* Buffers this large (request bodies and echoed replies of thousands of
- * Nodes) are filled once, front to back: asking for transparent huge pages
- * turns thousands of page faults per request into a few. Only a hint; the
- * kernel may ignore it. */
-#define HUGE_BUF (8u << 20)
-#define HUGE_PAGE ((uintptr_t)2 << 20)
-
-static void advise_huge(char *p, size_t n)
-{
-  uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-  uintptr_t hi = ((uintptr_t)p + n) & ~(HUGE_PAGE - 1);
-  if (hi > lo)
-    (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-}
-
 /* Makes room for n more bytes plus the terminating NUL. */
 static bool reserve(cs_buf *b, size_t n)
 {
@@ -75,6 +136,16 @@ static bool reserve(cs_buf *b, size_t n)
   size_t alloc = b->alloc ? b->alloc : 256;
   while (alloc < need)
     alloc = alloc > SIZE_MAX / 2 ? need : alloc * 2;
+  size_t got;
+  char *kept = alloc >= HUGE_BUF ? spare_take(alloc, &got) : NULL;
+  if (kept) {
+    if (b->data)
+      memcpy(kept, b->data, b->len + 1);
+    free(b->data);
+    b->data = kept;
+    b->alloc = got;
+    return true;
+  }
   b->data = cs_realloc(b->data, alloc);
   b->alloc = alloc;
   if (alloc >= HUGE_BUF)

@@ -1,10 +1,13 @@
 /* buf.h: a growable byte buffer with a hard cap, and a small JSON writer on
  * top of it. Errors are sticky: appends after a failure do nothing and
  * cs_buf_error() reports the first one, so writers check once at the end.
- * Thread-safe: no; one buffer belongs to one thread at a time.
+ * Thread-safe: no; one buffer belongs to one thread at a time. (Freed
+ * buffers of 8 MiB or more leave their memory, one block process-wide, to
+ * the next such buffer; that hand-over is locked.)
  * Ownership: the buffer owns its bytes until cs_buf_release() hands them to
- * the caller; string arguments are borrowed for the duration of the call.
- * Appends and JSON writes on a NULL buffer do nothing (see cs_log_begin). */
+ * the caller (free() them); string arguments are borrowed for the duration
+ * of the call. Appends and JSON writes on a NULL buffer do nothing (see
+ * cs_log_begin). */
 #ifndef CS_BUF_H
 #define CS_BUF_H
 

@@ -52,6 +52,45 @@ START_TEST(test_buf_append_cap_sticky)
 }
 END_TEST
 
+/* A huge buffer's memory goes to the next huge buffer instead of back to
+ * the kernel (one block kept, the larger one), content moved when a small
+ * buffer grows into it. */
+START_TEST(test_buf_huge_memory_reused)
+{
+  cs_buf a, b, c;
+  cs_buf_init(&a, 0);
+  cs_buf_reserve(&a, 20u << 20);
+  memset(a.data, 'x', 20u << 20);
+  char *kept = a.data;
+  cs_buf_free(&a);
+  ck_assert_ptr_null(a.data);
+
+  cs_buf_init(&b, 0);
+  cs_buf_puts(&b, "hi");
+  cs_buf_reserve(&b, 16u << 20);
+  ck_assert_ptr_eq(b.data, kept);
+  ck_assert_str_eq(b.data, "hi");
+  ck_assert_uint_ge(b.alloc, 20u << 20);
+  cs_buf_free(&b);
+
+  cs_buf_init(&c, 0);
+  cs_buf_reserve(&c, 40u << 20); /* the kept block is too small */
+  ck_assert_ptr_ne(c.data, kept);
+  c.data[0] = 'c';
+  char *larger = c.data;
+  cs_buf_free(&c); /* kept instead of the smaller one */
+  cs_buf_init(&a, 0);
+  cs_buf_reserve(&a, 9u << 20);
+  ck_assert_ptr_eq(a.data, larger);
+  cs_buf_append(&a, "ok", 2);
+  ck_assert_str_eq(a.data, "ok");
+  /* A released block is the caller's, freed with free(). */
+  size_t len;
+  free(cs_buf_release(&a, &len));
+  ck_assert_uint_eq(len, 2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("buf");
@@ -59,6 +98,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_buf_json_numbers);
   tcase_add_test(tc, test_buf_json_commas_and_escapes);
   tcase_add_test(tc, test_buf_append_cap_sticky);
+  tcase_add_test(tc, test_buf_huge_memory_reused);
   suite_add_tcase(s, tc);
   return s;
 }
