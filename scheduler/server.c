@@ -529,14 +529,14 @@ static enum MHD_Result queue(cs_server *s, struct MHD_Connection *c,
 /* What a reply in pieces points into, freed with the response. */
 typedef struct piece_owner {
   char *own;
-  char *request_body;
+  cs_buf request_body; /* freed as a cs_buf: its memory may serve the next */
 } piece_owner;
 
 static void free_piece_owner(void *cls)
 {
   piece_owner *o = cls;
   free(o->own);
-  free(o->request_body);
+  cs_buf_free(&o->request_body);
   free(o);
 }
 
@@ -560,8 +560,8 @@ static enum MHD_Result queue_pieces(cs_server *s, struct MHD_Connection *c,
   }
   piece_owner *o = cs_malloc(sizeof(*o));
   o->own = reply->body;
-  size_t body_len;
-  o->request_body = cs_buf_release(&rq->body, &body_len);
+  o->request_body = rq->body; /* moved: the request's is left empty */
+  cs_buf_init(&rq->body, 0);
   struct MHD_Response *resp =
       MHD_create_response_from_iovec(iov, (unsigned)n, free_piece_owner, o);
   free(iov);
