@@ -84,7 +84,7 @@ static cs_err parse_tree(decoder *d, cJSON **out)
 
 /* Reads `status`, keeping the first `allocatable` object of any status
  * member (*seen once kept). */
-static cs_err read_node_status(decoder *d, cs_wire_node *n, bool *seen)
+static cs_err read_node_status(decoder *d, cs_node_fields *f, bool *seen)
 {
   const char *key;
   size_t klen;
@@ -102,7 +102,7 @@ static cs_err read_node_status(decoder *d, cs_wire_node *n, bool *seen)
     if (!*seen && cs_json_key_is(key, klen, "allocatable") &&
         cs_jscan_peek(&d->s) == CS_JOBJECT) {
       *seen = true;
-      if (cs_node_fields_scan_allocatable(&d->s, &n->fields))
+      if (cs_node_fields_scan_allocatable(&d->s, f))
         return syntax(d);
     } else {
       cs_err rc = skip(d, NULL, NULL);
@@ -115,7 +115,8 @@ static cs_err read_node_status(decoder *d, cs_wire_node *n, bool *seen)
 /* Reads one Node: its metadata and allocatable fields straight from the
  * bytes, names compared as cJSON compares them, the first of each name
  * kept; every other member is only validated. */
-static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
+static cs_err read_node(decoder *d, cs_wire_node *n, cs_node_fields *f,
+                        size_t idx)
 {
   char where[48];
   const char *key;
@@ -146,10 +147,10 @@ static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
                  where, type_name(cs_jscan_peek(&d->s)));
         return CS_EINVAL;
       }
-      if (cs_node_fields_scan_metadata(&d->s, &n->fields))
+      if (cs_node_fields_scan_metadata(&d->s, f))
         rc = syntax(d);
     } else if (cs_json_key_is(key, klen, "status")) {
-      rc = read_node_status(d, n, &seen_alloc);
+      rc = read_node_status(d, f, &seen_alloc);
     } else {
       rc = skip(d, NULL, NULL);
     }
@@ -157,7 +158,7 @@ static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
       return rc;
   }
   n->raw_len = (size_t)(d->s.p - n->raw);
-  cs_err rc = cs_node_fields_name(&n->fields, n->name, sizeof(n->name));
+  cs_err rc = cs_node_fields_name(f, n->name, sizeof(n->name));
   if (rc == CS_ETOOBIG) {
     snprintf(d->err, d->errlen,
              "%s.metadata.name: longer than the 253 characters a node name "
@@ -174,16 +175,25 @@ static cs_err read_node(decoder *d, cs_wire_node *n, size_t idx)
 }
 
 /* Appends one slot to the request's node array. */
-static cs_wire_node *push_node(decoder *d, cs_wire_request *r, size_t *cap)
+/* Appends one slot to the request's node array, and in full mode to its
+ * fields array. */
+static cs_wire_node *push_node(decoder *d, cs_wire_request *r, size_t *cap,
+                               bool with_fields)
 {
   if (r->nnodes == d->max_nodes)
     return NULL;
   if (r->nnodes == *cap) {
     *cap = *cap ? *cap * 2 : 64;
     r->nodes = cs_realloc(r->nodes, *cap * sizeof(*r->nodes));
+    if (with_fields)
+      r->fields = cs_realloc(r->fields, *cap * sizeof(*r->fields));
   }
+  if (with_fields)
+    memset(&r->fields[r->nnodes], 0, sizeof(*r->fields));
   cs_wire_node *n = &r->nodes[r->nnodes++];
-  memset(n, 0, sizeof(*n));
+  n->name[0] = '\0';
+  n->raw = NULL;
+  n->raw_len = 0;
   return n;
 }
 
@@ -213,10 +223,10 @@ static cs_err read_items(decoder *d, cs_wire_request *r)
       return syntax(d);
     if (!more)
       return CS_OK;
-    cs_wire_node *n = push_node(d, r, &cap);
+    cs_wire_node *n = push_node(d, r, &cap, true);
     if (!n)
       return too_many(d);
-    cs_err rc = read_node(d, n, r->nnodes - 1);
+    cs_err rc = read_node(d, n, &r->fields[r->nnodes - 1], r->nnodes - 1);
     if (rc)
       return rc;
   }
@@ -280,7 +290,7 @@ static cs_err read_node_names(decoder *d, cs_wire_request *r)
                r->nnodes, type_name(t));
       return CS_EINVAL;
     }
-    cs_wire_node *n = push_node(d, r, &cap);
+    cs_wire_node *n = push_node(d, r, &cap, false);
     if (!n)
       return too_many(d);
     size_t nlen;
@@ -408,6 +418,7 @@ void cs_codec_request_free(cs_wire_request *r)
     return;
   cJSON_Delete(r->pod);
   free(r->nodes);
+  free(r->fields);
   free((char *)r->list_extra);
   memset(r, 0, sizeof(*r));
 }

@@ -28,7 +28,6 @@ typedef struct cs_wire_node {
   char name[CS_NODE_NAME_MAX];
   const char *raw; /* the Node object's bytes (full mode); NULL otherwise */
   size_t raw_len;
-  cs_node_fields fields; /* full mode; all absent in names-only mode */
 } cs_wire_node;
 
 typedef struct cs_wire_request {
@@ -36,6 +35,10 @@ typedef struct cs_wire_request {
   bool names_only; /* the request carried NodeNames (nodeCacheCapable) */
   cs_wire_node *nodes;
   size_t nnodes;
+  /* Full mode: fields[i] are nodes[i]'s metadata and allocatable fields
+   * (owned array); NULL in names-only mode, which has none, so a call over
+   * thousands of names does not carry 512 bytes of them per node. */
+  cs_node_fields *fields;
   /* Full mode: the NodeList's members other than `items`, verbatim
    * (e.g. `"metadata":{}`), echoed in the filter reply. */
   const char *list_extra;

@@ -99,8 +99,8 @@ static void read_node(call *c, size_t i, cs_node_facts *scratch)
   bool have = false;
   c->problems[i] = NO_PROBLEMS;
   if (!c->req.names_only) {
-    have = cs_node_facts_from_fields(c->d->deps.facts, &w->fields, scratch) ==
-           CS_OK;
+    have = cs_node_facts_from_fields(c->d->deps.facts, &c->req.fields[i],
+                                     scratch) == CS_OK;
   } else if (c->d->deps.nodes) {
     /* Borrowed from the cache, which decide() holds for reading. */
     const cs_node_facts *cached = cs_node_cache_find(c->d->deps.nodes, w->name);

@@ -164,12 +164,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const cs_wire_node *n = &r.nodes[i];
     FZ_ASSERT(n->name[0] && strlen(n->name) < sizeof(n->name));
     if (r.names_only) {
-      FZ_ASSERT(n->raw == NULL && n->fields.name.kind == CS_FIELD_ABSENT);
+      FZ_ASSERT(n->raw == NULL && r.fields == NULL);
       continue;
     }
     FZ_ASSERT(n->raw != NULL && n->raw >= (const char *)data &&
               n->raw + n->raw_len <= (const char *)data + size);
-    fz_check_node_fields(n->raw, n->raw_len, &n->fields);
+    fz_check_node_fields(n->raw, n->raw_len, &r.fields[i]);
   }
   if (size) {
     check_filter(&r, data, size);

@@ -27,8 +27,7 @@ static void check_scanned(const uint8_t *data, size_t size)
   char err[256];
   if (cs_codec_decode(b.data, b.len, 64, &r, err, sizeof(err)) == CS_OK) {
     for (size_t i = 0; i < r.nnodes; i++)
-      fz_check_node_fields(r.nodes[i].raw, r.nodes[i].raw_len,
-                           &r.nodes[i].fields);
+      fz_check_node_fields(r.nodes[i].raw, r.nodes[i].raw_len, &r.fields[i]);
     cs_codec_request_free(&r);
   }
   cs_buf_free(&b);

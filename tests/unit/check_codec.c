@@ -34,7 +34,7 @@ START_TEST(test_codec_decode_full_fixture)
   ck_assert_uint_eq(r.nnodes, 4);
   ck_assert_str_eq(r.nodes[0].name, "gpu-h100-fra-01");
   ck_assert_str_eq(r.nodes[3].name, "gpu-l4-mad-01");
-  const cs_node_field *gpus = &r.nodes[0].fields.allocatable[CS_RES_NVIDIA];
+  const cs_node_field *gpus = &r.fields[0].allocatable[CS_RES_NVIDIA];
   ck_assert_int_eq(gpus->kind, CS_FIELD_TEXT);
   ck_assert_uint_eq(gpus->len, 1);
   ck_assert_int_eq(gpus->at[0], '8');
@@ -405,10 +405,9 @@ START_TEST(test_codec_decode_nulls_and_empty)
              "\"n\"},\"status\":null}]}}",
              &r, err),
       CS_OK);
-  ck_assert_int_eq(r.nodes[0].fields.allocatable[CS_RES_NVIDIA].kind,
+  ck_assert_int_eq(r.fields[0].allocatable[CS_RES_NVIDIA].kind,
                    CS_FIELD_ABSENT);
-  ck_assert_int_eq(r.nodes[0].fields.allocatable[CS_RES_AMD].kind,
-                   CS_FIELD_ABSENT);
+  ck_assert_int_eq(r.fields[0].allocatable[CS_RES_AMD].kind, CS_FIELD_ABSENT);
   cs_codec_request_free(&r);
 }
 END_TEST
@@ -426,8 +425,7 @@ START_TEST(test_codec_decode_node_name_forms)
              &r, err),
       CS_OK);
   ck_assert_str_eq(r.nodes[0].name, "n1");
-  ck_assert_int_eq(r.nodes[0].fields.allocatable[CS_RES_NVIDIA].kind,
-                   CS_FIELD_TEXT);
+  ck_assert_int_eq(r.fields[0].allocatable[CS_RES_NVIDIA].kind, CS_FIELD_TEXT);
   cs_codec_request_free(&r);
   for (int len = 253; len <= 254; len++) {
     snprintf(body, sizeof(body),

@@ -349,8 +349,8 @@ static size_t same_in_request(const char *body, size_t len, size_t nodes)
         cs_node_facts_read(&params, cJSON_IsObject(meta) ? meta : NULL,
                            cJSON_IsObject(alloc) ? alloc : NULL, &tree),
         CS_OK);
-    ck_assert_int_eq(
-        cs_node_facts_from_fields(&params, &r.nodes[i].fields, &span), CS_OK);
+    ck_assert_int_eq(cs_node_facts_from_fields(&params, &r.fields[i], &span),
+                     CS_OK);
     assert_same(&span, &tree, r.nodes[i].name);
     rich += span.zone[0] && span.gpus > 0;
   }
