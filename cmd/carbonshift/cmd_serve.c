@@ -1,5 +1,6 @@
 #include "cmd/carbonshift/cmd_serve.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -20,6 +21,12 @@
 #include "scheduler/node_cache.h"
 #include "scheduler/node_facts.h"
 #include "scheduler/server.h"
+
+/* Allocations at least this large are mapped on their own (see serve):
+ * the size from which carbon/util/buf.c keeps a freed block for reuse.
+ * Smaller ones, such as a names-only call's node array, stay in the heap,
+ * where reuse is free. */
+#define MMAP_THRESHOLD (8 << 20)
 
 /* Everything the running service owns, freed in reverse order. */
 typedef struct service {
@@ -329,6 +336,14 @@ static int run(service *sv)
   struct sigaction ign = {.sa_handler = SIG_IGN};
   sigemptyset(&ign.sa_mask);
   sigaction(SIGPIPE, &ign, NULL);
+  /* Full-object request bodies run to tens of megabytes. glibc raises its
+   * mmap threshold to the size of every mapped block freed (up to 32 MiB),
+   * so after one 10 MB body the next ones came from the heap, which keeps
+   * freed memory: 16 such requests in flight left the service at over
+   * 200 MiB for good. A fixed threshold keeps large blocks mapped, and
+   * returned to the kernel when freed (carbon/util/buf.c keeps one of
+   * them for the next request). */
+  (void)mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
 
   sv->metrics = cs_metrics_new();
   /* The refresher fetches remote providers in the background from now on;
