@@ -39,6 +39,7 @@
 #include "carbon/util/jscan.h"
 #include "carbon/util/parse.h"
 #include "tests/bench/payload.h"
+#include "tests/bench/refserver.h"
 #include "tests/unit/fake_kube.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -59,6 +60,7 @@ typedef struct opts {
   bool modes[2]; /* names, nodes */
   double seconds;
   int min_requests;
+  bool reference; /* also time the reference server (refserver.h) */
   /* Soak: a steady rate for soak_s seconds instead of the cases. */
   double soak_s;
   double rate;
@@ -138,6 +140,7 @@ static void usage(void)
           "             [--conc 1,16] [--verbs filter,prioritize]\n"
           "             [--modes names,nodes] [--seconds S] "
           "[--min-requests N]\n"
+          "             [--reference yes|no]\n"
           "       bench --soak SECONDS [--rate R] [--soak-nodes N] "
           "[--sample S]\n"
           "       either with --set NAME=VALUE for the service (repeatable)\n");
@@ -174,6 +177,7 @@ static void parse_opts(int argc, char **argv, opts *o)
               .modes = {true, true},
               .seconds = 3,
               .min_requests = 10,
+              .reference = true,
               .rate = 50,
               .soak_nodes = 5000,
               .sample_s = 10};
@@ -216,6 +220,10 @@ static void parse_opts(int argc, char **argv, opts *o)
       if (!parse_list(v, l, &n, 1, 1000000) || n != 1)
         die("--min-requests wants a count from 1, not %s", v);
       o->min_requests = (int)l[0];
+    } else if (strcmp(a, "--reference") == 0) {
+      if (strcmp(v, "yes") && strcmp(v, "no"))
+        die("--reference wants yes or no, not %s", v);
+      o->reference = strcmp(v, "yes") == 0;
     } else if (strcmp(a, "--soak") == 0) {
       if (!parse_pos(v, &o->soak_s))
         die("--soak wants a duration in seconds, not %s", v);
@@ -569,28 +577,11 @@ static void conn_close(conn *c)
 
 static bool send_all(conn *c, struct iovec *iov, int n)
 {
-  while (n > 0) {
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      snprintf(c->err, sizeof(c->err), "send: %s",
-               w < 0 ? strerror(errno) : "connection closed");
-      return false;
-    }
-    size_t left = (size_t)w;
-    while (n > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      iov++;
-      n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (char *)iov->iov_base + left;
-      iov->iov_len -= left;
-    }
-  }
-  return true;
+  if (bench_send_all(c->fd, iov, n))
+    return true;
+  snprintf(c->err, sizeof(c->err), "send: %s",
+           errno == EPIPE ? "connection closed" : strerror(errno));
+  return false;
 }
 
 static bool fill(conn *c, size_t want)
@@ -938,6 +929,34 @@ static result run_case(const service *sv, const request_spec *spec, int conc,
   return r;
 }
 
+/* The same case against the reference server (refserver.h), which parses
+ * each body once and answers with the reply carbonshift gave: the latency
+ * the machine allows at this concurrency, with the bench's client on the
+ * same cores. */
+static result run_reference(const service *sv, const request_spec *spec,
+                            int conc, const opts *o, long *errors)
+{
+  conn c = {.fd = -1, .port = sv->port};
+  result r = {.p50 = NAN, .p99 = NAN, .rps = NAN};
+  *errors = 1;
+  if (!conn_request(&c, spec->head, spec->head_len, spec->body, spec->len) ||
+      c.status != 200) {
+    fprintf(stderr, "bench: no reply to serve from the reference: %s\n", c.err);
+  } else {
+    refserver *ref = refserver_start(c.body, c.body_len);
+    if (!ref)
+      die("cannot start the reference server%s", "");
+    service rs = {.pid = getpid(), .port = refserver_port(ref)};
+    bool bad = false;
+    r = run_case(&rs, spec, conc, o, &bad);
+    *errors = r.errors + refserver_bad(ref) + bad;
+    refserver_stop(ref);
+  }
+  conn_close(&c);
+  free(c.buf);
+  return r;
+}
+
 /* --------------------------------------------------------- parse floor */
 
 typedef struct floor_t {
@@ -1133,6 +1152,17 @@ static bool run_cases(const opts *o, cs_buf *js)
                    verb_names[verb], mode_names[mode], n, r.body_mib,
                    fl.jscan_ms, fl.jscan_p50_ms, fl.cjson_ms, r.p50, ratio,
                    r.cpu_ms / fl.jscan_ms);
+          result ref = {.p50 = NAN};
+          long ref_errs = 0;
+          if (o->reference) {
+            ref = run_reference(&e.sv, &spec, conc, o, &ref_errs);
+            printf("reference verb=%s mode=%s nodes=%zu conc=%d p50_ms=%.3f "
+                   "p99_ms=%.3f rps=%.1f errors=%ld load=\"%s\"\n",
+                   verb_names[verb], mode_names[mode], n, conc, ref.p50,
+                   ref.p99, ref.rps, ref_errs, loadavg(load, sizeof(load)));
+            if (ref_errs)
+              ok = false;
+          }
           fflush(stdout);
           if (bad)
             fprintf(stderr, "bench: a %s reply had the wrong shape\n",
@@ -1161,6 +1191,12 @@ static bool run_cases(const opts *o, cs_buf *js)
           if (conc == 1) {
             cs_json_num(js, "p50_to_floor", ratio, 2);
             cs_json_num(js, "cpu_to_floor", r.cpu_ms / fl.jscan_ms, 2);
+          }
+          if (o->reference) {
+            cs_json_num(js, "reference_p50_ms", ref.p50, 3);
+            cs_json_num(js, "reference_p99_ms", ref.p99, 3);
+            cs_json_num(js, "reference_rps", ref.rps, 1);
+            cs_json_int(js, "reference_errors", ref_errs);
           }
           cs_json_str(js, "load", loadavg(load, sizeof(load)));
           cs_json_close(js, '}');

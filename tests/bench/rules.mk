@@ -13,7 +13,7 @@
 CHECK_TARGETS += bench-smoke
 
 BENCH_BIN   := $(BUILD)/tests/bench/bench
-BENCH_OBJS  := $(addprefix $(BUILD)/tests/bench/,bench.o payload.o) \
+BENCH_OBJS  := $(addprefix $(BUILD)/tests/bench/,bench.o payload.o refserver.o) \
                $(BUILD)/tests/unit/fake_kube.o
 BENCH_ARGS  ?=
 SOAK_SECONDS ?= 600
