@@ -82,8 +82,10 @@ static cs_err parse_tree(decoder *d, cJSON **out)
   return CS_OK;
 }
 
-/* Reads `status`, keeping the first `allocatable` object of any status
- * member (*seen once kept). */
+/* Reads `status`: the first `allocatable` member (of any status member;
+ * *seen once found) gives the allocatable fields when it is an object, none
+ * when it is null, and a problem (allocatable_bad) when it is anything
+ * else, as cs_node_fields_from_json does for the node cache. */
 static cs_err read_node_status(decoder *d, cs_node_fields *f, bool *seen)
 {
   const char *key;
@@ -99,12 +101,16 @@ static cs_err read_node_status(decoder *d, cs_node_fields *f, bool *seen)
       return syntax(d);
     if (!more)
       return CS_OK;
-    if (!*seen && cs_json_key_is(key, klen, "allocatable") &&
-        cs_jscan_peek(&d->s) == CS_JOBJECT) {
+    cs_jtype t = cs_jscan_peek(&d->s);
+    if (!*seen && cs_json_key_is(key, klen, "allocatable") && t == CS_JOBJECT) {
       *seen = true;
       if (cs_node_fields_scan_allocatable(&d->s, f))
         return syntax(d);
     } else {
+      if (!*seen && cs_json_key_is(key, klen, "allocatable") && t != CS_JEND) {
+        *seen = true;
+        f->allocatable_bad = t != CS_JNULL;
+      }
       cs_err rc = skip(d, NULL, NULL);
       if (rc)
         return rc;

@@ -108,7 +108,7 @@ cs_err cs_node_cache_upsert(cs_node_cache *c, const cJSON *node)
   entry *fresh = cs_calloc(1, sizeof(*fresh));
   cs_err rc =
       cs_node_facts_read(c->params, cJSON_IsObject(meta) ? meta : NULL,
-                         cJSON_IsObject(alloc) ? alloc : NULL, &fresh->facts);
+                         cJSON_IsNull(alloc) ? NULL : alloc, &fresh->facts);
   if (rc) {
     free(fresh);
     return rc;

@@ -99,13 +99,18 @@ void fz_check_node_fields(const char *raw, size_t len,
   cJSON *node = cJSON_ParseWithLength(raw, len);
   FZ_ASSERT(cJSON_IsObject(node));
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+  /* The first `allocatable` of any status member decides: an object is
+   * read, null is none, anything else is a problem. */
   const cJSON *alloc = NULL;
-  for (const cJSON *st = member(node, "status", NULL); st && !alloc;
+  bool found = false;
+  for (const cJSON *st = member(node, "status", NULL); st && !found;
        st = member(node, "status", st)) {
-    for (const cJSON *a = cJSON_IsObject(st) ? member(st, "allocatable", NULL)
-                                             : NULL;
-         a && !alloc; a = member(st, "allocatable", a))
-      alloc = cJSON_IsObject(a) ? a : NULL;
+    const cJSON *a =
+        cJSON_IsObject(st) ? member(st, "allocatable", NULL) : NULL;
+    if (a) {
+      found = true;
+      alloc = cJSON_IsNull(a) ? NULL : a;
+    }
   }
   cs_node_facts tree, span;
   cs_err rc = cs_node_facts_read(fz_facts_params(), meta, alloc, &tree);

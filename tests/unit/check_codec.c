@@ -408,6 +408,21 @@ START_TEST(test_codec_decode_nulls_and_empty)
   ck_assert_int_eq(r.fields[0].allocatable[CS_RES_NVIDIA].kind,
                    CS_FIELD_ABSENT);
   ck_assert_int_eq(r.fields[0].allocatable[CS_RES_AMD].kind, CS_FIELD_ABSENT);
+  ck_assert(!r.fields[0].allocatable_bad);
+  cs_codec_request_free(&r);
+  /* allocatable: null is none; a string is a problem, not silence, and the
+   * first allocatable decides, as for the node cache's cJSON objects. */
+  ck_assert_int_eq(
+      decode("{\"Pod\":{},\"Nodes\":{\"items\":[{\"metadata\":{\"name\":"
+             "\"a\"},\"status\":{\"allocatable\":null}},{\"metadata\":{"
+             "\"name\":\"b\"},\"status\":{\"allocatable\":\"8\","
+             "\"allocatable\":{\"nvidia.com/gpu\":\"8\"}}}]}}",
+             &r, err),
+      CS_OK);
+  ck_assert(!r.fields[0].allocatable_bad);
+  ck_assert(r.fields[1].allocatable_bad);
+  ck_assert_int_eq(r.fields[1].allocatable[CS_RES_NVIDIA].kind,
+                   CS_FIELD_ABSENT);
   cs_codec_request_free(&r);
 }
 END_TEST

@@ -166,6 +166,29 @@ START_TEST(test_node_cache_update_not_starved_by_readers)
 }
 END_TEST
 
+/* A Node from the watch whose allocatable is not an object gets the same
+ * problem the request path gives it; null is simply none. */
+START_TEST(test_node_cache_allocatable_not_object_is_a_problem)
+{
+  cs_node_cache *c = cs_node_cache_new(&params);
+  cJSON *bad = cJSON_Parse("{\"metadata\":{\"name\":\"odd\"},\"status\":"
+                           "{\"allocatable\":\"8\"}}");
+  cJSON *none = cJSON_Parse("{\"metadata\":{\"name\":\"bare\"},\"status\":"
+                            "{\"allocatable\":null}}");
+  ck_assert_int_eq(cs_node_cache_upsert(c, bad), CS_OK);
+  ck_assert_int_eq(cs_node_cache_upsert(c, none), CS_OK);
+  cs_node_facts f;
+  ck_assert(cs_node_cache_get(c, "odd", &f));
+  ck_assert_ptr_nonnull(strstr(f.problems, "status.allocatable: expected an "
+                                           "object"));
+  ck_assert(cs_node_cache_get(c, "bare", &f));
+  ck_assert_ptr_null(strstr(f.problems, "allocatable"));
+  cJSON_Delete(bad);
+  cJSON_Delete(none);
+  cs_node_cache_free(c);
+}
+END_TEST
+
 START_TEST(test_node_cache_upsert_modified_and_remove)
 {
   cs_node_cache *c = cs_node_cache_new(&params);
@@ -304,6 +327,7 @@ static Suite *node_cache_suite(void)
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_node_cache_replace_fixture_nodes);
   tcase_add_test(tc, test_node_cache_find_borrows_facts);
+  tcase_add_test(tc, test_node_cache_allocatable_not_object_is_a_problem);
   tcase_add_test(tc, test_node_cache_update_not_starved_by_readers);
   tcase_add_test(tc, test_node_cache_upsert_modified_and_remove);
   tcase_add_test(tc, test_node_cache_relist_drops_vanished_nodes);
