@@ -211,19 +211,6 @@ cs_err cs_node_cache_replace(cs_node_cache *c, const cJSON *items)
   return CS_OK;
 }
 
-bool cs_node_cache_get(cs_node_cache *c, const char *name, cs_node_facts *out)
-{
-  if (!name)
-    return false;
-  uint64_t h = hash_name(name);
-  pthread_rwlock_rdlock(&c->lock);
-  entry *e = *find_slot(c, name, h);
-  if (e)
-    *out = e->facts;
-  pthread_rwlock_unlock(&c->lock);
-  return e != NULL;
-}
-
 void cs_node_cache_read_begin(cs_node_cache *c)
 {
   pthread_rwlock_rdlock(&c->lock);

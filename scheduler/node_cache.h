@@ -4,8 +4,8 @@
  * computed once per Node change, not per request.
  * Thread-safe: yes; readers never wait on network I/O (updates take a write
  * lock only to swap entries).
- * Ownership: the cache copies what it is given; cs_node_cache_get copies the
- * facts out to the caller. The params must outlive the cache. */
+ * Ownership: the cache copies what it is given; cs_node_cache_find lends
+ * its facts for the time of a read. The params must outlive the cache. */
 #ifndef CS_NODE_CACHE_H
 #define CS_NODE_CACHE_H
 
@@ -38,16 +38,13 @@ void cs_node_cache_relist_end(cs_node_cache *c);
  * cache; the cache must outlive the watch. */
 cs_kube_node_sink cs_node_cache_sink(cs_node_cache *c);
 
-/* Copies the facts of `name` into *out; false when the node is not known. */
-bool cs_node_cache_get(cs_node_cache *c, const char *name, cs_node_facts *out);
-
-/* Many lookups without a copy each (a names-only call looks up thousands):
- * between read_begin and read_end the cache does not change, and the
- * facts cs_node_cache_find returns (NULL: not known) stay valid and must
- * not be kept after read_end. Updates from the watch wait meanwhile, and
- * readers arriving after a waiting update wait for it, so an update is
- * never starved; hold it for a computation, never for I/O, and never
- * call other cache functions in between. */
+/* Lookups without a copy (a names-only call looks up thousands): between
+ * read_begin and read_end the cache does not change, and the facts
+ * cs_node_cache_find returns (NULL: not known) stay valid and must not be kept
+ * after read_end. Updates from the watch wait meanwhile, and readers arriving
+ * after a waiting update wait for it, so an update is never starved; hold it
+ * for a computation, never for I/O, and never call other cache functions in
+ * between. */
 void cs_node_cache_read_begin(cs_node_cache *c);
 const cs_node_facts *cs_node_cache_find(cs_node_cache *c, const char *name);
 void cs_node_cache_read_end(cs_node_cache *c);

@@ -1293,14 +1293,20 @@ static struct timespec deadline_in(unsigned ms)
   return t;
 }
 
+/* Waits, with s->mu held, until no request is in flight or the deadline. */
+static void wait_idle(cs_server *s, const struct timespec *deadline)
+{
+  int w = 0;
+  while (s->inflight && w != ETIMEDOUT)
+    w = pthread_cond_timedwait(&s->cv, &s->mu, deadline);
+}
+
 static unsigned drain(cs_server *s, unsigned timeout_ms)
 {
   struct timespec deadline = deadline_in(timeout_ms);
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    int w = 0;
-    while (s->inflight && w != ETIMEDOUT)
-      w = pthread_cond_timedwait(&s->cv, &s->mu, &deadline);
+    wait_idle(s, &deadline);
     /* With the listener shut, nothing new can arrive once no connection
      * is open. */
     if (s->inflight || atomic_load(&s->open_conns) == 0)
@@ -1353,18 +1359,15 @@ cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms)
    * every decision must have resumed its connection first: those still
    * queued are answered 503 and one running is waited for. Their replies
    * get DRAIN_FLUSH_MS to go out. */
+  cs_pool_stop(s->deciders, cancel_decision);
   unsigned cut = left;
   if (left) {
-    cs_pool_stop(s->deciders, cancel_decision);
     struct timespec flush = deadline_in(DRAIN_FLUSH_MS);
     pthread_mutex_lock(&s->mu);
-    int w = 0;
-    while (s->inflight && w != ETIMEDOUT)
-      w = pthread_cond_timedwait(&s->cv, &s->mu, &flush);
+    wait_idle(s, &flush);
     cut = s->inflight;
     pthread_mutex_unlock(&s->mu);
   }
-  cs_pool_stop(s->deciders, cancel_decision);
   MHD_stop_daemon(s->daemon);
   s->daemon = NULL;
   s->stopped = true;
