@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
@@ -92,17 +94,47 @@ static void add_secret(const char **list, size_t *len, size_t cap,
   }
 }
 
+/* The base64 of "user:password", as curl sends it after "Basic ": what an
+ * API echoing our Authorization header would quote. NULL without Basic
+ * credentials or memory. Caller frees. */
+static char *basic_token(const cs_http_request *req)
+{
+  if (!req->basic_user || !req->basic_password)
+    return NULL;
+  size_t nu = strlen(req->basic_user), np = strlen(req->basic_password);
+  size_t n = nu + 1 + np;
+  if (n > (size_t)INT32_MAX / 2)
+    return NULL;
+  char *plain = malloc(n);
+  char *out = malloc(4 * ((n + 2) / 3) + 1);
+  if (plain && out) {
+    memcpy(plain, req->basic_user, nu);
+    plain[nu] = ':';
+    memcpy(plain + nu + 1, req->basic_password, np);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)plain, (int)n);
+  } else {
+    free(out);
+    out = NULL;
+  }
+  free(plain);
+  return out;
+}
+
 /* A copy of body[0..len) in which every credential of the request (the
- * Basic password, each header's value and that value's last word, as in
- * "Bearer <token>") is replaced by "<redacted>": some APIs quote the
- * credential they refuse, and error messages end up in logs. Caller
- * frees. */
+ * Basic password and its base64 form with the user name, each header's
+ * value and that value's last word, as in "Bearer <token>") is replaced by
+ * "<redacted>": some APIs quote the credential they refuse, and error
+ * messages end up in logs. Caller frees. */
 static char *scrub(const char *body, size_t len, const cs_http_request *req,
                    size_t *out_len)
 {
-  enum { CAP = 2 * CS_HTTP_MAX_HEADERS + 1 };
+  enum { CAP = 2 * CS_HTTP_MAX_HEADERS + 2 };
   const char *sec[CAP];
   size_t sl[CAP], ns = 0;
+  char *basic = basic_token(req);
+  /* The longer form first: the password may occur inside it. */
+  if (basic)
+    add_secret(sec, &ns, CAP, basic, strlen(basic), sl);
   if (req->basic_password)
     add_secret(sec, &ns, CAP, req->basic_password, strlen(req->basic_password),
                sl);
@@ -130,6 +162,7 @@ static char *scrub(const char *body, size_t len, const cs_http_request *req,
       cs_buf_putc(&b, body[i++]);
     }
   }
+  free(basic);
   char *out = cs_buf_release(&b, out_len);
   if (!out) {
     *out_len = 0;

@@ -126,6 +126,32 @@ START_TEST(test_watttime_current_bad_login)
 }
 END_TEST
 
+START_TEST(test_watttime_bad_login_quoting_credentials_redacted)
+{
+  /* A login refusal that echoes our Authorization header ("alice:pa55" in
+   * base64) or the password itself: neither reaches the log. */
+  const char *bodies[] = {
+      "{\"error\":\"bad credentials in Basic YWxpY2U6cGE1NQ==\"}",
+      "{\"error\":\"password pa55 is wrong\"}"};
+  for (size_t i = 0; i < 2; i++) {
+    fh_push(srv, "/login", (fh_reply){.status = 403, .body = bodies[i]});
+    cs_provider *p = make(NULL);
+    cs_signal v;
+    fh_log_capture();
+    ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                     CS_EAUTH);
+    char *log = fh_log_take();
+    ck_assert_msg(!strstr(log, "YWxpY2U6cGE1NQ") && !strstr(log, "pa55"),
+                  "case %zu: %s", i, log);
+    ck_assert_msg(
+        strstr(log, i ? "password <redacted> is wrong" : "in Basic <redacted>"),
+        "case %zu: %s", i, log);
+    free(log);
+    cs_provider_free(p);
+  }
+}
+END_TEST
+
 START_TEST(test_watttime_current_429_retry_after)
 {
   cs_provider *p = make(NULL);
@@ -317,6 +343,7 @@ int main(void)
   tcase_add_test(tc, test_watttime_forecast_fixture);
   tcase_add_test(tc, test_watttime_current_relogin_on_401);
   tcase_add_test(tc, test_watttime_current_bad_login);
+  tcase_add_test(tc, test_watttime_bad_login_quoting_credentials_redacted);
   tcase_add_test(tc, test_watttime_current_429_retry_after);
   tcase_add_test(tc, test_watttime_current_units);
   tcase_add_test(tc, test_watttime_current_region_from_loc_cached);
