@@ -118,11 +118,47 @@ static cs_err read_node_status(decoder *d, cs_node_fields *f, bool *seen)
   }
 }
 
+/* The nodes' names, packed one after the other in blocks that never move,
+ * so the name pointers stay valid as blocks are added. A name takes its
+ * length plus one byte instead of a fixed CS_NODE_NAME_MAX: the names of a
+ * 5,000-node call are about 100 KB, which stay in cache while the lookup,
+ * the reply and the Decision line each read them, instead of 1.3 MB. */
+typedef struct cs_name_block {
+  struct cs_name_block *next;
+  size_t used, cap;
+  char data[];
+} cs_name_block;
+
+#define NAME_BLOCK_BYTES (64u * 1024)
+
+/* Room for one name of up to CS_NODE_NAME_MAX bytes (its NUL included) at
+ * the end of the request's newest block; name_commit keeps it. */
+static char *name_room(cs_wire_request *r)
+{
+  cs_name_block *b = r->names;
+  if (!b || b->cap - b->used < CS_NODE_NAME_MAX) {
+    b = cs_malloc(sizeof(*b) + NAME_BLOCK_BYTES);
+    b->next = r->names;
+    b->used = 0;
+    b->cap = NAME_BLOCK_BYTES;
+    r->names = b;
+  }
+  return b->data + b->used;
+}
+
+/* Keeps the name of `len` bytes just written at name_room() as n's. */
+static void name_commit(cs_wire_request *r, cs_wire_node *n, size_t len)
+{
+  n->name = r->names->data + r->names->used;
+  n->name_len = len;
+  r->names->used += len + 1;
+}
+
 /* Reads one Node: its metadata and allocatable fields straight from the
  * bytes, names compared as cJSON compares them, the first of each name
  * kept; every other member is only validated. */
-static cs_err read_node(decoder *d, cs_wire_node *n, cs_node_fields *f,
-                        size_t idx)
+static cs_err read_node(decoder *d, cs_wire_request *r, cs_wire_node *n,
+                        cs_node_fields *f, size_t idx)
 {
   char where[48];
   const char *key;
@@ -164,7 +200,10 @@ static cs_err read_node(decoder *d, cs_wire_node *n, cs_node_fields *f,
       return rc;
   }
   n->raw_len = (size_t)(d->s.p - n->raw);
-  cs_err rc = cs_node_fields_name(f, n->name, sizeof(n->name));
+  char *name = name_room(r);
+  cs_err rc = cs_node_fields_name(f, name, CS_NODE_NAME_MAX);
+  if (rc == CS_OK)
+    name_commit(r, n, strlen(name));
   if (rc == CS_ETOOBIG) {
     snprintf(d->err, d->errlen,
              "%s.metadata.name: longer than the 253 characters a node name "
@@ -180,7 +219,6 @@ static cs_err read_node(decoder *d, cs_wire_node *n, cs_node_fields *f,
   return CS_OK;
 }
 
-/* Appends one slot to the request's node array. */
 /* Appends one slot to the request's node array, and in full mode to its
  * fields array. */
 static cs_wire_node *push_node(decoder *d, cs_wire_request *r, size_t *cap,
@@ -197,9 +235,7 @@ static cs_wire_node *push_node(decoder *d, cs_wire_request *r, size_t *cap,
   if (with_fields)
     memset(&r->fields[r->nnodes], 0, sizeof(*r->fields));
   cs_wire_node *n = &r->nodes[r->nnodes++];
-  n->name[0] = '\0';
-  n->raw = NULL;
-  n->raw_len = 0;
+  *n = (cs_wire_node){.name = ""};
   return n;
 }
 
@@ -232,7 +268,7 @@ static cs_err read_items(decoder *d, cs_wire_request *r)
     cs_wire_node *n = push_node(d, r, &cap, true);
     if (!n)
       return too_many(d);
-    cs_err rc = read_node(d, n, &r->fields[r->nnodes - 1], r->nnodes - 1);
+    cs_err rc = read_node(d, r, n, &r->fields[r->nnodes - 1], r->nnodes - 1);
     if (rc)
       return rc;
   }
@@ -299,13 +335,15 @@ static cs_err read_node_names(decoder *d, cs_wire_request *r)
     cs_wire_node *n = push_node(d, r, &cap, false);
     if (!n)
       return too_many(d);
+    char *name = name_room(r);
     size_t nlen;
-    if (cs_json_unquote(at, len, n->name, sizeof(n->name), &nlen) || !nlen) {
+    if (cs_json_unquote(at, len, name, CS_NODE_NAME_MAX, &nlen) || !nlen) {
       snprintf(d->err, d->errlen,
                "NodeNames[%zu]: expected a node name of 1 to 253 characters",
                r->nnodes - 1);
       return CS_EINVAL;
     }
+    name_commit(r, n, nlen);
   }
 }
 
@@ -423,6 +461,11 @@ void cs_codec_request_free(cs_wire_request *r)
   if (!r)
     return;
   cJSON_Delete(r->pod);
+  while (r->names) {
+    cs_name_block *next = r->names->next;
+    free(r->names);
+    r->names = next;
+  }
   free(r->nodes);
   free(r->fields);
   free((char *)r->list_extra);
@@ -525,7 +568,7 @@ void cs_codec_write_filter(cs_buf *out, const cs_wire_request *r,
     cs_json_open(out, "NodeNames", '[');
     for (size_t i = 0; i < r->nnodes; i++)
       if (verdicts[i] == CS_PASS)
-        cs_json_str(out, NULL, r->nodes[i].name);
+        cs_json_strn(out, NULL, r->nodes[i].name, r->nodes[i].name_len);
     cs_json_close(out, ']');
   } else {
     if (!plp) {
@@ -569,12 +612,22 @@ void cs_codec_join_pieces(cs_buf *dst, const char *own,
 void cs_codec_write_priorities(cs_buf *out, const cs_wire_request *r,
                                const int *scores)
 {
+  /* Thousands of entries per call, so the keys are written as literals
+   * into one reservation (an int takes at most 20 characters). */
+  static const char host[] = "{\"Host\":", score[] = ",\"Score\":";
+  size_t need = 3;
+  for (size_t i = 0; i < r->nnodes; i++)
+    need += r->nodes[i].name_len + sizeof(host) + sizeof(score) + 24;
+  cs_buf_reserve(out, need);
   cs_json_open(out, NULL, '[');
   for (size_t i = 0; i < r->nnodes; i++) {
-    cs_json_open(out, NULL, '{');
-    cs_json_str(out, "Host", r->nodes[i].name);
-    cs_json_int(out, "Score", scores[i]);
-    cs_json_close(out, '}');
+    if (i)
+      cs_buf_putc(out, ',');
+    cs_buf_append(out, host, sizeof(host) - 1);
+    cs_json_quote(out, r->nodes[i].name, r->nodes[i].name_len);
+    cs_buf_append(out, score, sizeof(score) - 1);
+    cs_json_int(out, NULL, scores[i]);
+    cs_buf_putc(out, '}');
   }
   cs_json_close(out, ']');
 }

@@ -9,7 +9,8 @@
  * keys, integer scores and only input node names.
  * Thread-safe: yes; a request belongs to one thread.
  * Ownership: a decoded request borrows the body (which must outlive it:
- * node fields point into it) and owns its Pod tree (cs_codec_request_free).
+ * node fields point into it) and owns its Pod tree and its nodes' names
+ * (cs_codec_request_free).
  * Replies are appended to the caller's buffer. */
 #ifndef CS_CODEC_H
 #define CS_CODEC_H
@@ -25,16 +26,21 @@
 #include "scheduler/policy.h" /* cs_verdict */
 
 typedef struct cs_wire_node {
-  char name[CS_NODE_NAME_MAX];
-  const char *raw; /* the Node object's bytes (full mode); NULL otherwise */
+  const char *name; /* NUL-terminated, unescaped; owned by the request */
+  size_t name_len;  /* 1 to CS_NODE_NAME_MAX - 1 */
+  const char *raw;  /* the Node object's bytes (full mode); NULL otherwise */
   size_t raw_len;
 } cs_wire_node;
+
+struct cs_name_block;
 
 typedef struct cs_wire_request {
   cJSON *pod;      /* owned; never NULL after a successful decode */
   bool names_only; /* the request carried NodeNames (nodeCacheCapable) */
   cs_wire_node *nodes;
   size_t nnodes;
+  /* Owned: the storage of nodes[i].name, packed (see codec.c). */
+  struct cs_name_block *names;
   /* Full mode: fields[i] are nodes[i]'s metadata and allocatable fields
    * (owned array); NULL in names-only mode, which has none, so a call over
    * thousands of names does not carry 512 bytes of them per node. */

@@ -278,7 +278,7 @@ static void log_entry(cs_buf *l, const call *c, const zone_text *z,
   cs_json_open(l, NULL, '{');
   cs_json_open(l, "names", '[');
   for (size_t j = i; j != SIZE_MAX; j = en->next[j])
-    cs_json_str(l, NULL, c->req.nodes[j].name);
+    cs_json_strn(l, NULL, c->req.nodes[j].name, c->req.nodes[j].name_len);
   cs_json_close(l, ']');
   if (e->facts_known) {
     cs_json_str(l, "zone", cs_policy_zone_of(&c->pc, i));

@@ -433,6 +433,18 @@ static cs_err unquote(const char *lit, size_t n, char *out, size_t cap,
 {
   if (n < 2 || lit[0] != '"' || lit[n - 1] != '"' || cap == 0)
     return CS_EINVAL;
+  /* Most strings (node names, label values) hold no escape: one copy. */
+  const char *body = lit + 1;
+  size_t blen = n - 2;
+  if (!memchr(body, '\\', blen) && !(to_nul && memchr(body, '\0', blen))) {
+    if (blen >= cap)
+      return CS_ETOOBIG;
+    memcpy(out, body, blen);
+    out[blen] = '\0';
+    if (outlen)
+      *outlen = blen;
+    return CS_OK;
+  }
   size_t o = 0;
   for (size_t i = 1; i + 1 < n; i++) {
     char tmp[4];

@@ -440,6 +440,7 @@ START_TEST(test_codec_decode_node_name_forms)
              &r, err),
       CS_OK);
   ck_assert_str_eq(r.nodes[0].name, "n1");
+  ck_assert_uint_eq(r.nodes[0].name_len, 2);
   ck_assert_int_eq(r.fields[0].allocatable[CS_RES_NVIDIA].kind, CS_FIELD_TEXT);
   cs_codec_request_free(&r);
   for (int len = 253; len <= 254; len++) {
@@ -451,12 +452,51 @@ START_TEST(test_codec_decode_node_name_forms)
     if (len == 253) {
       ck_assert_int_eq(rc, CS_OK);
       ck_assert_uint_eq(strlen(r.nodes[0].name), 253);
+      ck_assert_uint_eq(r.nodes[0].name_len, 253);
       cs_codec_request_free(&r);
     } else {
       ck_assert_int_eq(rc, CS_EINVAL);
       ck_assert_str_eq(err, "Nodes.items[0].metadata.name: longer than the "
                             "253 characters a node name may have");
     }
+  }
+}
+END_TEST
+
+/* Names are packed into blocks of 64 KiB: 2,000 names of up to 253
+ * characters fill several, and every name stays intact and NUL-terminated
+ * as blocks are added, in both modes. */
+START_TEST(test_codec_decode_names_across_blocks)
+{
+  enum { N = 2000 };
+  for (int full = 0; full <= 1; full++) {
+    cs_buf body;
+    cs_buf_init(&body, 0);
+    cs_buf_puts(&body, full ? "{\"Pod\":{},\"Nodes\":{\"items\":["
+                            : "{\"Pod\":{},\"NodeNames\":[");
+    for (int i = 0; i < N; i++) {
+      int len = 1 + (i * 37) % 253;
+      cs_buf_printf(&body, "%s%s\"%0*d\"%s", i ? "," : "",
+                    full ? "{\"metadata\":{\"name\":" : "", len, i % 10,
+                    full ? "}}" : "");
+    }
+    cs_buf_puts(&body, full ? "]}}" : "]}");
+    cs_wire_request r;
+    char err[256];
+    ck_assert_int_eq(
+        cs_codec_decode(body.data, body.len, 100000, &r, err, sizeof(err)),
+        CS_OK);
+    ck_assert_uint_eq(r.nnodes, N);
+    for (int i = 0; i < N; i++) {
+      char want[260];
+      int len = 1 + (i * 37) % 253;
+      snprintf(want, sizeof(want), "%0*d", len, i % 10);
+      ck_assert_msg(r.nodes[i].name_len == (size_t)len &&
+                        strcmp(r.nodes[i].name, want) == 0,
+                    "mode %d, node %d", full, i);
+    }
+    cs_codec_request_free(&r);
+    cs_buf_free(&body);
   }
 }
 END_TEST
@@ -490,6 +530,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_codec_decode_huge_array_capped);
   tcase_add_test(tc, test_codec_decode_nulls_and_empty);
   tcase_add_test(tc, test_codec_decode_node_name_forms);
+  tcase_add_test(tc, test_codec_decode_names_across_blocks);
   tcase_add_test(tc, test_codec_write_error_escapes);
   suite_add_tcase(s, tc);
   return s;
