@@ -3,6 +3,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,20 @@ void cs_json_quote(cs_buf *b, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";
   size_t i = 0;
+  /* Eight bytes at a time while none is below 0x20, a quote or a
+   * backslash (the SWAR zero-byte tests of carbon/util/jscan.c: they never
+   * miss one, and a false alarm only hands the word to the byte loop). */
+  while (n - i >= 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    uint64_t q = w ^ 0x2222222222222222ull, bs = w ^ 0x5c5c5c5c5c5c5c5cull;
+    uint64_t hit = ((w - 0x2020202020202020ull) & ~w) |
+                   ((q - 0x0101010101010101ull) & ~q) |
+                   ((bs - 0x0101010101010101ull) & ~bs);
+    if (hit & 0x8080808080808080ull)
+      break;
+    i += 8;
+  }
   while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
     i++;
   if (i == n) { /* nothing to escape, the common case: one reservation */

@@ -39,6 +39,60 @@ START_TEST(test_buf_json_commas_and_escapes)
 }
 END_TEST
 
+/* What cs_json_quote must write for byte c, one byte at a time. */
+static void quote_byte_ref(char *out, size_t *o, unsigned char c)
+{
+  static const char hex[] = "0123456789abcdef";
+  const char *esc = c == '"'    ? "\\\""
+                    : c == '\\' ? "\\\\"
+                    : c == '\n' ? "\\n"
+                    : c == '\r' ? "\\r"
+                    : c == '\t' ? "\\t"
+                                : NULL;
+  if (esc) {
+    memcpy(out + *o, esc, 2);
+    *o += 2;
+  } else if (c < 0x20) {
+    memcpy(out + *o, "\\u00", 4);
+    out[*o + 4] = hex[c >> 4];
+    out[*o + 5] = hex[c & 15];
+    *o += 6;
+  } else {
+    out[(*o)++] = (char)c;
+  }
+}
+
+/* Every byte that needs an escape, at every position of strings of every
+ * length around the eight-byte words the fast path reads, and the bytes
+ * next to the tested ranges (0x1f/0x20, 0x21/0x22/0x23, 0x5b/0x5c/0x5d,
+ * 0x7f, 0x80, 0xff), which must pass unchanged. */
+START_TEST(test_buf_json_quote_every_position)
+{
+  const unsigned char probes[] = {0x00, 0x01, 0x09, 0x0a, 0x0d, 0x1f,
+                                  0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c,
+                                  0x5d, 0x7f, 0x80, 0xff};
+  for (size_t len = 1; len <= 25; len++)
+    for (size_t at = 0; at < len; at++)
+      for (size_t k = 0; k < sizeof(probes); k++) {
+        char in[32], want[256];
+        size_t o = 0;
+        memset(in, 'a' + (int)(len % 26), len);
+        in[at] = (char)probes[k];
+        want[o++] = '"';
+        for (size_t i = 0; i < len; i++)
+          quote_byte_ref(want, &o, (unsigned char)in[i]);
+        want[o++] = '"';
+        cs_buf b;
+        cs_buf_init(&b, 0);
+        cs_json_quote(&b, in, len);
+        ck_assert_msg(b.len == o && !memcmp(b.data, want, o),
+                      "byte 0x%02x at %zu of %zu: got %s", probes[k], at, len,
+                      b.data);
+        cs_buf_free(&b);
+      }
+}
+END_TEST
+
 START_TEST(test_buf_append_cap_sticky)
 {
   cs_buf b;
@@ -97,6 +151,7 @@ static Suite *suite(void)
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_buf_json_numbers);
   tcase_add_test(tc, test_buf_json_commas_and_escapes);
+  tcase_add_test(tc, test_buf_json_quote_every_position);
   tcase_add_test(tc, test_buf_append_cap_sticky);
   tcase_add_test(tc, test_buf_huge_memory_reused);
   suite_add_tcase(s, tc);
