@@ -90,11 +90,11 @@ static uint32_t add_problems(call *c, const char *text)
   return cs_buf_error(&c->problem_text) ? NO_PROBLEMS : off;
 }
 
-/* Reads node i's facts (from the request, or from the node cache in
- * names-only mode) and hands them to the policy. */
-static void read_node(call *c, size_t i, cs_node_facts *scratch)
+/* Reads node i's facts (from the request, or in names-only mode `cached`,
+ * from the node cache) and hands them to the policy. */
+static void read_node(call *c, size_t i, const cs_node_facts *cached,
+                      cs_node_facts *scratch)
 {
-  const cs_wire_node *w = &c->req.nodes[i];
   const cs_node_facts *f = scratch;
   bool have = false;
   c->problems[i] = NO_PROBLEMS;
@@ -102,8 +102,6 @@ static void read_node(call *c, size_t i, cs_node_facts *scratch)
     have = cs_node_facts_from_fields(c->d->deps.facts, &c->req.fields[i],
                                      scratch) == CS_OK;
   } else if (c->d->deps.nodes) {
-    /* Borrowed from the cache, which decide() holds for reading. */
-    const cs_node_facts *cached = cs_node_cache_find(c->d->deps.nodes, w->name);
     have = cached != NULL;
     if (have)
       f = cached;
@@ -425,13 +423,24 @@ static const char *decide(call *c, cs_reply *out)
   cs_policy_begin(&c->pc, &c->d->policy, &c->pod, n, cs_clock_now());
   c->problems = cs_calloc(n + 1, sizeof(*c->problems));
   cs_node_facts *scratch = cs_malloc(sizeof(*scratch));
-  bool cached = c->req.names_only && c->d->deps.nodes;
-  if (cached) /* held for the lookups only: no I/O happens in between */
+  const cs_node_facts **cached = NULL;
+  if (c->req.names_only && c->d->deps.nodes) {
+    const char **names = cs_malloc((n + 1) * sizeof(*names));
+    cached = cs_malloc((n + 1) * sizeof(*cached));
+    for (size_t i = 0; i < n; i++)
+      names[i] = c->req.nodes[i].name;
+    /* Held for the lookups and the policy's reading of the facts it lends
+     * (borrowed, not copied): no I/O happens in between. */
     cs_node_cache_read_begin(c->d->deps.nodes);
+    cs_node_cache_find_all(c->d->deps.nodes, names, n, cached);
+    free(names);
+  }
   for (size_t i = 0; i < n; i++)
-    read_node(c, i, scratch);
-  if (cached)
+    read_node(c, i, cached ? cached[i] : NULL, scratch);
+  if (cached) {
     cs_node_cache_read_end(c->d->deps.nodes);
+    free(cached);
+  }
   free(scratch);
 
   cs_buf reply;

@@ -262,6 +262,30 @@ START_TEST(test_node_cache_upsert_5000_nodes)
     ck_assert(get(c, name, &f));
     ck_assert_str_eq(f.name, name);
   }
+  /* find_all answers as find does, for every list length around its
+   * pipeline depth: cached names, unknown ones, NULL, repeats. */
+  enum { N = 40 };
+  static char names[N][64];
+  const char *list[N];
+  const cs_node_facts *all[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof(names[i]),
+             i % 5 == 3 ? "unknown-%05d" : "gpu-node-%05d", (i * 131) % 5000);
+    list[i] = i % 11 == 10 ? NULL : i % 13 == 12 ? list[0] : names[i];
+  }
+  cs_node_cache_read_begin(c);
+  for (size_t n = 0; n <= N; n++) {
+    for (size_t i = 0; i < N; i++)
+      all[i] = (const cs_node_facts *)&all; /* not written: detectable */
+    cs_node_cache_find_all(c, list, n, all);
+    for (size_t i = 0; i < N; i++)
+      if (i < n)
+        ck_assert_msg(all[i] == cs_node_cache_find(c, list[i]), "n=%zu i=%zu",
+                      n, i);
+      else
+        ck_assert_ptr_eq(all[i], (const cs_node_facts *)&all);
+  }
+  cs_node_cache_read_end(c);
   cJSON_Delete(node);
   cs_node_cache_free(c);
 }
