@@ -343,6 +343,14 @@ static cs_err read_node_names(decoder *d, cs_wire_request *r)
                r->nnodes - 1);
       return CS_EINVAL;
     }
+    /* Names are C strings from here on (cache keys, log): one cut short at
+     * a NUL would be another node's name. */
+    if (memchr(name, '\0', nlen)) {
+      snprintf(d->err, d->errlen,
+               "NodeNames[%zu]: a node name cannot contain \\u0000",
+               r->nnodes - 1);
+      return CS_EINVAL;
+    }
     name_commit(r, n, nlen);
   }
 }

@@ -162,7 +162,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   (void)!cs_pod_facts_read(r.pod, 3600, &pf);
   for (size_t i = 0; i < r.nnodes; i++) {
     const cs_wire_node *n = &r.nodes[i];
-    FZ_ASSERT(n->name[0] && strlen(n->name) < sizeof(n->name));
+    FZ_ASSERT(n->name_len > 0 && n->name_len < CS_NODE_NAME_MAX &&
+              strlen(n->name) == n->name_len);
     if (r.names_only) {
       FZ_ASSERT(n->raw == NULL && r.fields == NULL);
       continue;

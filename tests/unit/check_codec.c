@@ -288,6 +288,8 @@ static const struct {
     {"{\"Pod\":{},\"NodeNames\":{}}", CS_EINVAL,
      "NodeNames: expected an array of strings or null, got an object"},
     {"{\"Pod\":{},\"NodeNames\":[\"\"]}", CS_EINVAL, "NodeNames[0]"},
+    {"{\"Pod\":{},\"NodeNames\":[\"a\",\"a\\u0000b\"]}", CS_EINVAL,
+     "NodeNames[1]: a node name cannot contain \\u0000"},
     {"{\"Pod\":{},\"Nodes\":[]}", CS_EINVAL,
      "Nodes: expected a NodeList object or null, got an array"},
     {"{\"Pod\":{},\"Nodes\":{\"items\":{}}}", CS_EINVAL,
