@@ -423,17 +423,17 @@ static const char *decide(call *c, cs_reply *out)
   cs_policy_begin(&c->pc, &c->d->policy, &c->pod, n, cs_clock_now());
   c->problems = cs_calloc(n + 1, sizeof(*c->problems));
   cs_node_facts *scratch = cs_malloc(sizeof(*scratch));
+  /* The names, for the cache lookups and the filter's reasons. */
+  const char **names = cs_malloc((n + 1) * sizeof(*names));
+  for (size_t i = 0; i < n; i++)
+    names[i] = c->req.nodes[i].name;
   const cs_node_facts **cached = NULL;
   if (c->req.names_only && c->d->deps.nodes) {
-    const char **names = cs_malloc((n + 1) * sizeof(*names));
     cached = cs_malloc((n + 1) * sizeof(*cached));
-    for (size_t i = 0; i < n; i++)
-      names[i] = c->req.nodes[i].name;
     /* Held for the lookups and the policy's reading of the facts it lends
      * (borrowed, not copied): no I/O happens in between. */
     cs_node_cache_read_begin(c->d->deps.nodes);
     cs_node_cache_find_all(c->d->deps.nodes, names, n, cached);
-    free(names);
   }
   for (size_t i = 0; i < n; i++)
     read_node(c, i, cached ? cached[i] : NULL, scratch);
@@ -453,11 +453,8 @@ static const char *decide(call *c, cs_reply *out)
     cs_codec_write_priorities(&reply, &c->req, scores);
     free(scores);
   } else {
-    const char **names = cs_malloc((n + 1) * sizeof(*names));
     cs_verdict *verdicts = cs_malloc((n + 1) * sizeof(*verdicts));
     const char **reasons = cs_malloc((n + 1) * sizeof(*reasons));
-    for (size_t i = 0; i < n; i++)
-      names[i] = c->req.nodes[i].name;
     cs_policy_filter(&c->pc, names);
     for (size_t i = 0; i < n; i++) {
       verdicts[i] = c->pc.nodes[i].verdict;
@@ -465,11 +462,11 @@ static const char *decide(call *c, cs_reply *out)
     }
     cs_codec_write_filter(&reply, &c->req, verdicts, reasons,
                           out->echo_ok ? &out->pieces : NULL, &out->npieces);
-    free(names);
     free(verdicts);
     free(reasons);
     publish(c);
   }
+  free(names);
   if (cs_buf_error(&reply)) {
     cs_log_error("Reply encoding failed", cs_strerror(cs_buf_error(&reply)));
     cs_buf_free(&reply);
