@@ -96,28 +96,23 @@ static void add_secret(const char **list, size_t *len, size_t cap,
 
 /* The base64 of "user:password", as curl sends it after "Basic ": what an
  * API echoing our Authorization header would quote. NULL without Basic
- * credentials or memory. Caller frees. */
+ * credentials. Caller frees. */
 static char *basic_token(const cs_http_request *req)
 {
   if (!req->basic_user || !req->basic_password)
     return NULL;
   size_t nu = strlen(req->basic_user), np = strlen(req->basic_password);
   size_t n = nu + 1 + np;
-  if (n > (size_t)INT32_MAX / 2)
+  if (n > (size_t)INT32_MAX / 2) /* EVP_EncodeBlock takes an int */
     return NULL;
-  char *plain = malloc(n);
-  char *out = malloc(4 * ((n + 2) / 3) + 1);
-  if (plain && out) {
-    memcpy(plain, req->basic_user, nu);
-    plain[nu] = ':';
-    memcpy(plain + nu + 1, req->basic_password, np);
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)plain, (int)n);
-  } else {
-    free(out);
-    out = NULL;
-  }
+  unsigned char *plain = cs_malloc(n);
+  unsigned char *out = cs_malloc(4 * ((n + 2) / 3) + 1);
+  memcpy(plain, req->basic_user, nu);
+  plain[nu] = ':';
+  memcpy(plain + nu + 1, req->basic_password, np);
+  EVP_EncodeBlock(out, plain, (int)n);
   free(plain);
-  return out;
+  return (char *)out;
 }
 
 /* A copy of body[0..len) in which every credential of the request (the
