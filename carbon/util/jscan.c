@@ -17,6 +17,36 @@ void cs_jscan_init(cs_jscan *s, const char *json, size_t len, int max_depth)
                      : CS_JSCAN_MAX_DEPTH;
   s->first = true;
   s->err[0] = '\0';
+  s->feed = NULL;
+}
+
+void cs_jscan_init_feed(cs_jscan *s, const char *json, size_t have,
+                        const cs_jscan_feed *feed, int max_depth)
+{
+  cs_jscan_init(s, json, have, max_depth);
+  s->feed = feed;
+}
+
+/* Called at the end of the bytes there: waits for more. False when none
+ * will come; the scanner then stops asking. Out of line: the scans' inner
+ * loops stay small enough to be inlined. */
+__attribute__((noinline, cold)) static bool more(cs_jscan *s)
+{
+  if (!s->feed)
+    return false;
+  const char *end = s->feed->wait(s->feed->ctx, s->end);
+  if (end <= s->end) {
+    s->feed = NULL;
+    return false;
+  }
+  s->end = end;
+  return true;
+}
+
+/* Whether p is before the end, waiting for more bytes when it is at it. */
+static inline bool before_end(cs_jscan *s, const char *p)
+{
+  return p < s->end || (more(s) && p < s->end);
 }
 
 static cs_err fail(cs_jscan *s, const char *what)
@@ -27,11 +57,15 @@ static cs_err fail(cs_jscan *s, const char *what)
   return CS_EPARSE;
 }
 
-static void skip_ws(cs_jscan *s)
+static inline void skip_ws(cs_jscan *s)
 {
-  while (s->p < s->end &&
-         (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-    s->p++;
+  for (;;) {
+    while (s->p < s->end &&
+           (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+      s->p++;
+    if (__builtin_expect(s->p < s->end || !s->feed, 1) || !more(s))
+      return;
+  }
 }
 
 cs_jtype cs_jscan_peek(cs_jscan *s)
@@ -84,7 +118,10 @@ static long hex4(const char *r, const char *end)
   return v;
 }
 
-/* Consumes a string literal at s->p (which is '"'). */
+/* Consumes a string literal at s->p (which is '"'). With a feed, only the
+ * search for the closing quote waits for bytes: everything the checks below
+ * read lies before that quote, except the look-ahead of hex4, which finds a
+ * quote in its way, and so fails, whatever follows. */
 static cs_err scan_string(cs_jscan *s)
 {
   const char *p = s->p + 1, *end = s->end;
@@ -92,9 +129,14 @@ static cs_err scan_string(cs_jscan *s)
     /* The common case is a long run of plain bytes: find the next quote
      * quickly, then check the run for escapes and control bytes. */
     const char *q = memchr(p, '"', (size_t)(end - p));
-    if (!q) {
-      s->p = end;
-      return fail(s, "unterminated string");
+    while (!q) {
+      const char *seen = end;
+      if (!more(s)) {
+        s->p = end;
+        return fail(s, "unterminated string");
+      }
+      end = s->end;
+      q = memchr(seen, '"', (size_t)(end - seen));
     }
     const char *r = p;
     while (r < q) {
@@ -159,33 +201,33 @@ static cs_err scan_string(cs_jscan *s)
 
 static cs_err scan_number(cs_jscan *s)
 {
-  const char *p = s->p, *end = s->end;
-  if (p < end && *p == '-')
+  const char *p = s->p;
+  if (before_end(s, p) && *p == '-')
     p++;
-  if (p >= end)
+  if (!before_end(s, p))
     return fail(s, "bad number");
   if (*p == '0') {
     p++;
   } else if (*p >= '1' && *p <= '9') {
-    while (p < end && *p >= '0' && *p <= '9')
+    while (before_end(s, p) && *p >= '0' && *p <= '9')
       p++;
   } else {
     return fail(s, "bad number");
   }
-  if (p < end && *p == '.') {
+  if (before_end(s, p) && *p == '.') {
     p++;
-    if (p >= end || *p < '0' || *p > '9')
+    if (!before_end(s, p) || *p < '0' || *p > '9')
       return fail(s, "bad number");
-    while (p < end && *p >= '0' && *p <= '9')
+    while (before_end(s, p) && *p >= '0' && *p <= '9')
       p++;
   }
-  if (p < end && (*p == 'e' || *p == 'E')) {
+  if (before_end(s, p) && (*p == 'e' || *p == 'E')) {
     p++;
-    if (p < end && (*p == '+' || *p == '-'))
+    if (before_end(s, p) && (*p == '+' || *p == '-'))
       p++;
-    if (p >= end || *p < '0' || *p > '9')
+    if (!before_end(s, p) || *p < '0' || *p > '9')
       return fail(s, "bad number");
-    while (p < end && *p >= '0' && *p <= '9')
+    while (before_end(s, p) && *p >= '0' && *p <= '9')
       p++;
   }
   s->p = p;
@@ -194,6 +236,8 @@ static cs_err scan_number(cs_jscan *s)
 
 static cs_err scan_word(cs_jscan *s, const char *w, size_t n)
 {
+  while ((size_t)(s->end - s->p) < n && more(s))
+    ;
   if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
     return fail(s, "unexpected token");
   s->p += n;

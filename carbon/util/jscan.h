@@ -26,15 +26,32 @@ typedef enum cs_jtype {
 
 #define CS_JSCAN_MAX_DEPTH 512
 
+/* A body still arriving. When the scanner reaches the last byte it has,
+ * it calls wait(ctx, end), which blocks until bytes past `end` have come
+ * and returns the new end of what is there, or returns `end` itself when
+ * nothing more will come (the body is complete, or was cut off). Bytes
+ * handed out never move or change, so spans stay valid as the body grows.
+ * Without a feed the input is whole. */
+typedef struct cs_jscan_feed {
+  const char *(*wait)(void *ctx, const char *end);
+  void *ctx;
+} cs_jscan_feed;
+
 typedef struct cs_jscan {
-  const char *start, *p, *end;
-  int depth;     /* containers entered and not yet left */
-  int max_depth; /* nesting limit, at most CS_JSCAN_MAX_DEPTH */
-  bool first;    /* the next item is the first of its container */
-  char err[128]; /* what went wrong, with the byte offset */
+  const char *start, *p, *end; /* end: of the bytes there so far */
+  const cs_jscan_feed *feed;   /* NULL once nothing more will come */
+  int depth;                   /* containers entered and not yet left */
+  int max_depth;               /* nesting limit, at most CS_JSCAN_MAX_DEPTH */
+  bool first;                  /* the next item is the first of its container */
+  char err[128];               /* what went wrong, with the byte offset */
 } cs_jscan;
 
 void cs_jscan_init(cs_jscan *s, const char *json, size_t len, int max_depth);
+/* The same over a body of which only json[0..have) is there yet; the
+ * scanner waits on `feed` (which must outlive it) for the rest. A scan gives
+ * the same values, spans and errors as cs_jscan_init over the whole body. */
+void cs_jscan_init_feed(cs_jscan *s, const char *json, size_t have,
+                        const cs_jscan_feed *feed, int max_depth);
 
 /* The type of the next value, without consuming it. */
 cs_jtype cs_jscan_peek(cs_jscan *s);

@@ -4,9 +4,16 @@
  * values skipped or entered, member names taken decoded or as literals),
  * and also skipped as one value. Invariants: the walk and the skip agree,
  * spans stay inside the input, a name literal matches the key it decodes
- * to, and whatever the scanner accepts cJSON accepts too. */
+ * to, and whatever the scanner accepts cJSON accepts too. The walk is made
+ * a second time over the input arriving in pieces (a body parsed while it
+ * is received, jscan.h's feed), with the bytes not yet handed out poisoned:
+ * it must end where the whole walk ended, with the same error, and never
+ * read past what it was given. */
 #include <cjson/cJSON.h>
+#include <sanitizer/asan_interface.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "carbon/util/jscan.h"
@@ -86,6 +93,24 @@ static cs_err walk(cs_jscan *s, unsigned alt)
   }
 }
 
+/* Hands out the copy in pieces of 1 to 16 bytes, sized by the input. */
+typedef struct pieces {
+  const char *copy, *end;
+  const uint8_t *sizes;
+  size_t n, i;
+} pieces;
+
+static const char *pieces_wait(void *ctx, const char *have)
+{
+  pieces *pc = ctx;
+  size_t left = (size_t)(pc->end - have);
+  size_t step = pc->n ? (size_t)(pc->sizes[pc->i++ % pc->n] % 16) + 1 : 1;
+  if (step > left)
+    step = left;
+  ASAN_UNPOISON_MEMORY_REGION(have, step);
+  return have + step;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   const char *json = (const char *)data;
@@ -100,6 +125,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   bool skipped =
       cs_jscan_skip(&b, &at, &len) == CS_OK && cs_jscan_finish(&b) == CS_OK;
   FZ_ASSERT(walked == skipped);
+
+  char *copy = malloc(size + 1);
+  FZ_ASSERT(copy != NULL);
+  if (size)
+    memcpy(copy, json, size);
+  ASAN_POISON_MEMORY_REGION(copy, size + 1);
+  pieces pc = {copy, copy + size, data, size, 0};
+  cs_jscan_feed feed = {pieces_wait, &pc};
+  cs_jscan f;
+  cs_jscan_init_feed(&f, copy, 0, &feed, 64);
+  base = copy;
+  limit = copy + size;
+  bool fed = walk(&f, size) == CS_OK && cs_jscan_finish(&f) == CS_OK;
+  base = json;
+  limit = json + size;
+  FZ_ASSERT(fed == walked);
+  FZ_ASSERT(f.p - f.start == a.p - a.start);
+  FZ_ASSERT(strcmp(f.err, a.err) == 0);
+  ASAN_UNPOISON_MEMORY_REGION(copy, size + 1);
+  free(copy);
   if (skipped) {
     in_input(at, len);
     cJSON *j = cJSON_ParseWithLength(json, size);

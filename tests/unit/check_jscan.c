@@ -7,12 +7,16 @@
  */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <sanitizer/asan_interface.h> /* no-ops outside the sanitizer build */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "carbon/util/alloc.h"
+#include "carbon/util/buf.h"
 #include "carbon/util/jscan.h"
+#include "testutil.h"
 
 /* Scans one whole document; CS_OK when it is a valid value and only white
  * space follows. */
@@ -216,6 +220,167 @@ START_TEST(test_jscan_next_key_lit_spans_names)
 }
 END_TEST
 
+/* ---- a body that arrives in pieces ----------------------------------- */
+
+/* Hands out the document `step` bytes at a time (the steps cycle through
+ * `steps`), as a socket would, without threads: wait() returns at once.
+ * The bytes not handed out yet are poisoned, so in the sanitizer build a
+ * scanner that read past what it was given would stop the test. */
+typedef struct pieces {
+  const char *doc, *full_end;
+  const size_t *steps;
+  size_t nsteps, i;
+  int waits_after_end; /* calls once everything was handed out */
+} pieces;
+
+static const char *pieces_wait(void *ctx, const char *end)
+{
+  pieces *pc = ctx;
+  if (end >= pc->full_end) {
+    pc->waits_after_end++;
+    return end;
+  }
+  size_t step = pc->steps[pc->i++ % pc->nsteps];
+  size_t left = (size_t)(pc->full_end - end);
+  size_t n = step < left ? step : left;
+  ASAN_UNPOISON_MEMORY_REGION(end, n);
+  return end + n;
+}
+
+/* Walks a whole document with every entry point the codec uses (peek,
+ * enter, keys as literals and decoded, elements, skip, finish), writing
+ * what it saw, with offsets, into `trace`; the result of the walk last. */
+static cs_err walk(cs_jscan *s, cs_buf *trace, int depth)
+{
+  cs_jtype t = cs_jscan_peek(s);
+  cs_buf_printf(trace, "%d@%zu ", (int)t, (size_t)(s->p - s->start));
+  bool more = true;
+  cs_err rc = CS_OK;
+  if (t == CS_JOBJECT && depth % 2 == 0) {
+    if ((rc = cs_jscan_enter_object(s)))
+      return rc;
+    for (int i = 0; !rc; i++) {
+      const char *lit;
+      size_t len;
+      char key[16];
+      if (i % 2)
+        rc = cs_jscan_next_key(s, key, sizeof(key), &more);
+      else
+        rc = cs_jscan_next_key_lit(s, &lit, &len, &more);
+      if (rc || !more)
+        break;
+      if (i % 2)
+        cs_buf_printf(trace, "k:%s ", key);
+      else
+        cs_buf_printf(trace, "k@%zu+%zu ", (size_t)(lit - s->start), len);
+      rc = walk(s, trace, depth + 1);
+    }
+    return rc;
+  }
+  if (t == CS_JARRAY && depth % 2 == 0) {
+    if ((rc = cs_jscan_enter_array(s)))
+      return rc;
+    while (!(rc = cs_jscan_next_elem(s, &more)) && more)
+      if ((rc = walk(s, trace, depth + 1)))
+        break;
+    return rc;
+  }
+  const char *at;
+  size_t len;
+  if ((rc = cs_jscan_skip(s, &at, &len)))
+    return rc;
+  cs_buf_printf(trace, "v@%zu+%zu ", (size_t)(at - s->start), len);
+  return CS_OK;
+}
+
+static char *walk_doc(const char *doc, size_t len, pieces *pc)
+{
+  cs_jscan s;
+  cs_jscan_feed feed = {pieces_wait, pc};
+  char *copy = NULL;
+  if (pc) {
+    copy = cs_malloc(len + 1);
+    memcpy(copy, doc, len);
+    ASAN_POISON_MEMORY_REGION(copy, len + 1);
+    pc->doc = copy;
+    pc->full_end = copy + len;
+    cs_jscan_init_feed(&s, copy, 0, &feed, 0);
+  } else {
+    cs_jscan_init(&s, doc, len, 0);
+  }
+  cs_buf trace;
+  cs_buf_init(&trace, 0);
+  cs_err rc = walk(&s, &trace, 0);
+  if (!rc)
+    rc = cs_jscan_finish(&s);
+  cs_buf_printf(&trace, "| rc=%d p=%zu err=%s", (int)rc,
+                (size_t)(s.p - s.start), s.err);
+  if (copy) {
+    ASAN_UNPOISON_MEMORY_REGION(copy, len + 1);
+    free(copy);
+  }
+  size_t n;
+  return cs_buf_release(&trace, &n);
+}
+
+/* Compares the fed walk of doc[0..len) with the whole one, for each way of
+ * cutting it into pieces; a difference names the cut. */
+static void check_fed_like_whole(const char *doc, size_t len)
+{
+  static const size_t one[] = {1}, two[] = {2}, three[] = {3}, seven[] = {7},
+                      mixed[] = {5, 1, 13, 2, 64, 1, 1, 4096, 3};
+  static const struct {
+    const size_t *steps;
+    size_t n;
+  } cuts[] = {{one, 1}, {two, 1}, {three, 1}, {seven, 1}, {mixed, 9}};
+  char *whole = walk_doc(doc, len, NULL);
+  for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+    pieces pc = {doc, doc + len, cuts[c].steps, cuts[c].n, 0, 0};
+    char *fed = walk_doc(doc, len, &pc);
+    ck_assert_msg(strcmp(whole, fed) == 0,
+                  "cut %zu of %.*s:\n whole: %s\n fed:   %s", c, (int)len, doc,
+                  whole, fed);
+    ck_assert_msg(pc.waits_after_end <= 1,
+                  "the scanner asked %d times after the end",
+                  pc.waits_after_end);
+    free(fed);
+  }
+  free(whole);
+}
+
+START_TEST(test_jscan_feed_every_prefix_scans_as_whole)
+{
+  /* Every kind of token, with escapes, surrogate pairs and numbers long
+   * enough to be cut anywhere; each prefix is also a truncated body. */
+  static const char *const docs[] = {
+      "{\"a\\n\" : [1, -0.25e+10, 0, 1E3, true, false, null],"
+      " \"b\\u00e9\\ud83d\\ude00\":{\"c\":\"x\\\"y\\\\\",\"d\":[]},"
+      " \"e\":{}, \"f\":[{\"g\":[[\"h\"]]}]}  \n",
+      "[\"\\u12g4\"]",
+      "{\"a\" 1}",
+      "[1,]",
+      "\"\\ud800 lone\"",
+      "[tru, nul]",
+      "-",
+      "123.",
+      "  42  x",
+  };
+  for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+    for (size_t len = 0; len <= strlen(docs[i]); len++)
+      check_fed_like_whole(docs[i], len);
+}
+END_TEST
+
+START_TEST(test_jscan_feed_fixture_scans_as_whole)
+{
+  size_t len;
+  char *doc =
+      tu_read_shared("fixtures/extender/filter-nodes.request.json", &len);
+  check_fed_like_whole(doc, len);
+  free(doc);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("jscan");
@@ -228,6 +393,10 @@ static Suite *suite(void)
   tcase_add_test(tc, test_jscan_key_is_agrees_with_cjson);
   tcase_add_test(tc, test_jscan_unquote_cstr_ends_at_nul);
   tcase_add_test(tc, test_jscan_next_key_lit_spans_names);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("feed");
+  tcase_add_test(tc, test_jscan_feed_every_prefix_scans_as_whole);
+  tcase_add_test(tc, test_jscan_feed_fixture_scans_as_whole);
   suite_add_tcase(s, tc);
   return s;
 }
