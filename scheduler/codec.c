@@ -358,6 +358,13 @@ static cs_err read_node_names(decoder *d, cs_wire_request *r)
 cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
                        cs_wire_request *out, char *err, size_t errlen)
 {
+  return cs_codec_decode_feed(body, len, NULL, max_nodes, out, err, errlen);
+}
+
+cs_err cs_codec_decode_feed(const char *body, size_t have,
+                            const cs_jscan_feed *feed, size_t max_nodes,
+                            cs_wire_request *out, char *err, size_t errlen)
+{
   decoder d = {.err = err, .errlen = errlen, .max_nodes = max_nodes};
   cs_buf extra;
   cs_buf_init(&extra, 1u << 20);
@@ -366,7 +373,7 @@ cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
   cs_err rc = CS_OK;
   memset(out, 0, sizeof(*out));
   err[0] = '\0';
-  cs_jscan_init(&d.s, body, len, 0);
+  cs_jscan_init_feed(&d.s, body, have, feed, 0);
 
   cs_jtype t = cs_jscan_peek(&d.s);
   if (t != CS_JOBJECT) {

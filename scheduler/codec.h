@@ -21,6 +21,7 @@
 
 #include "carbon/util/buf.h"
 #include "carbon/util/error.h"
+#include "carbon/util/jscan.h"
 #include "scheduler/decision.h" /* cs_reply_piece */
 #include "scheduler/node_facts.h"
 #include "scheduler/policy.h" /* cs_verdict */
@@ -57,6 +58,14 @@ typedef struct cs_wire_request {
 cs_err cs_codec_decode(const char *body, size_t len, size_t max_nodes,
                        cs_wire_request *out, char *err,
                        size_t errlen) CS_MUST_USE;
+/* The same over a body still arriving: body[0..have) is there and `feed`
+ * (carbon/util/jscan.h) waits for the rest. The decode reads the body only
+ * through the scanner, so it gives what cs_codec_decode gives over the whole
+ * body; spans into the body stay valid, as its bytes never move. */
+cs_err cs_codec_decode_feed(const char *body, size_t have,
+                            const cs_jscan_feed *feed, size_t max_nodes,
+                            cs_wire_request *out, char *err,
+                            size_t errlen) CS_MUST_USE;
 void cs_codec_request_free(cs_wire_request *r);
 
 /* ExtenderFilterResult: kept nodes in the request's mode, failed ones with

@@ -16,6 +16,7 @@
 
 #include "carbon/planner.h"
 #include "carbon/util/buf.h"
+#include "carbon/util/jscan.h"
 #include "carbon/util/metrics.h"
 #include "scheduler/estimate.h"
 #include "scheduler/node_facts.h"
@@ -83,9 +84,13 @@ void cs_decider_free(cs_decider *d);
 
 /* Handles one call. Never fails: any problem becomes a well-formed reply
  * (400 with a JSON Error for undecodable input; a neutral answer and a
- * logged error for internal trouble). */
+ * logged error for internal trouble). With a feed (carbon/util/jscan.h),
+ * the body is still arriving: body[0..len) is what is there, and the
+ * decode waits on the feed for the rest. The time spent waiting is not
+ * counted in the decision's duration. */
 void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
-                       size_t len, const char *request_id, cs_reply *out);
+                       size_t len, const cs_jscan_feed *feed,
+                       const char *request_id, cs_reply *out);
 
 /* Readiness for GET /readyz: appends a JSON object describing the signals
  * and node cache to `detail`; false when the service should not take

@@ -300,7 +300,7 @@ static void service_free(service *sv)
 static void handle(void *ctx, cs_verb verb, const char *body, size_t len,
                    const char *request_id, cs_reply *out)
 {
-  cs_decider_handle(ctx, verb, body, len, request_id, out);
+  cs_decider_handle(ctx, verb, body, len, NULL, request_id, out);
 }
 
 static bool ready(void *ctx, cs_buf *detail)

@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   bool decoded =
       cs_codec_decode(body, size - 1, 100000, &r, err, sizeof(err)) == CS_OK;
   cs_reply rep = {0};
-  cs_decider_handle(decider, verb, body, size - 1, "fuzz", &rep);
+  cs_decider_handle(decider, verb, body, size - 1, NULL, "fuzz", &rep);
   FZ_ASSERT(rep.status == 200 || rep.status == 400);
   FZ_ASSERT(rep.body != NULL);
   check_reply(verb, &r, decoded, &rep);

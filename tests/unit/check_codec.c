@@ -1,5 +1,6 @@
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <sanitizer/asan_interface.h> /* no-ops outside the sanitizer build */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,6 +362,82 @@ START_TEST(test_codec_decode_truncated_everywhere)
 }
 END_TEST
 
+/* A body arriving 61 bytes at a time; what has not arrived is poisoned in
+ * the sanitizer build, so a decode reading past it stops the test. */
+typedef struct trickle {
+  const char *end;
+} trickle;
+
+static const char *trickle_wait(void *ctx, const char *have)
+{
+  trickle *t = ctx;
+  size_t n = (size_t)(t->end - have) < 61 ? (size_t)(t->end - have) : 61;
+  ASAN_UNPOISON_MEMORY_REGION(have, n);
+  return have + n;
+}
+
+/* Decodes body[0..len) and re-encodes it as a filter reply keeping every
+ * node: the reply holds the names and the exact bytes of each Node, so two
+ * decodes that give the same reply read the same request. */
+static char *decode_and_echo(const char *body, size_t len, bool fed, char *err)
+{
+  cs_wire_request r;
+  char *copy = cs_malloc(len + 1);
+  memcpy(copy, body, len);
+  trickle t = {copy + len};
+  cs_jscan_feed feed = {trickle_wait, &t};
+  cs_err rc;
+  if (fed) {
+    ASAN_POISON_MEMORY_REGION(copy, len + 1);
+    rc = cs_codec_decode_feed(copy, 0, &feed, 100000, &r, err, 256);
+  } else {
+    rc = cs_codec_decode(copy, len, 100000, &r, err, 256);
+  }
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  cs_buf_printf(&out, "rc=%d ", (int)rc);
+  if (!rc) {
+    cs_verdict *v = cs_calloc(r.nnodes + 1, sizeof(*v));
+    cs_codec_write_filter(&out, &r, v, NULL, NULL, NULL);
+    free(v);
+    cs_codec_request_free(&r);
+  }
+  ASAN_UNPOISON_MEMORY_REGION(copy, len + 1);
+  free(copy);
+  size_t n;
+  return cs_buf_release(&out, &n);
+}
+
+/* A body decoded while it arrives reads as the whole body does, for each
+ * fixture and for cuts of one, with the same error when it is refused. */
+START_TEST(test_codec_decode_feed_like_whole)
+{
+  static const char *const fixtures[] = {
+      "fixtures/extender/filter-nodes.request.json",
+      "fixtures/extender/filter-names.request.json",
+      "fixtures/extender/prioritize-nodes.request.json",
+      "fixtures/extender/prioritize-plain-pod.request.json"};
+  for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+    size_t len;
+    char *body = tu_read_shared(fixtures[i], &len);
+    for (size_t cut = len; cut > 0; cut = cut > 1500 ? cut - 1499 : 0) {
+      char err_whole[256] = "", err_fed[256] = "";
+      char *whole = decode_and_echo(body, cut, false, err_whole);
+      char *fed = decode_and_echo(body, cut, true, err_fed);
+      ck_assert_msg(strcmp(whole, fed) == 0, "%s cut at %zu differs",
+                    fixtures[i], cut);
+      ck_assert_str_eq(err_whole, err_fed);
+      if (cut == len)
+        ck_assert_msg(strncmp(whole, "rc=0 ", 5) == 0, "%s: %s", fixtures[i],
+                      err_whole);
+      free(whole);
+      free(fed);
+    }
+    free(body);
+  }
+}
+END_TEST
+
 START_TEST(test_codec_decode_huge_array_capped)
 {
   size_t count = 200000;
@@ -529,6 +606,7 @@ static Suite *suite(void)
                       (int)(sizeof(bad) / sizeof(bad[0])));
   tcase_add_test(tc, test_codec_decode_deep_nesting_refused);
   tcase_add_test(tc, test_codec_decode_truncated_everywhere);
+  tcase_add_test(tc, test_codec_decode_feed_like_whole);
   tcase_add_test(tc, test_codec_decode_huge_array_capped);
   tcase_add_test(tc, test_codec_decode_nulls_and_empty);
   tcase_add_test(tc, test_codec_decode_node_name_forms);

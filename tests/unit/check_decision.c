@@ -95,7 +95,7 @@ static cJSON *call(cs_verb verb, const char *fixture, int want_status)
   size_t len;
   char *body = tu_read_shared(fixture, &len);
   cs_reply r = {0};
-  cs_decider_handle(decider, verb, body, len, "test-1", &r);
+  cs_decider_handle(decider, verb, body, len, NULL, "test-1", &r);
   ck_assert_int_eq(r.status, want_status);
   cJSON *doc = cJSON_ParseWithLength(r.body, r.len);
   ck_assert_msg(doc != NULL, "reply is not JSON: %.200s", r.body);
@@ -195,8 +195,9 @@ START_TEST(test_decision_filter_full_echo_in_pieces)
   char *body =
       tu_read_shared("fixtures/extender/filter-nodes.request.json", &len);
   cs_reply flat = {0}, pieces = {.echo_ok = true};
-  cs_decider_handle(decider, CS_VERB_FILTER, body, len, "test-1", &flat);
-  cs_decider_handle(decider, CS_VERB_FILTER, body, len, "test-2", &pieces);
+  cs_decider_handle(decider, CS_VERB_FILTER, body, len, NULL, "test-1", &flat);
+  cs_decider_handle(decider, CS_VERB_FILTER, body, len, NULL, "test-2",
+                    &pieces);
   ck_assert_int_eq(pieces.status, 200);
   ck_assert_ptr_null(flat.pieces);
   ck_assert_ptr_nonnull(pieces.pieces);
@@ -254,7 +255,7 @@ START_TEST(test_decision_handle_bad_request_400)
 {
   cs_reply r = {0};
   const char *body = "{\"Pod\":{},\"NodeNames\":[3]}";
-  cs_decider_handle(decider, CS_VERB_FILTER, body, strlen(body), "t", &r);
+  cs_decider_handle(decider, CS_VERB_FILTER, body, strlen(body), NULL, "t", &r);
   ck_assert_int_eq(r.status, 400);
   cJSON *doc = cJSON_ParseWithLength(r.body, r.len);
   ck_assert_str_eq(cJSON_GetObjectItem(doc, "Error")->valuestring,
@@ -296,7 +297,7 @@ static cJSON *decision_line_of(cs_verb verb, const char *body)
   int fds[2];
   capture_begin(fds);
   cs_reply r = {0};
-  cs_decider_handle(decider, verb, body, strlen(body), "test-2", &r);
+  cs_decider_handle(decider, verb, body, strlen(body), NULL, "test-2", &r);
   ck_assert_int_eq(r.status, 200);
   free(r.body);
   return capture_line(fds);
@@ -403,6 +404,54 @@ START_TEST(test_decision_handle_logs_decision_line)
   ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(line, "durationMs")));
   cJSON_Delete(line);
   cJSON_Delete(list);
+}
+END_TEST
+
+/* A body still arriving: handed out in quarters, 100 ms apart. */
+typedef struct slow_feed {
+  const char *end;
+  size_t quarter;
+  int waits;
+} slow_feed;
+
+static const char *slow_wait(void *ctx, const char *have)
+{
+  slow_feed *f = ctx;
+  if (have >= f->end)
+    return have;
+  usleep(100000);
+  f->waits++;
+  size_t left = (size_t)(f->end - have);
+  return have + (left < f->quarter ? left : f->quarter);
+}
+
+/* Decided while it arrives, a request gets the reply it gets whole, and
+ * the Decision line's duration leaves out the time spent waiting for it. */
+START_TEST(test_decision_handle_fed_body_like_whole)
+{
+  size_t len;
+  char *body =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  cs_reply whole = {0}, fed = {0};
+  cs_decider_handle(decider, CS_VERB_PRIORITIZE, body, len, NULL, "w-1",
+                    &whole);
+  slow_feed f = {body + len, len / 4 + 1, 0};
+  cs_jscan_feed feed = {slow_wait, &f};
+  int fds[2];
+  capture_begin(fds);
+  cs_decider_handle(decider, CS_VERB_PRIORITIZE, body, 0, &feed, "f-1", &fed);
+  cJSON *line = capture_line(fds);
+  ck_assert_int_eq(fed.status, 200);
+  ck_assert_uint_eq(fed.len, whole.len);
+  ck_assert(memcmp(fed.body, whole.body, whole.len) == 0);
+  ck_assert_int_ge(f.waits, 4);
+  double ms = cJSON_GetObjectItem(line, "durationMs")->valuedouble;
+  ck_assert_msg(ms < 100, "durationMs %.1f counts the %d waits of 100 ms", ms,
+                f.waits);
+  cJSON_Delete(line);
+  free(whole.body);
+  free(fed.body);
+  free(body);
 }
 END_TEST
 
@@ -557,7 +606,8 @@ static cJSON *filter_with(const char *const *kv, size_t n)
   char *text = cJSON_PrintUnformatted(doc);
   cJSON_Delete(doc);
   cs_reply r = {0};
-  cs_decider_handle(decider, CS_VERB_FILTER, text, strlen(text), "f-1", &r);
+  cs_decider_handle(decider, CS_VERB_FILTER, text, strlen(text), NULL, "f-1",
+                    &r);
   free(text);
   ck_assert_int_eq(r.status, 200);
   cJSON *out = cJSON_ParseWithLength(r.body, r.len);
@@ -888,6 +938,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_decision_prioritize_plain_pod_neutral);
   tcase_add_test(tc, test_decision_handle_bad_request_400);
   tcase_add_test(tc, test_decision_handle_logs_decision_line);
+  tcase_add_test(tc, test_decision_handle_fed_body_like_whole);
   tcase_add_test(tc, test_decision_handle_groups_identical_nodes);
   suite_add_tcase(s, tc);
   TCase *tb = tcase_create("builtin");

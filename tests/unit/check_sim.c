@@ -361,7 +361,7 @@ static char *request(const cs_sim_job *j, const char *planned_start)
 static cJSON *handle(cs_decider *d, cs_verb verb, const char *body)
 {
   cs_reply r = {0};
-  cs_decider_handle(d, verb, body, strlen(body), "sim-1", &r);
+  cs_decider_handle(d, verb, body, strlen(body), NULL, "sim-1", &r);
   ck_assert_int_eq(r.status, 200);
   cJSON *out = cJSON_ParseWithLength(r.body, r.len);
   free(r.body);
