@@ -32,6 +32,7 @@
 #define OPT_MAX_BODY "http.maxBodyBytes"
 #define OPT_REQUEST_TIMEOUT "http.requestTimeout"
 #define OPT_HEADER_TIMEOUT "http.headerTimeout"
+#define OPT_STREAM_BODY "http.streamBodyBytes"
 
 #define M_REQUESTS "carbonshift_http_requests_total"
 #define M_DURATION "carbonshift_http_request_duration_seconds"
@@ -56,6 +57,12 @@
 #define DRAIN_FLUSH_MS 1000
 /* Bound on the /readyz detail the handler may append. */
 #define MAX_READY_DETAIL (64u << 10)
+/* A decision parsing a body that is still arriving is woken when this
+ * much more has come (or all of it), not for every read. */
+#define FEED_BATCH (256u << 10)
+/* How often such a decision, waiting, checks whether the server is
+ * cutting requests short (the graceful stop's deadline has passed). */
+#define FEED_POLL_MS 100u
 
 typedef enum route {
   R_OTHER,
@@ -78,6 +85,10 @@ struct cs_server {
   cs_metrics *metrics;
   char *prefix; /* normalised: "" or "/a/b" */
   size_t max_body;
+  size_t stream_min;    /* bodies this large are parsed as they arrive */
+  unsigned max_streams; /* decisions waiting on bodies at once */
+  atomic_uint streams;  /* such decisions now */
+  atomic_bool cutting;  /* past the stop deadline: waits on bodies end */
   uint64_t request_timeout_ns;
   bool mtls;
   char *cert_pem;
@@ -119,9 +130,10 @@ static conn *conn_of(struct MHD_Connection *c)
 
 /* Where an extender request is on its way through the decision pool. */
 typedef enum stage {
-  STAGE_NONE = 0, /* not handed to the pool */
-  STAGE_QUEUED,   /* connection suspended, decision queued or running */
-  STAGE_DONE      /* `decided` holds the reply; connection resumed */
+  STAGE_NONE = 0,  /* not handed to the pool */
+  STAGE_STREAMING, /* handed to the pool while its body is still arriving */
+  STAGE_QUEUED,    /* connection suspended, decision queued or running */
+  STAGE_DONE       /* `decided` holds the reply; connection resumed */
 } stage;
 
 typedef struct request {
@@ -141,9 +153,45 @@ typedef struct request {
   size_t bytes; /* reply body bytes */
   char *err;    /* why the request failed, for the access log */
   bool replied; /* a response was queued */
+  /* Parsing while receiving (see "decisions" below). */
+  size_t expected; /* the Content-Length; 0 when there was none */
+  bool streaming;  /* the decision started before the body was in */
+  pthread_mutex_t feed_mu;
+  pthread_cond_t feed_cv;
+  size_t feed_have; /* body bytes the decision may read */
+  size_t feed_want; /* the decision wants waking once feed_have is this */
+  bool feed_closed; /* no more bytes will come: the connection is gone */
+  cs_jscan_feed feed;
+  atomic_int meet; /* body in, decision done: the second resumes */
+  atomic_int refs; /* on_completed's and the decision's */
 } request;
 
 /* ---- helpers ---------------------------------------------------------- */
+
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines
+ * (deadline_in). */
+static void cond_init_monotonic(pthread_cond_t *cv)
+{
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+/* The CLOCK_MONOTONIC time `ms` from now, for timed waits. */
+static struct timespec deadline_in(unsigned ms)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += ms / 1000;
+  t.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -732,6 +780,7 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
                          "%zu bytes (" OPT_MAX_BODY ")",
                          n, s->max_body);
     cs_buf_reserve(&rq->body, (size_t)n);
+    rq->expected = (size_t)n;
   }
   return MHD_YES;
 }
@@ -743,7 +792,21 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
  * bodies and answering probes while it is decided. The decision thread
  * stores the reply and resumes the connection; libmicrohttpd then calls
  * on_request again, which queues that reply. A suspended connection is
- * neither polled nor timed out, so the request outlives the decision. */
+ * neither polled nor timed out, so the request outlives the decision.
+ *
+ * A large body (http.streamBodyBytes or more, with a Content-Length) is
+ * handed over as soon as its first bytes are in, so that parsing overlaps
+ * receiving instead of following it: the codec's scanner reads what has
+ * arrived and waits on the request's feed for the rest, while the
+ * connection thread goes on appending to the body buffer, which was
+ * reserved whole and so never moves. Such a request waits for two events:
+ * its body is complete (the connection thread then suspends the
+ * connection) and its decision is done; whichever comes second resumes the
+ * connection (`meet`). When the connection dies first, on_completed closes
+ * the feed, so that the scanner fails at once, and whichever of the two
+ * lets go of the request last frees it (`refs`). At most max_streams
+ * decisions wait on bodies at once, so that decision threads remain for
+ * the bodies that are complete. */
 
 static void queued_gauge(cs_server *s)
 {
@@ -751,17 +814,97 @@ static void queued_gauge(cs_server *s)
                  (double)cs_pool_queued(s->deciders));
 }
 
+static void request_free(request *rq)
+{
+  if (rq->streaming) {
+    pthread_cond_destroy(&rq->feed_cv);
+    pthread_mutex_destroy(&rq->feed_mu);
+  }
+  cs_buf_free(&rq->body);
+  free(rq->decided.body);
+  free(rq->decided.pieces);
+  free(rq->err);
+  free(rq);
+}
+
+/* Lets go of a request; the last holder frees it. Only a streaming
+ * request has two. */
+static void request_release(request *rq)
+{
+  if (!rq->streaming || atomic_fetch_sub(&rq->refs, 1) == 1)
+    request_free(rq);
+}
+
+/* The decision thread's side of the feed: see cs_jscan_feed. */
+static const char *feed_wait(void *ctx, const char *end)
+{
+  request *rq = ctx;
+  size_t have = (size_t)(end - rq->body.data);
+  pthread_mutex_lock(&rq->feed_mu);
+  rq->feed_want =
+      rq->expected - have > FEED_BATCH ? have + FEED_BATCH : rq->expected;
+  while (rq->feed_have <= have && rq->feed_have < rq->expected &&
+         !rq->feed_closed && !atomic_load(&rq->srv->cutting)) {
+    struct timespec t = deadline_in(FEED_POLL_MS);
+    pthread_cond_timedwait(&rq->feed_cv, &rq->feed_mu, &t);
+  }
+  size_t now = rq->feed_have;
+  pthread_mutex_unlock(&rq->feed_mu);
+  return rq->body.data + (now > have ? now : have);
+}
+
+/* The connection thread's side: publishes what has been appended, or that
+ * nothing more will come. */
+static void feed_publish(request *rq, bool closed)
+{
+  pthread_mutex_lock(&rq->feed_mu);
+  rq->feed_have = rq->body.len;
+  rq->feed_closed = rq->feed_closed || closed;
+  bool wake = rq->feed_closed || rq->feed_have >= rq->feed_want;
+  pthread_mutex_unlock(&rq->feed_mu);
+  if (wake)
+    pthread_cond_signal(&rq->feed_cv);
+}
+
+/* Resumes the connection with the decided reply, unless the other of the
+ * two events a streaming request waits for is still to come. */
+static void meet_or_resume(request *rq)
+{
+  if (rq->streaming && atomic_fetch_add(&rq->meet, 1) == 0)
+    return;
+  atomic_store(&rq->stage, STAGE_DONE);
+  MHD_resume_connection(rq->conn);
+}
+
+static void decision_done(request *rq)
+{
+  bool streaming = rq->streaming;
+  if (streaming)
+    atomic_fetch_sub(&rq->srv->streams, 1);
+  meet_or_resume(rq);
+  if (streaming) /* the connection's hold is let go in on_completed */
+    request_release(rq);
+}
+
 static void run_decision(cs_pool_job *job)
 {
   request *rq = (request *)job;
   cs_server *s = rq->srv;
   queued_gauge(s);
-  const char *body = rq->body.data ? rq->body.data : "";
   rq->decided.echo_ok = true; /* the body is kept until the reply is sent */
-  s->h.handle(s->h.ctx, rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE,
-              body, rq->body.len, rq->reqid, &rq->decided);
-  atomic_store(&rq->stage, STAGE_DONE);
-  MHD_resume_connection(rq->conn);
+  cs_verb verb = rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE;
+  if (rq->streaming) {
+    pthread_mutex_lock(&rq->feed_mu);
+    size_t have = rq->feed_have;
+    pthread_mutex_unlock(&rq->feed_mu);
+    s->h.handle(s->h.ctx, verb, rq->body.data, have, &rq->feed, rq->reqid,
+                &rq->decided);
+  } else {
+    const char *body = rq->body.data ? rq->body.data : "";
+    s->h.handle(s->h.ctx, verb, body, rq->body.len, NULL, rq->reqid,
+                &rq->decided);
+  }
+  decision_done(rq);
 }
 
 /* The pool is stopping (graceful stop past its deadline, or the server
@@ -776,8 +919,7 @@ static void cancel_decision(cs_pool_job *job)
   cs_json_close(&b, '}');
   rq->decided.status = MHD_HTTP_SERVICE_UNAVAILABLE;
   rq->decided.body = cs_buf_release(&b, &rq->decided.len);
-  atomic_store(&rq->stage, STAGE_DONE);
-  MHD_resume_connection(rq->conn);
+  decision_done(rq); /* resumes at once unless the body is still coming */
 }
 
 static enum MHD_Result start_decision(cs_server *s, struct MHD_Connection *c,
@@ -791,6 +933,54 @@ static enum MHD_Result start_decision(cs_server *s, struct MHD_Connection *c,
   if (!cs_pool_submit(s->deciders, &rq->job))
     cancel_decision(&rq->job); /* resumes at once */
   queued_gauge(s);
+  return MHD_YES;
+}
+
+/* Whether the body now arriving should be parsed as it arrives: it is large
+ * enough to gain, its whole size is known and reserved, and a stream slot
+ * is free (taken here). */
+static bool stream_wanted(cs_server *s, request *rq)
+{
+  if ((rq->r != R_FILTER && rq->r != R_PRIORITIZE) || !rq->expected ||
+      rq->expected < s->stream_min || rq->body.len >= rq->expected ||
+      rq->body.alloc <= rq->expected || cs_buf_error(&rq->body))
+    return false;
+  unsigned n = atomic_load(&s->streams);
+  do {
+    if (n >= s->max_streams)
+      return false;
+  } while (!atomic_compare_exchange_weak(&s->streams, &n, n + 1));
+  return true;
+}
+
+/* Hands a request whose body has begun to arrive to the pool, with the
+ * connection left running to receive the rest. */
+static enum MHD_Result start_streaming(cs_server *s, struct MHD_Connection *c,
+                                       request *rq)
+{
+  rq->srv = s;
+  rq->conn = c;
+  rq->job.run = run_decision;
+  rq->streaming = true;
+  pthread_mutex_init(&rq->feed_mu, NULL);
+  cond_init_monotonic(&rq->feed_cv);
+  rq->feed_have = rq->body.len;
+  rq->feed = (cs_jscan_feed){feed_wait, rq};
+  atomic_store(&rq->refs, 2);
+  atomic_store(&rq->stage, STAGE_STREAMING);
+  if (!cs_pool_submit(s->deciders, &rq->job))
+    cancel_decision(&rq->job);
+  queued_gauge(s);
+  return MHD_YES;
+}
+
+/* The last byte of a streaming request's body is in: the connection waits,
+ * suspended, for the decision, unless it is done already. */
+static enum MHD_Result stream_complete(struct MHD_Connection *c, request *rq)
+{
+  atomic_store(&rq->stage, STAGE_QUEUED);
+  MHD_suspend_connection(c);
+  meet_or_resume(rq);
   return MHD_YES;
 }
 
@@ -824,6 +1014,8 @@ static enum MHD_Result dispatch(cs_server *s, struct MHD_Connection *c,
     switch (atomic_load(&rq->stage)) {
     case STAGE_NONE:
       return start_decision(s, c, rq);
+    case STAGE_STREAMING:
+      return stream_complete(c, rq);
     case STAGE_QUEUED: /* not resumed by us: nothing to do yet */
       return MHD_YES;
     case STAGE_DONE:
@@ -931,6 +1123,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     }
     cs_buf_append(&rq->body, upload_data, *upload_data_size);
     *upload_data_size = 0;
+    if (rq->streaming)
+      feed_publish(rq, false);
+    else if (stream_wanted(s, rq))
+      return start_streaming(s, c, rq);
     return MHD_YES;
   }
   if (rq->replied)
@@ -983,11 +1179,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
   conn *cn = conn_of(c);
   if (cn && cn->slot)
     cs_head_watch_idle(s->heads, cn->slot);
-  cs_buf_free(&rq->body);
-  free(rq->decided.body);
-  free(rq->decided.pieces);
-  free(rq->err);
-  free(rq);
+  if (rq->streaming)
+    feed_publish(rq, true); /* a decision still reading the body stops */
+  request_release(rq);
   request_end(s);
 }
 
@@ -1153,11 +1347,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
                                        : CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS) *
       1000000u;
   pthread_mutex_init(&s->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  cond_init_monotonic(&s->cv);
   if (getrandom(&s->id_seed, sizeof(s->id_seed), 0) != sizeof(s->id_seed))
     s->id_seed = cs_clock_mono_ns() ^ ((uint64_t)getpid() << 32);
 
@@ -1187,6 +1377,9 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
 
   unsigned threads = o->threads ? o->threads : cpu_count();
   unsigned deciders = o->decision_threads ? o->decision_threads : cpu_count();
+  s->stream_min = o->stream_body_bytes ? o->stream_body_bytes
+                                       : CS_SERVER_DEFAULT_STREAM_BODY;
+  s->max_streams = deciders > 1 ? deciders - 1 : 1;
   s->header_timeout_ns =
       (uint64_t)(o->header_timeout_ms ? o->header_timeout_ms
                                       : CS_SERVER_DEFAULT_HEADER_TIMEOUT_MS) *
@@ -1261,6 +1454,8 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   cs_json_bool(line, "mtls", s->mtls);
   cs_json_int(line, "threads", threads);
   cs_json_int(line, "decisionThreads", deciders);
+  if (s->stream_min != SIZE_MAX)
+    cs_json_int(line, "streamBodyBytes", (int64_t)s->stream_min);
   cs_log_end(line);
 out:
   if (rc) {
@@ -1280,19 +1475,6 @@ unsigned cs_server_port(const cs_server *s)
  * open, none started during DRAIN_QUIET_MS (a request on a kept-alive
  * connection may be on its way), or until the deadline. Returns the
  * requests still in flight. */
-static struct timespec deadline_in(unsigned ms)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_sec += ms / 1000;
-  t.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
-
 /* Waits, with s->mu held, until no request is in flight or the deadline. */
 static void wait_idle(cs_server *s, const struct timespec *deadline)
 {
@@ -1358,7 +1540,9 @@ cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms)
   /* libmicrohttpd aborts when stopped with a connection suspended, so
    * every decision must have resumed its connection first: those still
    * queued are answered 503 and one running is waited for. Their replies
-   * get DRAIN_FLUSH_MS to go out. */
+   * get DRAIN_FLUSH_MS to go out. A decision still waiting for the rest
+   * of its body stops waiting. */
+  atomic_store(&s->cutting, true);
   cs_pool_stop(s->deciders, cancel_decision);
   unsigned cut = left;
   if (left) {
@@ -1392,6 +1576,7 @@ void cs_server_free(cs_server *s)
 {
   if (!s)
     return;
+  atomic_store(&s->cutting, true);
   if (s->deciders)
     cs_pool_stop(s->deciders, cancel_decision); /* before the daemon stops */
   if (s->daemon)

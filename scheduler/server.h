@@ -31,6 +31,7 @@
 #define CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS 10000u /* body upload */
 #define CS_SERVER_DEFAULT_HEADER_TIMEOUT_MS 30000u  /* idle to full head */
 #define CS_SERVER_DEFAULT_MAX_CONNECTIONS 1024u
+#define CS_SERVER_DEFAULT_STREAM_BODY (1u << 20)
 
 typedef struct cs_server_opts {
   /* "ADDR:PORT": "127.0.0.1:8080", "0.0.0.0:8443", "[::1]:8443", "[::]:80"
@@ -57,6 +58,12 @@ typedef struct cs_server_opts {
                                     read and write connections */
   unsigned decision_threads;     /* 0: number of online CPUs; threads that
                                     run the handler's `handle` */
+  size_t stream_body_bytes;      /* 0: CS_SERVER_DEFAULT_STREAM_BODY;
+                                    SIZE_MAX: never. Bodies this large,
+                                    with a Content-Length, are parsed while
+                                    they arrive, by at most
+                                    decision_threads - 1 decisions (1 with
+                                    a single thread) at once */
   unsigned connection_timeout_s; /* 0: default; idle connections close */
   unsigned request_timeout_ms;   /* 0: default; limit on receiving one
                                     request's body */
@@ -73,9 +80,13 @@ typedef struct cs_server_opts {
 typedef struct cs_server_handler {
   void *ctx;
   /* Must fill *out (status and a malloc'd JSON body, owned by the server
-   * afterwards). `body` is NUL-terminated at body[len]. */
+   * afterwards). Without a feed, the body is whole and NUL-terminated at
+   * body[len]. With one, the body is still arriving (see
+   * http.streamBodyBytes): body[0..len) is there, feed->wait (jscan.h)
+   * waits for the rest, and the body is NUL-terminated once it is whole. */
   void (*handle)(void *ctx, cs_verb verb, const char *body, size_t len,
-                 const char *request_id, cs_reply *out);
+                 const cs_jscan_feed *feed, const char *request_id,
+                 cs_reply *out);
   /* Appends a JSON value (an object) describing readiness to `detail`;
    * false when the service should not take traffic. NULL: always ready. */
   bool (*ready)(void *ctx, cs_buf *detail);

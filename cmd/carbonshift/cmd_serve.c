@@ -298,9 +298,10 @@ static void service_free(service *sv)
 }
 
 static void handle(void *ctx, cs_verb verb, const char *body, size_t len,
-                   const char *request_id, cs_reply *out)
+                   const cs_jscan_feed *feed, const char *request_id,
+                   cs_reply *out)
 {
-  cs_decider_handle(ctx, verb, body, len, NULL, request_id, out);
+  cs_decider_handle(ctx, verb, body, len, feed, request_id, out);
 }
 
 static bool ready(void *ctx, cs_buf *detail)
@@ -387,6 +388,9 @@ static int run(service *sv)
       .max_header_bytes = (size_t)c->http_max_header_bytes,
       .threads = (unsigned)c->http_threads,
       .decision_threads = (unsigned)c->http_decision_threads,
+      .stream_body_bytes = c->http_stream_body_bytes
+                               ? (size_t)c->http_stream_body_bytes
+                               : SIZE_MAX,
       .connection_timeout_s = (unsigned)(c->http_connection_timeout_s + 0.5),
       .request_timeout_ms = (unsigned)(c->http_request_timeout_s * 1000 + 0.5),
       .header_timeout_ms = (unsigned)(c->http_header_timeout_s * 1000 + 0.5),

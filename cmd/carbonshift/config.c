@@ -195,6 +195,15 @@ static const setting settings[] = {
      .max = 1024,
      .help = "Threads deciding filter and prioritize requests; 0 means one "
              "per CPU"},
+    {.name = "http.streamBodyBytes",
+     .type = K_SIZE,
+     .off = F(http_stream_body_bytes),
+     .def = "1Mi",
+     .min = 0,
+     .max = GI,
+     .help = "Request bodies this large (with a Content-Length) are parsed "
+             "while they arrive, by at most decisionThreads - 1 decisions "
+             "at once; 0 turns it off"},
     {.name = "http.connectionTimeout",
      .type = K_DURATION,
      .off = F(http_connection_timeout_s),

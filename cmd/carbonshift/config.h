@@ -75,6 +75,7 @@ typedef struct cs_config {
   int64_t http_max_connections;     /* http.maxConnections */
   int64_t http_threads;             /* http.threads; 0 = CPUs */
   int64_t http_decision_threads;    /* http.decisionThreads; 0 = CPUs */
+  int64_t http_stream_body_bytes;   /* http.streamBodyBytes; 0 = off */
   double http_connection_timeout_s; /* http.connectionTimeout */
   double http_request_timeout_s;    /* http.requestTimeout */
   double http_header_timeout_s;     /* http.headerTimeout */

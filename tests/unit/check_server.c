@@ -39,6 +39,9 @@ typedef struct th {
   pthread_mutex_t mu;
   char last_id[80];
   size_t last_len;
+  atomic_int fed;      /* calls that got a feed: the body was still arriving */
+  atomic_int waits;    /* feed waits that brought more bytes */
+  atomic_int returned; /* calls that have finished */
 } th;
 
 static th H;
@@ -64,12 +67,25 @@ static void echo_in_pieces(const char *p, size_t n, cs_reply *out)
 
 /* Replies with what it saw, so tests can check the body arrived whole:
  * {"Verb":..., "Len":n, "Sum":byte sum, "RequestId":...}. A body starting
- * with "sleep" holds the call for H.sleep_ms. */
+ * with "sleep" holds the call for H.sleep_ms. A body still arriving is read
+ * to its end through the feed first, as the codec's scanner would. */
 static void th_handle(void *ctx, cs_verb verb, const char *body, size_t len,
-                      const char *rid, cs_reply *out)
+                      const cs_jscan_feed *feed, const char *rid, cs_reply *out)
 {
   th *t = ctx;
   atomic_fetch_add(&t->calls, 1);
+  if (feed) {
+    atomic_fetch_add(&t->fed, 1);
+    for (const char *end = body + len;;) {
+      const char *more = feed->wait(feed->ctx, end);
+      if (more == end)
+        break;
+      ck_assert(more > end);
+      atomic_fetch_add(&t->waits, 1);
+      end = more;
+      len = (size_t)(end - body);
+    }
+  }
   pthread_mutex_lock(&t->mu);
   snprintf(t->last_id, sizeof(t->last_id), "%s", rid);
   t->last_len = len;
@@ -81,6 +97,7 @@ static void th_handle(void *ctx, cs_verb verb, const char *body, size_t len,
   }
   if (len >= 4 && memcmp(body, "echo", 4) == 0 && out->echo_ok) {
     echo_in_pieces(body + 4, len - 4, out);
+    atomic_fetch_add(&t->returned, 1);
     return;
   }
   unsigned long sum = 0;
@@ -96,6 +113,7 @@ static void th_handle(void *ctx, cs_verb verb, const char *body, size_t len,
   cs_json_close(&b, '}');
   out->status = 200;
   out->body = cs_buf_release(&b, &out->len);
+  atomic_fetch_add(&t->returned, 1);
 }
 
 static bool th_ready(void *ctx, cs_buf *detail)
@@ -1238,6 +1256,192 @@ START_TEST(test_server_shutdown_cuts_request_still_arriving)
 }
 END_TEST
 
+/* ---- parsing while receiving --------------------------------------------- */
+
+/* n bytes of 'a'..'z' repeated, NUL-terminated, and their byte sum. */
+static char *letters(size_t n, unsigned long *sum)
+{
+  char *b = cs_malloc(n + 1);
+  *sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    b[i] = (char)('a' + i % 26);
+    *sum += (unsigned char)b[i];
+  }
+  b[n] = '\0';
+  return b;
+}
+
+/* Opens a connection and sends the head of a POST of `len` body bytes; the
+ * server closes the connection after its reply. */
+static int stream_open(const char *path, size_t len)
+{
+  int fd = raw_connect(cs_server_port(S));
+  char head[256];
+  snprintf(head, sizeof(head),
+           "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+           path, len);
+  raw_send(fd, head);
+  return fd;
+}
+
+/* Waits (up to 2 s) until the counter reaches n. */
+static bool wait_count(atomic_int *c, int n)
+{
+  for (int i = 0; i < 200 * (int)tu_slowdown(); i++) {
+    if (atomic_load(c) >= n)
+      return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+/* Opens a request of n body bytes, sends the first MiB and waits for the
+ * handler's `calls`-th call: the body is then being parsed as it arrives. */
+static int stream_begin(const char *path, const char *body, size_t n, int calls)
+{
+  int fd = stream_open(path, n);
+  ck_assert(raw_try_send(fd, body, 1u << 20));
+  ck_assert_msg(wait_count(&H.calls, calls),
+                "no decision before the body was in");
+  return fd;
+}
+
+/* Sends the rest of the body and checks the handler saw all of it. */
+static void stream_finish(int fd, const char *body, size_t from, size_t n,
+                          unsigned long sum)
+{
+  ck_assert(raw_try_send(fd, body + from, n - from));
+  static char reply[4096];
+  bool closed;
+  raw_read(fd, reply, sizeof(reply), 5000 * (int)tu_slowdown(), &closed);
+  close(fd);
+  ck_assert_msg(strstr(reply, "HTTP/1.1 200"), "reply: %s", reply);
+  char want[64];
+  snprintf(want, sizeof(want), "\"Len\":%zu,\"Sum\":%lu", n, sum);
+  ck_assert_msg(strstr(reply, want), "wanted %s in %s", want, reply);
+}
+
+/* A server with two decision threads, so one body may be parsed as it
+ * arrives (http.streamBodyBytes at its default), and room for 8 MiB. */
+static void start_for_streams(size_t stream_body_bytes)
+{
+  cs_server_opts o = base_opts();
+  o.max_body_bytes = 8u << 20;
+  o.decision_threads = 2;
+  o.stream_body_bytes = stream_body_bytes;
+  S = start(&o);
+}
+
+/* A body of http.streamBodyBytes or more reaches the handler while it is
+ * still arriving, through the feed, and whole in the end. */
+START_TEST(test_server_large_body_parsed_while_arriving)
+{
+  start_for_streams(0);
+  unsigned long sum;
+  size_t n = 3u << 20;
+  char *body = letters(n, &sum);
+  /* Two thirds of the body are not even sent when the decision starts. */
+  int fd = stream_begin("/prioritize", body, n, 1);
+  ck_assert_int_eq(atomic_load(&H.fed), 1);
+  ck_assert_int_eq(atomic_load(&H.returned), 0);
+  stream_finish(fd, body, 1u << 20, n, sum);
+  ck_assert_int_gt(atomic_load(&H.waits), 0);
+  ck_assert_int_eq(atomic_load(&H.returned), 1);
+  free(body);
+}
+END_TEST
+
+/* A client that goes away mid-body ends the decision reading it (the
+ * sanitizer build checks nothing is used after it is freed), and the next
+ * large body streams again: the slot was given back. */
+START_TEST(test_server_stream_ends_when_client_goes)
+{
+  start_for_streams(0);
+  unsigned long sum;
+  size_t n = 4u << 20;
+  char *body = letters(n, &sum);
+  int fd = stream_begin("/filter", body, n, 1);
+  close(fd);
+  ck_assert_msg(wait_count(&H.returned, 1),
+                "the decision still waits for a body whose client left");
+  ck_assert(wait_logged("\"status\":0"));
+
+  fd = stream_begin("/filter", body, n, 2);
+  ck_assert_int_eq(atomic_load(&H.fed), 2);
+  stream_finish(fd, body, 1u << 20, n, sum);
+  free(body);
+}
+END_TEST
+
+/* With two decision threads only one waits on a body at a time: a second
+ * large body is read whole first, and a small request is still decided at
+ * once while both are arriving. */
+START_TEST(test_server_streams_leave_a_decision_thread)
+{
+  start_for_streams(0);
+  unsigned long sum;
+  size_t n = 3u << 20;
+  char *body = letters(n, &sum);
+  int a = stream_begin("/filter", body, n, 1);
+  int b = stream_open("/filter", n);
+  ck_assert(raw_try_send(b, body, 1u << 20));
+  usleep(200000);
+  ck_assert_int_eq(atomic_load(&H.calls), 1);
+  resp *r = simple("POST", "/prioritize");
+  ck_assert_int_eq(r->status, 200);
+  ck_assert_int_eq(atomic_load(&H.calls), 2);
+  stream_finish(b, body, 1u << 20, n, sum);
+  stream_finish(a, body, 1u << 20, n, sum);
+  ck_assert_int_eq(atomic_load(&H.fed), 1);
+  ck_assert_int_eq(atomic_load(&H.returned), 3);
+  free(body);
+}
+END_TEST
+
+/* Below http.streamBodyBytes, or with streaming off (SIZE_MAX), a body is
+ * decided once it is whole. */
+START_TEST(test_server_stream_threshold_respected)
+{
+  static const size_t thresholds[] = {4u << 20, SIZE_MAX};
+  unsigned long sum;
+  size_t n = 3u << 20;
+  char *body = letters(n, &sum);
+  for (size_t i = 0; i < 2; i++) {
+    start_for_streams(thresholds[i]);
+    int fd = stream_open("/filter", n);
+    ck_assert(raw_try_send(fd, body, 2u << 20));
+    usleep(200000);
+    ck_assert_int_eq(atomic_load(&H.calls), (int)i);
+    stream_finish(fd, body, 2u << 20, n, sum);
+    ck_assert_int_eq(atomic_load(&H.fed), 0);
+    cs_server_free(S);
+    S = NULL;
+  }
+  free(body);
+}
+END_TEST
+
+/* Past the stop deadline a decision waiting for the rest of a body stops
+ * waiting, so the stop is not held up by a client that stalls. */
+START_TEST(test_server_shutdown_cuts_stream_still_arriving)
+{
+  start_for_streams(0);
+  unsigned long sum;
+  size_t n = 3u << 20;
+  char *body = letters(n, &sum);
+  int fd = stream_begin("/filter", body, n, 1);
+  uint64_t t0 = cs_clock_mono_ns();
+  ck_assert_int_eq(cs_server_shutdown(S, 200), CS_ETIMEDOUT);
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs < 2.0 * tu_slowdown(), "the stop took %.2f s", secs);
+  ck_assert_int_eq(atomic_load(&H.returned), 1);
+  ck_assert_ptr_nonnull(strstr(logged(), "\"cutRequests\":1"));
+  close(fd);
+  free(body);
+}
+END_TEST
+
 static void *sleepy_client(void *arg)
 {
   resp *r = arg;
@@ -1802,6 +2006,11 @@ static Suite *suite(void)
                  test_server_shutdown_serves_kept_alive_connection_while_quiet);
   tcase_add_test(tc, test_server_shutdown_timeout_reported);
   tcase_add_test(tc, test_server_shutdown_cuts_request_still_arriving);
+  tcase_add_test(tc, test_server_large_body_parsed_while_arriving);
+  tcase_add_test(tc, test_server_stream_ends_when_client_goes);
+  tcase_add_test(tc, test_server_streams_leave_a_decision_thread);
+  tcase_add_test(tc, test_server_stream_threshold_respected);
+  tcase_add_test(tc, test_server_shutdown_cuts_stream_still_arriving);
   tcase_add_test(tc, test_server_decision_does_not_block_connection_threads);
   tcase_add_test(tc, test_server_shutdown_answers_queued_decision_503);
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
