@@ -273,11 +273,16 @@ static void log_entry(cs_buf *l, const call *c, const zone_text *z,
 {
   size_t i = en->head[k];
   const cs_node_eval *e = &c->pc.nodes[i];
+  size_t cap = c->d->deps.log_names_max, count = 0;
   cs_json_open(l, NULL, '{');
   cs_json_open(l, "names", '[');
-  for (size_t j = i; j != SIZE_MAX; j = en->next[j])
-    cs_json_strn(l, NULL, c->req.nodes[j].name, c->req.nodes[j].name_len);
+  for (size_t j = i; j != SIZE_MAX; j = en->next[j], count++)
+    if (!cap || count < cap)
+      cs_json_strn(l, NULL, c->req.nodes[j].name, c->req.nodes[j].name_len);
   cs_json_close(l, ']');
+  cs_json_int(l, "count", (int64_t)count);
+  if (cap && count > cap)
+    cs_json_int(l, "moreNames", (int64_t)(count - cap));
   if (e->facts_known) {
     cs_json_str(l, "zone", cs_policy_zone_of(&c->pc, i));
     cs_json_str(l, "zoneSource", cs_zone_source_name(e->zone_source));

@@ -75,6 +75,7 @@ typedef struct cs_decider_deps {
   cs_node_cache *nodes;               /* NULL: names-only nodes unknown */
   cs_metrics *metrics;                /* NULL: no metrics */
   const cs_decision_sink *sink;       /* NULL: decisions only logged */
+  size_t log_names_max; /* node names per Decision-line entry; 0: all */
 } cs_decider_deps;
 
 typedef struct cs_decider cs_decider;

@@ -376,6 +376,7 @@ static int run(service *sv)
       .nodes = sv->nodes,
       .metrics = sv->metrics,
       .sink = sv->kube ? &sv->sink : NULL,
+      .log_names_max = (size_t)c->log_decision_names,
   });
   cs_server_opts opts = {
       .listen = c->listen,

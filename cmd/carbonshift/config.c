@@ -244,6 +244,15 @@ static const setting settings[] = {
      .max = 10,
      .help = "Log lines with a higher level are dropped (0: decisions, "
              "start-up and errors only)"},
+    {.name = "log.decisionNames",
+     .type = K_INT,
+     .off = F(log_decision_names),
+     .def = "0",
+     .min = 0,
+     .max = 100000,
+     .help = "Node names listed per entry of the Decision line; an entry "
+             "with more gives the rest as a count (moreNames). 0 lists "
+             "every node"},
     {.name = "estimate.referenceGpu",
      .type = K_STRING,
      .off = F(estimate_reference_gpu),

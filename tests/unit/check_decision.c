@@ -29,6 +29,7 @@ static cs_signals *signals;
 static cs_facts_params facts;
 static cs_estimate_params est;
 static cs_decider *decider;
+static cs_decider_deps base_deps; /* the decider's, for variants of it */
 
 /* Static values make the expected order exact; builtin stands behind them
  * for every other zone, as in the default configuration. */
@@ -66,9 +67,9 @@ static void setup_common(bool with_static)
                              .server_embodied_kg = 1000,
                              .gpu_embodied_kg = 150};
   ck_assert_ptr_nonnull(est.reference_gpu);
-  cs_decider_deps deps = {
-      .signals = signals, .facts = &facts, .estimate = &est};
-  decider = cs_decider_new(&deps);
+  base_deps =
+      (cs_decider_deps){.signals = signals, .facts = &facts, .estimate = &est};
+  decider = cs_decider_new(&base_deps);
 }
 
 static void setup_static(void)
@@ -308,7 +309,9 @@ static cJSON *decision_line_of(cs_verb verb, const char *body)
  * not with the size of the cluster. A twin that differs in one fact (its
  * install date) gets an entry of its own; twins with the same malformed
  * annotation share one, as their problems read the same. */
-START_TEST(test_decision_handle_groups_identical_nodes)
+/* The prioritize fixture plus five more H100 nodes: two the same as the
+ * first, one installed earlier, two with a bad PUE annotation. */
+static char *twins_request(void)
 {
   size_t len;
   char *text =
@@ -337,6 +340,12 @@ START_TEST(test_decision_handle_groups_identical_nodes)
   }
   char *body = cJSON_PrintUnformatted(req);
   cJSON_Delete(req);
+  return body;
+}
+
+START_TEST(test_decision_handle_groups_identical_nodes)
+{
+  char *body = twins_request();
   cJSON *line = decision_line_of(CS_VERB_PRIORITIZE, body);
   free(body);
   ck_assert_int_eq(cJSON_GetObjectItem(line, "nodeCount")->valueint, 9);
@@ -356,13 +365,55 @@ START_TEST(test_decision_handle_groups_identical_nodes)
   ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(bad, "names")), 2);
   ck_assert_ptr_nonnull(strstr(
       cJSON_GetObjectItem(bad, "problems")->valuestring, "carbonshift.io/pue"));
-  /* Every node is named exactly once. */
-  int named = 0;
+  /* Every node is named exactly once, and counted. */
+  int named = 0, counted = 0;
   cJSON *e;
-  cJSON_ArrayForEach(e, nodes) named +=
-      cJSON_GetArraySize(cJSON_GetObjectItem(e, "names"));
+  cJSON_ArrayForEach(e, nodes)
+  {
+    named += cJSON_GetArraySize(cJSON_GetObjectItem(e, "names"));
+    counted += cJSON_GetObjectItem(e, "count")->valueint;
+    ck_assert_ptr_null(cJSON_GetObjectItem(e, "moreNames"));
+  }
   ck_assert_int_eq(named, 9);
+  ck_assert_int_eq(counted, 9);
   cJSON_Delete(line);
+}
+END_TEST
+
+/* With log.decisionNames at 2, an entry names at most two nodes and counts
+ * the rest; the numbers are those of the full line. */
+START_TEST(test_decision_handle_caps_names_per_entry)
+{
+  cs_decider_deps capped = base_deps;
+  capped.log_names_max = 2;
+  cs_decider *full = decider;
+  decider = cs_decider_new(&capped);
+  char *body = twins_request();
+  cJSON *line = decision_line_of(CS_VERB_PRIORITIZE, body);
+  cs_decider_free(decider);
+  decider = full;
+  cJSON *whole = decision_line_of(CS_VERB_PRIORITIZE, body);
+  free(body);
+  cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
+  cJSON *all = cJSON_GetObjectItem(whole, "nodes");
+  ck_assert_int_eq(cJSON_GetArraySize(nodes), cJSON_GetArraySize(all));
+  cJSON *first = cJSON_GetArrayItem(nodes, 0);
+  cJSON *names = cJSON_GetObjectItem(first, "names");
+  ck_assert_int_eq(cJSON_GetArraySize(names), 2);
+  ck_assert_str_eq(cJSON_GetArrayItem(names, 1)->valuestring, "h100-twin-a");
+  ck_assert_int_eq(cJSON_GetObjectItem(first, "count")->valueint, 3);
+  ck_assert_int_eq(cJSON_GetObjectItem(first, "moreNames")->valueint, 1);
+  for (int k = 0; k < cJSON_GetArraySize(all); k++) {
+    cJSON *a = cJSON_GetArrayItem(all, k), *b = cJSON_GetArrayItem(nodes, k);
+    ck_assert_int_eq(cJSON_GetObjectItem(a, "score")->valueint,
+                     cJSON_GetObjectItem(b, "score")->valueint);
+    ck_assert_int_eq(cJSON_GetObjectItem(a, "count")->valueint,
+                     cJSON_GetObjectItem(b, "count")->valueint);
+    if (cJSON_GetObjectItem(a, "count")->valueint <= 2)
+      ck_assert_ptr_null(cJSON_GetObjectItem(b, "moreNames"));
+  }
+  cJSON_Delete(line);
+  cJSON_Delete(whole);
 }
 END_TEST
 
@@ -940,6 +991,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_decision_handle_logs_decision_line);
   tcase_add_test(tc, test_decision_handle_fed_body_like_whole);
   tcase_add_test(tc, test_decision_handle_groups_identical_nodes);
+  tcase_add_test(tc, test_decision_handle_caps_names_per_entry);
   suite_add_tcase(s, tc);
   TCase *tb = tcase_create("builtin");
   tcase_add_checked_fixture(tb, setup_builtin, teardown);
