@@ -8,7 +8,7 @@
  * connection sends its next request when the previous reply has arrived).
  * Per case it prints
  *   bench verb=... mode=... nodes=... conc=... p50_ms=... p99_ms=... rps=...
- *         body_mb=... rss_mb=... errors=... cpu_mb_s=... cpu_ms=...
+ *         body_mb=... rss_mb=... errors=... cpu_mb_s=... cpu_ms=... log_kb=...
  * and per payload the parse floor. MB are MiB (2^20 bytes). The same figures
  * go to a JSON file. The exit status is 1 when any request failed or any
  * reply did not have the expected shape, so `make check` can run it briefly.
@@ -320,6 +320,7 @@ typedef struct service {
   /* Counted from the log as it streams by. At verbosity 0 an "HTTP
    * request" line is written only for failed requests. */
   atomic_long http_errors, rejected, shown;
+  atomic_llong log_bytes; /* all of it, for the log volume per request */
   atomic_bool armed; /* synced: failures from now on are worth showing */
 } service;
 
@@ -362,6 +363,7 @@ static void *drain(void *arg)
       break;
     }
     size_t n = carry + (size_t)r;
+    atomic_fetch_add(&s->log_bytes, (long long)r);
     if (!s->port) {
       pthread_mutex_lock(&s->mu);
       size_t room = sizeof(s->head) - 1 - s->head_len;
@@ -876,12 +878,14 @@ static void *closed_loop(void *arg)
 
 typedef struct result {
   double p50, p99, rps, body_mib, rss, cpu_mib_s, cpu_ms, wall;
+  double log_kib; /* service log written per request */
   long requests, errors;
 } result;
 
-static result run_case(const service *sv, const request_spec *spec, int conc,
+static result run_case(service *sv, const request_spec *spec, int conc,
                        const opts *o, bool *bad)
 {
+  long long log0 = atomic_load(&sv->log_bytes);
   worker *ws = cs_calloc((size_t)conc, sizeof(*ws));
   int per = (o->min_requests + conc - 1) / conc;
   double cpu0 = cpu_seconds(sv->pid);
@@ -924,6 +928,11 @@ static result run_case(const service *sv, const request_spec *spec, int conc,
   r.rss = rss_mib(sv->pid);
   r.cpu_mib_s = cpu > 0 ? (double)sent * r.body_mib / cpu : NAN;
   r.cpu_ms = cpu * 1e3 / (double)sent;
+  /* Each Decision line is written before its reply: by now the pipe holds
+   * them all, and the drain thread may lag a read behind at most. */
+  usleep(20000);
+  r.log_kib = (double)(atomic_load(&sv->log_bytes) - log0) / 1024.0 /
+              (double)sent;
   free(all.v);
   free(ws);
   return r;
@@ -1140,10 +1149,11 @@ static bool run_cases(const opts *o, cs_buf *js)
             ok = false;
           printf("bench verb=%s mode=%s nodes=%zu conc=%d p50_ms=%.3f "
                  "p99_ms=%.3f rps=%.1f body_mb=%.3f rss_mb=%.1f errors=%ld "
-                 "cpu_mb_s=%.0f cpu_ms=%.3f requests=%ld load=\"%s\"\n",
+                 "cpu_mb_s=%.0f cpu_ms=%.3f log_kb=%.1f requests=%ld "
+                 "load=\"%s\"\n",
                  verb_names[verb], mode_names[mode], n, conc, r.p50, r.p99,
                  r.rps, r.body_mib, r.rss, r.errors, r.cpu_mib_s, r.cpu_ms,
-                 r.requests, loadavg(load, sizeof(load)));
+                 r.log_kib, r.requests, loadavg(load, sizeof(load)));
           double ratio = r.p50 / fl.jscan_ms;
           if (conc == 1)
             printf("floor verb=%s mode=%s nodes=%zu body_mb=%.3f "
@@ -1182,6 +1192,7 @@ static bool run_cases(const opts *o, cs_buf *js)
           cs_json_bool(js, "reply_checked_ok", !bad);
           cs_json_num(js, "cpu_mb_s", r.cpu_mib_s, 1);
           cs_json_num(js, "cpu_ms", r.cpu_ms, 3);
+          cs_json_num(js, "log_kb", r.log_kib, 1);
           cs_json_int(js, "requests", r.requests);
           cs_json_num(js, "seconds", r.wall, 2);
           cs_json_num(js, "parse_floor_ms", fl.jscan_ms, 3);
