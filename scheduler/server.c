@@ -1172,6 +1172,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
   cs_json_num(line, "durationMs", (double)ns / 1e6, 3);
   cs_json_str(line, "requestId", rq->reqid);
   cs_json_str(line, "remote", rq->remote);
+  if (rq->streaming)
+    cs_json_bool(line, "streamed", true);
   if (rq->err)
     cs_json_str(line, "err", rq->err);
   cs_log_end(line);

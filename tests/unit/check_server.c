@@ -1348,6 +1348,8 @@ START_TEST(test_server_large_body_parsed_while_arriving)
   stream_finish(fd, body, 1u << 20, n, sum);
   ck_assert_int_gt(atomic_load(&H.waits), 0);
   ck_assert_int_eq(atomic_load(&H.returned), 1);
+  ck_assert(wait_logged("\"status\":200,"));
+  ck_assert_ptr_nonnull(strstr(logged(), "\"streamed\":true"));
   free(body);
 }
 END_TEST
@@ -1418,6 +1420,7 @@ START_TEST(test_server_stream_threshold_respected)
     cs_server_free(S);
     S = NULL;
   }
+  ck_assert_ptr_null(strstr(logged(), "\"streamed\""));
   free(body);
 }
 END_TEST
