@@ -321,7 +321,7 @@ typedef struct service {
    * request" line is written only for failed requests. */
   atomic_long http_errors, rejected, shown;
   atomic_llong log_bytes; /* all of it, for the log volume per request */
-  atomic_bool armed; /* synced: failures from now on are worth showing */
+  atomic_bool armed;      /* synced: failures from now on are worth showing */
 } service;
 
 static const char serving_key[] = "\"listen\":\"127.0.0.1:";
@@ -931,8 +931,8 @@ static result run_case(service *sv, const request_spec *spec, int conc,
   /* Each Decision line is written before its reply: by now the pipe holds
    * them all, and the drain thread may lag a read behind at most. */
   usleep(20000);
-  r.log_kib = (double)(atomic_load(&sv->log_bytes) - log0) / 1024.0 /
-              (double)sent;
+  r.log_kib =
+      (double)(atomic_load(&sv->log_bytes) - log0) / 1024.0 / (double)sent;
   free(all.v);
   free(ws);
   return r;
