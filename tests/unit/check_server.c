@@ -1211,8 +1211,11 @@ START_TEST(test_server_shutdown_serves_kept_alive_connection_while_quiet)
   pthread_join(stopper, NULL);
   ck_assert_int_eq(rc, CS_OK);
   /* With no connection left open the stop does not wait longer. */
+  /* 0.2 s of drain, the wait's poll (0.1 s), 1 s for replies to go out;
+   * without the cut the decision would wait for the client until
+   * http.connectionTimeout (30 s). */
   double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
-  ck_assert_msg(secs < 2.0 * tu_slowdown(), "the stop took %.2f s", secs);
+  ck_assert_msg(secs < 3.0 * tu_slowdown(), "the stop took %.2f s", secs);
 }
 END_TEST
 
@@ -1414,6 +1417,7 @@ START_TEST(test_server_stream_threshold_respected)
     int fd = stream_open("/filter", n);
     ck_assert(raw_try_send(fd, body, 2u << 20));
     usleep(200000);
+    /* No call for this body yet (the count is the earlier rounds'). */
     ck_assert_int_eq(atomic_load(&H.calls), (int)i);
     stream_finish(fd, body, 2u << 20, n, sum);
     ck_assert_int_eq(atomic_load(&H.fed), 0);
