@@ -85,17 +85,21 @@ static void search_option(best *b, const cs_plan_option *o, size_t idx,
   const cs_series *s = o->forecast;
   consider(b, o, idx, now);
   consider(b, o, idx, o->latest_start);
-  /* Breakpoints: starts at a step boundary, and starts whose run ends at
-   * one. Between them the emissions are linear in the start. */
+  /* Breakpoints: starts where a point begins, and starts whose run ends
+   * where a point stops holding (the next point, a hole or the series'
+   * end). Between them the emissions are linear in the start. */
   for (size_t i = lower_bound(s, now);
        i < s->len && s->points[i].at <= o->latest_start; i++)
     consider(b, o, idx, s->points[i].at);
-  for (size_t i = lower_bound(s, now + o->runtime_s); i <= s->len; i++) {
-    int64_t end = i < s->len ? s->points[i].at : cs_series_end(s);
-    int64_t start = end - o->runtime_s;
+  /* Point i stops holding at or before point i + 1 begins, so the first
+   * end at or after now + runtime is that of the point before. */
+  size_t first = lower_bound(s, now + o->runtime_s);
+  for (size_t i = first ? first - 1 : 0; i < s->len; i++) {
+    int64_t start = cs_series_point_end(s, i) - o->runtime_s;
     if (start > o->latest_start)
-      break;
-    consider(b, o, idx, start);
+      break; /* point ends only grow */
+    if (start >= now)
+      consider(b, o, idx, start);
   }
 }
 

@@ -53,8 +53,7 @@ void cs_series_slice(const cs_series *in, int64_t from, int64_t to,
   out->points = NULL;
   out->len = 0;
   for (size_t i = 0; i < in->len; i++) {
-    int64_t a = in->points[i].at;
-    int64_t b = i + 1 < in->len ? in->points[i + 1].at : a + in->step;
+    int64_t a = in->points[i].at, b = cs_series_point_end(in, i);
     if (b > from && a < to)
       cs_series_push(out, a, in->points[i].g_per_kwh);
   }
@@ -72,7 +71,7 @@ long cs_series_index_at(const cs_series *s, int64_t t)
     else
       hi = mid;
   }
-  return (long)lo;
+  return t < cs_series_point_end(s, lo) ? (long)lo : -1;
 }
 
 int64_t cs_series_end(const cs_series *s)
@@ -80,6 +79,17 @@ int64_t cs_series_end(const cs_series *s)
   if (!s->len)
     return 0;
   return s->points[s->len - 1].at + s->step;
+}
+
+int64_t cs_series_point_end(const cs_series *s, size_t i)
+{
+  int64_t at = s->points[i].at;
+  if (i + 1 == s->len)
+    return at + s->step;
+  int64_t next = s->points[i + 1].at;
+  int64_t hold = s->max_hold > 0 ? s->max_hold : s->step;
+  /* Compared as a spacing, so that a large max_hold cannot overflow. */
+  return next - at <= hold ? next : at + hold;
 }
 
 cs_err cs_series_window_mean(const cs_series *s, int64_t start,
@@ -90,20 +100,23 @@ cs_err cs_series_window_mean(const cs_series *s, int64_t start,
   int64_t end = start + duration;
   if (start < s->points[0].at || end > cs_series_end(s))
     return CS_ENOTFOUND;
-  size_t lo = (size_t)cs_series_index_at(s, start);
+  long lo = cs_series_index_at(s, start);
+  if (lo < 0)
+    return CS_ENOTFOUND; /* start is in a hole */
   double sum = 0;
-  for (size_t i = lo; i < s->len; i++) {
-    int64_t a = s->points[i].at,
-            b = i + 1 < s->len ? s->points[i + 1].at : a + s->step;
-    if (a < start)
-      a = start;
+  int64_t covered = start; /* the window is known up to here */
+  for (size_t i = (size_t)lo; i < s->len && covered < end; i++) {
+    int64_t a = s->points[i].at, b = cs_series_point_end(s, i);
+    if (a > covered)
+      return CS_ENOTFOUND; /* a hole inside the window */
     if (b > end)
       b = end;
-    if (b > a)
-      sum += s->points[i].g_per_kwh * (double)(b - a);
-    if (b >= end)
-      break;
+    if (b > covered)
+      sum += s->points[i].g_per_kwh * (double)(b - covered);
+    covered = b > covered ? b : covered;
   }
+  if (covered < end)
+    return CS_ENOTFOUND;
   *mean = sum / (double)duration;
   return CS_OK;
 }

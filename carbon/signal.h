@@ -41,9 +41,12 @@ typedef struct cs_signal {
                           typical profile rather than a measurement */
 } cs_signal;
 
-/* A step function: points[i].g_per_kwh holds over [points[i].at,
- * points[i+1].at); the last point holds for `step` seconds. Points are in
- * strictly increasing time order. */
+/* A step function: points[i].g_per_kwh holds from points[i].at until the
+ * next point, but for at most `max_hold` seconds (`step` when 0); the last
+ * point holds for `step`. A longer spacing is a hole: a period the source
+ * gave no value for (a null it skipped, a missing row). Nothing is known
+ * there, so lookups and means that touch a hole fail rather than carry the
+ * previous value across it. Points are in strictly increasing time order. */
 typedef struct cs_point {
   int64_t at;
   double g_per_kwh;
@@ -53,6 +56,10 @@ typedef struct cs_series {
   cs_point *points;
   size_t len;
   int64_t step; /* nominal spacing in seconds (e.g. 3600, 1800, 300) */
+  /* The longest a point holds before the next; 0 = `step`. Only a source
+   * whose own model holds each row until the next (the simulator's
+   * traces) sets it larger. */
+  int64_t max_hold;
   cs_signal_type type;
   char provider[CS_PROVIDER_NAME_MAX];
   char zone[CS_ZONE_MAX];
@@ -68,12 +75,16 @@ void cs_series_push(cs_series *s, int64_t at, double g_per_kwh);
 void cs_series_slice(const cs_series *in, int64_t from, int64_t to,
                      cs_series *out);
 /* The index of the point in force at t (binary search), or -1 when t is
- * outside [points[0].at, cs_series_end). */
+ * outside [points[0].at, cs_series_end) or in a hole. */
 long cs_series_index_at(const cs_series *s, int64_t t);
 /* The series' end: the last point's time plus `step`. */
 int64_t cs_series_end(const cs_series *s);
+/* Where point i stops holding: the next point's time, or earlier when a
+ * hole follows it. */
+int64_t cs_series_point_end(const cs_series *s, size_t i);
 /* The time-weighted mean over [start, start + duration). CS_ENOTFOUND when
- * the series does not cover the whole window (never extrapolated). */
+ * the series does not cover the whole window, holes included (never
+ * extrapolated, never filled in). */
 cs_err cs_series_window_mean(const cs_series *s, int64_t start,
                              int64_t duration, double *mean) CS_MUST_USE;
 

@@ -100,8 +100,15 @@ START_TEST(test_electricitymaps_forecast_history_skips_null)
   ck_assert_int_eq(s.points[23].at, 1678838400);
   ck_assert_double_eq(s.points[23].g_per_kwh, 366);
   double mean;
-  /* The null hour is covered by the previous value in the step function,
-   * but never by a made-up number: the mean is of real values only. */
+  /* The null hour is a hole, never filled in with 04:00's value: nothing
+   * is in force during it, and no mean across it is made up. */
+  ck_assert_int_eq(cs_series_index_at(&s, 1678771800), -1); /* 05:30 */
+  ck_assert_int_eq(cs_series_window_mean(&s, 1678766400, 7200, &mean),
+                   CS_ENOTFOUND); /* 04:00-06:00 */
+  ck_assert_int_eq(cs_series_window_mean(&s, 1678770000, 1800, &mean),
+                   CS_ENOTFOUND); /* inside it */
+  ck_assert_int_eq(cs_series_window_mean(&s, 1678766400, 3600, &mean), CS_OK);
+  ck_assert_double_eq_tol(mean, s.points[4].g_per_kwh, 1e-9);
   ck_assert_int_eq(cs_series_window_mean(&s, 1678838400, 7200, &mean), CS_OK);
   ck_assert_double_eq_tol(mean, (366 + 375) / 2.0, 1e-9);
   cs_series_free(&s);

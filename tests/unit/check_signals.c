@@ -420,12 +420,56 @@ START_TEST(test_signals_start_records_metrics)
 }
 END_TEST
 
+START_TEST(test_series_holes_are_unknown)
+{
+  /* 00:00 100, 01:00 200, nothing for 02:00, 03:00 300 (until 04:00). */
+  cs_series s = {.step = 3600};
+  cs_series_push(&s, 0, 100);
+  cs_series_push(&s, 3600, 200);
+  cs_series_push(&s, 10800, 300);
+  ck_assert_int_eq(cs_series_point_end(&s, 0), 3600);
+  ck_assert_int_eq(cs_series_point_end(&s, 1), 7200); /* a hole follows */
+  ck_assert_int_eq(cs_series_point_end(&s, 2), 14400);
+  ck_assert_int_eq(cs_series_index_at(&s, 3600), 1);
+  ck_assert_int_eq(cs_series_index_at(&s, 7199), 1);
+  ck_assert_int_eq(cs_series_index_at(&s, 7200), -1);
+  ck_assert_int_eq(cs_series_index_at(&s, 10799), -1);
+  ck_assert_int_eq(cs_series_index_at(&s, 10800), 2);
+  ck_assert_int_eq(cs_series_index_at(&s, 14400), -1);
+  double mean;
+  ck_assert_int_eq(cs_series_window_mean(&s, 0, 7200, &mean), CS_OK);
+  ck_assert_double_eq_tol(mean, 150, 1e-9);
+  ck_assert_int_eq(cs_series_window_mean(&s, 0, 7201, &mean), CS_ENOTFOUND);
+  ck_assert_int_eq(cs_series_window_mean(&s, 3600, 10800, &mean), CS_ENOTFOUND);
+  ck_assert_int_eq(cs_series_window_mean(&s, 9000, 3600, &mean),
+                   CS_ENOTFOUND); /* starts in the hole */
+  ck_assert_int_eq(cs_series_window_mean(&s, 10800, 3600, &mean), CS_OK);
+  ck_assert_double_eq_tol(mean, 300, 1e-9);
+  cs_series part;
+  cs_series_slice(&s, 7200, 10800, &part); /* the hole alone */
+  ck_assert_uint_eq(part.len, 0);
+  cs_series_free(&part);
+  cs_series_slice(&s, 6000, 11000, &part);
+  ck_assert_uint_eq(part.len, 2);
+  ck_assert_int_eq(part.points[0].at, 3600);
+  ck_assert_int_eq(part.points[1].at, 10800);
+  cs_series_free(&part);
+  /* A source whose rows hold until the next (the simulator's traces). */
+  s.max_hold = INT64_MAX;
+  ck_assert_int_eq(cs_series_index_at(&s, 9000), 1);
+  ck_assert_int_eq(cs_series_window_mean(&s, 0, 14400, &mean), CS_OK);
+  ck_assert_double_eq_tol(mean, (100.0 + 200 * 2 + 300) / 4, 1e-9);
+  cs_series_free(&s);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("signals");
   TCase *tc = tcase_create("core");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_series_holes_are_unknown);
   tcase_add_test(tc, test_signals_current_fallback_order);
   tcase_add_test(tc, test_signals_current_neutral_without_fallback);
   tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
