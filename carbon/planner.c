@@ -21,13 +21,13 @@ static bool fits(const cs_plan_option *o, double g)
   return o->budget_g <= 0 || g <= o->budget_g;
 }
 
-/* Emissions starting now: the forecast when it covers the run, else the
- * current value held for the whole run (the same assumption an operator
- * would make without a forecast). */
-static bool emissions_now(const cs_plan_option *o, int64_t now, double *g,
-                          double *mean)
+bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
+                           double *mean, bool *from_forecast)
 {
-  if (cs_plan_emissions(o, now, g, mean) == CS_OK)
+  bool forecast = cs_plan_emissions(o, now, g, mean) == CS_OK;
+  if (from_forecast)
+    *from_forecast = forecast;
+  if (forecast)
     return true;
   if (!(o->current >= 0))
     return false;
@@ -117,7 +117,7 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
   size_t fit_now_option = 0;
   for (size_t i = 0; i < n; i++) {
     double g, mean;
-    if (!emissions_now(&opts[i], now, &g, &mean))
+    if (!cs_plan_emissions_now(&opts[i], now, &g, &mean, NULL))
       continue;
     if (!any || g < out->now_g) {
       out->now_g = g;
@@ -174,6 +174,10 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
                b.g <= fit_now_g * (1 - p->min_saving_rel);
   if (out->kept && fit_now_found)
     worth = b.g < fit_now_g; /* a kept plan only needs to still pay off */
+  /* The planned start has come: the kept plan is now "start now", which a
+   * new forecast displaces only as it would any kept plan. */
+  if (kept_start > 0 && kept_start <= now && fit_now_found)
+    worth = worth && b.g < fit_now_g * (1 - p->replan_rel);
   if (!fit_now_found || worth) {
     out->wait = true;
     out->start = b.start;

@@ -63,4 +63,13 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
 cs_err cs_plan_emissions(const cs_plan_option *o, int64_t start, double *g,
                          double *mean_intensity) CS_MUST_USE;
 
+/* The emissions of running option `o` from `now`: over its forecast when
+ * that covers the run, else with the current intensity held for the whole
+ * run (what an operator would assume without a forecast). `from_forecast`
+ * (may be NULL) says which. False when neither is known. The filter judges
+ * budgets with this, so that what fits "now" there is what fits now in the
+ * plan. */
+bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
+                           double *mean_intensity, bool *from_forecast);
+
 #endif

@@ -141,6 +141,40 @@ static void minute_time(int64_t t, char out[static 21])
   snprintf(out, 21, "%.16sZ", full);
 }
 
+/* A mass in kg for a message: three significant figures or more, in
+ * plain notation ("0.475", "5.12", "23.4", "1470"), trailing zeros dropped.
+ * `extra` adds decimals. */
+static void kg_text(double g, int extra, char out[static 32])
+{
+  double kg = g / 1000;
+  double mag = fabs(kg);
+  int decimals = mag >= 100 ? 0 : mag >= 10 ? 1 : mag >= 1 ? 2 : 3;
+  if (mag > 0 && mag < 0.1) /* 0.0004 kg, not 0 */
+    decimals = 2 - (int)floor(log10(mag));
+  decimals = (decimals > 9 ? 9 : decimals) + extra;
+  snprintf(out, 32, "%.*f", decimals, kg);
+  char *dot = strchr(out, '.');
+  if (dot) {
+    char *end = out + strlen(out);
+    while (end > dot + 1 && end[-1] == '0')
+      *--end = '\0';
+    if (end == dot + 1)
+      *dot = '\0';
+  }
+}
+
+/* Two masses compared in one message ("estimate A kg > budget B kg"):
+ * decimals are added until they no longer read alike. */
+static void kg_pair(double a, double b, char ta[static 32], char tb[static 32])
+{
+  for (int extra = 0; extra <= 4; extra++) {
+    kg_text(a, extra, ta);
+    kg_text(b, extra, tb);
+    if (strcmp(ta, tb) != 0)
+      break;
+  }
+}
+
 static const char *zone_name(const cs_policy_call *c, size_t node)
 {
   const char *z = cs_policy_zone_of(c, node);
@@ -196,18 +230,24 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
   else
     snprintf(now_part, sizeof(now_part), "%.0f now in %s", p->now_intensity,
              zn);
-  if (p->fits_now)
+  if (p->fits_now) {
     snprintf(msg, sizeof(msg),
              "carbonshift: waiting for a greener window: planned start %s "
              "(forecast %.0f gCO2/kWh vs %s in %s), latest start %s",
              start, p->start_intensity, now_part, zs, latest);
-  else
+  } else {
+    char budget[32], at_start[32], now_kg[32], unused[32];
+    kg_pair(p->start_g, c->pod->budget_g, at_start, budget);
+    if (isnan(p->now_g))
+      snprintf(now_kg, sizeof(now_kg), "unknown");
+    else
+      kg_pair(p->now_g, c->pod->budget_g, now_kg, unused);
     snprintf(msg, sizeof(msg),
              "carbonshift: waiting for a window within the carbon budget of "
-             "%.3g kg: planned start %s (estimate %.3g kg in %s, %.3g kg "
-             "now), latest start %s",
-             c->pod->budget_g / 1000, start, p->start_g / 1000, zs,
-             p->now_g / 1000, latest);
+             "%s kg: planned start %s (estimate %s kg in %s, %s kg now), "
+             "latest start %s",
+             budget, start, at_start, zs, now_kg, latest);
+  }
   fail_all(c, msg);
   c->outcome = "deferred";
   set_event(c, "Normal", "CarbonDeferred", msg);
@@ -222,24 +262,34 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
   }
 }
 
-/* Fails the nodes whose estimate now is over the budget, with the numbers;
- * returns how many fit. Nodes without an estimate cannot be judged and pass
- * (missing data is neutral). */
-static size_t filter_budget(cs_policy_call *c)
+/* Fails the nodes whose run starting now is over the budget, with the
+ * numbers; returns how many fit. "Starting now" is the planner's
+ * (cs_plan_emissions_now: the forecast over the run when it covers it,
+ * else the current intensity), so that a node fits here exactly when it
+ * fits now in the plan. Nodes without an estimate (no option) cannot be
+ * judged and pass: missing data is neutral. */
+static size_t filter_budget(cs_policy_call *c, const cs_plan_option *opts,
+                            const size_t *opt_node, size_t nopts)
 {
-  size_t fit = 0;
-  for (size_t i = 0; i < c->n; i++) {
-    const cs_estimate *e = &c->nodes[i].est;
-    if (!e->known || c->pod->budget_g <= 0 || e->total_g <= c->pod->budget_g) {
+  size_t fit = c->n - nopts;
+  for (size_t k = 0; k < nopts; k++) {
+    size_t i = opt_node[k];
+    double g, mean;
+    bool forecast;
+    if (c->pod->budget_g <= 0 ||
+        !cs_plan_emissions_now(&opts[k], c->now, &g, &mean, &forecast) ||
+        g <= c->pod->budget_g) {
       fit++;
       continue;
     }
+    char est[32], budget[32];
+    kg_pair(g, c->pod->budget_g, est, budget);
     c->nodes[i].verdict = CS_FAIL_UNRESOLVABLE;
-    c->nodes[i].reason = cs_asprintf(
-        "carbonshift: estimate %.3g kg > budget %.3g kg (%s at %.0f "
-        "gCO2/kWh)",
-        e->total_g / 1000, c->pod->budget_g / 1000, zone_name(c, i),
-        e->intensity);
+    c->nodes[i].reason =
+        cs_asprintf("carbonshift: estimate %s kg > budget %s kg (%s%s%.0f "
+                    "gCO2/kWh%s)",
+                    est, budget, zone_name(c, i), forecast ? ", " : " at ",
+                    mean, forecast ? " forecast over the run" : " now");
   }
   return fit;
 }
@@ -263,26 +313,29 @@ static void placed(cs_policy_call *c, const char *const *names)
     return;
   for (size_t i = 0; i < c->n; i++)
     eligible += c->nodes[i].verdict == CS_PASS;
-  char note[512];
+  char note[512], lowest[32];
+  kg_text(c->nodes[best].est.total_g, 0, lowest);
   snprintf(note, sizeof(note),
-           "carbonshift: %zu of %zu nodes eligible; lowest estimate %.3g kg "
+           "carbonshift: %zu of %zu nodes eligible; lowest estimate %s kg "
            "on %s (%s)",
-           eligible, c->n, c->nodes[best].est.total_g / 1000, names[best],
-           zone_name(c, best));
+           eligible, c->n, lowest, names[best], zone_name(c, best));
   set_event(c, "Normal", "CarbonPlaced", note);
 }
 
 static void over_budget(cs_policy_call *c, const char *const *names)
 {
   size_t best = lowest_node(c);
-  char note[512];
+  char note[512], lowest[32] = "?", budget[32];
+  if (best != SIZE_MAX)
+    kg_pair(c->nodes[best].est.total_g, c->pod->budget_g, lowest, budget);
+  else
+    kg_text(c->pod->budget_g, 0, budget);
   if (c->pod->on_exceeded == CS_ON_EXCEEDED_ALLOW && best != SIZE_MAX) {
     snprintf(note, sizeof(note),
-             "carbonshift: over budget (estimate %.3g kg > %.3g kg); allowed "
+             "carbonshift: over budget (estimate %s kg > %s kg); allowed "
              "on the lowest-emission node %s only (on-budget-exceeded: "
              "allow)",
-             c->nodes[best].est.total_g / 1000, c->pod->budget_g / 1000,
-             names[best]);
+             lowest, budget, names[best]);
     for (size_t i = 0; i < c->n; i++) {
       cs_node_eval *e = &c->nodes[i];
       if (i == best) {
@@ -299,11 +352,9 @@ static void over_budget(cs_policy_call *c, const char *const *names)
     return;
   }
   snprintf(note, sizeof(note),
-           "carbonshift: no node fits the carbon budget of %.3g kg (lowest "
-           "estimate %.3g kg on %s)%s",
-           c->pod->budget_g / 1000,
-           best != SIZE_MAX ? c->nodes[best].est.total_g / 1000 : 0.0,
-           best != SIZE_MAX ? names[best] : "?",
+           "carbonshift: no node fits the carbon budget of %s kg (lowest "
+           "estimate %s kg on %s)%s",
+           budget, lowest, best != SIZE_MAX ? names[best] : "?",
            c->pod->on_exceeded == CS_ON_EXCEEDED_REJECT
                ? "; on-budget-exceeded: reject"
                : "; no window within the slack fits either");
@@ -349,7 +400,7 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
     opt_node[nopts++] = i;
   }
 
-  bool over = filter_budget(c) == 0;
+  bool over = filter_budget(c, opts, opt_node, nopts) == 0;
   if (nopts && (slack || over)) {
     c->planned = cs_plan_window(&c->p->plan, opts, nopts, c->now,
                                 c->pod->planned_start, &c->plan) == CS_OK;

@@ -752,6 +752,49 @@ START_TEST(test_decision_filter_no_slack_runs_now)
 }
 END_TEST
 
+/* The budget is judged on the same "starting now" as the plan: over the
+ * run's forecast. At 10:00Z the valley zone is at 300 now, but the H100's
+ * 11.36 h run from now averages 138 (it reaches the valley at 14:00): 76.32
+ * kWh x 138 + 0.475 kg = 11.0 kg, within 15 kg, where the current value
+ * alone (23.4 kg) would filter it. The A100's 36 h run averages 133: 19.9
+ * kg, over. */
+START_TEST(test_decision_filter_budget_judged_over_the_run)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "15kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 4);
+  ck_assert_ptr_null(unresolvable(out, "gpu-h100-fra-01"));
+  const char *m = unresolvable(out, "gpu-a100-fra-02");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_str_eq(m, "carbonshift: estimate 19.9 kg > budget 15 kg (DE, 133 "
+                      "gCO2/kWh forecast over the run)");
+  ck_assert_ptr_nonnull(strstr(events[0], "Normal CarbonPlaced"));
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* The reverse: in the valley's last hour the zone is at 50 now, then at
+ * 300. The H100's run averages (50 + 10.36 x 300) / 11.36 = 278 g/kWh over
+ * the run: 21.7 kg, over a 10 kg budget that the current value alone (4.3
+ * kg) would meet. The nodes the valley provider knows nothing about (NO,
+ * ES) cannot be judged and stay eligible. */
+START_TEST(test_decision_filter_budget_over_the_run_not_now)
+{
+  cs_clock_set_fixed(VALLEY_LOW + 23 * 3600);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "10kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 4);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_str_eq(m, "carbonshift: estimate 21.7 kg > budget 10 kg (DE, 278 "
+                      "gCO2/kWh forecast over the run)");
+  ck_assert_ptr_nonnull(unresolvable(out, "gpu-a100-fra-02"));
+  ck_assert_ptr_null(unresolvable(out, "gpu-v100-osl-01"));
+  cJSON_Delete(out);
+}
+END_TEST
+
 START_TEST(test_decision_filter_budget_no_node_fits)
 {
   cs_clock_set_fixed(1795435200);
@@ -761,12 +804,52 @@ START_TEST(test_decision_filter_budget_no_node_fits)
   ck_assert_int_eq(kept(out), 0);
   const char *m = unresolvable(out, "gpu-h100-fra-01");
   ck_assert_ptr_nonnull(m);
-  ck_assert_msg(strstr(m, "carbonshift: estimate ") == m &&
-                    strstr(m, " kg > budget 5 kg (DE at 380 gCO2/kWh)"),
-                "%s", m);
+  /* The static provider's flat forecast covers the run. */
+  ck_assert_str_eq(m, "carbonshift: estimate 29.5 kg > budget 5 kg (DE, 380 "
+                      "gCO2/kWh forecast over the run)");
   m = unresolvable(out, "gpu-v100-osl-01");
-  ck_assert_ptr_nonnull(strstr(m, "(NO at 30 gCO2/kWh)"));
+  /* The V100's 89.9 h run is longer than the 72 h forecast horizon: the
+   * current value is held for the run. */
+  ck_assert_str_eq(m, "carbonshift: estimate 10.5 kg > budget 5 kg (NO at 30 "
+                      "gCO2/kWh now)");
   ck_assert_ptr_nonnull(strstr(events[0], "Warning CarbonBudgetExceeded"));
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* Masses in messages are plain numbers, never 1.47e+03, and two of them
+ * compared never read alike: the H100's 29,476 g against 29,470 g. */
+START_TEST(test_decision_filter_budget_message_numbers)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "29470g",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 4);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, "carbonshift: estimate 29.48 kg > budget 29.47 kg") ==
+                    m,
+                "%s", m);
+  cJSON_Delete(out);
+  nevents = 0;
+  /* 5,000 h on the reference GPU: tonnes of CO2e, a 1 t budget. */
+  const char *big[] = {"carbonshift.io/carbon-budget",     "1t",
+                       "carbonshift.io/expected-duration", "5000h",
+                       "carbonshift.io/max-delay",         NULL};
+  out = filter_with(big, 6);
+  m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, " kg > budget 1000 kg (DE") && !strstr(m, "e+"), "%s",
+                m);
+  ck_assert_msg(strstr(events[0], "carbon budget of 1000 kg (lowest estimate "),
+                "%s", events[0]);
+  cJSON_Delete(out);
+  /* A budget under a gram still reads as what it is. */
+  const char *tiny[] = {"carbonshift.io/carbon-budget", "0.4g",
+                        "carbonshift.io/max-delay", NULL};
+  out = filter_with(tiny, 4);
+  m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && strstr(m, "kg > budget 0.0004 kg (DE"), "%s", m);
   cJSON_Delete(out);
 }
 END_TEST
@@ -1002,11 +1085,14 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
+  tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
+  tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
   tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);
   tcase_add_test(tf, test_decision_filter_budget_no_node_fits);
+  tcase_add_test(tf, test_decision_filter_budget_message_numbers);
   tcase_add_test(tf, test_decision_filter_budget_filters_some);
   tcase_add_test(tf, test_decision_filter_budget_allow_lowest_only);
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,

@@ -362,10 +362,19 @@ START_TEST(test_planner_plan_window_hysteresis)
   ck_assert_int_eq(cs_plan_window(&p10, &o, 1, now, s.points[3].at, &p), CS_OK);
   ck_assert(p.wait && !p.kept);
   ck_assert_int_eq(p.start, s.points[4].at);
-  /* The planned start has come: run. */
+  /* The planned start has come, and 04:00 is now half of 03:00: it
+   * moves. */
   ck_assert_int_eq(
       cs_plan_window(&p10, &o, 1, s.points[3].at, s.points[3].at, &p), CS_OK);
-  ck_assert(!p.wait || p.start == s.points[4].at);
+  ck_assert(p.wait);
+  ck_assert_int_eq(p.start, s.points[4].at);
+  /* Only a little better (95 against 100), which clears minSaving (0 here)
+   * but not replanMargin: the pod runs at its planned start. */
+  s.points[4].g_per_kwh = 95;
+  ck_assert_int_eq(
+      cs_plan_window(&p10, &o, 1, s.points[3].at, s.points[3].at, &p), CS_OK);
+  ck_assert(!p.wait);
+  ck_assert_int_eq(p.start, s.points[3].at);
   cs_series_free(&s);
 }
 END_TEST
