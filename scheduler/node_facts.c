@@ -259,17 +259,21 @@ static const char *field_text(const cs_node_field *f, text *t)
   return NULL;
 }
 
-/* Looks a key up in annotations, then labels. Records a problem when the
- * value is not a string. */
+/* Looks a key up in annotations, then labels; `*where` names the one it
+ * came from ("annotation" or "label"), for the messages. Records a
+ * problem when the value is not a string. */
 static const char *node_value(cs_node_facts *f, const cs_node_fields *in,
-                              cs_node_key k, text *t)
+                              cs_node_key k, text *t, const char **where)
 {
   const cs_node_field *v = &in->annotations[k];
-  if (v->kind == CS_FIELD_ABSENT)
+  *where = "annotation";
+  if (v->kind == CS_FIELD_ABSENT) {
     v = &in->labels[k];
+    *where = "label";
+  }
   if (v->kind == CS_FIELD_BAD)
     cs_problems_add(f->problems, sizeof(f->problems),
-                    "%s: expected a string value", node_keys[k].s);
+                    "%s %s: expected a string value", *where, node_keys[k].s);
   return field_text(v, t);
 }
 
@@ -293,15 +297,16 @@ static void read_zone(const cs_facts_params *p, cs_node_facts *f,
                       const cs_node_fields *in)
 {
   text t;
-  const char *zone = node_value(f, in, CS_KEY_GRID_ZONE, &t);
+  const char *where;
+  const char *zone = node_value(f, in, CS_KEY_GRID_ZONE, &t, &where);
   if (zone && valid_zone_id(zone)) {
     copy_str(f->zone, sizeof(f->zone), zone);
     f->zone_source = CS_ZONE_FROM_LABEL;
   } else if (zone) {
     cs_problems_add(f->problems, sizeof(f->problems),
-                    "label %s=\"%.64s\": expected a grid zone id such as DE "
+                    "%s %s=\"%.64s\": expected a grid zone id such as DE "
                     "or US-CAL-CISO (letters, digits, '-', '_')",
-                    CS_LABEL_GRID_ZONE, zone);
+                    where, CS_LABEL_GRID_ZONE, zone);
   }
   text_free(&t);
   if (f->zone_source)
@@ -333,16 +338,17 @@ static void read_gpu(const cs_facts_params *p, cs_node_facts *f,
                                            CS_KEY_AMD_PRODUCT};
   text t;
   for (size_t i = 0; i < sizeof(model_keys) / sizeof(*model_keys); i++) {
-    const char *label = node_value(f, in, model_keys[i], &t);
+    const char *where;
+    const char *label = node_value(f, in, model_keys[i], &t, &where);
     if (!label)
       continue;
     copy_str(f->gpu_label, sizeof(f->gpu_label), label);
     f->gpu = p->catalog ? cs_gpu_catalog_find(p->catalog, label) : NULL;
     if (!f->gpu)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "label %s=\"%.64s\": GPU model not in the catalog (add "
+                      "%s %s=\"%.64s\": GPU model not in the catalog (add "
                       "it under gpus in the configuration)",
-                      node_keys[model_keys[i]].s, label);
+                      where, node_keys[model_keys[i]].s, label);
     text_free(&t);
     break;
   }
@@ -372,18 +378,18 @@ static void read_gpu(const cs_facts_params *p, cs_node_facts *f,
 static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
                           const cs_node_fields *in)
 {
-  const char *expected = NULL;
+  const char *expected = NULL, *where;
   text t;
-  const char *v = node_value(f, in, CS_KEY_INSTALLED, &t);
+  const char *v = node_value(f, in, CS_KEY_INSTALLED, &t, &where);
   if (v) {
     int64_t at;
     if (cs_parse_date(v, &at, &expected) != CS_OK)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "annotation %s=\"%.64s\": expected %s", CS_ANN_INSTALLED,
+                      "%s %s=\"%.64s\": expected %s", where, CS_ANN_INSTALLED,
                       v, expected);
     else if (at > cs_clock_now())
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "annotation %s=\"%.64s\": expected a date in the past",
+                      "%s %s=\"%.64s\": expected a date in the past", where,
                       CS_ANN_INSTALLED, v);
     else
       f->installed_at = at;
@@ -391,32 +397,32 @@ static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
   text_free(&t);
 
   f->lifetime_s = p->default_lifetime_s;
-  v = node_value(f, in, CS_KEY_LIFETIME, &t);
+  v = node_value(f, in, CS_KEY_LIFETIME, &t, &where);
   if (v) {
     double s;
     if (cs_parse_duration(v, &s, &expected) != CS_OK)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "annotation %s=\"%.64s\": expected %s", CS_ANN_LIFETIME,
-                      v, expected);
+                      "%s %s=\"%.64s\": expected %s", where, CS_ANN_LIFETIME, v,
+                      expected);
     else if (s < 86400 * 30.0)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "annotation %s=\"%.64s\": expected a lifetime of at "
+                      "%s %s=\"%.64s\": expected a lifetime of at "
                       "least 30d, such as 6y",
-                      CS_ANN_LIFETIME, v);
+                      where, CS_ANN_LIFETIME, v);
     else
       f->lifetime_s = s;
   }
   text_free(&t);
 
-  v = node_value(f, in, CS_KEY_EMBODIED, &t);
+  v = node_value(f, in, CS_KEY_EMBODIED, &t, &where);
   if (v) {
     double kg;
     if (cs_parse_double(v, &kg, &expected) != CS_OK || !(kg > 0) || kg > 1e6)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "annotation %s=\"%.64s\": expected the node's embodied "
+                      "%s %s=\"%.64s\": expected the node's embodied "
                       "carbon in kgCO2e, a number above 0 and at most "
                       "1000000, such as 2500",
-                      CS_ANN_EMBODIED, v);
+                      where, CS_ANN_EMBODIED, v);
     else
       f->embodied_kg = kg;
   }
@@ -435,7 +441,8 @@ static void read_pue(const cs_facts_params *p, cs_node_facts *f,
     }
   }
   text t;
-  const char *v = node_value(f, in, CS_KEY_PUE, &t);
+  const char *where;
+  const char *v = node_value(f, in, CS_KEY_PUE, &t, &where);
   double pue;
   const char *expected;
   if (!v) {
@@ -443,9 +450,9 @@ static void read_pue(const cs_facts_params *p, cs_node_facts *f,
   } else if (cs_parse_double(v, &pue, &expected) != CS_OK || pue < 1.0 ||
              pue > 3.0) {
     cs_problems_add(f->problems, sizeof(f->problems),
-                    "annotation %s=\"%.64s\": expected a power usage "
+                    "%s %s=\"%.64s\": expected a power usage "
                     "effectiveness between 1.0 and 3.0, such as 1.2",
-                    CS_ANN_PUE, v);
+                    where, CS_ANN_PUE, v);
   } else {
     f->pue = pue;
     f->pue_source = CS_PUE_FROM_NODE;

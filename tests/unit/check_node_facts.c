@@ -195,7 +195,8 @@ START_TEST(test_node_facts_fields_duplicates_first_wins)
       CS_OK);
   ck_assert_int_eq(f.zone_source, CS_ZONE_NONE);
   ck_assert_double_eq(f.pue, 1.2);
-  ck_assert_str_eq(f.problems, "carbonshift.io/pue: expected a string value");
+  ck_assert_str_eq(f.problems,
+                   "annotation carbonshift.io/pue: expected a string value");
 }
 END_TEST
 
@@ -237,10 +238,26 @@ START_TEST(test_node_facts_fields_wrong_types_named)
                 "\"annotations\":{\"carbonshift.io/pue\":[\"1.5\"]}}",
                 NULL, &f),
       CS_OK);
-  ck_assert_str_eq(f.problems, "carbonshift.io/grid-zone: expected a string "
-                               "value; carbonshift.io/pue: expected a string "
-                               "value");
+  ck_assert_str_eq(f.problems, "label carbonshift.io/grid-zone: expected a "
+                               "string value; annotation carbonshift.io/pue: "
+                               "expected a string value");
   ck_assert_double_eq(f.pue, 1.2);
+  /* Each message names where its value was read: an annotation wins over
+   * a label of the same name. */
+  ck_assert_int_eq(
+      read_both("{\"name\":\"n\",\"labels\":{\"carbonshift.io/pue\":\"9\","
+                "\"carbonshift.io/grid-zone\":\"DE\"},"
+                "\"annotations\":{\"carbonshift.io/grid-zone\":\"D E\","
+                "\"carbonshift.io/expected-lifetime\":\"1d\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_str_eq(f.problems,
+                   "annotation carbonshift.io/grid-zone=\"D E\": expected a "
+                   "grid zone id such as DE or US-CAL-CISO (letters, digits, "
+                   "'-', '_'); annotation carbonshift.io/expected-lifetime="
+                   "\"1d\": expected a lifetime of at least 30d, such as 6y; "
+                   "label carbonshift.io/pue=\"9\": expected a power usage "
+                   "effectiveness between 1.0 and 3.0, such as 1.2");
   static const char *const no_name[] = {"{}",
                                         "{\"name\":7}",
                                         "{\"name\":\"\"}",
