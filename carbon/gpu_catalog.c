@@ -287,21 +287,50 @@ const cs_gpu_model *cs_gpu_catalog_find(const cs_gpu_catalog *c,
   if (len == 0 || len == MAX_LABEL)
     return NULL;
   entry *e = find_entry(c, name_or_label, len);
-  if (e)
-    return &e->m;
+  return e ? &e->m : NULL;
+}
+
+const cs_gpu_model *cs_gpu_catalog_partition_of(const cs_gpu_catalog *c,
+                                                const char *label,
+                                                const char **kind)
+{
+  if (!c || !label)
+    return NULL;
+  size_t len = strnlen(label, MAX_LABEL);
+  if (len == 0 || len == MAX_LABEL)
+    return NULL;
   /* GFD appends "-SHARED" when the GPU is time-sliced or shared through
    * MPS, and with the MIG "single" strategy names the slice as
-   * "<product>-MIG-<profile>" (e.g. "-MIG-1g.5gb"). Both run on the parent
-   * model. */
+   * "<product>-MIG-<profile>" (e.g. "-MIG-1g.5gb"); both at once for a
+   * shared slice. */
+  const char *what = NULL;
   const char *shared = "-shared";
   size_t sl = strlen(shared);
-  if (len > sl && find_ci(name_or_label + len - sl, sl, shared) == 0)
+  if (len > sl && find_ci(label + len - sl, sl, shared) == 0) {
     len -= sl;
-  long mig = find_ci(name_or_label, len, "-mig-");
-  if (mig > 0)
+    what = "shared GPU";
+  }
+  long mig = find_ci(label, len, "-mig-");
+  if (mig > 0) {
     len = (size_t)mig;
-  e = find_entry(c, name_or_label, len);
+    what = "MIG slice";
+  }
+  entry *e = what ? find_entry(c, label, len) : NULL;
+  if (e && kind)
+    *kind = what;
   return e ? &e->m : NULL;
+}
+
+double cs_gpu_speed_vs(const cs_gpu_model *m, const cs_gpu_model *ref)
+{
+  if (!m || !ref)
+    return 0;
+  bool mr = m->relative_throughput > 0, rr = ref->relative_throughput > 0;
+  if (mr != rr)
+    return 0;
+  double a = mr ? m->relative_throughput : m->tensor_tflops;
+  double b = rr ? ref->relative_throughput : ref->tensor_tflops;
+  return a > 0 && b > 0 ? a / b : 0;
 }
 
 double cs_gpu_throughput(const cs_gpu_model *m)

@@ -21,9 +21,9 @@ typedef struct cs_gpu_model {
   double power_w;       /* board power (TDP), or a measured figure */
   double tensor_tflops; /* dense FP16/BF16 tensor TFLOPS, no sparsity */
   double memory_gb;
-  /* Measured training throughput relative to other models (any consistent
-   * unit); 0 means "use tensor_tflops". When set for any model it must be
-   * set for every model compared with it. */
+  /* Measured training throughput in any unit consistent across models
+   * (e.g. samples/s on one benchmark); 0 means "use tensor_tflops". Only
+   * compared with another model's relative_throughput (cs_gpu_speed_vs). */
   double relative_throughput;
   double embodied_kg; /* per card; 0 means "use the configured default" */
 } cs_gpu_model;
@@ -47,13 +47,32 @@ cs_err cs_gpu_catalog_set(cs_gpu_catalog *c, const cs_gpu_model *m,
 
 /* Finds a model by canonical name or by a node-label value as NVIDIA GPU
  * Feature Discovery (`nvidia.com/gpu.product`, e.g. "NVIDIA-H100-80GB-HBM3",
- * "Tesla-V100-SXM2-32GB", with "-SHARED" or MIG suffixes) or AMD's labeller
- * writes it. Case-insensitive. NULL when unknown. */
+ * "Tesla-V100-SXM2-32GB") or AMD's labeller writes it. Case-insensitive.
+ * NULL when unknown, and for a partitioned GPU (a MIG slice or a shared
+ * GPU, see cs_gpu_catalog_partition_of) unless that very label was
+ * configured as a model of its own: a device of it is not a whole card,
+ * and its share of the card's power and throughput is not known. */
 const cs_gpu_model *cs_gpu_catalog_find(const cs_gpu_catalog *c,
                                         const char *name_or_label);
 
-/* Training throughput used to scale runtimes: relative_throughput if set,
- * else tensor_tflops. */
+/* For a label GFD writes for a partitioned GPU, "<product>-SHARED"
+ * (time-slicing or MPS) or "<product>-MIG-<profile>" (the MIG single
+ * strategy), the model of the whole card, and in `*kind` "MIG slice" or
+ * "shared GPU"; NULL otherwise. For messages only: the estimate never uses
+ * the whole card's figures for a part of it. */
+const cs_gpu_model *cs_gpu_catalog_partition_of(const cs_gpu_catalog *c,
+                                                const char *label,
+                                                const char **kind);
+
+/* The training speed of `m` relative to the reference model `ref` (the
+ * runtime on m is the runtime on ref divided by it): the ratio of their
+ * relative_throughput when both have one, else of their tensor_tflops. 0
+ * (unknown) when only one of the two has a measured relative_throughput:
+ * the figures are in different units and no ratio of them means anything. */
+double cs_gpu_speed_vs(const cs_gpu_model *m, const cs_gpu_model *ref);
+
+/* The model's own throughput figure, relative_throughput if set, else
+ * tensor_tflops (for display; runtimes are scaled by cs_gpu_speed_vs). */
 double cs_gpu_throughput(const cs_gpu_model *m);
 
 /* Iteration over all models (for docs and --print-config). */

@@ -37,14 +37,19 @@ void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
     out->unknown = "reference GPU";
     return;
   }
-  double ref = cs_gpu_throughput(p->reference_gpu);
-  double mine = cs_gpu_throughput(node->gpu);
-  if (!(ref > 0) || !(mine > 0)) {
-    out->unknown = "GPU throughput";
+  /* 0 also when only one of the two has a measured relativeThroughput:
+   * no ratio of figures in different units means anything. */
+  double speed = cs_gpu_speed_vs(node->gpu, p->reference_gpu);
+  if (!(speed > 0)) {
+    out->unknown = (node->gpu->relative_throughput > 0) !=
+                           (p->reference_gpu->relative_throughput > 0)
+                       ? "GPU throughput (relativeThroughput is set for only "
+                         "one of this GPU and the reference GPU)"
+                       : "GPU throughput";
     return;
   }
 
-  out->runtime_s = pod->duration_s * ref / mine;
+  out->runtime_s = pod->duration_s / speed;
   double hours = out->runtime_s / 3600.0;
   out->energy_kwh = pod->gpus * node->gpu->power_w / 1000.0 * hours * node->pue;
   out->operational_g = out->energy_kwh * intensity;

@@ -344,7 +344,20 @@ static void read_gpu(const cs_facts_params *p, cs_node_facts *f,
       continue;
     copy_str(f->gpu_label, sizeof(f->gpu_label), label);
     f->gpu = p->catalog ? cs_gpu_catalog_find(p->catalog, label) : NULL;
-    if (!f->gpu)
+    const char *kind = NULL;
+    const cs_gpu_model *whole =
+        f->gpu || !p->catalog
+            ? NULL
+            : cs_gpu_catalog_partition_of(p->catalog, label, &kind);
+    if (whole)
+      cs_problems_add(f->problems, sizeof(f->problems),
+                      "%s %s=\"%.64s\": a %s of %s, whose share of the "
+                      "card's power and throughput is not known (add this "
+                      "label under gpus in the configuration with its own "
+                      "figures)",
+                      where, node_keys[model_keys[i]].s, label, kind,
+                      whole->name);
+    else if (!f->gpu)
       cs_problems_add(f->problems, sizeof(f->problems),
                       "%s %s=\"%.64s\": GPU model not in the catalog (add "
                       "it under gpus in the configuration)",

@@ -116,6 +116,23 @@ static void build_catalog(service *sv, cs_buf *errors)
                     "expected a GPU model in the catalog, such as "
                     "A100-SXM4-80GB or H100-SXM5-80GB (docs/gpus.md), or one "
                     "added under gpus");
+  /* A measured throughput is only ever divided by the reference's own
+   * (cs_gpu_speed_vs): without one the model could never be estimated. */
+  for (size_t i = 0; ref && !(ref->relative_throughput > 0) && i < c->ngpus;
+       i++) {
+    if (!(c->gpus[i].relative_throughput > 0) ||
+        cs_gpu_catalog_find(sv->catalog, c->gpus[i].name) == ref)
+      continue;
+    char path[48], value[32];
+    snprintf(path, sizeof(path), "gpus[%zu].relativeThroughput", i);
+    snprintf(value, sizeof(value), "%g", c->gpus[i].relative_throughput);
+    cs_config_error(errors, c, path, value,
+                    "expected a relativeThroughput in the same unit for "
+                    "the reference GPU too (estimate.referenceGpu=%s has "
+                    "none): a measured throughput is only compared with "
+                    "another measured one",
+                    ref->name);
+  }
   sv->estimate = (cs_estimate_params){
       .reference_gpu = ref,
       .default_duration_s = c->estimate_default_duration_s,

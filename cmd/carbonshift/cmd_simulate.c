@@ -325,8 +325,9 @@ static int load(const opts *o, sim *s)
   /* The slowest pool stretches a runtime the most. */
   double stretch = 1;
   for (size_t p = 0; p < s->cluster.n; p++) {
-    double t = cs_gpu_throughput(s->cluster.pools[p].facts.gpu);
-    double f = t > 0 ? cs_gpu_throughput(s->est.reference_gpu) / t : 1;
+    double v =
+        cs_gpu_speed_vs(s->cluster.pools[p].facts.gpu, s->est.reference_gpu);
+    double f = v > 0 ? 1 / v : 1;
     stretch = f > stretch ? f : stretch;
   }
   size_t k = 0;

@@ -902,6 +902,19 @@ START_TEST(test_config_binary_bad_config_exits_2)
   free(src);
   free(file);
 
+  /* A measured throughput the reference GPU has no counterpart for could
+   * never be compared: refused, naming both. */
+  char *argv3[] = {"carbonshift", "serve", NULL};
+  char *envp3[] = {"CARBONSHIFT_GPUS=[{\"name\":\"H100-SXM5-80GB\","
+                   "\"relativeThroughput\":2.5}]",
+                   NULL};
+  run(argv3, envp3, &r);
+  ck_assert_msg(r.status == 2, "exit %d, stderr:\n%s", r.status, r.err);
+  ASSERT_HAS(r.err, "config: gpus[0].relativeThroughput = \"2.5\" (env "
+                    "CARBONSHIFT_GPUS): expected a relativeThroughput in the "
+                    "same unit for the reference GPU too "
+                    "(estimate.referenceGpu=A100-SXM4-80GB has none)");
+
   /* A usage error is exit 2 with a one-line hint. */
   char *argv2[] = {"carbonshift", "serve", "--bogus", NULL};
   char *envp2[] = {NULL};

@@ -133,6 +133,22 @@ START_TEST(test_estimate_job_unknowns_named)
   n = node(&h100, 8, 1.2, NULL);
   cs_estimate_job(&params, &p, &n, -1, 0, &e);
   ck_assert_str_eq(e.unknown, "grid intensity");
+  /* A measured throughput (samples/s, say) against the reference's TFLOPS
+   * is no ratio: unknown, not a 125-fold runtime. */
+  cs_gpu_model measured = h100;
+  measured.relative_throughput = 2.5;
+  n = node(&measured, 8, 1.2, NULL);
+  cs_estimate_job(&params, &p, &n, 300, 0, &e);
+  ck_assert(!e.known);
+  ck_assert_ptr_nonnull(strstr(e.unknown, "relativeThroughput"));
+  /* Both measured: their ratio. */
+  cs_gpu_model ref = a100;
+  ref.relative_throughput = 1.25;
+  cs_estimate_params both = params;
+  both.reference_gpu = &ref;
+  cs_estimate_job(&both, &p, &n, 300, 0, &e);
+  ck_assert(e.known);
+  ck_assert_double_eq_tol(e.runtime_s, 18 * 3600.0, 1e-6);
 }
 END_TEST
 

@@ -58,24 +58,71 @@ START_TEST(test_gpu_catalog_find_canonical_and_case)
 }
 END_TEST
 
+/* The whole card of a partitioned GPU, for messages; never found as a
+ * model itself. */
+static const char *whole_of(const char *label, const char *kind)
+{
+  const char *k = NULL;
+  ck_assert_ptr_null(cs_gpu_catalog_find(cat, label));
+  const cs_gpu_model *m = cs_gpu_catalog_partition_of(cat, label, &k);
+  ck_assert_msg(m, "%s: no whole card", label);
+  ck_assert_str_eq(k, kind);
+  return m->name;
+}
+
 START_TEST(test_gpu_catalog_find_shared_suffix)
 {
-  ck_assert_str_eq(model_of("NVIDIA-L4-SHARED"), "L4");
-  ck_assert_str_eq(model_of("Tesla-T4-SHARED"), "T4");
-  ck_assert_str_eq(model_of("nvidia-a100-sxm4-80gb-shared"), "A100-SXM4-80GB");
+  ck_assert_str_eq(whole_of("NVIDIA-L4-SHARED", "shared GPU"), "L4");
+  ck_assert_str_eq(whole_of("Tesla-T4-SHARED", "shared GPU"), "T4");
+  ck_assert_str_eq(whole_of("nvidia-a100-sxm4-80gb-shared", "shared GPU"),
+                   "A100-SXM4-80GB");
 }
 END_TEST
 
 START_TEST(test_gpu_catalog_find_mig_suffix)
 {
-  ck_assert_str_eq(model_of("NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"),
+  ck_assert_str_eq(whole_of("NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", "MIG slice"),
                    "A100-SXM4-40GB");
-  ck_assert_str_eq(model_of("NVIDIA-A100-SXM4-80GB-MIG-3g.40gb"),
+  ck_assert_str_eq(whole_of("NVIDIA-A100-SXM4-80GB-MIG-3g.40gb", "MIG slice"),
                    "A100-SXM4-80GB");
-  ck_assert_str_eq(model_of("NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"),
+  ck_assert_str_eq(whole_of("NVIDIA-H100-80GB-HBM3-MIG-1g.10gb", "MIG slice"),
                    "H100-SXM5-80GB");
-  ck_assert_str_eq(model_of("NVIDIA-A100-SXM4-40GB-MIG-1g.5gb-SHARED"),
-                   "A100-SXM4-40GB");
+  ck_assert_str_eq(
+      whole_of("NVIDIA-A100-SXM4-40GB-MIG-1g.5gb-SHARED", "MIG slice"),
+      "A100-SXM4-40GB");
+  /* Not a partition: nothing. */
+  ck_assert_ptr_null(cs_gpu_catalog_partition_of(cat, "NVIDIA-L4", NULL));
+  ck_assert_ptr_null(
+      cs_gpu_catalog_partition_of(cat, "NVIDIA-GeForce-RTX-4090-SHARED", NULL));
+  /* A slice configured as a model of its own is that model. */
+  const char *labels[] = {"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"};
+  cs_gpu_model slice = {.name = "H100-MIG-1g.10gb",
+                        .vendor = "NVIDIA",
+                        .power_w = 100,
+                        .tensor_tflops = 989 / 7.0,
+                        .embodied_kg = 150 / 7.0};
+  ck_assert_int_eq(cs_gpu_catalog_set(cat, &slice, labels, 1), CS_OK);
+  ck_assert_str_eq(model_of("NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"),
+                   "H100-MIG-1g.10gb");
+}
+END_TEST
+
+/* Runtimes scale by a ratio of like figures only. */
+START_TEST(test_gpu_catalog_speed_vs_like_units)
+{
+  const cs_gpu_model *a100 = cs_gpu_catalog_find(cat, "A100-SXM4-80GB");
+  const cs_gpu_model *h100 = cs_gpu_catalog_find(cat, "H100-SXM5-80GB");
+  ck_assert_double_eq_tol(cs_gpu_speed_vs(h100, a100), 989 / 312.0, 1e-12);
+  ck_assert_double_eq(cs_gpu_speed_vs(a100, a100), 1);
+  cs_gpu_model m = {.name = "H100-SXM5-80GB", .relative_throughput = 2.5};
+  ck_assert_int_eq(cs_gpu_catalog_set(cat, &m, NULL, 0), CS_OK);
+  /* Samples/s against TFLOPS: unknown, not a 125-fold slowdown. */
+  ck_assert_double_eq(cs_gpu_speed_vs(h100, a100), 0);
+  ck_assert_double_eq(cs_gpu_speed_vs(a100, h100), 0);
+  cs_gpu_model r = {.name = "A100-SXM4-80GB", .relative_throughput = 1.25};
+  ck_assert_int_eq(cs_gpu_catalog_set(cat, &r, NULL, 0), CS_OK);
+  ck_assert_double_eq_tol(cs_gpu_speed_vs(h100, a100), 2.0, 1e-12);
+  ck_assert_double_eq(cs_gpu_speed_vs(NULL, a100), 0);
 }
 END_TEST
 
@@ -134,8 +181,9 @@ START_TEST(test_gpu_catalog_set_adds_model_with_labels)
                     .memory_gb = 48};
   ck_assert_int_eq(cs_gpu_catalog_set(cat, &m, labels, 2), CS_OK);
   ck_assert_uint_eq(cs_gpu_catalog_count(cat), before + 1);
-  ck_assert_str_eq(model_of("NVIDIA-RTX-6000-Ada-Generation-SHARED"),
-                   "RTX6000-ADA");
+  ck_assert_str_eq(
+      whole_of("NVIDIA-RTX-6000-Ada-Generation-SHARED", "shared GPU"),
+      "RTX6000-ADA");
   ck_assert_str_eq(model_of("RTX6000ADA"), "RTX6000-ADA");
   const cs_gpu_model *f = cs_gpu_catalog_find(cat, "rtx6000-ada");
   ck_assert_double_eq(cs_gpu_throughput(f), 364.2);
@@ -299,6 +347,7 @@ int main(void)
   tcase_add_test(tc, test_gpu_catalog_find_canonical_and_case);
   tcase_add_test(tc, test_gpu_catalog_find_shared_suffix);
   tcase_add_test(tc, test_gpu_catalog_find_mig_suffix);
+  tcase_add_test(tc, test_gpu_catalog_speed_vs_like_units);
   tcase_add_test(tc, test_gpu_catalog_find_amd_labels);
   tcase_add_test(tc, test_gpu_catalog_find_unknown_is_null);
   tcase_add_test(tc, test_gpu_catalog_set_replaces_nonzero_fields);

@@ -323,6 +323,34 @@ START_TEST(test_node_facts_fields_long_values_whole)
 }
 END_TEST
 
+/* A MIG slice or a shared GPU is not a whole card: no model, and a
+ * message naming the card it is part of. */
+START_TEST(test_node_facts_partitioned_gpu_unknown)
+{
+  cs_node_facts f;
+  ck_assert_int_eq(
+      read_both("{\"name\":\"m\",\"labels\":{\"nvidia.com/gpu.product\":"
+                "\"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb\"}}",
+                "{\"nvidia.com/gpu\":\"56\"}", &f),
+      CS_OK);
+  ck_assert_ptr_null(f.gpu);
+  ck_assert_str_eq(f.gpu_label, "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb");
+  ck_assert_str_eq(
+      f.problems,
+      "label nvidia.com/gpu.product=\"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb\": a "
+      "MIG slice of H100-SXM5-80GB, whose share of the card's power and "
+      "throughput is not known (add this label under gpus in the "
+      "configuration with its own figures)");
+  ck_assert_int_eq(
+      read_both("{\"name\":\"s\",\"labels\":{\"nvidia.com/gpu.product\":"
+                "\"NVIDIA-L4-SHARED\"}}",
+                "{\"nvidia.com/gpu\":\"32\"}", &f),
+      CS_OK);
+  ck_assert_ptr_null(f.gpu);
+  ck_assert_ptr_nonnull(strstr(f.problems, "a shared GPU of L4, "));
+}
+END_TEST
+
 /* cJSON's strings end at an escaped NUL, in names and values alike: "a\0…"
  * is "a", however much follows. */
 START_TEST(test_node_facts_fields_escaped_nul_ends_string)
@@ -423,6 +451,7 @@ static Suite *node_facts_suite(void)
   tcase_add_test(tc, test_node_facts_fields_wrong_types_named);
   tcase_add_test(tc, test_node_facts_fields_long_values_whole);
   tcase_add_test(tc, test_node_facts_fields_escaped_nul_ends_string);
+  tcase_add_test(tc, test_node_facts_partitioned_gpu_unknown);
   tcase_add_test(tc, test_node_facts_fields_same_for_fixture_nodes);
   tcase_add_test(tc, test_node_facts_fields_same_for_bench_nodes);
   suite_add_tcase(s, tc);
