@@ -64,6 +64,11 @@ START_TEST(test_estimate_job_h100_de_worked_example)
   ck_assert_double_eq_tol(e.node_embodied_kg, 2200, 1e-9);
   ck_assert_double_eq_tol(e.embodied_g / 1000, 0.475, 0.001);
   ck_assert_double_eq_tol(e.total_g / 1000, 29.48, 0.01);
+  /* Young hardware: the expected life itself is the divisor (not its age
+   * plus the run, nor the life plus the run), to the gram. */
+  ck_assert_double_eq(e.effective_lifetime_s, n.lifetime_s);
+  ck_assert_double_eq_tol(e.embodied_g, 2200e3 * e.runtime_s / n.lifetime_s,
+                          1e-9);
 }
 END_TEST
 
@@ -116,6 +121,23 @@ START_TEST(test_estimate_job_partial_node_share)
   ck_assert_double_eq_tol(e.energy_kwh, 2 * 0.4 * 10 * 1.1, 1e-9);
   ck_assert_double_eq_tol(e.embodied_g, 2200e3 * 0.25 * 10 / (6 * 365 * 24.0),
                           1e-6);
+}
+END_TEST
+
+/* A pod asking for more devices than the node has takes the whole node,
+ * no more; a per-card figure from the catalog replaces the default. */
+START_TEST(test_estimate_job_share_capped_and_card_figure)
+{
+  cs_pod_facts p = job(16, 10);
+  cs_node_facts n = node(&a100, 8, 1.0, NULL);
+  cs_estimate e;
+  cs_estimate_job(&params, &p, &n, 100, 0, &e);
+  ck_assert_double_eq_tol(e.embodied_g, 2200e3 * 10 / (6 * 365 * 24.0), 1e-6);
+  cs_gpu_model card = a100;
+  card.embodied_kg = 300;
+  n = node(&card, 8, 1.0, NULL);
+  cs_estimate_job(&params, &p, &n, 100, 0, &e);
+  ck_assert_double_eq(e.node_embodied_kg, 1000 + 8 * 300);
 }
 END_TEST
 
@@ -174,6 +196,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_estimate_job_old_gpu_does_not_win_on_same_grid);
   tcase_add_test(tc, test_estimate_job_partial_node_share);
   tcase_add_test(tc, test_estimate_job_unknowns_named);
+  tcase_add_test(tc, test_estimate_job_share_capped_and_card_figure);
   tcase_add_test(tc, test_estimate_job_embodied_override);
   suite_add_tcase(s, tc);
   return s;

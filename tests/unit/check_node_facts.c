@@ -323,6 +323,50 @@ START_TEST(test_node_facts_fields_long_values_whole)
 }
 END_TEST
 
+/* PUE: the default, overridden by the zone's, overridden by the node's
+ * own; hardware dates in the future and lifetimes under 30 days refused. */
+START_TEST(test_node_facts_pue_precedence_and_hardware_limits)
+{
+  static const cs_zone_pue zp[] = {{"DE", 1.4}, {"NO", 1.1}};
+  params.zone_pue = zp;
+  params.nzone_pue = 2;
+  cs_node_facts f;
+  ck_assert_int_eq(
+      read_both("{\"name\":\"a\",\"labels\":{\"carbonshift.io/grid-zone\":"
+                "\"DE\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_double_eq(f.pue, 1.4);
+  ck_assert_int_eq(f.pue_source, CS_PUE_FROM_ZONE);
+  ck_assert_int_eq(
+      read_both("{\"name\":\"b\",\"labels\":{\"carbonshift.io/grid-zone\":"
+                "\"DE\"},\"annotations\":{\"carbonshift.io/pue\":\"1.05\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_double_eq(f.pue, 1.05);
+  ck_assert_int_eq(f.pue_source, CS_PUE_FROM_NODE);
+  ck_assert_int_eq(
+      read_both("{\"name\":\"c\",\"labels\":{\"carbonshift.io/grid-zone\":"
+                "\"ES\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_double_eq(f.pue, 1.2);
+  ck_assert_int_eq(f.pue_source, CS_PUE_DEFAULT);
+  ck_assert_int_eq(
+      read_both("{\"name\":\"d\",\"annotations\":{"
+                "\"carbonshift.io/hardware-installed\":\"2999-01-01\","
+                "\"carbonshift.io/expected-lifetime\":\"29d\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_int_eq(f.installed_at, 0);
+  ck_assert_double_eq(f.lifetime_s, 6 * 365 * 86400.0);
+  ck_assert_msg(strstr(f.problems, "carbonshift.io/hardware-installed=\"2999-"
+                                   "01-01\": expected a date in the past") &&
+                    strstr(f.problems, "expected a lifetime of at least 30d"),
+                "%s", f.problems);
+}
+END_TEST
+
 /* A MIG slice or a shared GPU is not a whole card: no model, and a
  * message naming the card it is part of. */
 START_TEST(test_node_facts_partitioned_gpu_unknown)
@@ -452,6 +496,7 @@ static Suite *node_facts_suite(void)
   tcase_add_test(tc, test_node_facts_fields_long_values_whole);
   tcase_add_test(tc, test_node_facts_fields_escaped_nul_ends_string);
   tcase_add_test(tc, test_node_facts_partitioned_gpu_unknown);
+  tcase_add_test(tc, test_node_facts_pue_precedence_and_hardware_limits);
   tcase_add_test(tc, test_node_facts_fields_same_for_fixture_nodes);
   tcase_add_test(tc, test_node_facts_fields_same_for_bench_nodes);
   suite_add_tcase(s, tc);
