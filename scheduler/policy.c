@@ -200,14 +200,16 @@ static void fail_all(cs_policy_call *c, const char *reason)
 
 /* The latest start of the job on one node: the pod's max-delay after its
  * creation, and early enough to meet its deadline with this node's runtime.
- * Without either annotation it must start now. */
+ * Without either annotation it must start now. A max-delay without a
+ * creation time to count from gives no slack: counted from each call, it
+ * would never run out. */
 static int64_t latest_start(const cs_policy_call *c, const cs_node_eval *e)
 {
   int64_t latest = INT64_MAX;
-  if (c->pod->max_delay_s > 0) {
-    int64_t created = c->pod->created_at ? c->pod->created_at : c->now;
-    latest = created + (int64_t)c->pod->max_delay_s;
-  }
+  if (c->pod->max_delay_s > 0)
+    latest = c->pod->created_at
+                 ? c->pod->created_at + (int64_t)c->pod->max_delay_s
+                 : c->now;
   if (c->pod->deadline > 0) {
     int64_t by = c->pod->deadline - (int64_t)ceil(e->est.runtime_s);
     latest = by < latest ? by : latest;

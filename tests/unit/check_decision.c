@@ -638,6 +638,9 @@ static void valley_free(cs_provider *p)
   (void)p;
 }
 
+/* When set, filter_with also drops the pod's creationTimestamp. */
+static bool drop_created;
+
 /* The fixture's filter request with its pod annotations replaced. */
 static cJSON *filter_with(const char *const *kv, size_t n)
 {
@@ -649,6 +652,10 @@ static cJSON *filter_with(const char *const *kv, size_t n)
   cJSON *ann = cJSON_GetObjectItem(
       cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "metadata"),
       "annotations");
+  if (drop_created)
+    cJSON_DeleteItemFromObject(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "metadata"),
+        "creationTimestamp");
   for (size_t i = 0; i < n; i += 2) {
     cJSON_DeleteItemFromObject(ann, kv[i]);
     if (kv[i + 1])
@@ -738,6 +745,19 @@ START_TEST(test_decision_filter_deadline_offset_latest_start)
   ck_assert_msg(strstr(m, "planned start 2026-11-20T14:00Z") &&
                     strstr(m, "latest start 2026-11-20T21:38Z"),
                 "%s", m);
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* max-delay counts from the pod's creation; without a creation time it
+ * would restart at every call and never run out, so there is no slack. */
+START_TEST(test_decision_filter_max_delay_without_creation_runs_now)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  drop_created = true;
+  cJSON *out = filter_with(NULL, 0);
+  drop_created = false;
+  ck_assert_int_eq(kept(out), 4);
   cJSON_Delete(out);
 }
 END_TEST
@@ -1085,6 +1105,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
+  tcase_add_test(tv, test_decision_filter_max_delay_without_creation_runs_now);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
