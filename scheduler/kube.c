@@ -495,6 +495,8 @@ static void declare_metrics(cs_kube *k)
        "Complete Node lists, by reason (initial, gone, error)", "reason"},
       {"carbonshift_kube_events_total",
        "Pod Events by result (sent, failed, dropped, suppressed)", "result"},
+      {"carbonshift_kube_patches_total",
+       "Pod annotation patches by result (sent, failed, dropped)", "result"},
   };
   if (!k->metrics)
     return;
@@ -1611,7 +1613,12 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
            .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
   request(k, h, &r, &resp);
   cs_err rc = status_err(&r);
-  if (rc) {
+  if (rc == CS_OK) {
+    STAT_ADD(k, patches_sent);
+    metric_add(k, "carbonshift_kube_patches_total", "sent", NULL);
+  } else {
+    STAT_ADD(k, patches_failed);
+    metric_add(k, "carbonshift_kube_patches_total", "failed", NULL);
     char err[256];
     describe_failure(&r, &resp, err, sizeof(err));
     cs_buf *l = cs_log_begin(0, "Cannot annotate pod");
@@ -1895,8 +1902,10 @@ cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
   }
   pthread_mutex_unlock(&k->ev_mu);
   cs_buf_free(&body);
-  if (rc)
-    metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
+  if (rc) {
+    STAT_ADD(k, patches_dropped);
+    metric_add(k, "carbonshift_kube_patches_total", "dropped", NULL);
+  }
   return rc;
 }
 
@@ -1993,14 +2002,14 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
   declare_metrics(k);
   k->queue = cs_calloc(k->cfg.event_queue_cap, sizeof(*k->queue));
   k->dedup = cs_calloc(k->cfg.event_dedup_cap, sizeof(*k->dedup));
-  if (k->cfg.events_enabled) {
-    if (pthread_create(&k->ev_thr, NULL, event_main, k) != 0) {
-      seterr(err, errcap, "cannot start the event sender thread");
-      rc = CS_EINTERNAL;
-      goto out;
-    }
-    k->ev_running = true;
+  /* Started whatever events_enabled says: the same worker sends the queued
+   * annotation patches, which do not depend on Events being wanted. */
+  if (pthread_create(&k->ev_thr, NULL, event_main, k) != 0) {
+    seterr(err, errcap, "cannot start the event and patch sender thread");
+    rc = CS_EINTERNAL;
+    goto out;
   }
+  k->ev_running = true;
   static const char *const auth_names[] = {"none", "token", "tokenFile",
                                            "clientCertificate"};
   cs_buf *l = cs_log_begin(0, "Kubernetes API client configured");

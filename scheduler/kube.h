@@ -1,8 +1,8 @@
 /* kube.h: a small Kubernetes API client: connects in-cluster or through a
  * kubeconfig, watches Nodes (list, watch, bookmarks, backoff, relist on 410)
  * into a sink, patches Pod annotations and emits events.k8s.io/v1 Events.
- * Thread-safe: yes; the watch and the event sender run on their own threads,
- * every call may come from any thread.
+ * Thread-safe: yes; the watch and the sender of Events and queued patches
+ * run on their own threads, every call may come from any thread.
  * Ownership: the config and its strings are borrowed for the duration of
  * cs_kube_new (the client copies what it keeps, except `metrics` and the
  * sink's ctx, which must outlive the client); cJSON passed to sinks is
@@ -36,15 +36,16 @@ typedef struct cs_kube_config {
   /* Replaces the server URL found in-cluster or in the kubeconfig (tests,
    * or a local proxy); NULL: none. */
   const char *server;
-  double request_timeout_s;    /* non-watch requests (default 10) */
-  int watch_timeout_s;         /* timeoutSeconds asked of the server (300) */
-  double backoff_initial_s;    /* watch/list retry backoff start (1) */
-  double backoff_max_s;        /* and cap (30); each delay is jittered */
-  int list_page_size;          /* `limit` of each list page (250) */
-  size_t max_line_bytes;       /* cap on one watch event line (4 MiB) */
-  size_t max_body_bytes;       /* cap on one response body (64 MiB) */
-  bool events_enabled;         /* false: cs_kube_emit_event does nothing */
-  size_t event_queue_cap;      /* pending Events; beyond it they drop (256) */
+  double request_timeout_s; /* non-watch requests (default 10) */
+  int watch_timeout_s;      /* timeoutSeconds asked of the server (300) */
+  double backoff_initial_s; /* watch/list retry backoff start (1) */
+  double backoff_max_s;     /* and cap (30); each delay is jittered */
+  int list_page_size;       /* `limit` of each list page (250) */
+  size_t max_line_bytes;    /* cap on one watch event line (4 MiB) */
+  size_t max_body_bytes;    /* cap on one response body (64 MiB) */
+  /* false: cs_kube_emit_event does nothing; queued patches are still sent */
+  bool events_enabled;
+  size_t event_queue_cap;      /* pending Events and patches; more drop (256) */
   double event_dedup_window_s; /* same pod+reason+note not re-sent (600) */
   double event_min_interval_s; /* per pod+reason, any note (30) */
   size_t event_dedup_cap;      /* entries remembered for dedup (4096) */
@@ -56,11 +57,12 @@ typedef struct cs_kube_config {
 void cs_kube_config_defaults(cs_kube_config *c);
 
 /* Resolves the configuration (reads the kubeconfig or the service-account
- * files) and starts the Event sender. On failure *out is NULL and err (if
+ * files) and starts the sender of Events and queued patches (always, even
+ * with events_enabled false). On failure *out is NULL and err (if
  * errcap > 0) names the file, the key and what was expected. */
 cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
                    size_t errcap) CS_MUST_USE;
-/* Stops the watch and the Event sender (pending Events are dropped). */
+/* Stops the watch and the sender (pending Events and patches are dropped). */
 void cs_kube_free(cs_kube *k);
 
 typedef enum cs_kube_auth {
@@ -131,8 +133,10 @@ cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
                                      const char *name, const char *const *keys,
                                      const char *const *values,
                                      size_t n) CS_MUST_USE;
-/* The same, queued for the worker that sends Events: returns at once, never
- * waits on the API server. CS_EBUSY when the queue is full (dropped). */
+/* The same, queued for the worker that sends Events (which runs whether or
+ * not Events are enabled, sharing their queue): returns at once, never
+ * waits on the API server. CS_EBUSY when the queue is full (dropped and
+ * counted as patches_dropped). */
 cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
                                            const char *name,
                                            const char *const *keys,
@@ -164,6 +168,7 @@ typedef struct cs_kube_stats {
   uint64_t bookmarks;
   uint64_t token_reloads;
   uint64_t events_sent, events_failed, events_dropped, events_suppressed;
+  uint64_t patches_sent, patches_failed, patches_dropped; /* both forms */
   uint64_t requests_ok, requests_failed;
   char resource_version[64]; /* where the watch stands */
 } cs_kube_stats;

@@ -466,7 +466,8 @@ static const setting settings[] = {
      .type = K_BOOL,
      .off = F(events_enabled),
      .def = "true",
-     .help = "Create Events on pods for carbonshift's decisions"},
+     .help = "Create Events on pods for carbonshift's decisions (pod "
+             "annotation patches are sent either way)"},
     {.name = "events.queueSize",
      .type = K_INT,
      .off = F(events_queue_size),

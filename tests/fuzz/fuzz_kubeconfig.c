@@ -1,7 +1,8 @@
 /* fuzz_kubeconfig: a kubeconfig file (YAML, read with libyaml) through
  * cs_kube_new, as `carbonshift serve` loads it: contexts, clusters and
  * users resolved by name, base64 certificate data, token and token file.
- * The Event sender is off, so no thread starts and nothing is sent.
+ * Events are off and nothing is queued, so the sender thread that
+ * cs_kube_new starts sends nothing and is stopped by cs_kube_free.
  * Invariants: a failure says why; a client that loads has an http(s)
  * server without a trailing slash, a namespace and the chosen context. */
 #include <string.h>

@@ -774,13 +774,63 @@ START_TEST(test_kube_patch_pod_annotations_async_queued)
 }
 END_TEST
 
-/* -------------------------------------------------------------- events */
-
 static const fk_request *wait_request(fk_server *s, size_t i)
 {
   ck_assert_msg(fk_wait_count(s, i + 1, 5000), "request %zu never came", i);
   return fk_get(s, i);
 }
+
+/* events.enabled=false turns off Events only: the worker that sends them
+ * also sends the queued patches, which must still reach the server. */
+START_TEST(test_kube_patch_pod_annotations_async_events_disabled)
+{
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.events_enabled = false;
+  cfg.event_queue_cap = 2;
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "train-1",
+                      .reason = "CarbonDeferred",
+                      .action = "Schedule",
+                      .note = "waiting"};
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK); /* not queued */
+  const char *keys[] = {"carbonshift.io/planned-start"};
+  const char *vals[] = {"2026-11-23T02:00:00Z"};
+  char pod[24];
+  /* More patches than the queue holds, one after the other: each is sent
+   * before the next, none is dropped. */
+  for (int i = 0; i < 4; i++) {
+    snprintf(pod, sizeof(pod), "train-%d", i);
+    ck_assert_int_eq(
+        cs_kube_patch_pod_annotations_async(k, "ml", pod, keys, vals, 1),
+        CS_OK);
+    const fk_request *rq = wait_request(s, (size_t)i);
+    ck_assert_str_eq(rq->method, "PATCH");
+    char *want = cs_asprintf("/api/v1/namespaces/ml/pods/%s", pod);
+    ck_assert_str_eq(rq->path, want);
+    free(want);
+  }
+  sleep_ms(100);
+  ck_assert_uint_eq(fk_count(s), 4); /* and no Event */
+  cs_kube_stats st;
+  for (int i = 0; i < 100; i++) {
+    cs_kube_get_stats(k, &st);
+    if (st.patches_sent == 4)
+      break;
+    sleep_ms(10);
+  }
+  ck_assert_uint_eq(st.patches_sent, 4);
+  ck_assert_uint_eq(st.patches_dropped, 0);
+  ck_assert_uint_eq(st.events_sent + st.events_dropped + st.events_suppressed,
+                    0);
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
+/* -------------------------------------------------------------- events */
 
 START_TEST(test_kube_emit_event_body_and_dedup)
 {
@@ -1211,6 +1261,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_queued);
+  tcase_add_test(tc, test_kube_patch_pod_annotations_async_events_disabled);
   tcase_add_test(tc, test_kube_emit_event_body_and_dedup);
   tcase_add_test(tc, test_kube_emit_event_min_interval_suppresses_new_note);
   tcase_add_test(tc, test_kube_emit_event_queue_full_drops);
