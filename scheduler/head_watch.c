@@ -35,22 +35,30 @@ struct cs_head_watch {
   pthread_t thread;
 };
 
-/* The first connection past its deadline and not cut yet, or NULL. */
+/* The first connection past its deadline and not cut yet, or NULL. A slot
+ * idle since after `now` is not overdue: `now - idle_since`, unsigned,
+ * would wrap to a huge wait. */
 static cs_head_slot *overdue(cs_head_watch *w, uint64_t now)
 {
   for (cs_head_slot *s = w->head; s; s = s->next)
-    if (!s->busy && !s->cut && now - s->idle_since >= w->timeout_ns)
+    if (!s->busy && !s->cut && s->idle_since <= now &&
+        now - s->idle_since >= w->timeout_ns)
       return s;
   return NULL;
 }
 
 /* Cuts the connections past their deadline. Called and returns with the
- * lock held; drops it around the callback, which logs. */
+ * lock held; drops it around the callback, which logs. The clock is read
+ * under the lock, each time it is taken again: slots added or made idle
+ * while the callback ran have a later idle_since than a time read
+ * before. */
 static void check(cs_head_watch *w)
 {
-  uint64_t now = cs_clock_mono_ns();
-  cs_head_slot *s;
-  while ((s = overdue(w, now))) {
+  for (;;) {
+    uint64_t now = cs_clock_mono_ns();
+    cs_head_slot *s = overdue(w, now);
+    if (!s)
+      break;
     /* Under the lock, so the connection cannot have been removed, and its
      * descriptor not closed and reused. */
     (void)shutdown(s->fd, SHUT_RDWR);
@@ -120,8 +128,10 @@ cs_head_slot *cs_head_watch_add(cs_head_watch *w, int fd, const char *remote)
   cs_head_slot *s = cs_calloc(1, sizeof(*s));
   s->fd = fd;
   snprintf(s->remote, sizeof(s->remote), "%s", remote ? remote : "");
-  s->idle_since = cs_clock_mono_ns();
   pthread_mutex_lock(&w->mu);
+  /* Read under the lock, as check reads its time: a check then never sees
+   * an idle_since later than its own now. */
+  s->idle_since = cs_clock_mono_ns();
   s->next = w->head;
   if (w->head)
     w->head->prev = s;
@@ -139,10 +149,9 @@ void cs_head_watch_busy(cs_head_watch *w, cs_head_slot *s)
 
 void cs_head_watch_idle(cs_head_watch *w, cs_head_slot *s)
 {
-  uint64_t now = cs_clock_mono_ns();
   pthread_mutex_lock(&w->mu);
   s->busy = false;
-  s->idle_since = now;
+  s->idle_since = cs_clock_mono_ns(); /* under the lock: see check */
   pthread_mutex_unlock(&w->mu);
 }
 

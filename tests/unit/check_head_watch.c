@@ -77,6 +77,49 @@ START_TEST(test_head_watch_cuts_only_idle_overdue)
 }
 END_TEST
 
+/* A cut callback that opens a fresh connection, as a server's accept can
+ * while the watch logs: the fresh slot's idle_since is later than the
+ * time the check started with, and must not count as overdue. */
+typedef struct fresh {
+  cs_head_watch *w;
+  int pair[2];
+  cs_head_slot *slot;
+  atomic_int cuts;
+} fresh;
+
+static void add_on_cut(void *ctx, const char *remote, uint64_t waited_ns)
+{
+  (void)remote;
+  (void)waited_ns;
+  fresh *f = ctx;
+  if (atomic_fetch_add(&f->cuts, 1) == 0)
+    f->slot = cs_head_watch_add(f->w, f->pair[0], "10.0.0.9:5000");
+}
+
+START_TEST(test_head_watch_slot_added_during_cut_not_cut)
+{
+  fresh f = {0};
+  int old[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, old), 0);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, f.pair), 0);
+  ck_assert_int_eq(cs_head_watch_new(500000000u, add_on_cut, &f, &f.w), CS_OK);
+  cs_head_slot *so = cs_head_watch_add(f.w, old[0], "10.0.0.8:5000");
+  ck_assert(ended(old[1], 2000));
+  /* The fresh slot has its whole 500 ms: untouched 200 ms later. */
+  ck_assert(!ended(f.pair[1], 200));
+  ck_assert_int_eq(atomic_load(&f.cuts), 1);
+  ck_assert(ended(f.pair[1], 2000)); /* and cut once it is overdue */
+  ck_assert_int_eq(atomic_load(&f.cuts), 2);
+  cs_head_watch_remove(f.w, so);
+  cs_head_watch_remove(f.w, f.slot);
+  cs_head_watch_free(f.w);
+  for (int i = 0; i < 2; i++) {
+    close(old[i]);
+    close(f.pair[i]);
+  }
+}
+END_TEST
+
 START_TEST(test_head_watch_refuses_zero_timeout)
 {
   cs_head_watch *w = (cs_head_watch *)&w;
@@ -91,6 +134,7 @@ static Suite *suite(void)
   Suite *s = suite_create("head_watch");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_head_watch_cuts_only_idle_overdue);
+  tcase_add_test(tc, test_head_watch_slot_added_during_cut_not_cut);
   tcase_add_test(tc, test_head_watch_refuses_zero_timeout);
   suite_add_tcase(s, tc);
   return s;
