@@ -880,7 +880,8 @@ static cs_err in_cluster_load(cs_kube *k, const char *sa_dir,
   } else {
     seterr(err, cap,
            "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
-           "must be set, expected to run in a Pod (or set kube.kubeconfig)");
+           "must be set, expected to run in a Pod (outside one, use "
+           "kube.mode=auto or kube.mode=kubeconfig with kube.kubeconfig)");
     rc = CS_EINVAL;
     goto out;
   }
@@ -1911,6 +1912,18 @@ cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
 
 /* ------------------------------------------------------------ lifecycle */
 
+cs_kube_mode cs_kube_choose_mode(cs_kube_mode mode, const char *kubeconfig,
+                                 const char *service_host)
+{
+  if (mode != CS_KUBE_AUTO)
+    return mode;
+  if (kubeconfig && kubeconfig[0])
+    return CS_KUBE_KUBECONFIG;
+  if (service_host && service_host[0])
+    return CS_KUBE_IN_CLUSTER;
+  return CS_KUBE_OFF;
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
@@ -1955,32 +1968,25 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
   atomic_init(&k->stop, false);
 
   const char *sa = cfg->sa_dir && cfg->sa_dir[0] ? cfg->sa_dir : CS_KUBE_SA_DIR;
-  cs_kube_mode mode = cfg->mode;
-  if (mode == CS_KUBE_AUTO) {
-    const char *host = getenv("KUBERNETES_SERVICE_HOST");
-    mode = cfg->kubeconfig && cfg->kubeconfig[0] ? CS_KUBE_KUBECONFIG
-           : host && host[0]                     ? CS_KUBE_IN_CLUSTER
-                                                 : CS_KUBE_KUBECONFIG;
-  }
-  if (mode == CS_KUBE_IN_CLUSTER) {
+  cs_kube_mode mode = cs_kube_choose_mode(cfg->mode, cfg->kubeconfig,
+                                          getenv("KUBERNETES_SERVICE_HOST"));
+  if (mode == CS_KUBE_OFF) {
+    seterr(err, errcap,
+           "kube.mode: %s: no API server to connect to, expected "
+           "kube.kubeconfig set, or KUBERNETES_SERVICE_HOST set (in a Pod)",
+           cfg->mode == CS_KUBE_AUTO ? "auto" : "off");
+    rc = CS_EINVAL;
+  } else if (mode == CS_KUBE_IN_CLUSTER) {
     rc = in_cluster_load(k, sa, cfg->server, err, errcap);
+  } else if (!cfg->kubeconfig || !cfg->kubeconfig[0]) {
+    seterr(err, errcap,
+           "kube.kubeconfig: not set, expected the path of a kubeconfig file "
+           "(kube.mode is kubeconfig; $KUBECONFIG and ~/.kube/config are not "
+           "read)");
+    rc = CS_EINVAL;
   } else {
-    const char *env = getenv("KUBECONFIG");
-    const char *home = getenv("HOME");
-    if (cfg->kubeconfig && cfg->kubeconfig[0])
-      kc = cs_strdup(cfg->kubeconfig);
-    else if (env && env[0])
-      kc = cs_strndup(env, strcspn(env, ":")); /* the first of the list */
-    else if (home && home[0])
-      kc = cs_asprintf("%s/.kube/config", home);
-    if (!kc) {
-      seterr(err, errcap,
-             "kube.kubeconfig: not set, and neither KUBECONFIG nor HOME is: "
-             "expected the path of a kubeconfig file");
-      rc = CS_EINVAL;
-    } else {
-      rc = kubeconfig_load(k, kc, cfg->context, err, errcap);
-    }
+    kc = cs_strdup(cfg->kubeconfig);
+    rc = kubeconfig_load(k, kc, cfg->context, err, errcap);
     if (!rc && cfg->server && cfg->server[0]) {
       free(k->server);
       k->server = cs_strdup(cfg->server);

@@ -20,17 +20,30 @@
 
 typedef struct cs_kube cs_kube;
 
+/* How the client finds the API server (the values of kube.mode). */
 typedef enum cs_kube_mode {
-  CS_KUBE_AUTO = 0, /* kubeconfig if set, else in-cluster, else $KUBECONFIG */
-  CS_KUBE_IN_CLUSTER,
-  CS_KUBE_KUBECONFIG
+  CS_KUBE_AUTO = 0,   /* resolved by cs_kube_choose_mode */
+  CS_KUBE_IN_CLUSTER, /* the Pod's service account */
+  CS_KUBE_KUBECONFIG, /* the file named by `kubeconfig`, which must be set */
+  CS_KUBE_OFF         /* no API server; cs_kube_new refuses it */
 } cs_kube_mode;
+
+/* Resolves CS_KUBE_AUTO: CS_KUBE_KUBECONFIG when `kubeconfig` (a path) is
+ * set and not empty, as in client-go, where an explicit kubeconfig beats
+ * the in-cluster configuration; else CS_KUBE_IN_CLUSTER when
+ * `service_host` (the value of KUBERNETES_SERVICE_HOST) is set and not
+ * empty; else CS_KUBE_OFF. Other modes are returned as they are.
+ * $KUBECONFIG and ~/.kube/config are never consulted: a scheduler
+ * extender must not quietly connect to whatever cluster the shell that
+ * started it points at. Pure: reads no environment itself. */
+cs_kube_mode cs_kube_choose_mode(cs_kube_mode mode, const char *kubeconfig,
+                                 const char *service_host);
 
 #define CS_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
 typedef struct cs_kube_config {
   cs_kube_mode mode;
-  const char *kubeconfig; /* path; NULL: $KUBECONFIG, then ~/.kube/config */
+  const char *kubeconfig; /* path; needed by KUBECONFIG, first for AUTO */
   const char *context;    /* NULL or "": the current-context */
   const char *sa_dir;     /* in-cluster files (token, ca.crt, namespace) */
   /* Replaces the server URL found in-cluster or in the kubeconfig (tests,

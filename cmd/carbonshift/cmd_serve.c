@@ -251,23 +251,21 @@ static void sink_annotate(void *ctx, const cs_pod_facts *pod,
 static bool start_kube(service *sv)
 {
   const cs_config *c = sv->cfg;
-  enum { AUTO, IN_CLUSTER, KUBECONFIG, OFF } mode = c->kube_mode;
-  if (mode == AUTO)
-    mode = getenv("KUBERNETES_SERVICE_HOST") ? IN_CLUSTER
-           : *c->kube_kubeconfig             ? KUBECONFIG
-                                             : OFF;
-  if (mode == OFF) {
+  cs_kube_mode mode =
+      cs_kube_choose_mode((cs_kube_mode)c->kube_mode, c->kube_kubeconfig,
+                          getenv("KUBERNETES_SERVICE_HOST"));
+  if (mode == CS_KUBE_OFF) {
     cs_buf *l = cs_log_begin(0, "No Kubernetes API server configured");
     cs_json_str(l, "err",
                 "names-only requests (nodeCacheCapable) get "
-                "neutral scores and no Events are sent; set "
-                "kube.mode or kube.kubeconfig");
+                "neutral scores and no Events or pod annotations are "
+                "sent; set kube.kubeconfig, or run in a Pod");
     cs_log_end(l);
     return true;
   }
   cs_kube_config kc;
   cs_kube_config_defaults(&kc);
-  kc.mode = mode == IN_CLUSTER ? CS_KUBE_IN_CLUSTER : CS_KUBE_KUBECONFIG;
+  kc.mode = mode;
   kc.kubeconfig = *c->kube_kubeconfig ? c->kube_kubeconfig : NULL;
   kc.context = *c->kube_context ? c->kube_context : NULL;
   kc.request_timeout_s = c->kube_request_timeout_s;

@@ -16,6 +16,7 @@
 #include "carbon/signal.h"
 #include "carbon/util/alloc.h"
 #include "carbon/util/parse.h"
+#include "scheduler/kube.h"
 
 extern char **environ;
 
@@ -105,9 +106,11 @@ static const char *const emission_factor_types[] = {"lifecycle", "direct",
                                                     NULL};
 static const char *const watttime_signals[] = {"co2_moer", "co2_aoer", NULL};
 static const char *const trace_columns[] = {"lca", "direct", NULL};
-/* Indexes match cs_kube_mode, with "off" appended. */
+/* Indexes match cs_kube_mode (scheduler/kube.h). */
 static const char *const kube_modes[] = {"auto", "inCluster", "kubeconfig",
                                          "off", NULL};
+_Static_assert(sizeof(kube_modes) / sizeof(kube_modes[0]) == CS_KUBE_OFF + 2,
+               "one kube.mode choice per cs_kube_mode");
 
 #define KI 1024.0
 #define MI (1024.0 * 1024)
@@ -427,9 +430,10 @@ static const setting settings[] = {
      .def = "auto",
      .choices = kube_modes,
      .help = "How to reach the API server: inCluster (service account), "
-             "kubeconfig (kube.kubeconfig), off, or auto: inCluster when "
-             "KUBERNETES_SERVICE_HOST is set, else kubeconfig when "
-             "kube.kubeconfig is set, else off"},
+             "kubeconfig (kube.kubeconfig, required), off, or auto: "
+             "kubeconfig when kube.kubeconfig is set, else inCluster when "
+             "KUBERNETES_SERVICE_HOST is set, else off ($KUBECONFIG and "
+             "~/.kube/config are never read)"},
     {.name = "kube.kubeconfig",
      .type = K_PATH,
      .off = F(kube_kubeconfig),
@@ -1934,6 +1938,11 @@ static void cross_check(ctx *x)
          cs_config_source(c, "tls.clientCAFile"),
          "expected tls.certFile and tls.keyFile as well: client "
          "certificates are only checked over HTTPS");
+  if (c->kube_mode == CS_KUBE_KUBECONFIG && !*c->kube_kubeconfig)
+    fail(x, &settings[find_setting("kube.mode")], NULL,
+         kube_modes[CS_KUBE_KUBECONFIG], NULL, cs_config_source(c, "kube.mode"),
+         "expected kube.kubeconfig (--kubeconfig) as well: $KUBECONFIG and "
+         "~/.kube/config are not read");
   for (size_t i = 0; i < NSETTINGS; i++) {
     const setting *s = &settings[i];
     const char *path = s->type == K_PATH ? *str_field(c, s) : "";

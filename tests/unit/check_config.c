@@ -533,6 +533,35 @@ START_TEST(test_config_load_tls_pairs)
 }
 END_TEST
 
+/* kube.mode=kubeconfig reads only kube.kubeconfig: without it the service
+ * would have nothing to connect to, so start-up stops here. */
+START_TEST(test_config_load_kube_kubeconfig_mode_needs_path)
+{
+  const char *args[] = {"--set", "kube.mode=kubeconfig", NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, no_env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: kube.mode = \"kubeconfig\" (flag --set "
+                   "kube.mode): expected kube.kubeconfig (--kubeconfig) as "
+                   "well: $KUBECONFIG and ~/.kube/config are not read\n");
+  cs_buf_free(&errors);
+
+  char *kc = write_file("kubeconfig", "kind: Config\n");
+  const char *args2[] = {"--set", "kube.mode=kubeconfig", "--kubeconfig", kc,
+                         NULL};
+  ck_assert_int_eq(load(args2, no_env, &c, &errors, NULL), CS_OK);
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  /* auto without a path is fine: in-cluster, or no API server. */
+  const char *args3[] = {"--set", "kube.mode=auto", NULL};
+  ck_assert_int_eq(load(args3, no_env, &c, &errors, NULL), CS_OK);
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  free(kc);
+}
+END_TEST
+
 START_TEST(test_config_flags_take_set)
 {
   const char *args[] = {"--set", "http.threads=4", "--set",
@@ -940,6 +969,7 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_load_file_bad_json);
   tcase_add_test(tc, test_config_print_redacts_secrets);
   tcase_add_test(tc, test_config_load_tls_pairs);
+  tcase_add_test(tc, test_config_load_kube_kubeconfig_mode_needs_path);
   tcase_add_test(tc, test_config_flags_take_set);
   tcase_add_test(tc, test_config_load_json_settings);
   tcase_add_test(tc, test_config_load_env_unknown_warns);

@@ -654,6 +654,12 @@ START_TEST(test_kube_new_in_cluster_missing_env_and_token)
   ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EINVAL);
   ck_assert_ptr_null(k);
   ck_assert_ptr_nonnull(strstr(err, "KUBERNETES_SERVICE_HOST"));
+  /* kube.kubeconfig alone does nothing in inCluster mode: the message
+   * names the modes that read it. */
+  ck_assert_msg(strstr(err, "kube.mode=auto") &&
+                    strstr(err, "kube.mode=kubeconfig with kube.kubeconfig") &&
+                    !strstr(err, "(or set kube.kubeconfig)"),
+                "%s", err);
 
   setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
   setenv("KUBERNETES_SERVICE_PORT", "443", 1);
@@ -674,6 +680,50 @@ START_TEST(test_kube_new_in_cluster_missing_env_and_token)
   cs_kube_free(k);
   unsetenv("KUBERNETES_SERVICE_HOST");
   unsetenv("KUBERNETES_SERVICE_PORT");
+}
+END_TEST
+
+/* auto: an explicit kubeconfig wins, then in-cluster, then off; never
+ * $KUBECONFIG or ~/.kube/config. Explicit modes are kept as they are. */
+START_TEST(test_kube_choose_mode_order)
+{
+  static const struct {
+    cs_kube_mode mode;
+    const char *kubeconfig, *host;
+    cs_kube_mode want;
+  } cases[] = {
+      {CS_KUBE_AUTO, "/etc/kc", "10.96.0.1", CS_KUBE_KUBECONFIG},
+      {CS_KUBE_AUTO, "/etc/kc", NULL, CS_KUBE_KUBECONFIG},
+      {CS_KUBE_AUTO, NULL, "10.96.0.1", CS_KUBE_IN_CLUSTER},
+      {CS_KUBE_AUTO, "", "10.96.0.1", CS_KUBE_IN_CLUSTER},
+      {CS_KUBE_AUTO, NULL, NULL, CS_KUBE_OFF},
+      {CS_KUBE_AUTO, "", "", CS_KUBE_OFF},
+      {CS_KUBE_IN_CLUSTER, "/etc/kc", NULL, CS_KUBE_IN_CLUSTER},
+      {CS_KUBE_KUBECONFIG, NULL, "10.96.0.1", CS_KUBE_KUBECONFIG},
+      {CS_KUBE_OFF, "/etc/kc", "10.96.0.1", CS_KUBE_OFF},
+  };
+  setenv("KUBECONFIG", "/should/not/be/read", 1);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    ck_assert_msg(cs_kube_choose_mode(cases[i].mode, cases[i].kubeconfig,
+                                      cases[i].host) == cases[i].want,
+                  "case %zu", i);
+
+  /* cs_kube_new resolves auto the same way, and refuses what is off. */
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = (cs_kube *)1;
+  char err[256];
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_null(k);
+  ck_assert_msg(strstr(err, "kube.kubeconfig") &&
+                    strstr(err, "KUBERNETES_SERVICE_HOST") &&
+                    !strstr(err, "/should/not/be/read"),
+                "%s", err);
+  cfg.mode = CS_KUBE_KUBECONFIG;
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EINVAL);
+  ck_assert_msg(strstr(err, "kube.kubeconfig: not set"), "%s", err);
+  unsetenv("KUBECONFIG");
 }
 END_TEST
 
@@ -1259,6 +1309,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
+  tcase_add_test(tc, test_kube_choose_mode_order);
   tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_queued);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_events_disabled);

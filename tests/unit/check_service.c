@@ -816,6 +816,59 @@ START_TEST(test_service_secrets_never_in_output)
 }
 END_TEST
 
+/* Answers the Node list with no Nodes, and holds every watch open. */
+static void kube_no_nodes(void *ud, const fk_request *rq, size_t index,
+                          fk_reply *out)
+{
+  char *watch = fk_param(rq, "watch");
+  out->end = FK_END_HOLD;
+  if (watch)
+    fk_reply_line(out, cs_strdup("{\"type\":\"BOOKMARK\",\"object\":{"
+                                 "\"kind\":\"Node\",\"metadata\":{"
+                                 "\"resourceVersion\":\"2\"}}}"));
+  else
+    out->body = cs_strdup("{\"kind\":\"NodeList\",\"metadata\":{"
+                          "\"resourceVersion\":\"1\"},\"items\":[]}");
+  free(watch);
+}
+
+/* kube.mode=auto in a Pod (KUBERNETES_SERVICE_HOST set, no service-account
+ * files) with kube.kubeconfig set: the kubeconfig wins, as in client-go. */
+START_TEST(test_service_kube_auto_prefers_kubeconfig)
+{
+  char dir[] = "/tmp/check_service.XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  fk_server *api = fk_start(kube_no_nodes, NULL);
+  char *kubeconfig =
+      cs_asprintf("current-context: t\n"
+                  "clusters: [{name: c, cluster: {server: '%s'}}]\n"
+                  "contexts: [{name: t, context: {cluster: c}}]\n",
+                  fk_url(api));
+  char *kc_file = write_secret(dir, "kubeconfig", kubeconfig);
+  char *e_kc = cs_asprintf("CARBONSHIFT_KUBE_KUBECONFIG=%s", kc_file);
+  const char *env[] = {"CARBONSHIFT_KUBE_MODE=auto", e_kc,
+                       "KUBERNETES_SERVICE_HOST=192.0.2.1",
+                       "KUBERNETES_SERVICE_PORT=443", NULL};
+  service s;
+  start_with(&s, "http", NULL, env, true);
+  ck_assert_msg(fk_wait_count(api, 1, 10000 * (int)tu_slowdown()),
+                "the service never asked the kubeconfig's server");
+  ck_assert_str_eq(fk_get(api, 0)->path, "/api/v1/nodes");
+  kill(s.pid, SIGTERM);
+  ck_assert_int_eq(wait_exit(&s), 0);
+  cs_buf_putc(&s.log, '\0');
+  ck_assert_msg(strstr(s.log.data, "\"source\":\"kubeconfig\""), "%s",
+                s.log.data);
+  cs_buf_free(&s.log);
+  fk_stop(api);
+  unlink(kc_file);
+  rmdir(dir);
+  free(e_kc);
+  free(kc_file);
+  free(kubeconfig);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("service");
@@ -825,6 +878,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_service_https_and_mtls_fixtures);
   tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
   tcase_add_test(tc, test_service_secrets_never_in_output);
+  tcase_add_test(tc, test_service_kube_auto_prefers_kubeconfig);
   suite_add_tcase(s, tc);
   return s;
 }
