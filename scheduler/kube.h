@@ -49,7 +49,7 @@ typedef struct cs_kube_config {
   /* Replaces the server URL found in-cluster or in the kubeconfig (tests,
    * or a local proxy); NULL: none. */
   const char *server;
-  double request_timeout_s; /* non-watch requests (default 10) */
+  double request_timeout_s; /* patch, Event (10); list pages: 6 times */
   int watch_timeout_s;      /* timeoutSeconds asked of the server (300) */
   double backoff_initial_s; /* watch/list retry backoff start (1) */
   double backoff_max_s;     /* and cap (30); each delay is jittered */

@@ -53,7 +53,8 @@ void cs_cmd_serve_help(FILE *out)
   fprintf(out,
           "Usage: carbonshift serve [--config FILE] [--listen ADDR:PORT]\n"
           "         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
-          "         [-v N] [--set NAME=VALUE]... [--print-config]\n\n"
+          "         [--kubeconfig FILE] [-v N] [--set NAME=VALUE]...\n"
+          "         [--print-config]\n\n"
           "Serves the kube-scheduler extender (POST /filter, /prioritize) "
           "and\n/healthz, /readyz, /metrics until SIGTERM or SIGINT.\n\n"
           "Flags:\n%s"

@@ -451,7 +451,8 @@ static const setting settings[] = {
      .def = "10s",
      .min = 1,
      .max = 5 * 60,
-     .help = "Time limit of one API request (lists, patches, events)"},
+     .help = "Time limit of one API request (a patch or an Event); each "
+             "Node list page gets 6 times as long"},
     {.name = "kube.watchTimeout",
      .type = K_DURATION,
      .off = F(kube_watch_timeout_s),

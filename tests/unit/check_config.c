@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -749,10 +750,11 @@ END_TEST
 
 /* The table in docs/configuration.md is the generated one, byte for byte,
  * between its BEGIN/END markers. */
-START_TEST(test_config_reference_matches_docs)
+/* The text of docs/<name> (static storage, overwritten by the next call). */
+static const char *read_doc(const char *name)
 {
   const char *root = getenv("CS_SRCDIR") ? getenv("CS_SRCDIR") : ".";
-  char *path = cs_asprintf("%s/docs/configuration.md", root);
+  char *path = cs_asprintf("%s/docs/%s", root, name);
   FILE *f = fopen(path, "r");
   ck_assert_msg(f != NULL,
                 "cannot open %s (%s): run the tests from the repository root "
@@ -762,9 +764,84 @@ START_TEST(test_config_reference_matches_docs)
   size_t n = fread(doc, 1, sizeof(doc) - 1, f);
   doc[n] = '\0';
   fclose(f);
+  free(path);
+  return doc;
+}
+
+/* True when `word` occurs in text as the start of a code span: a backtick,
+ * the word, then a backtick, a space or '='. */
+static bool in_code(const char *text, const char *word)
+{
+  size_t n = strlen(word);
+  for (const char *p = text; (p = strstr(p, word)) != NULL; p++)
+    if (p > text && p[-1] == '`' && (p[n] == '`' || p[n] == ' ' || p[n] == '='))
+      return true;
+  return false;
+}
+
+/* docs/kubernetes.md names only settings that exist. */
+START_TEST(test_config_docs_kubernetes_names_real_settings)
+{
+  const char *doc = read_doc("kubernetes.md");
+  cs_config *c = cs_config_defaults();
+  size_t seen = 0;
+  static const char *const prefixes[] = {"`kube.", "`events."};
+  for (size_t i = 0; i < 2; i++)
+    for (const char *p = doc; (p = strstr(p, prefixes[i])) != NULL; p++) {
+      char name[64];
+      size_t n = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz"
+                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.");
+      snprintf(name, sizeof(name), "%.*s", (int)n, p + 1);
+      if (strncmp(name, "events.k8s.io", 13) == 0)
+        continue; /* the API group, not a setting */
+      ck_assert_msg(cs_config_source(c, name) != NULL,
+                    "docs/kubernetes.md names `%s`, which is no setting", name);
+      seen++;
+    }
+  ck_assert_uint_gt(seen, 10);
+  cs_config_free(c);
+}
+END_TEST
+
+/* The prose list of flags in docs/configuration.md (outside the generated
+ * table) names every flag that `serve` takes. */
+START_TEST(test_config_docs_list_every_flag)
+{
+  const char *doc = read_doc("configuration.md");
+  const char *end = strstr(doc, "<!-- BEGIN config-reference -->");
+  ck_assert_ptr_nonnull(end);
+  char *prose = cs_strndup(doc, (size_t)(end - doc));
+  cs_buf usage;
+  cs_buf_init(&usage, 1 << 16);
+  cs_config_flags_usage(&usage);
+  cs_buf_putc(&usage, '\0');
+  size_t seen = 0;
+  for (const char *l = usage.data; *l; l = strchr(l, '\n') + 1) {
+    const char *f = l + strspn(l, " ");
+    if (strncmp(f, "--", 2) == 0) {
+      char flag[64];
+      snprintf(flag, sizeof(flag), "%.*s", (int)strcspn(f, " ,\n"), f);
+      ck_assert_msg(in_code(prose, flag),
+                    "docs/configuration.md does not list %s among the flags",
+                    flag);
+      seen++;
+    }
+    if (!strchr(l, '\n'))
+      break;
+  }
+  ck_assert_uint_ge(seen, 6);
+  cs_buf_free(&usage);
+  free(prose);
+}
+END_TEST
+
+START_TEST(test_config_reference_matches_docs)
+{
+  const char *path = "docs/configuration.md";
+  const char *doc = read_doc("configuration.md");
   const char *begin_mark = "<!-- BEGIN config-reference -->\n";
   const char *end_mark = "<!-- END config-reference -->";
-  char *b = strstr(doc, begin_mark), *e = strstr(doc, end_mark);
+  const char *b = strstr(doc, begin_mark), *e = strstr(doc, end_mark);
   ck_assert_msg(b && e && e > b, "%s lacks the config-reference markers", path);
   b += strlen(begin_mark);
   cs_buf ref;
@@ -784,7 +861,6 @@ START_TEST(test_config_reference_matches_docs)
   ASSERT_HAS(ref.data, "| `log.verbosity` | `CARBONSHIFT_LOG_VERBOSITY` | "
                        "`--v`, `-v` |");
   cs_buf_free(&ref);
-  free(path);
 }
 END_TEST
 
@@ -970,6 +1046,8 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_print_redacts_secrets);
   tcase_add_test(tc, test_config_load_tls_pairs);
   tcase_add_test(tc, test_config_load_kube_kubeconfig_mode_needs_path);
+  tcase_add_test(tc, test_config_docs_kubernetes_names_real_settings);
+  tcase_add_test(tc, test_config_docs_list_every_flag);
   tcase_add_test(tc, test_config_flags_take_set);
   tcase_add_test(tc, test_config_load_json_settings);
   tcase_add_test(tc, test_config_load_env_unknown_warns);
