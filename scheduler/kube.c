@@ -789,6 +789,56 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
       rc = CS_EUNSUPPORTED;
       goto out;
     }
+    /* Fields the client does not implement are refused: ignoring them
+     * would connect as someone else (anonymously, or without the
+     * impersonation asked for). The value of a field is never shown. */
+    const char *unsupported = ymap_get(us, "username")   ? "username"
+                              : ymap_get(us, "password") ? "password"
+                                                         : NULL;
+    if (unsupported) {
+      seterr(err, cap,
+             "kubeconfig %s: users[name=%s].user.%s: basic authentication "
+             "(username and password) is not supported, expected token, "
+             "tokenFile or client-certificate/client-key",
+             path, user_name, unsupported);
+      rc = CS_EUNSUPPORTED;
+      goto out;
+    }
+    static const char *const impersonation[] = {"as", "as-uid", "as-groups",
+                                                "as-user-extra"};
+    static const char *const known[] = {"token",
+                                        "tokenFile",
+                                        "client-certificate",
+                                        "client-key",
+                                        "client-certificate-data",
+                                        "client-key-data",
+                                        "extensions"};
+    for (size_t i = 0; i + 1 < us->n; i += 2) {
+      const char *field = us->items[i]->str;
+      bool imp = false, ok = false;
+      for (size_t j = 0; j < sizeof(impersonation) / sizeof(*impersonation);
+           j++)
+        imp = imp || strcmp(field, impersonation[j]) == 0;
+      for (size_t j = 0; j < sizeof(known) / sizeof(*known); j++)
+        ok = ok || strcmp(field, known[j]) == 0;
+      if (imp) {
+        seterr(err, cap,
+               "kubeconfig %s: users[name=%s].user.%s: impersonation is not "
+               "supported, expected the credentials of the user to act as",
+               path, user_name, field);
+        rc = CS_EUNSUPPORTED;
+        goto out;
+      }
+      if (!ok) {
+        seterr(err, cap,
+               "kubeconfig %s: users[name=%s].user.%.64s: unknown field, "
+               "expected token, tokenFile, client-certificate[-data], "
+               "client-key[-data] or extensions",
+               path, user_name, field);
+        rc = CS_EINVAL;
+        goto out;
+      }
+    }
     bool has_cert = cert || cert_data, has_key = key || key_data;
     if (has_cert != has_key) {
       seterr(err, cap,

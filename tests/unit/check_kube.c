@@ -1131,6 +1131,8 @@ START_TEST(test_kube_new_kubeconfig_users)
                      "  context: {cluster: c3, user: u-token-file}\n"
                      "- name: anon\n"
                      "  context: {cluster: c3}\n"
+                     "- name: anon-user\n"
+                     "  context: {cluster: c3, user: u-none}\n"
                      "users:\n"
                      "- name: u-token\n"
                      "  user: {token: abc.def}\n"
@@ -1144,7 +1146,9 @@ START_TEST(test_kube_new_kubeconfig_users)
                      "    client-key: client.key\n"
                      "- name: u-token-file\n"
                      "  user:\n"
-                     "    tokenFile: tok\n";
+                     "    tokenFile: tok\n"
+                     "- name: u-none\n"
+                     "  user: {}\n";
   cs_kube *k = NULL;
   char err[512];
   cs_kube_info in;
@@ -1182,6 +1186,13 @@ START_TEST(test_kube_new_kubeconfig_users)
   cs_kube_free(k);
 
   ck_assert_msg(load_kc(yaml, "anon", &k, err, sizeof(err)) == CS_OK, "%s",
+                err);
+  cs_kube_get_info(k, &in);
+  ck_assert_int_eq(in.auth, CS_KUBE_AUTH_NONE);
+  cs_kube_free(k);
+
+  /* A user with no fields is anonymous too, as kubectl writes it. */
+  ck_assert_msg(load_kc(yaml, "anon-user", &k, err, sizeof(err)) == CS_OK, "%s",
                 err);
   cs_kube_get_info(k, &in);
   ck_assert_int_eq(in.auth, CS_KUBE_AUTH_NONE);
@@ -1265,6 +1276,27 @@ static const bad_case bad_cases[] = {
      "users[name=u].user: token, tokenFile and the "
      "client-certificate/-key fields must be strings"},
     {"a: &x {b: 1}\nc: *x\n", CS_EPARSE, "aliases are not supported"},
+    /* Credentials the client cannot use are refused, not dropped (which
+     * would connect anonymously); the password is never repeated. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {username: admin, password: hunter2}\n",
+     CS_EUNSUPPORTED,
+     "users[name=u].user.username: basic authentication (username and "
+     "password) is not supported"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {password: hunter2}\n",
+     CS_EUNSUPPORTED, "users[name=u].user.password: basic authentication"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {token: abc, as: admin}\n",
+     CS_EUNSUPPORTED, "users[name=u].user.as: impersonation is not supported"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {tokenfile: tok}\n",
+     CS_EINVAL,
+     "users[name=u].user.tokenfile: unknown field, expected token, tokenFile"},
 };
 
 START_TEST(test_kube_new_kubeconfig_bad)
@@ -1280,6 +1312,7 @@ START_TEST(test_kube_new_kubeconfig_bad)
                 err, c->msg);
   ck_assert_msg(strstr(err, "kubeconfig ") == err && strstr(err, "kc.yaml"),
                 "case %d: the file is not named: %s", _i, err);
+  ck_assert_msg(!strstr(err, "hunter2"), "case %d: a password in %s", _i, err);
 }
 END_TEST
 
