@@ -1750,9 +1750,17 @@ static void event_body(cs_kube *k, const ev_item *e, unsigned seq, cs_buf *b)
   char name[254];
   cs_kube_format_micro_time(e->at_s, e->at_us, when);
   /* client-go names Events <object>.<hex time>; the sequence keeps names
-   * unique within one process. */
-  snprintf(name, sizeof(name), "%.*s.%llx%04x", 253 - 22, e->pod,
-           (unsigned long long)(e->at_s * 1000000 + e->at_us), seq & 0xffff);
+   * unique within one process. The pod name is cut to leave room for the
+   * suffix (at most 21 bytes with its '.'), and a cut that ends in '-' or
+   * '.' is trimmed further: "a-.x" is no DNS subdomain. */
+  size_t keep = strlen(e->pod);
+  if (keep > 253 - 22)
+    keep = 253 - 22;
+  while (keep && (e->pod[keep - 1] == '-' || e->pod[keep - 1] == '.'))
+    keep--;
+  snprintf(name, sizeof(name), "%.*s%s%llx%04x", (int)keep, e->pod,
+           keep ? "." : "", (unsigned long long)(e->at_s * 1000000 + e->at_us),
+           seq & 0xffff);
   cs_json_open(b, NULL, '{');
   cs_json_str(b, "apiVersion", "events.k8s.io/v1");
   cs_json_str(b, "kind", "Event");

@@ -971,6 +971,60 @@ START_TEST(test_kube_emit_event_body_and_dedup)
 }
 END_TEST
 
+/* What the API server accepts as metadata.name (IsDNS1123Subdomain). */
+static bool is_dns_subdomain(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 253)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+    bool edge = i == 0 || i == n - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+    if (!alnum && (s[i] != '-' || edge) && (s[i] != '.' || edge))
+      return false;
+  }
+  return true;
+}
+
+/* The Event name is the pod name, cut to leave room for the suffix, then
+ * '.' and the suffix: a cut that ends in '-' or '.' must not leave it
+ * before the '.'. */
+START_TEST(test_kube_emit_event_long_pod_name_valid)
+{
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  char pod[251];
+  static const char *const tails[] = {"-", ".-"}; /* ending at byte 231 */
+  for (size_t t = 0; t < 2; t++) {
+    memset(pod, 'a', 250);
+    pod[250] = '\0';
+    memcpy(pod + 231 - strlen(tails[t]), tails[t], strlen(tails[t]));
+    cs_kube_event ev = {.ns = "ml",
+                        .pod = pod,
+                        .reason = "CarbonDeferred",
+                        .action = "Schedule",
+                        .note = "waiting"};
+    ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+    const fk_request *rq = wait_request(s, t);
+    cJSON *b = cJSON_ParseWithLength(rq->body, rq->bodylen);
+    ck_assert_ptr_nonnull(b);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(b, "metadata"), "name"));
+    ck_assert_ptr_nonnull(name);
+    ck_assert_msg(is_dns_subdomain(name), "not a DNS subdomain: %s", name);
+    size_t keep = 231 - strlen(tails[t]);
+    ck_assert_int_eq(strncmp(name, pod, keep), 0);
+    ck_assert_int_eq(name[keep], '.');
+    cJSON_Delete(b);
+    pod[0] = 'b'; /* another pod: not suppressed as a duplicate */
+  }
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
 START_TEST(test_kube_emit_event_min_interval_suppresses_new_note)
 {
   fk_server *s = fk_start(ok_handler, NULL);
@@ -1347,6 +1401,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_queued);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_events_disabled);
   tcase_add_test(tc, test_kube_emit_event_body_and_dedup);
+  tcase_add_test(tc, test_kube_emit_event_long_pod_name_valid);
   tcase_add_test(tc, test_kube_emit_event_min_interval_suppresses_new_note);
   tcase_add_test(tc, test_kube_emit_event_queue_full_drops);
   tcase_add_test(tc, test_kube_format_micro_time_layout);
