@@ -55,34 +55,6 @@ static void snippet(const char *s, size_t n, char *out, size_t cap)
   out[j] = '\0';
 }
 
-/* The provider's own error message from a JSON error body, or a snippet of
- * a text body. */
-static void provider_message(const char *body, size_t len, char *out,
-                             size_t cap)
-{
-  out[0] = '\0';
-  cJSON *j = len ? cJSON_ParseWithLength(body, len) : NULL;
-  const char *msg = NULL;
-  if (cJSON_IsObject(j)) {
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    if (cJSON_IsString(m))
-      msg = m->valuestring;
-    else if (cJSON_IsString(e))
-      msg = e->valuestring;
-    else if (cJSON_IsObject(e)) {
-      const cJSON *em = cJSON_GetObjectItemCaseSensitive(e, "message");
-      if (cJSON_IsString(em))
-        msg = em->valuestring;
-    }
-  }
-  if (msg)
-    snippet(msg, strlen(msg), out, cap);
-  else if (!j && len)
-    snippet(body, len, out, cap);
-  cJSON_Delete(j);
-}
-
 /* Adds `s` (n bytes) to the list of credentials to scrub when it is long
  * enough to be one: short values would mangle messages. */
 static void add_secret(const char **list, size_t *len, size_t cap,
@@ -115,11 +87,91 @@ static char *basic_token(const cs_http_request *req)
   return (char *)out;
 }
 
+/* The value of four hex digits at s[0..n), or -1. */
+static long hex4(const char *s, size_t n)
+{
+  long v = 0;
+  for (size_t i = 0; i < 4; i++) {
+    int c = i < n ? (unsigned char)s[i] : 0;
+    if (!isxdigit(c))
+      return -1;
+    v = v * 16 + (isdigit(c) ? c - '0' : tolower(c) - 'a' + 10);
+  }
+  return v;
+}
+
+/* The JSON string escape at s[0..n) (s[0] is a backslash): its length, with
+ * the code point it stands for in *cp (a surrogate pair is one escape); 0
+ * when it is none. */
+static size_t json_escape(const char *s, size_t n, uint32_t *cp)
+{
+  static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+  const char *k = n >= 2 && s[1] ? strchr(from, s[1]) : NULL;
+  if (k) {
+    *cp = (unsigned char)to[k - from];
+    return 2;
+  }
+  long hi = n >= 2 && s[1] == 'u' ? hex4(s + 2, n - 2) : -1;
+  if (hi < 0xD800 || hi > 0xDFFF) {
+    *cp = (uint32_t)hi;
+    return hi < 0 ? 0 : 6;
+  }
+  long lo = n >= 12 && s[6] == '\\' && s[7] == 'u' ? hex4(s + 8, n - 8) : -1;
+  if (hi > 0xDBFF || lo < 0xDC00 || lo > 0xDFFF)
+    return 0;
+  *cp = 0x10000 + (((uint32_t)hi - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+  return 12;
+}
+
+/* The length of the UTF-8 character at s[0..n) and its code point; a byte
+ * that starts no well-formed character stands for itself. */
+static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
+{
+  size_t len = 1;
+  if (s[0] >= 0xC2 && s[0] <= 0xDF)
+    len = 2;
+  else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+    len = 3;
+  else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+    len = 4;
+  uint32_t v = len == 1 ? s[0] : s[0] & (0x7F >> len);
+  for (size_t i = 1; i < len; i++) {
+    if (i >= n || (s[i] & 0xC0) != 0x80) {
+      *cp = s[0];
+      return 1;
+    }
+    v = v << 6 | (s[i] & 0x3F);
+  }
+  *cp = v;
+  return len;
+}
+
+/* How many bytes of s[0..n) spell the secret sec[0..sl) as the inside of a
+ * JSON string, each character as itself or as any escape of it (\" \\ \/
+ * \u00e9, a surrogate pair); 0 when they do not. */
+static size_t json_spelling(const char *s, size_t n, const char *sec, size_t sl)
+{
+  size_t i = 0;
+  for (size_t j = 0, w; j < sl; j += w) {
+    uint32_t want, got;
+    w = utf8_char((const unsigned char *)sec + j, sl - j, &want);
+    size_t e = i < n && s[i] == '\\' ? json_escape(s + i, n - i, &got) : 0;
+    if (e && got == want)
+      i += e;
+    else if (w <= n - i && !memcmp(s + i, sec + j, w))
+      i += w;
+    else
+      return 0;
+  }
+  return i;
+}
+
 /* A copy of body[0..len) in which every credential of the request (the
  * Basic password and its base64 form with the user name, each header's
  * value and that value's last word, as in "Bearer <token>") is replaced by
- * "<redacted>": some APIs quote the credential they refuse, and error
- * messages end up in logs. Caller frees. */
+ * "<redacted>", whether it is written plainly or escaped as in a JSON
+ * string: some APIs quote the credential they refuse, and error messages
+ * end up in logs. Caller frees. */
 static char *scrub(const char *body, size_t len, const cs_http_request *req,
                    size_t *out_len)
 {
@@ -147,12 +199,14 @@ static char *scrub(const char *body, size_t len, const cs_http_request *req,
   cs_buf b;
   cs_buf_init(&b, 0);
   for (size_t i = 0; i < len;) {
-    size_t k = 0;
-    while (k < ns && !(sl[k] <= len - i && !memcmp(body + i, sec[k], sl[k])))
-      k++;
-    if (k < ns) {
+    size_t k = 0, m = 0;
+    for (; k < ns && !m; k++)
+      m = sl[k] <= len - i && !memcmp(body + i, sec[k], sl[k])
+              ? sl[k]
+              : json_spelling(body + i, len - i, sec[k], sl[k]);
+    if (m) {
       cs_buf_puts(&b, "<redacted>");
-      i += sl[k];
+      i += m;
     } else {
       cs_buf_putc(&b, body[i++]);
     }
@@ -164,6 +218,45 @@ static char *scrub(const char *body, size_t len, const cs_http_request *req,
     out = cs_strdup("");
   }
   return out;
+}
+
+/* The message of a JSON error body: "message", else "error" as a string,
+ * else "error"."message" (the UK API); NULL without one. Borrowed from
+ * `body`. */
+static const char *error_text(const cJSON *body)
+{
+  if (!cJSON_IsObject(body))
+    return NULL;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(body, "error");
+  if (cJSON_IsString(m))
+    return m->valuestring;
+  if (cJSON_IsString(e))
+    return e->valuestring;
+  m = cJSON_GetObjectItemCaseSensitive(e, "message");
+  return cJSON_IsString(m) ? m->valuestring : NULL;
+}
+
+/* The provider's own message for an error answer body[0..len) (`j` its
+ * parse, or NULL): the decoded message of a JSON body, or a snippet of any
+ * other body. Each is scrubbed in the form that reaches the log: a JSON
+ * body spells a credential with escapes that only decoding undoes, and a
+ * body that is not JSON (truncated, say) may spell it either way. */
+static void provider_message(const cJSON *j, const char *body, size_t len,
+                             const cs_http_request *req, char *out, size_t cap)
+{
+  out[0] = '\0';
+  const char *msg = error_text(j);
+  if (!msg && j)
+    return;
+  if (msg) {
+    body = msg;
+    len = strlen(msg);
+  }
+  size_t n;
+  char *clean = scrub(body, len, req, &n);
+  snippet(clean, n, out, cap);
+  free(clean);
 }
 
 cs_err cs_remote_get_json(cs_remote *r, const char *path,
@@ -217,10 +310,10 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
   }
   if (resp.status < 200 || resp.status > 299) {
     char msg[200];
-    size_t clean_len;
-    char *clean = scrub(body, resp.body.len, &req, &clean_len);
-    provider_message(clean, clean_len, msg, sizeof(msg));
-    free(clean);
+    cJSON *ej =
+        resp.body.len ? cJSON_ParseWithLength(body, resp.body.len) : NULL;
+    provider_message(ej, body, resp.body.len, &req, msg, sizeof(msg));
+    cJSON_Delete(ej);
     switch (resp.status) {
     case 401:
     case 403:

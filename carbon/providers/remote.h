@@ -43,7 +43,9 @@ void cs_remote_destroy(cs_remote *r);
  * (404), CS_EBUSY (429, or still paused by an earlier 429: no request is
  * made), CS_EHTTP (other statuses), CS_EPARSE (2xx body that is not JSON),
  * or the transport's error; err gets a sentence with the provider's message
- * when the body carries one. `status` (optional) gets the HTTP status. */
+ * when the body carries one, every credential of the request in it
+ * replaced by "<redacted>" however the body spells it (plainly, or with
+ * JSON escapes). `status` (optional) gets the HTTP status. */
 cs_err cs_remote_get_json(cs_remote *r, const char *path,
                           const char *const *headers, size_t nheaders,
                           const char *user, const char *password, cJSON **out,

@@ -1,4 +1,5 @@
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,42 @@ START_TEST(test_electricitymaps_current_refusal_quoting_token_redacted)
 }
 END_TEST
 
+START_TEST(test_electricitymaps_current_refusal_quoting_escaped_token_redacted)
+{
+  /* A token with a quote, a backslash and a slash, quoted back in JSON
+   * (escaped, the slash as \/ the way some encoders write it) or in a
+   * truncated body shown as text: the token never reaches the log. */
+  const char *bodies[] = {
+      "{\"message\":\"token sek\\\"rit\\\\to\\/ken is not valid\"}",
+      "{\"message\":\"token \\u0073ek\\u0022rit\\u005cto/ken is not valid\"}",
+      "{\"message\":\"token sek\\\"rit\\\\to\\/ken is not valid"};
+  char base[128], err[256];
+  snprintf(base, sizeof(base), "%s/v3", fh_url(srv));
+  cs_electricitymaps_opts o = {.base_url = base, .token = "sek\"rit\\to/ken"};
+  for (size_t i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
+    fh_push(srv, "/v3/carbon-intensity/latest",
+            (fh_reply){.status = 401, .body = bodies[i]});
+    cs_provider *p = NULL;
+    ck_assert_int_eq(cs_electricitymaps_new(&o, &p, err, sizeof(err)), CS_OK);
+    cs_signal v;
+    fh_log_capture();
+    ck_assert_int_eq(p->ops->current(p, "FR", 1678836000, &v), CS_EAUTH);
+    char *log = fh_log_take();
+    /* The log line is JSON: decode its message before looking. */
+    cJSON *j = cJSON_Parse(log);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "err");
+    ck_assert_msg(cJSON_IsString(e), "case %zu: %s", i, log);
+    ck_assert_msg(!strstr(e->valuestring, "sek"), "case %zu: %s", i,
+                  e->valuestring);
+    ck_assert_msg(strstr(e->valuestring, "token <redacted> is not valid"),
+                  "case %zu: %s", i, e->valuestring);
+    cJSON_Delete(j);
+    free(log);
+    cs_provider_free(p);
+  }
+}
+END_TEST
+
 START_TEST(test_electricitymaps_current_faults)
 {
   cs_provider *p = make(NULL, 0);
@@ -301,6 +338,8 @@ int main(void)
   tcase_add_test(tc, test_electricitymaps_current_unauthorized);
   tcase_add_test(tc,
                  test_electricitymaps_current_refusal_quoting_token_redacted);
+  tcase_add_test(
+      tc, test_electricitymaps_current_refusal_quoting_escaped_token_redacted);
   tcase_add_test(tc, test_electricitymaps_current_faults);
   tcase_add_test(tc, test_electricitymaps_current_timeout);
   tcase_add_test(tc, test_electricitymaps_forecast_empty);

@@ -1,4 +1,6 @@
 #include <check.h>
+#include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +27,23 @@ static void teardown(void)
   srv = NULL;
 }
 
-static cs_provider *make(const char *signal)
+static cs_provider *make_account(const char *user, const char *password,
+                                 const char *signal)
 {
   char err[256];
   cs_watttime_opts o = {.base_url = fh_url(srv),
-                        .username = "alice",
-                        .password = "pa55",
+                        .username = user,
+                        .password = password,
                         .signal_type = signal,
                         .timeout_ms = 2000};
   cs_provider *p = NULL;
   ck_assert_int_eq(cs_watttime_new(&o, &p, err, sizeof(err)), CS_OK);
   return p;
+}
+
+static cs_provider *make(const char *signal)
+{
+  return make_account("alice", "pa55", signal);
 }
 
 START_TEST(test_watttime_current_converts_lbs)
@@ -146,6 +154,58 @@ START_TEST(test_watttime_bad_login_quoting_credentials_redacted)
     ck_assert_msg(
         strstr(log, i ? "password <redacted> is wrong" : "in Basic <redacted>"),
         "case %zu: %s", i, log);
+    free(log);
+    cs_provider_free(p);
+  }
+}
+END_TEST
+
+/* The "err" member of every log line in `log` must not hold `needle`, and
+ * one of them must hold `want`: the log lines are JSON, so the message is
+ * compared as it was decoded, the form a reader sees. */
+static void assert_err_clean(const char *log, const char *needle,
+                             const char *want, const char *what)
+{
+  bool found = false;
+  for (const char *l = log; *l;) {
+    const char *nl = strchr(l, '\n');
+    size_t n = nl ? (size_t)(nl - l) : strlen(l);
+    cJSON *j = cJSON_ParseWithLength(l, n);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "err");
+    if (cJSON_IsString(e)) {
+      ck_assert_msg(!strstr(e->valuestring, needle), "%s: %s", what,
+                    e->valuestring);
+      found = found || strstr(e->valuestring, want);
+    }
+    cJSON_Delete(j);
+    l += n + (nl ? 1 : 0);
+  }
+  ck_assert_msg(found, "%s: no \"%s\" in %s", what, want, log);
+}
+
+START_TEST(test_watttime_bad_login_escaped_credentials_redacted)
+{
+  /* A password with a quote, a backslash and a non-ASCII letter: an API
+   * quoting it in JSON spells it escaped (\", \\, \u00e9 or the raw UTF-8
+   * bytes), so the scrub must know every spelling, and the decoded message
+   * must be scrubbed too. The last body is truncated JSON, shown as text. */
+  const char *pw = "s3cr\"et\\pw\xc3\xa9";
+  const char *bodies[] = {
+      "{\"error\":\"password s3cr\\\"et\\\\pw\\u00e9 is wrong\"}",
+      "{\"error\":\"password s3cr\\\"et\\\\pw\xc3\xa9 is wrong\"}",
+      "{\"error\":\"password \\u0073\\u0033cr\\\"et\\\\pw\\u00E9 is wrong\"}",
+      "{\"error\":\"password s3cr\\\"et\\\\pw\\u00e9 is wrong"};
+  for (size_t i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
+    fh_push(srv, "/login", (fh_reply){.status = 403, .body = bodies[i]});
+    cs_provider *p = make_account("alice", pw, NULL);
+    cs_signal v;
+    fh_log_capture();
+    ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                     CS_EAUTH);
+    char *log = fh_log_take();
+    char what[16];
+    snprintf(what, sizeof(what), "case %zu", i);
+    assert_err_clean(log, "s3cr", "password <redacted> is wrong", what);
     free(log);
     cs_provider_free(p);
   }
@@ -344,6 +404,7 @@ int main(void)
   tcase_add_test(tc, test_watttime_current_relogin_on_401);
   tcase_add_test(tc, test_watttime_current_bad_login);
   tcase_add_test(tc, test_watttime_bad_login_quoting_credentials_redacted);
+  tcase_add_test(tc, test_watttime_bad_login_escaped_credentials_redacted);
   tcase_add_test(tc, test_watttime_current_429_retry_after);
   tcase_add_test(tc, test_watttime_current_units);
   tcase_add_test(tc, test_watttime_current_region_from_loc_cached);
