@@ -278,6 +278,9 @@ cs_err cs_electricitymaps_new(const cs_electricitymaps_opts *o,
     return CS_EINVAL;
   }
   e->base.ops = &em_ops;
+  /* Electricity Maps' errors about the zone asked for say "zone"; a 400 or
+   * 404 that does not (a base URL without /v3, a proxy) is a failure. */
+  e->r.not_served_says = "zone";
   e->auth_header = cs_asprintf("auth-token: %s", o->token);
   snprintf(e->factor, sizeof(e->factor), "%s", factor);
   e->disable_estimations = o->disable_estimations;

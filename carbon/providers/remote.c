@@ -313,14 +313,17 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
     cJSON *ej =
         resp.body.len ? cJSON_ParseWithLength(body, resp.body.len) : NULL;
     provider_message(ej, body, resp.body.len, &req, msg, sizeof(msg));
+    /* Only the provider's own words make an error "not served": a bare 404
+     * is as likely a wrong base URL or a proxy as a zone it lacks. */
+    const char *said = error_text(ej);
+    bool not_served = (resp.status == 400 || resp.status == 404) && said &&
+                      r->not_served_says &&
+                      strcasestr(said, r->not_served_says);
     cJSON_Delete(ej);
     switch (resp.status) {
     case 401:
     case 403:
       rc = CS_EAUTH;
-      break;
-    case 404:
-      rc = CS_ENOTFOUND;
       break;
     case 429: {
       rc = CS_EBUSY;
@@ -333,7 +336,7 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
       break;
     }
     default:
-      rc = CS_EHTTP;
+      rc = not_served ? CS_ENOTFOUND : CS_EHTTP;
     }
     snprintf(err, errcap, "GET %s%s: HTTP %ld%s%s", r->base, path, resp.status,
              msg[0] ? ": " : "", msg);

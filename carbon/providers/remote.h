@@ -26,7 +26,11 @@
 
 typedef struct cs_remote {
   const char *name; /* provider name, static */
-  char *base;       /* base URL without a trailing slash */
+  /* Set by the provider after init (static, or NULL for none): a phrase of
+   * the message its API sends, with a 400 or 404, for a zone or place it
+   * has no data for. Compared case-insensitively. */
+  const char *not_served_says;
+  char *base; /* base URL without a trailing slash */
   long timeout_ms, connect_timeout_ms;
   size_t max_body;
   pthread_mutex_t mu;
@@ -40,8 +44,11 @@ void cs_remote_destroy(cs_remote *r);
 
 /* GET base + path (path starts with '/' and carries the query). CS_OK with
  * *out set for a 2xx JSON body. Otherwise: CS_EAUTH (401, 403), CS_ENOTFOUND
- * (404), CS_EBUSY (429, or still paused by an earlier 429: no request is
- * made), CS_EHTTP (other statuses), CS_EPARSE (2xx body that is not JSON),
+ * (a 400 or 404 whose JSON message has the not_served_says phrase: the
+ * provider does not serve what was asked, an answer rather than a failure),
+ * CS_EBUSY (429, or still paused by an earlier 429: no request is made),
+ * CS_EHTTP (other statuses, a 404 that says nothing of the kind among them:
+ * a wrong URL), CS_EPARSE (2xx body that is not JSON),
  * or the transport's error; err gets a sentence with the provider's message
  * when the body carries one, every credential of the request in it
  * replaced by "<redacted>" however the body spells it (plainly, or with

@@ -312,6 +312,9 @@ cs_err cs_ukgrid_new(const cs_ukgrid_opts *o, cs_provider **out, char *err,
     return CS_EINVAL;
   }
   u->base.ops = &uk_ops;
+  /* The answer for an outward code the API does not know; region ids are
+   * checked here, so no other error means "not served". */
+  u->r.not_served_says = "No postcode match";
   *out = &u->base;
   return CS_OK;
 }

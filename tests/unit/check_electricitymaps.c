@@ -252,6 +252,47 @@ START_TEST(test_electricitymaps_current_faults)
 }
 END_TEST
 
+/* "Not served" is what the API says about the zone, not a bare status: a
+ * 404 without an error naming the zone is a wrong URL (here the base
+ * without /v3, where every path is unknown), an outage to report. */
+START_TEST(test_electricitymaps_current_not_served_only_when_said)
+{
+  cs_provider *p = make(NULL, 0);
+  cs_signal v;
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.status = 404,
+                     .body = "{\"status\":\"error\",\"message\":\"No data "
+                             "available for zone XX\"}"});
+  ck_assert_int_eq(p->ops->current(p, "XX", 1678836000, &v), CS_ENOTFOUND);
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.status = 400,
+                     .body = "{\"error\":\"Bad request\",\"message\":\"Zone "
+                             "XX is not a valid zone\"}"});
+  ck_assert_int_eq(p->ops->current(p, "XX", 1678836000, &v), CS_ENOTFOUND);
+  const fh_reply bare[] = {
+      {.status = 404, .body = ""},
+      {.status = 404,
+       .body = "<html>Not Found</html>",
+       .content_type = "text/html"},
+      {.status = 404, .body = "{\"message\":\"Not Found\"}"},
+      {.status = 400, .body = "{\"message\":\"Invalid emissionFactorType\"}"}};
+  for (size_t i = 0; i < sizeof(bare) / sizeof(*bare); i++) {
+    fh_push(srv, "/v3/carbon-intensity/latest", bare[i]);
+    ck_assert_msg(p->ops->current(p, "DE", 1678836000, &v) == CS_EHTTP,
+                  "case %zu", i);
+  }
+  cs_provider_free(p);
+  char err[256];
+  cs_electricitymaps_opts o = {.base_url = fh_url(srv), .token = "t"};
+  ck_assert_int_eq(cs_electricitymaps_new(&o, &p, err, sizeof(err)), CS_OK);
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EHTTP);
+  cs_series s = {0};
+  ck_assert_int_eq(p->ops->forecast(p, "DE", 1678838400, 1678842000, &s),
+                   CS_EHTTP);
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_electricitymaps_current_timeout)
 {
   fh_push(
@@ -341,6 +382,7 @@ int main(void)
   tcase_add_test(
       tc, test_electricitymaps_current_refusal_quoting_escaped_token_redacted);
   tcase_add_test(tc, test_electricitymaps_current_faults);
+  tcase_add_test(tc, test_electricitymaps_current_not_served_only_when_said);
   tcase_add_test(tc, test_electricitymaps_current_timeout);
   tcase_add_test(tc, test_electricitymaps_forecast_empty);
   tcase_add_test(tc, test_electricitymaps_current_direct_factor);

@@ -196,6 +196,45 @@ START_TEST(test_signals_current_neutral_without_fallback)
 }
 END_TEST
 
+/* /readyz tells an outage from a zone a provider does not serve by what
+ * the provider says, not by the status alone. */
+START_TEST(test_signals_status_not_served_only_when_said)
+{
+  /* Electricity Maps configured without /v3: every request is a 404 that
+   * names no zone. A failure, reported degraded. */
+  cs_signals *s = cs_signals_new(CS_SIGNAL_AVERAGE);
+  char err[256];
+  cs_electricitymaps_opts eo = {.base_url = fh_url(srv), .token = "t"};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_electricitymaps_new(&eo, &p, err, sizeof(err)), CS_OK);
+  ck_assert_int_eq(cs_signals_add_provider(s, p), CS_OK);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EHTTP);
+  bool healthy;
+  cJSON *j = status(s, NOW, &healthy);
+  ck_assert(!healthy);
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "stale");
+  cJSON_Delete(j);
+  cs_signals_free(s);
+  /* WattTime's "No coverage available" for coordinates: not served, not
+   * degraded. */
+  fh_set(srv, "/v3/region-from-loc",
+         (fh_reply){.status = 400,
+                    .fixture = "watttime-region-from-loc-error.json"});
+  s = cs_signals_new(CS_SIGNAL_MARGINAL);
+  cs_watttime_opts wo = {
+      .base_url = fh_url(srv), .username = "u", .password = "p"};
+  ck_assert_int_eq(cs_watttime_new(&wo, &p, err, sizeof(err)), CS_OK);
+  ck_assert_int_eq(cs_signals_add_provider(s, p), CS_OK);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "0,0", NULL, NOW), CS_ENOTFOUND);
+  j = status(s, NOW, &healthy);
+  ck_assert(healthy);
+  ck_assert_str_eq(signal_state(j, "watttime"), "notServed");
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "degraded")));
+  cJSON_Delete(j);
+  cs_signals_free(s);
+}
+END_TEST
+
 START_TEST(test_signals_current_stale_timestamp_refused)
 {
   cs_signals *s = registry(true, NULL, 2000);
@@ -472,6 +511,7 @@ int main(void)
   tcase_add_test(tc, test_series_holes_are_unknown);
   tcase_add_test(tc, test_signals_current_fallback_order);
   tcase_add_test(tc, test_signals_current_neutral_without_fallback);
+  tcase_add_test(tc, test_signals_status_not_served_only_when_said);
   tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
   tcase_add_test(tc, test_signals_current_refuses_mixed_types);
   tcase_add_test(tc, test_signals_forecast_from_cache);

@@ -139,6 +139,15 @@ START_TEST(test_ukgrid_current_errors)
   char *log = fh_log_take();
   ck_assert_ptr_nonnull(strstr(log, "Please enter a valid ISO 8601 datetime"));
   free(log);
+  /* The API's answer for an outward code it does not know: not served.
+   * A 404 that says nothing (a wrong URL) is a failure. */
+  fh_set(srv, "/regional/postcode/ZZ9",
+         (fh_reply){.status = 400,
+                    .body = "{\"error\":{\"code\":\"400 Bad Request\","
+                            "\"message\":\"No postcode match can be "
+                            "found.\"}}"});
+  ck_assert_int_eq(p->ops->current(p, "GB-POSTCODE-ZZ9", T0, &v), CS_ENOTFOUND);
+  ck_assert_int_eq(p->ops->current(p, "GB-POSTCODE-ZZ8", T0, &v), CS_EHTTP);
   fh_push(srv, "/intensity", (fh_reply){.body = "{\"data\":[]}"});
   ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_ENOTFOUND);
   fh_push(srv, "/intensity",

@@ -281,11 +281,20 @@ START_TEST(test_watttime_current_region_from_loc_cached)
   fh_push(srv, "/v3/region-from-loc",
           (fh_reply){.status = 400,
                      .fixture = "watttime-region-from-loc-error.json"});
+  /* WattTime's answer for a place it does not cover: not served, an
+   * answer rather than an outage. */
   fh_log_capture();
-  ck_assert_int_eq(p->ops->current(p, "0,0", 1686268900, &v), CS_EHTTP);
+  ck_assert_int_eq(p->ops->current(p, "0,0", 1686268900, &v), CS_ENOTFOUND);
   char *log = fh_log_take();
   ck_assert_ptr_nonnull(strstr(log, "No coverage available"));
   free(log);
+  /* Any other error, and a 404 that says nothing, is a failure. */
+  fh_push(srv, "/v3/region-from-loc",
+          (fh_reply){.status = 400,
+                     .body = "{\"error\":\"latitude must be a number\"}"});
+  ck_assert_int_eq(p->ops->current(p, "1,1", 1686268900, &v), CS_EHTTP);
+  fh_push(srv, "/v3/forecast", (fh_reply){.status = 404, .body = ""});
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_EHTTP);
   ck_assert_int_eq(p->ops->current(p, "not a zone!", 1686268900, &v),
                    CS_ENOTFOUND);
   cs_provider_free(p);
