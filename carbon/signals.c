@@ -347,6 +347,23 @@ static void schedule(cs_signals *s, fetch_state *f, cs_err rc)
   f->due_ns = cs_clock_mono_ns() + jittered(s, base);
 }
 
+cs_err cs_signals_check_observation(const cs_signals_opts *o,
+                                    const cs_signal *v, int64_t now)
+{
+  int64_t max = o && o->max_observation_age_s > 0
+                    ? o->max_observation_age_s
+                    : defaults.max_observation_age_s;
+  if (now - v->observed_at <= max)
+    return CS_OK;
+  cs_buf *l = cs_log_begin(0, "Carbon provider returned stale data");
+  cs_json_str(l, "provider", v->provider);
+  cs_json_str(l, "zone", v->zone);
+  cs_json_int(l, "ageSeconds", now - v->observed_at);
+  cs_json_int(l, "maxObservationAgeSeconds", max);
+  cs_log_end(l);
+  return CS_ESTALE;
+}
+
 /* Fetches whatever is due for `e` (both kinds when `force`), outside the
  * lock. The caller has set e->in_flight under the lock. Returns the result
  * of the current-value fetch (or of the forecast when only it ran). */
@@ -367,15 +384,8 @@ static cs_err fetch_entry(cs_signals *s, entry *e, bool force)
   cs_err crc = CS_OK, frc = CS_OK;
   if (do_cur) {
     crc = p->ops->current(p, zone, now, &v);
-    if (crc == CS_OK && now - v.observed_at > s->o.max_observation_age_s) {
-      cs_buf *l = cs_log_begin(0, "Carbon provider returned stale data");
-      cs_json_str(l, "provider", p->ops->name);
-      cs_json_str(l, "zone", zone);
-      cs_json_int(l, "ageSeconds", now - v.observed_at);
-      cs_json_int(l, "maxObservationAgeSeconds", s->o.max_observation_age_s);
-      cs_log_end(l);
-      crc = CS_ESTALE;
-    }
+    if (crc == CS_OK)
+      crc = cs_signals_check_observation(&s->o, &v, now);
   }
   if (do_fc)
     frc = p->ops->forecast(p, zone, now, now + s->o.horizon_s, &fc);

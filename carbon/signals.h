@@ -80,6 +80,15 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
                            int64_t from, int64_t to,
                            cs_series *out) CS_MUST_USE;
 
+/* The rule every value a remote provider fetches must pass before it is
+ * cached, for tools that call providers themselves (`intensity`): CS_ESTALE,
+ * with one "Carbon provider returned stale data" log line, when `v`
+ * describes a period that began more than o->max_observation_age_s (its
+ * default when 0; o may be NULL) before `now`; otherwise CS_OK. */
+cs_err cs_signals_check_observation(const cs_signals_opts *o,
+                                    const cs_signal *v,
+                                    int64_t now) CS_MUST_USE;
+
 /* Appends a JSON object describing every provider and route's health to
  * `out`: {"rankingSignal", "providers": [names], "degraded": bool,
  * "signals": [{"provider", "zone", "state", "gPerKwh", "ageSeconds",

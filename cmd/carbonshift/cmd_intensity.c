@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "carbon/signals.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
@@ -26,6 +27,10 @@ void cs_cmd_intensity_help(FILE *out)
         "provider in order; values of another signal type than "
         "carbon.signalType\n"
         "are skipped unless --provider names the provider) and prints it.\n"
+        "As in serve, a network provider's value for a period that began "
+        "more\n"
+        "than carbon.maxObservationAge ago is refused as stale and the next\n"
+        "provider answers.\n"
         "--forecast adds the series from the current period on (72 h at "
         "most).\n"
         "--json prints one object: {zone, provider, signalType, unit,\n"
@@ -211,10 +216,20 @@ int cs_cmd_intensity(int argc, char **argv)
     goto out;
   }
   status = 1;
+  cs_signals_opts so;
+  cs_carbon_setup_opts(cfg, &so);
   cs_signal v;
   size_t who = 0;
   for (; who < nc; who++) {
-    if (chain[who]->ops->current(chain[who], zone, now, &v) != CS_OK)
+    cs_provider *p = chain[who];
+    if (p->ops->current(p, zone, now, &v) != CS_OK)
+      continue;
+    /* What serve would do with it: a remote value describing a period that
+     * began too long ago is refused, and the next provider answers. Remote
+     * values are of the present whatever --at says, so they are aged
+     * against the clock. */
+    if (p->ops->remote &&
+        cs_signals_check_observation(&so, &v, cs_clock_now()) != CS_OK)
       continue;
     if (only || v.type == (cs_signal_type)cfg->carbon_signal_type)
       break;

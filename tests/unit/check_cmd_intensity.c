@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "carbon/util/clock.h"
 #include "cmd/carbonshift/cmd_intensity.h"
 #include "tests/unit/fake_http.h"
 #include "tests/unit/testutil.h"
@@ -37,26 +38,46 @@ static void setup(void)
   unsetenv("CARBONSHIFT_FILE_TRACES");
   unsetenv("CARBONSHIFT_CARBON_ROUTES");
   unsetenv("CARBONSHIFT_CARBON_SIGNAL_TYPE");
+  /* The fixtures date from 2023: replayed as the docs say, with the age
+   * limit raised (the test of that limit sets its own clock). */
+  setenv("CARBONSHIFT_CARBON_MAX_OBSERVATION_AGE", "100y", 1);
 }
 
 static void teardown(void)
 {
   fh_stop(srv);
   srv = NULL;
+  cs_clock_set_fixed(0);
 }
 
-/* Runs the command with stdout captured into *out (caller frees). */
-static int run(char **out, int argc, ...)
+/* Runs the command with stdout captured into *out and, when err is not
+ * NULL, stderr into *err (caller frees). */
+static int vrun(char **out, char **err, int argc, va_list ap)
 {
   char *argv[16];
-  va_list ap;
-  va_start(ap, argc);
   argv[0] = "intensity";
   for (int i = 1; i < argc; i++)
     argv[i] = va_arg(ap, char *);
-  va_end(ap);
   argv[argc] = NULL;
-  return tu_run_command(cs_cmd_intensity, argc, argv, out, NULL);
+  return tu_run_command(cs_cmd_intensity, argc, argv, out, err);
+}
+
+static int run(char **out, int argc, ...)
+{
+  va_list ap;
+  va_start(ap, argc);
+  int rc = vrun(out, NULL, argc, ap);
+  va_end(ap);
+  return rc;
+}
+
+static int run_err(char **out, char **err, int argc, ...)
+{
+  va_list ap;
+  va_start(ap, argc);
+  int rc = vrun(out, err, argc, ap);
+  va_end(ap);
+  return rc;
 }
 
 static cJSON *parse_one(const char *s)
@@ -69,6 +90,18 @@ static cJSON *parse_one(const char *s)
   cJSON *j = cJSON_ParseWithLength(s, n);
   ck_assert_msg(j != NULL, "not JSON: %s", s);
   return j;
+}
+
+/* The one JSON object printed has `provider`'s current `value`. */
+static void assert_answer(const char *out, const char *provider, double value)
+{
+  cJSON *j = parse_one(out);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "provider")->valuestring, provider);
+  ck_assert_double_eq(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "current"), "value")
+          ->valuedouble,
+      value);
+  cJSON_Delete(j);
 }
 
 START_TEST(test_cmd_intensity_electricitymaps_json)
@@ -199,13 +232,7 @@ START_TEST(test_cmd_intensity_routes_and_signal_type)
   fh_set(srv, "/v3/carbon-intensity/latest",
          (fh_reply){.status = 503, .body = "down"});
   ck_assert_int_eq(run(&out, 4, "--zone", "DE", "--json"), 0);
-  cJSON *j = parse_one(out);
-  ck_assert_str_eq(cJSON_GetObjectItem(j, "provider")->valuestring, "static");
-  ck_assert_double_eq(
-      cJSON_GetObjectItem(cJSON_GetObjectItem(j, "current"), "value")
-          ->valuedouble,
-      321);
-  cJSON_Delete(j);
+  assert_answer(out, "static", 321);
   free(out);
   unsetenv("CARBONSHIFT_CARBON_STATIC");
   /* A marginal value is not an answer when ranking on average. */
@@ -215,7 +242,7 @@ START_TEST(test_cmd_intensity_routes_and_signal_type)
   free(out);
   setenv("CARBONSHIFT_CARBON_SIGNAL_TYPE", "marginal", 1);
   ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 0);
-  j = parse_one(out);
+  cJSON *j = parse_one(out);
   ck_assert_str_eq(cJSON_GetObjectItem(j, "signalType")->valuestring,
                    "marginal");
   ck_assert_ptr_null(cJSON_GetObjectItem(j, "forecast"));
@@ -226,6 +253,51 @@ START_TEST(test_cmd_intensity_routes_and_signal_type)
   unsetenv("CARBONSHIFT_WATTTIME_PASSWORD");
   ck_assert_int_eq(run(&out, 4, "--zone", "CAISO_NORTH", "--json"), 2);
   free(out);
+}
+END_TEST
+
+/* The command prints what the service would use: a remote value describing
+ * a period that began more than carbon.maxObservationAge ago is refused
+ * and the next provider of the route answers. */
+START_TEST(test_cmd_intensity_stale_value_falls_through)
+{
+  const int64_t latest = 1678834800; /* the fixture's 2023-03-14T23:00Z */
+  unsetenv("CARBONSHIFT_CARBON_MAX_OBSERVATION_AGE"); /* 3 h */
+  setenv("CARBONSHIFT_CARBON_ROUTES",
+         "{\"DE\": [\"electricitymaps\", \"static\"]}", 1);
+  setenv("CARBONSHIFT_CARBON_STATIC", "{\"DE\": 321}", 1);
+  char *out, *err;
+  /* Within the limit: Electricity Maps answers. */
+  cs_clock_set_fixed(latest + 3 * 3600);
+  ck_assert_int_eq(run_err(&out, &err, 4, "--zone", "DE", "--json"), 0);
+  assert_answer(out, "electricitymaps", 360);
+  free(out);
+  free(err);
+  /* A second older: refused as stale, the static value answers. */
+  cs_clock_set_fixed(latest + 3 * 3600 + 1);
+  ck_assert_int_eq(run_err(&out, &err, 4, "--zone", "DE", "--json"), 0);
+  assert_answer(out, "static", 321);
+  ck_assert_msg(strstr(err, "Carbon provider returned stale data") &&
+                    strstr(err, "\"ageSeconds\":10801"),
+                "%s", err);
+  free(out);
+  free(err);
+  /* Asked alone, the provider has no value to print. */
+  ck_assert_int_eq(run_err(&out, &err, 6, "--provider", "electricitymaps",
+                           "--zone", "DE", "--json"),
+                   1);
+  ck_assert_str_eq(out, "");
+  ck_assert_ptr_nonnull(strstr(err, "Carbon provider returned stale data"));
+  free(out);
+  free(err);
+  /* The limit is the configured one. */
+  ck_assert_int_eq(run_err(&out, &err, 6, "--zone", "DE", "--json", "--set",
+                           "carbon.maxObservationAge=4h"),
+                   0);
+  assert_answer(out, "electricitymaps", 360);
+  free(out);
+  free(err);
+  unsetenv("CARBONSHIFT_CARBON_STATIC");
 }
 END_TEST
 
@@ -241,6 +313,7 @@ int main(void)
   tcase_add_test(tc, test_cmd_intensity_file_text);
   tcase_add_test(tc, test_cmd_intensity_errors);
   tcase_add_test(tc, test_cmd_intensity_routes_and_signal_type);
+  tcase_add_test(tc, test_cmd_intensity_stale_value_falls_through);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }
