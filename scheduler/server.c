@@ -681,7 +681,11 @@ static bool verify_peer(struct MHD_Connection *c, char *why, size_t n)
     if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
                                                      &text, 0) == 0 &&
         text.data) {
-      snprintf(why, n, "client certificate refused: %s", text.data);
+      /* GnuTLS ends each sentence with a space: trim the last one. */
+      int len = (int)strlen((const char *)text.data);
+      while (len > 0 && text.data[len - 1] == ' ')
+        len--;
+      snprintf(why, n, "client certificate refused: %.*s", len, text.data);
       gnutls_free(text.data);
     } else {
       snprintf(why, n, "client certificate refused (status 0x%x)", status);

@@ -226,25 +226,62 @@ static void json_sep(cs_buf *b, const char *key)
   }
 }
 
+size_t cs_utf8_len(const char *str, size_t n)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  unsigned char c = s[0];
+  if (c < 0x80)
+    return 1;
+  size_t len;
+  uint32_t cp, min;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2, cp = c & 0x1F, min = 0x80;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3, cp = c & 0x0F, min = 0x800;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4, cp = c & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+/* A byte the plain copy of cs_json_quote can take as it is: printable
+ * ASCII other than a quote or a backslash. */
+static bool json_plain(unsigned char c)
+{
+  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 void cs_json_quote(cs_buf *b, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";
   size_t i = 0;
-  /* Eight bytes at a time while none is below 0x20, a quote or a
-   * backslash (the SWAR zero-byte tests of carbon/util/jscan.c: they never
-   * miss one, and a false alarm only hands the word to the byte loop). */
+  /* Eight bytes at a time while none is below 0x20, a quote, a backslash
+   * or non-ASCII (the SWAR zero-byte tests of carbon/util/jscan.c: they
+   * never miss one, and a false alarm only hands the word to the byte
+   * loop). */
   while (n - i >= 8) {
     uint64_t w;
     memcpy(&w, s + i, 8);
     uint64_t q = w ^ 0x2222222222222222ull, bs = w ^ 0x5c5c5c5c5c5c5c5cull;
     uint64_t hit = ((w - 0x2020202020202020ull) & ~w) |
                    ((q - 0x0101010101010101ull) & ~q) |
-                   ((bs - 0x0101010101010101ull) & ~bs);
+                   ((bs - 0x0101010101010101ull) & ~bs) | w;
     if (hit & 0x8080808080808080ull)
       break;
     i += 8;
   }
-  while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+  while (i < n && json_plain((unsigned char)s[i]))
     i++;
   if (i == n) { /* nothing to escape, the common case: one reservation */
     if (!reserve(b, n + 2))
@@ -261,8 +298,19 @@ void cs_json_quote(cs_buf *b, const char *s, size_t n)
   size_t run = 0; /* start of the pending run of bytes needing no escape */
   for (; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\')
+    if (json_plain(c))
       continue;
+    if (c >= 0x80) {
+      size_t l = cs_utf8_len(s + i, n - i);
+      if (l) { /* valid UTF-8 is copied as it is */
+        i += l - 1;
+        continue;
+      }
+      cs_buf_append(b, s + run, i - run);
+      run = i + 1;
+      cs_buf_append(b, "\\ufffd", 6);
+      continue;
+    }
     cs_buf_append(b, s + run, i - run);
     run = i + 1;
     char esc[6] = {'\\', 0};

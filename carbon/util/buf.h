@@ -57,7 +57,14 @@ void cs_json_bool(cs_buf *b, const char *key, bool v);
 void cs_json_null(cs_buf *b, const char *key);
 /* Appends already-encoded JSON verbatim as a value. */
 void cs_json_raw(cs_buf *b, const char *key, const char *json, size_t n);
-/* Appends the JSON string literal for s[0..n) (quotes included). */
+/* Appends the JSON string literal for s[0..n) (quotes included). JSON
+ * text is UTF-8 (RFC 8259): a byte that does not begin a valid UTF-8
+ * sequence is written as U+FFFD, so that no strict reader refuses the
+ * line or reply however the input was encoded. */
 void cs_json_quote(cs_buf *b, const char *s, size_t n);
+/* The length of the valid UTF-8 sequence at s (at most n bytes, n > 0): 1
+ * for ASCII, 2 to 4 for a well-formed sequence (no overlong form, no
+ * surrogate, at most U+10FFFF), 0 when the bytes there are not one. */
+size_t cs_utf8_len(const char *s, size_t n);
 
 #endif

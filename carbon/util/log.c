@@ -1,6 +1,7 @@
 #include "carbon/util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -10,6 +11,10 @@
 
 static atomic_int verbosity = 0;
 static atomic_int out_fd = STDOUT_FILENO;
+/* Held across a line's writes: a pipe (a container's stdout) takes a write
+ * whole only up to PIPE_BUF, and a Decision line is far longer, so without
+ * it another thread's line could land inside one being written. */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void cs_log_set_verbosity(int v)
 {
@@ -53,9 +58,9 @@ void cs_log_end(cs_buf *line)
     int fd = atomic_load(&out_fd);
     const char *p = line->data;
     size_t left = line->len;
-    /* A pipe write of this size is atomic only up to PIPE_BUF; larger lines
-     * are written in one call where the kernel allows and continued if the
-     * write is short. */
+    /* One call where the kernel allows, continued if the write is short;
+     * whole lines only, one at a time. */
+    pthread_mutex_lock(&write_mu);
     while (left) {
       ssize_t n = write(fd, p, left);
       if (n < 0 && errno == EINTR)
@@ -65,6 +70,7 @@ void cs_log_end(cs_buf *line)
       p += n;
       left -= (size_t)n;
     }
+    pthread_mutex_unlock(&write_mu);
   }
   cs_buf_free(line);
   free(line);

@@ -1,7 +1,9 @@
 /* log.h: structured JSON log lines, Kubernetes style: one object per line,
  * `ts` (Unix seconds), `v` (verbosity, 0 = always shown), `msg` (capitalised,
- * no final period), lowerCamelCase keys, `err` for errors. Each line reaches
- * the output in one write(), so lines from threads never interleave.
+ * no final period), lowerCamelCase keys, `err` for errors. Each line is
+ * written whole under a lock, so lines from threads never interleave, even
+ * on a pipe that takes a long line in several writes; strings are valid
+ * UTF-8 (cs_json_quote).
  * Thread-safe: yes.
  * Ownership: a line returned by cs_log_begin belongs to the caller until
  * cs_log_end writes and frees it. */

@@ -290,35 +290,6 @@ out:
   return rc;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-  unsigned char c = s[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  uint32_t cp, min;
-  if ((c & 0xE0) == 0xC0) {
-    len = 2, cp = c & 0x1F, min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3, cp = c & 0x0F, min = 0x800;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (len > n)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 /* True when v can be stored as is: valid UTF-8 within the length cap. */
 static bool clean_value(const char *v)
 {
@@ -326,7 +297,7 @@ static bool clean_value(const char *v)
   if (n > CS_METRICS_MAX_LABEL_VALUE)
     return false;
   for (size_t i = 0; i < n;) {
-    size_t l = utf8_len((const unsigned char *)v + i, n - i);
+    size_t l = cs_utf8_len(v + i, n - i);
     if (!l)
       return false;
     i += l;
@@ -340,7 +311,7 @@ static char *sanitize_value(const char *v)
   cs_buf_init(&b, 0);
   size_t n = strlen(v);
   for (size_t i = 0; i < n;) {
-    size_t l = utf8_len((const unsigned char *)v + i, n - i);
+    size_t l = cs_utf8_len(v + i, n - i);
     const char *piece = l ? v + i : "\xEF\xBF\xBD";
     size_t plen = l ? l : 3;
     if (b.len + plen > CS_METRICS_MAX_LABEL_VALUE)

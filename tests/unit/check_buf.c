@@ -39,7 +39,9 @@ START_TEST(test_buf_json_commas_and_escapes)
 }
 END_TEST
 
-/* What cs_json_quote must write for byte c, one byte at a time. */
+/* What cs_json_quote must write for byte c, one byte at a time, in a
+ * string whose only non-ASCII byte is c (so that c >= 0x80 is a stray
+ * byte, never part of a valid sequence). */
 static void quote_byte_ref(char *out, size_t *o, unsigned char c)
 {
   static const char hex[] = "0123456789abcdef";
@@ -57,6 +59,9 @@ static void quote_byte_ref(char *out, size_t *o, unsigned char c)
     out[*o + 4] = hex[c >> 4];
     out[*o + 5] = hex[c & 15];
     *o += 6;
+  } else if (c >= 0x80) {
+    memcpy(out + *o, "\\ufffd", 6);
+    *o += 6;
   } else {
     out[(*o)++] = (char)c;
   }
@@ -65,7 +70,7 @@ static void quote_byte_ref(char *out, size_t *o, unsigned char c)
 /* Every byte that needs an escape, at every position of strings of every
  * length around the eight-byte words the fast path reads, and the bytes
  * next to the tested ranges (0x1f/0x20, 0x21/0x22/0x23, 0x5b/0x5c/0x5d,
- * 0x7f, 0x80, 0xff), which must pass unchanged. */
+ * 0x7f), which must pass unchanged; a stray 0x80 or 0xff becomes U+FFFD. */
 START_TEST(test_buf_json_quote_every_position)
 {
   const unsigned char probes[] = {0x00, 0x01, 0x09, 0x0a, 0x0d, 0x1f,
@@ -90,6 +95,54 @@ START_TEST(test_buf_json_quote_every_position)
                       b.data);
         cs_buf_free(&b);
       }
+}
+END_TEST
+
+/* Valid UTF-8 of every length passes unchanged at every position around
+ * the fast path's words; what is not UTF-8 (a stray continuation byte, an
+ * overlong form, a surrogate, a cut sequence, a byte no sequence begins
+ * with) becomes one U+FFFD per byte, so that every line is JSON a strict
+ * reader takes. */
+START_TEST(test_buf_json_quote_utf8)
+{
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"\xc3\xa9", "\xc3\xa9"},                             /* é */
+      {"\xe2\x82\xac", "\xe2\x82\xac"},                     /* € */
+      {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},             /* U+1F600 */
+      {"\xc0\x80", "\\ufffd\\ufffd"},                       /* overlong NUL */
+      {"\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd"},            /* surrogate */
+      {"\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd"}, /* above U+10FFFF */
+      {"\xe2\x82", "\\ufffd\\ufffd"},                       /* cut short */
+      {"\xa9", "\\ufffd"}, /* stray continuation */
+      {"\xf8", "\\ufffd"}, /* no such lead byte */
+      {"\xc3\xa9\xff\"", "\xc3\xa9\\ufffd\\\""},
+  };
+  for (size_t k = 0; k < sizeof(cases) / sizeof(*cases); k++)
+    for (size_t pad = 0; pad <= 17; pad++)
+      for (size_t tail = 0; tail <= 9; tail += 9) {
+        char in[64], want[128];
+        size_t il = strlen(cases[k].in), ol = strlen(cases[k].out);
+        memset(in, 'p', pad);
+        memcpy(in + pad, cases[k].in, il);
+        memset(in + pad + il, 't', tail);
+        want[0] = '"';
+        memset(want + 1, 'p', pad);
+        memcpy(want + 1 + pad, cases[k].out, ol);
+        memset(want + 1 + pad + ol, 't', tail);
+        want[1 + pad + ol + tail] = '"';
+        size_t wl = pad + ol + tail + 2;
+        cs_buf b;
+        cs_buf_init(&b, 0);
+        cs_json_quote(&b, in, pad + il + tail);
+        ck_assert_msg(b.len == wl && !memcmp(b.data, want, wl),
+                      "case %zu, pad %zu, tail %zu: got %s", k, pad, tail,
+                      b.data);
+        cs_buf_free(&b);
+      }
+  ck_assert_uint_eq(cs_utf8_len("\xf0\x9f\x98\x80", 3), 0); /* n counts */
+  ck_assert_uint_eq(cs_utf8_len("\xf0\x9f\x98\x80", 4), 4);
 }
 END_TEST
 
@@ -152,6 +205,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_buf_json_numbers);
   tcase_add_test(tc, test_buf_json_commas_and_escapes);
   tcase_add_test(tc, test_buf_json_quote_every_position);
+  tcase_add_test(tc, test_buf_json_quote_utf8);
   tcase_add_test(tc, test_buf_append_cap_sticky);
   tcase_add_test(tc, test_buf_huge_memory_reused);
   suite_add_tcase(s, tc);
