@@ -178,10 +178,14 @@ START_TEST(test_sim_engine_run_agnostic_at_submission)
     ck_assert_int_eq(out[i].fate, CS_SIM_RAN);
     ck_assert_int_eq(out[i].start, v[i].submit);
   }
-  /* Least allocated: a takes the empty first pool, b the empty second, c
-   * the one with room (8 GPUs free in neither, so it waits for a). */
+  /* Least allocated: a takes the empty first pool, b the empty second; c
+   * needs 8 GPUs and arrives at 03:00, when a ends and gives its pool
+   * back (ends are handled before arrivals at the same instant), so it
+   * starts on time on the first pool. */
   ck_assert_int_eq(out[0].pool, 0);
   ck_assert_int_eq(out[1].pool, 1);
+  ck_assert_int_eq(out[0].end, v[2].submit);
+  ck_assert_int_eq(out[2].pool, 0);
 }
 END_TEST
 
