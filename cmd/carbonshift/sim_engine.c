@@ -95,11 +95,27 @@ static event heap_pop(heap *h)
 
 /* ---- one run ------------------------------------------------------------ */
 
+/* GPUs in thousandths: what jobs take and give back is counted exactly.
+ * Fractional requests summed as doubles drift (a pool of 1 GPU that lent
+ * 0.1, 0.2 and 0.3 gets 0.9999999999999999 back, and a job of 1 GPU would
+ * never start). A request is rounded to the nearest thousandth, and a
+ * request of any GPUs takes at least one; one beyond any pool stays beyond
+ * any pool. */
+static int64_t milli_gpus(double gpus)
+{
+  double m = gpus * 1000;
+  if (!(m < 9e15))
+    return INT64_MAX / 4;
+  int64_t k = llround(m);
+  return k < 1 && gpus > 0 ? 1 : k;
+}
+
 typedef struct run {
   const cs_sim_world *w;
   cs_sim_outcome *out;
   const cs_sim_trace **pool_trace;
-  double *free_gpus;
+  int64_t *free_m; /* per pool, thousandths of a GPU */
+  int64_t *cap_m;
   double min_gpn;
   heap events;
   size_t *blocked; /* FIFO of jobs waiting for GPUs */
@@ -186,7 +202,7 @@ void cs_sim_engine_account(const cs_sim_world *w, size_t job, size_t pool,
 static void start_job(run *r, size_t ji, size_t p, int64_t now)
 {
   account(r, ji, p, now);
-  r->free_gpus[p] -= r->w->jobs->v[ji].gpus;
+  r->free_m[p] -= milli_gpus(r->w->jobs->v[ji].gpus);
   heap_push(&r->events, (event){r->out[ji].end, EV_END, ji});
   r->decided++;
 }
@@ -204,8 +220,9 @@ static void block(run *r, size_t ji)
 static size_t candidates(run *r, const cs_sim_job *j)
 {
   size_t n = 0;
+  int64_t need = milli_gpus(j->gpus);
   for (size_t p = 0; p < r->w->cluster->n; p++)
-    if (r->free_gpus[p] >= j->gpus)
+    if (r->free_m[p] >= need)
       r->cand[n++] = p;
   return n;
 }
@@ -218,12 +235,12 @@ static size_t least_allocated(const run *r, const cs_sim_job *j, size_t n,
   size_t best = SIZE_MAX;
   double best_share = -1;
   int best_score = -1;
+  int64_t need = milli_gpus(j->gpus);
   for (size_t i = 0; i < n; i++) {
     size_t p = r->cand[i];
     if (score && score[i] < 0)
       continue;
-    double share =
-        (r->free_gpus[p] - j->gpus) / r->w->cluster->pools[p].capacity;
+    double share = (double)(r->free_m[p] - need) / (double)r->cap_m[p];
     int s = score ? score[i] : 0;
     if (s > best_score || (s == best_score && share > best_share)) {
       best = i;
@@ -325,7 +342,7 @@ static void run_oracle(run *r)
     size_t nopt = 0;
     for (size_t p = 0; p < np; p++) {
       const cs_sim_pool *pool = &w->cluster->pools[p];
-      if (pool->capacity < j->gpus)
+      if (r->cap_m[p] < milli_gpus(j->gpus))
         continue;
       cs_estimate est;
       cs_estimate_job(w->estimate, &pod, &pool->facts, 0, j->earliest, &est);
@@ -360,28 +377,31 @@ static void run_oracle(run *r)
   free(opts);
 }
 
+static int64_t most_free(const run *r)
+{
+  int64_t most = 0;
+  for (size_t p = 0; p < r->w->cluster->n; p++)
+    most = r->free_m[p] > most ? r->free_m[p] : most;
+  return most;
+}
+
 /* Retries the jobs waiting for GPUs, in arrival order. */
 static void drain_blocked(run *r, int64_t now, cs_sim_policy policy)
 {
-  double most = 0;
-  for (size_t p = 0; p < r->w->cluster->n; p++)
-    most = r->free_gpus[p] > most ? r->free_gpus[p] : most;
+  int64_t most = most_free(r);
   size_t k = 0;
   for (size_t i = 0; i < r->nblocked; i++) {
     size_t ji = r->blocked[i];
     bool done = false;
-    if (r->w->jobs->v[ji].gpus <= most) {
+    if (milli_gpus(r->w->jobs->v[ji].gpus) <= most) {
       if (policy == CS_SIM_AGNOSTIC) {
         try_agnostic(r, ji, now, true);
-        done = r->out[ji].end > 0;
+        done = r->out[ji].fate != CS_SIM_NOT_STARTED;
       } else {
         done = try_carbonshift(r, ji, now, true);
       }
-      if (done) {
-        most = 0;
-        for (size_t p = 0; p < r->w->cluster->n; p++)
-          most = r->free_gpus[p] > most ? r->free_gpus[p] : most;
-      }
+      if (done)
+        most = most_free(r);
     }
     if (!done)
       r->blocked[k++] = ji;
@@ -396,12 +416,17 @@ cs_err cs_sim_engine_run(const cs_sim_world *w, cs_sim_policy policy,
   run r = {.w = w, .out = out};
   cs_err rc = CS_OK;
   r.pool_trace = cs_calloc(np + 1, sizeof(*r.pool_trace));
-  r.free_gpus = cs_calloc(np + 1, sizeof(*r.free_gpus));
+  r.free_m = cs_calloc(np + 1, sizeof(*r.free_m));
+  r.cap_m = cs_calloc(np + 1, sizeof(*r.cap_m));
   r.cand = cs_calloc(np + 1, sizeof(*r.cand));
   r.names = cs_calloc(np + 1, sizeof(*r.names));
   r.planned = cs_calloc(nj + 1, sizeof(*r.planned));
   r.min_gpn = min_gpn(w->cluster);
+  /* Every job starts as not started (the zero fate) and on no pool; a job
+   * still waiting when the events run out stays so. */
   memset(out, 0, nj * sizeof(*out));
+  for (size_t ji = 0; ji < nj; ji++)
+    out[ji].pool = -1;
   for (size_t p = 0; p < np; p++) {
     const cs_sim_pool *pool = &w->cluster->pools[p];
     r.pool_trace[p] = cs_sim_engine_trace(w, pool->facts.zone);
@@ -409,20 +434,18 @@ cs_err cs_sim_engine_run(const cs_sim_world *w, cs_sim_policy policy,
       rc = CS_EINVAL;
       goto out;
     }
-    r.free_gpus[p] = pool->capacity;
+    r.free_m[p] = r.cap_m[p] = milli_gpus(pool->capacity);
   }
   if (policy == CS_SIM_ORACLE) {
     run_oracle(&r);
     goto out;
   }
-  double biggest = 0;
+  int64_t biggest = 0;
   for (size_t p = 0; p < np; p++)
-    biggest = w->cluster->pools[p].capacity > biggest
-                  ? w->cluster->pools[p].capacity
-                  : biggest;
+    biggest = r.cap_m[p] > biggest ? r.cap_m[p] : biggest;
   for (size_t ji = 0; ji < nj; ji++) {
     const cs_sim_job *j = &w->jobs->v[ji];
-    if (j->gpus > biggest) {
+    if (milli_gpus(j->gpus) > biggest) {
       out[ji].fate = CS_SIM_NO_FIT;
       out[ji].pool = -1;
       continue;
@@ -433,7 +456,7 @@ cs_err cs_sim_engine_run(const cs_sim_world *w, cs_sim_policy policy,
   while (r.events.n) {
     event e = heap_pop(&r.events);
     if (e.type == EV_END) {
-      r.free_gpus[out[e.job].pool] += w->jobs->v[e.job].gpus;
+      r.free_m[out[e.job].pool] += milli_gpus(w->jobs->v[e.job].gpus);
       /* Every end at this instant first, then the queue. */
       if (!r.events.n || r.events.v[0].t != e.t || r.events.v[0].type != EV_END)
         drain_blocked(&r, e.t, policy);
@@ -452,7 +475,8 @@ out:
   free(r.planned);
   free(r.names);
   free(r.cand);
-  free(r.free_gpus);
+  free(r.free_m);
+  free(r.cap_m);
   free(r.pool_trace);
   return rc;
 }

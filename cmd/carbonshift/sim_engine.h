@@ -50,8 +50,11 @@ typedef struct cs_sim_world {
   void *progress_ctx;
 } cs_sim_world;
 
+/* The zero value is CS_SIM_NOT_STARTED, so an outcome nothing decided is
+ * never mistaken for a run (and counts in notRun). */
 typedef enum cs_sim_fate {
-  CS_SIM_RAN = 0,
+  CS_SIM_NOT_STARTED = 0, /* still waiting when the replay ended */
+  CS_SIM_RAN,
   CS_SIM_REJECTED,  /* the policy kept it pending for good (budget) */
   CS_SIM_UNCOVERED, /* its run left the carbon traces */
   CS_SIM_NO_FIT     /* no pool can ever hold it */
@@ -59,7 +62,7 @@ typedef enum cs_sim_fate {
 
 typedef struct cs_sim_outcome {
   cs_sim_fate fate;
-  int pool;
+  int pool; /* -1 when it did not run */
   int64_t start, end;
   double workers;    /* pods the job runs as (GPUs over a node's) */
   double energy_kwh; /* facility energy */
@@ -69,7 +72,9 @@ typedef struct cs_sim_outcome {
 } cs_sim_outcome;
 
 /* Runs `policy` over the world; `out` has one entry per job, in job order.
- * CS_EINVAL when a pool's zone has no trace. */
+ * GPUs are counted in thousandths of a GPU (a request is rounded to the
+ * nearest thousandth, at least one), so that what jobs give back is exactly
+ * what they took. CS_EINVAL when a pool's zone has no trace. */
 cs_err cs_sim_engine_run(const cs_sim_world *w, cs_sim_policy policy,
                          cs_sim_outcome *out) CS_MUST_USE;
 

@@ -212,10 +212,11 @@ void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n)
 
 static const char *fate_name(cs_sim_fate f)
 {
-  return f == CS_SIM_RAN        ? "ran"
-         : f == CS_SIM_REJECTED ? "rejected"
-         : f == CS_SIM_NO_FIT   ? "no-fit"
-                                : "uncovered";
+  return f == CS_SIM_RAN         ? "ran"
+         : f == CS_SIM_REJECTED  ? "rejected"
+         : f == CS_SIM_NO_FIT    ? "no-fit"
+         : f == CS_SIM_UNCOVERED ? "uncovered"
+                                 : "not-started";
 }
 
 void cs_sim_report_jobs_csv(FILE *out, const cs_sim_world *w,

@@ -51,7 +51,8 @@ void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n);
 /* One CSV line per job of one policy's run (with the header when `header`):
  * policy,id,submit,start,end,pool,zone,gpus,fate,energy_kwh,
  * operational_g,embodied_g; times in Unix seconds, start/end/pool/zone empty
- * for a job that did not run. For plots of when and where jobs ran. */
+ * for a job that did not run; fate one of ran, rejected, uncovered, no-fit,
+ * not-started. For plots of when and where jobs ran. */
 void cs_sim_report_jobs_csv(FILE *out, const cs_sim_world *w,
                             const char *policy, const cs_sim_outcome *o,
                             bool header);

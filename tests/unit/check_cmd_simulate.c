@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,50 @@ static double num(const cJSON *o, const char *key)
   const cJSON *v = cJSON_GetObjectItem(o, key);
   ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", key);
   return v->valuedouble;
+}
+
+/* Writes `text` to a fresh temporary file; `path` has room for the name. */
+static void write_temp(char *path, size_t cap, const char *text)
+{
+  snprintf(path, cap, "/tmp/check_cmd_simulate-XXXXXX");
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  size_t n = strlen(text);
+  ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+  close(fd);
+}
+
+/* One pool of `gpus` A100s (the reference GPU: runtimes are durations) in
+ * DE, as JSON. */
+static void one_pool(char *path, size_t cap, int gpus)
+{
+  char text[256];
+  snprintf(text, sizeof(text),
+           "{\"pools\": [{\"name\": \"de-a100\", \"zone\": \"DE\", "
+           "\"gpu\": \"A100-SXM4-80GB\", \"nodes\": 1, \"gpusPerNode\": "
+           "%d, \"installed\": \"2021-06\"}]}",
+           gpus);
+  write_temp(path, cap, text);
+}
+
+/* The --jobs-out line of job `id` under `policy`, split into its fields
+ * (policy,id,submit,start,end,pool,zone,gpus,fate,energy_kwh,
+ * operational_g,embodied_g); false when there is none. */
+static bool job_line(const char *csv, const char *policy, const char *id,
+                     char f[12][48])
+{
+  char key[96];
+  snprintf(key, sizeof(key), "\n%s,%s,", policy, id);
+  const char *p = strstr(csv, key);
+  if (!p)
+    return false;
+  p++;
+  for (int i = 0; i < 12; i++) {
+    size_t n = strcspn(p, ",\n");
+    snprintf(f[i], 48, "%.*s", (int)n, p);
+    p += n + (p[n] == ',');
+  }
+  return true;
 }
 
 /* The issue's command: with a perfect forecast, savingsPct is the
@@ -192,6 +237,48 @@ START_TEST(test_cmd_simulate_bad_arguments)
 }
 END_TEST
 
+/* Fractional requests summed as doubles would leave 0.9999999999999999 of
+ * one GPU free after a, b and c end, and big would never start (and be
+ * reported as run at time 0). */
+START_TEST(test_cmd_simulate_fractional_gpus_free_exactly)
+{
+  char cluster[64], jobs[64], perjob[64];
+  one_pool(cluster, sizeof(cluster), 1);
+  write_temp(jobs, sizeof(jobs),
+             "id,submit,duration,gpus\n"
+             "a,2020-03-02T10:00:00Z,3h,0.1\n"
+             "b,2020-03-02T10:00:00Z,1h,0.2\n"
+             "c,2020-03-02T10:00:00Z,2h,0.3\n"
+             "big,2020-03-02T10:10:00Z,1h,1\n");
+  write_temp(perjob, sizeof(perjob), "");
+  char *out, *err;
+  int rc = run(&out, &err, 12, "--jobs", jobs, "--cluster", cluster, "--carbon",
+               trace_de, "--policy", "agnostic,carbonshift", "--json",
+               "--jobs-out", perjob);
+  ck_assert_msg(rc == 0, "%s", err);
+  size_t len;
+  char *lines = tu_read_file(perjob, &len);
+  static const char *const pols[] = {"agnostic", "carbonshift"};
+  for (int k = 0; k < 2; k++) {
+    char f[12][48];
+    ck_assert(job_line(lines, pols[k], "big", f));
+    /* It starts when a, the last of the three, ends at 13:00. */
+    ck_assert_str_eq(f[8], "ran");
+    ck_assert_str_eq(f[3], "1583154000");
+    ck_assert_str_eq(f[4], "1583157600");
+  }
+  cJSON *j = cJSON_Parse(out);
+  ck_assert(num(policy(j, "agnostic"), "waitMeanHours") >= 0);
+  cJSON_Delete(j);
+  free(lines);
+  free(out);
+  free(err);
+  unlink(cluster);
+  unlink(jobs);
+  unlink(perjob);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("cmd_simulate");
@@ -201,6 +288,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_cmd_simulate_lwa_nightly_savings_pct);
   tcase_add_test(t, test_cmd_simulate_generic_jobs_csv_and_jobs_out);
   tcase_add_test(t, test_cmd_simulate_bad_arguments);
+  tcase_add_test(t, test_cmd_simulate_fractional_gpus_free_exactly);
   suite_add_tcase(s, t);
   return s;
 }

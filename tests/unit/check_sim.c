@@ -585,6 +585,37 @@ START_TEST(test_sim_report_row_by_hand)
 }
 END_TEST
 
+/* An outcome nothing decided is not a run: a job the replay never started
+ * counts in notRun and is written without start or end. */
+START_TEST(test_sim_report_row_not_started)
+{
+  cs_sim_job v[] = {job("a", T0 + H, 1, 1, 0), job("b", T0 + 2 * H, 1, 1, 0)};
+  cs_sim_jobs jobs = {.v = v, .n = 2};
+  cs_sim_world w = world(&jobs, (cs_sim_forecast_params){0});
+  cs_sim_outcome o[2];
+  cs_sim_engine_account(&w, 0, 0, v[0].submit, &o[0]);
+  memset(&o[1], 0, sizeof(o[1]));
+  o[1].pool = -1;
+  ck_assert_int_ne(o[1].fate, CS_SIM_RAN);
+  cs_sim_row r;
+  cs_sim_report_row(&w, "x", o, NULL, &r);
+  ck_assert_uint_eq(r.jobs, 1);
+  ck_assert_uint_eq(r.not_run, 1);
+  ck_assert(r.wait_mean_s == 0);
+  FILE *f = tmpfile();
+  cs_sim_report_jobs_csv(f, &w, "x", o, false);
+  rewind(f);
+  char line[2][256];
+  for (int i = 0; i < 2; i++)
+    ck_assert_ptr_nonnull(fgets(line[i], sizeof(line[i]), f));
+  fclose(f);
+  char want[128];
+  snprintf(want, sizeof(want), "x,b,%lld,,,,,1,not-started,",
+           (long long)v[1].submit);
+  ck_assert_msg(!strncmp(line[1], want, strlen(want)), "%s", line[1]);
+}
+END_TEST
+
 /* --jobs-out: one line per job, with the run's start, end and pool. */
 START_TEST(test_sim_report_jobs_csv_lines)
 {
@@ -728,6 +759,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_bound_solve_closed_form_matches_glpk);
   tcase_add_test(t, test_sim_report_row_by_hand);
   tcase_add_test(t, test_sim_report_jobs_csv_lines);
+  tcase_add_test(t, test_sim_report_row_not_started);
   tcase_add_test(t, test_sim_forecast_new_noise_statistics);
   tcase_add_test(t, test_sim_report_progress_tty_only);
   suite_add_tcase(s, t);
