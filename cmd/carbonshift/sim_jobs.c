@@ -360,6 +360,13 @@ int64_t cs_sim_jobs_shift_to_year(cs_sim_jobs *j, int year)
   int64_t delta = cs_sim_year_start(year) - cs_sim_year_start(src);
   int64_t weeks = (delta + (delta >= 0 ? WEEK / 2 : -WEEK / 2)) / WEEK;
   int64_t shift = weeks * WEEK;
+  /* Rounding to the nearest week can carry a job of early January into
+   * the previous December, or one of late December into the next January:
+   * a week more or less keeps the first job in `year`, as promised. */
+  if (first + shift < cs_sim_year_start(year))
+    shift += WEEK;
+  else if (first + shift >= cs_sim_year_start(year + 1))
+    shift -= WEEK;
   for (size_t i = 0; i < j->n; i++) {
     j->v[i].submit += shift;
     j->v[i].earliest += shift;

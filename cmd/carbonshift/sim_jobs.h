@@ -61,9 +61,11 @@ typedef enum cs_sim_lwa_deadline {
 void cs_sim_jobs_lwa_ml(int year, size_t n, cs_sim_lwa_deadline rule,
                         uint64_t seed, cs_sim_jobs *out);
 
-/* Moves every job by whole weeks so that the first submission lands in
- * `year` (the day of week and time of day are kept). Returns the shift in
- * seconds. */
+/* Moves every job by whole weeks so that the earliest start lands in
+ * `year` (the day of week and time of day are kept): the nearest whole
+ * number of weeks between the two years' starts, a week more or less when
+ * that would carry the earliest start across New Year. Returns the shift
+ * in seconds. */
 int64_t cs_sim_jobs_shift_to_year(cs_sim_jobs *j, int year);
 
 /* Gives every job `slack_s` of max-delay (jobs with their own keep

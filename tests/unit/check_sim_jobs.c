@@ -265,6 +265,32 @@ START_TEST(test_sim_trace_load_both_formats)
 }
 END_TEST
 
+/* The earliest job lands in YEAR even when rounding the shift to whole
+ * weeks would move it across New Year: the 730 days from 2021 to 2023 are
+ * nearer 104 weeks (728 days) than 105, which would put 1 January 2021 on
+ * 30 December 2022; the 1,461 days from 2021 to 2025 are nearer 209 weeks
+ * (1,463 days), which would put 31 December 2021 on 2 January 2026. */
+START_TEST(test_sim_jobs_shift_to_year_first_job_in_year)
+{
+  cs_sim_job v[2] = {{.submit = at("2021-01-01T10:00:00Z")},
+                     {.submit = at("2021-01-05T10:00:00Z")}};
+  for (int i = 0; i < 2; i++)
+    v[i].earliest = v[i].submit;
+  cs_sim_jobs j = {.v = v, .n = 2};
+  int64_t shift = cs_sim_jobs_shift_to_year(&j, 2023);
+  ck_assert_int_eq(shift % (7 * DAY), 0);
+  ck_assert_int_ge(v[0].earliest, cs_sim_year_start(2023));
+  ck_assert_int_lt(v[0].earliest, cs_sim_year_start(2023) + 7 * DAY);
+  ck_assert_int_eq(weekday(v[0].submit), weekday(at("2021-01-01T10:00:00Z")));
+  cs_sim_job late = {.submit = at("2021-12-31T10:00:00Z")};
+  late.earliest = late.submit;
+  j = (cs_sim_jobs){.v = &late, .n = 1};
+  (void)cs_sim_jobs_shift_to_year(&j, 2025);
+  ck_assert_int_lt(late.earliest, cs_sim_year_start(2026));
+  ck_assert_int_ge(late.earliest, cs_sim_year_start(2026) - 7 * DAY);
+}
+END_TEST
+
 START_TEST(test_sim_cluster_parse_errors)
 {
   cs_gpu_catalog *cat = cs_gpu_catalog_new();
@@ -328,6 +354,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_lwa_ml_rule);
   tcase_add_test(t, test_sim_trace_load_both_formats);
   tcase_add_test(t, test_sim_cluster_parse_errors);
+  tcase_add_test(t, test_sim_jobs_shift_to_year_first_job_in_year);
   suite_add_tcase(s, t);
   return s;
 }
