@@ -185,6 +185,7 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
       return bad(r, line, "gpus", v ? v : "", "a GPU count, >= 0");
     if ((v = field(r, f, nf, COL_DELAY)) && parse_seconds(v, &j.max_delay_s))
       return bad(r, line, "max_delay", v, "seconds or 6h, 1d");
+    j.max_delay_given = v != NULL;
     if ((v = field(r, f, nf, COL_DEADLINE)) && parse_time(v, &j.deadline))
       return bad(r, line, "deadline", v, "RFC 3339 or YYYY-MM-DD HH:MM:SS");
     if ((v = field(r, f, nf, COL_BUDGET)) &&
@@ -271,6 +272,7 @@ void cs_sim_jobs_lwa_nightly(int year, double window_s, cs_sim_jobs *out)
     j->duration_s = j->expected_s = 1800;
     j->gpus = 1;
     j->max_delay_s = 2 * window_s;
+    j->max_delay_given = true;
   }
 }
 
@@ -379,8 +381,10 @@ int64_t cs_sim_jobs_shift_to_year(cs_sim_jobs *j, int year)
 void cs_sim_jobs_set_slack(cs_sim_jobs *j, double slack_s)
 {
   for (size_t i = 0; i < j->n; i++)
-    if (!(j->v[i].max_delay_s > 0))
+    if (!j->v[i].max_delay_given) {
       j->v[i].max_delay_s = slack_s;
+      j->v[i].max_delay_given = true;
+    }
 }
 
 void cs_sim_jobs_window(cs_sim_jobs *j, int64_t from, int64_t to)

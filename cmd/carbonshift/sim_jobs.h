@@ -10,6 +10,7 @@
 #ifndef CS_SIM_JOBS_H
 #define CS_SIM_JOBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,15 +21,16 @@
 
 typedef struct cs_sim_job {
   char id[24];
-  int64_t submit;     /* nominal submission: the baseline starts it then */
-  int64_t earliest;   /* earliest allowed start (<= submit) */
-  double duration_s;  /* true runtime on the reference GPU */
-  double expected_s;  /* the user's estimate the policy sees */
-  double gpus;        /* accelerators requested */
-  double max_delay_s; /* after `earliest`; 0: none */
-  int64_t deadline;   /* finish by; 0: none */
-  double budget_g;    /* carbon budget; 0: none */
-  size_t seq;         /* input order, the last tie-break when sorting */
+  int64_t submit;       /* nominal submission: the baseline starts it then */
+  int64_t earliest;     /* earliest allowed start (<= submit) */
+  double duration_s;    /* true runtime on the reference GPU */
+  double expected_s;    /* the user's estimate the policy sees */
+  double gpus;          /* accelerators requested */
+  double max_delay_s;   /* after `earliest`; 0: none */
+  bool max_delay_given; /* false: blank, so --slack may give one */
+  int64_t deadline;     /* finish by; 0: none */
+  double budget_g;      /* carbon budget; 0: none */
+  size_t seq;           /* input order, the last tie-break when sorting */
 } cs_sim_job;
 
 typedef struct cs_sim_jobs {
@@ -68,8 +70,8 @@ void cs_sim_jobs_lwa_ml(int year, size_t n, cs_sim_lwa_deadline rule,
  * in seconds. */
 int64_t cs_sim_jobs_shift_to_year(cs_sim_jobs *j, int year);
 
-/* Gives every job `slack_s` of max-delay (jobs with their own keep
- * theirs). */
+/* Gives every job whose max-delay was not given `slack_s` of it (a job with
+ * its own keeps it, an explicit 0 included). */
 void cs_sim_jobs_set_slack(cs_sim_jobs *j, double slack_s);
 
 /* Keeps the jobs whose earliest start lies in [from, to). */

@@ -291,6 +291,26 @@ START_TEST(test_sim_jobs_shift_to_year_first_job_in_year)
 }
 END_TEST
 
+/* An explicit max_delay of 0 is given (the job may not wait), so --slack
+ * leaves it; only a blank field is "not given". */
+START_TEST(test_sim_jobs_set_slack_keeps_explicit_zero)
+{
+  cs_sim_jobs j;
+  char err[256];
+  const char *f = temp_file("id,submit,duration,gpus,max_delay\n"
+                            "now,2023-03-06T10:00:00Z,1h,1,0\n"
+                            "any,2023-03-06T11:00:00Z,1h,1,\n"
+                            "own,2023-03-06T12:00:00Z,1h,1,2h\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_OK);
+  cs_sim_jobs_set_slack(&j, 6 * 3600.0);
+  ck_assert_str_eq(j.v[0].id, "now");
+  ck_assert(j.v[0].max_delay_s == 0);
+  ck_assert(j.v[1].max_delay_s == 6 * 3600.0);
+  ck_assert(j.v[2].max_delay_s == 2 * 3600.0);
+  cs_sim_jobs_free(&j);
+}
+END_TEST
+
 START_TEST(test_sim_cluster_parse_errors)
 {
   cs_gpu_catalog *cat = cs_gpu_catalog_new();
@@ -355,6 +375,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_trace_load_both_formats);
   tcase_add_test(t, test_sim_cluster_parse_errors);
   tcase_add_test(t, test_sim_jobs_shift_to_year_first_job_in_year);
+  tcase_add_test(t, test_sim_jobs_set_slack_keeps_explicit_zero);
   suite_add_tcase(s, t);
   return s;
 }
