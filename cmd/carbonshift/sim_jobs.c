@@ -53,21 +53,6 @@ static int64_t day_start(int64_t t)
 
 /* ---- files ------------------------------------------------------------- */
 
-static size_t split(char *line, char **fields, size_t max)
-{
-  size_t n = 0;
-  char *p = line;
-  while (n < max) {
-    fields[n++] = p;
-    char *c = strchr(p, ',');
-    if (!c)
-      break;
-    *c = '\0';
-    p = c + 1;
-  }
-  return n;
-}
-
 static cs_err parse_time(const char *s, int64_t *out)
 {
   char buf[40];
@@ -105,12 +90,14 @@ typedef struct reader {
   const char *path;
   bool philly;
   int col[NCOLS]; /* generic: field index of each column; -1 absent */
+  size_t nf;      /* the header's field count, every row's */
   char *err;
   size_t errcap;
 } reader;
 
 static cs_err header(reader *r, char **f, size_t nf)
 {
+  r->nf = nf;
   if (nf >= 3 && !strcmp(f[0], "timestamp") && !strcmp(f[1], "duration") &&
       !strcmp(f[2], "num_gpus")) {
     r->philly = true;
@@ -161,6 +148,11 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
                   size_t *cap)
 {
   cs_sim_job j = {0};
+  if (nf != r->nf) {
+    snprintf(r->err, r->errcap, "%s:%zu: %zu fields, but the header has %zu",
+             r->path, line, nf, r->nf);
+    return CS_EPARSE;
+  }
   if (r->philly) {
     if (nf < 3)
       return bad(r, line, "row", f[0], "timestamp,duration,num_gpus,...");
@@ -235,8 +227,14 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
       line[--ll] = '\0';
     lineno++;
     if (ll) {
-      char *f[16];
-      size_t nf = split(line, f, 16);
+      char *f[CS_SIM_CSV_MAX_FIELDS];
+      const char *why = NULL;
+      size_t nf = cs_sim_trace_split_csv(line, f, &why);
+      if (!nf) {
+        snprintf(err, errcap, "%s:%zu: %s", path, lineno, why);
+        rc = CS_EPARSE;
+        goto out;
+      }
       rc = have_header ? row(&r, f, nf, lineno, out, &cap) : header(&r, f, nf);
       have_header = true;
       if (rc)

@@ -103,21 +103,49 @@ cs_err cs_sim_trace_from(const char *zone, const int64_t *at, const double *g,
   return CS_OK;
 }
 
-/* Splits one CSV line in place on commas (no quoting in these formats);
- * returns the number of fields, at most `max`. */
-static size_t split(char *line, char **fields, size_t max)
+size_t cs_sim_trace_split_csv(char *line, char **fields, const char **why)
 {
   size_t n = 0;
   char *p = line;
-  while (n < max) {
-    fields[n++] = p;
-    char *c = strchr(p, ',');
-    if (!c)
-      break;
-    *c = '\0';
-    p = c + 1;
+  for (;;) {
+    if (n == CS_SIM_CSV_MAX_FIELDS) {
+      *why = "over 16 fields";
+      return 0;
+    }
+    /* A quoted field is copied down over its quotes, so `out` trails `p`;
+     * an unquoted one is left where it is. */
+    char *out = p;
+    fields[n++] = out;
+    if (*p == '"') {
+      for (p++;; p++) {
+        if (!*p) {
+          *why = "an unterminated quote";
+          return 0;
+        }
+        if (*p == '"' && p[1] != '"')
+          break;
+        if (*p == '"')
+          p++;
+        *out++ = *p;
+      }
+      p++;
+      if (*p && *p != ',') {
+        *why = "text after a closing quote";
+        return 0;
+      }
+    } else {
+      for (; *p && *p != ','; p++, out++)
+        if (*p == '"') {
+          *why = "a quote inside an unquoted field";
+          return 0;
+        }
+    }
+    char end = *p;
+    *out = '\0';
+    if (!end)
+      return n;
+    p++;
   }
-  return n;
 }
 
 /* "YYYY-MM-DD HH:MM:SS" (treated as UTC) or RFC 3339. */
@@ -198,7 +226,7 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
     zone_from_path(path, t->zone, sizeof(t->zone));
   size_t cap = 0;
   int value_col = -1;
-  size_t lineno = 0;
+  size_t lineno = 0, header_fields = 0;
   char *line = data;
   while (line && *line) {
     char *nl = strchr(line, '\n');
@@ -208,10 +236,16 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
     if (ll && line[ll - 1] == '\r')
       line[--ll] = '\0';
     lineno++;
-    char *fields[16];
+    char *fields[CS_SIM_CSV_MAX_FIELDS];
+    const char *why = NULL;
     if (!ll)
       goto next;
-    size_t nf = split(line, fields, 16);
+    size_t nf = cs_sim_trace_split_csv(line, fields, &why);
+    if (!nf) {
+      snprintf(err, errcap, "%s:%zu: %s", path, lineno, why);
+      rc = CS_EPARSE;
+      goto out;
+    }
     if (value_col < 0) {
       /* The header: the Electricity Maps LCA column, else the only
        * intensity column of the Let's Wait Awhile format. */
@@ -221,17 +255,18 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
           value_col = (int)i;
       if (value_col < 0) {
         snprintf(err, errcap,
-                 "%s:1: expected a header naming a \"Carbon Intensity\" "
+                 "%s:%zu: expected a header naming a \"Carbon Intensity\" "
                  "column (Let's Wait Awhile or Electricity Maps format)",
-                 path);
+                 path, lineno);
         rc = CS_EPARSE;
         goto out;
       }
+      header_fields = nf;
       goto next;
     }
-    if ((int)nf <= value_col) {
-      snprintf(err, errcap, "%s:%zu: expected %d fields, found %zu", path,
-               lineno, value_col + 1, nf);
+    if (nf != header_fields) {
+      snprintf(err, errcap, "%s:%zu: %zu fields, but the header has %zu", path,
+               lineno, nf, header_fields);
       rc = CS_EPARSE;
       goto out;
     }

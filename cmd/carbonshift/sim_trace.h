@@ -46,6 +46,18 @@ void cs_sim_trace_free(cs_sim_trace *t);
 cs_err cs_sim_trace_read_file(const char *path, size_t cap, char **data,
                               size_t *len) CS_MUST_USE;
 
+/* The most fields a line of the simulator's CSV files may have. */
+#define CS_SIM_CSV_MAX_FIELDS 16
+
+/* Splits one CSV line (without its line end) in place into at most
+ * CS_SIM_CSV_MAX_FIELDS fields, quoted as RFC 4180 says: a field in double
+ * quotes may hold commas, "" in it stands for one quote, and the quotes are
+ * removed. Returns the number of fields, or 0 with `*why` saying what is
+ * wrong (a quote inside an unquoted field, an unterminated quote, text
+ * after a closing quote, too many fields). The simulator's CSV readers
+ * share it, and refuse a row whose field count is not the header's. */
+size_t cs_sim_trace_split_csv(char *line, char **fields, const char **why);
+
 /* The trace's end: the last row's time plus `step`. */
 int64_t cs_sim_trace_end(const cs_sim_trace *t);
 /* Whether [from, to) lies within the trace. */

@@ -311,6 +311,64 @@ START_TEST(test_sim_jobs_set_slack_keeps_explicit_zero)
 }
 END_TEST
 
+/* CSV quoting: a quoted field may hold a comma (and "" a quote), so an
+ * Electricity Maps row for "Korea, Republic of" keeps its columns; a stray
+ * or unterminated quote, or a row whose field count is not the header's, is
+ * refused with its file and line. */
+START_TEST(test_sim_csv_quotes_and_field_counts)
+{
+  char err[256];
+  cs_sim_trace *t;
+  const char *f = temp_file(
+      "Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO2eq/kWh "
+      "(direct),Carbon Intensity gCO2eq/kWh (LCA),Low Carbon Percentage\n"
+      "2023-01-01 00:00:00,\"Korea, Republic of\",South Korea,KR,400.5,"
+      "450.25,30\n"
+      "2023-01-01 01:00:00,\"Korea, \"\"South\"\"\",South "
+      "Korea,KR,401,451,30\n");
+  ck_assert_int_eq(cs_sim_trace_load(f, NULL, &t, err, sizeof(err)), CS_OK);
+  ck_assert_uint_eq(t->len, 2);
+  ck_assert(t->g[0] == 450.25 && t->g[1] == 451);
+  cs_sim_trace_free(t);
+  static const struct {
+    const char *text, *want;
+  } bad[] = {
+      {"Time,Carbon Intensity\n2020-01-01 00:00:00,100\n"
+       "2020-01-01 00:15:00,1\"00\n",
+       ":3: a quote inside an unquoted field"},
+      {"Time,Carbon Intensity\n2020-01-01 00:00:00,\"100\n",
+       ":2: an unterminated quote"},
+      {"Time,Carbon Intensity\n2020-01-01 00:00:00,\"100\"x\n",
+       ":2: text after a closing quote"},
+      {"Time,Carbon Intensity\n2020-01-01 00:00:00,100,7\n",
+       ":2: 3 fields, but the header has 2"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    f = temp_file(bad[i].text);
+    ck_assert_int_eq(cs_sim_trace_load(f, NULL, &t, err, sizeof(err)),
+                     CS_EPARSE);
+    ck_assert_msg(strstr(err, bad[i].want) && strstr(err, path), "case %zu: %s",
+                  i, err);
+  }
+  /* The jobs formats share the reader. */
+  cs_sim_jobs j;
+  f = temp_file("id,submit,duration,gpus\n"
+                "\"train, big\",2023-03-06T10:00:00Z,1h,\"2\"\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_OK);
+  ck_assert_str_eq(j.v[0].id, "train, big");
+  ck_assert(j.v[0].gpus == 2);
+  cs_sim_jobs_free(&j);
+  f = temp_file("id,submit,duration,gpus\n"
+                "a,2023-03-06T10:00:00Z,1h,2,extra\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, ":2: 5 fields, but the header has 4"), "%s", err);
+  f = temp_file("timestamp,duration,num_gpus,gpu_time,cluster\n"
+                "2017-10-09 07:01:55,66.0,1,66.0,\"11cb48\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, ":2: an unterminated quote"), "%s", err);
+}
+END_TEST
+
 START_TEST(test_sim_cluster_parse_errors)
 {
   cs_gpu_catalog *cat = cs_gpu_catalog_new();
@@ -376,6 +434,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_cluster_parse_errors);
   tcase_add_test(t, test_sim_jobs_shift_to_year_first_job_in_year);
   tcase_add_test(t, test_sim_jobs_set_slack_keeps_explicit_zero);
+  tcase_add_test(t, test_sim_csv_quotes_and_field_counts);
   suite_add_tcase(s, t);
   return s;
 }
