@@ -235,6 +235,17 @@ static int load(const opts *o, sim *s)
       return 1;
     }
     s->ntraces++;
+    /* A zone has one trace: with two, which one a pool reads would depend
+     * on the order of the flags. */
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(s->traces[k]->zone, s->traces[i]->zone)) {
+        fprintf(stderr,
+                "carbonshift simulate: --carbon %s: zone %s already has a "
+                "trace, from --carbon %s: expected one trace per zone (name "
+                "another zone with ZONE=FILE)\n",
+                o->carbon[i], s->traces[i]->zone, o->carbon[k]);
+        return 1;
+      }
   }
   int year = o->year;
   if (!year) {

@@ -279,6 +279,29 @@ START_TEST(test_cmd_simulate_fractional_gpus_free_exactly)
 }
 END_TEST
 
+/* Two traces for one zone: refused, naming the zone and both arguments. */
+START_TEST(test_cmd_simulate_duplicate_zone)
+{
+  char cluster[64], second[600];
+  one_pool(cluster, sizeof(cluster), 8);
+  snprintf(second, sizeof(second), "DE=%s", trace_de);
+  char *out, *err;
+  int rc = run(&out, &err, 10, "--preset", "lwa-ml", "--cluster", cluster,
+               "--carbon", trace_de, "--carbon", second, "--json");
+  ck_assert_int_eq(rc, 1);
+  ck_assert_msg(strstr(err, "zone DE"), "%s", err);
+  char want[700];
+  snprintf(want, sizeof(want), "--carbon %s", second);
+  ck_assert_msg(strstr(err, want), "%s", err);
+  snprintf(want, sizeof(want), "from --carbon %s:", trace_de);
+  ck_assert_msg(strstr(err, want), "%s", err);
+  ck_assert_str_eq(out, "");
+  free(out);
+  free(err);
+  unlink(cluster);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("cmd_simulate");
@@ -289,6 +312,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_cmd_simulate_generic_jobs_csv_and_jobs_out);
   tcase_add_test(t, test_cmd_simulate_bad_arguments);
   tcase_add_test(t, test_cmd_simulate_fractional_gpus_free_exactly);
+  tcase_add_test(t, test_cmd_simulate_duplicate_zone);
   suite_add_tcase(s, t);
   return s;
 }
