@@ -449,6 +449,72 @@ static void scenario_json(const opts *o, const sim *s, cs_buf *b)
   cs_json_close(b, '}');
 }
 
+/* Solves the bound over the compared jobs (those every policy ran), so
+ * that its saving and the share of it each policy captures are over the
+ * same jobs as theirs; each job's window reaches the latest end any policy
+ * gave it. */
+static void bound_row(const opts *o, const sim *s, cs_sim_outcome *const *res,
+                      const unsigned char *common, cs_sim_row *row)
+{
+  size_t nj = s->jobs.n, n = 0;
+  cs_sim_jobs jobs = {.v = cs_calloc(nj + 1, sizeof(cs_sim_job))};
+  int64_t *ends = cs_calloc(nj + 1, sizeof(*ends));
+  for (size_t j = 0; j < nj; j++) {
+    if (!common[j])
+      continue;
+    jobs.v[n] = s->jobs.v[j];
+    for (int p = 0; p < 3; p++)
+      if (res[p] && res[p][j].fate == CS_SIM_RAN && res[p][j].end > ends[n])
+        ends[n] = res[p][j].end;
+    n++;
+  }
+  jobs.n = n;
+  cs_sim_world w = {.jobs = &jobs,
+                    .cluster = &s->cluster,
+                    .traces = s->traces,
+                    .ntraces = s->ntraces,
+                    .estimate = &s->est};
+  cs_sim_bound_params bp = {.slot_s = (int64_t)o->bound_slot_s,
+                            .max_columns = o->bound_max};
+  cs_sim_bound b;
+  char err[512];
+  uint64_t t0 = cs_clock_mono_ns();
+  if (cs_sim_bound_solve(&w, ends, &bp, &b, err, sizeof(err)) == CS_OK) {
+    cs_sim_report_bound_row(&b, n, nj, row);
+  } else {
+    memset(row, 0, sizeof(*row));
+    row->policy = "bound";
+    snprintf(row->note, sizeof(row->note), "%.400s", err);
+  }
+  row->runtime_s = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  free(ends);
+  free(jobs.v);
+}
+
+/* Says on stderr when the compared jobs are fewer than some policy ran, so
+ * that a reader of --json or --csv cannot miss it. */
+static void warn_compared(const cs_sim_row *rows, size_t n)
+{
+  size_t compared = 0, most = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(rows[i].policy, "agnostic"))
+      compared = rows[i].compared;
+    if (rows[i].solved && rows[i].jobs > most)
+      most = rows[i].jobs;
+  }
+  if (compared == most)
+    return;
+  fprintf(stderr,
+          "carbonshift simulate: savings compare the %zu jobs every policy "
+          "ran, not each policy's own (not run:",
+          compared);
+  for (size_t i = 0; i < n; i++)
+    if (rows[i].solved)
+      fprintf(stderr, "%s %s %zu", i ? "," : "", rows[i].policy,
+              rows[i].not_run);
+  fputs(")\n", stderr);
+}
+
 int cs_cmd_simulate(int argc, char **argv)
 {
   opts o = {0};
@@ -457,9 +523,12 @@ int cs_cmd_simulate(int argc, char **argv)
     return status;
   sim s = {0};
   cs_sim_row rows[4];
+  int row_policy[4]; /* the policy of each row; 3: the bound */
   size_t nrows = 0;
   size_t nj = 0;
   cs_sim_outcome *res[3] = {NULL, NULL, NULL};
+  cs_sim_tally tally[3] = {{0}};
+  unsigned char *common = NULL;
   FILE *jobs_out = NULL;
   if ((status = load(&o, &s)))
     goto out;
@@ -470,10 +539,15 @@ int cs_cmd_simulate(int argc, char **argv)
     goto out;
   }
   nj = s.jobs.n;
+  /* The compared jobs: cleared for every job a run of a policy did not
+   * run. */
+  common = cs_malloc(nj + 1);
+  memset(common, 1, nj + 1);
   for (int p = 0; p < 3; p++) {
     if (!o.want[p] && !(p == 0 && (o.want[1] || o.want[2] || o.want[3])))
       continue;
     res[p] = cs_calloc(nj + 1, sizeof(cs_sim_outcome));
+    cs_sim_report_tally_init(&tally[p], nj);
     double secs = 0, total = 0;
     int reps = p == CS_SIM_CARBONSHIFT ? o.seeds : 1;
     cs_sim_row acc = {0};
@@ -492,8 +566,8 @@ int cs_cmd_simulate(int argc, char **argv)
                         .ntraces = s.ntraces,
                         .estimate = &s.est};
       cs_sim_row row;
-      cs_sim_report_row(&w, cs_sim_policy_name((cs_sim_policy)p), res[p],
-                        p ? res[0] : NULL, &row);
+      cs_sim_report_row(&w, cs_sim_policy_name((cs_sim_policy)p), res[p], &row);
+      cs_sim_report_tally_add(&tally[p], &w, res[p], p ? res[0] : NULL, common);
       if (!r) {
         acc = row;
       } else { /* the mean over seeds of every sum */
@@ -502,8 +576,6 @@ int cs_cmd_simulate(int argc, char **argv)
         acc.operational_g += row.operational_g;
         acc.embodied_g += row.embodied_g;
         acc.total_g += row.total_g;
-        acc.placement_g += row.placement_g;
-        acc.timing_g += row.timing_g;
         acc.wait_mean_s += row.wait_mean_s;
         acc.wait_p95_s += row.wait_p95_s;
         acc.deadline_misses += row.deadline_misses;
@@ -515,8 +587,6 @@ int cs_cmd_simulate(int argc, char **argv)
       acc.operational_g /= reps;
       acc.embodied_g /= reps;
       acc.total_g /= reps;
-      acc.placement_g /= reps;
-      acc.timing_g /= reps;
       acc.wait_mean_s /= reps;
       acc.wait_p95_s /= reps;
       acc.deadline_misses = (size_t)llround((double)acc.deadline_misses / reps);
@@ -530,39 +600,18 @@ int cs_cmd_simulate(int argc, char **argv)
       cs_sim_report_jobs_csv(jobs_out, &w, cs_sim_policy_name((cs_sim_policy)p),
                              res[p], p == 0);
     }
-    if (o.want[p])
-      rows[nrows++] = acc;
-    else if (p == 0)
-      rows[nrows++] = acc; /* the baseline is always shown */
+    /* The baseline is always shown. */
+    row_policy[nrows] = p;
+    rows[nrows++] = acc;
   }
+  for (size_t i = 0; i < nrows; i++)
+    cs_sim_report_compared(&tally[row_policy[i]], common, &rows[i]);
   if (o.want[3]) {
-    int64_t *ends = cs_calloc(nj + 1, sizeof(*ends));
-    for (size_t j = 0; j < nj; j++)
-      for (int p = 0; p < 3; p++)
-        if (res[p] && res[p][j].fate == CS_SIM_RAN && res[p][j].end > ends[j])
-          ends[j] = res[p][j].end;
-    cs_sim_world w = {.jobs = &s.jobs,
-                      .cluster = &s.cluster,
-                      .traces = s.traces,
-                      .ntraces = s.ntraces,
-                      .estimate = &s.est};
-    cs_sim_bound_params bp = {.slot_s = (int64_t)o.bound_slot_s,
-                              .max_columns = o.bound_max};
-    cs_sim_bound b;
-    char err[512];
-    cs_sim_row *row = &rows[nrows++];
-    uint64_t t0 = cs_clock_mono_ns();
-    if (cs_sim_bound_solve(&w, ends, &bp, &b, err, sizeof(err)) == CS_OK) {
-      cs_sim_report_bound_row(&b, nj, row);
-    } else {
-      memset(row, 0, sizeof(*row));
-      row->policy = "bound";
-      snprintf(row->note, sizeof(row->note), "%.400s", err);
-    }
-    row->runtime_s = (double)(cs_clock_mono_ns() - t0) / 1e9;
-    free(ends);
+    row_policy[nrows] = 3;
+    bound_row(&o, &s, res, common, &rows[nrows++]);
   }
   cs_sim_report_compare(rows, nrows);
+  warn_compared(rows, nrows);
   const char *headline = o.want[1]   ? "carbonshift"
                          : o.want[2] ? "oracle"
                                      : rows[nrows - 1].policy;
@@ -590,8 +639,11 @@ out:
             o.jobs_out);
     status = 1;
   }
-  for (int p = 0; p < 3; p++)
+  for (int p = 0; p < 3; p++) {
     free(res[p]);
+    cs_sim_report_tally_free(&tally[p]);
+  }
+  free(common);
   sim_free(&s);
   return status;
 }

@@ -22,8 +22,7 @@ static bool missed(const cs_sim_job *j, const cs_sim_outcome *o)
 }
 
 void cs_sim_report_row(const cs_sim_world *w, const char *policy,
-                       const cs_sim_outcome *o, const cs_sim_outcome *agnostic,
-                       cs_sim_row *row)
+                       const cs_sim_outcome *o, cs_sim_row *row)
 {
   memset(row, 0, sizeof(*row));
   row->policy = policy;
@@ -46,17 +45,6 @@ void cs_sim_report_row(const cs_sim_world *w, const char *policy,
     waits[row->jobs++] = wait;
     wsum += wait;
     row->deadline_misses += missed(j, &o[i]);
-    if (agnostic && agnostic[i].fate == CS_SIM_RAN) {
-      cs_sim_outcome what_if;
-      cs_sim_engine_account(w, i, (size_t)o[i].pool, agnostic[i].start,
-                            &what_if);
-      if (what_if.fate == CS_SIM_RAN) {
-        double base = agnostic[i].operational_g + agnostic[i].embodied_g;
-        double here = what_if.operational_g + what_if.embodied_g;
-        row->placement_g += base - here;
-        row->timing_g += here - (o[i].operational_g + o[i].embodied_g);
-      }
-    }
   }
   row->total_g = row->operational_g + row->embodied_g;
   if (row->jobs) {
@@ -68,19 +56,93 @@ void cs_sim_report_row(const cs_sim_world *w, const char *policy,
   free(waits);
 }
 
-void cs_sim_report_bound_row(const cs_sim_bound *b, size_t jobs,
+void cs_sim_report_tally_init(cs_sim_tally *t, size_t jobs)
+{
+  memset(t, 0, sizeof(*t));
+  t->n = jobs;
+  t->operational_g = cs_calloc(jobs + 1, sizeof(double));
+  t->embodied_g = cs_calloc(jobs + 1, sizeof(double));
+  t->placement_g = cs_calloc(jobs + 1, sizeof(double));
+  t->timing_g = cs_calloc(jobs + 1, sizeof(double));
+}
+
+void cs_sim_report_tally_free(cs_sim_tally *t)
+{
+  free(t->operational_g);
+  free(t->embodied_g);
+  free(t->placement_g);
+  free(t->timing_g);
+  memset(t, 0, sizeof(*t));
+}
+
+void cs_sim_report_tally_add(cs_sim_tally *t, const cs_sim_world *w,
+                             const cs_sim_outcome *o,
+                             const cs_sim_outcome *agnostic,
+                             unsigned char *common)
+{
+  t->runs++;
+  for (size_t i = 0; i < t->n; i++) {
+    if (o[i].fate != CS_SIM_RAN ||
+        (agnostic && agnostic[i].fate != CS_SIM_RAN)) {
+      common[i] = 0;
+      continue;
+    }
+    t->operational_g[i] += o[i].operational_g;
+    t->embodied_g[i] += o[i].embodied_g;
+    if (!agnostic)
+      continue;
+    double base = agnostic[i].operational_g + agnostic[i].embodied_g;
+    double mine = o[i].operational_g + o[i].embodied_g;
+    cs_sim_outcome what_if;
+    cs_sim_engine_account(w, i, (size_t)o[i].pool, agnostic[i].start, &what_if);
+    double here = what_if.fate == CS_SIM_RAN
+                      ? what_if.operational_g + what_if.embodied_g
+                      : mine;
+    t->placement_g[i] += base - here;
+    t->timing_g[i] += here - mine;
+  }
+}
+
+void cs_sim_report_compared(const cs_sim_tally *t, const unsigned char *common,
+                            cs_sim_row *row)
+{
+  double op = 0, emb = 0, place = 0, timing = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < t->n; i++)
+    if (common[i]) {
+      n++;
+      op += t->operational_g[i];
+      emb += t->embodied_g[i];
+      place += t->placement_g[i];
+      timing += t->timing_g[i];
+    }
+  double runs = t->runs > 0 ? t->runs : 1;
+  row->compared = n;
+  row->compared_operational_g = op / runs;
+  row->compared_embodied_g = emb / runs;
+  row->compared_g = (op + emb) / runs;
+  row->placement_g = place / runs;
+  row->timing_g = timing / runs;
+}
+
+void cs_sim_report_bound_row(const cs_sim_bound *b, size_t jobs, size_t total,
                              cs_sim_row *row)
 {
   memset(row, 0, sizeof(*row));
   row->policy = "bound";
   row->solved = true;
   row->jobs = jobs - b->no_fit_jobs;
-  row->not_run = b->no_fit_jobs;
+  row->not_run = total - row->jobs;
   row->energy_kwh = b->energy_kwh;
   row->gpu_hours = b->gpu_hours;
   row->operational_g = b->operational_g;
   row->embodied_g = b->embodied_g;
   row->total_g = b->total_g;
+  /* Solved over the compared jobs: its totals are the compared ones. */
+  row->compared = row->jobs;
+  row->compared_operational_g = b->operational_g;
+  row->compared_embodied_g = b->embodied_g;
+  row->compared_g = b->total_g;
   row->savings_pct = row->captured_pct = NAN;
   row->wait_mean_s = row->wait_p95_s = NAN;
   row->placement_g = row->timing_g = NAN;
@@ -101,16 +163,18 @@ void cs_sim_report_compare(cs_sim_row *rows, size_t n)
     if (!strcmp(rows[i].policy, "bound") && rows[i].solved)
       bound = &rows[i];
   }
-  if (!base || !(base->total_g > 0))
+  if (!base || !(base->compared_g > 0))
     return;
+  if (bound && bound->compared != base->compared)
+    bound = NULL;
   for (size_t i = 0; i < n; i++) {
-    if (!rows[i].solved)
+    if (!rows[i].solved || rows[i].compared != base->compared)
       continue;
     rows[i].savings_pct =
-        100.0 * (base->total_g - rows[i].total_g) / base->total_g;
-    if (bound && base->total_g - bound->total_g > 0)
-      rows[i].captured_pct = 100.0 * (base->total_g - rows[i].total_g) /
-                             (base->total_g - bound->total_g);
+        100.0 * (base->compared_g - rows[i].compared_g) / base->compared_g;
+    if (bound && base->compared_g - bound->compared_g > 0)
+      rows[i].captured_pct = 100.0 * (base->compared_g - rows[i].compared_g) /
+                             (base->compared_g - bound->compared_g);
   }
 }
 
@@ -129,6 +193,10 @@ static void json_row(cs_buf *b, const cs_sim_row *r)
     cs_json_num(b, "operationalKg", r->operational_g / 1000, 3);
     cs_json_num(b, "embodiedKg", r->embodied_g / 1000, 3);
     cs_json_num(b, "totalKg", r->total_g / 1000, 3);
+    cs_json_num(b, "comparedOperationalKg", r->compared_operational_g / 1000,
+                3);
+    cs_json_num(b, "comparedEmbodiedKg", r->compared_embodied_g / 1000, 3);
+    cs_json_num(b, "comparedTotalKg", r->compared_g / 1000, 3);
     cs_json_num(b, "savingsPct", r->savings_pct, 3);
     cs_json_num(b, "placementSavingKg", r->placement_g / 1000, 3);
     cs_json_num(b, "timingSavingKg", r->timing_g / 1000, 3);
@@ -145,12 +213,17 @@ void cs_sim_report_json(cs_buf *out, const char *scenario,
                         const cs_sim_row *rows, size_t n, const char *headline)
 {
   double head = NAN;
-  for (size_t i = 0; i < n; i++)
+  size_t compared = 0;
+  for (size_t i = 0; i < n; i++) {
     if (headline && !strcmp(rows[i].policy, headline))
       head = rows[i].savings_pct;
+    if (!strcmp(rows[i].policy, "agnostic"))
+      compared = rows[i].compared;
+  }
   cs_json_open(out, NULL, '{');
   cs_json_str(out, "headlinePolicy", headline);
   cs_json_num(out, "savingsPct", head, 3);
+  cs_json_int(out, "comparedJobs", (int64_t)compared);
   cs_json_raw(out, "scenario", scenario, strlen(scenario));
   cs_json_open(out, "policies", '[');
   for (size_t i = 0; i < n; i++)
@@ -159,34 +232,61 @@ void cs_sim_report_json(cs_buf *out, const char *scenario,
   cs_json_close(out, '}');
 }
 
+/* ",<v>" with `decimals`. */
+static void csv_num(FILE *out, double v, int decimals)
+{
+  fprintf(out, ",%.*f", decimals, v);
+}
+
 void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
 {
   fputs("policy,jobs,not_run,gpu_hours,energy_kwh,operational_kg,"
         "embodied_kg,total_kg,savings_pct,placement_saving_kg,"
         "timing_saving_kg,bound_captured_pct,wait_mean_h,wait_p95_h,"
-        "deadline_misses\n",
+        "deadline_misses,compared_jobs,compared_total_kg\n",
         out);
   for (size_t i = 0; i < n; i++) {
     const cs_sim_row *r = &rows[i];
     if (!r->solved) {
-      fprintf(out, "%s,,,,,,,,,,,,,,\n", r->policy);
+      fprintf(out, "%s,,,,,,,,,,,,,,,,\n", r->policy);
       continue;
     }
-    fprintf(out,
-            "%s,%zu,%zu,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,"
-            "%.3f,%.3f,%zu\n",
-            r->policy, r->jobs, r->not_run, r->gpu_hours, r->energy_kwh,
-            r->operational_g / 1000, r->embodied_g / 1000, r->total_g / 1000,
-            r->savings_pct, r->placement_g / 1000, r->timing_g / 1000,
-            r->captured_pct, r->wait_mean_s / 3600, r->wait_p95_s / 3600,
-            r->deadline_misses);
+    fprintf(out, "%s,%zu,%zu", r->policy, r->jobs, r->not_run);
+    csv_num(out, r->gpu_hours, 1);
+    csv_num(out, r->energy_kwh, 1);
+    csv_num(out, r->operational_g / 1000, 3);
+    csv_num(out, r->embodied_g / 1000, 3);
+    csv_num(out, r->total_g / 1000, 3);
+    csv_num(out, r->savings_pct, 3);
+    csv_num(out, r->placement_g / 1000, 3);
+    csv_num(out, r->timing_g / 1000, 3);
+    csv_num(out, r->captured_pct, 1);
+    csv_num(out, r->wait_mean_s / 3600, 3);
+    csv_num(out, r->wait_p95_s / 3600, 3);
+    fprintf(out, ",%zu,%zu", r->deadline_misses, r->compared);
+    csv_num(out, r->compared_g / 1000, 3);
+    fputc('\n', out);
   }
+}
+
+/* A column of the table. */
+static void table_num(FILE *out, int width, int decimals, double v)
+{
+  fprintf(out, " %*.*f", width, decimals, v);
 }
 
 void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n)
 {
-  fprintf(out, "%-12s %8s %11s %11s %12s %10s %8s %8s %8s %9s %9s %7s\n",
-          "policy", "jobs", "GPU-hours", "energy kWh", "operat. kg",
+  size_t compared = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(rows[i].policy, "agnostic"))
+      compared = rows[i].compared;
+  fprintf(out,
+          "savings compare the %zu jobs every policy ran (a job one of "
+          "them did not run counts in its \"not run\")\n",
+          compared);
+  fprintf(out, "%-12s %8s %8s %11s %11s %12s %10s %8s %8s %8s %9s %9s %7s\n",
+          "policy", "jobs", "not run", "GPU-hours", "energy kWh", "operat. kg",
           "embod. kg", "saving%", "place kg", "time kg", "wait h", "p95 h",
           "misses");
   for (size_t i = 0; i < n; i++) {
@@ -195,13 +295,17 @@ void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n)
       fprintf(out, "%-12s not solved: %s\n", r->policy, r->note);
       continue;
     }
-    fprintf(out,
-            "%-12s %8zu %11.1f %11.1f %12.1f %10.1f %8.2f %8.1f %8.1f %9.2f "
-            "%9.2f %7zu\n",
-            r->policy, r->jobs, r->gpu_hours, r->energy_kwh,
-            r->operational_g / 1000, r->embodied_g / 1000, r->savings_pct,
-            r->placement_g / 1000, r->timing_g / 1000, r->wait_mean_s / 3600,
-            r->wait_p95_s / 3600, r->deadline_misses);
+    fprintf(out, "%-12s %8zu %8zu", r->policy, r->jobs, r->not_run);
+    table_num(out, 11, 1, r->gpu_hours);
+    table_num(out, 11, 1, r->energy_kwh);
+    table_num(out, 12, 1, r->operational_g / 1000);
+    table_num(out, 10, 1, r->embodied_g / 1000);
+    table_num(out, 8, 2, r->savings_pct);
+    table_num(out, 8, 1, r->placement_g / 1000);
+    table_num(out, 8, 1, r->timing_g / 1000);
+    table_num(out, 9, 2, r->wait_mean_s / 3600);
+    table_num(out, 9, 2, r->wait_p95_s / 3600);
+    fprintf(out, " %7zu\n", r->deadline_misses);
     if (!isnan(r->captured_pct))
       fprintf(out, "%-12s captures %.1f%% of the bound's saving\n", "",
               r->captured_pct);

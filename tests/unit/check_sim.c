@@ -555,7 +555,7 @@ START_TEST(test_sim_report_row_by_hand)
     cs_sim_engine_account(&w, i, 1, starts[i], &o[i]);
   o[3].fate = CS_SIM_REJECTED;
   cs_sim_row r;
-  cs_sim_report_row(&w, "x", o, NULL, &r);
+  cs_sim_report_row(&w, "x", o, &r);
   ck_assert_uint_eq(r.jobs, 3);
   ck_assert_uint_eq(r.not_run, 1);
   /* Waits 0, 5 and 2 h: mean 7/3 h, p95 the largest. b started 1 h past
@@ -570,17 +570,32 @@ START_TEST(test_sim_report_row_by_hand)
   }
   ck_assert(fabs(r.total_g - g) < 1e-9 && fabs(r.energy_kwh - kwh) < 1e-9);
   ck_assert(fabs(r.gpu_hours - 3 * o[0].gpu_hours) < 1e-9);
-  cs_sim_row rows[3] = {
-      {.policy = "agnostic", .solved = true, .total_g = 200},
-      {.policy = "carbonshift", .solved = true, .total_g = 170},
-      {.policy = "bound", .solved = true, .total_g = 140}};
-  cs_sim_report_compare(rows, 3);
+  /* Savings and shares come from the compared totals, not each policy's
+   * own; a row compared over other jobs gets no saving. */
+  cs_sim_row rows[4] = {
+      {.policy = "agnostic",
+       .solved = true,
+       .total_g = 260,
+       .compared = 3,
+       .compared_g = 200},
+      {.policy = "carbonshift",
+       .solved = true,
+       .total_g = 100,
+       .compared = 3,
+       .compared_g = 170},
+      {.policy = "bound", .solved = true, .compared = 3, .compared_g = 140},
+      {.policy = "oracle", .solved = true, .compared = 2, .compared_g = 1}};
+  for (int i = 0; i < 4; i++)
+    rows[i].savings_pct = rows[i].captured_pct = NAN;
+  cs_sim_report_compare(rows, 4);
   ck_assert(fabs(rows[1].savings_pct - 15) < 1e-9);
   ck_assert(fabs(rows[1].captured_pct - 50) < 1e-9);
   ck_assert(fabs(rows[2].captured_pct - 100) < 1e-9);
+  ck_assert(fabs(rows[0].savings_pct) < 1e-9);
+  ck_assert(isnan(rows[3].savings_pct) && isnan(rows[3].captured_pct));
   rows[2].solved = false; /* no bound: no captured share */
   rows[1].captured_pct = NAN;
-  cs_sim_report_compare(rows, 3);
+  cs_sim_report_compare(rows, 4);
   ck_assert(isnan(rows[1].captured_pct));
 }
 END_TEST
@@ -598,7 +613,7 @@ START_TEST(test_sim_report_row_not_started)
   o[1].pool = -1;
   ck_assert_int_ne(o[1].fate, CS_SIM_RAN);
   cs_sim_row r;
-  cs_sim_report_row(&w, "x", o, NULL, &r);
+  cs_sim_report_row(&w, "x", o, &r);
   ck_assert_uint_eq(r.jobs, 1);
   ck_assert_uint_eq(r.not_run, 1);
   ck_assert(r.wait_mean_s == 0);
