@@ -172,7 +172,7 @@ void cs_sim_report_compare(cs_sim_row *rows, size_t n)
       continue;
     rows[i].savings_pct =
         100.0 * (base->compared_g - rows[i].compared_g) / base->compared_g;
-    if (bound && base->compared_g - bound->compared_g > 0)
+    if (bound && &rows[i] != base && base->compared_g - bound->compared_g > 0)
       rows[i].captured_pct = 100.0 * (base->compared_g - rows[i].compared_g) /
                              (base->compared_g - bound->compared_g);
   }
@@ -232,10 +232,13 @@ void cs_sim_report_json(cs_buf *out, const char *scenario,
   cs_json_close(out, '}');
 }
 
-/* ",<v>" with `decimals`. */
+/* ",<v>" with `decimals`, or "," alone for a figure the row lacks. */
 static void csv_num(FILE *out, double v, int decimals)
 {
-  fprintf(out, ",%.*f", decimals, v);
+  if (isfinite(v))
+    fprintf(out, ",%.*f", decimals, v);
+  else
+    fputc(',', out);
 }
 
 void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
@@ -269,10 +272,13 @@ void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
   }
 }
 
-/* A column of the table. */
+/* A column of the table: the figure, or "-" for one the row lacks. */
 static void table_num(FILE *out, int width, int decimals, double v)
 {
-  fprintf(out, " %*.*f", width, decimals, v);
+  if (isfinite(v))
+    fprintf(out, " %*.*f", width, decimals, v);
+  else
+    fprintf(out, " %*s", width, "-");
 }
 
 void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n)

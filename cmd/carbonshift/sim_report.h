@@ -35,7 +35,8 @@ typedef struct cs_sim_row {
   double compared_operational_g, compared_embodied_g, compared_g;
   double placement_g, timing_g; /* saving vs agnostic from where / when */
   double savings_pct;           /* vs agnostic; NAN without it */
-  double captured_pct; /* of the bound's saving; NAN without it */
+  double captured_pct; /* of the bound's saving; NAN without it, and for
+                          agnostic itself */
   double runtime_s;    /* wall time of the run */
 } cs_sim_row;
 
@@ -80,7 +81,8 @@ void cs_sim_report_compare(cs_sim_row *rows, size_t n);
 
 /* `scenario` is a JSON object (already encoded) describing the inputs;
  * `headline` names the policy whose savings go in the top-level
- * savingsPct; the top-level comparedJobs is agnostic's `compared`. */
+ * savingsPct; the top-level comparedJobs is agnostic's `compared`. The CSV
+ * leaves a figure a row lacks empty. */
 void cs_sim_report_json(cs_buf *out, const char *scenario,
                         const cs_sim_row *rows, size_t n, const char *headline);
 void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n);

@@ -388,6 +388,44 @@ START_TEST(test_cmd_simulate_duplicate_zone)
 }
 END_TEST
 
+/* The baseline captures nothing of the bound's saving, so the table says
+ * nothing about it. */
+START_TEST(test_cmd_simulate_table_no_capture_for_baseline)
+{
+  char *out, *err;
+  int rc = run(&out, &err, 9, "--preset", "lwa-nightly", "--window", "2h",
+               "--carbon", trace_de, "--policy", "agnostic,oracle,bound");
+  ck_assert_msg(rc == 0, "%s", err);
+  const char *a = strstr(out, "\nagnostic ");
+  ck_assert_ptr_nonnull(a);
+  const char *next = strchr(a + 1, '\n');
+  ck_assert_ptr_nonnull(next);
+  ck_assert_msg(strncmp(next + 1, "oracle ", 7) == 0, "%s", out);
+  ck_assert_ptr_nonnull(strstr(out, "of the bound's saving"));
+  free(out);
+  free(err);
+}
+END_TEST
+
+/* The CSV leaves what a row lacks empty, never "nan". */
+START_TEST(test_cmd_simulate_csv_blank_not_nan)
+{
+  char *out, *err;
+  int rc =
+      run(&out, &err, 10, "--preset", "lwa-nightly", "--window", "2h",
+          "--carbon", trace_de, "--policy", "agnostic,oracle,bound", "--csv");
+  ck_assert_msg(rc == 0, "%s", err);
+  ck_assert_msg(!strstr(out, "nan") && !strstr(out, "inf"), "%s", out);
+  /* The bound has no waits: its line ends with two empty fields and its
+   * misses. */
+  const char *b = strstr(out, "\nbound,");
+  ck_assert_ptr_nonnull(b);
+  ck_assert_msg(strstr(b, ",,,0"), "%s", b);
+  free(out);
+  free(err);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("cmd_simulate");
@@ -400,6 +438,8 @@ static Suite *suite(void)
   tcase_add_test(t, test_cmd_simulate_savings_over_jobs_every_policy_ran);
   tcase_add_test(t, test_cmd_simulate_fractional_gpus_free_exactly);
   tcase_add_test(t, test_cmd_simulate_duplicate_zone);
+  tcase_add_test(t, test_cmd_simulate_table_no_capture_for_baseline);
+  tcase_add_test(t, test_cmd_simulate_csv_blank_not_nan);
   suite_add_tcase(s, t);
   return s;
 }
