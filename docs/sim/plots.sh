@@ -84,7 +84,7 @@ for h in 0 1 3 6 12 24 48; do
   echo "+ carbonshift simulate --jobs $P ${C[*]} ${extra[*]} --policy agnostic,carbonshift,oracle --csv" >&2
   nice "$B" simulate --jobs "$P" "${C[@]}" "${extra[@]}" \
     --policy agnostic,carbonshift,oracle --csv |
-    awk -F, -v h="$h" 'NR > 1 { tot[$1] = $8; pct[$1] = $9; tim[$1] = $11 }
+    awk -F, -v h="$h" 'NR > 1 { tot[$1] = $17; pct[$1] = $9; tim[$1] = $11 }
       END { printf "%s,%s,%s,%s,%.4f,%.4f\n", h, tot["agnostic"],
               pct["carbonshift"], pct["oracle"],
               100 * tim["carbonshift"] / tot["agnostic"],
