@@ -28,7 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static bool input_name(const cs_wire_request *r, const char *name)
 {
   for (size_t i = 0; i < r->nnodes; i++)
-    if (strcmp(r->nodes[i].name, name) == 0)
+    if (fz_reads_back_as(r->nodes[i].name, name))
       return true;
   return false;
 }
@@ -129,7 +129,7 @@ static void check_priorities(const cs_wire_request *r, const uint8_t *data,
     const cJSON *host = cJSON_GetObjectItemCaseSensitive(it, "Host");
     const cJSON *score = cJSON_GetObjectItemCaseSensitive(it, "Score");
     FZ_ASSERT(cJSON_IsString(host) &&
-              strcmp(host->valuestring, r->nodes[i].name) == 0);
+              fz_reads_back_as(r->nodes[i].name, host->valuestring));
     FZ_ASSERT(cJSON_IsNumber(score) && score->valuedouble == scores[i]);
     i++;
   }
@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cs_codec_write_error(&out, err);
     cJSON *j = parse_reply(&out);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "Error");
-    FZ_ASSERT(cJSON_IsString(e) && strcmp(e->valuestring, err) == 0);
+    FZ_ASSERT(cJSON_IsString(e) && fz_reads_back_as(err, e->valuestring));
     cJSON_Delete(j);
     cs_buf_free(&out);
     return 0;

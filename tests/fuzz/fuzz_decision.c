@@ -84,7 +84,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static bool has_name(const cs_wire_request *r, const char *name)
 {
   for (size_t i = 0; i < r->nnodes; i++)
-    if (!strcmp(r->nodes[i].name, name))
+    if (fz_reads_back_as(r->nodes[i].name, name))
       return true;
   return false;
 }
@@ -105,7 +105,8 @@ static void check_reply(cs_verb verb, const cs_wire_request *r, bool decoded,
     {
       const cJSON *h = cJSON_GetObjectItemCaseSensitive(it, "Host");
       const cJSON *s = cJSON_GetObjectItemCaseSensitive(it, "Score");
-      FZ_ASSERT(cJSON_IsString(h) && !strcmp(h->valuestring, r->nodes[i].name));
+      FZ_ASSERT(cJSON_IsString(h) &&
+                fz_reads_back_as(r->nodes[i].name, h->valuestring));
       FZ_ASSERT(cJSON_IsNumber(s) && s->valuedouble >= 0 &&
                 s->valuedouble <= 10 && s->valuedouble == (int)s->valuedouble);
       i++;

@@ -218,6 +218,21 @@ char *fz_strndup(const uint8_t *data, size_t len)
   return s;
 }
 
+bool fz_reads_back_as(const char *raw, const char *decoded)
+{
+  size_t n = strlen(raw), d = strlen(decoded), j = 0;
+  for (size_t i = 0; i < n;) {
+    size_t l = cs_utf8_len(raw + i, n - i);
+    const char *want = l ? raw + i : "\xef\xbf\xbd";
+    size_t wl = l ? l : 3;
+    if (d - j < wl || memcmp(decoded + j, want, wl) != 0)
+      return false;
+    i += l ? l : 1;
+    j += wl;
+  }
+  return j == d;
+}
+
 #define FZ_NOW 1700000000 /* 2023-11-14 */
 #define FZ_FROM 946684800 /* 2000-01-01 */
 #define FZ_TO 4102444800  /* 2100-01-01 */

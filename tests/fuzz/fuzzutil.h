@@ -9,6 +9,7 @@
 #ifndef FUZZUTIL_H
 #define FUZZUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,5 +82,12 @@ _Noreturn void fz_fail(const char *file, int line, const char *what);
 
 /* A NUL-terminated copy of data[0..len) (free it). */
 char *fz_strndup(const uint8_t *data, size_t len);
+
+/* Whether `decoded`, a string read back from one of carbonshift's JSON
+ * replies, is `raw` from the request: the same bytes, except that every
+ * byte of raw that begins no valid UTF-8 sequence reads back as U+FFFD
+ * (cs_json_quote writes no invalid UTF-8; Go's decoder would read such a
+ * byte the same way). */
+bool fz_reads_back_as(const char *raw, const char *decoded);
 
 #endif

@@ -58,8 +58,8 @@ START_TEST(test_log_lines_never_interleave)
   pthread_t r, w[WRITERS];
   ck_assert_int_eq(pthread_create(&r, NULL, reader, &fds[0]), 0);
   for (int i = 0; i < WRITERS; i++)
-    ck_assert_int_eq(
-        pthread_create(&w[i], NULL, writer, (void *)(intptr_t)i), 0);
+    ck_assert_int_eq(pthread_create(&w[i], NULL, writer, (void *)(intptr_t)i),
+                     0);
   for (int i = 0; i < WRITERS; i++)
     pthread_join(w[i], NULL);
   cs_log_set_fd(STDOUT_FILENO);
@@ -76,8 +76,8 @@ START_TEST(test_log_lines_never_interleave)
     ck_assert_msg(j, "line %d is not JSON: %.80s", lines, p);
     int id = cJSON_GetObjectItem(j, "writer")->valueint;
     const cJSON *pad = cJSON_GetObjectItem(j, "pad");
-    ck_assert(id != 0 || (cJSON_IsString(pad) &&
-                          strlen(pad->valuestring) == (size_t)BIG));
+    ck_assert(id != 0 ||
+              (cJSON_IsString(pad) && strlen(pad->valuestring) == (size_t)BIG));
     per[id]++;
     lines++;
     cJSON_Delete(j);
