@@ -163,16 +163,26 @@ static void kg_text(double g, int extra, char out[static 32])
   }
 }
 
-/* Two masses compared in one message ("estimate A kg > budget B kg"):
- * decimals are added until they no longer read alike. */
-static void kg_pair(double a, double b, char ta[static 32], char tb[static 32])
+/* The decimals to add so that two masses compared in one message
+ * ("estimate A kg > budget B kg") no longer read alike (at most 4). */
+static int kg_extra(double a, double b)
 {
-  for (int extra = 0; extra <= 4; extra++) {
+  char ta[32], tb[32];
+  int extra = 0;
+  for (; extra < 4; extra++) {
     kg_text(a, extra, ta);
     kg_text(b, extra, tb);
     if (strcmp(ta, tb) != 0)
       break;
   }
+  return extra;
+}
+
+static void kg_pair(double a, double b, char ta[static 32], char tb[static 32])
+{
+  int extra = kg_extra(a, b);
+  kg_text(a, extra, ta);
+  kg_text(b, extra, tb);
 }
 
 static const char *zone_name(const cs_policy_call *c, size_t node)
@@ -238,12 +248,16 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
              "(forecast %.0f gCO2/kWh vs %s in %s), latest start %s",
              start, p->start_intensity, now_part, zs, latest);
   } else {
-    char budget[32], at_start[32], now_kg[32], unused[32];
-    kg_pair(p->start_g, c->pod->budget_g, at_start, budget);
-    if (isnan(p->now_g))
-      snprintf(now_kg, sizeof(now_kg), "unknown");
-    else
-      kg_pair(p->now_g, c->pod->budget_g, now_kg, unused);
+    /* One budget text, with the decimals both comparisons need. */
+    char budget[32], at_start[32], now_kg[32] = "unknown";
+    int extra = kg_extra(p->start_g, c->pod->budget_g);
+    if (!isnan(p->now_g)) {
+      int e = kg_extra(p->now_g, c->pod->budget_g);
+      extra = e > extra ? e : extra;
+      kg_text(p->now_g, extra, now_kg);
+    }
+    kg_text(p->start_g, extra, at_start);
+    kg_text(c->pod->budget_g, extra, budget);
     snprintf(msg, sizeof(msg),
              "carbonshift: waiting for a window within the carbon budget of "
              "%s kg: planned start %s (estimate %s kg in %s, %s kg now), "
@@ -279,8 +293,13 @@ static size_t filter_budget(cs_policy_call *c, const cs_plan_option *opts,
     double g, mean;
     bool forecast;
     if (c->pod->budget_g <= 0 ||
-        !cs_plan_emissions_now(&opts[k], c->now, &g, &mean, &forecast) ||
-        g <= c->pod->budget_g) {
+        !cs_plan_emissions_now(&opts[k], c->now, &g, &mean, &forecast)) {
+      fit++;
+      continue;
+    }
+    c->nodes[i].now_known = true;
+    c->nodes[i].now_g = g;
+    if (g <= c->pod->budget_g) {
       fit++;
       continue;
     }
@@ -296,27 +315,35 @@ static size_t filter_budget(cs_policy_call *c, const cs_plan_option *opts,
   return fit;
 }
 
-/* The node with the lowest estimate; SIZE_MAX when none is known. */
-static size_t lowest_node(const cs_policy_call *c)
+/* A node's emissions as the filter judged them: starting now as the
+ * budget saw them when it had a budget to judge, else the estimate. */
+static double judged_g(const cs_policy_call *c, size_t i)
+{
+  return c->nodes[i].now_known ? c->nodes[i].now_g : c->nodes[i].est.total_g;
+}
+
+/* The node with the lowest judged emissions, among the eligible ones only
+ * when `eligible`; SIZE_MAX when none is known. */
+static size_t lowest_node(const cs_policy_call *c, bool eligible)
 {
   size_t best = SIZE_MAX;
   for (size_t i = 0; i < c->n; i++)
     if (c->nodes[i].est.known &&
-        (best == SIZE_MAX ||
-         c->nodes[i].est.total_g < c->nodes[best].est.total_g))
+        (!eligible || c->nodes[i].verdict == CS_PASS) &&
+        (best == SIZE_MAX || judged_g(c, i) < judged_g(c, best)))
       best = i;
   return best;
 }
 
 static void placed(cs_policy_call *c, const char *const *names)
 {
-  size_t best = lowest_node(c), eligible = 0;
+  size_t best = lowest_node(c, true), eligible = 0;
   if (best == SIZE_MAX)
     return;
   for (size_t i = 0; i < c->n; i++)
     eligible += c->nodes[i].verdict == CS_PASS;
   char note[512], lowest[32];
-  kg_text(c->nodes[best].est.total_g, 0, lowest);
+  kg_text(judged_g(c, best), 0, lowest);
   snprintf(note, sizeof(note),
            "carbonshift: %zu of %zu nodes eligible; lowest estimate %s kg "
            "on %s (%s)",
@@ -326,10 +353,10 @@ static void placed(cs_policy_call *c, const char *const *names)
 
 static void over_budget(cs_policy_call *c, const char *const *names)
 {
-  size_t best = lowest_node(c);
+  size_t best = lowest_node(c, false);
   char note[512], lowest[32] = "?", budget[32];
   if (best != SIZE_MAX)
-    kg_pair(c->nodes[best].est.total_g, c->pod->budget_g, lowest, budget);
+    kg_pair(judged_g(c, best), c->pod->budget_g, lowest, budget);
   else
     kg_text(c->pod->budget_g, 0, budget);
   if (c->pod->on_exceeded == CS_ON_EXCEEDED_ALLOW && best != SIZE_MAX) {

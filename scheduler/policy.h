@@ -60,6 +60,11 @@ typedef struct cs_node_eval {
   cs_pue_source pue_source;
   bool facts_known; /* false: nothing known about the node */
   cs_estimate est;
+  /* With a budget, after cs_policy_filter: the run's emissions starting
+   * now as the budget judged them (cs_plan_emissions_now), which the
+   * filter's messages and its lowest node use too. */
+  bool now_known;
+  double now_g;
   int score;          /* after cs_policy_prioritize */
   cs_verdict verdict; /* after cs_policy_filter */
   char *reason;       /* owned; NULL for passing nodes */

@@ -517,17 +517,19 @@ static double valley_at(int64_t t)
 {
   return t >= VALLEY_LOW && t < VALLEY_LOW + 86400 ? 50 : 300;
 }
+/* When set, every zone has the valley, not DE alone. */
+static bool valley_everywhere;
 static cs_err valley_current(cs_provider *p, const char *zone, int64_t now,
                              cs_signal *out)
 {
   (void)p;
-  if (strcmp(zone, "DE") != 0)
+  if (!valley_everywhere && strcmp(zone, "DE") != 0)
     return CS_ENOTFOUND;
   memset(out, 0, sizeof(*out));
   out->g_per_kwh = valley_at(now - now % 3600);
   out->type = CS_SIGNAL_AVERAGE;
   snprintf(out->provider, sizeof(out->provider), "valley");
-  snprintf(out->zone, sizeof(out->zone), "DE");
+  snprintf(out->zone, sizeof(out->zone), "%s", zone);
   out->observed_at = now - now % 3600;
   return CS_OK;
 }
@@ -537,7 +539,7 @@ static cs_err valley_forecast(cs_provider *p, const char *zone, int64_t from,
   (void)p;
   (void)from;
   (void)to;
-  if (strcmp(zone, "DE") != 0)
+  if (!valley_everywhere && strcmp(zone, "DE") != 0)
     return CS_ENOTFOUND;
   memset(out, 0, sizeof(*out));
   out->step = 3600;
@@ -626,6 +628,7 @@ static void setup_static_filter(void)
 }
 static void teardown_filter(void)
 {
+  valley_everywhere = false;
   cs_decider_free(decider);
   /* The valley provider is static storage: take it back before freeing. */
   cs_signals_free(signals);
@@ -811,6 +814,69 @@ START_TEST(test_decision_filter_budget_over_the_run_not_now)
                       "gCO2/kWh forecast over the run)");
   ck_assert_ptr_nonnull(unresolvable(out, "gpu-a100-fra-02"));
   ck_assert_ptr_null(unresolvable(out, "gpu-v100-osl-01"));
+  /* No Event names a filtered node as the lowest. */
+  ck_assert(nevents == 0 || !strstr(events[0], "gpu-h100-fra-01"));
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* The Event's lowest node and its figure are those the budget judged:
+ * with the valley ending in every zone, each node's run averages near 300
+ * (the current 50 alone would make the H100 lowest, at 4.29 kg); the L4's
+ * low power makes it the lowest over the run. */
+static const char *estimate_in(const char *msg, char out[static 32])
+{
+  const char *p = msg ? strstr(msg, "estimate ") : NULL;
+  ck_assert_ptr_nonnull(p);
+  snprintf(out, 32, "%s", p + strlen("estimate "));
+  *strchr(out, ' ') = '\0';
+  return out;
+}
+
+START_TEST(test_decision_filter_budget_event_uses_judged_figures)
+{
+  valley_everywhere = true;
+  cs_clock_set_fixed(VALLEY_LOW + 23 * 3600);
+  const char *kv[] = {"carbonshift.io/carbon-budget",      "10kg",
+                      "carbonshift.io/on-budget-exceeded", "reject",
+                      "carbonshift.io/max-delay",          NULL};
+  cJSON *out = filter_with(kv, 6);
+  ck_assert_int_eq(kept(out), 0);
+  char l4[32], h100[32];
+  estimate_in(unresolvable(out, "gpu-l4-mad-01"), l4);
+  estimate_in(unresolvable(out, "gpu-h100-fra-01"), h100);
+  ck_assert_double_lt(strtod(l4, NULL), strtod(h100, NULL));
+  char want[96];
+  snprintf(want, sizeof(want), "(lowest estimate %s kg on gpu-l4-mad-01)", l4);
+  ck_assert_msg(strstr(events[0], want), "%s", events[0]);
+  cJSON_Delete(out);
+
+  /* allow: the job may run on that same node, and no other. */
+  nevents = 0;
+  const char *allow[] = {"carbonshift.io/carbon-budget",      "10kg",
+                         "carbonshift.io/on-budget-exceeded", "allow",
+                         "carbonshift.io/max-delay",          NULL};
+  out = filter_with(allow, 6);
+  ck_assert_int_eq(kept(out), 1);
+  ck_assert_ptr_null(unresolvable(out, "gpu-l4-mad-01"));
+  snprintf(want, sizeof(want), "over budget (estimate %s kg > 10 kg)", l4);
+  ck_assert_msg(strstr(events[0], want), "%s", events[0]);
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* A pod waiting for a window within its budget: the budget is written
+ * once, with the decimals that tell it from both figures beside it. */
+START_TEST(test_decision_filter_budget_wait_message_numbers)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 33 * 3600 + 58 * 60); /* 09:58Z */
+  const char *kv[] = {"carbonshift.io/carbon-budget", "11060g"};
+  cJSON *out = filter_with(kv, 2);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && strstr(m, "waiting for a window within the carbon budget "
+                               "of 11.06 kg: "),
+                "%s", m);
+  ck_assert_msg(strstr(m, " kg now)"), "%s", m);
   cJSON_Delete(out);
 }
 END_TEST
@@ -1108,6 +1174,8 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_max_delay_without_creation_runs_now);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
+  tcase_add_test(tv, test_decision_filter_budget_event_uses_judged_figures);
+  tcase_add_test(tv, test_decision_filter_budget_wait_message_numbers);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
