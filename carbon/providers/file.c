@@ -333,9 +333,19 @@ static cs_err file_forecast(cs_provider *p, const char *zone, int64_t from,
   int64_t tf = from - f->shift, tt = to - f->shift;
   long i = cs_series_index_at(s, tf);
   if (i < 0) {
-    if (tf >= s->points[0].at || tt <= s->points[0].at)
+    /* The window starts before the trace or in a hole of it: from the
+     * first point after its start. */
+    if (tt <= s->points[0].at || tf >= cs_series_end(s))
       return CS_ENOTFOUND;
-    i = 0; /* the window starts before the trace: from its first point */
+    size_t lo = 0, hi = s->len;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (s->points[mid].at <= tf)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    i = (long)lo;
   }
   cs_series r = *s;
   r.points = NULL;

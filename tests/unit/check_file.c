@@ -262,6 +262,41 @@ START_TEST(test_file_gap_is_not_filled)
 }
 END_TEST
 
+/* A missing row is a hole (docs/carbon-providers.md): nothing is known in
+ * it, and a forecast asked from inside it starts at the next row rather
+ * than failing, so that the planner still sees the windows after it. */
+START_TEST(test_file_forecast_from_inside_a_hole)
+{
+  char err[512];
+  char *path = write_tmp("Time,Carbon Intensity\n2020-01-01 00:00:00,300\n"
+                         "2020-01-01 01:00:00,300\n2020-01-01 03:00:00,50\n"
+                         "2020-01-01 04:00:00,50\n2020-01-01 05:00:00,50\n");
+  cs_file_trace t[] = {{.zone = "X", .path = path}};
+  cs_file_opts o = {.traces = t, .ntraces = 1};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_file_new(&o, &p, err, sizeof(err)), CS_OK);
+  int64_t t0 = 1577836800, in_hole = t0 + 9000; /* 02:30 */
+  cs_signal v;
+  ck_assert_int_eq(p->ops->current(p, "X", in_hole, &v), CS_ENOTFOUND);
+  cs_series s = {0};
+  ck_assert_int_eq(p->ops->forecast(p, "X", in_hole, t0 + 6 * 3600, &s), CS_OK);
+  ck_assert_uint_eq(s.len, 3);
+  ck_assert_int_eq(s.points[0].at, t0 + 3 * 3600);
+  double mean;
+  ck_assert_int_eq(cs_series_window_mean(&s, t0 + 3 * 3600, 3 * 3600, &mean),
+                   CS_OK);
+  ck_assert_double_eq(mean, 50);
+  cs_series_free(&s);
+  /* Before it the hole is seen as one: no mean across it. */
+  ck_assert_int_eq(p->ops->forecast(p, "X", t0, t0 + 6 * 3600, &s), CS_OK);
+  ck_assert_int_eq(cs_series_window_mean(&s, t0, 4 * 3600, &mean),
+                   CS_ENOTFOUND);
+  cs_series_free(&s);
+  cs_provider_free(p);
+  unlink(path);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("file");
@@ -273,6 +308,7 @@ int main(void)
   tcase_add_test(tc, test_file_current_fast);
   tcase_add_test(tc, test_file_load_rejects_bad_input);
   tcase_add_test(tc, test_file_gap_is_not_filled);
+  tcase_add_test(tc, test_file_forecast_from_inside_a_hole);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }
