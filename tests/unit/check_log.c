@@ -3,6 +3,8 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,29 +13,50 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/log.h"
 
-enum { LINES_PER_WRITER = 40, WRITERS = 3, BIG = 200 * 1024 };
+enum { LONG_LINES = 4, BIG = 1 << 20, SHORT_WRITERS = 2, SHORT_MAX = 20000 };
 
-static void *writer(void *arg)
+static atomic_bool long_started, long_done;
+static atomic_int short_count[SHORT_WRITERS];
+
+/* Writes lines of 1 MiB, far more than a pipe takes at once (64 KiB on
+ * Linux; PIPE_BUF is 4 KiB), so each takes many writes. */
+static void *long_writer(void *arg)
 {
-  int id = (int)(intptr_t)arg;
+  (void)arg;
   char *pad = cs_malloc(BIG + 1);
-  memset(pad, 'a' + id, BIG);
+  memset(pad, 'a', BIG);
   pad[BIG] = '\0';
-  for (int i = 0; i < LINES_PER_WRITER; i++) {
+  atomic_store(&long_started, true);
+  for (int i = 0; i < LONG_LINES; i++) {
     cs_buf *l = cs_log_begin(0, "Line");
-    cs_json_int(l, "writer", id);
-    /* Writer 0 writes lines far longer than a pipe takes at once (64 KiB
-     * on Linux, PIPE_BUF 4 KiB), the others short ones. */
-    if (id == 0)
-      cs_json_str(l, "pad", pad);
+    cs_json_int(l, "writer", 0);
+    cs_json_str(l, "pad", pad);
     cs_log_end(l);
   }
+  atomic_store(&long_done, true);
   free(pad);
   return NULL;
 }
 
-/* Reads the pipe slowly, so that long writes are cut short and have to be
- * continued while the other writers have lines ready. */
+/* Short lines, written all the while the long ones are. */
+static void *short_writer(void *arg)
+{
+  int id = (int)(intptr_t)arg;
+  while (!atomic_load(&long_started))
+    nanosleep(&(struct timespec){0, 100000}, NULL);
+  int n = 0;
+  while (!atomic_load(&long_done) && n < SHORT_MAX) {
+    cs_buf *l = cs_log_begin(0, "Line");
+    cs_json_int(l, "writer", id + 1);
+    cs_log_end(l);
+    n++;
+  }
+  atomic_store(&short_count[id], n);
+  return NULL;
+}
+
+/* Reads the pipe in small pieces with pauses, so that every long write is
+ * cut short and continued while short lines are waiting. */
 static void *reader(void *arg)
 {
   int fd = *(int *)arg;
@@ -45,7 +68,7 @@ static void *reader(void *arg)
     if (n <= 0)
       break;
     cs_buf_append(all, chunk, (size_t)n);
-    nanosleep(&(struct timespec){0, 200000}, NULL);
+    nanosleep(&(struct timespec){0, 50000}, NULL);
   }
   return all;
 }
@@ -55,13 +78,15 @@ START_TEST(test_log_lines_never_interleave)
   int fds[2];
   ck_assert_int_eq(pipe(fds), 0);
   cs_log_set_fd(fds[1]);
-  pthread_t r, w[WRITERS];
+  pthread_t r, lw, sw[SHORT_WRITERS];
   ck_assert_int_eq(pthread_create(&r, NULL, reader, &fds[0]), 0);
-  for (int i = 0; i < WRITERS; i++)
-    ck_assert_int_eq(pthread_create(&w[i], NULL, writer, (void *)(intptr_t)i),
-                     0);
-  for (int i = 0; i < WRITERS; i++)
-    pthread_join(w[i], NULL);
+  for (int i = 0; i < SHORT_WRITERS; i++)
+    ck_assert_int_eq(
+        pthread_create(&sw[i], NULL, short_writer, (void *)(intptr_t)i), 0);
+  ck_assert_int_eq(pthread_create(&lw, NULL, long_writer, NULL), 0);
+  pthread_join(lw, NULL);
+  for (int i = 0; i < SHORT_WRITERS; i++)
+    pthread_join(sw[i], NULL);
   cs_log_set_fd(STDOUT_FILENO);
   close(fds[1]);
   void *got;
@@ -69,7 +94,7 @@ START_TEST(test_log_lines_never_interleave)
   close(fds[0]);
   cs_buf *all = got;
   cs_buf_putc(all, '\0');
-  int lines = 0, per[WRITERS] = {0};
+  int lines = 0, per[SHORT_WRITERS + 1] = {0};
   for (char *p = all->data, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
     *nl = '\0';
     cJSON *j = cJSON_Parse(p);
@@ -82,9 +107,13 @@ START_TEST(test_log_lines_never_interleave)
     lines++;
     cJSON_Delete(j);
   }
-  ck_assert_int_eq(lines, WRITERS * LINES_PER_WRITER);
-  for (int i = 0; i < WRITERS; i++)
-    ck_assert_int_eq(per[i], LINES_PER_WRITER);
+  ck_assert_int_eq(per[0], LONG_LINES);
+  int shorts = 0;
+  for (int i = 0; i < SHORT_WRITERS; i++) {
+    ck_assert_int_eq(per[i + 1], atomic_load(&short_count[i]));
+    shorts += per[i + 1];
+  }
+  ck_assert_int_gt(shorts, 0); /* they did write alongside */
   cs_buf_free(all);
   free(all);
 }
