@@ -125,8 +125,8 @@ struct cs_zone_map {
 };
 
 /* Region names as the clouds write them: lower-case letters, digits and
- * '-'. Zone keys: letters, digits and '-'. */
-static bool valid_id(const char *s, size_t max, bool upper_ok)
+ * '-' (zone ids: cs_zone_id_valid). */
+static bool valid_id(const char *s, size_t max)
 {
   if (!s || !*s)
     return false;
@@ -135,9 +135,52 @@ static bool valid_id(const char *s, size_t max, bool upper_ok)
     return false;
   for (size_t i = 0; i < len; i++) {
     char ch = s[i];
-    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || (upper_ok && ch >= 'A' && ch <= 'Z');
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
     if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/* A plain decimal number of degrees within [-max, max]: digits, one
+ * optional leading '-', at most one '.'. */
+static bool degrees(const char *s, size_t n, double max)
+{
+  char buf[24];
+  if (n == 0 || n >= sizeof(buf))
+    return false;
+  size_t i = s[0] == '-', dots = 0, digits = 0;
+  for (; i < n; i++) {
+    if (s[i] == '.')
+      dots++;
+    else if (s[i] >= '0' && s[i] <= '9')
+      digits++;
+    else
+      return false;
+  }
+  if (dots > 1 || digits == 0)
+    return false;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  double v = strtod(buf, NULL);
+  return v >= -max && v <= max;
+}
+
+bool cs_zone_id_valid(const char *z)
+{
+  if (!z)
+    return false;
+  size_t len = strnlen(z, CS_ZONE_MAX);
+  if (len == 0 || len == CS_ZONE_MAX)
+    return false;
+  const char *comma = memchr(z, ',', len);
+  if (comma)
+    return degrees(z, (size_t)(comma - z), 90) &&
+           degrees(comma + 1, len - (size_t)(comma - z) - 1, 180);
+  for (size_t i = 0; i < len; i++) {
+    char ch = z[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
       return false;
   }
   return true;
@@ -185,8 +228,7 @@ void cs_zone_map_free(cs_zone_map *m)
 
 cs_err cs_zone_map_set(cs_zone_map *m, const char *region, const char *zone)
 {
-  if (!m || !valid_id(region, MAX_REGION, false) ||
-      !valid_id(zone, CS_ZONE_MAX, true))
+  if (!m || !valid_id(region, MAX_REGION) || !cs_zone_id_valid(zone))
     return CS_EINVAL;
   zone_entry *e = find(m, region);
   if (e) {

@@ -10,17 +10,27 @@
 #ifndef CS_ZONES_H
 #define CS_ZONES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "carbon/util/error.h"
 
 typedef struct cs_zone_map cs_zone_map;
 
+/* Whether `z` is a grid zone id as carbonshift takes one anywhere (node
+ * labels and annotations, zones.regions, nodes.defaultZone, routes,
+ * static values, traces): 1..47 bytes of letters, digits, '-' and '_'
+ * (Electricity Maps keys such as US-CAL-CISO, WattTime regions such as
+ * CAISO_NORTH, UK regions such as GB-REGION-13), or coordinates
+ * "lat,lon" in plain decimal degrees (38.58,-121.49), which WattTime
+ * resolves to its region. */
+bool cs_zone_id_valid(const char *z);
+
 cs_zone_map *cs_zone_map_new(void); /* with the built-in table */
 void cs_zone_map_free(cs_zone_map *m);
 /* Adds or overrides one region. CS_EINVAL unless the region is 1..63 of
- * [a-z0-9-] and the zone 1..47 of [A-Za-z0-9-]; CS_ETOOBIG past 1024
- * entries. */
+ * [a-z0-9-] and the zone a valid zone id (cs_zone_id_valid); CS_ETOOBIG
+ * past 1024 entries. */
 cs_err cs_zone_map_set(cs_zone_map *m, const char *region,
                        const char *zone) CS_MUST_USE;
 /* The zone for a region (exact, case-sensitive as clouds write them), or

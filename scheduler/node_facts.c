@@ -277,17 +277,6 @@ static const char *node_value(cs_node_facts *f, const cs_node_fields *in,
   return field_text(v, t);
 }
 
-static bool valid_zone_id(const char *z)
-{
-  size_t n = strlen(z);
-  if (n == 0 || n >= CS_ZONE_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!isalnum((unsigned char)z[i]) && z[i] != '-' && z[i] != '_')
-      return false;
-  return true;
-}
-
 static void copy_str(char *dst, size_t cap, const char *src)
 {
   snprintf(dst, cap, "%s", src);
@@ -299,13 +288,14 @@ static void read_zone(const cs_facts_params *p, cs_node_facts *f,
   text t;
   const char *where;
   const char *zone = node_value(f, in, CS_KEY_GRID_ZONE, &t, &where);
-  if (zone && valid_zone_id(zone)) {
+  if (zone && cs_zone_id_valid(zone)) {
     copy_str(f->zone, sizeof(f->zone), zone);
     f->zone_source = CS_ZONE_FROM_LABEL;
   } else if (zone) {
     cs_problems_add(f->problems, sizeof(f->problems),
-                    "%s %s=\"%.64s\": expected a grid zone id such as DE "
-                    "or US-CAL-CISO (letters, digits, '-', '_')",
+                    "%s %s=\"%.64s\": expected a grid zone id such as DE, "
+                    "US-CAL-CISO or CAISO_NORTH (letters, digits, '-', '_'), "
+                    "or lat,lon (an annotation: labels cannot hold a comma)",
                     where, CS_LABEL_GRID_ZONE, zone);
   }
   text_free(&t);

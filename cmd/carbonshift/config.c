@@ -16,6 +16,7 @@
 #include "carbon/signal.h"
 #include "carbon/util/alloc.h"
 #include "carbon/util/parse.h"
+#include "carbon/zones.h"
 #include "scheduler/kube.h"
 
 extern char **environ;
@@ -947,23 +948,20 @@ static const char *check_prefix(const char *s)
   return NULL;
 }
 
+/* NULL when s is a zone id (cs_zone_id_valid), or empty and that is
+ * allowed. */
 static const char *check_zone_id(const char *s, bool allow_empty)
 {
   if (!*s)
     return allow_empty ? NULL : "";
-  if (strlen(s) >= CS_ZONE_MAX)
-    return "";
-  for (const char *p = s; *p; p++)
-    if (!isalnum((unsigned char)*p) && *p != '-')
-      return "";
-  return NULL;
+  return cs_zone_id_valid(s) ? NULL : "";
 }
 
 static const char *check_zone(const char *s)
 {
   static const char form[] =
-      "empty, or a grid zone id such as DE or US-CAL-CISO (letters, digits "
-      "and '-')";
+      "empty, or a grid zone id such as DE, US-CAL-CISO or CAISO_NORTH "
+      "(letters, digits, '-' and '_'), or lat,lon";
   if (!s || check_zone_id(s, true))
     return form;
   return NULL;

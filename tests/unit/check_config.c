@@ -974,6 +974,34 @@ START_TEST(test_config_binary_print_config)
 }
 END_TEST
 
+/* WattTime's region names and coordinates are zone ids in settings too,
+ * as on nodes (cs_zone_id_valid). */
+START_TEST(test_config_binary_zone_ids_of_every_provider)
+{
+  static run_result r;
+  char *argv[] = {"carbonshift",
+                  "serve",
+                  "--set",
+                  "carbon.routes={\"CAISO_NORTH\":[\"builtin\"],"
+                  "\"38.58,-121.49\":[\"builtin\"]}",
+                  "--set",
+                  "nodes.defaultZone=GB-REGION-13",
+                  "--print-config",
+                  NULL};
+  char *envp[] = {NULL};
+  run(argv, envp, &r);
+  ck_assert_msg(r.status == 0, "exit %d, stderr:\n%s", r.status, r.err);
+  ASSERT_HAS(r.out, "\"CAISO_NORTH\":[\"builtin\"]");
+  ASSERT_HAS(r.out, "\"38.58,-121.49\":[\"builtin\"]");
+  char *bad[] = {"carbonshift", "serve", "--set", "nodes.defaultZone=91,0",
+                 NULL};
+  run(bad, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ASSERT_HAS(r.err, "config: nodes.defaultZone = \"91,0\" (flag --set "
+                    "nodes.defaultZone): expected empty, or a grid zone id");
+}
+END_TEST
+
 START_TEST(test_config_binary_bad_config_exits_2)
 {
   static run_result r;
@@ -1059,6 +1087,7 @@ static Suite *config_suite(void)
   tcase_set_timeout(tb, 60);
   tcase_add_test(tb, test_config_binary_print_config);
   tcase_add_test(tb, test_config_binary_bad_config_exits_2);
+  tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
   suite_add_tcase(s, tb);
   return s;
 }

@@ -253,8 +253,10 @@ START_TEST(test_node_facts_fields_wrong_types_named)
       CS_OK);
   ck_assert_str_eq(f.problems,
                    "annotation carbonshift.io/grid-zone=\"D E\": expected a "
-                   "grid zone id such as DE or US-CAL-CISO (letters, digits, "
-                   "'-', '_'); annotation carbonshift.io/expected-lifetime="
+                   "grid zone id such as DE, US-CAL-CISO or CAISO_NORTH "
+                   "(letters, digits, '-', '_'), or lat,lon (an annotation: "
+                   "labels cannot hold a comma); annotation "
+                   "carbonshift.io/expected-lifetime="
                    "\"1d\": expected a lifetime of at least 30d, such as 6y; "
                    "label carbonshift.io/pue=\"9\": expected a power usage "
                    "effectiveness between 1.0 and 3.0, such as 1.2");
@@ -364,6 +366,39 @@ START_TEST(test_node_facts_pue_precedence_and_hardware_limits)
                                    "01-01\": expected a date in the past") &&
                     strstr(f.problems, "expected a lifetime of at least 30d"),
                 "%s", f.problems);
+}
+END_TEST
+
+/* One zone-id grammar for labels and settings: provider keys with '-' or
+ * '_', or coordinates for WattTime (an annotation, as labels cannot hold a
+ * comma). */
+START_TEST(test_node_facts_zone_ids)
+{
+  static const char *const good[] = {
+      "DE",           "US-CAL-CISO",   "CAISO_NORTH",
+      "GB-REGION-13", "38.58,-121.49", "-33.9,151.2",
+      "0,0"};
+  static const char *const bad[] = {"",      "D E",     "DE/1", "91,0",
+                                    "0,181", "1.2.3,4", ",5",   "5,",
+                                    "a,b",   "1,2,3",   "--,1"};
+  for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+    ck_assert_msg(cs_zone_id_valid(good[i]), "%s", good[i]);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+    ck_assert_msg(!cs_zone_id_valid(bad[i]), "%s", bad[i]);
+  char longest[CS_ZONE_MAX + 1];
+  memset(longest, 'Z', CS_ZONE_MAX);
+  longest[CS_ZONE_MAX - 1] = '\0';
+  ck_assert(cs_zone_id_valid(longest));
+  longest[CS_ZONE_MAX - 1] = 'Z';
+  longest[CS_ZONE_MAX] = '\0';
+  ck_assert(!cs_zone_id_valid(longest));
+  cs_node_facts f;
+  ck_assert_int_eq(read_both("{\"name\":\"w\",\"annotations\":{"
+                             "\"carbonshift.io/grid-zone\":\"38.58,-121.49\"}}",
+                             NULL, &f),
+                   CS_OK);
+  ck_assert_str_eq(f.zone, "38.58,-121.49");
+  ck_assert_str_eq(f.problems, "");
 }
 END_TEST
 
@@ -496,6 +531,7 @@ static Suite *node_facts_suite(void)
   tcase_add_test(tc, test_node_facts_fields_long_values_whole);
   tcase_add_test(tc, test_node_facts_fields_escaped_nul_ends_string);
   tcase_add_test(tc, test_node_facts_partitioned_gpu_unknown);
+  tcase_add_test(tc, test_node_facts_zone_ids);
   tcase_add_test(tc, test_node_facts_pue_precedence_and_hardware_limits);
   tcase_add_test(tc, test_node_facts_fields_same_for_fixture_nodes);
   tcase_add_test(tc, test_node_facts_fields_same_for_bench_nodes);
