@@ -232,6 +232,25 @@ void cs_sim_report_json(cs_buf *out, const char *scenario,
   cs_json_close(out, '}');
 }
 
+/* Writes one string field as RFC 4180 says: in double quotes, with every
+ * inner quote doubled, when it holds a comma, a quote, CR or LF (a pool
+ * name or job id may); as it is otherwise, so the common case stays
+ * readable. cs_sim_trace_split_csv reads either back to the same text. */
+static void csv_str(FILE *out, const char *s)
+{
+  if (!s[strcspn(s, ",\"\r\n")]) {
+    fputs(s, out);
+    return;
+  }
+  fputc('"', out);
+  for (; *s; s++) {
+    if (*s == '"')
+      fputc('"', out);
+    fputc(*s, out);
+  }
+  fputc('"', out);
+}
+
 /* ",<v>" with `decimals`, or "," alone for a figure the row lacks. */
 static void csv_num(FILE *out, double v, int decimals)
 {
@@ -250,11 +269,12 @@ void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
         out);
   for (size_t i = 0; i < n; i++) {
     const cs_sim_row *r = &rows[i];
+    csv_str(out, r->policy);
     if (!r->solved) {
-      fprintf(out, "%s,,,,,,,,,,,,,,,,\n", r->policy);
+      fputs(",,,,,,,,,,,,,,,,\n", out);
       continue;
     }
-    fprintf(out, "%s,%zu,%zu", r->policy, r->jobs, r->not_run);
+    fprintf(out, ",%zu,%zu", r->jobs, r->not_run);
     csv_num(out, r->gpu_hours, 1);
     csv_num(out, r->energy_kwh, 1);
     csv_num(out, r->operational_g / 1000, 3);
@@ -339,11 +359,17 @@ void cs_sim_report_jobs_csv(FILE *out, const cs_sim_world *w,
           out);
   for (size_t i = 0; i < w->jobs->n; i++) {
     const cs_sim_job *j = &w->jobs->v[i];
-    fprintf(out, "%s,%s,%lld,", policy, j->id, (long long)j->submit);
+    csv_str(out, policy);
+    fputc(',', out);
+    csv_str(out, j->id);
+    fprintf(out, ",%lld,", (long long)j->submit);
     if (o[i].fate == CS_SIM_RAN) {
       const cs_sim_pool *p = &w->cluster->pools[o[i].pool];
-      fprintf(out, "%lld,%lld,%s,%s,", (long long)o[i].start,
-              (long long)o[i].end, p->name, p->facts.zone);
+      fprintf(out, "%lld,%lld,", (long long)o[i].start, (long long)o[i].end);
+      csv_str(out, p->name);
+      fputc(',', out);
+      csv_str(out, p->facts.zone);
+      fputc(',', out);
     } else {
       fputs(",,,,", out);
     }

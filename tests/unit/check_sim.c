@@ -632,6 +632,34 @@ START_TEST(test_sim_report_row_not_started)
 }
 END_TEST
 
+/* A job id holding CR or LF (jobs built in code may have one) is quoted as
+ * RFC 4180 says, so the line break is part of the field, not a new row. */
+START_TEST(test_sim_report_jobs_csv_quotes_line_breaks)
+{
+  cs_sim_job v[] = {job("a\rb", T0 + H, 1, 1, 0),
+                    job("c\nd", T0 + 2 * H, 1, 1, 0)};
+  cs_sim_jobs jobs = {.v = v, .n = 2};
+  cs_sim_world w = world(&jobs, (cs_sim_forecast_params){0});
+  cs_sim_outcome o[2];
+  memset(o, 0, sizeof(o));
+  o[0].pool = o[1].pool = -1;
+  o[0].fate = o[1].fate = CS_SIM_REJECTED;
+  FILE *f = tmpfile();
+  cs_sim_report_jobs_csv(f, &w, "x", o, false);
+  rewind(f);
+  char text[512];
+  size_t n = fread(text, 1, sizeof(text) - 1, f);
+  text[n] = '\0';
+  fclose(f);
+  char want[512];
+  snprintf(want, sizeof(want),
+           "x,\"a\rb\",%lld,,,,,1,rejected,0.0000,0.000,0.000\n"
+           "x,\"c\nd\",%lld,,,,,1,rejected,0.0000,0.000,0.000\n",
+           (long long)v[0].submit, (long long)v[1].submit);
+  ck_assert_str_eq(text, want);
+}
+END_TEST
+
 /* --jobs-out: one line per job, with the run's start, end and pool. */
 START_TEST(test_sim_report_jobs_csv_lines)
 {
@@ -775,6 +803,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_bound_solve_closed_form_matches_glpk);
   tcase_add_test(t, test_sim_report_row_by_hand);
   tcase_add_test(t, test_sim_report_jobs_csv_lines);
+  tcase_add_test(t, test_sim_report_jobs_csv_quotes_line_breaks);
   tcase_add_test(t, test_sim_report_row_not_started);
   tcase_add_test(t, test_sim_forecast_new_noise_statistics);
   tcase_add_test(t, test_sim_report_progress_tty_only);
