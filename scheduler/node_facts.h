@@ -2,8 +2,13 @@
  * labels, annotations and allocatable resources: grid zone, GPU model and
  * count, installation date, expected lifetime, embodied-carbon override and
  * PUE. Malformed values are recorded as problems (annotation, value, expected
- * form) and the fact is treated as unknown; nothing is guessed. Reading is
- * two steps: collect the few strings the facts come from (cs_node_fields,
+ * form), and nothing is guessed: a bad GPU model or count leaves that fact
+ * unknown (the node is scored neutral); a bad zone falls back to
+ * the region, then the default zone; a bad PUE to the zone's, then the
+ * default; a bad lifetime to the default; a bad embodied figure to the
+ * computed one; a bad installation date to no age (docs/annotations.md has
+ * the table). A value that is not a string counts as absent. Reading
+ * is two steps: collect the few strings the facts come from (cs_node_fields,
  * from a cJSON tree or straight from the scanned bytes of a request), then
  * turn them into facts (cs_node_facts_from_fields), one function for both.
  * Thread-safe: yes (pure functions of their inputs).
@@ -152,7 +157,7 @@ cs_err cs_node_fields_name(const cs_node_fields *f, char *out,
 
 /* The facts of one Node from its fields. Returns CS_EINVAL only when the
  * node has no usable name; every other problem is recorded in
- * out->problems and leaves that fact unknown. */
+ * out->problems and handled as the top of this file says. */
 cs_err cs_node_facts_from_fields(const cs_facts_params *p,
                                  const cs_node_fields *f,
                                  cs_node_facts *out) CS_MUST_USE;

@@ -402,6 +402,79 @@ START_TEST(test_node_facts_zone_ids)
 }
 END_TEST
 
+/* What a malformed value on a Node leaves, key by key, as
+ * docs/annotations.md lists it: only the GPU model and count make a fact
+ * unknown; every other key falls back to what the node would have without
+ * it; each is named in problems. */
+START_TEST(test_node_facts_read_malformed_falls_back_per_key)
+{
+  static const cs_zone_pue zp[] = {{"DE", 1.4}};
+  params.zone_pue = zp;
+  params.nzone_pue = 1;
+  params.default_zone = "FR";
+  cs_node_facts f;
+  /* Zone, PUE, lifetime, embodied carbon, installation date. */
+  ck_assert_int_eq(
+      read_both("{\"name\":\"a\",\"labels\":{"
+                "\"topology.kubernetes.io/region\":\"europe-west3\","
+                "\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"},"
+                "\"annotations\":{\"carbonshift.io/grid-zone\":\"D E\","
+                "\"carbonshift.io/pue\":\"0.5\","
+                "\"carbonshift.io/expected-lifetime\":\"six years\","
+                "\"carbonshift.io/embodied-kgco2e\":\"-1\","
+                "\"carbonshift.io/hardware-installed\":\"June 2021\"}}",
+                "{\"nvidia.com/gpu\":\"8\"}", &f),
+      CS_OK);
+  ck_assert_str_eq(f.zone, "DE");
+  ck_assert_int_eq(f.zone_source, CS_ZONE_FROM_REGION);
+  ck_assert_double_eq(f.pue, 1.4);
+  ck_assert_int_eq(f.pue_source, CS_PUE_FROM_ZONE);
+  ck_assert_double_eq(f.lifetime_s, params.default_lifetime_s);
+  ck_assert(f.embodied_kg == 0); /* computed from the server and GPUs */
+  ck_assert_int_eq(f.installed_at, 0);
+  ck_assert_ptr_nonnull(f.gpu);
+  ck_assert_double_eq(f.gpus, 8);
+  static const char *const keys[] = {
+      "carbonshift.io/grid-zone=", "carbonshift.io/pue=",
+      "carbonshift.io/expected-lifetime=", "carbonshift.io/embodied-kgco2e=",
+      "carbonshift.io/hardware-installed="};
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+    ck_assert_msg(strstr(f.problems, keys[i]), "%s: %s", keys[i], f.problems);
+  /* No region either: the default zone; its PUE is the default. */
+  ck_assert_int_eq(
+      read_both("{\"name\":\"b\",\"labels\":{\"carbonshift.io/grid-zone\":"
+                "\"D E\",\"carbonshift.io/pue\":\"x\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_str_eq(f.zone, "FR");
+  ck_assert_int_eq(f.zone_source, CS_ZONE_FROM_DEFAULT);
+  ck_assert_double_eq(f.pue, 1.2);
+  ck_assert_int_eq(f.pue_source, CS_PUE_DEFAULT);
+  /* A model not in the catalog is unknown: the GFD label after it is not
+   * read. A bad count leaves the count unknown. */
+  ck_assert_int_eq(
+      read_both("{\"name\":\"c\",\"labels\":{"
+                "\"carbonshift.io/gpu-model\":\"H9000\","
+                "\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}}",
+                "{\"nvidia.com/gpu\":\"eight\"}", &f),
+      CS_OK);
+  ck_assert_ptr_null(f.gpu);
+  ck_assert_double_eq(f.gpus, 0);
+  ck_assert_msg(strstr(f.problems, "carbonshift.io/gpu-model=\"H9000\"") &&
+                    strstr(f.problems, "allocatable nvidia.com/gpu=\"eight\""),
+                "%s", f.problems);
+  /* A value that is not a string is skipped for the next key. */
+  ck_assert_int_eq(
+      read_both("{\"name\":\"d\",\"labels\":{"
+                "\"carbonshift.io/gpu-model\":7,"
+                "\"nvidia.com/gpu.product\":\"NVIDIA-H100-80GB-HBM3\"}}",
+                NULL, &f),
+      CS_OK);
+  ck_assert_ptr_nonnull(f.gpu);
+  ck_assert_str_eq(f.gpu_label, "NVIDIA-H100-80GB-HBM3");
+}
+END_TEST
+
 /* A MIG slice or a shared GPU is not a whole card: no model, and a
  * message naming the card it is part of. */
 START_TEST(test_node_facts_partitioned_gpu_unknown)
@@ -533,6 +606,7 @@ static Suite *node_facts_suite(void)
   tcase_add_test(tc, test_node_facts_partitioned_gpu_unknown);
   tcase_add_test(tc, test_node_facts_zone_ids);
   tcase_add_test(tc, test_node_facts_pue_precedence_and_hardware_limits);
+  tcase_add_test(tc, test_node_facts_read_malformed_falls_back_per_key);
   tcase_add_test(tc, test_node_facts_fields_same_for_fixture_nodes);
   tcase_add_test(tc, test_node_facts_fields_same_for_bench_nodes);
   suite_add_tcase(s, tc);
