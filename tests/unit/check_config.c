@@ -1058,6 +1058,60 @@ START_TEST(test_config_binary_bad_config_exits_2)
 }
 END_TEST
 
+/* The configuration a snippet of docs stands for, as a whole file (caller
+ * frees), or NULL when the snippet is no configuration: one that opens
+ * with "gpus" or "zones" is members of the file's top object, one that
+ * opens with {"name" a single gpus entry. */
+static char *doc_config(const char *snippet, size_t n)
+{
+  size_t skip = strspn(snippet, " \n");
+  snippet += skip;
+  n -= skip < n ? skip : n;
+  if (!strncmp(snippet, "\"gpus\"", 6) || !strncmp(snippet, "\"zones\"", 7))
+    return cs_asprintf("{%.*s}", (int)n, snippet);
+  if (!strncmp(snippet, "{\"name\"", 7))
+    return cs_asprintf("{\"gpus\": [%.*s]}", (int)n, snippet);
+  return NULL;
+}
+
+/* Every configuration example in docs/gpus.md and docs/zones.md (code
+ * spans and ```json blocks, see doc_config) is one `serve` accepts, the
+ * catalog's checks included: a key the loader does not know (embodied_kg
+ * for embodiedKg) or a label another model has fails here. */
+START_TEST(test_config_binary_docs_examples_load)
+{
+  static const char *const docs[] = {"gpus.md", "zones.md"};
+  static run_result r;
+  size_t seen = 0;
+  for (size_t d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
+    char *doc = cs_strdup(read_doc(docs[d]));
+    for (const char *p = doc; (p = strchr(p, '`')) != NULL;) {
+      bool fence = !strncmp(p, "```", 3);
+      const char *body = fence ? strchr(p, '\n') : p + 1;
+      const char *end = body ? strstr(body, fence ? "```" : "`") : NULL;
+      if (!end)
+        break;
+      char *text = doc_config(body, (size_t)(end - body));
+      p = end + (fence ? 3 : 1);
+      if (!text)
+        continue;
+      char *file = write_file("doc.json", text);
+      char *argv[] = {"carbonshift", "serve",          "--config",
+                      file,          "--print-config", NULL};
+      char *envp[] = {NULL};
+      run(argv, envp, &r);
+      ck_assert_msg(r.status == 0, "docs/%s: %s\nexit %d:\n%s", docs[d], text,
+                    r.status, r.err);
+      seen++;
+      free(file);
+      free(text);
+    }
+    free(doc);
+  }
+  ck_assert_uint_ge(seen, 4);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
   Suite *s = suite_create("config");
@@ -1088,6 +1142,7 @@ static Suite *config_suite(void)
   tcase_add_test(tb, test_config_binary_print_config);
   tcase_add_test(tb, test_config_binary_bad_config_exits_2);
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
+  tcase_add_test(tb, test_config_binary_docs_examples_load);
   suite_add_tcase(s, tb);
   return s;
 }
