@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -558,6 +559,49 @@ static const cs_provider_ops valley_ops = {.name = "valley",
                                            .free = valley_free};
 static cs_provider valley_provider = {&valley_ops};
 
+/* docs/<name> (caller frees), from CS_SRCDIR or the current directory. */
+static char *read_doc(const char *name)
+{
+  const char *root = getenv("CS_SRCDIR") ? getenv("CS_SRCDIR") : ".";
+  char path[512];
+  snprintf(path, sizeof(path), "%s/docs/%s", root, name);
+  return tu_read_file(path, NULL);
+}
+
+/* Whether text[from, to) holds `word` in backticks. */
+static bool names_in_code(const char *from, const char *to, const char *word)
+{
+  char code[80];
+  snprintf(code, sizeof(code), "`%s`", word);
+  const char *p = strstr(from, code);
+  return p && (!to || p < to);
+}
+
+/* Every Event reason the decider sends is in the lists users read:
+ * docs/kubernetes.md's opening list and its Events section, and the table
+ * of docs/time-shifting.md. */
+static void assert_reason_documented(const char *reason)
+{
+  char *k8s = read_doc("kubernetes.md");
+  const char *connecting = strstr(k8s, "\n## Connecting");
+  const char *events = strstr(k8s, "\n## Events");
+  ck_assert_ptr_nonnull(connecting);
+  ck_assert_ptr_nonnull(events);
+  ck_assert_msg(names_in_code(k8s, connecting, reason),
+                "docs/kubernetes.md's opening list lacks the Event reason %s",
+                reason);
+  ck_assert_msg(names_in_code(events, strstr(events + 1, "\n## "), reason),
+                "docs/kubernetes.md's Events section lacks the reason %s",
+                reason);
+  free(k8s);
+  char *ts = read_doc("time-shifting.md");
+  char row[96];
+  snprintf(row, sizeof(row), "| `%s` |", reason);
+  ck_assert_msg(strstr(ts, row),
+                "docs/time-shifting.md's table of reasons lacks %s", reason);
+  free(ts);
+}
+
 /* Records what the decider makes visible in the cluster. */
 static char events[8][512];
 static int nevents;
@@ -567,6 +611,7 @@ static void sink_event(void *ctx, const cs_pod_facts *pod, const char *type,
 {
   (void)ctx;
   (void)pod;
+  assert_reason_documented(reason);
   if (nevents < 8)
     snprintf(events[nevents++], sizeof(events[0]), "%s %s %s", type, reason,
              note);
@@ -991,6 +1036,10 @@ START_TEST(test_decision_filter_malformed_annotation_named)
   snprintf(want, sizeof(want), "carbonshift: annotation %s=\"%s\": expected ",
            bad_kv[_i][0], bad_kv[_i][1]);
   ck_assert_msg(strstr(m, want) == m, "%s", m);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "Warning CarbonInvalidAnnotation ") ==
+                    events[0],
+                "%s", events[0]);
   cJSON_Delete(out);
 }
 END_TEST
