@@ -16,6 +16,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "cmd/carbonshift/config.h"
+#include "tests/unit/tls_testutil.h"
 
 static char tmpdir[64];
 
@@ -1112,6 +1113,65 @@ START_TEST(test_config_binary_docs_examples_load)
 }
 END_TEST
 
+/* What docs/operations.md shows for bad TLS files at start-up, from the
+ * binary: a missing certificate is a configuration error (the doc's two
+ * stderr lines, exit 2); a key that does not match it stops the start with
+ * "Cannot start the server" (exit 1). */
+START_TEST(test_config_binary_tls_errors_as_documented)
+{
+  static const char doc_path[] = "/etc/carbonshift/tls.crt";
+  const char *doc = read_doc("operations.md");
+  const char *at = strstr(doc, "\n  config: tls.certFile = ");
+  ck_assert_msg(at != NULL, "docs/operations.md shows no tls.certFile error");
+  at += 3;
+  const char *end = strstr(at, "\n  ```");
+  ck_assert_ptr_nonnull(end);
+  /* The doc's lines, indented in a list item, with a path of our own. */
+  char *missing = cs_asprintf("%s/tls.crt", tmpdir);
+  cs_buf want;
+  cs_buf_init(&want, 1 << 16);
+  for (const char *p = at; p < end;) {
+    const char *nl = strchr(p, '\n');
+    const char *line_end = nl && nl < end ? nl : end;
+    const char *path = strstr(p, doc_path);
+    if (path && path < line_end) {
+      cs_buf_append(&want, p, (size_t)(path - p));
+      cs_buf_puts(&want, missing);
+      p = path + strlen(doc_path);
+    }
+    cs_buf_append(&want, p, (size_t)(line_end - p));
+    cs_buf_putc(&want, '\n');
+    p = line_end + 1;
+    p += strspn(p, " ");
+  }
+  cs_buf_putc(&want, '\0');
+  static run_result r;
+  char *key = write_file("tls.key", "unused");
+  char *argv[] = {"carbonshift", "serve",      "--listen",
+                  "127.0.0.1:0", "--tls-cert", missing,
+                  "--tls-key",   key,          NULL};
+  char *envp[] = {NULL};
+  run(argv, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_str_eq(r.err, want.data);
+  cs_buf_free(&want);
+
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  char *argv2[] = {"carbonshift", "serve",      "--listen",
+                   "127.0.0.1:0", "--tls-cert", t.server_cert,
+                   "--tls-key",   t.client_key, NULL};
+  run(argv2, envp, &r);
+  tu_tls_cleanup(&t);
+  ck_assert_msg(r.status == 1, "exit %d:\n%s", r.status, r.err);
+  ASSERT_HAS(r.out, "\"msg\":\"Cannot start the server\"");
+  ASSERT_HAS(r.out, "are not a usable PEM pair (an unencrypted key matching "
+                    "the first certificate): ");
+  free(key);
+  free(missing);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
   Suite *s = suite_create("config");
@@ -1143,6 +1203,7 @@ static Suite *config_suite(void)
   tcase_add_test(tb, test_config_binary_bad_config_exits_2);
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
   tcase_add_test(tb, test_config_binary_docs_examples_load);
+  tcase_add_test(tb, test_config_binary_tls_errors_as_documented);
   suite_add_tcase(s, tb);
   return s;
 }
