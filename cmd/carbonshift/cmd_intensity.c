@@ -36,12 +36,14 @@ void cs_cmd_intensity_help(FILE *out)
         "--json prints one object: {zone, provider, signalType, unit,\n"
         "current: {at, value, estimated}, forecast: [{at, value}]}, times in "
         "UTC.\n"
-        "--at TIME (RFC 3339) asks about another instant; only trace "
-        "replays\n"
-        "(file) honour it. Exit status: 0 printed, 1 no value or no "
-        "forecast,\n"
-        "2 usage or configuration error. Providers are configured as for "
-        "serve\n"
+        "--at TIME (RFC 3339) asks about another instant: builtin (its model "
+        "at\n"
+        "that hour), static (the same value, as of that hour) and file (the "
+        "trace\n"
+        "replay) answer for it; the network providers (electricitymaps,\n"
+        "watttime, ukgrid) always answer for the present.\n"
+        "Exit status: 0 printed, 1 no value or no forecast, 2 usage or\n"
+        "configuration error. Providers are configured as for serve\n"
         "('carbonshift help config').\n",
         out);
 }

@@ -301,6 +301,61 @@ START_TEST(test_cmd_intensity_stale_value_falls_through)
 }
 END_TEST
 
+/* --at, as 'carbonshift help intensity' says: builtin and static answer
+ * for the asked hour (and file, test_cmd_intensity_file_text), a network
+ * provider for the present whatever --at says. */
+START_TEST(test_cmd_intensity_at_which_providers)
+{
+  char *out;
+  static const char *const ats[] = {"2025-01-15T03:30:00Z",
+                                    "2025-06-01T12:10:00Z"};
+  static const char *const hours[] = {"2025-01-15T03:00:00Z",
+                                      "2025-06-01T12:00:00Z"};
+  double builtin[2];
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(run(&out, 8, "--provider", "builtin", "--zone", "DE",
+                         "--at", ats[i], "--json"),
+                     0);
+    cJSON *j = parse_one(out);
+    cJSON *cur = cJSON_GetObjectItem(j, "current");
+    ck_assert_str_eq(cJSON_GetObjectItem(cur, "at")->valuestring, hours[i]);
+    builtin[i] = cJSON_GetObjectItem(cur, "value")->valuedouble;
+    cJSON_Delete(j);
+    free(out);
+    ck_assert_int_eq(run(&out, 10, "--provider", "static", "--zone", "DE",
+                         "--at", ats[i], "--json", "--set",
+                         "carbon.static={\"DE\": 321}"),
+                     0);
+    j = parse_one(out);
+    cur = cJSON_GetObjectItem(j, "current");
+    ck_assert_str_eq(cJSON_GetObjectItem(cur, "at")->valuestring, hours[i]);
+    ck_assert_double_eq(cJSON_GetObjectItem(cur, "value")->valuedouble, 321);
+    cJSON_Delete(j);
+    free(out);
+    ck_assert_int_eq(run(&out, 8, "--provider", "electricitymaps", "--zone",
+                         "DE", "--at", ats[i], "--json"),
+                     0);
+    j = parse_one(out);
+    cur = cJSON_GetObjectItem(j, "current");
+    ck_assert_str_eq(cJSON_GetObjectItem(cur, "at")->valuestring,
+                     "2023-03-14T23:00:00Z");
+    cJSON_Delete(j);
+    free(out);
+  }
+  /* A winter night and a summer noon in DE differ in the model. */
+  ck_assert(builtin[0] != builtin[1]);
+  char *help;
+  size_t len;
+  FILE *f = open_memstream(&help, &len);
+  cs_cmd_intensity_help(f);
+  fclose(f);
+  ck_assert_msg(strstr(help, "builtin (its model at\nthat hour), static") &&
+                    strstr(help, "always answer for the present"),
+                "%s", help);
+  free(help);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("cmd_intensity");
@@ -314,6 +369,7 @@ int main(void)
   tcase_add_test(tc, test_cmd_intensity_errors);
   tcase_add_test(tc, test_cmd_intensity_routes_and_signal_type);
   tcase_add_test(tc, test_cmd_intensity_stale_value_falls_through);
+  tcase_add_test(tc, test_cmd_intensity_at_which_providers);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
 }
