@@ -1,5 +1,7 @@
 #include "cmd/carbonshift/cmd_config.h"
 
+#include <string.h>
+
 #include "carbon/util/buf.h"
 #include "cmd/carbonshift/config.h"
 
@@ -16,6 +18,10 @@ void cs_cmd_config_reference_help(FILE *out)
 
 int cs_cmd_config_reference(int argc, char **argv)
 {
+  if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+    cs_cmd_config_reference_help(stdout);
+    return 0;
+  }
   if (argc > 1) {
     fprintf(stderr,
             "carbonshift config-reference: unexpected argument \"%s\"; see "

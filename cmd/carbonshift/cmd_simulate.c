@@ -93,6 +93,8 @@ static int usage(const char *fmt, const char *a, const char *b)
   return 2;
 }
 
+/* Returns 0 to run, 2 after a usage error, and -1 when -h or --help asked
+ * for the usage (printed on stdout). */
 static int parse_args(int argc, char **argv, opts *o)
 {
   o->fc_text = "perfect";
@@ -103,6 +105,10 @@ static int parse_args(int argc, char **argv, opts *o)
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     const char *exp = NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      cs_cmd_simulate_help(stdout);
+      return -1;
+    }
     bool flag = !strcmp(a, "--json") || !strcmp(a, "--csv");
     if (!flag && !v)
       return usage("%s needs a value%s", a, "");
@@ -522,7 +528,7 @@ int cs_cmd_simulate(int argc, char **argv)
   opts o = {0};
   int status = parse_args(argc, argv, &o);
   if (status)
-    return status;
+    return status < 0 ? 0 : status;
   sim s = {0};
   cs_sim_row rows[4];
   int row_policy[4]; /* the policy of each row; 3: the bound */

@@ -5,6 +5,7 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <string.h>
 
 #ifndef CS_VERSION
 #define CS_VERSION "dev"
@@ -20,6 +21,10 @@ void cs_cmd_version_help(FILE *out)
 
 int cs_cmd_version(int argc, char **argv)
 {
+  if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+    cs_cmd_version_help(stdout);
+    return 0;
+  }
   if (argc > 1) {
     fprintf(stderr,
             "carbonshift version: unexpected argument \"%s\"; see "

@@ -1,7 +1,9 @@
 /* main.c: carbonshift's entry point. It only wires: the table of
  * subcommands below, help, and usage errors (exit 2 with a one-line hint).
  * Each subcommand lives in its own cmd_<name>.c; adding one is a row here
- * and a file. */
+ * and a file. Every command, help included, prints its usage on stdout and
+ * exits 0 for `carbonshift help <command>` and for `-h` or `--help` among
+ * its arguments (each command's own parser handles those). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +20,9 @@ typedef struct subcommand {
   void (*help)(FILE *out);
 } subcommand;
 
+static int help(int argc, char **argv);
+static void help_help(FILE *out);
+
 static const subcommand commands[] = {
     {"serve", "run the scheduler extender service", cs_cmd_serve,
      cs_cmd_serve_help},
@@ -27,8 +32,9 @@ static const subcommand commands[] = {
      cs_cmd_intensity, cs_cmd_intensity_help},
     {"version", "print the version and library versions", cs_cmd_version,
      cs_cmd_version_help},
-    {"config-reference", NULL, cs_cmd_config_reference,
-     cs_cmd_config_reference_help},
+    {"config-reference", "print every setting as a Markdown table",
+     cs_cmd_config_reference, cs_cmd_config_reference_help},
+    {"help", "this text; 'help COMMAND' for one command", help, help_help},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -48,16 +54,31 @@ static void usage(FILE *out)
         out);
   for (size_t i = 0; i < NCOMMANDS; i++)
     if (commands[i].summary)
-      fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-  fputs("  help       this text; 'help <command>' for one command, 'help "
-        "config'\n             for every setting\n",
+      fprintf(out, "  %-17s %s\n", commands[i].name, commands[i].summary);
+  fputs("\nEvery command also takes -h or --help. 'carbonshift help config' "
+        "prints\nevery setting, as config-reference does.\n",
         out);
 }
 
+static void help_help(FILE *out)
+{
+  fputs("Usage: carbonshift help [COMMAND | config]\n\n"
+        "Without an argument, lists the commands. With a command, prints its "
+        "usage,\nas 'carbonshift COMMAND --help' does. 'help config' prints "
+        "every setting\n(the table of docs/configuration.md), as "
+        "'carbonshift config-reference'\ndoes.\n",
+        out);
+}
+
+/* argv[0] is "help" (or -h, --help). */
 static int help(int argc, char **argv)
 {
   if (argc < 2) {
     usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    help_help(stdout);
     return 0;
   }
   if (!strcmp(argv[1], "config"))
@@ -81,7 +102,7 @@ int main(int argc, char **argv)
     return 2;
   }
   const char *cmd = argv[1];
-  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
     return help(argc - 1, argv + 1);
   if (!strcmp(cmd, "--version"))
     cmd = "version";

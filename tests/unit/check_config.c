@@ -1172,6 +1172,63 @@ START_TEST(test_config_binary_tls_errors_as_documented)
 }
 END_TEST
 
+/* Every command `carbonshift help` lists, help itself included, prints the
+ * same usage on stdout with exit 0 for `help COMMAND`, `COMMAND -h` and
+ * `COMMAND --help`, and nothing on stderr; the list names config-reference
+ * and help. A command added to the list is checked without a change here. */
+START_TEST(test_config_binary_help_for_every_command)
+{
+  static run_result r;
+  char *envp[] = {NULL};
+  char *list_argv[] = {"carbonshift", "help", NULL};
+  run(list_argv, envp, &r);
+  ck_assert_int_eq(r.status, 0);
+  const char *p = strstr(r.out, "\nCommands:\n");
+  ck_assert_ptr_nonnull(p);
+  p += strlen("\nCommands:\n");
+  char names[16][32];
+  size_t n = 0;
+  /* "  NAME   summary" lines, up to the first blank one. */
+  while (!strncmp(p, "  ", 2) && p[2] != ' ' && n < 16) {
+    snprintf(names[n++], sizeof(names[0]), "%.*s", (int)strcspn(p + 2, " \n"),
+             p + 2);
+    p = strchr(p, '\n') + 1;
+  }
+  bool has_ref = false, has_help = false;
+  for (size_t i = 0; i < n; i++) {
+    has_ref |= !strcmp(names[i], "config-reference");
+    has_help |= !strcmp(names[i], "help");
+  }
+  ck_assert_msg(n >= 6 && has_ref && has_help, "commands listed:\n%s", r.out);
+  static char want[sizeof(r.out)];
+  for (size_t i = 0; i < n; i++) {
+    char *help_argv[] = {"carbonshift", "help", names[i], NULL};
+    run(help_argv, envp, &r);
+    ck_assert_msg(r.status == 0, "help %s: exit %d: %s", names[i], r.status,
+                  r.err);
+    ck_assert_msg(!strncmp(r.out, "Usage: carbonshift ", 19), "help %s: %s",
+                  names[i], r.out);
+    ck_assert_str_eq(r.err, "");
+    snprintf(want, sizeof(want), "%s", r.out);
+    static const char *const flags[] = {"-h", "--help"};
+    for (size_t k = 0; k < 2; k++) {
+      char *argv[] = {"carbonshift", names[i], (char *)flags[k], NULL};
+      run(argv, envp, &r);
+      ck_assert_msg(r.status == 0, "%s %s: exit %d: %s", names[i], flags[k],
+                    r.status, r.err);
+      ck_assert_msg(!strcmp(r.out, want), "%s %s printed:\n%s\nnot:\n%s",
+                    names[i], flags[k], r.out, want);
+      ck_assert_str_eq(r.err, "");
+    }
+  }
+  /* After other arguments too, where a command takes them. */
+  char *late[] = {"carbonshift", "simulate", "--json", "--help", NULL};
+  run(late, envp, &r);
+  ck_assert_int_eq(r.status, 0);
+  ASSERT_HAS(r.out, "Usage: carbonshift simulate");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
   Suite *s = suite_create("config");
@@ -1204,6 +1261,7 @@ static Suite *config_suite(void)
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
   tcase_add_test(tb, test_config_binary_docs_examples_load);
   tcase_add_test(tb, test_config_binary_tls_errors_as_documented);
+  tcase_add_test(tb, test_config_binary_help_for_every_command);
   suite_add_tcase(s, tb);
   return s;
 }
