@@ -832,20 +832,38 @@ static void kube_no_nodes(void *ud, const fk_request *rq, size_t index,
   free(watch);
 }
 
+/* A kubeconfig naming `api` as the server, written in a fresh temporary
+ * folder (dir has room for its name); returns the environment entry
+ * CARBONSHIFT_KUBE_KUBECONFIG=<file> (caller frees; unlink and rmdir with
+ * kubeconfig_remove). */
+static char *kubeconfig_env(fk_server *api, char *dir)
+{
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char *text = cs_asprintf("current-context: t\n"
+                           "clusters: [{name: c, cluster: {server: '%s'}}]\n"
+                           "contexts: [{name: t, context: {cluster: c}}]\n",
+                           fk_url(api));
+  char *file = write_secret(dir, "kubeconfig", text);
+  char *env = cs_asprintf("CARBONSHIFT_KUBE_KUBECONFIG=%s", file);
+  free(text);
+  free(file);
+  return env;
+}
+
+static void kubeconfig_remove(const char *dir, char *env)
+{
+  unlink(strchr(env, '=') + 1);
+  rmdir(dir);
+  free(env);
+}
+
 /* kube.mode=auto in a Pod (KUBERNETES_SERVICE_HOST set, no service-account
  * files) with kube.kubeconfig set: the kubeconfig wins, as in client-go. */
 START_TEST(test_service_kube_auto_prefers_kubeconfig)
 {
   char dir[] = "/tmp/check_service.XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(dir));
   fk_server *api = fk_start(kube_no_nodes, NULL);
-  char *kubeconfig =
-      cs_asprintf("current-context: t\n"
-                  "clusters: [{name: c, cluster: {server: '%s'}}]\n"
-                  "contexts: [{name: t, context: {cluster: c}}]\n",
-                  fk_url(api));
-  char *kc_file = write_secret(dir, "kubeconfig", kubeconfig);
-  char *e_kc = cs_asprintf("CARBONSHIFT_KUBE_KUBECONFIG=%s", kc_file);
+  char *e_kc = kubeconfig_env(api, dir);
   const char *env[] = {"CARBONSHIFT_KUBE_MODE=auto", e_kc,
                        "KUBERNETES_SERVICE_HOST=192.0.2.1",
                        "KUBERNETES_SERVICE_PORT=443", NULL};
@@ -861,11 +879,100 @@ START_TEST(test_service_kube_auto_prefers_kubeconfig)
                 s.log.data);
   cs_buf_free(&s.log);
   fk_stop(api);
-  unlink(kc_file);
-  rmdir(dir);
-  free(e_kc);
-  free(kc_file);
-  free(kubeconfig);
+  kubeconfig_remove(dir, e_kc);
+}
+END_TEST
+
+/* ---- metrics ----------------------------------------------------------- */
+
+/* Adds "name type\n" for every "# TYPE name type" line of a scrape. */
+static size_t exported_families(const char *scrape, cs_buf *out)
+{
+  size_t n = 0;
+  for (const char *p = scrape; (p = strstr(p, "# TYPE ")); n++) {
+    p += strlen("# TYPE ");
+    size_t len = strcspn(p, "\n");
+    cs_buf_printf(out, "%.*s\n", (int)len, p);
+    p += len;
+  }
+  return n;
+}
+
+/* Adds "name type\n" for every row "| `carbonshift_...` | type ..." of
+ * docs/operations.md's metrics section. */
+static void documented_families(cs_buf *out)
+{
+  const char *root = getenv("CS_SRCDIR") ? getenv("CS_SRCDIR") : ".";
+  char path[512];
+  snprintf(path, sizeof(path), "%s/docs/operations.md", root);
+  char *doc = tu_read_file(path, NULL);
+  const char *sec = strstr(doc, "\n## Metrics\n");
+  ck_assert_msg(sec != NULL, "%s has no \"## Metrics\" section", path);
+  const char *end = strstr(sec + 1, "\n## ");
+  static const char row[] = "\n| `carbonshift_";
+  for (const char *p = sec; (p = strstr(p, row)) && (!end || p < end); p++) {
+    const char *name = p + strlen("\n| `");
+    size_t n = strcspn(name, "`");
+    const char *type = name + n + strlen("` | ");
+    cs_buf_printf(out, "%.*s %.*s\n", (int)n, name, (int)strcspn(type, " |"),
+                  type);
+  }
+  free(doc);
+}
+
+/* Whether `list` ("\n"-started, one "name type" a line) has the line
+ * line[0..len). */
+static bool has_line(const char *list, const char *line, size_t len)
+{
+  char want[256];
+  snprintf(want, sizeof(want), "\n%.*s\n", (int)len, line);
+  return strstr(list, want) != NULL;
+}
+
+/* Every metric family the service exports, the Kubernetes client's
+ * included, is in docs/operations.md's table with its type, and the table
+ * names no family the service does not export. */
+START_TEST(test_service_metrics_all_documented)
+{
+  char dir[] = "/tmp/check_service.XXXXXX";
+  fk_server *api = fk_start(kube_no_nodes, NULL);
+  char *e_kc = kubeconfig_env(api, dir);
+  const char *env[] = {"CARBONSHIFT_KUBE_MODE=kubeconfig", e_kc, NULL};
+  service s;
+  start_with(&s, "http", NULL, env, false);
+  cs_buf scrape, exported, doc;
+  cs_buf_init(&scrape, 0);
+  get(&s, "/metrics", &scrape);
+  cs_buf_putc(&scrape, '\0');
+  stop(&s);
+  fk_stop(api);
+
+  cs_buf_init(&exported, 0);
+  cs_buf_init(&doc, 0);
+  cs_buf_putc(&exported, '\n');
+  cs_buf_putc(&doc, '\n');
+  size_t n = exported_families(scrape.data, &exported);
+  documented_families(&doc);
+  cs_buf_putc(&exported, '\0');
+  cs_buf_putc(&doc, '\0');
+  ck_assert_msg(n >= 18 && strstr(exported.data, "\ncarbonshift_kube_"),
+                "too few families exported:%s", exported.data);
+  const cs_buf *lists[2] = {&exported, &doc};
+  static const char *const msg[2] = {
+      "/metrics exports \"%.*s\", which docs/operations.md's metrics table "
+      "lacks (or gives another type); the table has:%s",
+      "docs/operations.md's metrics table lists \"%.*s\", which /metrics "
+      "does not export (with that type); it exports:%s"};
+  for (int k = 0; k < 2; k++)
+    for (const char *p = lists[k]->data + 1; *p; p += strcspn(p, "\n") + 1) {
+      size_t len = strcspn(p, "\n");
+      ck_assert_msg(has_line(lists[1 - k]->data, p, len), msg[k], (int)len, p,
+                    lists[1 - k]->data);
+    }
+  cs_buf_free(&doc);
+  cs_buf_free(&exported);
+  cs_buf_free(&scrape);
+  kubeconfig_remove(dir, e_kc);
 }
 END_TEST
 
@@ -879,6 +986,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
   tcase_add_test(tc, test_service_secrets_never_in_output);
   tcase_add_test(tc, test_service_kube_auto_prefers_kubeconfig);
+  tcase_add_test(tc, test_service_metrics_all_documented);
   suite_add_tcase(s, tc);
   return s;
 }
