@@ -7,7 +7,9 @@
  * the region, then the default zone; a bad PUE to the zone's, then the
  * default; a bad lifetime to the default; a bad embodied figure to the
  * computed one; a bad installation date to no age (docs/annotations.md has
- * the table). A value that is not a string counts as absent. Reading
+ * the table). A value that is not a string counts as absent, except that
+ * an annotation that is present, usable or not, hides the label of the
+ * same key. Reading
  * is two steps: collect the few strings the facts come from (cs_node_fields,
  * from a cJSON tree or straight from the scanned bytes of a request), then
  * turn them into facts (cs_node_facts_from_fields), one function for both.

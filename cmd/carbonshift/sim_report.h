@@ -95,7 +95,8 @@ void cs_sim_report_table(FILE *out, const cs_sim_row *rows, size_t n);
  * for a job that did not run; fate one of ran, rejected, uncovered, no-fit,
  * not-started. For plots of when and where jobs ran.
  * Both CSVs quote a text field holding a comma, a quote, CR or LF as RFC 4180
- * says (cs_sim_trace_split_csv reads it back). */
+ * says; cs_sim_trace_split_csv reads this one back (the summary CSV has more
+ * columns than it takes). */
 void cs_sim_report_jobs_csv(FILE *out, const cs_sim_world *w,
                             const char *policy, const cs_sim_outcome *o,
                             bool header);

@@ -1003,6 +1003,25 @@ START_TEST(test_config_binary_zone_ids_of_every_provider)
 }
 END_TEST
 
+/* A duration setting's documented range is one the parser takes: the
+ * least dedup window is 1s (a duration is never 0). */
+START_TEST(test_config_binary_dedup_window_range)
+{
+  static run_result r;
+  char *envp[] = {NULL};
+  char *zero[] = {"carbonshift", "serve", "--set", "events.dedupWindow=0s",
+                  NULL};
+  run(zero, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ASSERT_HAS(r.err, "config: events.dedupWindow = \"0s\"");
+  ASSERT_HAS(r.err, "between 1s and 1d");
+  char *one[] = {"carbonshift",           "serve",          "--set",
+                 "events.dedupWindow=1s", "--print-config", NULL};
+  run(one, envp, &r);
+  ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+}
+END_TEST
+
 START_TEST(test_config_binary_bad_config_exits_2)
 {
   static run_result r;
@@ -1259,6 +1278,7 @@ static Suite *config_suite(void)
   tcase_add_test(tb, test_config_binary_print_config);
   tcase_add_test(tb, test_config_binary_bad_config_exits_2);
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
+  tcase_add_test(tb, test_config_binary_dedup_window_range);
   tcase_add_test(tb, test_config_binary_docs_examples_load);
   tcase_add_test(tb, test_config_binary_tls_errors_as_documented);
   tcase_add_test(tb, test_config_binary_help_for_every_command);
