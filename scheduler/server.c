@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include "carbon/util/parse.h"
 #include "carbon/util/pool.h"
 #include "scheduler/head_watch.h"
+#include "scheduler/tls_certs.h"
 
 /* Names of the settings as the configuration spells them, so an error
  * reply or log line tells the operator which knob to turn. */
@@ -43,7 +45,6 @@
 /* GnuTLS priorities: TLS 1.3 and 1.2 only, otherwise GnuTLS' defaults. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 /* Largest PEM file read for TLS material. */
-#define MAX_PEM_BYTES (1u << 20)
 /* Longest path kept for logs. */
 #define MAX_LOG_PATH 256
 /* During a graceful stop, how long open connections must stay quiet
@@ -91,8 +92,7 @@ struct cs_server {
   atomic_bool cutting;  /* past the stop deadline: waits on bodies end */
   uint64_t request_timeout_ns;
   bool mtls;
-  char *cert_pem;
-  char *key_pem;
+  cs_tls_certs *certs; /* the serving pair, reloaded on renewal */
   char *ca_pem;
   unsigned port;
   int listen_fd;
@@ -206,92 +206,102 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
   va_end(ap);
 }
 
-static cs_err read_pem(const char *what, const char *path, char **out,
-                       char *err, size_t errlen)
+/* Loads the client CA into GnuTLS once, so that a bad file is reported by
+ * name and cause instead of MHD's generic start failure (the serving pair
+ * is checked by cs_tls_certs_new). */
+static cs_err check_client_ca(const cs_server_opts *o, const cs_server *s,
+                              char *err, size_t errlen)
 {
-  cs_err rc = CS_OK;
-  cs_buf b;
-  cs_buf_init(&b, MAX_PEM_BYTES);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    set_err(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
-    rc = CS_EIO;
-    goto out;
-  }
-  for (;;) {
-    char chunk[8192];
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      set_err(err, errlen, "cannot read %s %s: %s", what, path,
-              strerror(errno));
-      rc = CS_EIO;
-      goto out;
-    }
-    if (n == 0)
-      break;
-    cs_buf_append(&b, chunk, (size_t)n);
-  }
-  if (cs_buf_error(&b)) {
-    set_err(err, errlen, "%s %s is larger than %u bytes", what, path,
-            MAX_PEM_BYTES);
-    rc = CS_ETOOBIG;
-    goto out;
-  }
-  if (b.len == 0) {
-    set_err(err, errlen, "%s %s is empty", what, path);
-    rc = CS_EINVAL;
-    goto out;
-  }
-  *out = cs_buf_release(&b, NULL);
-out:
-  if (fd >= 0)
-    close(fd);
-  cs_buf_free(&b);
-  return rc;
-}
-
-/* Loads the PEM material into GnuTLS once, so that a bad file is reported
- * by name and cause instead of MHD's generic start failure. */
-static cs_err check_tls(const cs_server_opts *o, const cs_server *s, char *err,
-                        size_t errlen)
-{
-  cs_err rc = CS_OK;
   gnutls_certificate_credentials_t cred = NULL;
   if (gnutls_certificate_allocate_credentials(&cred) < 0) {
     set_err(err, errlen, "cannot initialise GnuTLS credentials");
     return CS_EINTERNAL;
   }
-  gnutls_datum_t cert = {(unsigned char *)s->cert_pem,
-                         (unsigned)strlen(s->cert_pem)};
-  gnutls_datum_t key = {(unsigned char *)s->key_pem,
-                        (unsigned)strlen(s->key_pem)};
-  int g = gnutls_certificate_set_x509_key_mem(cred, &cert, &key,
-                                              GNUTLS_X509_FMT_PEM);
-  if (g < 0) {
-    set_err(err, errlen,
-            "TLS certificate %s and key %s are not a usable PEM pair "
-            "(an unencrypted key matching the first certificate): %s",
-            o->tls_cert_file, o->tls_key_file, gnutls_strerror(g));
+  cs_err rc = CS_OK;
+  gnutls_datum_t ca = {(unsigned char *)s->ca_pem, (unsigned)strlen(s->ca_pem)};
+  int g = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+  if (g <= 0) {
+    set_err(err, errlen, "TLS client CA file %s holds no PEM certificate%s%s",
+            o->tls_client_ca_file, g < 0 ? ": " : "",
+            g < 0 ? gnutls_strerror(g) : "");
     rc = CS_EINVAL;
-    goto out;
   }
-  if (s->ca_pem) {
-    gnutls_datum_t ca = {(unsigned char *)s->ca_pem,
-                         (unsigned)strlen(s->ca_pem)};
-    g = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
-    if (g <= 0) {
-      set_err(err, errlen, "TLS client CA file %s holds no PEM certificate%s%s",
-              o->tls_client_ca_file, g < 0 ? ": " : "",
-              g < 0 ? gnutls_strerror(g) : "");
-      rc = CS_EINVAL;
-      goto out;
-    }
-  }
-out:
   gnutls_certificate_free_credentials(cred);
   return rc;
+}
+
+/* The servers with HTTPS in this process, by listening port. GnuTLS gives
+ * the certificate callback nothing but the session; the port its socket
+ * listens on names the server (one server, the usual case, needs no
+ * lookup). */
+#define MAX_TLS_SERVERS 16
+static pthread_mutex_t tls_servers_mu = PTHREAD_MUTEX_INITIALIZER;
+typedef struct tls_server {
+  unsigned port;
+  cs_tls_certs *certs;
+} tls_server;
+static tls_server tls_servers[MAX_TLS_SERVERS];
+static size_t ntls_servers;
+
+static bool tls_register(unsigned port, cs_tls_certs *certs)
+{
+  pthread_mutex_lock(&tls_servers_mu);
+  bool ok = ntls_servers < MAX_TLS_SERVERS;
+  if (ok)
+    tls_servers[ntls_servers++] = (tls_server){port, certs};
+  pthread_mutex_unlock(&tls_servers_mu);
+  return ok;
+}
+
+static void tls_unregister(cs_tls_certs *certs)
+{
+  pthread_mutex_lock(&tls_servers_mu);
+  for (size_t i = 0; i < ntls_servers; i++)
+    if (tls_servers[i].certs == certs) {
+      tls_servers[i] = tls_servers[--ntls_servers];
+      break;
+    }
+  pthread_mutex_unlock(&tls_servers_mu);
+}
+
+static unsigned session_port(gnutls_session_t ss)
+{
+  struct sockaddr_storage a;
+  socklen_t al = sizeof(a);
+  int fd = gnutls_transport_get_int(ss);
+  if (fd < 0 || getsockname(fd, (struct sockaddr *)&a, &al) != 0)
+    return 0;
+  return a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+         : a.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&a)->sin_port)
+                                  : 0;
+}
+
+/* GnuTLS's certificate callback (MHD_OPTION_HTTPS_CERT_CALLBACK): the
+ * server's current pair, reloaded when its files changed. */
+static int serve_certificate(gnutls_session_t ss, const gnutls_datum_t *req_ca,
+                             int nreqs, const gnutls_pk_algorithm_t *algos,
+                             int nalgos, gnutls_pcert_st **pcert,
+                             unsigned int *npcert, gnutls_privkey_t *key)
+{
+  (void)req_ca;
+  (void)nreqs;
+  (void)algos;
+  (void)nalgos;
+  cs_tls_certs *certs = NULL;
+  pthread_mutex_lock(&tls_servers_mu);
+  if (ntls_servers == 1) {
+    certs = tls_servers[0].certs;
+  } else {
+    unsigned port = session_port(ss);
+    for (size_t i = 0; i < ntls_servers && !certs; i++)
+      if (tls_servers[i].port == port)
+        certs = tls_servers[i].certs;
+  }
+  pthread_mutex_unlock(&tls_servers_mu);
+  if (!certs)
+    return -1;
+  cs_tls_certs_get(certs, pcert, npcert, key);
+  return 0;
 }
 
 /* Parses "ADDR:PORT" (see server.h) into a socket address. */
@@ -1304,9 +1314,15 @@ static cs_err declare_metrics(cs_metrics *m)
   return rc;
 }
 
+/* The CPUs this process may run on: its affinity mask (a container's
+ * cpuset, taskset), not every CPU of the machine. A CPU quota (a pod's
+ * CPU limit) is not a mask: set http.threads and http.decisionThreads. */
 static unsigned cpu_count(void)
 {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  long n = sched_getaffinity(0, sizeof(set), &set) == 0
+               ? CPU_COUNT(&set)
+               : sysconf(_SC_NPROCESSORS_ONLN);
   return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
 }
 
@@ -1358,15 +1374,14 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     s->id_seed = cs_clock_mono_ns() ^ ((uint64_t)getpid() << 32);
 
   if (o->tls_cert_file) {
-    rc = read_pem("TLS certificate", o->tls_cert_file, &s->cert_pem, err,
-                  errlen);
-    if (!rc)
-      rc = read_pem("TLS key", o->tls_key_file, &s->key_pem, err, errlen);
+    rc = cs_tls_certs_new(o->tls_cert_file, o->tls_key_file,
+                          (uint64_t)o->tls_reload_check_ms * 1000000u,
+                          &s->certs, err, errlen);
     if (!rc && o->tls_client_ca_file)
-      rc = read_pem("TLS client CA", o->tls_client_ca_file, &s->ca_pem, err,
-                    errlen);
-    if (!rc)
-      rc = check_tls(o, s, err, errlen);
+      rc = cs_tls_read_pem("TLS client CA", o->tls_client_ca_file, &s->ca_pem,
+                           err, errlen);
+    if (!rc && s->ca_pem)
+      rc = check_client_ca(o, s, err, errlen);
     if (rc)
       goto out;
     s->mtls = s->ca_pem != NULL;
@@ -1380,6 +1395,12 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   rc = open_listener(o->listen, &s->listen_fd, &s->port, &v6, err, errlen);
   if (rc)
     goto out;
+  if (s->certs && !tls_register(s->port, s->certs)) {
+    set_err(err, errlen, "over %d HTTPS servers in one process",
+            MAX_TLS_SERVERS);
+    rc = CS_ETOOBIG;
+    goto out;
+  }
 
   unsigned threads = o->threads ? o->threads : cpu_count();
   unsigned deciders = o->decision_threads ? o->decision_threads : cpu_count();
@@ -1419,9 +1440,8 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header, NULL);
   if (threads > 1)
     OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
-  if (s->cert_pem) {
-    OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem);
-    OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem);
+  if (s->certs) {
+    OPT(MHD_OPTION_HTTPS_CERT_CALLBACK, 0, serve_certificate);
     OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, TLS_PRIORITIES);
   }
   if (s->ca_pem)
@@ -1436,7 +1456,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
    * http.maxConnections. */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-  if (s->cert_pem)
+  if (s->certs)
     flags |= MHD_USE_TLS;
   if (v6)
     flags |= MHD_USE_IPv6;
@@ -1456,7 +1476,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   cs_json_str(line, "listen", o->listen);
   cs_json_int(line, "port", s->port);
   cs_json_str(line, "pathPrefix", s->prefix);
-  cs_json_bool(line, "tls", s->cert_pem != NULL);
+  cs_json_bool(line, "tls", s->certs != NULL);
   cs_json_bool(line, "mtls", s->mtls);
   cs_json_int(line, "threads", threads);
   cs_json_int(line, "decisionThreads", deciders);
@@ -1594,8 +1614,10 @@ void cs_server_free(cs_server *s)
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s->prefix);
-  free(s->cert_pem);
-  free(s->key_pem);
+  if (s->certs) {
+    tls_unregister(s->certs);
+    cs_tls_certs_free(s->certs);
+  }
   free(s->ca_pem);
   free(s);
 }

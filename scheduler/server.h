@@ -51,13 +51,17 @@ typedef struct cs_server_opts {
   const char *tls_cert_file;
   const char *tls_key_file;
   const char *tls_client_ca_file;
+  /* How often the certificate and key files are looked at for a renewed
+   * pair (scheduler/tls_certs.h); 0: every 10 s. */
+  unsigned tls_reload_check_ms;
   size_t max_body_bytes;         /* 0: CS_SERVER_DEFAULT_MAX_BODY */
   size_t max_header_bytes;       /* 0: CS_SERVER_DEFAULT_MAX_HEADER; the
                                     whole request head, per connection */
-  unsigned threads;              /* 0: number of online CPUs; threads that
-                                    read and write connections */
-  unsigned decision_threads;     /* 0: number of online CPUs; threads that
-                                    run the handler's `handle` */
+  unsigned threads;              /* 0: the CPUs the process may run on
+                                    (its affinity mask); threads that read
+                                    and write connections */
+  unsigned decision_threads;     /* 0: as threads; threads that run the
+                                    handler's `handle` */
   size_t stream_body_bytes;      /* 0: CS_SERVER_DEFAULT_STREAM_BODY;
                                     SIZE_MAX: never. Bodies this large,
                                     with a Content-Length, are parsed while

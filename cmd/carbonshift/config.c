@@ -190,7 +190,8 @@ static const setting settings[] = {
      .min = 0,
      .max = 1024,
      .help = "Threads reading and writing connections (TLS included); 0 "
-             "means one per CPU"},
+             "means one per CPU the process may run on (its affinity mask; "
+             "set this under a CPU limit)"},
     {.name = "http.decisionThreads",
      .type = K_INT,
      .off = F(http_decision_threads),
@@ -198,7 +199,7 @@ static const setting settings[] = {
      .min = 0,
      .max = 1024,
      .help = "Threads deciding filter and prioritize requests; 0 means one "
-             "per CPU"},
+             "per CPU the process may run on (as http.threads)"},
     {.name = "http.streamBodyBytes",
      .type = K_SIZE,
      .off = F(http_stream_body_bytes),

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1008,6 +1009,27 @@ static void start_https(tu_tls *t, bool mtls)
   S = start(&o);
 }
 
+/* Without settings, one thread of each kind per CPU the process may run
+ * on: a container pinned to one CPU of a large node starts one, not one
+ * per CPU of the node. */
+START_TEST(test_server_threads_follow_affinity)
+{
+  cpu_set_t all, one;
+  ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+  int first = 0;
+  while (!CPU_ISSET(first, &all))
+    first++;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+  cs_server_opts o = base_opts();
+  o.threads = 0;
+  S = start(&o);
+  ck_assert_int_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+  ck_assert(wait_logged("\"threads\":1,\"decisionThreads\":1"));
+}
+END_TEST
+
 START_TEST(test_server_https_with_server_cert)
 {
   tu_tls t;
@@ -1107,6 +1129,84 @@ START_TEST(test_server_tls_below_1_2_refused)
   do_call(NULL, cs_server_port(S), &tls12, &r);
   ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
   ck_assert_int_eq(r.status, 200);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+/* Copies a file, replacing the target the way a rotated Secret does: a
+ * new file renamed over the old one. */
+static void replace_file(const char *from, const char *to)
+{
+  size_t len;
+  char *data = tu_read_file(from, &len);
+  char tmp[TU_TLS_PATH + 8];
+  snprintf(tmp, sizeof(tmp), "%s.new", to);
+  FILE *f = fopen(tmp, "w");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+  ck_assert_int_eq(fclose(f), 0);
+  ck_assert_int_eq(rename(tmp, to), 0);
+  free(data);
+}
+
+/* A renewed certificate is served without a restart (cert-manager renews
+ * the Secret's files in place); a renewal that cannot be used keeps the
+ * pair in use, logged. */
+START_TEST(test_server_tls_reloads_renewed_certificate)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  char cert[TU_TLS_PATH + 16], key[TU_TLS_PATH + 16], ca2[TU_TLS_PATH + 16],
+      ca2_key[TU_TLS_PATH + 16], new_cert[TU_TLS_PATH + 16],
+      new_key[TU_TLS_PATH + 16];
+  snprintf(cert, sizeof(cert), "%s/serving.crt", t.dir);
+  snprintf(key, sizeof(key), "%s/serving.key", t.dir);
+  snprintf(ca2, sizeof(ca2), "%s/ca2.crt", t.dir);
+  snprintf(ca2_key, sizeof(ca2_key), "%s/ca2.key", t.dir);
+  snprintf(new_cert, sizeof(new_cert), "%s/renewed.crt", t.dir);
+  snprintf(new_key, sizeof(new_key), "%s/renewed.key", t.dir);
+  replace_file(t.server_cert, cert);
+  replace_file(t.server_key, key);
+  cs_server_opts o = base_opts();
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  o.tls_reload_check_ms = 20;
+  S = start(&o);
+  resp r;
+  call old_ca = {.path = "/filter", .https = true, .ca = t.ca_cert};
+  call new_ca = {.path = "/filter", .https = true, .ca = ca2};
+  do_call(NULL, cs_server_port(S), &old_ca, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  do_call(NULL, cs_server_port(S), &new_ca, &r);
+  ck_assert_int_ne(r.cc, CURLE_OK); /* not yet */
+
+  /* The renewal, from another CA so that a client tells them apart. */
+  ck_assert(tu_tls_write_cert(ca2, ca2_key, "second CA", NULL, NULL, true, NULL,
+                              NULL, -60, 86400));
+  ck_assert(tu_tls_write_cert(new_cert, new_key, "localhost",
+                              "DNS:localhost,IP:127.0.0.1,IP:::1", "serverAuth",
+                              false, ca2, ca2_key, -60, 86400));
+  replace_file(new_key, key);
+  replace_file(new_cert, cert);
+  usleep(50000);
+  do_call(NULL, cs_server_port(S), &new_ca, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  do_call(NULL, cs_server_port(S), &old_ca, &r);
+  ck_assert_int_ne(r.cc, CURLE_OK);
+  ck_assert(wait_logged("\"msg\":\"TLS certificate reloaded\""));
+
+  /* A key that matches nothing: the renewed pair stays in use. */
+  replace_file(t.client_key, key);
+  usleep(50000);
+  do_call(NULL, cs_server_port(S), &new_ca, &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert(wait_logged("Cannot reload the TLS certificate; the one in use "
+                        "is kept"));
+  ck_assert(wait_logged("are not a usable PEM pair"));
+  const char *extra[] = {cert, key, ca2, ca2_key, new_cert, new_key};
+  for (size_t i = 0; i < 6; i++)
+    unlink(extra[i]);
   tu_tls_cleanup(&t);
 }
 END_TEST
@@ -2095,6 +2195,7 @@ static Suite *suite(void)
   TCase *tc = tcase_create("http");
   tcase_set_timeout(tc, 60);
   tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_server_threads_follow_affinity);
   tcase_add_test(tc, test_server_filter_replies_with_handler_body);
   tcase_add_test(tc, test_server_filter_large_body_arrives_whole);
   tcase_add_test(tc, test_server_reply_in_pieces_arrives_whole);
@@ -2140,6 +2241,7 @@ static Suite *suite(void)
   tcase_add_test(tls, test_server_https_with_server_cert);
   tcase_add_test(tls, test_server_mtls_client_cert_checked);
   tcase_add_test(tls, test_server_tls_below_1_2_refused);
+  tcase_add_test(tls, test_server_tls_reloads_renewed_certificate);
   tcase_add_test(tls, test_server_truncated_tls_handshakes_do_not_block_others);
   suite_add_tcase(s, tls);
   return s;
