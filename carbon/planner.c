@@ -103,6 +103,14 @@ static void search_option(best *b, const cs_plan_option *o, size_t idx,
   }
 }
 
+/* Whether emitting `later_g` instead of `now_g` saves enough to wait for:
+ * both margins, relative and absolute. */
+static bool worth_waiting(const cs_plan_params *p, double now_g, double later_g)
+{
+  return later_g < now_g && now_g - later_g >= p->min_saving_abs_g &&
+         later_g <= now_g * (1 - p->min_saving_rel);
+}
+
 cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
                       size_t n, int64_t now, int64_t kept_start, cs_plan *out)
 {
@@ -157,23 +165,23 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
   if (!b.found || b.start <= now)
     return CS_OK; /* nothing later is better, or we cannot see later */
 
-  /* An earlier plan stands unless the new best beats it by replan_rel. */
+  /* An earlier plan stands unless the new best beats it by replan_rel,
+   * and only while it is still worth waiting for: a kept plan that no
+   * longer pays off by the margins gives way to the new best. */
   if (kept_start > now) {
     best k = {0};
     for (size_t i = 0; i < n; i++)
       if (kept_start <= opts[i].latest_start)
         consider(&k, &opts[i], i, kept_start);
-    if (k.found && !(b.g < k.g * (1 - p->replan_rel))) {
+    if (k.found && !(b.g < k.g * (1 - p->replan_rel)) &&
+        (!fit_now_found || worth_waiting(p, fit_now_g, k.g))) {
       b = k;
       out->kept = true;
     }
   }
 
   /* Wait only when it is worth it, or when nothing fits now. */
-  bool worth = fit_now_found && fit_now_g - b.g >= p->min_saving_abs_g &&
-               b.g <= fit_now_g * (1 - p->min_saving_rel);
-  if (out->kept && fit_now_found)
-    worth = b.g < fit_now_g; /* a kept plan only needs to still pay off */
+  bool worth = fit_now_found && worth_waiting(p, fit_now_g, b.g);
   /* The planned start has come: the kept plan is now "start now", which a
    * new forecast displaces only as it would any kept plan. */
   if (kept_start > 0 && kept_start <= now && fit_now_found)

@@ -229,24 +229,27 @@ static int64_t latest_start(const cs_policy_call *c, const cs_node_eval *e)
 
 static void defer(cs_policy_call *c, const size_t *opt_node)
 {
-  char start[21], latest[21], msg[512], now_part[96];
+  char start[21], latest[21], msg[512], now_part[160];
   const cs_plan *p = &c->plan;
   minute_time(p->start, start);
   minute_time(c->latest_start, latest);
   const char *zs = zone_name(c, opt_node[p->option]);
   const char *zn = zone_name(c, opt_node[p->now_option]);
+  /* "(forecast 50 gCO2/kWh vs 138 now in DE)", or with two zones
+   * "(forecast 50 gCO2/kWh in NO vs 200 now in DE)". */
   if (isnan(p->now_g))
-    snprintf(now_part, sizeof(now_part), "no estimate now");
+    snprintf(now_part, sizeof(now_part), "in %s, no estimate now", zs);
   else if (strcmp(zs, zn) == 0)
-    snprintf(now_part, sizeof(now_part), "%.0f now", p->now_intensity);
+    snprintf(now_part, sizeof(now_part), "vs %.0f now in %s", p->now_intensity,
+             zs);
   else
-    snprintf(now_part, sizeof(now_part), "%.0f now in %s", p->now_intensity,
-             zn);
+    snprintf(now_part, sizeof(now_part), "in %s vs %.0f now in %s", zs,
+             p->now_intensity, zn);
   if (p->fits_now) {
     snprintf(msg, sizeof(msg),
              "carbonshift: waiting for a greener window: planned start %s "
-             "(forecast %.0f gCO2/kWh vs %s in %s), latest start %s",
-             start, p->start_intensity, now_part, zs, latest);
+             "(forecast %.0f gCO2/kWh %s), latest start %s",
+             start, p->start_intensity, now_part, latest);
   } else {
     /* One budget text, with the decimals both comparisons need. */
     char budget[32], at_start[32], now_kg[32] = "unknown";
@@ -433,8 +436,11 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
   if (nopts && (slack || over)) {
     c->planned = cs_plan_window(&c->p->plan, opts, nopts, c->now,
                                 c->pod->planned_start, &c->plan) == CS_OK;
+    /* Over budget now, a pod waits for a window within it unless told to
+     * reject: `allow` is for when no such window exists, not a reason to
+     * emit more than waiting would. */
     if (c->planned && c->plan.wait &&
-        (!over || c->pod->on_exceeded == CS_ON_EXCEEDED_WAIT)) {
+        (!over || c->pod->on_exceeded != CS_ON_EXCEEDED_REJECT)) {
       defer(c, opt_node);
       goto out;
     }

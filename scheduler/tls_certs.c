@@ -139,14 +139,14 @@ static bool same_file(const file_id *a, const file_id *b)
 
 /* Reads and checks the pair: the key must match the first certificate,
  * as GnuTLS checks when it is given both. */
-static cs_err load_pair(const char *cert_path, const char *key_path,
-                        pair **out, char *err, size_t errlen)
+static cs_err load_pair(const char *cert_path, const char *key_path, pair **out,
+                        char *err, size_t errlen)
 {
   char *cert_pem = NULL, *key_pem = NULL;
   pair *p = NULL;
   gnutls_certificate_credentials_t check = NULL;
-  cs_err rc = cs_tls_read_pem("TLS certificate", cert_path, &cert_pem, err,
-                              errlen);
+  cs_err rc =
+      cs_tls_read_pem("TLS certificate", cert_path, &cert_pem, err, errlen);
   if (!rc)
     rc = cs_tls_read_pem("TLS key", key_path, &key_pem, err, errlen);
   if (rc)
@@ -169,8 +169,8 @@ static cs_err load_pair(const char *cert_path, const char *key_path,
   if (g >= 0)
     g = gnutls_privkey_init(&p->key);
   if (g >= 0)
-    g = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM,
-                                       NULL, 0);
+    g = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM, NULL,
+                                       0);
   if (g < 0) {
     set_err(err, errlen,
             "TLS certificate %s and key %s are not a usable PEM pair "

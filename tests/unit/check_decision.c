@@ -910,6 +910,28 @@ START_TEST(test_decision_filter_budget_event_uses_judged_figures)
 }
 END_TEST
 
+/* allow lets an over-budget pod run only when no window within the budget
+ * exists: here the valley has one (the H100's run there: 4.3 kg, within 8
+ * kg; starting now every node is over, the H100 at 11 kg), so it waits, as
+ * with wait. */
+START_TEST(test_decision_filter_budget_allow_still_waits_for_a_window)
+{
+  valley_everywhere = true; /* every node known, so every node is over */
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "8kg",
+                      "carbonshift.io/on-budget-exceeded", "allow"};
+  cJSON *out = filter_with(kv, 4);
+  ck_assert_int_eq(kept(out), 0);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && strstr(m, "waiting for a window within the carbon "
+                               "budget of 8 kg: planned start "
+                               "2026-11-20T14:00Z"),
+                "%s", m);
+  ck_assert_ptr_nonnull(strstr(events[0], "Normal CarbonDeferred"));
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* A pod waiting for a window within its budget: the budget is written
  * once, with the decimals that tell it from both figures beside it. */
 START_TEST(test_decision_filter_budget_wait_message_numbers)
@@ -1225,6 +1247,8 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
   tcase_add_test(tv, test_decision_filter_budget_event_uses_judged_figures);
   tcase_add_test(tv, test_decision_filter_budget_wait_message_numbers);
+  tcase_add_test(tv,
+                 test_decision_filter_budget_allow_still_waits_for_a_window);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");

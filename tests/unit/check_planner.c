@@ -379,6 +379,34 @@ START_TEST(test_planner_plan_window_hysteresis)
 }
 END_TEST
 
+/* A kept plan stands only while it is worth waiting for by the margins;
+ * one that is not gives way to a new best that is (docs/time-shifting.md,
+ * steps 3 and 4). */
+START_TEST(test_planner_plan_window_kept_plan_needs_the_margins)
+{
+  cs_series s = {.step = 3600};
+  static const double v[] = {100, 99, 95, 100, 100, 100};
+  for (int h = 0; h < 6; h++)
+    cs_series_push(&s, h * 3600, v[h]);
+  cs_plan_option o = {.forecast = &s,
+                      .current = 100,
+                      .energy_kwh = 10,
+                      .runtime_s = 3600,
+                      .latest_start = 4 * 3600};
+  cs_plan_params pm = {.min_saving_rel = 0.04, .replan_rel = 0.10};
+  cs_plan p;
+  /* Kept at 01:00 (1 % saving): not worth it; 02:00 (5 %) is. */
+  ck_assert_int_eq(cs_plan_window(&pm, &o, 1, 0, 3600, &p), CS_OK);
+  ck_assert(p.wait && !p.kept);
+  ck_assert_int_eq(p.start, 2 * 3600);
+  /* Nothing later worth it at all: run now, whatever was kept. */
+  s.points[2].g_per_kwh = 98;
+  ck_assert_int_eq(cs_plan_window(&pm, &o, 1, 0, 3600, &p), CS_OK);
+  ck_assert(!p.wait);
+  cs_series_free(&s);
+}
+END_TEST
+
 START_TEST(test_planner_plan_window_budget)
 {
   cs_series s = valley();
@@ -432,6 +460,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_planner_plan_window_forecast_shorter_than_slack);
   tcase_add_test(tc, test_planner_plan_window_margins);
   tcase_add_test(tc, test_planner_plan_window_hysteresis);
+  tcase_add_test(tc, test_planner_plan_window_kept_plan_needs_the_margins);
   tcase_add_test(tc, test_planner_plan_window_budget);
   tcase_add_test(tc, test_planner_plan_window_nothing_known);
   suite_add_tcase(s, tc);
