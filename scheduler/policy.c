@@ -290,7 +290,9 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
 static size_t filter_budget(cs_policy_call *c, const cs_plan_option *opts,
                             const size_t *opt_node, size_t nopts)
 {
-  size_t fit = c->n - nopts;
+  size_t fit = 0;
+  for (size_t i = 0; i < c->n; i++)
+    fit += !c->nodes[i].est.known;
   for (size_t k = 0; k < nopts; k++) {
     size_t i = opt_node[k];
     double g, mean;
@@ -394,6 +396,39 @@ static void over_budget(cs_policy_call *c, const char *const *names)
   set_event(c, "Warning", "CarbonBudgetExceeded", note);
 }
 
+/* With a deadline, the nodes on which the job can no longer finish by it,
+ * when another node still can: filtered with the reason and left out of
+ * the plan, so that a pod that waited for one node is not placed on a
+ * slower one too late. When no node can make it, all stay: the job runs
+ * as soon as it can. Returns how many options are left. */
+static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
+                              size_t *opt_node, size_t nopts)
+{
+  if (c->pod->deadline <= 0)
+    return nopts;
+  size_t in_time = 0;
+  for (size_t k = 0; k < nopts; k++)
+    in_time += c->pod->deadline - opts[k].runtime_s >= c->now;
+  if (in_time == 0 || in_time == nopts)
+    return nopts;
+  char deadline[21];
+  minute_time(c->pod->deadline, deadline);
+  size_t kept = 0;
+  for (size_t k = 0; k < nopts; k++) {
+    if (c->pod->deadline - opts[k].runtime_s >= c->now) {
+      opts[kept] = opts[k];
+      opt_node[kept++] = opt_node[k];
+      continue;
+    }
+    cs_node_eval *e = &c->nodes[opt_node[k]];
+    e->verdict = CS_FAIL_UNRESOLVABLE;
+    e->reason = cs_asprintf("carbonshift: the job cannot finish here by its "
+                            "deadline %s (%.1f h on this node)",
+                            deadline, (double)opts[k].runtime_s / 3600);
+  }
+  return kept;
+}
+
 void cs_policy_filter(cs_policy_call *c, const char *const *names)
 {
   size_t n = c->n;
@@ -432,6 +467,7 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
     opt_node[nopts++] = i;
   }
 
+  nopts = drop_late_nodes(c, opts, opt_node, nopts);
   bool over = filter_budget(c, opts, opt_node, nopts) == 0;
   if (nopts && (slack || over)) {
     c->planned = cs_plan_window(&c->p->plan, opts, nopts, c->now,

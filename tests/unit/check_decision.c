@@ -810,6 +810,25 @@ START_TEST(test_decision_filter_max_delay_without_creation_runs_now)
 }
 END_TEST
 
+/* A node on which the job can no longer meet its deadline is filtered
+ * when another still can: at 14:00Z with a deadline of 09:00Z the next
+ * day, the A100's 36 h run is too late and the H100's 11.4 h one is not. */
+START_TEST(test_decision_filter_deadline_filters_late_nodes)
+{
+  cs_clock_set_fixed(VALLEY_LOW);
+  const char *kv[] = {"carbonshift.io/max-delay", NULL,
+                      "carbonshift.io/deadline", "2026-11-21T09:00:00Z"};
+  cJSON *out = filter_with(kv, 4);
+  ck_assert_ptr_null(unresolvable(out, "gpu-h100-fra-01"));
+  const char *m = unresolvable(out, "gpu-a100-fra-02");
+  ck_assert_msg(m && strcmp(m, "carbonshift: the job cannot finish here by "
+                               "its deadline 2026-11-21T09:00Z (36.0 h on "
+                               "this node)") == 0,
+                "%s", m);
+  cJSON_Delete(out);
+}
+END_TEST
+
 START_TEST(test_decision_filter_no_slack_runs_now)
 {
   cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
@@ -1242,6 +1261,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
+  tcase_add_test(tv, test_decision_filter_deadline_filters_late_nodes);
   tcase_add_test(tv, test_decision_filter_max_delay_without_creation_runs_now);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
