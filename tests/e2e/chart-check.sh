@@ -27,7 +27,9 @@ bad() {
   fails=$((fails + 1))
 }
 
-# Facts each rendering must (+) or must not (-) contain, as fixed strings.
+# Facts each rendering must (+) or must not (-) contain. A fact is a fixed
+# string found anywhere in a line, except that a leading ^ ties it to the
+# start of a line and a trailing $ to the end (fact_regex).
 declare -A expect=(
   [default.yaml]='+kind: PodDisruptionBudget|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false'
   [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1'
@@ -36,6 +38,36 @@ declare -A expect=(
   [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$'
   [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443"|+scheme: HTTP|+CARBONSHIFT_LOG_VERBOSITY'
 )
+
+# fact_regex <fact>: the extended regular expression that finds the fact.
+fact_regex() {
+  local p=$1 head='' tail=''
+  if [[ $p == ^* ]]; then
+    head='^'
+    p=${p:1}
+  fi
+  if [[ $p == *'$' ]]; then
+    tail='$'
+    p=${p%'$'}
+  fi
+  printf '%s%s%s' "$head" "$(printf '%s' "$p" | sed 's/[][\.*^$(){}+?|]/\\&/g')" "$tail"
+}
+
+# check_facts <rendering> <facts as in expect>: prints one line per fact the
+# rendering breaks ("missing '...'" or "unexpected '...'"), nothing if none.
+check_facts() {
+  local out=$1 fact pat
+  local -a facts
+  IFS='|' read -r -a facts <<<"$2"
+  for fact in "${facts[@]}"; do
+    pat=${fact:1}
+    if [[ ${fact:0:1} == + ]]; then
+      grep -qE -- "$(fact_regex "$pat")" "$out" || printf "missing '%s'\n" "$pat"
+    else
+      ! grep -qE -- "$(fact_regex "$pat")" "$out" || printf "unexpected '%s'\n" "$pat"
+    fi
+  done
+}
 
 if helm lint --strict --kube-version "$kube_version" "$chart" >"$work/lint.log" 2>&1; then
   ok "helm lint --strict (defaults)"
@@ -60,21 +92,32 @@ for f in "$here"/values/*.yaml; do
   fi
   n=$(grep -c '^kind: ' "$out" || true)
   IFS='|' read -r -a facts <<<"${expect[$name]:-}"
-  missing=()
-  for fact in "${facts[@]}"; do
-    pat=${fact:1}
-    if [[ ${fact:0:1} == + ]]; then
-      grep -qE -- "$(printf '%s' "$pat" | sed 's/[][\.*^(){}+?|]/\\&/g; s/\\\$$/$/')" "$out" ||
-        missing+=("missing '$pat'")
-    else
-      ! grep -qE -- "$(printf '%s' "$pat" | sed 's/[][\.*^(){}+?|]/\\&/g; s/\\\$$/$/')" "$out" ||
-        missing+=("unexpected '$pat'")
-    fi
-  done
+  mapfile -t missing < <(check_facts "$out" "${expect[$name]:-}")
   if [[ ${#missing[@]} -eq 0 ]]; then
     ok "lint + template -f $name ($n objects, ${#facts[@]} facts)"
   else
     bad "template -f $name: ${missing[*]}"
+  fi
+done
+
+# A fact that cannot fail tests nothing: each of these renderings changes one
+# value of a value set and must break the named fact of that set.
+# <value file>|<helm args>|<the line check_facts must print>
+breakers=(
+  "existing-plain.yaml|--set scheduler.leaderElection.enabled=true|unexpected '^kind: Role\$'"
+)
+for b in "${breakers[@]}"; do
+  IFS='|' read -r name args want <<<"$b"
+  read -r -a extra <<<"$args"
+  out=$work/breaker.out
+  if ! helm template cs "$chart" -n default --kube-version "$kube_version" \
+    -f "$here/values/$name" "${extra[@]}" >"$out" 2>"$work/template.log"; then
+    bad "helm template -f $name $args"
+    cat "$work/template.log"
+  elif check_facts "$out" "${expect[$name]:-}" | grep -qxF -- "$want"; then
+    ok "facts of $name catch $args ($want)"
+  else
+    bad "facts of $name do not catch $args: expected $want"
   fi
 done
 
