@@ -121,6 +121,32 @@ for b in "${breakers[@]}"; do
   fi
 done
 
+# kube-scheduler reads its configuration once, at start, so the bundled
+# scheduler's Deployment rolls only through its checksum/config annotation:
+# the checksum must follow every value the rendered config.yaml depends on,
+# and stay put for a value it does not use.
+sched_checksum() { # <helm args...>
+  helm template cs "$chart" -n default --kube-version "$kube_version" \
+    -f "$here/values/second-scheduler.yaml" --show-only templates/scheduler.yaml "$@" |
+    sed -n 's/^ *checksum\/config: //p'
+}
+base=$(sched_checksum)
+for args in "--set tls.clientAuth=false" "--set tls.enabled=false" \
+  "--set service.port=9443" "--set fullnameOverride=carbon" "--set scheduler.weight=4"; do
+  read -r -a extra <<<"$args"
+  sum=$(sched_checksum "${extra[@]}")
+  if [[ -n $base && -n $sum && $sum != "$base" ]]; then
+    ok "scheduler checksum/config changes with $args"
+  else
+    bad "scheduler checksum/config does not change with $args (the scheduler would keep its old config)"
+  fi
+done
+if [[ -n $base && $(sched_checksum --set replicaCount=3) == "$base" ]]; then
+  ok "scheduler checksum/config stays with --set replicaCount=3"
+else
+  bad "scheduler checksum/config changes with --set replicaCount=3 (not in its config)"
+fi
+
 for f in "$here"/values-invalid/*.yaml; do
   name=$(basename "$f")
   if helm template cs "$chart" --kube-version "$kube_version" -f "$f" >/dev/null 2>"$work/err.log"; then
