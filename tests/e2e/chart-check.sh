@@ -36,7 +36,7 @@ declare -A expect=(
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
   [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$'
-  [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443"|+scheme: HTTP|+CARBONSHIFT_LOG_VERBOSITY'
+  [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443/carbonshift"$|+"pathPrefix": "/carbonshift"|+path: /healthz$|+scheme: HTTP|+CARBONSHIFT_LOG_VERBOSITY'
 )
 
 # fact_regex <fact>: the extended regular expression that finds the fact.
@@ -132,7 +132,8 @@ sched_checksum() { # <helm args...>
 }
 base=$(sched_checksum)
 for args in "--set tls.clientAuth=false" "--set tls.enabled=false" \
-  "--set service.port=9443" "--set fullnameOverride=carbon" "--set scheduler.weight=4"; do
+  "--set service.port=9443" "--set fullnameOverride=carbon" "--set scheduler.weight=4" \
+  "--set config.pathPrefix=/carbonshift"; do
   read -r -a extra <<<"$args"
   sum=$(sched_checksum "${extra[@]}")
   if [[ -n $base && -n $sum && $sum != "$base" ]]; then

@@ -90,7 +90,14 @@ app.kubernetes.io/component: scheduler
 {{- if .Values.tls.enabled }}https{{ else }}http{{ end }}
 {{- end }}
 
-{{/* In-cluster URL of the extender Service. */}}
+{{/* In-cluster URL of the extender Service; /healthz, /readyz and /metrics
+answer right under it whatever config.pathPrefix is. */}}
 {{- define "carbonshift.url" -}}
 {{- printf "%s://%s.%s.svc:%v" (include "carbonshift.scheme" .) (include "carbonshift.fullname" .) .Release.Namespace .Values.service.port }}
+{{- end }}
+
+{{/* The extender's urlPrefix: the Service URL plus config.pathPrefix, under
+which carbonshift answers /filter and /prioritize. */}}
+{{- define "carbonshift.extenderURL" -}}
+{{- printf "%s%s" (include "carbonshift.url" .) (.Values.config.pathPrefix | default "") }}
 {{- end }}

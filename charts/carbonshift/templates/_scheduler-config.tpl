@@ -26,7 +26,7 @@ profiles:
     {{- toYaml . | nindent 4 }}
     {{- end }}
 extenders:
-  - urlPrefix: {{ include "carbonshift.url" . | quote }}
+  - urlPrefix: {{ include "carbonshift.extenderURL" . | quote }}
     filterVerb: filter
     prioritizeVerb: prioritize
     weight: {{ $s.weight }}
