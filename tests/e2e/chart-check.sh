@@ -31,7 +31,7 @@ bad() {
 # string found anywhere in a line, except that a leading ^ ties it to the
 # start of a line and a trailing $ to the end (fact_regex).
 declare -A expect=(
-  [default.yaml]='+kind: PodDisruptionBudget|+- --listen=:8443$|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false|+- https://cs-carbonshift.default.svc:8443/metrics$|+--fail-early'
+  [default.yaml]='+kind: PodDisruptionBudget|+verbs: [patch]$|-verbs: [get, patch]|+- --listen=:8443$|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false|+- https://cs-carbonshift.default.svc:8443/metrics$|+--fail-early'
   [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1'
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'

@@ -339,8 +339,8 @@ check_chart_objects() {
 
   rules=$(kget "/apis/rbac.authorization.k8s.io/v1/clusterroles/$FULL" |
     jq -c '[.rules[] | {g: .apiGroups, r: .resources, v: (.verbs | sort)}]')
-  if [[ $rules == '[{"g":[""],"r":["nodes"],"v":["get","list","watch"]},{"g":[""],"r":["pods"],"v":["get","patch"]},{"g":["events.k8s.io"],"r":["events"],"v":["create"]}]' ]]; then
-    pass "chart: ClusterRole is exactly nodes get/list/watch, pods get/patch, events create"
+  if [[ $rules == '[{"g":[""],"r":["nodes"],"v":["get","list","watch"]},{"g":[""],"r":["pods"],"v":["patch"]},{"g":["events.k8s.io"],"r":["events"],"v":["create"]}]' ]]; then
+    pass "chart: ClusterRole is exactly nodes get/list/watch, pods patch, events create"
   else
     fail "chart: ClusterRole rules are $rules"
   fi
@@ -429,6 +429,7 @@ check_rbac() {
   expect_code 200 GET "/api/v1/nodes?watch=1&timeoutSeconds=1"
   expect_code 403 GET /api/v1/namespaces/$NS/secrets
   expect_code 403 GET /api/v1/pods
+  expect_code 403 GET /api/v1/namespaces/$NS/pods/x
   expect_code 403 DELETE /api/v1/namespaces/$NS/pods/x
   expect_code 403 POST /api/v1/namespaces/$NS/configmaps '{"metadata":{"name":"x"}}'
   [[ $ok == 1 ]] && pass "rbac: token from TokenRequest can read Nodes and nothing it should not" ||
