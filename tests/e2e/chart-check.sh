@@ -36,6 +36,7 @@ declare -A expect=(
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
   [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$|+:8443/healthz$|-:8443/metrics'
+  [no-rbac.yaml]='-^kind: ClusterRole$|-^kind: ClusterRoleBinding$|-^kind: Role$|-^kind: RoleBinding$|+leaderElect: true|+serviceAccountName: carbonshift-sa|+serviceAccountName: cs-carbonshift-scheduler'
   [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443/carbonshift"$|+"pathPrefix": "/carbonshift"|+path: /healthz$|+scheme: HTTP|+CARBONSHIFT_LOG_VERBOSITY'
 )
 
@@ -105,6 +106,7 @@ done
 # <value file>|<helm args>|<the line check_facts must print>
 breakers=(
   "existing-plain.yaml|--set scheduler.leaderElection.enabled=true|unexpected '^kind: Role\$'"
+  "no-rbac.yaml|--set rbac.create=true|unexpected '^kind: ClusterRoleBinding\$'"
 )
 for b in "${breakers[@]}"; do
   IFS='|' read -r name args want <<<"$b"
@@ -114,7 +116,9 @@ for b in "${breakers[@]}"; do
     -f "$here/values/$name" "${extra[@]}" >"$out" 2>"$work/template.log"; then
     bad "helm template -f $name $args"
     cat "$work/template.log"
-  elif check_facts "$out" "${expect[$name]:-}" | grep -qxF -- "$want"; then
+  # Not a pipe into grep -q: it stops reading at the first match, and
+  # pipefail would then report check_facts' broken pipe as a miss.
+  elif got=$(check_facts "$out" "${expect[$name]:-}") && grep -qxF -- "$want" <<<"$got"; then
     ok "facts of $name catch $args ($want)"
   else
     bad "facts of $name do not catch $args: expected $want"
