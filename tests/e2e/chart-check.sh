@@ -152,6 +152,42 @@ else
   bad "scheduler checksum/config changes with --set replicaCount=3 (not in its config)"
 fi
 
+# helm template does not render NOTES.txt: a copy of the chart renders it
+# into a ConfigMap through tpl, with the chart's own helpers and values.
+# <helm args>|<facts about the notes, as in expect>
+notes_cases=(
+  "|+client certificate and CA in Secret|+cs-carbonshift-client-tls;|+urlPrefix https://cs-carbonshift.default.svc:8443,"
+  "--set tls.clientAuth=false|-client certificate and|+the CA (ca.crt) in Secret cs-carbonshift-client-tls"
+  "--set tls.enabled=false|-Secret|-certificate|+over plain HTTP|+urlPrefix http://cs-carbonshift.default.svc:8443,"
+  "--set tls.enabled=false --set tls.source=existing|-Secret|+over plain HTTP"
+  "--set config.pathPrefix=/carbonshift|+urlPrefix https://cs-carbonshift.default.svc:8443/carbonshift,"
+)
+notes_chart=$work/notes-chart
+cp -r "$chart" "$notes_chart"
+cp "$chart/templates/NOTES.txt" "$notes_chart/notes.txt"
+cat >"$notes_chart/templates/notes-check.yaml" <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  NOTES.txt: |
+    {{- tpl (.Files.Get "notes.txt") . | nindent 4 }}
+EOF
+for c in "${notes_cases[@]}"; do
+  args=${c%%|*}
+  read -r -a extra <<<"$args"
+  out=$work/notes.out
+  if ! helm template cs "$notes_chart" -n default --kube-version "$kube_version" \
+    --show-only templates/notes-check.yaml "${extra[@]}" >"$out" 2>"$work/template.log"; then
+    bad "NOTES.txt does not render with ${args:-the defaults}: $(grep -m1 -oE '(Error|error).*' "$work/template.log" | cut -c1-140)"
+  elif got=$(check_facts "$out" "${c#*|}") && [[ -z $got ]]; then
+    ok "NOTES.txt with ${args:-the defaults}"
+  else
+    bad "NOTES.txt with ${args:-the defaults}: $(tr '\n' ' ' <<<"$got")"
+  fi
+done
+
 for f in "$here"/values-invalid/*.yaml; do
   name=$(basename "$f")
   if helm template cs "$chart" --kube-version "$kube_version" -f "$f" >/dev/null 2>"$work/err.log"; then
