@@ -20,6 +20,10 @@ render() { # <file> <helm args...>
     echo "# Rendered from charts/carbonshift by \`make manifests\` (namespace $ns,"
     echo "# Kubernetes $kube_version). Do not edit: change the chart and re-render."
     echo "# Create the namespace and the Secrets first (deploy/README.md)."
+    if [[ " $* " == *" scheduler.enabled=true "* ]]; then
+      echo "# kube-scheduler is pinned to $kube_version: deploy/README.md says how to"
+      echo "# run your cluster's version instead."
+    fi
     HELM_CACHE_HOME=$(mktemp -d) "$helm_dir/helm" template carbonshift "$root/charts/carbonshift" \
       --namespace "$ns" --kube-version "$kube_version" --skip-tests \
       --set tls.source=existing \
