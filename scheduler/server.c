@@ -387,8 +387,20 @@ static cs_err open_listener(const char *addr, int *fd_out, unsigned *port,
   cs_err rc = parse_listen(addr, &ss, &sslen, &any6, err, errlen);
   if (rc)
     return rc;
-  *v6 = ss.ss_family == AF_INET6;
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 && any6 && errno == EAFNOSUPPORT) {
+    /* ":PORT" on a host without IPv6 (ipv6.disable=1): IPv4 alone. */
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    in_port_t p = ((struct sockaddr_in6 *)&ss)->sin6_port;
+    memset(&ss, 0, sizeof(ss));
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_ANY);
+    in->sin_port = p;
+    sslen = sizeof(*in);
+    any6 = false;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  }
+  *v6 = ss.ss_family == AF_INET6;
   if (fd < 0) {
     set_err(err, errlen, "cannot listen on %s: socket: %s", addr,
             strerror(errno));
