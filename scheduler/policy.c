@@ -281,6 +281,24 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
   }
 }
 
+/* How long after its planned start a pod is still judged as starting
+ * then: kube-scheduler tries a pending pod again within 5 minutes
+ * (podMaxInUnschedulablePodsDuration), and a budget window can be only
+ * minutes wide, so judged at the moment of the try the pod that waited for
+ * it could miss it by grams and stay pending. */
+#define PLANNED_START_GRACE_S (10 * 60)
+
+/* The instant "starting now" is judged at: for a pod with a budget, its
+ * planned start when that came within PLANNED_START_GRACE_S, else now. */
+static int64_t judged_now(const cs_policy_call *c)
+{
+  int64_t ps = c->pod->planned_start;
+  return c->pod->budget_g > 0 && ps > 0 && ps <= c->now &&
+                 c->now - ps <= PLANNED_START_GRACE_S
+             ? ps
+             : c->now;
+}
+
 /* Fails the nodes whose run starting now is over the budget, with the
  * numbers; returns how many fit. "Starting now" is the planner's
  * (cs_plan_emissions_now: the forecast over the run when it covers it,
@@ -298,7 +316,7 @@ static size_t filter_budget(cs_policy_call *c, const cs_plan_option *opts,
     double g, mean;
     bool forecast;
     if (c->pod->budget_g <= 0 ||
-        !cs_plan_emissions_now(&opts[k], c->now, &g, &mean, &forecast)) {
+        !cs_plan_emissions_now(&opts[k], judged_now(c), &g, &mean, &forecast)) {
       fit++;
       continue;
     }
@@ -470,7 +488,7 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
   nopts = drop_late_nodes(c, opts, opt_node, nopts);
   bool over = filter_budget(c, opts, opt_node, nopts) == 0;
   if (nopts && (slack || over)) {
-    c->planned = cs_plan_window(&c->p->plan, opts, nopts, c->now,
+    c->planned = cs_plan_window(&c->p->plan, opts, nopts, judged_now(c),
                                 c->pod->planned_start, &c->plan) == CS_OK;
     /* Over budget now, a pod waits for a window within it unless told to
      * reject: `allow` is for when no such window exists, not a reason to

@@ -951,6 +951,33 @@ START_TEST(test_decision_filter_budget_allow_still_waits_for_a_window)
 }
 END_TEST
 
+/* A budget window can close minutes after it opens: here the H100's last
+ * start wholly in the valley (4.29 kg, within 4.3 kg) was the planned
+ * one, and the try comes 5 minutes later, when a run would leave the
+ * valley 5 minutes before its end (4.43 kg). Within the grace after its
+ * planned start the pod is judged as starting then, and runs; later it is
+ * judged at the time of the try. */
+START_TEST(test_decision_filter_budget_planned_start_grace)
+{
+  valley_everywhere = true;
+  int64_t runtime = 40885; /* 36 h x 312 / 989, rounded up */
+  int64_t start = VALLEY_LOW + 86400 - runtime;
+  char ps[32];
+  cs_format_rfc3339(start, ps);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "4300g",
+                      "carbonshift.io/planned-start", ps};
+  cs_clock_set_fixed(start + 300);
+  cJSON *out = filter_with(kv, 4);
+  ck_assert_msg(!unresolvable(out, "gpu-h100-fra-01"), "%s",
+                unresolvable(out, "gpu-h100-fra-01"));
+  cJSON_Delete(out);
+  cs_clock_set_fixed(start + 3600);
+  out = filter_with(kv, 4);
+  ck_assert_ptr_nonnull(unresolvable(out, "gpu-h100-fra-01"));
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* A pod waiting for a window within its budget: the budget is written
  * once, with the decimals that tell it from both figures beside it. */
 START_TEST(test_decision_filter_budget_wait_message_numbers)
@@ -1269,6 +1296,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_budget_wait_message_numbers);
   tcase_add_test(tv,
                  test_decision_filter_budget_allow_still_waits_for_a_window);
+  tcase_add_test(tv, test_decision_filter_budget_planned_start_grace);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
