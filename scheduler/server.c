@@ -231,9 +231,9 @@ static cs_err check_client_ca(const cs_server_opts *o, const cs_server *s,
 }
 
 /* The servers with HTTPS in this process, by listening port. GnuTLS gives
- * the certificate callback nothing but the session; the port its socket
- * listens on names the server (one server, the usual case, needs no
- * lookup). */
+ * the certificate callback nothing but the session; the local port of its
+ * socket (libmicrohttpd hands GnuTLS the socket itself) names the
+ * server. */
 #define MAX_TLS_SERVERS 16
 static pthread_mutex_t tls_servers_mu = PTHREAD_MUTEX_INITIALIZER;
 typedef struct tls_server {
@@ -288,15 +288,11 @@ static int serve_certificate(gnutls_session_t ss, const gnutls_datum_t *req_ca,
   (void)algos;
   (void)nalgos;
   cs_tls_certs *certs = NULL;
+  unsigned port = session_port(ss);
   pthread_mutex_lock(&tls_servers_mu);
-  if (ntls_servers == 1) {
-    certs = tls_servers[0].certs;
-  } else {
-    unsigned port = session_port(ss);
-    for (size_t i = 0; i < ntls_servers && !certs; i++)
-      if (tls_servers[i].port == port)
-        certs = tls_servers[i].certs;
-  }
+  for (size_t i = 0; i < ntls_servers && !certs; i++)
+    if (tls_servers[i].port == port)
+      certs = tls_servers[i].certs;
   pthread_mutex_unlock(&tls_servers_mu);
   if (!certs)
     return -1;

@@ -153,21 +153,19 @@ static cs_err load_pair(const char *cert_path, const char *key_path, pair **out,
     goto out;
   gnutls_datum_t cert = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
   gnutls_datum_t key = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
+  p = cs_calloc(1, sizeof(*p));
+  unsigned n = MAX_CHAIN;
   int g = gnutls_certificate_allocate_credentials(&check);
   if (g >= 0)
     g = gnutls_certificate_set_x509_key_mem(check, &cert, &key,
                                             GNUTLS_X509_FMT_PEM);
-  p = cs_calloc(1, sizeof(*p));
-  p->n = MAX_CHAIN;
   if (g >= 0)
-    g = gnutls_pcert_list_import_x509_raw(p->pcerts, &p->n, &cert,
+    g = gnutls_pcert_list_import_x509_raw(p->pcerts, &n, &cert,
                                           GNUTLS_X509_FMT_PEM, 0);
-  else
-    p->n = 0;
-  if (g < 0)
-    p->n = 0;
-  if (g >= 0)
+  if (g >= 0) {
+    p->n = n; /* only imported certificates are freed with the pair */
     g = gnutls_privkey_init(&p->key);
+  }
   if (g >= 0)
     g = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM, NULL,
                                        0);
