@@ -877,18 +877,21 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
         }
       }
     }
+    /* One credential: the client presents either a certificate or a
+     * bearer token, and choosing one silently would connect as someone
+     * the kubeconfig's author may not have meant. */
+    if ((token || token_file) && has_cert) {
+      seterr(err, cap,
+             "kubeconfig %s: users[name=%s].user: both %s and client "
+             "certificate given, expected one of them",
+             path, user_name, token ? "token" : "tokenFile");
+      rc = CS_EINVAL;
+      goto out;
+    }
     if (token) {
-      if (has_cert) {
-        seterr(err, cap,
-               "kubeconfig %s: users[name=%s].user: both token and client "
-               "certificate given, expected one of them",
-               path, user_name);
-        rc = CS_EINVAL;
-        goto out;
-      }
       k->auth = CS_KUBE_AUTH_TOKEN;
       k->token = cs_strdup(token);
-    } else if (token_file && !has_cert) {
+    } else if (token_file) {
       char terr[300];
       k->auth = CS_KUBE_AUTH_TOKEN_FILE;
       k->token_path = join_path(dir, token_file);

@@ -1329,6 +1329,21 @@ static const bad_case bad_cases[] = {
      CS_EINVAL,
      "users[name=u].user: token, tokenFile and the "
      "client-certificate/-key fields must be strings"},
+    /* One credential, whichever way the token is given. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {token: abc, "
+     "client-certificate-data: " CERT_B64 ", client-key-data: " CERT_B64 "}\n",
+     CS_EINVAL,
+     "users[name=u].user: both token and client certificate given, expected "
+     "one of them"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {tokenFile: tok, "
+     "client-certificate-data: " CERT_B64 ", client-key-data: " CERT_B64 "}\n",
+     CS_EINVAL,
+     "users[name=u].user: both tokenFile and client certificate given, "
+     "expected one of them"},
     {"a: &x {b: 1}\nc: *x\n", CS_EPARSE, "aliases are not supported"},
     /* Credentials the client cannot use are refused, not dropped (which
      * would connect anonymously); the password is never repeated. */
