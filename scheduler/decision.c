@@ -68,7 +68,8 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
         latency_buckets, sizeof(latency_buckets) / sizeof(*latency_buckets));
     rc |= cs_metrics_declare(
         m, "carbonshift_zone_intensity_gco2_per_kwh", CS_METRIC_GAUGE,
-        "Grid carbon intensity used in the latest decision, by zone.",
+        "Current grid carbon intensity of each zone at the latest "
+        "decision (estimates use the forecast over the run when it covers it).",
         "zone,provider,signal", NULL, 0);
     if (rc)
       cs_log_error("Could not declare decision metrics", cs_strerror(rc));
@@ -173,7 +174,9 @@ static bool same_entry(const call *c, size_t i, size_t j)
        a->gpu != b->gpu || a->gpus != b->gpus || a->pue != b->pue ||
        a->installed_at != b->installed_at))
     return false;
-  if (a->est.known ? a->est.runtime_s != b->est.runtime_s ||
+  if (a->est.known ? a->run_forecast != b->run_forecast ||
+                         a->est.intensity != b->est.intensity ||
+                         a->est.runtime_s != b->est.runtime_s ||
                          a->est.energy_kwh != b->est.energy_kwh ||
                          a->est.operational_g != b->est.operational_g ||
                          a->est.embodied_g != b->est.embodied_g ||
@@ -298,6 +301,11 @@ static void log_entry(cs_buf *l, const call *c, const zone_text *z,
     cs_json_open(l, "estimate", '{');
     cs_json_num(l, "runtimeHours", e->est.runtime_s / 3600.0, 2);
     cs_json_num(l, "energyKwh", e->est.energy_kwh, 1);
+    /* The intensity of the run starting now: its forecast mean, or the
+     * current value held when the forecast does not cover the run. */
+    cs_json_num(l, "gPerKwh", e->est.intensity, 1);
+    cs_json_str(l, "intensityBasis",
+                e->run_forecast ? "forecastOverRun" : "current");
     cs_json_num(l, "operationalKg", e->est.operational_g / 1000.0, 3);
     cs_json_num(l, "embodiedKg", e->est.embodied_g / 1000.0, 3);
     cs_json_num(l, "totalKg", e->est.total_g / 1000.0, 3);

@@ -29,10 +29,6 @@ void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
     out->unknown = "GPU count";
     return;
   }
-  if (!(intensity >= 0)) {
-    out->unknown = "grid intensity";
-    return;
-  }
   if (!p->reference_gpu) {
     out->unknown = "reference GPU";
     return;
@@ -52,7 +48,6 @@ void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
   out->runtime_s = pod->duration_s / speed;
   double hours = out->runtime_s / 3600.0;
   out->energy_kwh = pod->gpus * node->gpu->power_w / 1000.0 * hours * node->pue;
-  out->operational_g = out->energy_kwh * intensity;
 
   /* The share of the node's embodied carbon the job reserves: the GPUs it
    * takes and the time it holds them, over the hardware's effective life.
@@ -73,8 +68,23 @@ void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
   out->embodied_g =
       life > 0 ? out->node_embodied_kg * 1000.0 * share * out->runtime_s / life
                : 0;
-  out->total_g = out->operational_g + out->embodied_g;
-  out->known = isfinite(out->total_g);
-  if (!out->known)
-    out->unknown = "estimate out of range";
+  out->sized = true;
+  cs_estimate_set_intensity(out, intensity);
+}
+
+void cs_estimate_set_intensity(cs_estimate *e, double intensity)
+{
+  e->intensity = intensity;
+  e->known = false;
+  e->operational_g = e->total_g = 0;
+  if (!e->sized)
+    return;
+  if (!(intensity >= 0)) {
+    e->unknown = "grid intensity";
+    return;
+  }
+  e->operational_g = e->energy_kwh * intensity;
+  e->total_g = e->operational_g + e->embodied_g;
+  e->known = isfinite(e->total_g);
+  e->unknown = e->known ? NULL : "estimate out of range";
 }

@@ -30,6 +30,8 @@ typedef struct cs_estimate_params {
 typedef struct cs_estimate {
   bool known;          /* false: a fact is missing, see `unknown` */
   const char *unknown; /* static text naming what is missing */
+  bool sized;          /* runtime, energy and the embodied share are
+                          computed: at most the intensity is missing */
   double runtime_s;    /* on this node's GPU */
   double energy_kwh;   /* facility energy, PUE included */
   double intensity;    /* gCO2e/kWh used */
@@ -41,9 +43,16 @@ typedef struct cs_estimate {
 } cs_estimate;
 
 /* Estimates the job on the node at time `now` with the given grid intensity
- * (gCO2e/kWh; pass a negative value when unknown). */
+ * (gCO2e/kWh; pass a negative value when unknown). Without an intensity
+ * the estimate is unknown ("grid intensity") but still sized, so that one
+ * can be applied later. */
 void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
                      const cs_node_facts *node, double intensity, int64_t now,
                      cs_estimate *out);
+
+/* Recomputes a sized estimate's operational and total emissions with
+ * another intensity (negative: unknown). An estimate that is not sized
+ * stays unknown for its own reason. */
+void cs_estimate_set_intensity(cs_estimate *e, double intensity);
 
 #endif

@@ -10,6 +10,24 @@
 #include "carbon/util/parse.h"
 #include "scheduler/score.h"
 
+/* How long after its planned start a pod is still judged as starting
+ * then: kube-scheduler tries a pending pod again within 5 minutes
+ * (podMaxInUnschedulablePodsDuration), and a budget window can be only
+ * minutes wide, so judged at the moment of the try the pod that waited for
+ * it could miss it by grams and stay pending. */
+#define PLANNED_START_GRACE_S (10 * 60)
+
+/* The instant "starting now" is judged at: for a pod with a budget, its
+ * planned start when that came within PLANNED_START_GRACE_S, else now. */
+static int64_t judged_now(const cs_pod_facts *pod, int64_t now)
+{
+  int64_t ps = pod->planned_start;
+  return pod->budget_g > 0 && ps > 0 && ps <= now &&
+                 now - ps <= PLANNED_START_GRACE_S
+             ? ps
+             : now;
+}
+
 void cs_policy_begin(cs_policy_call *c, const cs_policy_params *p,
                      const cs_pod_facts *pod, size_t nnodes, int64_t now)
 {
@@ -17,6 +35,7 @@ void cs_policy_begin(cs_policy_call *c, const cs_policy_params *p,
   c->p = p;
   c->pod = pod;
   c->now = now;
+  c->at = judged_now(pod, now);
   c->n = nnodes;
   c->nodes = cs_calloc(nnodes + 1, sizeof(*c->nodes));
   c->outcome = "passed";
@@ -67,6 +86,52 @@ static int zone_index(cs_policy_call *c, const char *zone)
   return (int)c->nzones++;
 }
 
+static const cs_series *zone_forecast(cs_policy_call *c, int zone)
+{
+  if (zone < 0)
+    return NULL;
+  cs_zone_eval *z = &c->zones[zone];
+  if (!z->forecast_tried) {
+    z->forecast_tried = true;
+    int64_t horizon =
+        c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
+    /* From an hour back, so that the step in force now is included. */
+    z->has_forecast =
+        cs_signals_forecast(c->p->signals, z->zone, NULL, c->now - 3600,
+                            c->now + horizon, &z->forecast) == CS_OK;
+  }
+  return z->has_forecast ? &z->forecast : NULL;
+}
+
+/* The zone's current intensity, or -1 when it has none. */
+static double zone_current(const cs_policy_call *c, int zone)
+{
+  return zone >= 0 && c->zones[zone].found ? c->zones[zone].sig.g_per_kwh : -1;
+}
+
+/* The zone's forecast mean over a run of `runtime_s` from c->at, as the
+ * planner takes it (cs_plan_emissions); false when the forecast does not
+ * cover the run. */
+static bool run_mean(cs_policy_call *c, int zone, int64_t runtime_s,
+                     double *mean)
+{
+  const cs_series *f = zone_forecast(c, zone);
+  if (!f || runtime_s <= 0)
+    return false;
+  cs_zone_eval *z = &c->zones[zone];
+  for (size_t k = 0; k < z->nmeans; k++)
+    if (z->means[k].runtime_s == runtime_s) {
+      *mean = z->means[k].mean;
+      return z->means[k].ok;
+    }
+  cs_run_mean m = {.runtime_s = runtime_s};
+  m.ok = cs_series_window_mean(f, c->at, runtime_s, &m.mean) == CS_OK;
+  if (z->nmeans < CS_RUN_MEANS_MAX)
+    z->means[z->nmeans++] = m;
+  *mean = m.mean;
+  return m.ok;
+}
+
 void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
 {
   cs_node_eval *e = &c->nodes[i];
@@ -88,10 +153,17 @@ void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
     e->est.unknown = c->neutral_why;
     return;
   }
-  double intensity = e->zone >= 0 && c->zones[e->zone].found
-                         ? c->zones[e->zone].sig.g_per_kwh
-                         : -1;
-  cs_estimate_job(c->p->estimate, c->pod, f, intensity, c->now, &e->est);
+  /* The run starting now as the planner judges it (cs_plan_emissions_now):
+   * the forecast over the run when it covers it, else the current
+   * intensity held. A run length in whole seconds, as the planner's. */
+  cs_estimate_job(c->p->estimate, c->pod, f, zone_current(c, e->zone), c->now,
+                  &e->est);
+  double mean;
+  if (e->est.sized &&
+      run_mean(c, e->zone, (int64_t)ceil(e->est.runtime_s), &mean)) {
+    cs_estimate_set_intensity(&e->est, mean);
+    e->run_forecast = true;
+  }
   if (!e->est.known && e->zone < 0)
     e->est.unknown = "grid zone";
 }
@@ -115,23 +187,6 @@ bool cs_policy_prioritize(cs_policy_call *c)
 }
 
 /* ---- filter: malformed annotations, budgets and waiting ----------------- */
-
-static const cs_series *zone_forecast(cs_policy_call *c, int zone)
-{
-  if (zone < 0)
-    return NULL;
-  cs_zone_eval *z = &c->zones[zone];
-  if (!z->forecast_tried) {
-    z->forecast_tried = true;
-    int64_t horizon =
-        c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
-    /* From an hour back, so that the step in force now is included. */
-    z->has_forecast =
-        cs_signals_forecast(c->p->signals, z->zone, NULL, c->now - 3600,
-                            c->now + horizon, &z->forecast) == CS_OK;
-  }
-  return z->has_forecast ? &z->forecast : NULL;
-}
 
 /* "2026-11-23T02:00Z": minutes are the precision anyone acts on. */
 static void minute_time(int64_t t, char out[static 21])
@@ -281,79 +336,44 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
   }
 }
 
-/* How long after its planned start a pod is still judged as starting
- * then: kube-scheduler tries a pending pod again within 5 minutes
- * (podMaxInUnschedulablePodsDuration), and a budget window can be only
- * minutes wide, so judged at the moment of the try the pod that waited for
- * it could miss it by grams and stay pending. */
-#define PLANNED_START_GRACE_S (10 * 60)
-
-/* The instant "starting now" is judged at: for a pod with a budget, its
- * planned start when that came within PLANNED_START_GRACE_S, else now. */
-static int64_t judged_now(const cs_policy_call *c)
-{
-  int64_t ps = c->pod->planned_start;
-  return c->pod->budget_g > 0 && ps > 0 && ps <= c->now &&
-                 c->now - ps <= PLANNED_START_GRACE_S
-             ? ps
-             : c->now;
-}
-
 /* Fails the nodes whose run starting now is over the budget, with the
- * numbers; returns how many fit. "Starting now" is the planner's
- * (cs_plan_emissions_now: the forecast over the run when it covers it,
- * else the current intensity), so that a node fits here exactly when it
- * fits now in the plan. Nodes without an estimate (no option) cannot be
- * judged and pass: missing data is neutral. */
-static size_t filter_budget(cs_policy_call *c, const cs_plan_option *opts,
-                            const size_t *opt_node, size_t nopts)
+ * numbers; returns how many fit. The estimate is the planner's "starting
+ * now" (see cs_node_eval), so that a node fits here exactly when it fits now
+ * in the plan. Nodes without an estimate (no option) cannot be judged and
+ * pass: missing data is neutral. */
+static size_t filter_budget(cs_policy_call *c, const size_t *opt_node,
+                            size_t nopts)
 {
   size_t fit = 0;
   for (size_t i = 0; i < c->n; i++)
     fit += !c->nodes[i].est.known;
   for (size_t k = 0; k < nopts; k++) {
-    size_t i = opt_node[k];
-    double g, mean;
-    bool forecast;
-    if (c->pod->budget_g <= 0 ||
-        !cs_plan_emissions_now(&opts[k], judged_now(c), &g, &mean, &forecast)) {
-      fit++;
-      continue;
-    }
-    c->nodes[i].now_known = true;
-    c->nodes[i].now_g = g;
-    if (g <= c->pod->budget_g) {
+    cs_node_eval *e = &c->nodes[opt_node[k]];
+    if (c->pod->budget_g <= 0 || e->est.total_g <= c->pod->budget_g) {
       fit++;
       continue;
     }
     char est[32], budget[32];
-    kg_pair(g, c->pod->budget_g, est, budget);
-    c->nodes[i].verdict = CS_FAIL_UNRESOLVABLE;
-    c->nodes[i].reason =
-        cs_asprintf("carbonshift: estimate %s kg > budget %s kg (%s%s%.0f "
-                    "gCO2/kWh%s)",
-                    est, budget, zone_name(c, i), forecast ? ", " : " at ",
-                    mean, forecast ? " forecast over the run" : " now");
+    kg_pair(e->est.total_g, c->pod->budget_g, est, budget);
+    e->verdict = CS_FAIL_UNRESOLVABLE;
+    e->reason = cs_asprintf(
+        "carbonshift: estimate %s kg > budget %s kg (%s%s%.0f gCO2/kWh%s)", est,
+        budget, zone_name(c, opt_node[k]), e->run_forecast ? ", " : " at ",
+        e->est.intensity, e->run_forecast ? " forecast over the run" : " now");
   }
   return fit;
 }
 
-/* A node's emissions as the filter judged them: starting now as the
- * budget saw them when it had a budget to judge, else the estimate. */
-static double judged_g(const cs_policy_call *c, size_t i)
-{
-  return c->nodes[i].now_known ? c->nodes[i].now_g : c->nodes[i].est.total_g;
-}
-
-/* The node with the lowest judged emissions, among the eligible ones only
- * when `eligible`; SIZE_MAX when none is known. */
+/* The node with the lowest estimate, among the eligible ones only when
+ * `eligible`; SIZE_MAX when none is known. */
 static size_t lowest_node(const cs_policy_call *c, bool eligible)
 {
   size_t best = SIZE_MAX;
   for (size_t i = 0; i < c->n; i++)
     if (c->nodes[i].est.known &&
         (!eligible || c->nodes[i].verdict == CS_PASS) &&
-        (best == SIZE_MAX || judged_g(c, i) < judged_g(c, best)))
+        (best == SIZE_MAX ||
+         c->nodes[i].est.total_g < c->nodes[best].est.total_g))
       best = i;
   return best;
 }
@@ -366,7 +386,7 @@ static void placed(cs_policy_call *c, const char *const *names)
   for (size_t i = 0; i < c->n; i++)
     eligible += c->nodes[i].verdict == CS_PASS;
   char note[512], lowest[32];
-  kg_text(judged_g(c, best), 0, lowest);
+  kg_text(c->nodes[best].est.total_g, 0, lowest);
   snprintf(note, sizeof(note),
            "carbonshift: %zu of %zu nodes eligible; lowest estimate %s kg "
            "on %s (%s)",
@@ -379,7 +399,7 @@ static void over_budget(cs_policy_call *c, const char *const *names)
   size_t best = lowest_node(c, false);
   char note[512], lowest[32] = "?", budget[32];
   if (best != SIZE_MAX)
-    kg_pair(judged_g(c, best), c->pod->budget_g, lowest, budget);
+    kg_pair(c->nodes[best].est.total_g, c->pod->budget_g, lowest, budget);
   else
     kg_text(c->pod->budget_g, 0, budget);
   if (c->pod->on_exceeded == CS_ON_EXCEEDED_ALLOW && best != SIZE_MAX) {
@@ -473,7 +493,7 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
       continue;
     cs_plan_option *o = &opts[nopts];
     o->forecast = zone_forecast(c, e->zone);
-    o->current = e->est.intensity;
+    o->current = zone_current(c, e->zone);
     o->energy_kwh = e->est.energy_kwh;
     o->embodied_g = e->est.embodied_g;
     o->runtime_s = (int64_t)ceil(e->est.runtime_s);
@@ -486,9 +506,9 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
   }
 
   nopts = drop_late_nodes(c, opts, opt_node, nopts);
-  bool over = filter_budget(c, opts, opt_node, nopts) == 0;
+  bool over = filter_budget(c, opt_node, nopts) == 0;
   if (nopts && (slack || over)) {
-    c->planned = cs_plan_window(&c->p->plan, opts, nopts, judged_now(c),
+    c->planned = cs_plan_window(&c->p->plan, opts, nopts, c->at,
                                 c->pod->planned_start, &c->plan) == CS_OK;
     /* Over budget now, a pod waits for a window within it unless told to
      * reject: `allow` is for when no such window exists, not a reason to

@@ -38,6 +38,15 @@ typedef struct cs_policy_params {
   int64_t forecast_horizon_s;         /* how far ahead to plan; 0: 72h */
 } cs_policy_params;
 
+/* The forecast mean over a run of one length from the call's instant. */
+typedef struct cs_run_mean {
+  int64_t runtime_s;
+  bool ok; /* false: the forecast does not cover the run */
+  double mean;
+} cs_run_mean;
+
+#define CS_RUN_MEANS_MAX 8
+
 /* One zone's signal, looked up once per call. */
 typedef struct cs_zone_eval {
   char zone[CS_ZONE_MAX];
@@ -46,6 +55,10 @@ typedef struct cs_zone_eval {
   bool forecast_tried; /* fetched once, when first needed */
   bool has_forecast;
   cs_series forecast;
+  /* Means already taken, by run length: the nodes of a zone share a few
+   * GPU models, so thousands of nodes need a few means. */
+  cs_run_mean means[CS_RUN_MEANS_MAX];
+  size_t nmeans;
 } cs_zone_eval;
 
 /* What a call keeps of each node: compact, since a call may carry thousands
@@ -59,12 +72,13 @@ typedef struct cs_node_eval {
   cs_zone_source zone_source;
   cs_pue_source pue_source;
   bool facts_known; /* false: nothing known about the node */
+  /* The run starting now (at the call's `at`), as the planner judges it
+   * (cs_plan_emissions_now): est.intensity is the zone's forecast mean
+   * over the run when the forecast covers it (`run_forecast`), else the
+   * current intensity. Scores, budgets, messages and the decision line
+   * all use this one figure. */
   cs_estimate est;
-  /* With a budget, after cs_policy_filter: the run's emissions starting
-   * now as the budget judged them (cs_plan_emissions_now), which the
-   * filter's messages and its lowest node use too. */
-  bool now_known;
-  double now_g;
+  bool run_forecast;
   int score;          /* after cs_policy_prioritize */
   cs_verdict verdict; /* after cs_policy_filter */
   char *reason;       /* owned; NULL for passing nodes */
@@ -80,6 +94,10 @@ typedef struct cs_policy_event {
 typedef struct cs_policy_call {
   const cs_policy_params *p;
   int64_t now;
+  /* The instant a run "starting now" starts at: now, or for a pod with a
+   * budget shortly after its planned start, that start (policy.c,
+   * judged_now). */
+  int64_t at;
   const cs_pod_facts *pod;
   bool neutral; /* the pod is not ours to rank */
   const char *neutral_why;

@@ -1263,6 +1263,146 @@ START_TEST(test_decision_filter_file_replay_defers_then_passes)
 }
 END_TEST
 
+/* ---- estimates over the run ---------------------------------------------
+ * Two zones whose order turns after the first hour: DE at 200 g/kWh for the
+ * hour from CROSS_T0, 60 after it; NO at 30 for that hour, 400 after it.
+ * At CROSS_T0 the current values favour NO; over any run longer than an
+ * hour DE is far cleaner. */
+#define CROSS_T0 1795435200   /* 2026-11-23T12:00:00Z */
+static bool cross_no_current; /* when set, no zone has a current value */
+static double cross_at(const char *zone, int64_t t)
+{
+  bool first = t < CROSS_T0 + 3600;
+  return strcmp(zone, "DE") == 0 ? (first ? 200 : 60) : (first ? 30 : 400);
+}
+static cs_err cross_current(cs_provider *p, const char *zone, int64_t now,
+                            cs_signal *out)
+{
+  (void)p;
+  if (cross_no_current || (strcmp(zone, "DE") && strcmp(zone, "NO")))
+    return CS_ENOTFOUND;
+  memset(out, 0, sizeof(*out));
+  out->g_per_kwh = cross_at(zone, now);
+  out->type = CS_SIGNAL_AVERAGE;
+  snprintf(out->provider, sizeof(out->provider), "cross");
+  snprintf(out->zone, sizeof(out->zone), "%s", zone);
+  out->observed_at = now - now % 3600;
+  return CS_OK;
+}
+static cs_err cross_forecast(cs_provider *p, const char *zone, int64_t from,
+                             int64_t to, cs_series *out)
+{
+  (void)p;
+  (void)from;
+  (void)to;
+  if (strcmp(zone, "DE") && strcmp(zone, "NO"))
+    return CS_ENOTFOUND;
+  memset(out, 0, sizeof(*out));
+  out->step = 3600;
+  out->len = 24 * 7;
+  out->points = calloc(out->len, sizeof(*out->points));
+  for (size_t h = 0; h < out->len; h++) {
+    int64_t t = CROSS_T0 - 3600 + (int64_t)h * 3600;
+    out->points[h] = (cs_point){t, cross_at(zone, t)};
+  }
+  return CS_OK;
+}
+static void cross_free(cs_provider *p)
+{
+  (void)p;
+}
+static const cs_provider_ops cross_ops = {.name = "cross",
+                                          .current = cross_current,
+                                          .forecast = cross_forecast,
+                                          .free = cross_free};
+static cs_provider cross_provider = {&cross_ops};
+
+static void setup_cross(void)
+{
+  setup_filter(false);
+  cs_decider_free(decider);
+  cs_signals_free(signals);
+  signals = cs_signals_new(CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(cs_signals_add_provider(signals, &cross_provider), CS_OK);
+  /* Long enough for the V100's 89.9 h run. */
+  cs_decider_deps deps = {.signals = signals,
+                          .facts = &facts,
+                          .estimate = &est,
+                          .forecast_horizon_s = 5 * 86400,
+                          .sink = &sink};
+  decider = cs_decider_new(&deps);
+  cs_clock_set_fixed(CROSS_T0);
+}
+static void teardown_cross(void)
+{
+  cross_no_current = false;
+  teardown_filter();
+}
+
+/* Scores rank the run, not the instant: the V100 in NO would be lowest at
+ * the current 30 g/kWh (10.5 kg against the H100's 15.7), but its 89.9 h
+ * run averages 396 there (105 kg), and the H100's 11.4 h run in DE 72 (6.0
+ * kg). So a pod that waited for a window is placed where the plan said. */
+START_TEST(test_decision_prioritize_ranks_the_run_not_the_instant)
+{
+  int fds[2];
+  capture_begin(fds);
+  cJSON *list = call(CS_VERB_PRIORITIZE,
+                     "fixtures/extender/prioritize-nodes.request.json", 200);
+  cJSON *line = capture_line(fds);
+  ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
+  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+  ck_assert_int_eq(score_of(list, "gpu-l4-mad-01"), 5); /* ES: no data */
+  /* The decision line shows the figure the scores used, and its basis. */
+  cJSON *e = cJSON_GetObjectItem(
+      cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0), "estimate");
+  ck_assert_str_eq(cJSON_GetObjectItem(e, "intensityBasis")->valuestring,
+                   "forecastOverRun");
+  double mean =
+      (200 + 60 * (36 * 3600.0 * 312 / 989 - 3600) / 3600) / (36 * 312 / 989.0);
+  ck_assert_double_eq_tol(cJSON_GetObjectItem(e, "gPerKwh")->valuedouble, mean,
+                          0.1);
+  cJSON_Delete(line);
+  cJSON_Delete(list);
+}
+END_TEST
+
+/* The filter's CarbonPlaced Event names the same lowest node as the scores,
+ * with or without a budget. */
+START_TEST(test_decision_filter_placed_names_the_run_lowest)
+{
+  const char *plain[] = {"carbonshift.io/max-delay", NULL,
+                         "carbonshift.io/carbon-budget", NULL};
+  const char *budget[] = {"carbonshift.io/max-delay", NULL,
+                          "carbonshift.io/carbon-budget", "200kg"};
+  const char *const *kvs[] = {plain, budget};
+  for (int k = 0; k < 2; k++) {
+    nevents = 0;
+    cJSON *out = filter_with(kvs[k], 4);
+    ck_assert_int_eq(kept(out), 4);
+    ck_assert_int_eq(nevents, 1);
+    ck_assert_msg(strstr(events[0], "Normal CarbonPlaced") &&
+                      strstr(events[0], "lowest estimate 6 kg on "
+                                        "gpu-h100-fra-01 (DE)"),
+                  "%d: %s", k, events[0]);
+    cJSON_Delete(out);
+  }
+}
+END_TEST
+
+/* No current value, but a forecast that covers the run: the estimate is
+ * made from the forecast, not dropped to neutral. */
+START_TEST(test_decision_prioritize_forecast_without_current)
+{
+  cross_no_current = true;
+  cJSON *list = call(CS_VERB_PRIORITIZE,
+                     "fixtures/extender/prioritize-nodes.request.json", 200);
+  ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
+  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+  cJSON_Delete(list);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("decision");
@@ -1308,6 +1448,12 @@ static Suite *suite(void)
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
                       (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
   suite_add_tcase(s, tf);
+  TCase *tx = tcase_create("over-the-run");
+  tcase_add_checked_fixture(tx, setup_cross, teardown_cross);
+  tcase_add_test(tx, test_decision_prioritize_ranks_the_run_not_the_instant);
+  tcase_add_test(tx, test_decision_filter_placed_names_the_run_lowest);
+  tcase_add_test(tx, test_decision_prioritize_forecast_without_current);
+  suite_add_tcase(s, tx);
   TCase *tr = tcase_create("filter-file-replay");
   tcase_set_timeout(tr, 60);
   tcase_add_checked_fixture(tr, setup_replay, teardown_replay);

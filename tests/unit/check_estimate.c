@@ -174,6 +174,37 @@ START_TEST(test_estimate_job_unknowns_named)
 }
 END_TEST
 
+/* An estimate made without an intensity is sized: applying one later gives
+ * exactly the estimate made with it (the policy applies the forecast mean
+ * over the run this way). One that is not sized keeps its own reason. */
+START_TEST(test_estimate_set_intensity_later)
+{
+  cs_pod_facts p = job(8, 36);
+  cs_node_facts n = node(&h100, 8, 1.2, NULL);
+  cs_estimate direct, later;
+  cs_estimate_job(&params, &p, &n, 380, 0, &direct);
+  cs_estimate_job(&params, &p, &n, -1, 0, &later);
+  ck_assert(!later.known && later.sized);
+  ck_assert_double_eq(later.runtime_s, direct.runtime_s);
+  ck_assert_double_eq(later.embodied_g, direct.embodied_g);
+  cs_estimate_set_intensity(&later, 380);
+  ck_assert(later.known);
+  ck_assert_ptr_null(later.unknown);
+  ck_assert_double_eq(later.total_g, direct.total_g);
+  ck_assert_double_eq(later.operational_g, direct.operational_g);
+  cs_estimate_set_intensity(&later, -1);
+  ck_assert(!later.known);
+  ck_assert_str_eq(later.unknown, "grid intensity");
+
+  n = node(NULL, 8, 1.2, NULL);
+  cs_estimate_job(&params, &p, &n, -1, 0, &later);
+  ck_assert(!later.sized);
+  cs_estimate_set_intensity(&later, 380);
+  ck_assert(!later.known);
+  ck_assert_str_eq(later.unknown, "GPU model");
+}
+END_TEST
+
 START_TEST(test_estimate_job_embodied_override)
 {
   cs_pod_facts p = job(8, 36);
@@ -198,6 +229,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_estimate_job_unknowns_named);
   tcase_add_test(tc, test_estimate_job_share_capped_and_card_figure);
   tcase_add_test(tc, test_estimate_job_embodied_override);
+  tcase_add_test(tc, test_estimate_set_intensity_later);
   suite_add_tcase(s, tc);
   return s;
 }
