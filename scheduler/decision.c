@@ -322,19 +322,30 @@ static void log_entry(cs_buf *l, const call *c, const zone_text *z,
   cs_json_close(l, '}');
 }
 
+/* The plan as the filter used it. `wait` is what happened to the pod;
+ * `advisedWait` what the planner found, which a pod with
+ * on-budget-exceeded: reject does not follow. Without any start that fits
+ * the budget there is no planned start and no planned figure (null), and
+ * a latest start in the past says the slack has run out. */
 static void log_plan(cs_buf *l, const cs_policy_call *pc)
 {
   char t[21];
+  const cs_plan *p = &pc->plan;
   cs_json_open(l, "plan", '{');
-  cs_json_bool(l, "wait", pc->plan.wait);
-  cs_format_rfc3339(pc->plan.start, t);
-  cs_json_str(l, "plannedStart", t);
+  cs_json_bool(l, "wait", strcmp(pc->outcome, "deferred") == 0);
+  cs_json_bool(l, "advisedWait", p->wait);
+  if (p->feasible) {
+    cs_format_rfc3339(p->start, t);
+    cs_json_str(l, "plannedStart", t);
+  } else {
+    cs_json_null(l, "plannedStart");
+  }
   cs_format_rfc3339(pc->latest_start, t);
   cs_json_str(l, "latestStart", t);
-  cs_json_num(l, "nowKg", pc->plan.now_g / 1000, 3);
-  cs_json_num(l, "plannedKg", pc->plan.start_g / 1000, 3);
-  cs_json_bool(l, "kept", pc->plan.kept);
-  cs_json_bool(l, "forecastShort", pc->plan.forecast_short);
+  cs_json_num(l, "nowKg", p->now_g / 1000, 3);
+  cs_json_num(l, "plannedKg", p->feasible ? p->start_g / 1000 : NAN, 3);
+  cs_json_bool(l, "kept", p->kept);
+  cs_json_bool(l, "forecastShort", p->forecast_short);
   cs_json_close(l, '}');
 }
 

@@ -486,7 +486,7 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
   size_t *opt_node = cs_calloc(n, sizeof(*opt_node));
   size_t nopts = 0;
   bool slack = false;
-  c->latest_start = c->now;
+  c->latest_start = INT64_MIN;
   for (size_t i = 0; i < n; i++) {
     const cs_node_eval *e = &c->nodes[i];
     if (!e->est.known)
@@ -504,6 +504,8 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
       c->latest_start = o->latest_start;
     opt_node[nopts++] = i;
   }
+  if (!nopts)
+    c->latest_start = c->now;
 
   nopts = drop_late_nodes(c, opts, opt_node, nopts);
   bool over = filter_budget(c, opt_node, nopts) == 0;

@@ -109,7 +109,8 @@ typedef struct cs_policy_call {
   const char *outcome;
   bool planned; /* the planner ran; `plan` holds its answer */
   cs_plan plan;
-  int64_t latest_start;
+  int64_t latest_start; /* the latest over the nodes with an estimate; in
+                           the past once the slack has run out */
   cs_policy_event event;
   bool store_plan;          /* annotate the pod with the plan below */
   char planned_start[21];   /* RFC 3339 */

@@ -1263,6 +1263,65 @@ START_TEST(test_decision_filter_file_replay_defers_then_passes)
 }
 END_TEST
 
+/* The decision line's plan says what happened to the pod, apart from what
+ * the planner advised: with on-budget-exceeded: reject, a window within
+ * the budget at 14:00Z is advised but not waited for. */
+static cJSON *plan_of_filter(const char *const *kv, size_t n, cJSON **line)
+{
+  int fds[2];
+  capture_begin(fds);
+  cJSON *out = filter_with(kv, n);
+  *line = capture_line(fds);
+  cJSON_Delete(out);
+  cJSON *plan = cJSON_GetObjectItem(*line, "plan");
+  ck_assert_ptr_nonnull(plan);
+  return plan;
+}
+
+START_TEST(test_decision_log_plan_matches_outcome)
+{
+  valley_everywhere = true;
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  cJSON *line;
+  const char *reject[] = {"carbonshift.io/carbon-budget", "8kg",
+                          "carbonshift.io/on-budget-exceeded", "reject"};
+  cJSON *plan = plan_of_filter(reject, 4, &line);
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring,
+                   "overBudget");
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(plan, "wait")));
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(plan, "advisedWait")));
+  ck_assert_str_eq(cJSON_GetObjectItem(plan, "plannedStart")->valuestring,
+                   "2026-11-20T14:00:00Z");
+  cJSON_Delete(line);
+
+  /* wait: the same plan, followed. */
+  const char *wait[] = {"carbonshift.io/carbon-budget", "8kg"};
+  plan = plan_of_filter(wait, 2, &line);
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring,
+                   "deferred");
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(plan, "wait")));
+  cJSON_Delete(line);
+
+  /* No start within the slack fits 1 kg: no planned start or figure. */
+  const char *none[] = {"carbonshift.io/carbon-budget", "1kg"};
+  plan = plan_of_filter(none, 2, &line);
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(plan, "wait")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(plan, "plannedStart")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(plan, "plannedKg")));
+  ck_assert(cJSON_GetObjectItem(plan, "nowKg")->valuedouble > 1);
+  cJSON_Delete(line);
+
+  /* Two days after the pod's creation its 12 h of slack are gone: the
+   * latest start shows when they ran out, not the time of the call. */
+  cs_clock_set_fixed(VALLEY_T0 + 82 * 3600);
+  plan = plan_of_filter(none, 2, &line);
+  char now[21];
+  cs_format_rfc3339(VALLEY_T0 + 82 * 3600, now);
+  ck_assert_str_lt(cJSON_GetObjectItem(plan, "latestStart")->valuestring, now);
+  cJSON_Delete(line);
+}
+END_TEST
+
 /* ---- estimates over the run ---------------------------------------------
  * Two zones whose order turns after the first hour: DE at 200 g/kWh for the
  * hour from CROSS_T0, 60 after it; NO at 30 for that hour, 400 after it.
@@ -1438,6 +1497,7 @@ static Suite *suite(void)
                  test_decision_filter_budget_allow_still_waits_for_a_window);
   tcase_add_test(tv, test_decision_filter_budget_planned_start_grace);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
+  tcase_add_test(tv, test_decision_log_plan_matches_outcome);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
   tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);
