@@ -95,9 +95,15 @@ static const cs_series *zone_forecast(cs_policy_call *c, int zone)
     z->forecast_tried = true;
     int64_t horizon =
         c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
-    /* From an hour back, so that the step in force now is included. */
+    /* From the provider that gives the zone's current value, when one
+     * does: another provider's forecast (the built-in model behind a
+     * network provider, say) would set one provider's "now" against
+     * another's "later" in the plan, and replace a measured value in the
+     * estimates. From an hour back, so that the step in force now is
+     * included. */
+    const char *only = z->found ? z->sig.provider : NULL;
     z->has_forecast =
-        cs_signals_forecast(c->p->signals, z->zone, NULL, c->now - 3600,
+        cs_signals_forecast(c->p->signals, z->zone, only, c->now - 3600,
                             c->now + horizon, &z->forecast) == CS_OK;
   }
   return z->has_forecast ? &z->forecast : NULL;

@@ -1327,8 +1327,9 @@ END_TEST
  * hour from CROSS_T0, 60 after it; NO at 30 for that hour, 400 after it.
  * At CROSS_T0 the current values favour NO; over any run longer than an
  * hour DE is far cleaner. */
-#define CROSS_T0 1795435200   /* 2026-11-23T12:00:00Z */
-static bool cross_no_current; /* when set, no zone has a current value */
+#define CROSS_T0 1795435200    /* 2026-11-23T12:00:00Z */
+static bool cross_no_current;  /* when set, no zone has a current value */
+static bool cross_no_forecast; /* when set, no zone has a forecast */
 static double cross_at(const char *zone, int64_t t)
 {
   bool first = t < CROSS_T0 + 3600;
@@ -1354,7 +1355,7 @@ static cs_err cross_forecast(cs_provider *p, const char *zone, int64_t from,
   (void)p;
   (void)from;
   (void)to;
-  if (strcmp(zone, "DE") && strcmp(zone, "NO"))
+  if (cross_no_forecast || (strcmp(zone, "DE") && strcmp(zone, "NO")))
     return CS_ENOTFOUND;
   memset(out, 0, sizeof(*out));
   out->step = 3600;
@@ -1394,7 +1395,7 @@ static void setup_cross(void)
 }
 static void teardown_cross(void)
 {
-  cross_no_current = false;
+  cross_no_current = cross_no_forecast = false;
   teardown_filter();
 }
 
@@ -1462,6 +1463,30 @@ START_TEST(test_decision_prioritize_forecast_without_current)
 }
 END_TEST
 
+/* A zone's forecast comes from the provider of its current value: with
+ * "cross" giving no forecast, the built-in model behind it does not stand
+ * in, and the run is estimated at the current value. */
+START_TEST(test_decision_forecast_from_the_current_provider)
+{
+  cross_no_forecast = true;
+  ck_assert_int_eq(cs_signals_add_provider(signals, cs_builtin_new()), CS_OK);
+  int fds[2];
+  capture_begin(fds);
+  cJSON *list = call(CS_VERB_PRIORITIZE,
+                     "fixtures/extender/prioritize-nodes.request.json", 200);
+  cJSON *line = capture_line(fds);
+  cJSON *e = cJSON_GetObjectItem(
+      cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0), "estimate");
+  ck_assert_str_eq(cJSON_GetObjectItem(e, "intensityBasis")->valuestring,
+                   "current");
+  ck_assert_double_eq(cJSON_GetObjectItem(e, "gPerKwh")->valuedouble, 200);
+  /* At the current values the V100 in NO is the lowest. */
+  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 10);
+  cJSON_Delete(line);
+  cJSON_Delete(list);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("decision");
@@ -1513,6 +1538,7 @@ static Suite *suite(void)
   tcase_add_test(tx, test_decision_prioritize_ranks_the_run_not_the_instant);
   tcase_add_test(tx, test_decision_filter_placed_names_the_run_lowest);
   tcase_add_test(tx, test_decision_prioritize_forecast_without_current);
+  tcase_add_test(tx, test_decision_forecast_from_the_current_provider);
   suite_add_tcase(s, tx);
   TCase *tr = tcase_create("filter-file-replay");
   tcase_set_timeout(tr, 60);
