@@ -219,13 +219,14 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
     return rc;
   }
   for (char *line = data; line && *line;) {
-    char *nl = strchr(line, '\n');
-    if (nl)
-      *nl = '\0';
-    size_t ll = strlen(line);
+    size_t breaks;
+    char *nl = cs_sim_csv_record_end(line, &breaks);
+    char *next_line = *nl ? nl + 1 : NULL;
+    *nl = '\0';
+    size_t ll = (size_t)(nl - line);
     if (ll && line[ll - 1] == '\r')
       line[--ll] = '\0';
-    lineno++;
+    lineno++; /* the line the record starts on, for messages */
     if (ll) {
       char *f[CS_SIM_CSV_MAX_FIELDS];
       const char *why = NULL;
@@ -240,7 +241,8 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
       if (rc)
         goto out;
     }
-    line = nl ? nl + 1 : NULL;
+    lineno += breaks;
+    line = next_line;
   }
   if (!out->n) {
     snprintf(err, errcap, "%s: no replayable jobs", path);

@@ -148,6 +148,22 @@ size_t cs_sim_trace_split_csv(char *line, char **fields, const char **why)
   }
 }
 
+char *cs_sim_csv_record_end(char *p, size_t *breaks)
+{
+  bool quoted = false; /* "" inside a quoted field toggles twice */
+  size_t n = 0;
+  for (; *p; p++) {
+    if (*p == '"')
+      quoted = !quoted;
+    else if (*p == '\n' && !quoted)
+      break;
+    else if (*p == '\n')
+      n++;
+  }
+  *breaks = n;
+  return p;
+}
+
 /* "YYYY-MM-DD HH:MM:SS" (treated as UTC) or RFC 3339. */
 static cs_err parse_time(const char *s, int64_t *out)
 {
@@ -229,13 +245,14 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
   size_t lineno = 0, header_fields = 0;
   char *line = data;
   while (line && *line) {
-    char *nl = strchr(line, '\n');
-    if (nl)
-      *nl = '\0';
-    size_t ll = strlen(line);
+    size_t breaks;
+    char *nl = cs_sim_csv_record_end(line, &breaks);
+    char *next_line = *nl ? nl + 1 : NULL;
+    *nl = '\0';
+    size_t ll = (size_t)(nl - line);
     if (ll && line[ll - 1] == '\r')
       line[--ll] = '\0';
-    lineno++;
+    lineno++; /* the line the record starts on, for messages */
     char *fields[CS_SIM_CSV_MAX_FIELDS];
     const char *why = NULL;
     if (!ll)
@@ -309,7 +326,8 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
     t->at[t->len] = at;
     t->g[t->len++] = g;
   next:
-    line = nl ? nl + 1 : NULL;
+    lineno += breaks;
+    line = next_line;
   }
   if (!t->len) {
     snprintf(err, errcap, "%s: no data rows", path);

@@ -58,6 +58,14 @@ cs_err cs_sim_trace_read_file(const char *path, size_t cap, char **data,
  * share it, and refuse a row whose field count is not the header's. */
 size_t cs_sim_trace_split_csv(char *line, char **fields, const char **why);
 
+/* The end of the CSV record that starts at `p`: the line feed that closes
+ * it, or the text's terminating NUL. A line feed inside a quoted field is
+ * part of the field, as RFC 4180 says (the simulator's CSV writers quote
+ * one so); `*breaks` gets how many the record holds, so that a reader can
+ * keep counting lines. A record with an unterminated quote runs to the end
+ * of the text, where cs_sim_trace_split_csv refuses it. */
+char *cs_sim_csv_record_end(char *p, size_t *breaks);
+
 /* The trace's end: the last row's time plus `step`. */
 int64_t cs_sim_trace_end(const cs_sim_trace *t);
 /* Whether [from, to) lies within the trace. */

@@ -315,6 +315,48 @@ END_TEST
  * Electricity Maps row for "Korea, Republic of" keeps its columns; a stray
  * or unterminated quote, or a row whose field count is not the header's, is
  * refused with its file and line. */
+/* A quoted field may hold a line break (RFC 4180; --jobs-out writes one
+ * so): it belongs to the field, and errors still name the line a row
+ * starts on. */
+START_TEST(test_sim_csv_line_break_in_quoted_field)
+{
+  char err[256];
+  cs_sim_jobs j;
+  const char *f = temp_file("id,submit,duration,gpus\n"
+                            "\"two\nlines\",2023-03-06T10:00:00Z,1h,2\n"
+                            "\"crlf\r\nin it\",2023-03-06T11:00:00Z,1h,2\r\n"
+                            "plain,2023-03-06T12:00:00Z,1h,2\n");
+  ck_assert_msg(cs_sim_jobs_load(f, &j, err, sizeof(err)) == CS_OK, "%s", err);
+  ck_assert_uint_eq(j.n, 3);
+  ck_assert_str_eq(j.v[0].id, "two\nlines");
+  ck_assert_str_eq(j.v[1].id, "crlf\r\nin it");
+  ck_assert_str_eq(j.v[2].id, "plain");
+  cs_sim_jobs_free(&j);
+  /* The first two rows take lines 2 to 5; the bad row is on line 6. */
+  f = temp_file("id,submit,duration,gpus\n"
+                "\"a\nb\",2023-03-06T10:00:00Z,1h,2\n"
+                "\"c\nd\",2023-03-06T10:00:00Z,1h,2\n"
+                "e,2023-03-06T10:00:00Z,1h,lots\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, ":6: gpus \"lots\""), "%s", err);
+
+  cs_sim_trace *t;
+  f = temp_file("Time,Note,Carbon Intensity\n"
+                "2020-01-01 00:00:00,\"a note\non two lines\",100\n"
+                "2020-01-01 00:15:00,,1\"00\n");
+  ck_assert_int_eq(cs_sim_trace_load(f, NULL, &t, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, ":4: a quote inside an unquoted field"), "%s", err);
+  f = temp_file("Time,Note,Carbon Intensity\n"
+                "2020-01-01 00:00:00,\"a note\non two lines\",100\n"
+                "2020-01-01 00:15:00,,200\n");
+  ck_assert_msg(cs_sim_trace_load(f, NULL, &t, err, sizeof(err)) == CS_OK, "%s",
+                err);
+  ck_assert_uint_eq(t->len, 2);
+  ck_assert(t->g[0] == 100 && t->g[1] == 200);
+  cs_sim_trace_free(t);
+}
+END_TEST
+
 START_TEST(test_sim_csv_quotes_and_field_counts)
 {
   char err[256];
@@ -435,6 +477,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_shift_to_year_first_job_in_year);
   tcase_add_test(t, test_sim_jobs_set_slack_keeps_explicit_zero);
   tcase_add_test(t, test_sim_csv_quotes_and_field_counts);
+  tcase_add_test(t, test_sim_csv_line_break_in_quoted_field);
   suite_add_tcase(s, t);
   return s;
 }
