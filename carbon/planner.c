@@ -21,18 +21,31 @@ static bool fits(const cs_plan_option *o, double g)
   return o->budget_g <= 0 || g <= o->budget_g;
 }
 
-bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
-                           double *mean, bool *from_forecast)
+bool cs_plan_intensity_now(const cs_series *forecast, double current,
+                           int64_t now, int64_t runtime_s, double *mean,
+                           int64_t *forecast_s)
 {
-  bool forecast = cs_plan_emissions(o, now, g, mean) == CS_OK;
-  if (from_forecast)
-    *from_forecast = forecast;
-  if (forecast)
+  *forecast_s = 0;
+  if (forecast && runtime_s > 0 &&
+      cs_series_prefix_mean(forecast, now, runtime_s, mean, forecast_s) ==
+          CS_OK)
     return true;
-  if (!(o->current >= 0))
+  if (!(current >= 0))
     return false;
-  *mean = o->current;
-  *g = o->energy_kwh * o->current + o->embodied_g;
+  *mean = current;
+  return true;
+}
+
+bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
+                           double *mean, int64_t *forecast_s)
+{
+  int64_t fs;
+  if (!cs_plan_intensity_now(o->forecast, o->current, now, o->runtime_s, mean,
+                             &fs))
+    return false;
+  *g = o->energy_kwh * *mean + o->embodied_g;
+  if (forecast_s)
+    *forecast_s = fs;
   return true;
 }
 

@@ -63,13 +63,24 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
 cs_err cs_plan_emissions(const cs_plan_option *o, int64_t start, double *g,
                          double *mean_intensity) CS_MUST_USE;
 
-/* The emissions of running option `o` from `now`: over its forecast when
- * that covers the run, else with the current intensity held for the whole
- * run (what an operator would assume without a forecast). `from_forecast`
- * (may be NULL) says which. False when neither is known. The filter judges
- * budgets with this, so that what fits "now" there is what fits now in the
- * plan. */
+/* The mean intensity of a run of `runtime_s` starting at `now`, as every
+ * decision takes "starting now": the forecast's mean over the run when it
+ * covers the run; when it covers only a first part of it (a run longer
+ * than the forecast, or a hole later on), that part's mean, held for the
+ * rest; else `current` held for the whole run (what an operator would
+ * assume without a forecast; < 0: unknown). `*forecast_s` gets how much of
+ * the run the forecast covered (0: the current value). False when neither
+ * is known. Starts later than now are only planned on a forecast that
+ * covers their whole run (cs_plan_emissions). */
+bool cs_plan_intensity_now(const cs_series *forecast, double current,
+                           int64_t now, int64_t runtime_s, double *mean,
+                           int64_t *forecast_s);
+
+/* The emissions of running option `o` from `now`, at
+ * cs_plan_intensity_now's intensity; `forecast_s` (may be NULL) as there.
+ * The filter's estimates are this figure, so that what fits "now" there is
+ * what fits now in the plan. */
 bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
-                           double *mean_intensity, bool *from_forecast);
+                           double *mean_intensity, int64_t *forecast_s);
 
 #endif

@@ -92,6 +92,30 @@ int64_t cs_series_point_end(const cs_series *s, size_t i)
   return next - at <= hold ? next : at + hold;
 }
 
+/* How far [start, end) is known without a break from `start` on, and the
+ * integral of the intensity over that part (g/kWh x s). Returns `start`
+ * when start itself is not covered. */
+static int64_t known_prefix(const cs_series *s, int64_t start, int64_t end,
+                            double *sum)
+{
+  *sum = 0;
+  long lo = cs_series_index_at(s, start);
+  if (lo < 0)
+    return start;          /* outside the series, or in a hole */
+  int64_t covered = start; /* the window is known up to here */
+  for (size_t i = (size_t)lo; i < s->len && covered < end; i++) {
+    int64_t a = s->points[i].at, b = cs_series_point_end(s, i);
+    if (a > covered)
+      break; /* a hole */
+    if (b > end)
+      b = end;
+    if (b > covered)
+      *sum += s->points[i].g_per_kwh * (double)(b - covered);
+    covered = b > covered ? b : covered;
+  }
+  return covered;
+}
+
 cs_err cs_series_window_mean(const cs_series *s, int64_t start,
                              int64_t duration, double *mean)
 {
@@ -100,24 +124,25 @@ cs_err cs_series_window_mean(const cs_series *s, int64_t start,
   int64_t end = start + duration;
   if (start < s->points[0].at || end > cs_series_end(s))
     return CS_ENOTFOUND;
-  long lo = cs_series_index_at(s, start);
-  if (lo < 0)
-    return CS_ENOTFOUND; /* start is in a hole */
-  double sum = 0;
-  int64_t covered = start; /* the window is known up to here */
-  for (size_t i = (size_t)lo; i < s->len && covered < end; i++) {
-    int64_t a = s->points[i].at, b = cs_series_point_end(s, i);
-    if (a > covered)
-      return CS_ENOTFOUND; /* a hole inside the window */
-    if (b > end)
-      b = end;
-    if (b > covered)
-      sum += s->points[i].g_per_kwh * (double)(b - covered);
-    covered = b > covered ? b : covered;
-  }
-  if (covered < end)
+  double sum;
+  if (known_prefix(s, start, end, &sum) < end)
     return CS_ENOTFOUND;
   *mean = sum / (double)duration;
+  return CS_OK;
+}
+
+cs_err cs_series_prefix_mean(const cs_series *s, int64_t start,
+                             int64_t duration, double *mean, int64_t *covered)
+{
+  *covered = 0;
+  if (!s->len || duration <= 0)
+    return CS_ENOTFOUND;
+  double sum;
+  int64_t known = known_prefix(s, start, start + duration, &sum) - start;
+  if (known <= 0)
+    return CS_ENOTFOUND;
+  *mean = sum / (double)known;
+  *covered = known;
   return CS_OK;
 }
 

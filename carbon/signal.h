@@ -87,6 +87,13 @@ int64_t cs_series_point_end(const cs_series *s, size_t i);
  * extrapolated, never filled in). */
 cs_err cs_series_window_mean(const cs_series *s, int64_t start,
                              int64_t duration, double *mean) CS_MUST_USE;
+/* The time-weighted mean over the part of [start, start + duration) the
+ * series covers without a break from `start` on (up to its end or its
+ * first hole), that part's length in `*covered`. CS_ENOTFOUND (covered 0)
+ * when `start` itself is not covered. */
+cs_err cs_series_prefix_mean(const cs_series *s, int64_t start,
+                             int64_t duration, double *mean,
+                             int64_t *covered) CS_MUST_USE;
 
 /* Provider interface. `current` gives the value in force at `now`;
  * `forecast` gives the series over [from, to) as far as the provider knows

@@ -647,6 +647,43 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
   return CS_ENOTFOUND;
 }
 
+cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
+                            int64_t from, int64_t to, cs_signal *current,
+                            bool *has_current, cs_series *forecast,
+                            bool *has_forecast)
+{
+  *has_current = *has_forecast = false;
+  memset(forecast, 0, sizeof(*forecast));
+  if (!zone || !*zone)
+    return CS_ENOTFOUND;
+  cs_provider *chain[MAX_PROVIDERS];
+  size_t n = chain_for(s, zone, NULL, chain);
+  for (size_t i = 0; i < n; i++) {
+    cs_signal v;
+    bool cur = current_from(s, chain[i], zone, now, true, &v) == CS_OK &&
+               v.type == s->ranking_type;
+    cs_series f = {0};
+    bool fc = forecast_from(s, chain[i], zone, from, to, &f) == CS_OK &&
+              f.type == s->ranking_type && f.len;
+    /* Without a current value, only a forecast that says what holds now
+     * makes this the zone's provider. */
+    if (!cur && !(fc && cs_series_index_at(&f, now) >= 0)) {
+      cs_series_free(&f);
+      continue;
+    }
+    if (!fc)
+      cs_series_free(&f);
+    if (cur)
+      *current = v;
+    if (fc)
+      *forecast = f;
+    *has_current = cur;
+    *has_forecast = fc;
+    return CS_OK;
+  }
+  return CS_ENOTFOUND;
+}
+
 static const char *entry_state(const cs_signals *s, const entry *e, int64_t now)
 {
   if (!e->cur.attempted)

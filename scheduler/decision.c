@@ -174,7 +174,7 @@ static bool same_entry(const call *c, size_t i, size_t j)
        a->gpu != b->gpu || a->gpus != b->gpus || a->pue != b->pue ||
        a->installed_at != b->installed_at))
     return false;
-  if (a->est.known ? a->run_forecast != b->run_forecast ||
+  if (a->est.known ? a->forecast_s != b->forecast_s ||
                          a->est.intensity != b->est.intensity ||
                          a->est.runtime_s != b->est.runtime_s ||
                          a->est.energy_kwh != b->est.energy_kwh ||
@@ -301,11 +301,15 @@ static void log_entry(cs_buf *l, const call *c, const zone_text *z,
     cs_json_open(l, "estimate", '{');
     cs_json_num(l, "runtimeHours", e->est.runtime_s / 3600.0, 2);
     cs_json_num(l, "energyKwh", e->est.energy_kwh, 1);
-    /* The intensity of the run starting now: its forecast mean, or the
-     * current value held when the forecast does not cover the run. */
+    /* The intensity of the run starting now: its forecast mean, that of
+     * the part the forecast covers, or the current value held. */
+    static const char *const basis[] = {"current", "forecastPartOfRun",
+                                        "forecastOverRun"};
+    cs_intensity_basis b = cs_policy_basis(e);
     cs_json_num(l, "gPerKwh", e->est.intensity, 1);
-    cs_json_str(l, "intensityBasis",
-                e->run_forecast ? "forecastOverRun" : "current");
+    cs_json_str(l, "intensityBasis", basis[b]);
+    if (b == CS_BASIS_FORECAST_PART)
+      cs_json_num(l, "forecastHours", (double)e->forecast_s / 3600, 2);
     cs_json_num(l, "operationalKg", e->est.operational_g / 1000.0, 3);
     cs_json_num(l, "embodiedKg", e->est.embodied_g / 1000.0, 3);
     cs_json_num(l, "totalKg", e->est.total_g / 1000.0, 3);

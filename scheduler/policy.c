@@ -59,14 +59,25 @@ void cs_policy_end(cs_policy_call *c)
   memset(c, 0, sizeof(*c));
 }
 
+cs_intensity_basis cs_policy_basis(const cs_node_eval *e)
+{
+  if (e->forecast_s <= 0)
+    return CS_BASIS_CURRENT;
+  return e->forecast_s >= (int64_t)ceil(e->est.runtime_s)
+             ? CS_BASIS_FORECAST_RUN
+             : CS_BASIS_FORECAST_PART;
+}
+
 const char *cs_policy_zone_of(const cs_policy_call *c, size_t i)
 {
   int z = c->nodes[i].zone;
   return z >= 0 ? c->zones[z].zone : NULL;
 }
 
-/* The index of the zone in the call's table, looking its signal up on
- * first use: a call with thousands of nodes asks once per zone. */
+/* The index of the zone in the call's table, looking its data up on first
+ * use: a call with thousands of nodes asks once per zone. The current
+ * value and the forecast come from one provider (cs_signals_zone_data),
+ * from an hour back, so that the step in force now is included. */
 static int zone_index(cs_policy_call *c, const char *zone)
 {
   if (!zone[0])
@@ -81,32 +92,19 @@ static int zone_index(cs_policy_call *c, const char *zone)
   cs_zone_eval *z = &c->zones[c->nzones];
   memset(z, 0, sizeof(*z));
   snprintf(z->zone, sizeof(z->zone), "%s", zone);
-  z->found =
-      cs_signals_current(c->p->signals, zone, NULL, c->now, &z->sig) == CS_OK;
+  int64_t horizon =
+      c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
+  if (cs_signals_zone_data(c->p->signals, zone, c->now, c->now - 3600,
+                           c->now + horizon, &z->sig, &z->found, &z->forecast,
+                           &z->has_forecast) != CS_OK)
+    z->found = z->has_forecast = false;
   return (int)c->nzones++;
 }
 
-static const cs_series *zone_forecast(cs_policy_call *c, int zone)
+static const cs_series *zone_forecast(const cs_policy_call *c, int zone)
 {
-  if (zone < 0)
-    return NULL;
-  cs_zone_eval *z = &c->zones[zone];
-  if (!z->forecast_tried) {
-    z->forecast_tried = true;
-    int64_t horizon =
-        c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
-    /* From the provider that gives the zone's current value, when one
-     * does: another provider's forecast (the built-in model behind a
-     * network provider, say) would set one provider's "now" against
-     * another's "later" in the plan, and replace a measured value in the
-     * estimates. From an hour back, so that the step in force now is
-     * included. */
-    const char *only = z->found ? z->sig.provider : NULL;
-    z->has_forecast =
-        cs_signals_forecast(c->p->signals, z->zone, only, c->now - 3600,
-                            c->now + horizon, &z->forecast) == CS_OK;
-  }
-  return z->has_forecast ? &z->forecast : NULL;
+  return zone >= 0 && c->zones[zone].has_forecast ? &c->zones[zone].forecast
+                                                  : NULL;
 }
 
 /* The zone's current intensity, or -1 when it has none. */
@@ -115,26 +113,29 @@ static double zone_current(const cs_policy_call *c, int zone)
   return zone >= 0 && c->zones[zone].found ? c->zones[zone].sig.g_per_kwh : -1;
 }
 
-/* The zone's forecast mean over a run of `runtime_s` from c->at, as the
- * planner takes it (cs_plan_emissions); false when the forecast does not
- * cover the run. */
-static bool run_mean(cs_policy_call *c, int zone, int64_t runtime_s,
-                     double *mean)
+/* The intensity of a run of `runtime_s` in the zone starting at c->at, as
+ * the planner takes "starting now" (cs_plan_intensity_now), taken once per
+ * zone and run length; false when the zone has neither a forecast nor a
+ * current value. */
+static bool run_intensity(cs_policy_call *c, int zone, int64_t runtime_s,
+                          double *mean, int64_t *forecast_s)
 {
-  const cs_series *f = zone_forecast(c, zone);
-  if (!f || runtime_s <= 0)
+  if (zone < 0)
     return false;
   cs_zone_eval *z = &c->zones[zone];
   for (size_t k = 0; k < z->nmeans; k++)
     if (z->means[k].runtime_s == runtime_s) {
       *mean = z->means[k].mean;
+      *forecast_s = z->means[k].forecast_s;
       return z->means[k].ok;
     }
   cs_run_mean m = {.runtime_s = runtime_s};
-  m.ok = cs_series_window_mean(f, c->at, runtime_s, &m.mean) == CS_OK;
+  m.ok = cs_plan_intensity_now(zone_forecast(c, zone), zone_current(c, zone),
+                               c->at, runtime_s, &m.mean, &m.forecast_s);
   if (z->nmeans < CS_RUN_MEANS_MAX)
     z->means[z->nmeans++] = m;
   *mean = m.mean;
+  *forecast_s = m.forecast_s;
   return m.ok;
 }
 
@@ -159,17 +160,13 @@ void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
     e->est.unknown = c->neutral_why;
     return;
   }
-  /* The run starting now as the planner judges it (cs_plan_emissions_now):
-   * the forecast over the run when it covers it, else the current
-   * intensity held. A run length in whole seconds, as the planner's. */
-  cs_estimate_job(c->p->estimate, c->pod, f, zone_current(c, e->zone), c->now,
-                  &e->est);
+  /* The run starting now as the planner judges it (cs_plan_intensity_now),
+   * over a run length in whole seconds, as the planner's. */
+  cs_estimate_job(c->p->estimate, c->pod, f, -1, c->now, &e->est);
   double mean;
-  if (e->est.sized &&
-      run_mean(c, e->zone, (int64_t)ceil(e->est.runtime_s), &mean)) {
+  if (e->est.sized && run_intensity(c, e->zone, (int64_t)ceil(e->est.runtime_s),
+                                    &mean, &e->forecast_s))
     cs_estimate_set_intensity(&e->est, mean);
-    e->run_forecast = true;
-  }
   if (!e->est.known && e->zone < 0)
     e->est.unknown = "grid zone";
 }
@@ -359,13 +356,21 @@ static size_t filter_budget(cs_policy_call *c, const size_t *opt_node,
       fit++;
       continue;
     }
-    char est[32], budget[32];
+    char est[32], budget[32], basis[64];
     kg_pair(e->est.total_g, c->pod->budget_g, est, budget);
+    cs_intensity_basis b = cs_policy_basis(e);
+    if (b == CS_BASIS_FORECAST_PART)
+      snprintf(basis, sizeof(basis),
+               " forecast over the first %.0f h of the run",
+               floor((double)e->forecast_s / 3600));
+    else
+      snprintf(basis, sizeof(basis), "%s",
+               b == CS_BASIS_FORECAST_RUN ? " forecast over the run" : " now");
     e->verdict = CS_FAIL_UNRESOLVABLE;
     e->reason = cs_asprintf(
         "carbonshift: estimate %s kg > budget %s kg (%s%s%.0f gCO2/kWh%s)", est,
-        budget, zone_name(c, opt_node[k]), e->run_forecast ? ", " : " at ",
-        e->est.intensity, e->run_forecast ? " forecast over the run" : " now");
+        budget, zone_name(c, opt_node[k]),
+        b == CS_BASIS_CURRENT ? " at " : ", ", e->est.intensity, basis);
   }
   return fit;
 }

@@ -38,21 +38,22 @@ typedef struct cs_policy_params {
   int64_t forecast_horizon_s;         /* how far ahead to plan; 0: 72h */
 } cs_policy_params;
 
-/* The forecast mean over a run of one length from the call's instant. */
+/* A zone's intensity over a run of one length from the call's instant
+ * (cs_plan_intensity_now). */
 typedef struct cs_run_mean {
   int64_t runtime_s;
-  bool ok; /* false: the forecast does not cover the run */
+  bool ok; /* false: neither a forecast nor a current value */
   double mean;
+  int64_t forecast_s; /* how much of the run the forecast covered */
 } cs_run_mean;
 
 #define CS_RUN_MEANS_MAX 8
 
-/* One zone's signal, looked up once per call. */
+/* One zone's data, looked up once per call, from one provider. */
 typedef struct cs_zone_eval {
   char zone[CS_ZONE_MAX];
-  bool found;
+  bool found; /* a current value, in `sig` */
   cs_signal sig;
-  bool forecast_tried; /* fetched once, when first needed */
   bool has_forecast;
   cs_series forecast;
   /* Means already taken, by run length: the nodes of a zone share a few
@@ -73,12 +74,13 @@ typedef struct cs_node_eval {
   cs_pue_source pue_source;
   bool facts_known; /* false: nothing known about the node */
   /* The run starting now (at the call's `at`), as the planner judges it
-   * (cs_plan_emissions_now): est.intensity is the zone's forecast mean
-   * over the run when the forecast covers it (`run_forecast`), else the
-   * current intensity. Scores, budgets, messages and the decision line
-   * all use this one figure. */
+   * (cs_plan_intensity_now): est.intensity is the zone's forecast mean
+   * over the run, or over the part of it the forecast covers
+   * (`forecast_s` seconds), else the current intensity (forecast_s 0).
+   * Scores, budgets, messages and the decision line all use this one
+   * figure. */
   cs_estimate est;
-  bool run_forecast;
+  int64_t forecast_s;
   int score;          /* after cs_policy_prioritize */
   cs_verdict verdict; /* after cs_policy_filter */
   char *reason;       /* owned; NULL for passing nodes */
@@ -130,5 +132,15 @@ void cs_policy_end(cs_policy_call *c);
 
 /* The zone name of node i, or NULL. */
 const char *cs_policy_zone_of(const cs_policy_call *c, size_t i);
+
+/* Where a known estimate's intensity came from. */
+typedef enum cs_intensity_basis {
+  CS_BASIS_CURRENT,       /* the current value, held for the run */
+  CS_BASIS_FORECAST_PART, /* the mean of the forecast's first part of the
+                             run, held for the rest */
+  CS_BASIS_FORECAST_RUN   /* the forecast's mean over the whole run */
+} cs_intensity_basis;
+
+cs_intensity_basis cs_policy_basis(const cs_node_eval *e);
 
 #endif

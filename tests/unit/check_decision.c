@@ -1008,9 +1008,9 @@ START_TEST(test_decision_filter_budget_no_node_fits)
                       "gCO2/kWh forecast over the run)");
   m = unresolvable(out, "gpu-v100-osl-01");
   /* The V100's 89.9 h run is longer than the 72 h forecast horizon: the
-   * current value is held for the run. */
-  ck_assert_str_eq(m, "carbonshift: estimate 10.5 kg > budget 5 kg (NO at 30 "
-                      "gCO2/kWh now)");
+   * forecast's 72 h are held for the rest. */
+  ck_assert_str_eq(m, "carbonshift: estimate 10.5 kg > budget 5 kg (NO, 30 "
+                      "gCO2/kWh forecast over the first 72 h of the run)");
   ck_assert_ptr_nonnull(strstr(events[0], "Warning CarbonBudgetExceeded"));
   cJSON_Delete(out);
 }
@@ -1354,12 +1354,13 @@ static cs_err cross_forecast(cs_provider *p, const char *zone, int64_t from,
 {
   (void)p;
   (void)from;
-  (void)to;
   if (cross_no_forecast || (strcmp(zone, "DE") && strcmp(zone, "NO")))
     return CS_ENOTFOUND;
+  /* Hourly from an hour before CROSS_T0 up to `to`, as a provider slices
+   * its forecast to the window asked for. */
   memset(out, 0, sizeof(*out));
   out->step = 3600;
-  out->len = 24 * 7;
+  out->len = (size_t)((to - (CROSS_T0 - 3600) + 3599) / 3600);
   out->points = calloc(out->len, sizeof(*out->points));
   for (size_t h = 0; h < out->len; h++) {
     int64_t t = CROSS_T0 - 3600 + (int64_t)h * 3600;
@@ -1399,17 +1400,26 @@ static void teardown_cross(void)
   teardown_filter();
 }
 
+/* The fixture's prioritize call: its reply, and its Decision line in
+ * `line`. */
+static cJSON *prioritize_logged(cJSON **line)
+{
+  int fds[2];
+  capture_begin(fds);
+  cJSON *list = call(CS_VERB_PRIORITIZE,
+                     "fixtures/extender/prioritize-nodes.request.json", 200);
+  *line = capture_line(fds);
+  return list;
+}
+
 /* Scores rank the run, not the instant: the V100 in NO would be lowest at
  * the current 30 g/kWh (10.5 kg against the H100's 15.7), but its 89.9 h
  * run averages 396 there (105 kg), and the H100's 11.4 h run in DE 72 (6.0
  * kg). So a pod that waited for a window is placed where the plan said. */
 START_TEST(test_decision_prioritize_ranks_the_run_not_the_instant)
 {
-  int fds[2];
-  capture_begin(fds);
-  cJSON *list = call(CS_VERB_PRIORITIZE,
-                     "fixtures/extender/prioritize-nodes.request.json", 200);
-  cJSON *line = capture_line(fds);
+  cJSON *line;
+  cJSON *list = prioritize_logged(&line);
   ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
   ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
   ck_assert_int_eq(score_of(list, "gpu-l4-mad-01"), 5); /* ES: no data */
@@ -1451,15 +1461,23 @@ START_TEST(test_decision_filter_placed_names_the_run_lowest)
 END_TEST
 
 /* No current value, but a forecast that covers the run: the estimate is
- * made from the forecast, not dropped to neutral. */
+ * made from the forecast, not dropped to neutral, and not taken from a
+ * later provider of the route. */
 START_TEST(test_decision_prioritize_forecast_without_current)
 {
   cross_no_current = true;
-  cJSON *list = call(CS_VERB_PRIORITIZE,
-                     "fixtures/extender/prioritize-nodes.request.json", 200);
-  ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
-  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
-  cJSON_Delete(list);
+  /* Alone, and as the first of a route with the built-in model behind it
+   * (which has a current value, but comes second). */
+  for (int with_builtin = 0; with_builtin < 2; with_builtin++) {
+    if (with_builtin)
+      ck_assert_int_eq(cs_signals_add_provider(signals, cs_builtin_new()),
+                       CS_OK);
+    cJSON *list = call(CS_VERB_PRIORITIZE,
+                       "fixtures/extender/prioritize-nodes.request.json", 200);
+    ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
+    ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+    cJSON_Delete(list);
+  }
 }
 END_TEST
 
@@ -1470,11 +1488,8 @@ START_TEST(test_decision_forecast_from_the_current_provider)
 {
   cross_no_forecast = true;
   ck_assert_int_eq(cs_signals_add_provider(signals, cs_builtin_new()), CS_OK);
-  int fds[2];
-  capture_begin(fds);
-  cJSON *list = call(CS_VERB_PRIORITIZE,
-                     "fixtures/extender/prioritize-nodes.request.json", 200);
-  cJSON *line = capture_line(fds);
+  cJSON *line;
+  cJSON *list = prioritize_logged(&line);
   cJSON *e = cJSON_GetObjectItem(
       cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0), "estimate");
   ck_assert_str_eq(cJSON_GetObjectItem(e, "intensityBasis")->valuestring,
@@ -1484,6 +1499,58 @@ START_TEST(test_decision_forecast_from_the_current_provider)
   ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 10);
   cJSON_Delete(line);
   cJSON_Delete(list);
+}
+END_TEST
+
+/* Runs longer than the forecast are compared on the forecast too: the
+ * V100's 89.9 h run, with the default 72 h horizon, on the 72 h it covers
+ * (30 for an hour, then 400: 395 g/kWh, 105 kg), not at the current 30
+ * (which would rank it first against the H100's 6.0 kg). */
+START_TEST(test_decision_long_run_on_the_forecast_it_has)
+{
+  cs_decider_free(decider);
+  cs_decider_deps deps = {
+      .signals = signals, .facts = &facts, .estimate = &est, .sink = &sink};
+  decider = cs_decider_new(&deps);
+  cJSON *line;
+  cJSON *list = prioritize_logged(&line);
+  ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
+  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+  cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
+  cJSON *v100 = NULL;
+  for (int k = 0; k < cJSON_GetArraySize(nodes); k++) {
+    cJSON *n = cJSON_GetArrayItem(nodes, k);
+    if (!strcmp(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(n, "names"), 0)->valuestring,
+            "gpu-v100-osl-01"))
+      v100 = cJSON_GetObjectItem(n, "estimate");
+  }
+  ck_assert_ptr_nonnull(v100);
+  ck_assert_str_eq(cJSON_GetObjectItem(v100, "intensityBasis")->valuestring,
+                   "forecastPartOfRun");
+  ck_assert_double_eq(cJSON_GetObjectItem(v100, "forecastHours")->valuedouble,
+                      72);
+  ck_assert_double_eq_tol(cJSON_GetObjectItem(v100, "gPerKwh")->valuedouble,
+                          (30 + 71 * 400) / 72.0, 0.05);
+  cJSON_Delete(line);
+  cJSON_Delete(list);
+}
+END_TEST
+
+/* Without any forecast, the current value is held, and the budget's
+ * message says so. */
+START_TEST(test_decision_budget_on_the_current_value)
+{
+  cross_no_forecast = true;
+  const char *kv[] = {"carbonshift.io/carbon-budget", "12kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 4);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && !strcmp(m, "carbonshift: estimate 15.7 kg > budget 12 kg "
+                                "(DE at 200 gCO2/kWh now)"),
+                "%s", m);
+  ck_assert_ptr_null(unresolvable(out, "gpu-v100-osl-01")); /* 10.5 kg */
+  cJSON_Delete(out);
 }
 END_TEST
 
@@ -1539,6 +1606,8 @@ static Suite *suite(void)
   tcase_add_test(tx, test_decision_filter_placed_names_the_run_lowest);
   tcase_add_test(tx, test_decision_prioritize_forecast_without_current);
   tcase_add_test(tx, test_decision_forecast_from_the_current_provider);
+  tcase_add_test(tx, test_decision_long_run_on_the_forecast_it_has);
+  tcase_add_test(tx, test_decision_budget_on_the_current_value);
   suite_add_tcase(s, tx);
   TCase *tr = tcase_create("filter-file-replay");
   tcase_set_timeout(tr, 60);

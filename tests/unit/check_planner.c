@@ -76,7 +76,10 @@ typedef struct brute {
   int64_t start;
 } brute;
 
-/* The best start by trying every minute in [now, latest]. */
+/* The best start by trying every minute in [now, latest]. A later start
+ * needs its whole run known; starting now is judged on the minutes known
+ * from now until the first unknown one, their mean held for the rest, or
+ * without any on the current value. */
 static brute brute_force(const cs_series *s, const cs_plan_option *o,
                          int64_t now)
 {
@@ -88,7 +91,17 @@ static brute brute_force(const cs_series *s, const cs_plan_option *o,
     double sum = 0;
     for (size_t m = 0; m < run_min; m++)
       sum += v[k + m];
-    double g = o->energy_kwh * sum / (double)run_min + o->embodied_g;
+    double mean = sum / (double)run_min;
+    if (k == 0 && isnan(sum)) {
+      double known_sum = 0;
+      size_t known = 0;
+      for (; known < run_min && !isnan(v[known]); known++)
+        known_sum += v[known];
+      mean = known             ? known_sum / (double)known
+             : o->current >= 0 ? o->current
+                               : NAN;
+    }
+    double g = o->energy_kwh * mean + o->embodied_g;
     if (!isnan(g) && g < best.g - 1e-9) {
       best.g = g;
       best.start = now + (int64_t)k * 60;
@@ -150,7 +163,7 @@ START_TEST(test_planner_plan_window_holes_brute_force)
       s.points[kept++] = s.points[i];
   s.len = kept;
   static const double hours[] = {0.5, 97 / 60.0, 310 / 60.0};
-  int waited = 0, unknown_now = 0;
+  int waited = 0, unknown_now = 0, partial_now = 0;
   for (int c = 0; c < 60; c++) {
     int64_t now = 1577836800 + (int64_t)(rand_r(&seed) % (360 * 1440)) * 60;
     cs_plan_option o = {.forecast = &s,
@@ -171,14 +184,20 @@ START_TEST(test_planner_plan_window_holes_brute_force)
     ck_assert_msg(fabs(planned - b.g) < 1e-6 * b.g,
                   "case %d: planner %.6f at %lld, brute %.6f at %lld", c,
                   planned, (long long)p.start, b.g, (long long)b.start);
+    /* A later start is planned only on a run known whole. */
     double mean;
-    ck_assert_int_eq(cs_series_window_mean(&s, p.start, o.runtime_s, &mean),
-                     CS_OK);
+    if (p.wait)
+      ck_assert_int_eq(cs_series_window_mean(&s, p.start, o.runtime_s, &mean),
+                       CS_OK);
     waited += p.wait;
     unknown_now += isnan(p.now_g);
+    partial_now += !isnan(p.now_g) &&
+                   cs_series_window_mean(&s, now, o.runtime_s, &mean) != CS_OK;
   }
-  /* The holes were met: some runs could not start now. */
+  /* The holes were met: some runs could not start now, some were judged
+   * on the part before a hole. */
   ck_assert_int_gt(unknown_now, 0);
+  ck_assert_int_gt(partial_now, 0);
   ck_assert_int_gt(waited, 0);
   cs_series_free(&s);
 }
@@ -231,6 +250,48 @@ static cs_series valley(void)
   s.len = 48;
   return s;
 }
+
+/* "Starting now", case by case, on the valley (300, then 100 from 02:00 to
+ * 06:00): the whole run's mean; the mean of the part before the forecast
+ * ends or before a hole, held for the rest; the current value only when
+ * the forecast does not say what holds at the start. */
+START_TEST(test_planner_intensity_now_cases)
+{
+  cs_series s = valley();
+  int64_t t0 = s.points[0].at;
+  double mean;
+  int64_t fs;
+  /* 00:30 for 4 h: 1.5 h at 300, 2.5 h at 100. */
+  ck_assert(cs_plan_intensity_now(&s, 999, t0 + 1800, 4 * 3600, &mean, &fs));
+  ck_assert_double_eq_tol(mean, (1.5 * 300 + 2.5 * 100) / 4, 1e-9);
+  ck_assert_int_eq(fs, 4 * 3600);
+  /* Six hours of forecast for a ten-hour run from 00:00. */
+  s.len = 6;
+  ck_assert(cs_plan_intensity_now(&s, 999, t0, 10 * 3600, &mean, &fs));
+  ck_assert_double_eq_tol(mean, (2 * 300 + 4 * 100) / 6.0, 1e-9);
+  ck_assert_int_eq(fs, 6 * 3600);
+  s.len = 48;
+  /* A hole from 03:00 to 04:00: the part before it, 01:00 to 03:00. */
+  cs_point gone = s.points[3];
+  memmove(&s.points[3], &s.points[4], 44 * sizeof(*s.points));
+  s.len = 47;
+  ck_assert(cs_plan_intensity_now(&s, 999, t0 + 3600, 5 * 3600, &mean, &fs));
+  ck_assert_double_eq_tol(mean, (300 + 100) / 2.0, 1e-9);
+  ck_assert_int_eq(fs, 2 * 3600);
+  /* Starting inside the hole: the current value, or nothing. */
+  ck_assert(
+      cs_plan_intensity_now(&s, 250, t0 + 3 * 3600 + 60, 3600, &mean, &fs));
+  ck_assert_double_eq(mean, 250);
+  ck_assert_int_eq(fs, 0);
+  ck_assert(!cs_plan_intensity_now(&s, -1, t0 + 3 * 3600, 3600, &mean, &fs));
+  ck_assert(cs_plan_intensity_now(NULL, 42, t0, 3600, &mean, &fs));
+  ck_assert(mean == 42 && fs == 0);
+  memmove(&s.points[4], &s.points[3], 44 * sizeof(*s.points));
+  s.points[3] = gone;
+  s.len = 48;
+  cs_series_free(&s);
+}
+END_TEST
 
 START_TEST(test_planner_plan_window_no_slack_starts_now)
 {
@@ -287,7 +348,13 @@ START_TEST(test_planner_plan_window_forecast_shorter_than_run)
   ck_assert_int_eq(cs_plan_window(&no_margin, &o, 1, now, 0, &p), CS_OK);
   ck_assert(!p.wait);
   ck_assert(p.forecast_short);
-  ck_assert_double_eq(p.now_g, 10 * 300.0);
+  /* Starting now: the six forecast hours' mean, held for the other four
+   * (the current value is only for a run the forecast does not reach). */
+  double six = 0;
+  for (size_t i = 0; i < 6; i++)
+    six += s.points[i].g_per_kwh;
+  ck_assert_double_eq_tol(p.now_g, 10 * six / 6, 1e-9);
+  ck_assert_double_eq_tol(p.now_intensity, six / 6, 1e-9);
   s.len = 48;
   cs_series_free(&s);
 }
@@ -454,6 +521,7 @@ static Suite *suite(void)
                       3);
   tcase_add_test(tc, test_planner_plan_window_across_zones_brute_force);
   tcase_add_test(tc, test_planner_plan_window_holes_brute_force);
+  tcase_add_test(tc, test_planner_intensity_now_cases);
   tcase_add_test(tc, test_planner_plan_window_no_slack_starts_now);
   tcase_add_test(tc, test_planner_plan_window_slack_shorter_than_step);
   tcase_add_test(tc, test_planner_plan_window_forecast_shorter_than_run);

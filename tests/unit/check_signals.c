@@ -306,6 +306,58 @@ START_TEST(test_signals_forecast_from_cache)
 }
 END_TEST
 
+/* A zone's data for a decision comes from one provider: the first with a
+ * current value or a forecast that says what holds now. */
+START_TEST(test_signals_zone_data_from_one_provider)
+{
+  cs_signal v;
+  cs_series f;
+  bool cur, fc;
+  /* Both from Electricity Maps (its forecast begins with the measured
+   * history, so it covers now), not the trace behind it. */
+  cs_signals *s = registry(true, NULL, 2000);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW - 3600,
+                                        NOW + 72 * 3600, &v, &cur, &f, &fc),
+                   CS_OK);
+  ck_assert(cur && fc);
+  ck_assert_str_eq(v.provider, "electricitymaps");
+  ck_assert_str_eq(f.provider, "electricitymaps");
+  ck_assert_int_ge(cs_series_index_at(&f, NOW), 0);
+  cs_series_free(&f);
+  cs_signals_free(s);
+  /* Its latest value refused as stale, its forecast still good: the zone
+   * keeps Electricity Maps' forecast and has no current value, rather
+   * than the trace's figures. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":999,"
+                            "\"datetime\":\"2023-03-12T23:00:00.000Z\","
+                            "\"isEstimated\":false}"});
+  s = registry(true, NULL, 2000);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_ESTALE);
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW - 3600,
+                                        NOW + 72 * 3600, &v, &cur, &f, &fc),
+                   CS_OK);
+  ck_assert(!cur && fc);
+  ck_assert_str_eq(f.provider, "electricitymaps");
+  cs_series_free(&f);
+  /* A forecast that does not reach back to now does not make a provider
+   * the zone's: here the trace, with both, answers. */
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW + 86400,
+                                        NOW + 2 * 86400, &v, &cur, &f, &fc),
+                   CS_OK);
+  ck_assert(cur);
+  ck_assert_str_eq(v.provider, "file");
+  ck_assert(!fc || !strcmp(f.provider, "file"));
+  cs_series_free(&f);
+  ck_assert_int_eq(cs_signals_zone_data(s, "XX", NOW, NOW - 3600, NOW + 3600,
+                                        &v, &cur, &f, &fc),
+                   CS_ENOTFOUND);
+  ck_assert(!cur && !fc);
+  cs_signals_free(s);
+}
+END_TEST
+
 static bool wait_until(bool (*cond)(void *), void *arg, int ms)
 {
   for (int i = 0; i < ms / 10; i++) {
@@ -515,6 +567,7 @@ int main(void)
   tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
   tcase_add_test(tc, test_signals_current_refuses_mixed_types);
   tcase_add_test(tc, test_signals_forecast_from_cache);
+  tcase_add_test(tc, test_signals_zone_data_from_one_provider);
   tcase_add_test(tc, test_signals_current_fast_while_provider_hangs);
   tcase_add_test(tc, test_signals_refresher_backs_off);
   tcase_add_test(tc, test_signals_current_registers_runtime_zone);
