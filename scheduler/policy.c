@@ -376,12 +376,13 @@ static size_t filter_budget(cs_policy_call *c, const size_t *opt_node,
 }
 
 /* The node with the lowest estimate, among the eligible ones only when
- * `eligible`; SIZE_MAX when none is known. */
+ * `eligible`, and never one that cannot meet the deadline (which `allow`
+ * would otherwise let through); SIZE_MAX when none is known. */
 static size_t lowest_node(const cs_policy_call *c, bool eligible)
 {
   size_t best = SIZE_MAX;
   for (size_t i = 0; i < c->n; i++)
-    if (c->nodes[i].est.known &&
+    if (c->nodes[i].est.known && !c->nodes[i].late &&
         (!eligible || c->nodes[i].verdict == CS_PASS) &&
         (best == SIZE_MAX ||
          c->nodes[i].est.total_g < c->nodes[best].est.total_g))
@@ -470,6 +471,7 @@ static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
       continue;
     }
     cs_node_eval *e = &c->nodes[opt_node[k]];
+    e->late = true;
     e->verdict = CS_FAIL_UNRESOLVABLE;
     e->reason = cs_asprintf("carbonshift: the job cannot finish here by its "
                             "deadline %s (%.1f h on this node)",

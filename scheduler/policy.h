@@ -81,7 +81,8 @@ typedef struct cs_node_eval {
    * figure. */
   cs_estimate est;
   int64_t forecast_s;
-  int score;          /* after cs_policy_prioritize */
+  bool late; /* after cs_policy_filter: cannot finish by the deadline */
+  int score; /* after cs_policy_prioritize */
   cs_verdict verdict; /* after cs_policy_filter */
   char *reason;       /* owned; NULL for passing nodes */
 } cs_node_eval;

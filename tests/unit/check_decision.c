@@ -994,6 +994,29 @@ START_TEST(test_decision_filter_budget_wait_message_numbers)
 }
 END_TEST
 
+/* allow lets the pod run on the lowest node that can still meet its
+ * deadline, never on one already filtered for it: with 20 h to go, only
+ * the H100 (11.4 h) can finish, though the V100 (89.9 h) emits less. */
+START_TEST(test_decision_filter_budget_allow_respects_deadline)
+{
+  cs_clock_set_fixed(1795435200); /* 2026-11-23T12:00Z */
+  const char *kv[] = {
+      "carbonshift.io/carbon-budget",      "5kg",
+      "carbonshift.io/on-budget-exceeded", "allow",
+      "carbonshift.io/max-delay",          NULL,
+      "carbonshift.io/deadline",           "2026-11-24T08:00:00Z"};
+  cJSON *out = filter_with(kv, 8);
+  ck_assert_int_eq(kept(out), 1);
+  ck_assert_ptr_null(unresolvable(out, "gpu-h100-fra-01"));
+  const char *m = unresolvable(out, "gpu-v100-osl-01");
+  ck_assert_msg(m && strstr(m, "cannot finish here by its deadline"), "%s", m);
+  ck_assert_msg(strstr(events[0], "allowed on the lowest-emission node "
+                                  "gpu-h100-fra-01 only"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+}
+END_TEST
+
 START_TEST(test_decision_filter_budget_no_node_fits)
 {
   cs_clock_set_fixed(1795435200);
@@ -1597,6 +1620,7 @@ static Suite *suite(void)
   tcase_add_test(tf, test_decision_filter_budget_message_numbers);
   tcase_add_test(tf, test_decision_filter_budget_filters_some);
   tcase_add_test(tf, test_decision_filter_budget_allow_lowest_only);
+  tcase_add_test(tf, test_decision_filter_budget_allow_respects_deadline);
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
                       (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
   suite_add_tcase(s, tf);
