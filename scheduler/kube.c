@@ -1752,9 +1752,10 @@ static void event_body(cs_kube *k, const ev_item *e, unsigned seq, cs_buf *b)
   char when[28];
   char name[254];
   cs_kube_format_micro_time(e->at_s, e->at_us, when);
-  /* client-go names Events <object>.<hex time>; the sequence keeps names
-   * unique within one process. The pod name is cut to leave room for the
-   * suffix (at most 21 bytes with its '.'), and a cut that ends in '-' or
+  /* client-go names Events <object>.<hex time in ns>; here the time is in
+   * microseconds and a sequence keeps names unique within one process. The pod
+   * name is cut to leave room for the suffix (at most 21 bytes with its '.'),
+   * and a cut that ends in '-' or
    * '.' is trimmed further: "a-.x" is no DNS subdomain. */
   size_t keep = strlen(e->pod);
   if (keep > 253 - 22)
