@@ -607,17 +607,19 @@ cs_err cs_signals_current(cs_signals *s, const char *zone, const char *only,
   return answer(s, chain, n, zone, now, true, out) >= 0 ? CS_OK : CS_ENOTFOUND;
 }
 
+/* The forecast from provider p alone, as of `now`: from the cache when it
+ * is remote (registering the key on first ask when `reg`). */
 static cs_err forecast_from(cs_signals *s, cs_provider *p, const char *zone,
-                            int64_t from, int64_t to, cs_series *out)
+                            int64_t now, int64_t from, int64_t to, bool reg,
+                            cs_series *out)
 {
   if (!p->ops->forecast)
     return CS_ENOTFOUND;
   if (!p->ops->remote)
     return p->ops->forecast(p, zone, from, to, out);
   cs_err rc = CS_ENOTFOUND;
-  int64_t now = cs_clock_now();
   pthread_mutex_lock(&s->mu);
-  entry *e = ensure_entry(s, p, zone);
+  entry *e = reg ? ensure_entry(s, p, zone) : find_entry(s, p, zone);
   if (e && fc_fresh(s, e, now)) {
     cs_series_slice(&e->fc, from, to, out);
     rc = CS_OK;
@@ -635,7 +637,8 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
   size_t n = chain_for(s, zone, only, chain);
   for (size_t i = 0; i < n; i++) {
     cs_series f = {0};
-    if (forecast_from(s, chain[i], zone, from, to, &f) != CS_OK)
+    if (forecast_from(s, chain[i], zone, cs_clock_now(), from, to, true, &f) !=
+        CS_OK)
       continue;
     if (f.type != s->ranking_type || !f.len) {
       cs_series_free(&f);
@@ -645,6 +648,43 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
     return CS_OK;
   }
   return CS_ENOTFOUND;
+}
+
+/* The index in the chain of the provider a zone's data comes from (the
+ * rule of cs_signals_zone_data), or -1, with what it has. `fc` may be
+ * NULL when only the answer is wanted. Registers the zone with remote
+ * providers only when `reg`. */
+static int zone_provider(cs_signals *s, cs_provider **chain, size_t n,
+                         const char *zone, int64_t now, int64_t from,
+                         int64_t to, bool reg, cs_signal *cur, bool *has_cur,
+                         cs_series *fc, bool *has_fc)
+{
+  *has_cur = *has_fc = false;
+  for (size_t i = 0; i < n; i++) {
+    cs_signal v;
+    bool c = current_from(s, chain[i], zone, now, reg, &v) == CS_OK &&
+             v.type == s->ranking_type;
+    cs_series f = {0};
+    bool ok =
+        forecast_from(s, chain[i], zone, now, from, to, reg, &f) == CS_OK &&
+        f.type == s->ranking_type && f.len;
+    /* Without a current value, only a forecast that says what holds now
+     * makes this the zone's provider. */
+    if (!c && !(ok && cs_series_index_at(&f, now) >= 0)) {
+      cs_series_free(&f);
+      continue;
+    }
+    if (c)
+      *cur = v;
+    if (ok && fc)
+      *fc = f;
+    else
+      cs_series_free(&f);
+    *has_cur = c;
+    *has_fc = ok;
+    return (int)i;
+  }
+  return -1;
 }
 
 cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
@@ -658,30 +698,10 @@ cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
     return CS_ENOTFOUND;
   cs_provider *chain[MAX_PROVIDERS];
   size_t n = chain_for(s, zone, NULL, chain);
-  for (size_t i = 0; i < n; i++) {
-    cs_signal v;
-    bool cur = current_from(s, chain[i], zone, now, true, &v) == CS_OK &&
-               v.type == s->ranking_type;
-    cs_series f = {0};
-    bool fc = forecast_from(s, chain[i], zone, from, to, &f) == CS_OK &&
-              f.type == s->ranking_type && f.len;
-    /* Without a current value, only a forecast that says what holds now
-     * makes this the zone's provider. */
-    if (!cur && !(fc && cs_series_index_at(&f, now) >= 0)) {
-      cs_series_free(&f);
-      continue;
-    }
-    if (!fc)
-      cs_series_free(&f);
-    if (cur)
-      *current = v;
-    if (fc)
-      *forecast = f;
-    *has_current = cur;
-    *has_forecast = fc;
-    return CS_OK;
-  }
-  return CS_ENOTFOUND;
+  return zone_provider(s, chain, n, zone, now, from, to, true, current,
+                       has_current, forecast, has_forecast) >= 0
+             ? CS_OK
+             : CS_ENOTFOUND;
 }
 
 static const char *entry_state(const cs_signals *s, const entry *e, int64_t now)
@@ -779,14 +799,19 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
   for (size_t i = 0; i < nz; i++) {
     cs_provider *chain[MAX_PROVIDERS];
     size_t n = chain_for(s, zones[i], NULL, chain);
+    /* Served by the provider decisions take the zone's data from. */
     cs_signal v;
-    int who = answer(s, chain, n, zones[i], now, false, &v);
+    bool cur, fc;
+    int who = zone_provider(s, chain, n, zones[i], now, now - 3600, now + 3600,
+                            false, &v, &cur, NULL, &fc);
     bool degraded = zone_degraded(s, chain, n, who, zones[i], now);
     if (degraded)
       healthy = false;
     cs_json_open(&zb, NULL, '{');
     cs_json_str(&zb, "zone", zones[i]);
     cs_json_str(&zb, "servedBy", who >= 0 ? chain[who]->ops->name : NULL);
+    if (who >= 0 && !cur)
+      cs_json_bool(&zb, "forecastOnly", true);
     cs_json_bool(&zb, "degraded", degraded);
     cs_json_close(&zb, '}');
     const char *l[] = {zones[i]};

@@ -181,8 +181,13 @@ START_TEST(test_signals_current_neutral_without_fallback)
   bool healthy;
   cJSON *j = status(s, NOW, &healthy);
   ck_assert(!healthy);
-  ck_assert_str_eq(zone_served_by(j, "DE"), "(none)");
+  /* Its forecast came in: decisions take the zone from it alone. */
+  ck_assert_str_eq(zone_served_by(j, "DE"), "electricitymaps");
   ck_assert_str_eq(signal_state(j, "electricitymaps"), "stale");
+  cJSON_Delete(j);
+  /* Once the forecast is too old as well, nothing serves the zone. */
+  j = status(s, NOW + 3601, &healthy);
+  ck_assert_str_eq(zone_served_by(j, "DE"), "(none)");
   cJSON_Delete(j);
   /* A zone the provider does not serve (404) is neutral, not an outage. */
   fh_set(srv, "/v3/carbon-intensity/latest",
@@ -341,6 +346,22 @@ START_TEST(test_signals_zone_data_from_one_provider)
   ck_assert(!cur && fc);
   ck_assert_str_eq(f.provider, "electricitymaps");
   cs_series_free(&f);
+  /* /readyz names the same provider, says it serves a forecast alone, and
+   * marks the zone degraded (its latest value is failing). */
+  bool healthy;
+  cJSON *j = status(s, NOW, &healthy);
+  ck_assert_str_eq(zone_served_by(j, "DE"), "electricitymaps");
+  cJSON *z;
+  bool forecast_only = false, degraded = false;
+  cJSON_ArrayForEach(z, cJSON_GetObjectItem(j, "zones"))
+  {
+    if (!strcmp(cJSON_GetObjectItem(z, "zone")->valuestring, "DE")) {
+      forecast_only = cJSON_IsTrue(cJSON_GetObjectItem(z, "forecastOnly"));
+      degraded = cJSON_IsTrue(cJSON_GetObjectItem(z, "degraded"));
+    }
+  }
+  ck_assert(forecast_only && degraded && !healthy);
+  cJSON_Delete(j);
   /* A forecast that does not reach back to now does not make a provider
    * the zone's: here the trace, with both, answers. */
   ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW + 86400,
