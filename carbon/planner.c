@@ -52,6 +52,7 @@ bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
 /* The best budget-fitting candidate over one option's starts. */
 typedef struct best {
   bool found;
+  bool covered; /* some start's whole run was known, fitting or not */
   int64_t start;
   size_t option;
   double g, mean;
@@ -61,7 +62,10 @@ static void consider(best *b, const cs_plan_option *o, size_t idx,
                      int64_t start)
 {
   double g, mean;
-  if (cs_plan_emissions(o, start, &g, &mean) != CS_OK || !fits(o, g))
+  if (cs_plan_emissions(o, start, &g, &mean) != CS_OK)
+    return;
+  b->covered = true;
+  if (!fits(o, g))
     return;
   /* Ties go to the earlier start, then to the lower option index, so the
    * same inputs always give the same plan. */
@@ -154,17 +158,17 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
     }
   }
 
+  /* Every start where a run's coverage begins or ends is a breakpoint the
+   * search examines, so it meets a covered start in [now, latest start] if
+   * there is one; now counts also once the slack has run out. */
   best b = {0};
-  bool covered = false;
   for (size_t i = 0; i < n; i++) {
     double g;
-    if (cs_plan_emissions(&opts[i], now, &g, NULL) == CS_OK ||
-        (opts[i].latest_start >= now &&
-         cs_plan_emissions(&opts[i], opts[i].latest_start, &g, NULL) == CS_OK))
-      covered = true;
+    if (cs_plan_emissions(&opts[i], now, &g, NULL) == CS_OK)
+      b.covered = true;
     search_option(&b, &opts[i], i, now);
   }
-  out->forecast_short = !covered;
+  out->forecast_short = !b.covered;
   if (!any && !b.found)
     return CS_ENOTFOUND;
 

@@ -47,12 +47,14 @@ typedef struct cs_plan {
   size_t now_option;      /* the best option starting now (budget aside) */
   double now_g;           /* its emissions starting now; NAN when unknown */
   double now_intensity;
-  bool forecast_short; /* no option's forecast covered a whole run */
+  bool forecast_short; /* no option's forecast covered the whole run of
+                          any start from now to its latest start */
 } cs_plan;
 
 /* Plans a job. `kept_start` is the start of an earlier plan (0: none). A
- * start is only considered when the option's forecast covers the whole run
- * from it; "now" falls back to the current intensity. CS_ENOTFOUND when no
+ * later start is only considered when the option's forecast covers the
+ * whole run from it; "now" is judged by cs_plan_intensity_now (the part
+ * of the run the forecast covers, else the current value). CS_ENOTFOUND when no
  * option has any usable intensity (the caller treats the pod neutrally). */
 cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
                       size_t n, int64_t now, int64_t kept_start,

@@ -655,9 +655,9 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
  * NULL when only the answer is wanted. Registers the zone with remote
  * providers only when `reg`. */
 static int zone_provider(cs_signals *s, cs_provider **chain, size_t n,
-                         const char *zone, int64_t now, int64_t from,
-                         int64_t to, bool reg, cs_signal *cur, bool *has_cur,
-                         cs_series *fc, bool *has_fc)
+                         const char *zone, int64_t now, int64_t at,
+                         int64_t from, int64_t to, bool reg, cs_signal *cur,
+                         bool *has_cur, cs_series *fc, bool *has_fc)
 {
   *has_cur = *has_fc = false;
   for (size_t i = 0; i < n; i++) {
@@ -670,7 +670,7 @@ static int zone_provider(cs_signals *s, cs_provider **chain, size_t n,
         f.type == s->ranking_type && f.len;
     /* Without a current value, only a forecast that says what holds now
      * makes this the zone's provider. */
-    if (!c && !(ok && cs_series_index_at(&f, now) >= 0)) {
+    if (!c && !(ok && cs_series_index_at(&f, at) >= 0)) {
       cs_series_free(&f);
       continue;
     }
@@ -688,9 +688,9 @@ static int zone_provider(cs_signals *s, cs_provider **chain, size_t n,
 }
 
 cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
-                            int64_t from, int64_t to, cs_signal *current,
-                            bool *has_current, cs_series *forecast,
-                            bool *has_forecast)
+                            int64_t at, int64_t from, int64_t to,
+                            cs_signal *current, bool *has_current,
+                            cs_series *forecast, bool *has_forecast)
 {
   *has_current = *has_forecast = false;
   memset(forecast, 0, sizeof(*forecast));
@@ -698,7 +698,7 @@ cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
     return CS_ENOTFOUND;
   cs_provider *chain[MAX_PROVIDERS];
   size_t n = chain_for(s, zone, NULL, chain);
-  return zone_provider(s, chain, n, zone, now, from, to, true, current,
+  return zone_provider(s, chain, n, zone, now, at, from, to, true, current,
                        has_current, forecast, has_forecast) >= 0
              ? CS_OK
              : CS_ENOTFOUND;
@@ -802,8 +802,8 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
     /* Served by the provider decisions take the zone's data from. */
     cs_signal v;
     bool cur, fc;
-    int who = zone_provider(s, chain, n, zones[i], now, now - 3600, now + 3600,
-                            false, &v, &cur, NULL, &fc);
+    int who = zone_provider(s, chain, n, zones[i], now, now, now - 3600,
+                            now + 3600, false, &v, &cur, NULL, &fc);
     bool degraded = zone_degraded(s, chain, n, who, zones[i], now);
     if (degraded)
       healthy = false;

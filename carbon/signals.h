@@ -82,15 +82,17 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
 
 /* A zone's data for one decision, all from one provider: the first of the
  * zone's route with a current value at `now` or a forecast over [from, to)
- * that covers `now` (both of the ranking type). It gives whichever of the
- * two it has (its forecast then need not cover `now`) (`*has_current`,
+ * that covers `at`, the instant the decision judges runs from (both of the
+ * ranking type). It gives whichever of the two it has (its forecast then
+ * need not cover `at`) (`*has_current`,
  * `*has_forecast`; the series is the caller's to free). Taking the current
  * value from one provider and the forecast from another would set one
  * provider's "now" against another's "later" in a plan, or replace a measured
  * value by a model's mean. CS_ENOTFOUND when no provider has either. */
 cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
-                            int64_t from, int64_t to, cs_signal *current,
-                            bool *has_current, cs_series *forecast,
+                            int64_t at, int64_t from, int64_t to,
+                            cs_signal *current, bool *has_current,
+                            cs_series *forecast,
                             bool *has_forecast) CS_MUST_USE;
 
 /* The rule every value a remote provider fetches must pass before it is

@@ -94,7 +94,7 @@ static int zone_index(cs_policy_call *c, const char *zone)
   snprintf(z->zone, sizeof(z->zone), "%s", zone);
   int64_t horizon =
       c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
-  if (cs_signals_zone_data(c->p->signals, zone, c->now, c->now - 3600,
+  if (cs_signals_zone_data(c->p->signals, zone, c->now, c->at, c->now - 3600,
                            c->now + horizon, &z->sig, &z->found, &z->forecast,
                            &z->has_forecast) != CS_OK)
     z->found = z->has_forecast = false;
@@ -359,10 +359,14 @@ static size_t filter_budget(cs_policy_call *c, const size_t *opt_node,
     char est[32], budget[32], basis[64];
     kg_pair(e->est.total_g, c->pod->budget_g, est, budget);
     cs_intensity_basis b = cs_policy_basis(e);
-    if (b == CS_BASIS_FORECAST_PART)
+    if (b == CS_BASIS_FORECAST_PART && e->forecast_s >= 3600)
       snprintf(basis, sizeof(basis),
                " forecast over the first %.0f h of the run",
                floor((double)e->forecast_s / 3600));
+    else if (b == CS_BASIS_FORECAST_PART) /* a hole within the hour */
+      snprintf(basis, sizeof(basis),
+               " forecast over the first %.0f min of the run",
+               floor((double)e->forecast_s / 60));
     else
       snprintf(basis, sizeof(basis), "%s",
                b == CS_BASIS_FORECAST_RUN ? " forecast over the run" : " now");

@@ -1353,6 +1353,7 @@ END_TEST
 #define CROSS_T0 1795435200    /* 2026-11-23T12:00:00Z */
 static bool cross_no_current;  /* when set, no zone has a current value */
 static bool cross_no_forecast; /* when set, no zone has a forecast */
+static bool cross_hole;        /* when set, the forecast skips its 13:00 */
 static double cross_at(const char *zone, int64_t t)
 {
   bool first = t < CROSS_T0 + 3600;
@@ -1385,10 +1386,13 @@ static cs_err cross_forecast(cs_provider *p, const char *zone, int64_t from,
   out->step = 3600;
   out->len = (size_t)((to - (CROSS_T0 - 3600) + 3599) / 3600);
   out->points = calloc(out->len, sizeof(*out->points));
+  size_t n = 0;
   for (size_t h = 0; h < out->len; h++) {
     int64_t t = CROSS_T0 - 3600 + (int64_t)h * 3600;
-    out->points[h] = (cs_point){t, cross_at(zone, t)};
+    if (!(cross_hole && t == CROSS_T0 + 3600))
+      out->points[n++] = (cs_point){t, cross_at(zone, t)};
   }
+  out->len = n;
   return CS_OK;
 }
 static void cross_free(cs_provider *p)
@@ -1419,7 +1423,7 @@ static void setup_cross(void)
 }
 static void teardown_cross(void)
 {
-  cross_no_current = cross_no_forecast = false;
+  cross_no_current = cross_no_forecast = cross_hole = false;
   teardown_filter();
 }
 
@@ -1495,10 +1499,19 @@ START_TEST(test_decision_prioritize_forecast_without_current)
     if (with_builtin)
       ck_assert_int_eq(cs_signals_add_provider(signals, cs_builtin_new()),
                        CS_OK);
-    cJSON *list = call(CS_VERB_PRIORITIZE,
-                       "fixtures/extender/prioritize-nodes.request.json", 200);
+    cJSON *line;
+    cJSON *list = prioritize_logged(&line);
     ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
     ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+    /* The H100's zone: cross's forecast, and no current value (builtin
+     * would have given one). */
+    cJSON *h100 = cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(h100, "intensity")));
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(h100, "estimate"),
+                                         "intensityBasis")
+                         ->valuestring,
+                     "forecastOverRun");
+    cJSON_Delete(line);
     cJSON_Delete(list);
   }
 }
@@ -1577,6 +1590,24 @@ START_TEST(test_decision_budget_on_the_current_value)
 }
 END_TEST
 
+/* A hole half an hour ahead: the run is judged on those 30 minutes, and
+ * the message says so in minutes, not "the first 0 h". */
+START_TEST(test_decision_budget_on_a_forecast_part_under_an_hour)
+{
+  cross_hole = true;
+  cs_clock_set_fixed(CROSS_T0 + 1800);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "12kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = filter_with(kv, 4);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && !strcmp(m, "carbonshift: estimate 15.7 kg > budget 12 kg "
+                                "(DE, 200 gCO2/kWh forecast over the first 30 "
+                                "min of the run)"),
+                "%s", m);
+  cJSON_Delete(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("decision");
@@ -1632,6 +1663,7 @@ static Suite *suite(void)
   tcase_add_test(tx, test_decision_forecast_from_the_current_provider);
   tcase_add_test(tx, test_decision_long_run_on_the_forecast_it_has);
   tcase_add_test(tx, test_decision_budget_on_the_current_value);
+  tcase_add_test(tx, test_decision_budget_on_a_forecast_part_under_an_hour);
   suite_add_tcase(s, tx);
   TCase *tr = tcase_create("filter-file-replay");
   tcase_set_timeout(tr, 60);

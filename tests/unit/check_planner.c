@@ -382,6 +382,33 @@ START_TEST(test_planner_plan_window_forecast_shorter_than_slack)
 }
 END_TEST
 
+/* forecastShort says that nothing could be planned, not that the two
+ * ends of the slack were unknown: a hole in the run from now and a
+ * forecast ending before the latest start still leave starts in between. */
+START_TEST(test_planner_plan_window_forecast_short_only_when_nothing_covered)
+{
+  cs_series s = valley();
+  int64_t now = s.points[0].at;
+  memmove(&s.points[2], &s.points[3], 21 * sizeof(*s.points));
+  s.len = 23; /* 00:00 to 24:00 without 02:00 */
+  cs_plan_option o = {.forecast = &s,
+                      .current = 300,
+                      .energy_kwh = 10,
+                      .runtime_s = 4 * 3600,
+                      .latest_start = now + 30 * 3600};
+  cs_plan p;
+  ck_assert_int_eq(cs_plan_window(&no_margin, &o, 1, now, 0, &p), CS_OK);
+  ck_assert(!p.forecast_short);
+  ck_assert(p.wait);
+  ck_assert_int_eq(p.start, now + 3 * 3600);
+  /* With a run longer than the whole forecast, nothing is covered. */
+  o.runtime_s = 30 * 3600;
+  ck_assert_int_eq(cs_plan_window(&no_margin, &o, 1, now, 0, &p), CS_OK);
+  ck_assert(p.forecast_short && !p.wait);
+  cs_series_free(&s);
+}
+END_TEST
+
 START_TEST(test_planner_plan_window_margins)
 {
   cs_series s = valley();
@@ -526,6 +553,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_planner_plan_window_slack_shorter_than_step);
   tcase_add_test(tc, test_planner_plan_window_forecast_shorter_than_run);
   tcase_add_test(tc, test_planner_plan_window_forecast_shorter_than_slack);
+  tcase_add_test(
+      tc, test_planner_plan_window_forecast_short_only_when_nothing_covered);
   tcase_add_test(tc, test_planner_plan_window_margins);
   tcase_add_test(tc, test_planner_plan_window_hysteresis);
   tcase_add_test(tc, test_planner_plan_window_kept_plan_needs_the_margins);

@@ -322,7 +322,7 @@ START_TEST(test_signals_zone_data_from_one_provider)
    * history, so it covers now), not the trace behind it. */
   cs_signals *s = registry(true, NULL, 2000);
   ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
-  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW - 3600,
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW, NOW - 3600,
                                         NOW + 72 * 3600, &v, &cur, &f, &fc),
                    CS_OK);
   ck_assert(cur && fc);
@@ -340,11 +340,25 @@ START_TEST(test_signals_zone_data_from_one_provider)
                             "\"isEstimated\":false}"});
   s = registry(true, NULL, 2000);
   ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_ESTALE);
-  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW - 3600,
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW, NOW - 3600,
                                         NOW + 72 * 3600, &v, &cur, &f, &fc),
                    CS_OK);
   ck_assert(!cur && fc);
   ck_assert_str_eq(f.provider, "electricitymaps");
+  cs_series_free(&f);
+  /* Judged from an instant before that forecast begins (a planned start
+   * in the past), it says nothing of the run's start: the trace answers. */
+  int64_t first = 0;
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW, NOW - 3600,
+                                        NOW + 3600, &v, &cur, &f, &fc),
+                   CS_OK);
+  first = f.points[0].at;
+  cs_series_free(&f);
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, first - 60, NOW - 3600,
+                                        NOW + 3600, &v, &cur, &f, &fc),
+                   CS_OK);
+  ck_assert(cur);
+  ck_assert_str_eq(v.provider, "file");
   cs_series_free(&f);
   /* /readyz names the same provider, says it serves a forecast alone, and
    * marks the zone degraded (its latest value is failing). */
@@ -364,15 +378,15 @@ START_TEST(test_signals_zone_data_from_one_provider)
   cJSON_Delete(j);
   /* A forecast that does not reach back to now does not make a provider
    * the zone's: here the trace, with both, answers. */
-  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW + 86400,
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW, NOW + 86400,
                                         NOW + 2 * 86400, &v, &cur, &f, &fc),
                    CS_OK);
   ck_assert(cur);
   ck_assert_str_eq(v.provider, "file");
   ck_assert(!fc || !strcmp(f.provider, "file"));
   cs_series_free(&f);
-  ck_assert_int_eq(cs_signals_zone_data(s, "XX", NOW, NOW - 3600, NOW + 3600,
-                                        &v, &cur, &f, &fc),
+  ck_assert_int_eq(cs_signals_zone_data(s, "XX", NOW, NOW, NOW - 3600,
+                                        NOW + 3600, &v, &cur, &f, &fc),
                    CS_ENOTFOUND);
   ck_assert(!cur && !fc);
   cs_signals_free(s);
