@@ -779,6 +779,12 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
     if (e->cur.attempted && e->cur.last_rc != CS_OK)
       cs_json_str(&sig, "lastError", cs_strerror(e->cur.last_rc));
     cs_json_bool(&sig, "forecast", fc_fresh(s, e, now));
+    /* A forecast fetch's own failure: it decides nothing of the signal's
+     * state (a plan without forecast access fails it for ever), but an
+     * operator must see why a zone cannot be planned. */
+    if (e->fcs.attempted && e->fcs.last_rc != CS_OK &&
+        e->fcs.last_rc != CS_ENOTFOUND)
+      cs_json_str(&sig, "lastForecastError", cs_strerror(e->fcs.last_rc));
     cs_json_close(&sig, '}');
   }
   char(*zones)[CS_ZONE_MAX] =
@@ -804,7 +810,10 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
     bool cur, fc;
     int who = zone_provider(s, chain, n, zones[i], now, now, now - 3600,
                             now + 3600, false, &v, &cur, NULL, &fc);
-    bool degraded = zone_degraded(s, chain, n, who, zones[i], now);
+    /* Served by a forecast alone is degraded too: the provider has no
+     * current value to give. */
+    bool degraded =
+        zone_degraded(s, chain, n, who, zones[i], now) || (who >= 0 && !cur);
     if (degraded)
       healthy = false;
     cs_json_open(&zb, NULL, '{');

@@ -105,15 +105,18 @@ cs_err cs_signals_check_observation(const cs_signals_opts *o,
                                     int64_t now) CS_MUST_USE;
 
 /* Appends a JSON object describing every provider and route's health to
- * `out`: {"rankingSignal", "providers": [names], "degraded": bool,
- * "signals": [{"provider", "zone", "state", "gPerKwh", "ageSeconds",
- * "failures", "lastError", "forecast"}], "zones": [{"zone", "servedBy",
- * "degraded"}]}. A cached signal's state is pending (never fetched), ok,
- * failing (last fetch failed; the last good value is still served), stale
- * (no value younger than max_age after a failure) or notServed (the
- * provider has no data for the zone: not an outage). A zone is degraded
- * when a provider up to the one answering it is failing or stale. Returns
- * false when any cached signal is degraded. */
+ * `out`, judged at `now`: {"rankingSignal", "providers": [names],
+ * "degraded": bool, "signals": [{"provider", "zone", "state", "gPerKwh",
+ * "ageSeconds", "failures", "lastError", "forecast", "lastForecastError"}],
+ * "zones": [{"zone", "servedBy", "forecastOnly", "degraded"}]}. A cached
+ * signal's state is that of its current value: pending (never fetched),
+ * ok, failing (last fetch failed; the last good value is still served),
+ * stale (no value younger than max_age after a failure) or notServed (the
+ * provider has no data for the zone: not an outage). servedBy is the
+ * provider decisions take the zone's data from (cs_signals_zone_data);
+ * forecastOnly when it has no current value. A zone is degraded when that
+ * provider or one ahead of it is failing or stale, or it serves a forecast
+ * alone. Returns false when any cached signal or zone is degraded. */
 bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out);
 
 #endif

@@ -366,7 +366,7 @@ static size_t filter_budget(cs_policy_call *c, const size_t *opt_node,
     else if (b == CS_BASIS_FORECAST_PART) /* a hole within the hour */
       snprintf(basis, sizeof(basis),
                " forecast over the first %.0f min of the run",
-               floor((double)e->forecast_s / 60));
+               ceil((double)e->forecast_s / 60)); /* never "0 min" */
     else
       snprintf(basis, sizeof(basis), "%s",
                b == CS_BASIS_FORECAST_RUN ? " forecast over the run" : " now");

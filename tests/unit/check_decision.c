@@ -1605,6 +1605,13 @@ START_TEST(test_decision_budget_on_a_forecast_part_under_an_hour)
                                 "min of the run)"),
                 "%s", m);
   cJSON_Delete(out);
+  /* Half a minute before the hole: "1 min", never "0 min". */
+  cs_clock_set_fixed(CROSS_T0 + 3600 - 30);
+  out = filter_with(kv, 4);
+  m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && strstr(m, "forecast over the first 1 min of the run"),
+                "%s", m);
+  cJSON_Delete(out);
 }
 END_TEST
 

@@ -189,13 +189,19 @@ START_TEST(test_signals_current_neutral_without_fallback)
   j = status(s, NOW + 3601, &healthy);
   ck_assert_str_eq(zone_served_by(j, "DE"), "(none)");
   cJSON_Delete(j);
-  /* A zone the provider does not serve (404) is neutral, not an outage. */
-  fh_set(srv, "/v3/carbon-intensity/latest",
-         (fh_reply){.status = 404, .body = "{\"message\":\"unknown zone\"}"});
+  cs_signals_free(s);
+  /* A zone the provider does not serve (404 for its latest value and its
+   * forecast) is neutral, not an outage. */
+  s = registry(false, NULL, 2000);
+  fh_reply unknown = {.status = 404, .body = "{\"message\":\"unknown zone\"}"};
+  fh_set(srv, "/v3/carbon-intensity/latest", unknown);
+  fh_set(srv, "/v3/carbon-intensity/forecast", unknown);
+  fh_set(srv, "/v3/carbon-intensity/history", unknown);
   ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_ENOTFOUND);
   j = status(s, NOW, &healthy);
   ck_assert(healthy);
   ck_assert_str_eq(signal_state(j, "electricitymaps"), "notServed");
+  ck_assert_str_eq(zone_served_by(j, "DE"), "(none)");
   cJSON_Delete(j);
   cs_signals_free(s);
 }
@@ -385,6 +391,23 @@ START_TEST(test_signals_zone_data_from_one_provider)
   ck_assert_str_eq(v.provider, "file");
   ck_assert(!fc || !strcmp(f.provider, "file"));
   cs_series_free(&f);
+  /* A failing forecast fetch is shown on its signal, apart from the state
+   * of the current value. */
+  fh_set(srv, "/v3/carbon-intensity/forecast",
+         (fh_reply){.status = 500, .body = "down"});
+  ck_assert_int_ne(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  j = status(s, NOW, &healthy);
+  bool shown = false;
+  cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "signals"))
+  {
+    cJSON *fe = cJSON_GetObjectItem(e, "lastForecastError");
+    shown |= !strcmp(cJSON_GetObjectItem(e, "provider")->valuestring,
+                     "electricitymaps") &&
+             cJSON_IsString(fe);
+  }
+  ck_assert(shown);
+  cJSON_Delete(j);
   ck_assert_int_eq(cs_signals_zone_data(s, "XX", NOW, NOW, NOW - 3600,
                                         NOW + 3600, &v, &cur, &f, &fc),
                    CS_ENOTFOUND);
