@@ -652,8 +652,9 @@ cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
 
 /* The index in the chain of the provider a zone's data comes from (the
  * rule of cs_signals_zone_data), or -1, with what it has. `fc` may be
- * NULL when only the answer is wanted. Registers the zone with remote
- * providers only when `reg`. */
+ * NULL when only the answer is wanted; `*has_fc` then says nothing for a
+ * provider with a current value. Registers the zone with remote providers
+ * only when `reg`. */
 static int zone_provider(cs_signals *s, cs_provider **chain, size_t n,
                          const char *zone, int64_t now, int64_t at,
                          int64_t from, int64_t to, bool reg, cs_signal *cur,
@@ -664,11 +665,14 @@ static int zone_provider(cs_signals *s, cs_provider **chain, size_t n,
     cs_signal v;
     bool c = current_from(s, chain[i], zone, now, reg, &v) == CS_OK &&
              v.type == s->ranking_type;
+    /* With a current value the forecast decides nothing: not asked for
+     * when the caller does not want it (/readyz). */
     cs_series f = {0};
     bool ok =
+        (fc || !c) &&
         forecast_from(s, chain[i], zone, now, from, to, reg, &f) == CS_OK &&
         f.type == s->ranking_type && f.len;
-    /* Without a current value, only a forecast that says what holds now
+    /* Without a current value, only a forecast that says what holds at `at`
      * makes this the zone's provider. */
     if (!c && !(ok && cs_series_index_at(&f, at) >= 0)) {
       cs_series_free(&f);
