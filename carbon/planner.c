@@ -36,16 +36,17 @@ bool cs_plan_intensity_now(const cs_series *forecast, double current,
   return true;
 }
 
-bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
-                           double *mean, int64_t *forecast_s)
+/* The emissions of running option `o` from `now`, at
+ * cs_plan_intensity_now's intensity: the figure the filter's estimates are
+ * (scheduler/policy.c), so that what fits "now" there fits now here. */
+static bool emissions_now(const cs_plan_option *o, int64_t now, double *g,
+                          double *mean)
 {
   int64_t fs;
   if (!cs_plan_intensity_now(o->forecast, o->current, now, o->runtime_s, mean,
                              &fs))
     return false;
   *g = o->energy_kwh * *mean + o->embodied_g;
-  if (forecast_s)
-    *forecast_s = fs;
   return true;
 }
 
@@ -142,7 +143,7 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
   size_t fit_now_option = 0;
   for (size_t i = 0; i < n; i++) {
     double g, mean;
-    if (!cs_plan_emissions_now(&opts[i], now, &g, &mean, NULL))
+    if (!emissions_now(&opts[i], now, &g, &mean))
       continue;
     if (!any || g < out->now_g) {
       out->now_g = g;

@@ -78,11 +78,4 @@ bool cs_plan_intensity_now(const cs_series *forecast, double current,
                            int64_t now, int64_t runtime_s, double *mean,
                            int64_t *forecast_s);
 
-/* The emissions of running option `o` from `now`, at
- * cs_plan_intensity_now's intensity; `forecast_s` (may be NULL) as there.
- * The filter's estimates are this figure, so that what fits "now" there is
- * what fits now in the plan. */
-bool cs_plan_emissions_now(const cs_plan_option *o, int64_t now, double *g,
-                           double *mean_intensity, int64_t *forecast_s);
-
 #endif

@@ -628,28 +628,6 @@ static cs_err forecast_from(cs_signals *s, cs_provider *p, const char *zone,
   return rc;
 }
 
-cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
-                           int64_t from, int64_t to, cs_series *out)
-{
-  if (!zone || !*zone)
-    return CS_ENOTFOUND;
-  cs_provider *chain[MAX_PROVIDERS];
-  size_t n = chain_for(s, zone, only, chain);
-  for (size_t i = 0; i < n; i++) {
-    cs_series f = {0};
-    if (forecast_from(s, chain[i], zone, cs_clock_now(), from, to, true, &f) !=
-        CS_OK)
-      continue;
-    if (f.type != s->ranking_type || !f.len) {
-      cs_series_free(&f);
-      continue;
-    }
-    *out = f;
-    return CS_OK;
-  }
-  return CS_ENOTFOUND;
-}
-
 /* The index in the chain of the provider a zone's data comes from (the
  * rule of cs_signals_zone_data), or -1, with what it has. `fc` may be
  * NULL when only the answer is wanted; `*has_fc` then says nothing for a

@@ -75,20 +75,16 @@ cs_err cs_signals_refresh_now(cs_signals *s, const char *zone, const char *only,
  * provider until its first fetch completes. */
 cs_err cs_signals_current(cs_signals *s, const char *zone, const char *only,
                           int64_t now, cs_signal *out) CS_MUST_USE;
-/* The forecast over [from, to) from the first provider that has one. */
-cs_err cs_signals_forecast(cs_signals *s, const char *zone, const char *only,
-                           int64_t from, int64_t to,
-                           cs_series *out) CS_MUST_USE;
 
 /* A zone's data for one decision, all from one provider: the first of the
  * zone's route with a current value at `now` or a forecast over [from, to)
  * that covers `at`, the instant the decision judges runs from (both of the
- * ranking type). It gives whichever of the two it has (its forecast then
- * need not cover `at`) (`*has_current`,
- * `*has_forecast`; the series is the caller's to free). Taking the current
- * value from one provider and the forecast from another would set one
- * provider's "now" against another's "later" in a plan, or replace a measured
- * value by a model's mean. CS_ENOTFOUND when no provider has either. */
+ * ranking type). It gives whichever of the two that provider has
+ * (`*has_current`, `*has_forecast`; the forecast then need not cover `at`;
+ * the series is the caller's to free). Taking the current value from one
+ * provider and the forecast from another would set one provider's "now"
+ * against another's "later" in a plan, or replace a measured value by a
+ * model's mean. CS_ENOTFOUND when no provider has either. */
 cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
                             int64_t at, int64_t from, int64_t to,
                             cs_signal *current, bool *has_current,

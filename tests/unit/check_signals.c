@@ -287,8 +287,10 @@ START_TEST(test_signals_current_refuses_mixed_types)
   ck_assert_int_eq(cs_signals_current(s, "CAISO_NORTH", NULL, 1686268900, &v),
                    CS_ENOTFOUND);
   cs_series f = {0};
-  ck_assert_int_eq(cs_signals_forecast(s, "CAISO_NORTH", NULL, 1686268800,
-                                       1686268800 + 3600, &f),
+  bool cur, fc;
+  ck_assert_int_eq(cs_signals_zone_data(s, "CAISO_NORTH", 1686268900,
+                                        1686268900, 1686268800,
+                                        1686268800 + 3600, &v, &cur, &f, &fc),
                    CS_ENOTFOUND);
   cs_signals_free(s);
 }
@@ -298,14 +300,17 @@ START_TEST(test_signals_forecast_from_cache)
 {
   cs_signals *s = registry(false, NULL, 2000);
   cs_series f = {0};
-  ck_assert_int_eq(
-      cs_signals_forecast(s, "DE", NULL, 1678838400, 1678838400 + 7200, &f),
-      CS_ENOTFOUND);
+  cs_signal v;
+  bool cur, fc;
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW, 1678838400,
+                                        1678838400 + 7200, &v, &cur, &f, &fc),
+                   CS_ENOTFOUND);
   ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
   int hits = fh_hits(srv, "/v3/carbon-intensity/forecast");
-  ck_assert_int_eq(
-      cs_signals_forecast(s, "DE", NULL, 1678838400, 1678838400 + 7200, &f),
-      CS_OK);
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW, 1678838400,
+                                        1678838400 + 7200, &v, &cur, &f, &fc),
+                   CS_OK);
+  ck_assert(cur && fc);
   ck_assert_uint_eq(f.len, 2);
   ck_assert_int_eq(f.points[0].at, 1678838400);
   ck_assert_double_eq(f.points[0].g_per_kwh, 366);
