@@ -388,7 +388,8 @@ static cs_err fetch_entry(cs_signals *s, entry *e, bool force)
       crc = cs_signals_check_observation(&s->o, &v, now);
   }
   if (do_fc)
-    frc = p->ops->forecast(p, zone, now, now + s->o.horizon_s, &fc);
+    frc = p->ops->forecast(p, zone, now - CS_SIGNALS_FORECAST_BACK_S,
+                           now + s->o.horizon_s, &fc);
 
   pthread_mutex_lock(&s->mu);
   if (do_cur) {
@@ -790,8 +791,9 @@ bool cs_signals_status(cs_signals *s, int64_t now, cs_buf *out)
     /* Served by the provider decisions take the zone's data from. */
     cs_signal v;
     bool cur, fc;
-    int who = zone_provider(s, chain, n, zones[i], now, now, now - 3600,
-                            now + 3600, false, &v, &cur, NULL, &fc);
+    int who = zone_provider(s, chain, n, zones[i], now, now,
+                            now - CS_SIGNALS_FORECAST_BACK_S, now + 3600, false,
+                            &v, &cur, NULL, &fc);
     /* Served by a forecast alone is degraded too: the provider has no
      * current value to give. */
     bool degraded =

@@ -28,6 +28,14 @@
 
 typedef struct cs_signals cs_signals;
 
+/* How far before its fetch a remote provider's forecast is asked for, and
+ * where decisions ask the cache from: a pod is judged from its planned
+ * start up to 10 minutes after it (scheduler/policy.c). A provider whose
+ * forecast begins later completes the window with measured values, or
+ * leaves it unknown. (The point in force at the window's start is part of
+ * every window, however long before it began.) */
+#define CS_SIGNALS_FORECAST_BACK_S (15 * 60)
+
 /* Cache and refresh settings; zero fields take the defaults shown. */
 typedef struct cs_signals_opts {
   int64_t ttl_s;                 /* refresh a healthy key every ttl_s (300) */

@@ -16,6 +16,8 @@
  * minutes wide, so judged at the moment of the try the pod that waited for
  * it could miss it by grams and stay pending. */
 #define PLANNED_START_GRACE_S (10 * 60)
+_Static_assert(PLANNED_START_GRACE_S <= CS_SIGNALS_FORECAST_BACK_S,
+               "the forecast asked for must reach back to a planned start");
 
 /* The instant "starting now" is judged at: for a pod with a budget, its
  * planned start when that came within PLANNED_START_GRACE_S, else now. */
@@ -77,7 +79,7 @@ const char *cs_policy_zone_of(const cs_policy_call *c, size_t i)
 /* The index of the zone in the call's table, looking its data up on first
  * use: a call with thousands of nodes asks once per zone. The current
  * value and the forecast come from one provider (cs_signals_zone_data),
- * from an hour back, so that the step in force now is included. */
+ * from CS_SIGNALS_FORECAST_BACK_S back, to cover a planned start. */
 static int zone_index(cs_policy_call *c, const char *zone)
 {
   if (!zone[0])
@@ -94,7 +96,8 @@ static int zone_index(cs_policy_call *c, const char *zone)
   snprintf(z->zone, sizeof(z->zone), "%s", zone);
   int64_t horizon =
       c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
-  if (cs_signals_zone_data(c->p->signals, zone, c->now, c->at, c->now - 3600,
+  if (cs_signals_zone_data(c->p->signals, zone, c->now, c->at,
+                           c->now - CS_SIGNALS_FORECAST_BACK_S,
                            c->now + horizon, &z->sig, &z->found, &z->forecast,
                            &z->has_forecast) != CS_OK)
     z->found = z->has_forecast = false;

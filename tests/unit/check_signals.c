@@ -270,15 +270,22 @@ START_TEST(test_signals_current_stale_timestamp_refused)
 }
 END_TEST
 
-START_TEST(test_signals_current_refuses_mixed_types)
+/* A registry ranking `type` with the fake server's WattTime alone. */
+static cs_signals *watttime_registry(cs_signal_type type)
 {
-  cs_signals *s = cs_signals_new(CS_SIGNAL_AVERAGE);
+  cs_signals *s = cs_signals_new(type);
   char err[256];
   cs_watttime_opts o = {
       .base_url = fh_url(srv), .username = "u", .password = "p"};
   cs_provider *p = NULL;
   ck_assert_int_eq(cs_watttime_new(&o, &p, err, sizeof(err)), CS_OK);
   ck_assert_int_eq(cs_signals_add_provider(s, p), CS_OK);
+  return s;
+}
+
+START_TEST(test_signals_current_refuses_mixed_types)
+{
+  cs_signals *s = watttime_registry(CS_SIGNAL_AVERAGE);
   cs_clock_set_fixed(1686268900);
   ck_assert_int_eq(cs_signals_refresh_now(s, "CAISO_NORTH", NULL, 1686268900),
                    CS_OK);
@@ -292,6 +299,45 @@ START_TEST(test_signals_current_refuses_mixed_types)
                                         1686268900, 1686268800,
                                         1686268800 + 3600, &v, &cur, &f, &fc),
                    CS_ENOTFOUND);
+  cs_signals_free(s);
+}
+END_TEST
+
+/* WattTime's forecast begins when it was generated, every 5 minutes: the
+ * refresher asks from CS_SIGNALS_FORECAST_BACK_S back, so the cache holds
+ * measured values from there, and a decision judging a pod from its
+ * planned start minutes ago finds that start covered. */
+START_TEST(test_signals_watttime_forecast_reaches_planned_start)
+{
+  const int64_t generated = 1686268800; /* the fixture's first point, 00:00 */
+  const int64_t now = generated + 7 * 60, planned = generated - 3 * 60;
+  fh_set(srv, "/v3/historical",
+         (fh_reply){.body =
+                        "{\"data\":[{\"point_time\":\"2023-06-08T23:50:00Z\","
+                        "\"value\":600},{\"point_time\":"
+                        "\"2023-06-08T23:55:00Z\",\"value\":700}],"
+                        "\"meta\":{\"region\":\"CAISO_NORTH\",\"signal_"
+                        "type\":\"co2_moer\",\"units\":\"g_co2_per_kwh\","
+                        "\"data_point_period_seconds\":300}}"});
+  cs_signals *s = watttime_registry(CS_SIGNAL_MARGINAL);
+  cs_clock_set_fixed(now);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "CAISO_NORTH", NULL, now), CS_OK);
+  char *q = fh_last_query(srv, "/v3/historical");
+  ck_assert_ptr_nonnull(q);
+  ck_assert_ptr_nonnull(strstr(q, "&start=2023-06-08T23:52:00Z&"));
+  free(q);
+  cs_signal v;
+  cs_series f = {0};
+  bool cur, fc;
+  ck_assert_int_eq(cs_signals_zone_data(s, "CAISO_NORTH", now, planned,
+                                        now - CS_SIGNALS_FORECAST_BACK_S,
+                                        now + 3600, &v, &cur, &f, &fc),
+                   CS_OK);
+  ck_assert(cur && fc);
+  long i = cs_series_index_at(&f, planned);
+  ck_assert_int_ge(i, 0);
+  ck_assert_double_eq(f.points[i].g_per_kwh, 700);
+  cs_series_free(&f);
   cs_signals_free(s);
 }
 END_TEST
@@ -630,6 +676,7 @@ int main(void)
   tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
   tcase_add_test(tc, test_signals_current_refuses_mixed_types);
   tcase_add_test(tc, test_signals_forecast_from_cache);
+  tcase_add_test(tc, test_signals_watttime_forecast_reaches_planned_start);
   tcase_add_test(tc, test_signals_zone_data_from_one_provider);
   tcase_add_test(tc, test_signals_current_fast_while_provider_hangs);
   tcase_add_test(tc, test_signals_refresher_backs_off);

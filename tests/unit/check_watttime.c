@@ -91,6 +91,8 @@ START_TEST(test_watttime_forecast_fixture)
   char *q = fh_last_query(srv, "/v3/forecast");
   ck_assert_ptr_nonnull(strstr(q, "horizon_hours=24"));
   free(q);
+  /* The window starts with the forecast: no history is asked for. */
+  ck_assert_int_eq(fh_hits(srv, "/v3/historical"), 0);
   cs_series_free(&s);
   /* A window inside the forecast is sliced. */
   ck_assert_int_eq(
@@ -99,6 +101,96 @@ START_TEST(test_watttime_forecast_fixture)
   ck_assert_int_eq(s.points[0].at, from + 3600);
   cs_series_free(&s);
   cs_provider_free(p);
+}
+END_TEST
+
+/* /v3/historical in the shape the API answers (the forecast's: `meta` and
+ * `data`), 15 minutes up to and including the forecast fixture's first
+ * point (2023-06-09T00:00:00Z). */
+static const char history_body[] =
+    "{\"data\":["
+    "{\"point_time\":\"2023-06-08T23:45:00+00:00\",\"value\":500.0},"
+    "{\"point_time\":\"2023-06-08T23:50:00+00:00\",\"value\":510.0},"
+    "{\"point_time\":\"2023-06-08T23:55:00+00:00\",\"value\":null},"
+    "{\"point_time\":\"2023-06-09T00:00:00+00:00\",\"value\":999.0}],"
+    "\"meta\":{\"data_point_period_seconds\":300,\"region\":"
+    "\"CAISO_NORTH\",\"warnings\":[],\"signal_type\":\"co2_moer\","
+    "\"model\":{\"date\":\"2023-03-01\"},\"units\":"
+    "\"lbs_co2_per_mwh\"}}";
+
+/* A window from before the forecast's first point (a pod judged at its
+ * planned start, minutes ago) is completed from measured history; the
+ * forecast's own point wins where both have one, and a null stays a hole. */
+START_TEST(test_watttime_forecast_completed_from_history)
+{
+  fh_set(srv, "/v3/historical", (fh_reply){.body = history_body});
+  cs_provider *p = make(NULL);
+  cs_series s = {0};
+  int64_t first = 1686268800, from = first - 900;
+  ck_assert_int_eq(p->ops->forecast(p, "CAISO_NORTH", from, first + 3600, &s),
+                   CS_OK);
+  char *q = fh_last_query(srv, "/v3/historical");
+  ck_assert_str_eq(q, "region=CAISO_NORTH&signal_type=co2_moer&"
+                      "start=2023-06-08T23:45:00Z&end=2023-06-09T00:00:00Z");
+  free(q);
+  ck_assert_uint_eq(s.len, 2 + 12);
+  ck_assert_int_eq(s.points[0].at, from);
+  ck_assert_double_eq_tol(s.points[0].g_per_kwh, 500.0 * 0.45359237, 1e-9);
+  ck_assert_int_eq(s.points[1].at, from + 300);
+  ck_assert_int_eq(s.points[2].at, first);
+  ck_assert_double_eq_tol(s.points[2].g_per_kwh, 428.6 * 0.45359237, 1e-9);
+  /* 23:55 had no value: the window from 23:45 is known for 10 minutes. */
+  double mean;
+  int64_t known;
+  ck_assert_int_eq(cs_series_prefix_mean(&s, from, 3600, &mean, &known), CS_OK);
+  ck_assert_int_eq(known, 600);
+  ck_assert_double_eq_tol(mean, 505.0 * 0.45359237, 1e-9);
+  cs_series_free(&s);
+  /* History is asked for a day back at most. */
+  ck_assert_int_eq(
+      p->ops->forecast(p, "CAISO_NORTH", first - 7 * 86400, first, &s), CS_OK);
+  q = fh_last_query(srv, "/v3/historical");
+  ck_assert_ptr_nonnull(strstr(q, "&start=2023-06-08T00:00:00Z&"));
+  free(q);
+  cs_series_free(&s);
+  cs_provider_free(p);
+}
+END_TEST
+
+/* Without history (a failure, another region's answer) the forecast alone
+ * is served and the failure logged; nothing before it is filled in. */
+START_TEST(test_watttime_forecast_history_failure_keeps_forecast)
+{
+  const fh_reply bad[] = {
+      {.status = 500, .body = "{\"error\":\"internal\"}"},
+      {.status = 403, .body = "{\"error\":\"no access to historical\"}"},
+      {.body = "{\"data\":[],\"meta\":{\"region\":\"CAISO_NORTH\","
+               "\"signal_type\":\"co2_moer\",\"units\":"
+               "\"lbs_co2_per_mwh\"}}"},
+      {.body = "{\"data\":[{\"point_time\":\"2023-06-08T23:45:00Z\","
+               "\"value\":1}],\"meta\":{\"region\":\"PJM_DC\","
+               "\"signal_type\":\"co2_moer\",\"units\":"
+               "\"lbs_co2_per_mwh\"}}"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    fh_set(srv, "/v3/historical", bad[i]);
+    cs_provider *p = make(NULL);
+    cs_series s = {0};
+    int64_t first = 1686268800;
+    fh_log_capture();
+    ck_assert_int_eq(
+        p->ops->forecast(p, "CAISO_NORTH", first - 900, first + 3600, &s),
+        CS_OK);
+    char *log = fh_log_take();
+    ck_assert_msg(strstr(log, "Carbon provider request failed") &&
+                      strstr(log, "\"provider\":\"watttime\""),
+                  "case %zu: %s", i, log);
+    free(log);
+    ck_assert_uint_eq(s.len, 12);
+    ck_assert_int_eq(s.points[0].at, first);
+    cs_series_free(&s);
+    cs_provider_free(p);
+  }
 }
 END_TEST
 
@@ -410,6 +502,8 @@ int main(void)
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_watttime_current_converts_lbs);
   tcase_add_test(tc, test_watttime_forecast_fixture);
+  tcase_add_test(tc, test_watttime_forecast_completed_from_history);
+  tcase_add_test(tc, test_watttime_forecast_history_failure_keeps_forecast);
   tcase_add_test(tc, test_watttime_current_relogin_on_401);
   tcase_add_test(tc, test_watttime_current_bad_login);
   tcase_add_test(tc, test_watttime_bad_login_quoting_credentials_redacted);
