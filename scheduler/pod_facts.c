@@ -183,6 +183,93 @@ static void read_scheduling(cs_pod_facts *f, const cJSON *ann)
     f->planned_start = 0;
 }
 
+/* The carbonshift.io/ annotations a Pod may carry, without the prefix:
+ * those the user sets, then those carbonshift writes. */
+#define ANN_PREFIX "carbonshift.io/"
+static const char *const pod_keys[] = {
+    "expected-duration",  "max-delay", "deadline",      "carbon-budget",
+    "on-budget-exceeded", "skip",      "planned-start", "expected-saving"};
+#define USER_KEYS 6 /* the first six: what a message lists */
+static const char *const node_keys[] = {
+    "grid-zone",         "gpu-model",       "hardware-installed",
+    "expected-lifetime", "embodied-kgco2e", "pue"};
+
+/* `s` lower-cased with '_', '.' and ' ' read as '-': how a key is
+ * mistyped without being another key. */
+static void normalize_key(const char *s, char *out, size_t cap)
+{
+  size_t n = 0;
+  for (; *s && n + 1 < cap; s++) {
+    char c = *s;
+    if (c >= 'A' && c <= 'Z')
+      c = (char)(c - 'A' + 'a');
+    else if (c == '_' || c == '.' || c == ' ')
+      c = '-';
+    out[n++] = c;
+  }
+  out[n] = '\0';
+}
+
+/* The Pod annotation `typed` (without the prefix) was most likely meant to
+ * be, or NULL: one that equals it but for case and separators, contains
+ * it or is contained in it (4 bytes or more), or is at most 2 edits
+ * away. */
+static const char *meant_key(const char *typed)
+{
+  char t[80];
+  normalize_key(typed, t, sizeof(t));
+  const char *best = NULL;
+  size_t best_d = 3;
+  for (size_t i = 0; i < USER_KEYS; i++) {
+    const char *k = pod_keys[i];
+    if (strlen(t) >= 4 && (strstr(k, t) || strstr(t, k)))
+      return k;
+    size_t d = cs_edit_distance(t, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+/* A carbonshift.io/ annotation carbonshift does not read on Pods is a
+ * problem like a malformed value: a mistyped carbon-budget silently
+ * ignored would let the job emit without its limit. */
+static void check_unknown_keys(cs_pod_facts *f, const cJSON *ann)
+{
+  const cJSON *a;
+  cJSON_ArrayForEach(a, ann)
+  {
+    const char *k = a->string;
+    if (!k || strncmp(k, ANN_PREFIX, strlen(ANN_PREFIX)) != 0)
+      continue;
+    const char *rest = k + strlen(ANN_PREFIX);
+    bool known = false, on_nodes = false;
+    for (size_t i = 0; i < sizeof(pod_keys) / sizeof(pod_keys[0]); i++)
+      known |= strcmp(rest, pod_keys[i]) == 0;
+    for (size_t i = 0; i < sizeof(node_keys) / sizeof(node_keys[0]); i++)
+      on_nodes |= strcmp(rest, node_keys[i]) == 0;
+    if (known)
+      continue;
+    const char *meant = on_nodes ? NULL : meant_key(rest);
+    if (on_nodes)
+      cs_problems_add(f->problems, sizeof(f->problems),
+                      "annotation %.80s: read on Nodes, not on Pods", k);
+    else if (meant)
+      cs_problems_add(f->problems, sizeof(f->problems),
+                      "annotation %.80s: not one carbonshift reads (did you "
+                      "mean " ANN_PREFIX "%s?)",
+                      k, meant);
+    else
+      cs_problems_add(f->problems, sizeof(f->problems),
+                      "annotation %.80s: not one carbonshift reads (Pods take "
+                      "expected-duration, max-delay, deadline, carbon-budget, "
+                      "on-budget-exceeded and skip)",
+                      k);
+  }
+}
+
 cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
                          cs_pod_facts *out)
 {
@@ -235,5 +322,6 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
                       cJSON_IsString(skip) ? skip->valuestring
                                            : "(not a string)");
   }
+  check_unknown_keys(out, ann);
   return CS_OK;
 }

@@ -44,4 +44,10 @@ void cs_format_rfc3339(int64_t unix_seconds, char out[static 21]);
 /* Formats seconds as a short duration: "36h", "1h30m", "45s", "2d3h". */
 void cs_format_duration(double seconds, char out[static 32]);
 
+/* For "did you mean" hints on mistyped names: the Levenshtein distance of
+ * a and b, ASCII case ignored; CS_EDIT_FAR when either is longer than 64
+ * bytes. */
+#define CS_EDIT_FAR 1000
+size_t cs_edit_distance(const char *a, const char *b);
+
 #endif

@@ -661,33 +661,6 @@ static void env_name(const char *name, char *out, size_t cap)
   out[n] = '\0';
 }
 
-static size_t lev(const char *a, const char *b)
-{
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 64 || lb > 64)
-    return 99;
-  size_t row[65];
-  for (size_t j = 0; j <= lb; j++)
-    row[j] = j;
-  for (size_t i = 1; i <= la; i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= lb; j++) {
-      size_t up = row[j];
-      int same =
-          tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]);
-      size_t best = diag + (same ? 0 : 1);
-      if (row[j] + 1 < best)
-        best = row[j] + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
-    }
-  }
-  return row[lb];
-}
-
 static const char *last_segment(const char *s)
 {
   const char *d = strrchr(s, '.');
@@ -702,8 +675,8 @@ static const char *closest(const char *s, const char *const *names, size_t n)
   const char *best = NULL;
   size_t bestd = SIZE_MAX;
   for (size_t i = 0; i < n; i++) {
-    size_t d = lev(s, names[i]);
-    size_t d2 = lev(last_segment(s), last_segment(names[i])) + 1;
+    size_t d = cs_edit_distance(s, names[i]);
+    size_t d2 = cs_edit_distance(last_segment(s), last_segment(names[i])) + 1;
     if (d2 < d)
       d = d2;
     if (d < bestd) {

@@ -140,6 +140,21 @@ START_TEST(test_parse_numbers_strict)
 }
 END_TEST
 
+START_TEST(test_edit_distance)
+{
+  ck_assert_uint_eq(cs_edit_distance("", ""), 0);
+  ck_assert_uint_eq(cs_edit_distance("max-delay", "max-delay"), 0);
+  ck_assert_uint_eq(cs_edit_distance("max-dealy", "max-delay"), 2);
+  ck_assert_uint_eq(cs_edit_distance("Carbon-Budget", "carbon-budget"), 0);
+  ck_assert_uint_eq(cs_edit_distance("skp", "skip"), 1);
+  ck_assert_uint_eq(cs_edit_distance("", "pue"), 3);
+  char big[80];
+  memset(big, 'a', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  ck_assert_uint_eq(cs_edit_distance(big, "a"), CS_EDIT_FAR);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("parse");
@@ -151,6 +166,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_parse_rfc3339_offsets);
   tcase_add_test(tc, test_parse_date_forms);
   tcase_add_test(tc, test_parse_numbers_strict);
+  tcase_add_test(tc, test_edit_distance);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -92,7 +92,38 @@ static const struct {
     {"{\"carbonshift.io/expected-duration\":12}", "(not a string)"},
     {"{\"carbonshift.io/skip\":\"yes\"}",
      "carbonshift.io/skip=\"yes\": expected \"true\" or \"false\""},
+    /* A key carbonshift does not read is never ignored: mistyped, it would
+     * drop a limit without a word. */
+    {"{\"carbonshift.io/carbon_budget\":\"5kg\"}",
+     "annotation carbonshift.io/carbon_budget: not one carbonshift reads (did "
+     "you mean carbonshift.io/carbon-budget?)"},
+    {"{\"carbonshift.io/Carbon-Budget\":\"5kg\"}",
+     "(did you mean carbonshift.io/carbon-budget?)"},
+    {"{\"carbonshift.io/budget\":\"5kg\"}",
+     "(did you mean carbonshift.io/carbon-budget?)"},
+    {"{\"carbonshift.io/max-dealy\":\"2h\"}",
+     "(did you mean carbonshift.io/max-delay?)"},
+    {"{\"carbonshift.io/expected-runtime\":\"2h\"}",
+     "carbonshift.io/expected-runtime: not one carbonshift reads (Pods take "
+     "expected-duration, max-delay"},
+    {"{\"carbonshift.io/pue\":\"1.2\"}",
+     "annotation carbonshift.io/pue: read on Nodes, not on Pods"},
 };
+
+/* Annotations of other owners, and carbonshift's own, are no problem. */
+START_TEST(test_pod_facts_read_known_and_foreign_keys_accepted)
+{
+  cJSON *p = pod_with(
+      "{\"metadata\":{\"annotations\":{\"carbonshift.io/planned-start\":"
+      "\"2026-11-20T10:00:00Z\",\"carbonshift.io/expected-saving\":\"12g\","
+      "\"example.com/carbon_budget\":\"x\",\"carbonshift.io\":\"x\","
+      "\"carbonshift.io/skip\":\"false\"}},\"spec\":{}}");
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 7200, &f), CS_OK);
+  ck_assert_str_eq(f.problems, "");
+  cJSON_Delete(p);
+}
+END_TEST
 
 START_TEST(test_pod_facts_read_bad_annotation_named)
 {
@@ -174,6 +205,7 @@ static Suite *suite(void)
   tcase_add_loop_test(
       tc, test_pod_facts_read_bad_annotation_named, 0,
       (int)(sizeof(bad_annotations) / sizeof(bad_annotations[0])));
+  tcase_add_test(tc, test_pod_facts_read_known_and_foreign_keys_accepted);
   tcase_add_test(tc, test_pod_facts_read_bad_quantity_named);
   tcase_add_test(tc, test_pod_facts_read_huge_gpu_count_refused);
   tcase_add_test(tc, test_pod_facts_read_skip_and_durations);
