@@ -26,21 +26,45 @@ const char *cs_zone_source_name(cs_zone_source s)
   return "none";
 }
 
+/* Ends a problems text that had no room for one more. */
+#define MORE_PROBLEMS "; more problems not shown"
+
 void cs_problems_add(char *problems, size_t cap, const char *fmt, ...)
 {
-  size_t len = strnlen(problems, cap);
-  if (len + 1 >= cap)
+  size_t len = strnlen(problems, cap), mlen = strlen(MORE_PROBLEMS);
+  if (len + 1 >= cap ||
+      (len >= mlen && strcmp(problems + len - mlen, MORE_PROBLEMS) == 0))
     return;
-  if (len) {
-    int n = snprintf(problems + len, cap - len, "; ");
-    if (n < 0 || (size_t)n >= cap - len)
-      return;
-    len += (size_t)n;
-  }
+  char piece[CS_PROBLEMS_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(problems + len, cap - len, fmt, ap);
+  int n = vsnprintf(piece, sizeof(piece), fmt, ap);
   va_end(ap);
+  if (n < 0)
+    return;
+  size_t sep = len ? 2 : 0;
+  /* Each problem leaves room for the marker, so that one that does not
+   * fit can always say so; a first one is cut rather than lost. */
+  if (len + sep + (size_t)n + mlen < cap || (!len && mlen + 1 >= cap)) {
+    snprintf(problems + len, cap - len, "%s%s", sep ? "; " : "", piece);
+  } else if (!len) {
+    snprintf(problems, cap, "%.*s%s", (int)(cap - mlen - 1), piece,
+             MORE_PROBLEMS);
+  } else {
+    snprintf(problems + len, cap - len, "%s", MORE_PROBLEMS);
+  }
+}
+
+const char *cs_problem_value(const char *v, char out[CS_SHOWN_CAP])
+{
+  size_t n = strlen(v);
+  if (n <= CS_SHOWN_MAX)
+    return v;
+  n = CS_SHOWN_MAX - 3;
+  while (n && ((unsigned char)v[n] & 0xC0) == 0x80)
+    n--; /* never cut a UTF-8 sequence */
+  snprintf(out, CS_SHOWN_CAP, "%.*s\xe2\x80\xa6", (int)n, v);
+  return out;
 }
 
 /* A member name with its length, so that plain names compare without
@@ -293,10 +317,10 @@ static void read_zone(const cs_facts_params *p, cs_node_facts *f,
     f->zone_source = CS_ZONE_FROM_LABEL;
   } else if (zone) {
     cs_problems_add(f->problems, sizeof(f->problems),
-                    "%s %s=\"%.64s\": expected a grid zone id such as DE, "
+                    "%s %s=\"%s\": expected a grid zone id such as DE, "
                     "US-CAL-CISO or CAISO_NORTH (letters, digits, '-', '_'), "
                     "or lat,lon (an annotation: labels cannot hold a comma)",
-                    where, CS_LABEL_GRID_ZONE, zone);
+                    where, CS_LABEL_GRID_ZONE, CS_SHOWN(zone));
   }
   text_free(&t);
   if (f->zone_source)
@@ -309,9 +333,9 @@ static void read_zone(const cs_facts_params *p, cs_node_facts *f,
       f->zone_source = CS_ZONE_FROM_REGION;
     } else {
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "label %s=\"%.64s\": region not in the zone map (add "
+                      "label %s=\"%s\": region not in the zone map (add "
                       "it under zones.regions)",
-                      CS_LABEL_REGION, region);
+                      CS_LABEL_REGION, CS_SHOWN(region));
     }
   }
   text_free(&t);
@@ -341,17 +365,17 @@ static void read_gpu(const cs_facts_params *p, cs_node_facts *f,
             : cs_gpu_catalog_partition_of(p->catalog, label, &kind);
     if (whole)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s %s=\"%.64s\": a %s of %s, whose share of the "
+                      "%s %s=\"%s\": a %s of %s, whose share of the "
                       "card's power and throughput is not known (add this "
                       "label under gpus in the configuration with its own "
                       "figures)",
-                      where, node_keys[model_keys[i]].s, label, kind,
+                      where, node_keys[model_keys[i]].s, CS_SHOWN(label), kind,
                       whole->name);
     else if (!f->gpu)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s %s=\"%.64s\": GPU model not in the catalog (add "
+                      "%s %s=\"%s\": GPU model not in the catalog (add "
                       "it under gpus in the configuration)",
-                      where, node_keys[model_keys[i]].s, label);
+                      where, node_keys[model_keys[i]].s, CS_SHOWN(label));
     text_free(&t);
     break;
   }
@@ -366,9 +390,9 @@ static void read_gpu(const cs_facts_params *p, cs_node_facts *f,
               fabs(n) <= CS_GPU_COUNT_MAX && n == trunc(n);
     if (!ok)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "allocatable %s=\"%.32s\": expected a whole number of "
+                      "allocatable %s=\"%s\": expected a whole number of "
                       "devices such as 8",
-                      resource_keys[i].s, q ? q : "(not a string)");
+                      resource_keys[i].s, q ? CS_SHOWN(q) : "(not a string)");
     text_free(&t);
     if (ok && n > 0) {
       f->gpus = n;
@@ -388,12 +412,12 @@ static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
     int64_t at;
     if (cs_parse_date(v, &at, &expected) != CS_OK)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s %s=\"%.64s\": expected %s", where, CS_ANN_INSTALLED,
-                      v, expected);
+                      "%s %s=\"%s\": expected %s", where, CS_ANN_INSTALLED,
+                      CS_SHOWN(v), expected);
     else if (at > cs_clock_now())
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s %s=\"%.64s\": expected a date in the past", where,
-                      CS_ANN_INSTALLED, v);
+                      "%s %s=\"%s\": expected a date in the past", where,
+                      CS_ANN_INSTALLED, CS_SHOWN(v));
     else
       f->installed_at = at;
   }
@@ -405,13 +429,13 @@ static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
     double s;
     if (cs_parse_duration(v, &s, &expected) != CS_OK)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s %s=\"%.64s\": expected %s", where, CS_ANN_LIFETIME, v,
-                      expected);
+                      "%s %s=\"%s\": expected %s", where, CS_ANN_LIFETIME,
+                      CS_SHOWN(v), expected);
     else if (s < 86400 * 30.0)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s %s=\"%.64s\": expected a lifetime of at "
+                      "%s %s=\"%s\": expected a lifetime of at "
                       "least 30d, such as 6y",
-                      where, CS_ANN_LIFETIME, v);
+                      where, CS_ANN_LIFETIME, CS_SHOWN(v));
     else
       f->lifetime_s = s;
   }
@@ -422,10 +446,10 @@ static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
     double kg;
     if (cs_parse_double(v, &kg, &expected) != CS_OK || !(kg > 0) || kg > 1e6)
       cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s %s=\"%.64s\": expected the node's embodied "
+                      "%s %s=\"%s\": expected the node's embodied "
                       "carbon in kgCO2e, a number above 0 and at most "
                       "1000000, such as 2500",
-                      where, CS_ANN_EMBODIED, v);
+                      where, CS_ANN_EMBODIED, CS_SHOWN(v));
     else
       f->embodied_kg = kg;
   }
@@ -453,9 +477,9 @@ static void read_pue(const cs_facts_params *p, cs_node_facts *f,
   } else if (cs_parse_double(v, &pue, &expected) != CS_OK || pue < 1.0 ||
              pue > 3.0) {
     cs_problems_add(f->problems, sizeof(f->problems),
-                    "%s %s=\"%.64s\": expected a power usage "
+                    "%s %s=\"%s\": expected a power usage "
                     "effectiveness between 1.0 and 3.0, such as 1.2",
-                    where, CS_ANN_PUE, v);
+                    where, CS_ANN_PUE, CS_SHOWN(v));
   } else {
     f->pue = pue;
     f->pue_source = CS_PUE_FROM_NODE;

@@ -169,8 +169,19 @@ cs_err cs_node_facts_read(const cs_facts_params *p, const cJSON *metadata,
                           const cJSON *allocatable,
                           cs_node_facts *out) CS_MUST_USE;
 
-/* Appends "; "-separated text to a problems buffer, truncating safely. */
+/* Appends "; "-separated text to a problems buffer. A problem that does not
+ * fit is replaced by "; more problems not shown", which ends the text: a
+ * cut never passes for the whole list. */
 void cs_problems_add(char *problems, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A value as a problem quotes it: whole up to CS_SHOWN_MAX bytes, else
+ * its first bytes (cut between UTF-8 sequences) and "…", in `out`.
+ * CS_SHOWN(v) gives it a buffer that lives to the end of the statement's
+ * block. */
+#define CS_SHOWN_MAX 64
+#define CS_SHOWN_CAP (CS_SHOWN_MAX + 1)
+const char *cs_problem_value(const char *v, char out[CS_SHOWN_CAP]);
+#define CS_SHOWN(v) cs_problem_value((v), (char[CS_SHOWN_CAP]){0})
 
 #endif

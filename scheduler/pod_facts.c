@@ -141,7 +141,8 @@ static void bad_annotation(cs_pod_facts *f, const char *key, const char *v,
                            const char *expected)
 {
   cs_problems_add(f->problems, sizeof(f->problems),
-                  "annotation %s=\"%.64s\": expected %s", key, v, expected);
+                  "annotation %s=\"%s\": expected %s", key, CS_SHOWN(v),
+                  expected);
 }
 
 /* The annotations that shape time shifting and budgets. */
@@ -303,8 +304,9 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
       out->duration_defaulted = false;
     } else {
       cs_problems_add(out->problems, sizeof(out->problems),
-                      "annotation %s=\"%.64s\": expected %s", CS_ANN_DURATION,
-                      cJSON_IsString(dur) ? dur->valuestring : "(not a string)",
+                      "annotation %s=\"%s\": expected %s", CS_ANN_DURATION,
+                      cJSON_IsString(dur) ? CS_SHOWN(dur->valuestring)
+                                          : "(not a string)",
                       expected);
     }
   }
@@ -317,9 +319,9 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
       out->skip = true;
     else if (!cJSON_IsString(skip) || strcmp(skip->valuestring, "false") != 0)
       cs_problems_add(out->problems, sizeof(out->problems),
-                      "annotation %s=\"%.64s\": expected \"true\" or \"false\"",
+                      "annotation %s=\"%s\": expected \"true\" or \"false\"",
                       CS_ANN_SKIP,
-                      cJSON_IsString(skip) ? skip->valuestring
+                      cJSON_IsString(skip) ? CS_SHOWN(skip->valuestring)
                                            : "(not a string)");
   }
   check_unknown_keys(out, ann);

@@ -110,6 +110,44 @@ static const struct {
      "annotation carbonshift.io/pue: read on Nodes, not on Pods"},
 };
 
+/* Long values are shown cut with "…", and problems that do not fit end the
+ * text with a marker: a cut list never passes for the whole one. */
+START_TEST(test_pod_facts_read_long_problems_marked)
+{
+  char x[71], y[71], json[1024];
+  memset(x, 'x', 70);
+  x[70] = '\0';
+  memcpy(y, x, sizeof(y));
+  y[60] = '\xc3'; /* a 2-byte UTF-8 sequence across the cut */
+  y[61] = '\xa9';
+  snprintf(json, sizeof(json),
+           "{\"metadata\":{\"annotations\":{"
+           "\"carbonshift.io/expected-duration\":\"%s\","
+           "\"carbonshift.io/max-delay\":\"%s\","
+           "\"carbonshift.io/deadline\":\"%s\","
+           "\"carbonshift.io/carbon-budget\":\"%s\","
+           "\"carbonshift.io/on-budget-exceeded\":\"%s\","
+           "\"carbonshift.io/skip\":\"%s\"}},\"spec\":{}}",
+           y, x, x, x, x, x);
+  cJSON *p = pod_with(json);
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 7200, &f), CS_OK);
+  char shown[128];
+  snprintf(shown, sizeof(shown), "expected-duration=\"%.60s\xe2\x80\xa6\"", x);
+  ck_assert_msg(strstr(f.problems, shown), "%s", f.problems);
+  snprintf(shown, sizeof(shown), "max-delay=\"%.61s\xe2\x80\xa6\"", x);
+  ck_assert_msg(strstr(f.problems, shown), "%s", f.problems);
+  const char *more = "; more problems not shown";
+  size_t n = strlen(f.problems);
+  ck_assert_uint_lt(n, sizeof(f.problems));
+  ck_assert_msg(n > strlen(more) &&
+                    strcmp(f.problems + n - strlen(more), more) == 0,
+                "%s", f.problems);
+  ck_assert_ptr_null(strstr(f.problems, "skip"));
+  cJSON_Delete(p);
+}
+END_TEST
+
 /* Annotations of other owners, and carbonshift's own, are no problem. */
 START_TEST(test_pod_facts_read_known_and_foreign_keys_accepted)
 {
@@ -206,6 +244,7 @@ static Suite *suite(void)
       tc, test_pod_facts_read_bad_annotation_named, 0,
       (int)(sizeof(bad_annotations) / sizeof(bad_annotations[0])));
   tcase_add_test(tc, test_pod_facts_read_known_and_foreign_keys_accepted);
+  tcase_add_test(tc, test_pod_facts_read_long_problems_marked);
   tcase_add_test(tc, test_pod_facts_read_bad_quantity_named);
   tcase_add_test(tc, test_pod_facts_read_huge_gpu_count_refused);
   tcase_add_test(tc, test_pod_facts_read_skip_and_durations);
