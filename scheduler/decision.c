@@ -375,8 +375,17 @@ static void log_decision(const call *c, double seconds)
     cs_json_str(l, "neutral", c->pc.neutral_why);
   if (c->pod.problems[0])
     cs_json_str(l, "podProblems", c->pod.problems);
-  if (c->pod.budget_g > 0)
+  if (c->pod.budget_g > 0) {
     cs_json_num(l, "budgetKg", c->pod.budget_g / 1000, 3);
+    cs_json_str(l, "onBudgetExceeded", cs_on_exceeded_name(c->pod.on_exceeded));
+  }
+  if (c->pod.max_delay_s > 0)
+    cs_json_num(l, "maxDelayHours", c->pod.max_delay_s / 3600.0, 2);
+  if (c->pod.deadline > 0) {
+    char deadline[21];
+    cs_format_rfc3339(c->pod.deadline, deadline);
+    cs_json_str(l, "deadline", deadline);
+  }
   cs_json_str(l, "mode", c->req.names_only ? "names" : "nodes");
   if (c->pc.planned)
     log_plan(l, &c->pc);

@@ -413,6 +413,30 @@ static void placed(cs_policy_call *c, const char *const *names)
   set_event(c, "Normal", "CarbonPlaced", note);
 }
 
+/* Why a pod over its budget does not wait: for the end of the message. */
+static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
+{
+  const cs_pod_facts *pod = c->pod;
+  char latest[21];
+  minute_time(c->latest_start, latest);
+  if (pod->on_exceeded == CS_ON_EXCEEDED_REJECT)
+    snprintf(out, cap, "; on-budget-exceeded: reject");
+  else if (!(pod->max_delay_s > 0) && pod->deadline <= 0)
+    snprintf(out, cap, "; no max-delay or deadline, so no window to wait for");
+  else if (pod->max_delay_s > 0 && !pod->created_at)
+    snprintf(out, cap, "; max-delay without a creation time: it cannot wait");
+  else if (c->latest_start <= c->now)
+    snprintf(out, cap, "; its slack ended at %s", latest);
+  else if (c->planned && c->plan.forecast_short)
+    snprintf(out, cap,
+             "; no forecast covers a run starting within the slack (until "
+             "%s)",
+             latest);
+  else
+    snprintf(out, cap, "; no window within the slack (until %s) fits either",
+             latest);
+}
+
 static void over_budget(cs_policy_call *c, const char *const *names)
 {
   size_t best = lowest_node(c, false);
@@ -442,13 +466,12 @@ static void over_budget(cs_policy_call *c, const char *const *names)
     set_event(c, "Warning", "CarbonBudgetExceeded", note);
     return;
   }
+  char why[128];
+  no_window_text(c, why, sizeof(why));
   snprintf(note, sizeof(note),
            "carbonshift: no node fits the carbon budget of %s kg (lowest "
            "estimate %s kg on %s)%s",
-           budget, lowest, best != SIZE_MAX ? names[best] : "?",
-           c->pod->on_exceeded == CS_ON_EXCEEDED_REJECT
-               ? "; on-budget-exceeded: reject"
-               : "; no window within the slack fits either");
+           budget, lowest, best != SIZE_MAX ? names[best] : "?", why);
   c->outcome = "overBudget";
   set_event(c, "Warning", "CarbonBudgetExceeded", note);
 }

@@ -434,6 +434,13 @@ START_TEST(test_decision_handle_logs_decision_line)
   ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(line, "pod"), "name")
                        ->valuestring,
                    "llm-pretrain-7b-x2k9q");
+  /* The pod's limits, as read. */
+  ck_assert_double_eq(cJSON_GetObjectItem(line, "budgetKg")->valuedouble, 120);
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "onBudgetExceeded")->valuestring,
+                   "wait");
+  ck_assert_double_eq(cJSON_GetObjectItem(line, "maxDelayHours")->valuedouble,
+                      12);
+  ck_assert_ptr_null(cJSON_GetObjectItem(line, "deadline"));
   ck_assert_int_eq(cJSON_GetObjectItem(line, "nodeCount")->valueint, 4);
   cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
   ck_assert_int_eq(cJSON_GetArraySize(nodes), 4); /* four kinds of node */
@@ -1035,7 +1042,35 @@ START_TEST(test_decision_filter_budget_no_node_fits)
   ck_assert_str_eq(m, "carbonshift: estimate 10.5 kg > budget 5 kg (NO, 30 "
                       "gCO2/kWh forecast over the first 72 h of the run)");
   ck_assert_ptr_nonnull(strstr(events[0], "Warning CarbonBudgetExceeded"));
+  /* The event says why the pod does not wait for a window. */
+  ck_assert_msg(strstr(events[0], "; no max-delay or deadline, so no window to "
+                                  "wait for"),
+                "%s", events[0]);
   cJSON_Delete(out);
+  /* The fixture's 12 h of max-delay from its creation (2026-11-20T09:12:44Z)
+   * are over; a week of them is not, but no start within it fits either
+   * (the static provider's forecast is flat). */
+  const struct {
+    const char *max_delay, *on_exceeded, *why;
+  } cases[] = {
+      {"12h", "wait", "; its slack ended at 2026-11-20T21:12Z"},
+      {"7d", "wait",
+       "; no window within the slack (until 2026-11-27T09:12Z) fits either"},
+      {"7d", "reject", "; on-budget-exceeded: reject"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    nevents = 0;
+    const char *slack[] = {
+        "carbonshift.io/carbon-budget",      "5kg",
+        "carbonshift.io/max-delay",          cases[i].max_delay,
+        "carbonshift.io/on-budget-exceeded", cases[i].on_exceeded};
+    out = filter_with(slack, 6);
+    ck_assert_int_eq(kept(out), 0);
+    ck_assert_int_eq(nevents, 1);
+    ck_assert_msg(strstr(events[0], cases[i].why), "case %zu: %s", i,
+                  events[0]);
+    cJSON_Delete(out);
+  }
 }
 END_TEST
 
