@@ -39,6 +39,7 @@ void cs_policy_begin(cs_policy_call *c, const cs_policy_params *p,
   c->now = now;
   c->at = judged_now(pod, now);
   c->n = nnodes;
+  c->fastest_late = SIZE_MAX;
   c->nodes = cs_calloc(nnodes + 1, sizeof(*c->nodes));
   c->outcome = "passed";
   if (pod->skip) {
@@ -406,11 +407,25 @@ static void placed(cs_policy_call *c, const char *const *names)
     eligible += c->nodes[i].verdict == CS_PASS;
   char note[512], lowest[32];
   kg_text(c->nodes[best].est.total_g, 0, lowest);
-  snprintf(note, sizeof(note),
-           "carbonshift: %zu of %zu nodes eligible; lowest estimate %s kg "
-           "on %s (%s)",
-           eligible, c->n, lowest, names[best], zone_name(c, best));
-  set_event(c, "Normal", "CarbonPlaced", note);
+  int n = snprintf(note, sizeof(note),
+                   "carbonshift: %zu of %zu nodes eligible; lowest estimate "
+                   "%s kg on %s (%s)",
+                   eligible, c->n, lowest, names[best], zone_name(c, best));
+  if (c->fastest_late == SIZE_MAX) {
+    set_event(c, "Normal", "CarbonPlaced", note);
+    return;
+  }
+  /* The pod runs, late wherever it runs: its owner should know, and on
+   * which node it would end soonest. */
+  char deadline[21], ends[21];
+  const cs_estimate *f = &c->nodes[c->fastest_late].est;
+  minute_time(c->pod->deadline, deadline);
+  minute_time(c->now + (int64_t)ceil(f->runtime_s), ends);
+  snprintf(note + n, sizeof(note) - (size_t)n,
+           "; no node can finish by the deadline %s: the soonest end is %s "
+           "on %s (%.1f h)",
+           deadline, ends, names[c->fastest_late], f->runtime_s / 3600);
+  set_event(c, "Warning", "CarbonDeadlineUnreachable", note);
 }
 
 /* Why a pod over its budget does not wait: for the end of the message. */
@@ -489,6 +504,12 @@ static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
   size_t in_time = 0;
   for (size_t k = 0; k < nopts; k++)
     in_time += c->pod->deadline - opts[k].runtime_s >= c->now;
+  if (in_time == 0) {
+    for (size_t k = 0; k < nopts; k++)
+      if (c->fastest_late == SIZE_MAX ||
+          opts[k].runtime_s < c->nodes[c->fastest_late].est.runtime_s)
+        c->fastest_late = opt_node[k];
+  }
   if (in_time == 0 || in_time == nopts)
     return nopts;
   char deadline[21];

@@ -114,6 +114,9 @@ typedef struct cs_policy_call {
   cs_plan plan;
   int64_t latest_start; /* the latest over the nodes with an estimate; in
                            the past once the slack has run out */
+  /* With a deadline no node can finish by: the node whose run ends first
+   * (SIZE_MAX otherwise), named in a Warning when the pod is placed. */
+  size_t fastest_late;
   cs_policy_event event;
   bool store_plan;          /* annotate the pod with the plan below */
   char planned_start[21];   /* RFC 3339 */

@@ -836,6 +836,32 @@ START_TEST(test_decision_filter_deadline_filters_late_nodes)
 }
 END_TEST
 
+/* A deadline no node can meet: every node stays (the job runs as soon as it
+ * can), and a Warning names the deadline and the node whose run ends
+ * soonest, the H100 in 11.4 h. */
+START_TEST(test_decision_filter_deadline_unreachable_warns)
+{
+  cs_clock_set_fixed(VALLEY_LOW);
+  char deadline[21];
+  cs_format_rfc3339(VALLEY_LOW + 5 * 3600, deadline);
+  const char *kv[] = {"carbonshift.io/max-delay", NULL,
+                      "carbonshift.io/deadline", deadline};
+  cJSON *out = filter_with(kv, 4);
+  ck_assert_int_eq(kept(out), 4);
+  ck_assert_int_eq(nevents, 1);
+  char want[160], ends[21];
+  cs_format_rfc3339(VALLEY_LOW + (int64_t)ceil(11.357 * 3600), ends);
+  snprintf(want, sizeof(want),
+           "; no node can finish by the deadline %.16sZ: the soonest end is "
+           "%.16sZ on gpu-h100-fra-01 (11.4 h)",
+           deadline, ends);
+  ck_assert_msg(strstr(events[0], "Warning CarbonDeadlineUnreachable") &&
+                    strstr(events[0], want),
+                "%s\nwant %s", events[0], want);
+  cJSON_Delete(out);
+}
+END_TEST
+
 START_TEST(test_decision_filter_no_slack_runs_now)
 {
   cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
@@ -1676,6 +1702,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
   tcase_add_test(tv, test_decision_filter_deadline_filters_late_nodes);
+  tcase_add_test(tv, test_decision_filter_deadline_unreachable_warns);
   tcase_add_test(tv, test_decision_filter_max_delay_without_creation_runs_now);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
