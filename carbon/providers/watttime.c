@@ -359,8 +359,8 @@ static cs_err fetch_forecast(wt *w, const char *zone, int horizon,
 }
 
 /* A forecast begins when it was generated (every 5 minutes), so a window
- * asked for from earlier, as the policy asks from an hour back for a pod
- * judged at its planned start, is completed with the measured values of
+ * asked for from earlier (CS_SIGNALS_FORECAST_BACK_S, for a pod judged at
+ * its planned start) is completed with the measured values of
  * /v3/historical from `from` (at most HISTORY_MAX_S back) to the
  * forecast's first point. Without them the forecast alone is kept and the
  * failure logged: the part before it stays unknown, never filled in. */
@@ -378,7 +378,11 @@ static void complete_from_history(wt *w, const char *zone, const char *region,
   cs_err rc =
       fetch_points(w, zone, region, path, "history", &h, err, sizeof(err));
   if (rc != CS_OK) {
-    cs_remote_log_failure(w->base.ops->name, zone, rc, err);
+    /* The parser's errors read alike for both endpoints: say which. */
+    char what[CS_REMOTE_ERR_MAX + 96];
+    snprintf(what, sizeof(what), "/v3/historical from %s to %s: %s", start, end,
+             err);
+    cs_remote_log_failure(w->base.ops->name, zone, rc, what);
     return;
   }
   cs_series all = *fc;

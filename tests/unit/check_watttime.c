@@ -183,7 +183,9 @@ START_TEST(test_watttime_forecast_history_failure_keeps_forecast)
         CS_OK);
     char *log = fh_log_take();
     ck_assert_msg(strstr(log, "Carbon provider request failed") &&
-                      strstr(log, "\"provider\":\"watttime\""),
+                      strstr(log, "\"provider\":\"watttime\"") &&
+                      strstr(log, "/v3/historical from 2023-06-08T23:45:00Z "
+                                  "to 2023-06-09T00:00:00Z: "),
                   "case %zu: %s", i, log);
     free(log);
     ck_assert_uint_eq(s.len, 12);
