@@ -246,6 +246,43 @@ START_TEST(test_signals_status_not_served_only_when_said)
 }
 END_TEST
 
+/* A provider failing behind the one serving a zone (no routes: every
+ * remote provider is asked about every zone) shows in its signal's state,
+ * but neither the zone nor the whole is degraded by it. */
+START_TEST(test_signals_status_failing_fallback_degrades_nothing)
+{
+  fh_set(srv, "/v3/forecast",
+         (fh_reply){.status = 400, .body = "{\"error\":\"unknown region\"}"});
+  cs_signals *s = cs_signals_new(CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(cs_signals_add_provider(s, em(2000)), CS_OK);
+  char err[256];
+  cs_watttime_opts wo = {.base_url = fh_url(srv),
+                         .username = "u",
+                         .password = "p",
+                         .signal_type = "co2_aoer"};
+  cs_provider *p = NULL;
+  ck_assert_int_eq(cs_watttime_new(&wo, &p, err, sizeof(err)), CS_OK);
+  ck_assert_int_eq(cs_signals_add_provider(s, p), CS_OK);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  bool healthy;
+  cJSON *j = status(s, NOW, &healthy);
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "ok");
+  ck_assert_str_eq(signal_state(j, "watttime"), "stale");
+  ck_assert_str_eq(zone_served_by(j, "DE"), "electricitymaps");
+  ck_assert_msg(healthy, "%s", cJSON_PrintUnformatted(j));
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "degraded")));
+  cJSON_Delete(j);
+  /* Once the serving provider fails too, the zone is degraded. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.status = 500, .body = "{}"});
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EHTTP);
+  j = status(s, NOW, &healthy);
+  ck_assert(!healthy);
+  cJSON_Delete(j);
+  cs_signals_free(s);
+}
+END_TEST
+
 START_TEST(test_signals_current_stale_timestamp_refused)
 {
   cs_signals *s = registry(true, NULL, 2000);
@@ -673,6 +710,7 @@ int main(void)
   tcase_add_test(tc, test_signals_current_fallback_order);
   tcase_add_test(tc, test_signals_current_neutral_without_fallback);
   tcase_add_test(tc, test_signals_status_not_served_only_when_said);
+  tcase_add_test(tc, test_signals_status_failing_fallback_degrades_nothing);
   tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
   tcase_add_test(tc, test_signals_current_refuses_mixed_types);
   tcase_add_test(tc, test_signals_forecast_from_cache);
