@@ -31,8 +31,8 @@ bad() {
 # string found anywhere in a line, except that a leading ^ ties it to the
 # start of a line and a trailing $ to the end (fact_regex).
 declare -A expect=(
-  [default.yaml]='+kind: PodDisruptionBudget|+verbs: [patch]$|-verbs: [get, patch]|+- --listen=:8443$|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false|+- https://cs-carbonshift.default.svc:8443/metrics$|+--fail-early'
-  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1'
+  [default.yaml]='+kind: PodDisruptionBudget|+verbs: [patch]$|-verbs: [get, patch]|+- --listen=:8443$|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false|+- https://cs-carbonshift.default.svc:8443/metrics$|+--fail-early|+command: ["sleep", "5"]|+terminationGracePeriodSeconds: 30'
+  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1|+name: regcred'
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
   [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$|+:8443/healthz$|-:8443/metrics'
@@ -107,6 +107,7 @@ done
 breakers=(
   "existing-plain.yaml|--set scheduler.leaderElection.enabled=true|unexpected '^kind: Role\$'"
   "no-rbac.yaml|--set rbac.create=true|unexpected '^kind: ClusterRoleBinding\$'"
+  "default.yaml|--set preStopSleepSeconds=0|missing 'command: [\"sleep\", \"5\"]'"
 )
 for b in "${breakers[@]}"; do
   IFS='|' read -r name args want <<<"$b"
@@ -124,6 +125,16 @@ for b in "${breakers[@]}"; do
     bad "facts of $name do not catch $args: expected $want"
   fi
 done
+
+# imagePullSecrets reach every pod the chart makes: the extender, the bundled
+# scheduler and the helm test (a private registry serves all three images).
+n=$(helm template cs "$chart" -n default --kube-version "$kube_version" \
+  -f "$here/values/second-scheduler.yaml" | grep -c -- '- name: regcred$' || true)
+if [[ $n -eq 3 ]]; then
+  ok "imagePullSecrets on the extender, the scheduler and the test pod"
+else
+  bad "imagePullSecrets on $n of the 3 pods"
+fi
 
 # kube-scheduler reads its configuration once, at start, so the bundled
 # scheduler's Deployment rolls only through its checksum/config annotation:

@@ -101,3 +101,19 @@ which carbonshift answers /filter and /prioritize. */}}
 {{- define "carbonshift.extenderURL" -}}
 {{- printf "%s%s" (include "carbonshift.url" .) (.Values.config.pathPrefix | default "") }}
 {{- end }}
+
+{{/* Combinations the schema cannot refuse, refused with the reason. */}}
+{{- define "carbonshift.validate" -}}
+{{- if and .Values.credentials.env (not .Values.credentials.existingSecret) }}
+{{- fail "credentials.env maps variables to keys of credentials.existingSecret, which is not set: the providers would run without their credentials" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not (kindIs "string" .Values.podDisruptionBudget.minAvailable)) (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) }}
+{{- fail "podDisruptionBudget.minAvailable must be below replicaCount: otherwise no extender pod can be evicted and node drains block" }}
+{{- end }}
+{{- if and .Values.scheduler.enabled (not .Values.scheduler.leaderElection.enabled) (gt (int .Values.scheduler.replicaCount) 1) }}
+{{- fail "scheduler.replicaCount above 1 needs scheduler.leaderElection.enabled: several active schedulers would race to bind the same pods" }}
+{{- end }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) }}
+{{- fail "terminationGracePeriodSeconds must exceed preStopSleepSeconds, plus carbonshift's shutdownGracePeriod (20s by default)" }}
+{{- end }}
+{{- end }}
