@@ -190,7 +190,6 @@ static void read_scheduling(cs_pod_facts *f, const cJSON *ann)
 static const char *const pod_keys[] = {
     "expected-duration",  "max-delay", "deadline",      "carbon-budget",
     "on-budget-exceeded", "skip",      "planned-start", "expected-saving"};
-#define USER_KEYS 6 /* the first six: what a message lists */
 static const char *const node_keys[] = {
     "grid-zone",         "gpu-model",       "hardware-installed",
     "expected-lifetime", "embodied-kgco2e", "pue"};
@@ -211,27 +210,47 @@ static void normalize_key(const char *s, char *out, size_t cap)
   out[n] = '\0';
 }
 
+/* Whether `part` (4 bytes or more) begins `whole` (at_end false) or ends
+ * it. */
+static bool begins_or_ends(const char *whole, const char *part, bool at_end)
+{
+  size_t w = strlen(whole), p = strlen(part);
+  return p >= 4 && p < w &&
+         strncmp(at_end ? whole + w - p : whole, part, p) == 0;
+}
+
 /* The Pod annotation `typed` (without the prefix) was most likely meant to
- * be, or NULL: one that equals it but for case and separators, contains
- * it or is contained in it (4 bytes or more), or is at most 2 edits
- * away. */
+ * be, or NULL. In order: the same key but for case and separators; a key
+ * it begins ("on-budget"), then one it ends ("budget"); the key fewest edits
+ * away, at most a third of its length ("max-dealy"; not "tip" for "skip"); a
+ * key it contains or that contains it. */
 static const char *meant_key(const char *typed)
 {
   char t[80];
   normalize_key(typed, t, sizeof(t));
+  const size_t nkeys = sizeof(pod_keys) / sizeof(pod_keys[0]);
+  for (size_t i = 0; i < nkeys; i++)
+    if (strcmp(t, pod_keys[i]) == 0)
+      return pod_keys[i];
+  for (int at_end = 0; at_end < 2; at_end++)
+    for (size_t i = 0; i < nkeys; i++)
+      if (begins_or_ends(pod_keys[i], t, at_end))
+        return pod_keys[i];
   const char *best = NULL;
-  size_t best_d = 3;
-  for (size_t i = 0; i < USER_KEYS; i++) {
-    const char *k = pod_keys[i];
-    if (strlen(t) >= 4 && (strstr(k, t) || strstr(t, k)))
-      return k;
-    size_t d = cs_edit_distance(t, k);
-    if (d < best_d) {
+  size_t best_d = SIZE_MAX, limit = strlen(t) / 3;
+  for (size_t i = 0; i < nkeys; i++) {
+    size_t d = cs_edit_distance(t, pod_keys[i]);
+    if (d <= (limit ? limit : 1) && d < best_d) {
       best_d = d;
-      best = k;
+      best = pod_keys[i];
     }
   }
-  return best;
+  if (best)
+    return best;
+  for (size_t i = 0; i < nkeys; i++)
+    if (strlen(t) >= 4 && (strstr(pod_keys[i], t) || strstr(t, pod_keys[i])))
+      return pod_keys[i];
+  return NULL;
 }
 
 /* A carbonshift.io/ annotation carbonshift does not read on Pods is a

@@ -104,10 +104,22 @@ static const struct {
     {"{\"carbonshift.io/max-dealy\":\"2h\"}",
      "(did you mean carbonshift.io/max-delay?)"},
     {"{\"carbonshift.io/expected-runtime\":\"2h\"}",
-     "carbonshift.io/expected-runtime: not one carbonshift reads (Pods take "
+     "(did you mean carbonshift.io/expected-duration?)"},
+    {"{\"carbonshift.io/priority\":\"high\"}",
+     "carbonshift.io/priority: not one carbonshift reads (Pods take "
      "expected-duration, max-delay"},
     {"{\"carbonshift.io/pue\":\"1.2\"}",
      "annotation carbonshift.io/pue: read on Nodes, not on Pods"},
+    /* The key it begins, not the one it happens to sit inside. */
+    {"{\"carbonshift.io/on-budget\":\"wait\"}",
+     "(did you mean carbonshift.io/on-budget-exceeded?)"},
+    {"{\"carbonshift.io/skp\":\"true\"}",
+     "(did you mean carbonshift.io/skip?)"},
+    /* Two edits in three letters is another word, not a typo. */
+    {"{\"carbonshift.io/tip\":\"x\"}",
+     "carbonshift.io/tip: not one carbonshift reads (Pods take"},
+    {"{\"carbonshift.io/Planned-Start\":\"x\"}",
+     "(did you mean carbonshift.io/planned-start?)"},
 };
 
 /* Long values are shown cut with "…", and problems that do not fit end the
