@@ -405,7 +405,7 @@ static void placed(cs_policy_call *c, const char *const *names)
     return;
   for (size_t i = 0; i < c->n; i++)
     eligible += c->nodes[i].verdict == CS_PASS;
-  char note[512], lowest[32];
+  char note[sizeof(c->event.note)], lowest[32];
   kg_text(c->nodes[best].est.total_g, 0, lowest);
   int n = snprintf(note, sizeof(note),
                    "carbonshift: %zu of %zu nodes eligible; lowest estimate "
@@ -436,7 +436,11 @@ static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
   minute_time(c->latest_start, latest);
   if (pod->on_exceeded == CS_ON_EXCEEDED_REJECT)
     snprintf(out, cap, "; on-budget-exceeded: reject");
-  else if (!(pod->max_delay_s > 0) && pod->deadline <= 0)
+  else if (c->fastest_late != SIZE_MAX) {
+    char deadline[21];
+    minute_time(pod->deadline, deadline);
+    snprintf(out, cap, "; no node can finish by the deadline %s", deadline);
+  } else if (!(pod->max_delay_s > 0) && pod->deadline <= 0)
     snprintf(out, cap, "; no max-delay or deadline, so no window to wait for");
   else if (pod->max_delay_s > 0 && !pod->created_at)
     snprintf(out, cap, "; max-delay without a creation time: it cannot wait");
@@ -455,7 +459,7 @@ static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
 static void over_budget(cs_policy_call *c, const char *const *names)
 {
   size_t best = lowest_node(c, false);
-  char note[512], lowest[32] = "?", budget[32];
+  char note[sizeof(c->event.note)], lowest[32] = "?", budget[32];
   if (best != SIZE_MAX)
     kg_pair(c->nodes[best].est.total_g, c->pod->budget_g, lowest, budget);
   else
@@ -491,43 +495,58 @@ static void over_budget(cs_policy_call *c, const char *const *names)
   set_event(c, "Warning", "CarbonBudgetExceeded", note);
 }
 
-/* With a deadline, the nodes on which the job can no longer finish by it,
- * when another node still can: filtered with the reason and left out of
- * the plan, so that a pod that waited for one node is not placed on a
- * slower one too late. When no node can make it, all stay: the job runs
- * as soon as it can. Returns how many options are left. */
+/* Whether the job can still finish on node e by the pod's deadline. */
+static bool finishes_in_time(const cs_policy_call *c, const cs_node_eval *e)
+{
+  return c->pod->deadline - (int64_t)ceil(e->est.runtime_s) >= c->now;
+}
+
+/* With a deadline, the nodes on which the job can no longer finish by it
+ * (of all whose runtime is known, with a carbon estimate or not), when
+ * another node still can: filtered with the reason and left out of the
+ * plan, so that a pod that waited for one node is not placed on a slower
+ * one too late. When no node can make it, all stay: the job runs as soon
+ * as it can, and c->fastest_late names the node whose run would end
+ * first. Returns how many options are left. */
 static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
                               size_t *opt_node, size_t nopts)
 {
   if (c->pod->deadline <= 0)
     return nopts;
-  size_t in_time = 0;
-  for (size_t k = 0; k < nopts; k++)
-    in_time += c->pod->deadline - opts[k].runtime_s >= c->now;
-  if (in_time == 0) {
-    for (size_t k = 0; k < nopts; k++)
-      if (c->fastest_late == SIZE_MAX ||
-          opts[k].runtime_s < c->nodes[c->fastest_late].est.runtime_s)
-        c->fastest_late = opt_node[k];
+  size_t sized = 0, in_time = 0, fastest = SIZE_MAX;
+  for (size_t i = 0; i < c->n; i++) {
+    const cs_node_eval *e = &c->nodes[i];
+    if (!e->est.sized)
+      continue;
+    sized++;
+    if (finishes_in_time(c, e))
+      in_time++;
+    else if (fastest == SIZE_MAX ||
+             e->est.runtime_s < c->nodes[fastest].est.runtime_s)
+      fastest = i;
   }
-  if (in_time == 0 || in_time == nopts)
+  if (in_time == 0)
+    c->fastest_late = fastest;
+  if (in_time == 0 || in_time == sized)
     return nopts;
   char deadline[21];
   minute_time(c->pod->deadline, deadline);
-  size_t kept = 0;
-  for (size_t k = 0; k < nopts; k++) {
-    if (c->pod->deadline - opts[k].runtime_s >= c->now) {
-      opts[kept] = opts[k];
-      opt_node[kept++] = opt_node[k];
+  for (size_t i = 0; i < c->n; i++) {
+    cs_node_eval *e = &c->nodes[i];
+    if (!e->est.sized || finishes_in_time(c, e))
       continue;
-    }
-    cs_node_eval *e = &c->nodes[opt_node[k]];
     e->late = true;
     e->verdict = CS_FAIL_UNRESOLVABLE;
     e->reason = cs_asprintf("carbonshift: the job cannot finish here by its "
                             "deadline %s (%.1f h on this node)",
-                            deadline, (double)opts[k].runtime_s / 3600);
+                            deadline, ceil(e->est.runtime_s) / 3600);
   }
+  size_t kept = 0;
+  for (size_t k = 0; k < nopts; k++)
+    if (!c->nodes[opt_node[k]].late) {
+      opts[kept] = opts[k];
+      opt_node[kept++] = opt_node[k];
+    }
   return kept;
 }
 

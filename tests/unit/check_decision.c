@@ -695,6 +695,10 @@ static void valley_free(cs_provider *p)
 
 /* When set, filter_with also drops the pod's creationTimestamp. */
 static bool drop_created;
+/* When set, filter_with also sets this label on this node. */
+static struct {
+  const char *node, *key, *value;
+} relabel;
 
 /* The fixture's filter request with its pod annotations replaced. */
 static cJSON *filter_with(const char *const *kv, size_t n)
@@ -711,6 +715,18 @@ static cJSON *filter_with(const char *const *kv, size_t n)
     cJSON_DeleteItemFromObject(
         cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "metadata"),
         "creationTimestamp");
+  cJSON *node;
+  cJSON_ArrayForEach(
+      node, cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items"))
+  {
+    cJSON *meta = cJSON_GetObjectItem(node, "metadata");
+    if (relabel.node &&
+        !strcmp(cJSON_GetObjectItem(meta, "name")->valuestring, relabel.node)) {
+      cJSON *labels = cJSON_GetObjectItem(meta, "labels");
+      cJSON_DeleteItemFromObject(labels, relabel.key);
+      cJSON_AddStringToObject(labels, relabel.key, relabel.value);
+    }
+  }
   for (size_t i = 0; i < n; i += 2) {
     cJSON_DeleteItemFromObject(ann, kv[i]);
     if (kv[i + 1])
@@ -836,17 +852,24 @@ START_TEST(test_decision_filter_deadline_filters_late_nodes)
 }
 END_TEST
 
+/* The fixture's filter at VALLEY_LOW with no max-delay and a deadline
+ * `seconds` later, written into `deadline`. */
+static cJSON *filter_deadline_in(int64_t seconds, char deadline[21])
+{
+  cs_clock_set_fixed(VALLEY_LOW);
+  cs_format_rfc3339(VALLEY_LOW + seconds, deadline);
+  const char *kv[] = {"carbonshift.io/max-delay", NULL,
+                      "carbonshift.io/deadline", deadline};
+  return filter_with(kv, 4);
+}
+
 /* A deadline no node can meet: every node stays (the job runs as soon as it
  * can), and a Warning names the deadline and the node whose run ends
  * soonest, the H100 in 11.4 h. */
 START_TEST(test_decision_filter_deadline_unreachable_warns)
 {
-  cs_clock_set_fixed(VALLEY_LOW);
   char deadline[21];
-  cs_format_rfc3339(VALLEY_LOW + 5 * 3600, deadline);
-  const char *kv[] = {"carbonshift.io/max-delay", NULL,
-                      "carbonshift.io/deadline", deadline};
-  cJSON *out = filter_with(kv, 4);
+  cJSON *out = filter_deadline_in(5 * 3600, deadline);
   ck_assert_int_eq(kept(out), 4);
   ck_assert_int_eq(nevents, 1);
   char want[160], ends[21];
@@ -858,6 +881,47 @@ START_TEST(test_decision_filter_deadline_unreachable_warns)
   ck_assert_msg(strstr(events[0], "Warning CarbonDeadlineUnreachable") &&
                     strstr(events[0], want),
                 "%s\nwant %s", events[0], want);
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* A node without carbon data still counts for the deadline: the H100, in
+ * a zone without data, finishes in 11.4 h of a 20 h deadline, so the
+ * slower nodes are filtered as late and no Warning says that none can. And
+ * over budget with a deadline none can meet, the event says that, not
+ * that a slack ended before the pod existed. */
+START_TEST(test_decision_filter_deadline_counts_nodes_without_data)
+{
+  char deadline[21];
+  relabel.node = "gpu-h100-fra-01";
+  relabel.key = "carbonshift.io/grid-zone";
+  relabel.value = "FR"; /* the valley provider has DE alone */
+  cJSON *out = filter_deadline_in(20 * 3600, deadline);
+  relabel.node = NULL;
+  ck_assert_int_eq(kept(out), 1);
+  ck_assert_ptr_nonnull(strstr(unresolvable(out, "gpu-a100-fra-02"),
+                               "cannot finish here by its deadline"));
+  ck_assert_ptr_nonnull(strstr(unresolvable(out, "gpu-l4-mad-01"),
+                               "cannot finish here by its deadline"));
+  for (int i = 0; i < nevents; i++)
+    ck_assert_msg(!strstr(events[i], "CarbonDeadlineUnreachable"), "%s",
+                  events[i]);
+  cJSON_Delete(out);
+
+  nevents = 0;
+  valley_everywhere = true; /* every node with an estimate, all over 1 kg */
+  cs_format_rfc3339(VALLEY_LOW + 5 * 3600, deadline);
+  const char *over[] = {"carbonshift.io/max-delay",     NULL,
+                        "carbonshift.io/deadline",      deadline,
+                        "carbonshift.io/carbon-budget", "1kg"};
+  out = filter_with(over, 6);
+  ck_assert_int_eq(kept(out), 0);
+  ck_assert_int_eq(nevents, 1);
+  char want[96];
+  snprintf(want, sizeof(want), "; no node can finish by the deadline %.16sZ",
+           deadline);
+  ck_assert_msg(strstr(events[0], want) && !strstr(events[0], "slack"), "%s",
+                events[0]);
   cJSON_Delete(out);
 }
 END_TEST
@@ -1703,6 +1767,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
   tcase_add_test(tv, test_decision_filter_deadline_filters_late_nodes);
   tcase_add_test(tv, test_decision_filter_deadline_unreachable_warns);
+  tcase_add_test(tv, test_decision_filter_deadline_counts_nodes_without_data);
   tcase_add_test(tv, test_decision_filter_max_delay_without_creation_runs_now);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
