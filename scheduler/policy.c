@@ -175,21 +175,51 @@ void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
     e->est.unknown = "grid zone";
 }
 
+/* Whether the job can still finish on node e by the pod's deadline. */
+static bool finishes_in_time(const cs_policy_call *c, const cs_node_eval *e)
+{
+  return c->pod->deadline - (int64_t)ceil(e->est.runtime_s) >= c->now;
+}
+
+/* Whether the pod has a deadline that no node whose runtime is known can
+ * meet any more (and some such node). */
+static bool deadline_unreachable(const cs_policy_call *c)
+{
+  if (c->pod->deadline <= 0)
+    return false;
+  bool sized = false;
+  for (size_t i = 0; i < c->n; i++) {
+    const cs_node_eval *e = &c->nodes[i];
+    if (!e->est.sized)
+      continue;
+    if (finishes_in_time(c, e))
+      return false;
+    sized = true;
+  }
+  return sized;
+}
+
 bool cs_policy_prioritize(cs_policy_call *c)
 {
-  cs_estimate *est = cs_malloc((c->n + 1) * sizeof(*est));
+  double *values = cs_malloc((c->n + 1) * sizeof(*values));
   int *scores = cs_malloc((c->n + 1) * sizeof(*scores));
+  /* Once the job is late wherever it runs, its owner wants it finished
+   * soonest: nodes are ranked by their runtime, not their emissions (the
+   * filter's CarbonDeadlineUnreachable says so). */
+  c->by_finish = !c->neutral && deadline_unreachable(c);
   bool any = false;
   for (size_t i = 0; i < c->n; i++) {
-    est[i] = c->nodes[i].est;
-    any |= est[i].known;
+    const cs_estimate *e = &c->nodes[i].est;
+    bool has = !c->neutral && (c->by_finish ? e->sized : e->known);
+    values[i] = has ? (c->by_finish ? e->runtime_s : e->total_g) : NAN;
+    any |= has;
   }
-  cs_score_nodes(est, c->n, c->neutral, scores);
+  cs_score_lowest(values, c->n, scores);
   for (size_t i = 0; i < c->n; i++)
     c->nodes[i].score = scores[i];
-  free(est);
+  free(values);
   free(scores);
-  c->outcome = any ? "ranked" : "neutral";
+  c->outcome = !any ? "neutral" : c->by_finish ? "rankedByFinish" : "ranked";
   return any;
 }
 
@@ -422,8 +452,8 @@ static void placed(cs_policy_call *c, const char *const *names)
   minute_time(c->pod->deadline, deadline);
   minute_time(c->now + (int64_t)ceil(f->runtime_s), ends);
   snprintf(note + n, sizeof(note) - (size_t)n,
-           "; no node can finish by the deadline %s: the soonest end is %s "
-           "on %s (%.1f h)",
+           "; no node can finish by the deadline %s: nodes are ranked by "
+           "when the run ends, soonest %s on %s (%.1f h)",
            deadline, ends, names[c->fastest_late], f->runtime_s / 3600);
   set_event(c, "Warning", "CarbonDeadlineUnreachable", note);
 }
@@ -493,12 +523,6 @@ static void over_budget(cs_policy_call *c, const char *const *names)
            budget, lowest, best != SIZE_MAX ? names[best] : "?", why);
   c->outcome = "overBudget";
   set_event(c, "Warning", "CarbonBudgetExceeded", note);
-}
-
-/* Whether the job can still finish on node e by the pod's deadline. */
-static bool finishes_in_time(const cs_policy_call *c, const cs_node_eval *e)
-{
-  return c->pod->deadline - (int64_t)ceil(e->est.runtime_s) >= c->now;
 }
 
 /* With a deadline, the nodes on which the job can no longer finish by it

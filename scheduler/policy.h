@@ -102,7 +102,8 @@ typedef struct cs_policy_call {
    * judged_now). */
   int64_t at;
   const cs_pod_facts *pod;
-  bool neutral; /* the pod is not ours to rank */
+  bool neutral;   /* the pod is not ours to rank */
+  bool by_finish; /* prioritize ranked by runtime: the deadline is lost */
   const char *neutral_why;
   cs_node_eval *nodes;
   size_t n;

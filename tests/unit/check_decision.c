@@ -22,6 +22,7 @@
 #include "carbon/zones.h"
 #include "scheduler/codec.h"
 #include "scheduler/decision.h"
+#include "scheduler/score.h"
 #include "tests/unit/testutil.h"
 
 static cs_gpu_catalog *catalog;
@@ -700,8 +701,9 @@ static struct {
   const char *node, *key, *value;
 } relabel;
 
-/* The fixture's filter request with its pod annotations replaced. */
-static cJSON *filter_with(const char *const *kv, size_t n)
+/* The fixture's filter request, with its pod annotations replaced, asked
+ * of `verb`. */
+static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
 {
   size_t len;
   char *body =
@@ -735,14 +737,18 @@ static cJSON *filter_with(const char *const *kv, size_t n)
   char *text = cJSON_PrintUnformatted(doc);
   cJSON_Delete(doc);
   cs_reply r = {0};
-  cs_decider_handle(decider, CS_VERB_FILTER, text, strlen(text), NULL, "f-1",
-                    &r);
+  cs_decider_handle(decider, verb, text, strlen(text), NULL, "f-1", &r);
   free(text);
   ck_assert_int_eq(r.status, 200);
   cJSON *out = cJSON_ParseWithLength(r.body, r.len);
   free(r.body);
   ck_assert_ptr_nonnull(out);
   return out;
+}
+
+static cJSON *filter_with(const char *const *kv, size_t n)
+{
+  return decide_with(CS_VERB_FILTER, kv, n);
 }
 
 static const char *unresolvable(const cJSON *out, const char *node)
@@ -875,13 +881,27 @@ START_TEST(test_decision_filter_deadline_unreachable_warns)
   char want[160], ends[21];
   cs_format_rfc3339(VALLEY_LOW + (int64_t)ceil(11.357 * 3600), ends);
   snprintf(want, sizeof(want),
-           "; no node can finish by the deadline %.16sZ: the soonest end is "
-           "%.16sZ on gpu-h100-fra-01 (11.4 h)",
+           "; no node can finish by the deadline %.16sZ: nodes are ranked by "
+           "when the run ends, soonest %.16sZ on gpu-h100-fra-01 (11.4 h)",
            deadline, ends);
   ck_assert_msg(strstr(events[0], "Warning CarbonDeadlineUnreachable") &&
                     strstr(events[0], want),
                 "%s\nwant %s", events[0], want);
   cJSON_Delete(out);
+  /* And prioritize ranks them so: the H100 (11.4 h) first, the L4 (92.8
+   * h) last, though only the H100 and A100 have carbon data here. */
+  const char *kv[] = {"carbonshift.io/max-delay", NULL,
+                      "carbonshift.io/deadline", deadline};
+  cJSON *list = decide_with(CS_VERB_PRIORITIZE, kv, 4);
+  ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
+  ck_assert_int_eq(score_of(list, "gpu-a100-fra-02"), 7);
+  ck_assert_int_eq(score_of(list, "gpu-l4-mad-01"), 0);
+  cJSON_Delete(list);
+  /* With a deadline still in reach, emissions rank them. */
+  cs_format_rfc3339(VALLEY_LOW + 30 * 86400, deadline);
+  list = decide_with(CS_VERB_PRIORITIZE, kv, 4);
+  ck_assert_int_eq(score_of(list, "gpu-l4-mad-01"), CS_SCORE_NEUTRAL);
+  cJSON_Delete(list);
 }
 END_TEST
 
