@@ -39,7 +39,6 @@ void cs_policy_begin(cs_policy_call *c, const cs_policy_params *p,
   c->now = now;
   c->at = judged_now(pod, now);
   c->n = nnodes;
-  c->fastest_late = SIZE_MAX;
   c->nodes = cs_calloc(nnodes + 1, sizeof(*c->nodes));
   c->outcome = "passed";
   if (pod->skip) {
@@ -206,7 +205,8 @@ bool cs_policy_prioritize(cs_policy_call *c)
   /* Once the job is late wherever it runs, its owner wants it finished
    * soonest: nodes are ranked by their runtime, not their emissions (the
    * filter's CarbonDeadlineUnreachable says so). */
-  c->by_finish = !c->neutral && deadline_unreachable(c);
+  c->deadline_lost = deadline_unreachable(c);
+  c->by_finish = !c->neutral && c->deadline_lost;
   bool any = false;
   for (size_t i = 0; i < c->n; i++) {
     const cs_estimate *e = &c->nodes[i].est;
@@ -382,8 +382,8 @@ static size_t filter_budget(cs_policy_call *c, const size_t *opt_node,
                             size_t nopts)
 {
   size_t fit = 0;
-  for (size_t i = 0; i < c->n; i++)
-    fit += !c->nodes[i].est.known;
+  for (size_t i = 0; i < c->n; i++) /* unknown: neutral, unless late */
+    fit += !c->nodes[i].est.known && !c->nodes[i].late;
   for (size_t k = 0; k < nopts; k++) {
     cs_node_eval *e = &c->nodes[opt_node[k]];
     if (c->pod->budget_g <= 0 || e->est.total_g <= c->pod->budget_g) {
@@ -430,31 +430,53 @@ static size_t lowest_node(const cs_policy_call *c, bool eligible)
 
 static void placed(cs_policy_call *c, const char *const *names)
 {
-  size_t best = lowest_node(c, true), eligible = 0;
-  if (best == SIZE_MAX)
+  /* The soonest end among the nodes passed: what prioritize ranks first
+   * when the deadline is lost. */
+  size_t best = lowest_node(c, true), eligible = 0, soonest = SIZE_MAX;
+  for (size_t i = 0; i < c->n; i++) {
+    const cs_node_eval *e = &c->nodes[i];
+    if (e->verdict != CS_PASS)
+      continue;
+    eligible++;
+    if (e->est.sized && (soonest == SIZE_MAX ||
+                         e->est.runtime_s < c->nodes[soonest].est.runtime_s))
+      soonest = i;
+  }
+  if (best == SIZE_MAX && !c->deadline_lost)
     return;
-  for (size_t i = 0; i < c->n; i++)
-    eligible += c->nodes[i].verdict == CS_PASS;
   char note[sizeof(c->event.note)], lowest[32];
-  kg_text(c->nodes[best].est.total_g, 0, lowest);
-  int n = snprintf(note, sizeof(note),
-                   "carbonshift: %zu of %zu nodes eligible; lowest estimate "
-                   "%s kg on %s (%s)",
-                   eligible, c->n, lowest, names[best], zone_name(c, best));
-  if (c->fastest_late == SIZE_MAX) {
+  int n;
+  if (best != SIZE_MAX) {
+    kg_text(c->nodes[best].est.total_g, 0, lowest);
+    n = snprintf(note, sizeof(note),
+                 "carbonshift: %zu of %zu nodes eligible; lowest estimate %s "
+                 "kg on %s (%s)",
+                 eligible, c->n, lowest, names[best], zone_name(c, best));
+  } else {
+    n = snprintf(note, sizeof(note),
+                 "carbonshift: %zu of %zu nodes eligible, none with an "
+                 "emission estimate",
+                 eligible, c->n);
+  }
+  if (!c->deadline_lost) {
     set_event(c, "Normal", "CarbonPlaced", note);
     return;
   }
   /* The pod runs, late wherever it runs: its owner should know, and on
    * which node it would end soonest. */
   char deadline[21], ends[21];
-  const cs_estimate *f = &c->nodes[c->fastest_late].est;
   minute_time(c->pod->deadline, deadline);
-  minute_time(c->now + (int64_t)ceil(f->runtime_s), ends);
-  snprintf(note + n, sizeof(note) - (size_t)n,
-           "; no node can finish by the deadline %s: nodes are ranked by "
-           "when the run ends, soonest %s on %s (%.1f h)",
-           deadline, ends, names[c->fastest_late], f->runtime_s / 3600);
+  if (soonest == SIZE_MAX) {
+    snprintf(note + n, sizeof(note) - (size_t)n,
+             "; no node can finish by the deadline %s", deadline);
+  } else {
+    const cs_estimate *f = &c->nodes[soonest].est;
+    minute_time(c->now + (int64_t)ceil(f->runtime_s), ends);
+    snprintf(note + n, sizeof(note) - (size_t)n,
+             "; no node can finish by the deadline %s: nodes are ranked by "
+             "when the run ends, soonest %s on %s (%.1f h)",
+             deadline, ends, names[soonest], f->runtime_s / 3600);
+  }
   set_event(c, "Warning", "CarbonDeadlineUnreachable", note);
 }
 
@@ -466,7 +488,7 @@ static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
   minute_time(c->latest_start, latest);
   if (pod->on_exceeded == CS_ON_EXCEEDED_REJECT)
     snprintf(out, cap, "; on-budget-exceeded: reject");
-  else if (c->fastest_late != SIZE_MAX) {
+  else if (c->deadline_lost) {
     char deadline[21];
     minute_time(pod->deadline, deadline);
     snprintf(out, cap, "; no node can finish by the deadline %s", deadline);
@@ -529,28 +551,20 @@ static void over_budget(cs_policy_call *c, const char *const *names)
  * (of all whose runtime is known, with a carbon estimate or not), when
  * another node still can: filtered with the reason and left out of the
  * plan, so that a pod that waited for one node is not placed on a slower
- * one too late. When no node can make it, all stay: the job runs as soon
- * as it can, and c->fastest_late names the node whose run would end
- * first. Returns how many options are left. */
+ * one too late. When no node can make it, all stay (c->deadline_lost):
+ * the job runs as soon as it can. Returns how many options are left. */
 static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
                               size_t *opt_node, size_t nopts)
 {
   if (c->pod->deadline <= 0)
     return nopts;
-  size_t sized = 0, in_time = 0, fastest = SIZE_MAX;
+  size_t sized = 0, in_time = 0;
   for (size_t i = 0; i < c->n; i++) {
     const cs_node_eval *e = &c->nodes[i];
-    if (!e->est.sized)
-      continue;
-    sized++;
-    if (finishes_in_time(c, e))
-      in_time++;
-    else if (fastest == SIZE_MAX ||
-             e->est.runtime_s < c->nodes[fastest].est.runtime_s)
-      fastest = i;
+    sized += e->est.sized;
+    in_time += e->est.sized && finishes_in_time(c, e);
   }
-  if (in_time == 0)
-    c->fastest_late = fastest;
+  c->deadline_lost = sized > 0 && in_time == 0;
   if (in_time == 0 || in_time == sized)
     return nopts;
   char deadline[21];

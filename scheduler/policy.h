@@ -103,7 +103,7 @@ typedef struct cs_policy_call {
   int64_t at;
   const cs_pod_facts *pod;
   bool neutral;   /* the pod is not ours to rank */
-  bool by_finish; /* prioritize ranked by runtime: the deadline is lost */
+  bool by_finish; /* prioritize ranked by runtime (deadline_lost) */
   const char *neutral_why;
   cs_node_eval *nodes;
   size_t n;
@@ -115,9 +115,9 @@ typedef struct cs_policy_call {
   cs_plan plan;
   int64_t latest_start; /* the latest over the nodes with an estimate; in
                            the past once the slack has run out */
-  /* With a deadline no node can finish by: the node whose run ends first
-   * (SIZE_MAX otherwise), named in a Warning when the pod is placed. */
-  size_t fastest_late;
+  /* The pod has a deadline no node whose runtime is known can meet:
+   * prioritize ranks by runtime, the filter warns. */
+  bool deadline_lost;
   cs_policy_event event;
   bool store_plan;          /* annotate the pod with the plan below */
   char planned_start[21];   /* RFC 3339 */

@@ -696,7 +696,7 @@ static void valley_free(cs_provider *p)
 
 /* When set, filter_with also drops the pod's creationTimestamp. */
 static bool drop_created;
-/* When set, filter_with also sets this label on this node. */
+/* When set, filter_with also sets this label on this node ("*": on all). */
 static struct {
   const char *node, *key, *value;
 } relabel;
@@ -722,8 +722,9 @@ static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
       node, cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items"))
   {
     cJSON *meta = cJSON_GetObjectItem(node, "metadata");
-    if (relabel.node &&
-        !strcmp(cJSON_GetObjectItem(meta, "name")->valuestring, relabel.node)) {
+    if (relabel.node && (!strcmp(relabel.node, "*") ||
+                         !strcmp(cJSON_GetObjectItem(meta, "name")->valuestring,
+                                 relabel.node))) {
       cJSON *labels = cJSON_GetObjectItem(meta, "labels");
       cJSON_DeleteItemFromObject(labels, relabel.key);
       cJSON_AddStringToObject(labels, relabel.key, relabel.value);
@@ -946,6 +947,47 @@ START_TEST(test_decision_filter_deadline_counts_nodes_without_data)
 }
 END_TEST
 
+/* Late nodes without carbon data do not count as fitting a budget: with
+ * the H100 and A100 over 1 kg and the V100 and L4 (no data) too slow for a
+ * 40 h deadline, the pod is over budget, and `allow` runs it on the
+ * lowest-emission node, not on none. With no zone's data at all, the lost
+ * deadline is still reported. */
+START_TEST(test_decision_filter_late_unknown_nodes_do_not_fit)
+{
+  char deadline[21];
+  cs_clock_set_fixed(VALLEY_LOW);
+  cs_format_rfc3339(VALLEY_LOW + 40 * 3600, deadline);
+  const char *kv[] = {"carbonshift.io/max-delay",          NULL,
+                      "carbonshift.io/deadline",           deadline,
+                      "carbonshift.io/carbon-budget",      "1kg",
+                      "carbonshift.io/on-budget-exceeded", "allow"};
+  cJSON *out = filter_with(kv, 8);
+  ck_assert_int_eq(kept(out), 1);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "CarbonBudgetExceeded") &&
+                    strstr(events[0], "allowed on the lowest-emission node "
+                                      "gpu-h100-fra-01 only"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+
+  nevents = 0;
+  relabel.node = "*";
+  relabel.key = "carbonshift.io/grid-zone";
+  relabel.value = "FR";
+  out = filter_deadline_in(5 * 3600, deadline);
+  relabel.node = NULL;
+  ck_assert_int_eq(kept(out), 4);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "Warning CarbonDeadlineUnreachable "
+                                  "carbonshift: 4 of 4 nodes eligible, none "
+                                  "with an emission estimate; no node can "
+                                  "finish by the deadline") &&
+                    strstr(events[0], "on gpu-h100-fra-01 (11.4 h)"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+}
+END_TEST
+
 START_TEST(test_decision_filter_no_slack_runs_now)
 {
   cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
@@ -1129,6 +1171,27 @@ START_TEST(test_decision_filter_budget_allow_respects_deadline)
   ck_assert_msg(m && strstr(m, "cannot finish here by its deadline"), "%s", m);
   ck_assert_msg(strstr(events[0], "allowed on the lowest-emission node "
                                   "gpu-h100-fra-01 only"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* With a deadline lost everywhere, the Warning names the soonest end
+ * among the nodes that passed: the H100 (29.5 kg) fails a 20 kg budget, so
+ * the V100 (89.9 h) is the one prioritize will rank first. */
+START_TEST(test_decision_filter_deadline_soonest_of_those_passed)
+{
+  cs_clock_set_fixed(1795435200);
+  char deadline[21];
+  cs_format_rfc3339(1795435200 + 5 * 3600, deadline);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "20kg",
+                      "carbonshift.io/max-delay",     NULL,
+                      "carbonshift.io/deadline",      deadline};
+  cJSON *out = filter_with(kv, 6);
+  ck_assert_ptr_nonnull(unresolvable(out, "gpu-h100-fra-01"));
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "CarbonDeadlineUnreachable") &&
+                    strstr(events[0], "on gpu-v100-osl-01 (89.9 h)"),
                 "%s", events[0]);
   cJSON_Delete(out);
 }
@@ -1788,6 +1851,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_deadline_filters_late_nodes);
   tcase_add_test(tv, test_decision_filter_deadline_unreachable_warns);
   tcase_add_test(tv, test_decision_filter_deadline_counts_nodes_without_data);
+  tcase_add_test(tv, test_decision_filter_late_unknown_nodes_do_not_fit);
   tcase_add_test(tv, test_decision_filter_max_delay_without_creation_runs_now);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
@@ -1802,6 +1866,7 @@ static Suite *suite(void)
   TCase *tf = tcase_create("filter-budget");
   tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);
   tcase_add_test(tf, test_decision_filter_budget_no_node_fits);
+  tcase_add_test(tf, test_decision_filter_deadline_soonest_of_those_passed);
   tcase_add_test(tf, test_decision_filter_budget_message_numbers);
   tcase_add_test(tf, test_decision_filter_budget_filters_some);
   tcase_add_test(tf, test_decision_filter_budget_allow_lowest_only);
