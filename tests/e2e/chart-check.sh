@@ -31,8 +31,8 @@ bad() {
 # string found anywhere in a line, except that a leading ^ ties it to the
 # start of a line and a trailing $ to the end (fact_regex).
 declare -A expect=(
-  [default.yaml]='+kind: PodDisruptionBudget|+verbs: [patch]$|-verbs: [get, patch]|+- --listen=:8443$|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false|+- https://cs-carbonshift.default.svc:8443/metrics$|+--fail-early|+command: ["sleep", "5"]|+terminationGracePeriodSeconds: 30'
-  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1|+name: regcred'
+  [default.yaml]='+kind: PodDisruptionBudget|+verbs: [patch]$|-verbs: [get, patch]|+- --listen=:8443$|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false|+- https://cs-carbonshift.default.svc:8443/metrics$|+--fail-early|+command: ["sleep", "5"]|+terminationGracePeriodSeconds: 30|-^kind: NetworkPolicy$'
+  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1|+name: regcred|+^kind: NetworkPolicy$|+kubernetes.io/metadata.name: monitoring'
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
   [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$|+:8443/healthz$|-:8443/metrics'
@@ -108,6 +108,7 @@ breakers=(
   "existing-plain.yaml|--set scheduler.leaderElection.enabled=true|unexpected '^kind: Role\$'"
   "no-rbac.yaml|--set rbac.create=true|unexpected '^kind: ClusterRoleBinding\$'"
   "default.yaml|--set preStopSleepSeconds=0|missing 'command: [\"sleep\", \"5\"]'"
+  "second-scheduler.yaml|--set networkPolicy.enabled=false|missing '^kind: NetworkPolicy\$'"
 )
 for b in "${breakers[@]}"; do
   IFS='|' read -r name args want <<<"$b"

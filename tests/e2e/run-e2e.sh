@@ -304,8 +304,9 @@ kmust POST "/api/v1/namespaces/$NS/secrets" "$(jq -n '{apiVersion:"v1",kind:"Sec
 
 # The chart's config is rendered into the ConfigMap that carbonshift then
 # runs with below, so the binary validates what the chart writes.
-log "helm: installing the chart (second scheduler, 2 replicas, credentials Secret, config)"
+log "helm: installing the chart (second scheduler, 2 replicas, credentials Secret, config, NetworkPolicy)"
 if helm install "$REL" "$chart" -n "$NS" --set scheduler.enabled=true \
+  --set networkPolicy.enabled=true \
   --set credentials.existingSecret=carbon-api \
   --set credentials.env.CARBONSHIFT_ELECTRICITYMAPS_TOKEN=electricitymaps-token \
   --set-json 'config={"log":{"verbosity":1},"nodes":{"defaultPue":1.2},"zones":{"pue":{"NO":1.1}}}' \
@@ -326,6 +327,7 @@ check_chart_objects() {
     "/api/v1/namespaces/$NS/configmaps/$FULL" \
     "/api/v1/namespaces/$NS/configmaps/$FULL-scheduler" \
     "/apis/policy/v1/namespaces/$NS/poddisruptionbudgets/$FULL" \
+    "/apis/networking.k8s.io/v1/namespaces/$NS/networkpolicies/$FULL" \
     "/api/v1/namespaces/$NS/secrets/$FULL-server-tls" \
     "/api/v1/namespaces/$NS/secrets/$FULL-client-tls" \
     "/apis/rbac.authorization.k8s.io/v1/clusterroles/$FULL" \

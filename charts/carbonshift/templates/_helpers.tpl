@@ -113,7 +113,21 @@ which carbonshift answers /filter and /prioritize. */}}
 {{- if and .Values.scheduler.enabled (not .Values.scheduler.leaderElection.enabled) (gt (int .Values.scheduler.replicaCount) 1) }}
 {{- fail "scheduler.replicaCount above 1 needs scheduler.leaderElection.enabled: several active schedulers would race to bind the same pods" }}
 {{- end }}
-{{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) }}
-{{- fail "terminationGracePeriodSeconds must exceed preStopSleepSeconds, plus carbonshift's shutdownGracePeriod (20s by default)" }}
+{{- if and .Values.networkPolicy.enabled (not .Values.scheduler.enabled) (not .Values.networkPolicy.from) }}
+{{- fail "networkPolicy.enabled with the cluster's own scheduler needs networkPolicy.from (its control-plane nodes as ipBlock): otherwise nothing may call the extender" }}
+{{- end }}
+{{- /* carbonshift's shutdownGracePeriod in seconds: 20 by default; a value
+     in whole seconds or minutes is read, any other form is not checked. */}}
+{{- $shutdown := 20 }}
+{{- with .Values.config.shutdownGracePeriod }}
+{{- $shutdown = 0 }}
+{{- if regexMatch "^[0-9]+s$" (toString .) }}
+{{- $shutdown = trimSuffix "s" (toString .) | int }}
+{{- else if regexMatch "^[0-9]+m$" (toString .) }}
+{{- $shutdown = mul (trimSuffix "m" (toString .) | int) 60 }}
+{{- end }}
+{{- end }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) $shutdown) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) plus carbonshift's shutdownGracePeriod (%ds): the kubelet would kill requests in flight" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) $shutdown) }}
 {{- end }}
 {{- end }}
