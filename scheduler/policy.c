@@ -508,20 +508,52 @@ static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
              latest);
 }
 
+/* The node `allow` lets a pod over its budget run on: the lowest-emission
+ * one, or with the deadline lost everywhere, the one whose run ends
+ * soonest (as prioritize ranks them); SIZE_MAX when none is known. */
+static size_t allowed_node(const cs_policy_call *c)
+{
+  if (!c->deadline_lost)
+    return lowest_node(c, false);
+  size_t best = SIZE_MAX;
+  for (size_t i = 0; i < c->n; i++) {
+    const cs_estimate *e = &c->nodes[i].est;
+    if (!e->known)
+      continue;
+    const cs_estimate *b = best == SIZE_MAX ? NULL : &c->nodes[best].est;
+    if (!b || e->runtime_s < b->runtime_s ||
+        (e->runtime_s == b->runtime_s && e->total_g < b->total_g))
+      best = i;
+  }
+  return best;
+}
+
 static void over_budget(cs_policy_call *c, const char *const *names)
 {
-  size_t best = lowest_node(c, false);
+  size_t best = c->pod->on_exceeded == CS_ON_EXCEEDED_ALLOW
+                    ? allowed_node(c)
+                    : lowest_node(c, false);
   char note[sizeof(c->event.note)], lowest[32] = "?", budget[32];
   if (best != SIZE_MAX)
     kg_pair(c->nodes[best].est.total_g, c->pod->budget_g, lowest, budget);
   else
     kg_text(c->pod->budget_g, 0, budget);
   if (c->pod->on_exceeded == CS_ON_EXCEEDED_ALLOW && best != SIZE_MAX) {
-    snprintf(note, sizeof(note),
-             "carbonshift: over budget (estimate %s kg > %s kg); allowed "
-             "on the lowest-emission node %s only (on-budget-exceeded: "
-             "allow)",
-             lowest, budget, names[best]);
+    char deadline[21];
+    minute_time(c->pod->deadline, deadline);
+    if (c->deadline_lost)
+      snprintf(note, sizeof(note),
+               "carbonshift: over budget (estimate %s kg > %s kg); no node "
+               "can finish by the deadline %s: allowed on %s only, whose run "
+               "ends soonest (%.1f h; on-budget-exceeded: allow)",
+               lowest, budget, deadline, names[best],
+               c->nodes[best].est.runtime_s / 3600);
+    else
+      snprintf(note, sizeof(note),
+               "carbonshift: over budget (estimate %s kg > %s kg); allowed "
+               "on the lowest-emission node %s only (on-budget-exceeded: "
+               "allow)",
+               lowest, budget, names[best]);
     for (size_t i = 0; i < c->n; i++) {
       cs_node_eval *e = &c->nodes[i];
       if (i == best) {

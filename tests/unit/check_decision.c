@@ -1194,6 +1194,22 @@ START_TEST(test_decision_filter_deadline_soonest_of_those_passed)
                     strstr(events[0], "on gpu-v100-osl-01 (89.9 h)"),
                 "%s", events[0]);
   cJSON_Delete(out);
+  /* Over every budget, `allow` runs it where it ends soonest, as
+   * prioritize would rank it, and says why. */
+  nevents = 0;
+  const char *allow[] = {"carbonshift.io/carbon-budget",      "1kg",
+                         "carbonshift.io/max-delay",          NULL,
+                         "carbonshift.io/deadline",           deadline,
+                         "carbonshift.io/on-budget-exceeded", "allow"};
+  out = filter_with(allow, 8);
+  ck_assert_int_eq(kept(out), 1);
+  ck_assert_ptr_null(unresolvable(out, "gpu-h100-fra-01"));
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "no node can finish by the deadline") &&
+                    strstr(events[0], "allowed on gpu-h100-fra-01 only, whose "
+                                      "run ends soonest (11.4 h;"),
+                "%s", events[0]);
+  cJSON_Delete(out);
 }
 END_TEST
 
