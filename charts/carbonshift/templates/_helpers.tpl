@@ -116,18 +116,30 @@ which carbonshift answers /filter and /prioritize. */}}
 {{- if and .Values.networkPolicy.enabled (not .Values.scheduler.enabled) (not .Values.networkPolicy.from) }}
 {{- fail "networkPolicy.enabled with the cluster's own scheduler needs networkPolicy.from (its control-plane nodes as ipBlock): otherwise nothing may call the extender" }}
 {{- end }}
-{{- /* carbonshift's shutdownGracePeriod in seconds: 20 by default; a value
-     in whole seconds or minutes is read, any other form is not checked. */}}
-{{- $shutdown := 20 }}
-{{- with .Values.config.shutdownGracePeriod }}
-{{- $shutdown = 0 }}
-{{- if regexMatch "^[0-9]+s$" (toString .) }}
-{{- $shutdown = trimSuffix "s" (toString .) | int }}
-{{- else if regexMatch "^[0-9]+m$" (toString .) }}
-{{- $shutdown = mul (trimSuffix "m" (toString .) | int) 60 }}
+{{- /* carbonshift's shutdownGracePeriod in seconds: 20 by default, else
+     CARBONSHIFT_SHUTDOWN_GRACE_PERIOD in extraEnv (which overrides the
+     file), else config's; a form other than whole units is not checked. */}}
+{{- $grace := "20s" }}
+{{- with .Values.config.shutdownGracePeriod }}{{ $grace = toString . }}{{ end }}
+{{- range .Values.extraEnv }}
+{{- if and (eq .name "CARBONSHIFT_SHUTDOWN_GRACE_PERIOD") .value }}{{ $grace = toString .value }}{{ end }}
 {{- end }}
-{{- end }}
+{{- $shutdown := include "carbonshift.durationSeconds" $grace | atoi }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) $shutdown) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) plus carbonshift's shutdownGracePeriod (%ds): the kubelet would kill requests in flight" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) $shutdown) }}
 {{- end }}
+{{- end }}
+
+{{/* A duration of whole units ("20s", "1m30s", "2h") in seconds, or 0
+     when it has another form. */}}
+{{- define "carbonshift.durationSeconds" -}}
+{{- $total := 0 }}
+{{- if regexMatch "^([0-9]+[smhd])+$" . }}
+{{- range regexFindAll "[0-9]+[smhd]" . -1 }}
+{{- $n := atoi (regexFind "^[0-9]+" .) }}
+{{- $unit := trimPrefix (regexFind "^[0-9]+" .) . }}
+{{- $total = add $total (mul $n (get (dict "s" 1 "m" 60 "h" 3600 "d" 86400) $unit)) }}
+{{- end }}
+{{- end }}
+{{- $total -}}
 {{- end }}
