@@ -859,6 +859,17 @@ START_TEST(test_decision_filter_deadline_filters_late_nodes)
 }
 END_TEST
 
+/* The fixture's filter with no max-delay, this deadline and budget, and
+ * on-budget-exceeded: allow. */
+static cJSON *filter_allowing(const char *deadline, const char *budget)
+{
+  const char *kv[] = {"carbonshift.io/max-delay",          NULL,
+                      "carbonshift.io/deadline",           deadline,
+                      "carbonshift.io/carbon-budget",      budget,
+                      "carbonshift.io/on-budget-exceeded", "allow"};
+  return filter_with(kv, 8);
+}
+
 /* The fixture's filter at VALLEY_LOW with no max-delay and a deadline
  * `seconds` later, written into `deadline`. */
 static cJSON *filter_deadline_in(int64_t seconds, char deadline[21])
@@ -957,11 +968,7 @@ START_TEST(test_decision_filter_late_unknown_nodes_do_not_fit)
   char deadline[21];
   cs_clock_set_fixed(VALLEY_LOW);
   cs_format_rfc3339(VALLEY_LOW + 40 * 3600, deadline);
-  const char *kv[] = {"carbonshift.io/max-delay",          NULL,
-                      "carbonshift.io/deadline",           deadline,
-                      "carbonshift.io/carbon-budget",      "1kg",
-                      "carbonshift.io/on-budget-exceeded", "allow"};
-  cJSON *out = filter_with(kv, 8);
+  cJSON *out = filter_allowing(deadline, "1kg");
   ck_assert_int_eq(kept(out), 1);
   ck_assert_int_eq(nevents, 1);
   ck_assert_msg(strstr(events[0], "CarbonBudgetExceeded") &&
@@ -1197,11 +1204,7 @@ START_TEST(test_decision_filter_deadline_soonest_of_those_passed)
   /* Over every budget, `allow` runs it where it ends soonest, as
    * prioritize would rank it, and says why. */
   nevents = 0;
-  const char *allow[] = {"carbonshift.io/carbon-budget",      "1kg",
-                         "carbonshift.io/max-delay",          NULL,
-                         "carbonshift.io/deadline",           deadline,
-                         "carbonshift.io/on-budget-exceeded", "allow"};
-  out = filter_with(allow, 8);
+  out = filter_allowing(deadline, "1kg");
   ck_assert_int_eq(kept(out), 1);
   ck_assert_ptr_null(unresolvable(out, "gpu-h100-fra-01"));
   ck_assert_int_eq(nevents, 1);
