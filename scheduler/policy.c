@@ -588,16 +588,8 @@ static void over_budget(cs_policy_call *c, const char *const *names)
 static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
                               size_t *opt_node, size_t nopts)
 {
-  if (c->pod->deadline <= 0)
-    return nopts;
-  size_t sized = 0, in_time = 0;
-  for (size_t i = 0; i < c->n; i++) {
-    const cs_node_eval *e = &c->nodes[i];
-    sized += e->est.sized;
-    in_time += e->est.sized && finishes_in_time(c, e);
-  }
-  c->deadline_lost = sized > 0 && in_time == 0;
-  if (in_time == 0 || in_time == sized)
+  c->deadline_lost = deadline_unreachable(c);
+  if (c->pod->deadline <= 0 || c->deadline_lost)
     return nopts;
   char deadline[21];
   minute_time(c->pod->deadline, deadline);
