@@ -93,7 +93,8 @@ struct cs_server {
   uint64_t request_timeout_ns;
   bool mtls;
   cs_tls_certs *certs; /* the serving pair, reloaded on renewal */
-  char *ca_pem;
+  cs_tls_trust *trust; /* the client CA (mTLS), reloaded on renewal */
+  char *ca_pem;        /* the client CA at start: makes MHD ask for one */
   unsigned port;
   int listen_fd;
   uint64_t id_seed;
@@ -206,30 +207,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
   va_end(ap);
 }
 
-/* Loads the client CA into GnuTLS once, so that a bad file is reported by
- * name and cause instead of MHD's generic start failure (the serving pair
- * is checked by cs_tls_certs_new). */
-static cs_err check_client_ca(const cs_server_opts *o, const cs_server *s,
-                              char *err, size_t errlen)
-{
-  gnutls_certificate_credentials_t cred = NULL;
-  if (gnutls_certificate_allocate_credentials(&cred) < 0) {
-    set_err(err, errlen, "cannot initialise GnuTLS credentials");
-    return CS_EINTERNAL;
-  }
-  cs_err rc = CS_OK;
-  gnutls_datum_t ca = {(unsigned char *)s->ca_pem, (unsigned)strlen(s->ca_pem)};
-  int g = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
-  if (g <= 0) {
-    set_err(err, errlen, "TLS client CA file %s holds no PEM certificate%s%s",
-            o->tls_client_ca_file, g < 0 ? ": " : "",
-            g < 0 ? gnutls_strerror(g) : "");
-    rc = CS_EINVAL;
-  }
-  gnutls_certificate_free_credentials(cred);
-  return rc;
-}
-
 /* The servers with HTTPS in this process, by listening port. GnuTLS gives
  * the certificate callback nothing but the session; the local port of its
  * socket (libmicrohttpd hands GnuTLS the socket itself) names the
@@ -277,7 +254,15 @@ static unsigned session_port(gnutls_session_t ss)
 }
 
 /* GnuTLS's certificate callback (MHD_OPTION_HTTPS_CERT_CALLBACK): the
- * server's current pair, reloaded when its files changed. */
+ * server's current pair, reloaded when its files changed.
+ * It also stops the session naming the client CA in its certificate
+ * request: the name GnuTLS would send is the CA's at start, and a client
+ * that picks its certificate by issuer name (Go's crypto/tls, so
+ * kube-scheduler) would present none once the CA file holds a renewed CA
+ * under another name. A client with one certificate presents it anyway;
+ * the CA as it is now judges it (verify_peer). The callback runs while
+ * the ClientHello is processed, before any certificate request is
+ * written, in TLS 1.2 and 1.3 alike (test_server_mtls_follows_renewed_ca). */
 static int serve_certificate(gnutls_session_t ss, const gnutls_datum_t *req_ca,
                              int nreqs, const gnutls_pk_algorithm_t *algos,
                              int nalgos, gnutls_pcert_st **pcert,
@@ -296,6 +281,7 @@ static int serve_certificate(gnutls_session_t ss, const gnutls_datum_t *req_ca,
   pthread_mutex_unlock(&tls_servers_mu);
   if (!certs)
     return -1;
+  gnutls_certificate_send_x509_rdn_sequence(ss, 1);
   cs_tls_certs_get(certs, pcert, npcert, key);
   return 0;
 }
@@ -670,7 +656,8 @@ static enum MHD_Result reply_error(cs_server *s, struct MHD_Connection *c,
 /* MHD (built on GnuTLS in Debian) only *requests* a client certificate when
  * given a trust list; it lets clients without one through. So the check is
  * ours: a chain to the configured CA, valid now, for TLS client auth. */
-static bool verify_peer(struct MHD_Connection *c, char *why, size_t n)
+static bool verify_peer(cs_server *s, struct MHD_Connection *c, char *why,
+                        size_t n)
 {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -678,39 +665,14 @@ static bool verify_peer(struct MHD_Connection *c, char *why, size_t n)
     snprintf(why, n, "no TLS session");
     return false;
   }
-  gnutls_session_t ss = ci->tls_session;
   unsigned int count = 0;
-  const gnutls_datum_t *certs = gnutls_certificate_get_peers(ss, &count);
+  const gnutls_datum_t *certs =
+      gnutls_certificate_get_peers(ci->tls_session, &count);
   if (!certs || count == 0) {
     snprintf(why, n, "no client certificate presented");
     return false;
   }
-  gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
-                                   .data = (void *)GNUTLS_KP_TLS_WWW_CLIENT};
-  unsigned int status = 0;
-  int g = gnutls_certificate_verify_peers(ss, &purpose, 1, &status);
-  if (g < 0) {
-    snprintf(why, n, "client certificate not verifiable: %s",
-             gnutls_strerror(g));
-    return false;
-  }
-  if (status) {
-    gnutls_datum_t text = {NULL, 0};
-    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
-                                                     &text, 0) == 0 &&
-        text.data) {
-      /* GnuTLS ends each sentence with a space: trim the last one. */
-      int len = (int)strlen((const char *)text.data);
-      while (len > 0 && text.data[len - 1] == ' ')
-        len--;
-      snprintf(why, n, "client certificate refused: %.*s", len, text.data);
-      gnutls_free(text.data);
-    } else {
-      snprintf(why, n, "client certificate refused (status 0x%x)", status);
-    }
-    return false;
-  }
-  return true;
+  return cs_tls_trust_verify(s->trust, certs, count, why, n);
 }
 
 /* ---- request life cycle ----------------------------------------------- */
@@ -757,7 +719,7 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
   if (s->mtls && !probe) {
     conn *cn = conn_of(c);
     if (cn && cn->peer == 0)
-      cn->peer = verify_peer(c, cn->peer_err, sizeof(cn->peer_err)) ? 1 : -1;
+      cn->peer = verify_peer(s, c, cn->peer_err, sizeof(cn->peer_err)) ? 1 : -1;
     if (!cn || cn->peer < 0)
       return reply_error(s, c, rq, MHD_HTTP_FORBIDDEN, NULL,
                          "a client certificate signed by the configured "
@@ -1386,13 +1348,15 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
                           (uint64_t)o->tls_reload_check_ms * 1000000u,
                           &s->certs, err, errlen);
     if (!rc && o->tls_client_ca_file)
+      rc = cs_tls_trust_new(o->tls_client_ca_file,
+                            (uint64_t)o->tls_reload_check_ms * 1000000u,
+                            &s->trust, err, errlen);
+    if (!rc && s->trust)
       rc = cs_tls_read_pem("TLS client CA", o->tls_client_ca_file, &s->ca_pem,
                            err, errlen);
-    if (!rc && s->ca_pem)
-      rc = check_client_ca(o, s, err, errlen);
     if (rc)
       goto out;
-    s->mtls = s->ca_pem != NULL;
+    s->mtls = s->trust != NULL;
   }
   rc = declare_metrics(metrics);
   if (rc) {
@@ -1452,6 +1416,9 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     OPT(MHD_OPTION_HTTPS_CERT_CALLBACK, 0, serve_certificate);
     OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, TLS_PRIORITIES);
   }
+  /* With a trust, libmicrohttpd asks each client for a certificate. The
+   * CA given here is the one at start and verifies nothing: verify_peer
+   * checks against the file as it is now (s->trust). */
   if (s->ca_pem)
     OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca_pem);
   OPT(MHD_OPTION_END, 0, NULL);
@@ -1626,6 +1593,7 @@ void cs_server_free(cs_server *s)
     tls_unregister(s->certs);
     cs_tls_certs_free(s->certs);
   }
+  cs_tls_trust_free(s->trust);
   free(s->ca_pem);
   free(s);
 }

@@ -51,8 +51,8 @@ typedef struct cs_server_opts {
   const char *tls_cert_file;
   const char *tls_key_file;
   const char *tls_client_ca_file;
-  /* How often the certificate and key files are looked at for a renewed
-   * pair (scheduler/tls_certs.h); 0: every 10 s. */
+  /* How often the certificate, key and client CA files are looked at for
+   * a renewal (scheduler/tls_certs.h); 0: every 10 s. */
   unsigned tls_reload_check_ms;
   size_t max_body_bytes;         /* 0: CS_SERVER_DEFAULT_MAX_BODY */
   size_t max_header_bytes;       /* 0: CS_SERVER_DEFAULT_MAX_HEADER; the

@@ -39,14 +39,35 @@ typedef struct file_id {
   struct timespec mtime;
 } file_id;
 
+/* When the files are looked at again: at most once per interval, by one
+ * caller (a handshake) while the others go on with what is loaded. */
+typedef struct check_gate {
+  uint64_t every_ns;
+  _Atomic uint64_t next_ns;
+  atomic_bool checking;
+} check_gate;
+
 struct cs_tls_certs {
   char *cert_path, *key_path;
-  uint64_t check_ns;
   pthread_mutex_t mu; /* guards current and the file ids */
   pair *current;
   file_id cert_id, key_id;
-  _Atomic uint64_t next_check_ns;
-  atomic_bool checking; /* one handshake looks at the files at a time */
+  check_gate gate;
+  atomic_uint reloads;
+};
+
+/* The client CAs of one load, as a GnuTLS trust list. */
+typedef struct trust {
+  gnutls_x509_trust_list_t list;
+  struct trust *older; /* kept: a verification may still use it */
+} trust;
+
+struct cs_tls_trust {
+  char *path;
+  pthread_mutex_t mu; /* guards current and id */
+  trust *current;
+  file_id id;
+  check_gate gate;
   atomic_uint reloads;
 };
 
@@ -137,6 +158,29 @@ static bool same_file(const file_id *a, const file_id *b)
          a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+static void gate_init(check_gate *g, uint64_t every_ns)
+{
+  g->every_ns = every_ns ? every_ns : DEFAULT_CHECK_NS;
+  atomic_store(&g->next_ns, cs_clock_mono_ns() + g->every_ns);
+  atomic_store(&g->checking, false);
+}
+
+/* True when this caller is the one to look at the files now; it then
+ * calls gate_done when it has. */
+static bool gate_due(check_gate *g)
+{
+  uint64_t now = cs_clock_mono_ns();
+  if (now < atomic_load(&g->next_ns) || atomic_exchange(&g->checking, true))
+    return false;
+  atomic_store(&g->next_ns, now + g->every_ns);
+  return true;
+}
+
+static void gate_done(check_gate *g)
+{
+  atomic_store(&g->checking, false);
+}
+
 /* Reads and checks the pair: the key must match the first certificate,
  * as GnuTLS checks when it is given both. */
 static cs_err load_pair(const char *cert_path, const char *key_path, pair **out,
@@ -204,12 +248,11 @@ cs_err cs_tls_certs_new(const char *cert_path, const char *key_path,
   cs_tls_certs *c = cs_calloc(1, sizeof(*c));
   c->cert_path = cs_strdup(cert_path);
   c->key_path = cs_strdup(key_path);
-  c->check_ns = check_ns ? check_ns : DEFAULT_CHECK_NS;
   pthread_mutex_init(&c->mu, NULL);
   c->current = p;
   c->cert_id = cid;
   c->key_id = kid;
-  atomic_store(&c->next_check_ns, cs_clock_mono_ns() + c->check_ns);
+  gate_init(&c->gate, check_ns);
   *out = c;
   return CS_OK;
 }
@@ -263,12 +306,9 @@ static void maybe_reload(cs_tls_certs *c)
 void cs_tls_certs_get(cs_tls_certs *c, gnutls_pcert_st **pcert,
                       unsigned *npcert, gnutls_privkey_t *key)
 {
-  uint64_t now = cs_clock_mono_ns();
-  if (now >= atomic_load(&c->next_check_ns) &&
-      !atomic_exchange(&c->checking, true)) {
-    atomic_store(&c->next_check_ns, now + c->check_ns);
+  if (gate_due(&c->gate)) {
     maybe_reload(c);
-    atomic_store(&c->checking, false);
+    gate_done(&c->gate);
   }
   pthread_mutex_lock(&c->mu);
   *pcert = c->current->pcerts;
@@ -278,6 +318,169 @@ void cs_tls_certs_get(cs_tls_certs *c, gnutls_pcert_st **pcert,
 }
 
 unsigned cs_tls_certs_reloads(const cs_tls_certs *c)
+{
+  return atomic_load(&c->reloads);
+}
+
+/* ---- the client CA ---------------------------------------------------- */
+
+static void trust_free(trust *t)
+{
+  while (t) {
+    trust *older = t->older;
+    gnutls_x509_trust_list_deinit(t->list, 1);
+    free(t);
+    t = older;
+  }
+}
+
+static cs_err load_trust(const char *path, trust **out, char *err,
+                         size_t errlen)
+{
+  char *pem = NULL;
+  cs_err rc = cs_tls_read_pem("TLS client CA", path, &pem, err, errlen);
+  if (rc)
+    return rc;
+  trust *t = cs_calloc(1, sizeof(*t));
+  gnutls_datum_t ca = {(unsigned char *)pem, (unsigned)strlen(pem)};
+  int g = gnutls_x509_trust_list_init(&t->list, 0);
+  if (g >= 0)
+    g = gnutls_x509_trust_list_add_trust_mem(t->list, &ca, NULL,
+                                             GNUTLS_X509_FMT_PEM, 0, 0);
+  free(pem);
+  if (g <= 0) {
+    set_err(err, errlen, "TLS client CA file %s holds no PEM certificate%s%s",
+            path, g < 0 ? ": " : "", g < 0 ? gnutls_strerror(g) : "");
+    if (t->list)
+      gnutls_x509_trust_list_deinit(t->list, 1);
+    free(t);
+    return CS_EINVAL;
+  }
+  *out = t;
+  return CS_OK;
+}
+
+cs_err cs_tls_trust_new(const char *ca_path, uint64_t check_ns,
+                        cs_tls_trust **out, char *err, size_t errlen)
+{
+  *out = NULL;
+  file_id id = {0};
+  file_id_of(ca_path, &id); /* first, as in cs_tls_certs_new */
+  trust *t = NULL;
+  cs_err rc = load_trust(ca_path, &t, err, errlen);
+  if (rc)
+    return rc;
+  cs_tls_trust *c = cs_calloc(1, sizeof(*c));
+  c->path = cs_strdup(ca_path);
+  pthread_mutex_init(&c->mu, NULL);
+  c->current = t;
+  c->id = id;
+  gate_init(&c->gate, check_ns);
+  *out = c;
+  return CS_OK;
+}
+
+void cs_tls_trust_free(cs_tls_trust *c)
+{
+  if (!c)
+    return;
+  trust_free(c->current);
+  pthread_mutex_destroy(&c->mu);
+  free(c->path);
+  free(c);
+}
+
+/* As maybe_reload, for the CA file. */
+static void maybe_reload_trust(cs_tls_trust *c)
+{
+  file_id id;
+  if (!file_id_of(c->path, &id))
+    return;
+  pthread_mutex_lock(&c->mu);
+  bool same = same_file(&id, &c->id);
+  pthread_mutex_unlock(&c->mu);
+  if (same)
+    return;
+  char err[512];
+  trust *t = NULL;
+  cs_err rc = load_trust(c->path, &t, err, sizeof(err));
+  pthread_mutex_lock(&c->mu);
+  c->id = id;
+  if (!rc) {
+    t->older = c->current;
+    c->current = t;
+  }
+  pthread_mutex_unlock(&c->mu);
+  cs_buf *l = cs_log_begin(0, rc ? "Cannot reload the TLS client CA; the "
+                                   "one in use is kept"
+                                 : "TLS client CA reloaded");
+  cs_json_str(l, "clientCAFile", c->path);
+  if (rc)
+    cs_json_str(l, "err", err);
+  cs_log_end(l);
+  if (!rc)
+    atomic_fetch_add(&c->reloads, 1);
+}
+
+bool cs_tls_trust_verify(cs_tls_trust *c, const gnutls_datum_t *chain,
+                         unsigned n, char *why, size_t whylen)
+{
+  if (gate_due(&c->gate)) {
+    maybe_reload_trust(c);
+    gate_done(&c->gate);
+  }
+  pthread_mutex_lock(&c->mu);
+  gnutls_x509_trust_list_t list = c->current->list;
+  pthread_mutex_unlock(&c->mu);
+
+  gnutls_x509_crt_t crts[MAX_CHAIN];
+  unsigned ncrts = 0;
+  int g = 0;
+  if (n > MAX_CHAIN) {
+    set_err(why, whylen,
+            "client certificate chain of %u certificates is longer than %d", n,
+            MAX_CHAIN);
+    return false;
+  }
+  for (; ncrts < n && g >= 0; ncrts++) {
+    g = gnutls_x509_crt_init(&crts[ncrts]);
+    if (g < 0)
+      break;
+    g = gnutls_x509_crt_import(crts[ncrts], &chain[ncrts], GNUTLS_X509_FMT_DER);
+  }
+  unsigned status = 0;
+  if (g >= 0) {
+    gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                     .data = (void *)GNUTLS_KP_TLS_WWW_CLIENT};
+    g = gnutls_x509_trust_list_verify_crt2(list, crts, n, &purpose, 1, 0,
+                                           &status, NULL);
+  }
+  for (unsigned i = 0; i < ncrts; i++)
+    gnutls_x509_crt_deinit(crts[i]);
+  if (g < 0) {
+    set_err(why, whylen, "client certificate not verifiable: %s",
+            gnutls_strerror(g));
+    return false;
+  }
+  if (!status)
+    return true;
+  gnutls_datum_t text = {NULL, 0};
+  if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+                                                   &text, 0) == 0 &&
+      text.data) {
+    /* GnuTLS ends each sentence with a space: trim the last one. */
+    int len = (int)strlen((const char *)text.data);
+    while (len > 0 && text.data[len - 1] == ' ')
+      len--;
+    set_err(why, whylen, "client certificate refused: %.*s", len, text.data);
+    gnutls_free(text.data);
+  } else {
+    set_err(why, whylen, "client certificate refused (status 0x%x)", status);
+  }
+  return false;
+}
+
+unsigned cs_tls_trust_reloads(const cs_tls_trust *c)
 {
   return atomic_load(&c->reloads);
 }

@@ -160,7 +160,8 @@ static const setting settings[] = {
      .def = "",
      .flag = "--tls-client-ca",
      .help = "PEM CA bundle; when set, clients must present a certificate it "
-             "signed (mTLS). Needs tls.certFile and tls.keyFile"},
+             "signed (mTLS). Re-read when it changes. Needs tls.certFile and "
+             "tls.keyFile"},
     {.name = "http.maxBodyBytes",
      .type = K_SIZE,
      .off = F(http_max_body_bytes),

@@ -1211,6 +1211,122 @@ START_TEST(test_server_tls_reloads_renewed_certificate)
 }
 END_TEST
 
+/* What an OpenSSL client saw of the server's certificate request. */
+typedef struct cert_request_seen {
+  int requests; /* certificate requests received */
+  int ca_names; /* CA names in the last one */
+} cert_request_seen;
+
+static int note_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+  (void)x509;
+  (void)pkey;
+  cert_request_seen *seen = SSL_get_app_data(ssl);
+  seen->requests++;
+  STACK_OF(X509_NAME) *names = SSL_get_client_CA_list(ssl);
+  seen->ca_names = names ? sk_X509_NAME_num(names) : 0;
+  return 0; /* present no certificate */
+}
+
+/* Runs a handshake with the given TLS version against S and reports the
+ * certificate request the client received. */
+static cert_request_seen cert_request_at(int version)
+{
+  cert_request_seen seen = {0, -1};
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  ck_assert_ptr_nonnull(ctx);
+  SSL_CTX_set_min_proto_version(ctx, version);
+  SSL_CTX_set_max_proto_version(ctx, version);
+  SSL_CTX_set_client_cert_cb(ctx, note_cert_request);
+  SSL *ssl = SSL_new(ctx);
+  SSL_set_app_data(ssl, &seen);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)cs_server_port(S))};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  SSL_set_fd(ssl, fd);
+  ck_assert_int_eq(SSL_connect(ssl), 1);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  close(fd);
+  return seen;
+}
+
+/* A renewed client CA is trusted without a restart, and the one it
+ * replaced no longer is: cert-manager renews the CA in the Secret, then
+ * kube-scheduler's client certificate from it. The certificate request
+ * names no CA, since the name at start may no longer be the CA's and Go
+ * clients present only a certificate whose issuer is named. */
+START_TEST(test_server_mtls_follows_renewed_ca)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  char ca[TU_TLS_PATH + 16], ca2[TU_TLS_PATH + 16], ca2_key[TU_TLS_PATH + 16],
+      client2[TU_TLS_PATH + 16], client2_key[TU_TLS_PATH + 16];
+  snprintf(ca, sizeof(ca), "%s/client-ca.crt", t.dir);
+  snprintf(ca2, sizeof(ca2), "%s/ca2.crt", t.dir);
+  snprintf(ca2_key, sizeof(ca2_key), "%s/ca2.key", t.dir);
+  snprintf(client2, sizeof(client2), "%s/client2.crt", t.dir);
+  snprintf(client2_key, sizeof(client2_key), "%s/client2.key", t.dir);
+  replace_file(t.ca_cert, ca);
+  ck_assert(tu_tls_write_cert(ca2, ca2_key, "renewed CA", NULL, NULL, true,
+                              NULL, NULL, -60, 86400));
+  ck_assert(tu_tls_write_cert(client2, client2_key, "kube-scheduler", NULL,
+                              "clientAuth", false, ca2, ca2_key, -60, 86400));
+  cs_server_opts o = base_opts();
+  o.tls_cert_file = t.server_cert;
+  o.tls_key_file = t.server_key;
+  o.tls_client_ca_file = ca;
+  o.tls_reload_check_ms = 20;
+  S = start(&o);
+  resp r;
+  call old_client = {.path = "/filter",
+                     .https = true,
+                     .ca = t.ca_cert,
+                     .cert = t.client_cert,
+                     .key = t.client_key};
+  call new_client = old_client;
+  new_client.cert = client2;
+  new_client.key = client2_key;
+  do_call(NULL, cs_server_port(S), &old_client, &r);
+  ck_assert_int_eq(r.status, 200);
+  do_call(NULL, cs_server_port(S), &new_client, &r);
+  ck_assert_int_eq(r.status, 403); /* not yet */
+  ck_assert_msg(strstr(r.body, "issuer is unknown"), "%s", r.body);
+
+  const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+  for (size_t i = 0; i < 2; i++) {
+    cert_request_seen seen = cert_request_at(versions[i]);
+    ck_assert_msg(seen.requests == 1, "version %d: %d certificate requests",
+                  versions[i], seen.requests);
+    ck_assert_msg(seen.ca_names == 0, "version %d: %d CA names", versions[i],
+                  seen.ca_names);
+  }
+
+  replace_file(ca2, ca);
+  usleep(50000);
+  do_call(NULL, cs_server_port(S), &new_client, &r);
+  ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+  do_call(NULL, cs_server_port(S), &old_client, &r);
+  ck_assert_int_eq(r.status, 403);
+  ck_assert(wait_logged("\"msg\":\"TLS client CA reloaded\""));
+
+  /* A file that holds no certificate: the renewed CA stays in use. */
+  replace_file(t.client_key, ca);
+  usleep(50000);
+  do_call(NULL, cs_server_port(S), &new_client, &r);
+  ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+  ck_assert(wait_logged("Cannot reload the TLS client CA; the one in use "
+                        "is kept"));
+  ck_assert(wait_logged("holds no PEM certificate"));
+  const char *extra[] = {ca, ca2, ca2_key, client2, client2_key};
+  for (size_t i = 0; i < 5; i++)
+    unlink(extra[i]);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
 static void *slow_client(void *arg)
 {
   resp *r = arg;
@@ -2242,6 +2358,7 @@ static Suite *suite(void)
   tcase_add_test(tls, test_server_mtls_client_cert_checked);
   tcase_add_test(tls, test_server_tls_below_1_2_refused);
   tcase_add_test(tls, test_server_tls_reloads_renewed_certificate);
+  tcase_add_test(tls, test_server_mtls_follows_renewed_ca);
   tcase_add_test(tls, test_server_truncated_tls_handshakes_do_not_block_others);
   suite_add_tcase(s, tls);
   return s;
