@@ -302,11 +302,11 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
   copy_member(out->uid, sizeof(out->uid), meta, "uid");
   const cJSON *created =
       cJSON_GetObjectItemCaseSensitive(meta, "creationTimestamp");
-  if (cJSON_IsString(created)) {
-    const char *expected;
-    if (cs_parse_rfc3339(created->valuestring, &out->created_at, &expected))
-      out->created_at = 0;
-  }
+  const char *created_expected = NULL;
+  if (cJSON_IsString(created) &&
+      cs_parse_rfc3339(created->valuestring, &out->created_at,
+                       &created_expected))
+    out->created_at = 0;
 
   read_gpus(cJSON_GetObjectItemCaseSensitive(pod, "spec"), out);
 
@@ -331,6 +331,20 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
   }
 
   read_scheduling(out, ann);
+  /* The API server always sets the creation time; without one (a request
+   * made by hand), a max-delay would have nothing to count from. */
+  if (out->max_delay_s > 0 && !out->created_at) {
+    const char *what = "annotation " CS_ANN_MAX_DELAY
+                       " counts from metadata.creationTimestamp, which is";
+    if (cJSON_IsString(created))
+      cs_problems_add(
+          out->problems, sizeof(out->problems), "%s \"%s\": expected %s", what,
+          CS_SHOWN(created->valuestring),
+          created_expected ? created_expected : "a time after the Unix epoch");
+    else
+      cs_problems_add(out->problems, sizeof(out->problems), "%s %s", what,
+                      created ? "not a string" : "missing");
+  }
 
   const cJSON *skip = cJSON_GetObjectItemCaseSensitive(ann, CS_ANN_SKIP);
   if (skip) {

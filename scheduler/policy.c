@@ -303,8 +303,9 @@ static void fail_all(cs_policy_call *c, const char *reason)
 /* The latest start of the job on one node: the pod's max-delay after its
  * creation, and early enough to meet its deadline with this node's runtime.
  * Without either annotation it must start now. A max-delay without a
- * creation time to count from gives no slack: counted from each call, it
- * would never run out. */
+ * creation time to count from is an annotation problem (pod_facts.c), so
+ * never gets here; if it did, it would give no slack: counted from each
+ * call, it would never run out. */
 static int64_t latest_start(const cs_policy_call *c, const cs_node_eval *e)
 {
   int64_t latest = INT64_MAX;
@@ -494,8 +495,6 @@ static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
     snprintf(out, cap, "; no node can finish by the deadline %s", deadline);
   } else if (!(pod->max_delay_s > 0) && pod->deadline <= 0)
     snprintf(out, cap, "; no max-delay or deadline, so no window to wait for");
-  else if (pod->max_delay_s > 0 && !pod->created_at)
-    snprintf(out, cap, "; max-delay without a creation time: it cannot wait");
   else if (c->latest_start <= c->now)
     snprintf(out, cap, "; its slack ended at %s", latest);
   else if (c->planned && c->plan.forecast_short)

@@ -827,15 +827,26 @@ START_TEST(test_decision_filter_deadline_offset_latest_start)
 }
 END_TEST
 
-/* max-delay counts from the pod's creation; without a creation time it
- * would restart at every call and never run out, so there is no slack. */
-START_TEST(test_decision_filter_max_delay_without_creation_runs_now)
+/* max-delay counts from the pod's creation; without a creation time
+ * (only a request made by hand lacks one) it would have nothing to count
+ * from, and the pod is told so rather than silently given no slack. */
+START_TEST(test_decision_filter_max_delay_without_creation_named)
 {
   cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
   drop_created = true;
   cJSON *out = filter_with(NULL, 0);
   drop_created = false;
-  ck_assert_int_eq(kept(out), 4);
+  ck_assert_int_eq(kept(out), 0);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && strcmp(m, "carbonshift: annotation "
+                               "carbonshift.io/max-delay counts from "
+                               "metadata.creationTimestamp, which is "
+                               "missing") == 0,
+                "%s", m ? m : "(kept)");
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "Warning CarbonInvalidAnnotation ") ==
+                    events[0],
+                "%s", events[0]);
   cJSON_Delete(out);
 }
 END_TEST
@@ -1871,7 +1882,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_deadline_unreachable_warns);
   tcase_add_test(tv, test_decision_filter_deadline_counts_nodes_without_data);
   tcase_add_test(tv, test_decision_filter_late_unknown_nodes_do_not_fit);
-  tcase_add_test(tv, test_decision_filter_max_delay_without_creation_runs_now);
+  tcase_add_test(tv, test_decision_filter_max_delay_without_creation_named);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
   tcase_add_test(tv, test_decision_filter_budget_event_uses_judged_figures);

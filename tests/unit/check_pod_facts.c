@@ -194,6 +194,48 @@ START_TEST(test_pod_facts_read_bad_annotation_named)
 }
 END_TEST
 
+/* A max-delay counts from the creation time: without a usable one the
+ * pod is told so, rather than silently given no slack. */
+START_TEST(test_pod_facts_read_max_delay_needs_creation_time)
+{
+  static const struct {
+    const char *created, *problem;
+  } cases[] = {
+      {NULL, "annotation carbonshift.io/max-delay counts from "
+             "metadata.creationTimestamp, which is missing"},
+      {"\"yesterday\"", "annotation carbonshift.io/max-delay counts from "
+                        "metadata.creationTimestamp, which is \"yesterday\": "
+                        "expected "},
+      {"42", "metadata.creationTimestamp, which is not a string"},
+      {"\"2026-11-20T09:12:44Z\"", NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"metadata\":{%s%s%s\"annotations\":{"
+             "\"carbonshift.io/max-delay\":\"6h\"}},\"spec\":{}}",
+             cases[i].created ? "\"creationTimestamp\":" : "",
+             cases[i].created ? cases[i].created : "",
+             cases[i].created ? "," : "");
+    cJSON *p = pod_with(json);
+    cs_pod_facts f;
+    ck_assert_int_eq(cs_pod_facts_read(p, 3600, &f), CS_OK);
+    if (cases[i].problem)
+      ck_assert_msg(strstr(f.problems, cases[i].problem), "case %zu: \"%s\"", i,
+                    f.problems);
+    else
+      ck_assert_msg(!f.problems[0], "case %zu: \"%s\"", i, f.problems);
+    cJSON_Delete(p);
+  }
+  /* Without a max-delay the creation time is not needed. */
+  cJSON *p = pod_with("{\"metadata\":{\"creationTimestamp\":\"soon\"}}");
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 3600, &f), CS_OK);
+  ck_assert_str_eq(f.problems, "");
+  cJSON_Delete(p);
+}
+END_TEST
+
 START_TEST(test_pod_facts_read_bad_quantity_named)
 {
   cJSON *p = pod_with("{\"spec\":{\"containers\":[{\"resources\":{"
@@ -258,6 +300,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_pod_facts_read_known_and_foreign_keys_accepted);
   tcase_add_test(tc, test_pod_facts_read_long_problems_marked);
   tcase_add_test(tc, test_pod_facts_read_bad_quantity_named);
+  tcase_add_test(tc, test_pod_facts_read_max_delay_needs_creation_time);
   tcase_add_test(tc, test_pod_facts_read_huge_gpu_count_refused);
   tcase_add_test(tc, test_pod_facts_read_skip_and_durations);
   suite_add_tcase(s, tc);
