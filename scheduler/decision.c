@@ -135,7 +135,7 @@ static void zone_text_init(zone_text *z, const call *c)
     const cs_signal *s = &c->pc.zones[i].sig;
     z->off[i] = z->b.len;
     cs_buf_putc(&z->b, '{'); /* not cs_json_open: no comma between zones */
-    cs_json_num(&z->b, "value", s->g_per_kwh, 1);
+    cs_json_num_sig(&z->b, "value", s->g_per_kwh, 1, 3);
     cs_json_str(&z->b, "provider", s->provider);
     cs_json_str(&z->b, "signal", cs_signal_type_name(s->type));
     cs_json_int(&z->b, "ageSeconds", c->pc.now - s->observed_at);
@@ -299,20 +299,22 @@ static void log_entry(cs_buf *l, const call *c, const zone_text *z,
   }
   if (e->est.known) {
     cs_json_open(l, "estimate", '{');
-    cs_json_num(l, "runtimeHours", e->est.runtime_s / 3600.0, 2);
-    cs_json_num(l, "energyKwh", e->est.energy_kwh, 1);
+    /* Fixed decimals, and three significant digits for small figures: a
+     * 10-minute job's energy and embodied share are not 0. */
+    cs_json_num_sig(l, "runtimeHours", e->est.runtime_s / 3600.0, 2, 3);
+    cs_json_num_sig(l, "energyKwh", e->est.energy_kwh, 1, 3);
     /* The intensity of the run starting now: its forecast mean, that of
      * the part the forecast covers, or the current value held. */
     static const char *const basis[] = {"current", "forecastPartOfRun",
                                         "forecastOverRun"};
     cs_intensity_basis b = cs_policy_basis(e);
-    cs_json_num(l, "gPerKwh", e->est.intensity, 1);
+    cs_json_num_sig(l, "gPerKwh", e->est.intensity, 1, 3);
     cs_json_str(l, "intensityBasis", basis[b]);
     if (b == CS_BASIS_FORECAST_PART)
       cs_json_num(l, "forecastHours", (double)e->forecast_s / 3600, 2);
-    cs_json_num(l, "operationalKg", e->est.operational_g / 1000.0, 3);
-    cs_json_num(l, "embodiedKg", e->est.embodied_g / 1000.0, 3);
-    cs_json_num(l, "totalKg", e->est.total_g / 1000.0, 3);
+    cs_json_num_sig(l, "operationalKg", e->est.operational_g / 1000.0, 3, 3);
+    cs_json_num_sig(l, "embodiedKg", e->est.embodied_g / 1000.0, 3, 3);
+    cs_json_num_sig(l, "totalKg", e->est.total_g / 1000.0, 3, 3);
     cs_json_close(l, '}');
   } else {
     cs_json_str(l, "unknown", e->est.unknown);
@@ -346,8 +348,8 @@ static void log_plan(cs_buf *l, const cs_policy_call *pc)
   }
   cs_format_rfc3339(pc->latest_start, t);
   cs_json_str(l, "latestStart", t);
-  cs_json_num(l, "nowKg", p->now_g / 1000, 3);
-  cs_json_num(l, "plannedKg", p->feasible ? p->start_g / 1000 : NAN, 3);
+  cs_json_num_sig(l, "nowKg", p->now_g / 1000, 3, 3);
+  cs_json_num_sig(l, "plannedKg", p->feasible ? p->start_g / 1000 : NAN, 3, 3);
   cs_json_bool(l, "kept", p->kept);
   cs_json_bool(l, "forecastShort", p->forecast_short);
   cs_json_close(l, '}');
@@ -376,7 +378,7 @@ static void log_decision(const call *c, double seconds)
   if (c->pod.problems[0])
     cs_json_str(l, "podProblems", c->pod.problems);
   if (c->pod.budget_g > 0) {
-    cs_json_num(l, "budgetKg", c->pod.budget_g / 1000, 3);
+    cs_json_num_sig(l, "budgetKg", c->pod.budget_g / 1000, 3, 3);
     cs_json_str(l, "onBudgetExceeded", cs_on_exceeded_name(c->pod.on_exceeded));
   }
   if (c->pod.max_delay_s > 0)

@@ -434,6 +434,18 @@ void cs_json_num(cs_buf *b, const char *key, double v, int decimals)
   }
 }
 
+void cs_json_num_sig(cs_buf *b, const char *key, double v, int decimals,
+                     int digits)
+{
+  double mag = fabs(v);
+  if (isfinite(mag) && mag > 0) {
+    int need = digits - 1 - (int)floor(log10(mag));
+    if (need > decimals)
+      decimals = need;
+  }
+  cs_json_num(b, key, v, decimals);
+}
+
 void cs_json_bool(cs_buf *b, const char *key, bool v)
 {
   json_sep(b, key);

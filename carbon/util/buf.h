@@ -53,6 +53,10 @@ void cs_json_int(cs_buf *b, const char *key, int64_t v);
 /* A finite number with at most `decimals` digits after the point, trailing
  * zeros trimmed; NaN and infinities are written as null. */
 void cs_json_num(cs_buf *b, const char *key, double v, int decimals);
+/* As cs_json_num, with more decimals for small values so that at least
+ * `digits` significant digits show (0.00027, not 0), at most 9. */
+void cs_json_num_sig(cs_buf *b, const char *key, double v, int decimals,
+                     int digits);
 void cs_json_bool(cs_buf *b, const char *key, bool v);
 void cs_json_null(cs_buf *b, const char *key);
 /* Appends already-encoded JSON verbatim as a value. */

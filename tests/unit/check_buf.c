@@ -22,6 +22,28 @@ START_TEST(test_buf_json_numbers)
 }
 END_TEST
 
+/* Small figures keep three significant digits; large ones their fixed
+ * decimals (a 10-minute job's 0.044 kWh is not written 0). */
+START_TEST(test_buf_json_numbers_significant)
+{
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_json_open(&b, NULL, '[');
+  cs_json_num_sig(&b, NULL, 0.04378, 1, 3);
+  cs_json_num_sig(&b, NULL, 0.00026789, 3, 3);
+  cs_json_num_sig(&b, NULL, 29.47612, 3, 3);
+  cs_json_num_sig(&b, NULL, 157.74, 1, 3);
+  cs_json_num_sig(&b, NULL, -0.0123456, 3, 3);
+  cs_json_num_sig(&b, NULL, 0, 3, 3);
+  cs_json_num_sig(&b, NULL, 1e-12, 3, 3); /* past 9 decimals */
+  cs_json_num_sig(&b, NULL, INFINITY, 3, 3);
+  cs_json_close(&b, ']');
+  ck_assert_str_eq(b.data,
+                   "[0.0438,0.000268,29.476,157.7,-0.0123,0,0,null]");
+  cs_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_buf_json_commas_and_escapes)
 {
   cs_buf b;
@@ -203,6 +225,7 @@ static Suite *suite(void)
   Suite *s = suite_create("buf");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_buf_json_numbers);
+  tcase_add_test(tc, test_buf_json_numbers_significant);
   tcase_add_test(tc, test_buf_json_commas_and_escapes);
   tcase_add_test(tc, test_buf_json_quote_every_position);
   tcase_add_test(tc, test_buf_json_quote_utf8);

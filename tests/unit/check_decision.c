@@ -419,6 +419,54 @@ START_TEST(test_decision_handle_caps_names_per_entry)
 }
 END_TEST
 
+/* A short job's figures keep their significant digits: a 10-minute,
+ * one-GPU run's energy and embodied share are small, not 0, and the line
+ * stays self-consistent (operational = energy x intensity). */
+START_TEST(test_decision_line_small_figures_not_rounded_away)
+{
+  size_t len;
+  char *text =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  cJSON *req = cJSON_ParseWithLength(text, len);
+  free(text);
+  cJSON *pod = cJSON_GetObjectItem(req, "Pod");
+  cJSON *ann =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "metadata"), "annotations");
+  cJSON_ReplaceItemInObject(ann, "carbonshift.io/expected-duration",
+                            cJSON_CreateString("10m"));
+  cJSON *c0 = cJSON_GetArrayItem(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "spec"), "containers"), 0);
+  cJSON *res = cJSON_GetObjectItem(c0, "resources");
+  cJSON_ReplaceItemInObject(cJSON_GetObjectItem(res, "requests"),
+                            "nvidia.com/gpu", cJSON_CreateString("1"));
+  cJSON_ReplaceItemInObject(cJSON_GetObjectItem(res, "limits"),
+                            "nvidia.com/gpu", cJSON_CreateString("1"));
+  char *body = cJSON_PrintUnformatted(req);
+  cJSON_Delete(req);
+  cJSON *line = decision_line_of(CS_VERB_PRIORITIZE, body);
+  free(body);
+  int checked = 0;
+  cJSON *n;
+  cJSON_ArrayForEach(n, cJSON_GetObjectItem(line, "nodes"))
+  {
+    cJSON *e = cJSON_GetObjectItem(n, "estimate");
+    if (!e)
+      continue;
+    double kwh = cJSON_GetObjectItem(e, "energyKwh")->valuedouble;
+    double g = cJSON_GetObjectItem(e, "gPerKwh")->valuedouble;
+    double op = cJSON_GetObjectItem(e, "operationalKg")->valuedouble;
+    double emb = cJSON_GetObjectItem(e, "embodiedKg")->valuedouble;
+    ck_assert_msg(kwh > 0 && kwh < 1 && emb > 0, "kWh %g, embodied %g", kwh,
+                  emb);
+    ck_assert_msg(fabs(op - kwh * g / 1000) <= 0.01 * op,
+                  "operational %g kg vs %g kWh x %g g/kWh", op, kwh, g);
+    checked++;
+  }
+  ck_assert_int_ge(checked, 3);
+  cJSON_Delete(line);
+}
+END_TEST
+
 /* One decision line per call, with the numbers behind each score. */
 START_TEST(test_decision_handle_logs_decision_line)
 {
@@ -1865,6 +1913,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_decision_prioritize_plain_pod_neutral);
   tcase_add_test(tc, test_decision_handle_bad_request_400);
   tcase_add_test(tc, test_decision_handle_logs_decision_line);
+  tcase_add_test(tc, test_decision_line_small_figures_not_rounded_away);
   tcase_add_test(tc, test_decision_handle_fed_body_like_whole);
   tcase_add_test(tc, test_decision_handle_groups_identical_nodes);
   tcase_add_test(tc, test_decision_handle_caps_names_per_entry);
