@@ -4,23 +4,20 @@
 
 void cs_score_lowest(const double *values, size_t n, int *scores)
 {
-  double lo = INFINITY, hi = -INFINITY;
-  for (size_t i = 0; i < n; i++) {
-    if (isnan(values[i]))
-      continue;
-    if (values[i] < lo)
+  double lo = INFINITY;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(values[i]) && values[i] < lo)
       lo = values[i];
-    if (values[i] > hi)
-      hi = values[i];
-  }
   for (size_t i = 0; i < n; i++) {
-    if (isnan(values[i])) {
+    double v = values[i];
+    if (isnan(v)) {
       scores[i] = CS_SCORE_NEUTRAL;
-    } else if (hi == lo) {
-      scores[i] = CS_SCORE_MAX; /* all known nodes tie for the best */
+    } else if (v <= lo) {
+      scores[i] = CS_SCORE_MAX; /* the lowest, and any equal to it */
+    } else if (!(lo > 0)) {
+      scores[i] = 0; /* infinitely more than a zero */
     } else {
-      double s = CS_SCORE_MAX * (hi - values[i]) / (hi - lo);
-      long r = lround(s);
+      long r = lround(CS_SCORE_MAX * lo / v);
       scores[i] = (int)(r < 0 ? 0 : r > CS_SCORE_MAX ? CS_SCORE_MAX : r);
     }
   }

@@ -38,8 +38,7 @@ START_TEST(test_buf_json_numbers_significant)
   cs_json_num_sig(&b, NULL, 1e-12, 3, 3); /* past 9 decimals */
   cs_json_num_sig(&b, NULL, INFINITY, 3, 3);
   cs_json_close(&b, ']');
-  ck_assert_str_eq(b.data,
-                   "[0.0438,0.000268,29.476,157.7,-0.0123,0,0,null]");
+  ck_assert_str_eq(b.data, "[0.0438,0.000268,29.476,157.7,-0.0123,0,0,null]");
   cs_buf_free(&b);
 }
 END_TEST

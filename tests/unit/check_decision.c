@@ -141,22 +141,38 @@ static void assert_clean_grids_first(const cJSON *list)
   ck_assert_int_gt(h100, a100);
 }
 
+static cJSON *prioritize_logged(cJSON **line);
+
 START_TEST(test_decision_prioritize_fixture_static)
 {
-  cJSON *list = call(CS_VERB_PRIORITIZE,
-                     "fixtures/extender/prioritize-nodes.request.json", 200);
+  cJSON *line;
+  cJSON *list = prioritize_logged(&line);
   assert_clean_grids_first(list);
-  /* The lowest estimate gets 10 and the highest 0. */
-  int best = 0, worst = 10;
-  const cJSON *e;
-  cJSON_ArrayForEach(e, list)
+  /* Each score is 10 x the lowest estimate / the node's, rounded, from
+   * the figures the Decision line gives. */
+  double lowest = INFINITY;
+  const cJSON *n;
+  cJSON_ArrayForEach(n, cJSON_GetObjectItem(line, "nodes"))
   {
-    int s = cJSON_GetObjectItem(e, "Score")->valueint;
-    best = s > best ? s : best;
-    worst = s < worst ? s : worst;
+    double kg =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(n, "estimate"), "totalKg")
+            ->valuedouble;
+    lowest = kg < lowest ? kg : lowest;
   }
-  ck_assert_int_eq(best, 10);
-  ck_assert_int_eq(worst, 0);
+  cJSON_ArrayForEach(n, cJSON_GetObjectItem(line, "nodes"))
+  {
+    double kg =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(n, "estimate"), "totalKg")
+            ->valuedouble;
+    const char *name =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(n, "names"), 0)->valuestring;
+    ck_assert_msg(score_of(list, name) == (int)lround(10 * lowest / kg),
+                  "%s: score %d for %g kg, lowest %g kg", name,
+                  score_of(list, name), kg, lowest);
+    ck_assert_int_eq(cJSON_GetObjectItem(n, "score")->valueint,
+                     score_of(list, name));
+  }
+  cJSON_Delete(line);
   cJSON_Delete(list);
 }
 END_TEST
@@ -959,14 +975,15 @@ START_TEST(test_decision_filter_deadline_unreachable_warns)
                     strstr(events[0], want),
                 "%s\nwant %s", events[0], want);
   cJSON_Delete(out);
-  /* And prioritize ranks them so: the H100 (11.4 h) first, the L4 (92.8
-   * h) last, though only the H100 and A100 have carbon data here. */
+  /* And prioritize ranks them so: the H100 (11.4 h) first, the A100 (36
+   * h) 10 x 11.4 / 36 = 3, the L4 (92.8 h) 1, though only the H100 and
+   * A100 have carbon data here. */
   const char *kv[] = {"carbonshift.io/max-delay", NULL,
                       "carbonshift.io/deadline", deadline};
   cJSON *list = decide_with(CS_VERB_PRIORITIZE, kv, 4);
   ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
-  ck_assert_int_eq(score_of(list, "gpu-a100-fra-02"), 7);
-  ck_assert_int_eq(score_of(list, "gpu-l4-mad-01"), 0);
+  ck_assert_int_eq(score_of(list, "gpu-a100-fra-02"), 3);
+  ck_assert_int_eq(score_of(list, "gpu-l4-mad-01"), 1);
   cJSON_Delete(list);
   /* With a deadline still in reach, emissions rank them. */
   cs_format_rfc3339(VALLEY_LOW + 30 * 86400, deadline);
@@ -1734,7 +1751,8 @@ START_TEST(test_decision_prioritize_ranks_the_run_not_the_instant)
   cJSON *line;
   cJSON *list = prioritize_logged(&line);
   ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
-  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+  /* 10 x 6.0 / 105 kg rounds to 1. */
+  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 1);
   ck_assert_int_eq(score_of(list, "gpu-l4-mad-01"), 5); /* ES: no data */
   /* The decision line shows the figure the scores used, and its basis. */
   cJSON *e = cJSON_GetObjectItem(
@@ -1788,7 +1806,7 @@ START_TEST(test_decision_prioritize_forecast_without_current)
     cJSON *line;
     cJSON *list = prioritize_logged(&line);
     ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
-    ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+    ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 1); /* 6.0 / 105 */
     /* The H100's zone: cross's forecast, and no current value (builtin
      * would have given one). */
     cJSON *h100 = cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0);
@@ -1837,7 +1855,7 @@ START_TEST(test_decision_long_run_on_the_forecast_it_has)
   cJSON *line;
   cJSON *list = prioritize_logged(&line);
   ck_assert_int_eq(score_of(list, "gpu-h100-fra-01"), 10);
-  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 0);
+  ck_assert_int_eq(score_of(list, "gpu-v100-osl-01"), 1); /* 6.0 / 105 kg */
   cJSON *nodes = cJSON_GetObjectItem(line, "nodes");
   cJSON *v100 = NULL;
   for (int k = 0; k < cJSON_GetArraySize(nodes); k++) {
