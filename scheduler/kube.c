@@ -18,6 +18,7 @@
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
+#include "carbon/util/readfile.h"
 
 #define KUBECONFIG_MAX_BYTES (1u << 20)
 #define YAML_MAX_DEPTH 32
@@ -286,39 +287,6 @@ static bool is_pem(const blob *b)
 }
 
 /* Reads a whole small file; CS_ETOOBIG over `max`. */
-static cs_err read_file(const char *path, size_t max, char **out, size_t *len,
-                        int *errnum)
-{
-  cs_err rc = CS_OK;
-  cs_buf b;
-  cs_buf_init(&b, max);
-  *out = NULL;
-  *errnum = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    *errnum = errno;
-    cs_buf_free(&b);
-    return CS_EIO;
-  }
-  char chunk[4096];
-  size_t r;
-  while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    cs_buf_append(&b, chunk, r);
-  if (ferror(f)) {
-    *errnum = errno;
-    rc = CS_EIO;
-    goto out;
-  }
-  rc = cs_buf_error(&b);
-  if (rc)
-    goto out;
-  *out = cs_buf_release(&b, len);
-out:
-  fclose(f);
-  cs_buf_free(&b);
-  return rc;
-}
-
 static char *trim_dup(const char *s, size_t n)
 {
   while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' ||
@@ -523,15 +491,15 @@ static cs_err load_token_file(const char *path, char **tok, struct stat *st,
 {
   char *text = NULL;
   size_t len = 0;
-  int en = 0;
   if (stat(path, st) != 0) {
     seterr(err, cap, "token file %s: %s", path, strerror(errno));
     return CS_EIO;
   }
-  cs_err rc = read_file(path, TOKEN_MAX_BYTES, &text, &len, &en);
+  char why[128];
+  cs_err rc =
+      cs_read_file(path, TOKEN_MAX_BYTES, &text, &len, why, sizeof(why));
   if (rc) {
-    seterr(err, cap, "token file %s: %s", path,
-           rc == CS_ETOOBIG ? "larger than 64 KiB" : strerror(en));
+    seterr(err, cap, "token file %s: %s", path, why);
     return rc;
   }
   *tok = trim_dup(text, len);
@@ -600,14 +568,13 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
   cs_err rc = CS_OK;
   char *text = NULL, *dir = NULL;
   size_t len = 0;
-  int en = 0;
   ynode *root = NULL;
   char yerr[256] = "";
 
-  rc = read_file(path, KUBECONFIG_MAX_BYTES, &text, &len, &en);
+  char why[128];
+  rc = cs_read_file(path, KUBECONFIG_MAX_BYTES, &text, &len, why, sizeof(why));
   if (rc) {
-    seterr(err, cap, "kubeconfig %s: %s", path,
-           rc == CS_ETOOBIG ? "larger than 1 MiB" : strerror(en));
+    seterr(err, cap, "kubeconfig %s: %s", path, why);
     goto out;
   }
   rc = yaml_load(text, len, &root, yerr, sizeof(yerr));
@@ -919,7 +886,6 @@ static cs_err in_cluster_load(cs_kube *k, const char *sa_dir,
   cs_err rc = CS_OK;
   char *path = NULL, *text = NULL;
   size_t len = 0;
-  int en = 0;
   const char *host = getenv("KUBERNETES_SERVICE_HOST");
   const char *port = getenv("KUBERNETES_SERVICE_PORT");
 
@@ -955,7 +921,8 @@ static cs_err in_cluster_load(cs_kube *k, const char *sa_dir,
   }
   free(path);
   path = cs_asprintf("%s/namespace", sa_dir);
-  if (read_file(path, 4096, &text, &len, &en) == CS_OK)
+  char why[128];
+  if (cs_read_file(path, 4096, &text, &len, why, sizeof(why)) == CS_OK)
     k->ns = trim_dup(text, len);
   if (!k->ns || !k->ns[0]) {
     free(k->ns);

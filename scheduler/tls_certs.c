@@ -18,6 +18,7 @@
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
+#include "carbon/util/readfile.h"
 
 #define MAX_PEM_BYTES (1u << 20)
 #define MAX_CHAIN 16
@@ -86,47 +87,20 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 cs_err cs_tls_read_pem(const char *what, const char *path, char **out,
                        char *err, size_t errlen)
 {
-  cs_err rc = CS_OK;
-  cs_buf b;
-  cs_buf_init(&b, MAX_PEM_BYTES);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    set_err(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
-    rc = CS_EIO;
-    goto out;
+  char why[128];
+  size_t len = 0;
+  cs_err rc = cs_read_file(path, MAX_PEM_BYTES, out, &len, why, sizeof(why));
+  if (rc) {
+    set_err(err, errlen, "cannot read %s %s: %s", what, path, why);
+    return rc;
   }
-  for (;;) {
-    char chunk[8192];
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      set_err(err, errlen, "cannot read %s %s: %s", what, path,
-              strerror(errno));
-      rc = CS_EIO;
-      goto out;
-    }
-    if (n == 0)
-      break;
-    cs_buf_append(&b, chunk, (size_t)n);
-  }
-  if (cs_buf_error(&b)) {
-    set_err(err, errlen, "%s %s is larger than %u bytes", what, path,
-            MAX_PEM_BYTES);
-    rc = CS_ETOOBIG;
-    goto out;
-  }
-  if (b.len == 0) {
+  if (len == 0) {
+    free(*out);
+    *out = NULL;
     set_err(err, errlen, "%s %s is empty", what, path);
-    rc = CS_EINVAL;
-    goto out;
+    return CS_EINVAL;
   }
-  *out = cs_buf_release(&b, NULL);
-out:
-  if (fd >= 0)
-    close(fd);
-  cs_buf_free(&b);
-  return rc;
+  return CS_OK;
 }
 
 static void pair_free(pair *p)

@@ -10,6 +10,7 @@
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/parse.h"
+#include "carbon/util/readfile.h"
 
 #define MAX_TRACE_BYTES (256u << 20)
 #define MAX_TRACES 64
@@ -28,31 +29,6 @@ typedef struct file_provider {
   size_t ntraces;
   int64_t shift; /* service time = trace time + shift */
 } file_provider;
-
-static cs_err read_all(const char *path, cs_buf *b, char *err, size_t errcap)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errcap, "%s: cannot open: %s", path, strerror(errno));
-    return CS_EIO;
-  }
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    cs_buf_append(b, chunk, n);
-  bool bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    snprintf(err, errcap, "%s: read error", path);
-    return CS_EIO;
-  }
-  if (cs_buf_error(b) != CS_OK) {
-    snprintf(err, errcap, "%s: larger than %u MiB", path,
-             MAX_TRACE_BYTES >> 20);
-    return CS_ETOOBIG;
-  }
-  return CS_OK;
-}
 
 /* Splits one CSV line in place (double quotes allowed around a field, ""
  * inside one). Returns the field count, or -1 for a broken quote. */
@@ -115,11 +91,11 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
                     bool **estimated, char *err, size_t errcap)
 {
   cs_err rc = CS_OK;
-  cs_buf b;
+  char *data = NULL;
+  size_t dlen = 0;
   cs_series s = {0};
   bool *est = NULL;
   size_t est_cap = 0;
-  cs_buf_init(&b, MAX_TRACE_BYTES);
   if (estimated)
     *estimated = NULL;
   const char *col = column ? column : "lca";
@@ -129,10 +105,24 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
     rc = CS_EINVAL;
     goto out;
   }
-  rc = read_all(path, &b, err, errcap);
-  if (rc != CS_OK)
+  char why[128];
+  rc = cs_read_file(path, MAX_TRACE_BYTES, &data, &dlen, why, sizeof(why));
+  if (rc != CS_OK) {
+    snprintf(err, errcap, "%s: %s", path, why);
     goto out;
-  char *p = b.data ? b.data : (char *)"";
+  }
+  /* The rows are read as C strings: a NUL would end the file early. */
+  const char *nul = memchr(data, '\0', dlen);
+  if (nul) {
+    size_t line = 1;
+    for (const char *q = data; q < nul; q++)
+      line += *q == '\n';
+    snprintf(err, errcap, "%s:%zu: a NUL byte; expected a text CSV file", path,
+             line);
+    rc = CS_EINVAL;
+    goto out;
+  }
+  char *p = data;
   if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
       (unsigned char)p[2] == 0xBF)
     p += 3; /* a UTF-8 byte order mark */
@@ -287,7 +277,7 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
 out:
   cs_series_free(&s);
   free(est);
-  cs_buf_free(&b);
+  free(data);
   return rc;
 }
 

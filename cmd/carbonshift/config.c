@@ -16,6 +16,7 @@
 #include "carbon/signal.h"
 #include "carbon/util/alloc.h"
 #include "carbon/util/parse.h"
+#include "carbon/util/readfile.h"
 #include "carbon/zones.h"
 #include "scheduler/kube.h"
 
@@ -1671,47 +1672,8 @@ static char *slurp(const char *path, size_t cap, size_t *len, char *why,
                    size_t whycap)
 {
   char *data = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(why, whycap, "%s", strerror(errno));
-    goto out;
-  }
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    snprintf(why, whycap, "is a directory");
-    goto out;
-  }
-  size_t n = 0, alloc = 4096;
-  data = cs_malloc(alloc);
-  for (;;) {
-    if (n + 1 >= alloc) {
-      if (alloc > cap) {
-        snprintf(why, whycap, "larger than %zu bytes", cap);
-        free(data);
-        data = NULL;
-        goto out;
-      }
-      alloc *= 2;
-      data = cs_realloc(data, alloc);
-    }
-    ssize_t r = read(fd, data + n, alloc - n - 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      snprintf(why, whycap, "%s", strerror(errno));
-      free(data);
-      data = NULL;
-      goto out;
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-  }
-  data[n] = '\0';
-  *len = n;
-out:
-  if (fd >= 0)
-    close(fd);
+  if (cs_read_file(path, cap, &data, len, why, whycap) != CS_OK)
+    return NULL;
   return data;
 }
 

@@ -186,16 +186,20 @@ START_TEST(test_file_current_fast)
 }
 END_TEST
 
-static char *write_tmp(const char *content)
+static char *write_tmp_n(const char *content, size_t n)
 {
   static char path[64];
   snprintf(path, sizeof(path), "/tmp/cs_file_test_XXXXXX");
   int fd = mkstemp(path);
   ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(write(fd, content, strlen(content)),
-                   (ssize_t)strlen(content));
+  ck_assert_int_eq(write(fd, content, n), (ssize_t)n);
   close(fd);
   return path;
+}
+
+static char *write_tmp(const char *content)
+{
+  return write_tmp_n(content, strlen(content));
 }
 
 START_TEST(test_file_load_rejects_bad_input)
@@ -237,6 +241,20 @@ START_TEST(test_file_load_rejects_bad_input)
   ck_assert_int_eq(
       cs_file_load("/nonexistent/x.csv", NULL, &s, NULL, err, sizeof(err)),
       CS_EIO);
+  /* A device that never ends is refused before it is read. */
+  ck_assert_int_eq(cs_file_load("/dev/zero", NULL, &s, NULL, err, sizeof(err)),
+                   CS_EINVAL);
+  ck_assert_msg(strstr(err, "/dev/zero: is a character device"), "%s", err);
+  /* A NUL byte would have ended the rows early, silently. */
+  static const char with_nul[] = "Time,Carbon Intensity\n"
+                                 "2020-01-01 00:00:00,1\n"
+                                 "2020-01-01 00:30:00,2\n\0"
+                                 "2020-01-01 01:00:00,3\n";
+  p = write_tmp_n(with_nul, sizeof(with_nul) - 1);
+  ck_assert_int_eq(cs_file_load(p, NULL, &s, NULL, err, sizeof(err)),
+                   CS_EINVAL);
+  ck_assert_msg(strstr(err, ":4: a NUL byte"), "%s", err);
+  unlink(p);
 }
 END_TEST
 

@@ -1399,6 +1399,33 @@ START_TEST(test_kube_new_kubeconfig_missing_file)
 }
 END_TEST
 
+/* A kubeconfig that never ends (a device) or would block the start (a
+ * FIFO without a writer) is refused at once, not read forever. */
+START_TEST(test_kube_new_kubeconfig_not_a_file)
+{
+  char fifo[512];
+  snprintf(fifo, sizeof(fifo), "%s/kc.fifo", tmpdir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  const char *paths[] = {"/dev/zero", fifo, tmpdir};
+  const char *want[] = {"is a character device, not a regular file",
+                        "is a FIFO, not a regular file",
+                        "is a directory, not a regular file"};
+  for (int i = 0; i < 3; i++) {
+    cs_kube_config cfg;
+    fast_config(&cfg);
+    cfg.mode = CS_KUBE_KUBECONFIG;
+    cfg.kubeconfig = paths[i];
+    cs_kube *k = NULL;
+    char err[512];
+    ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EINVAL);
+    ck_assert_ptr_null(k);
+    ck_assert_msg(strstr(err, "kubeconfig ") == err && strstr(err, want[i]),
+                  "%s", err);
+  }
+  unlink(fifo);
+}
+END_TEST
+
 static Suite *kube_suite(void)
 {
   Suite *s = suite_create("kube");
@@ -1424,6 +1451,7 @@ static Suite *kube_suite(void)
   tcase_add_loop_test(tc, test_kube_new_kubeconfig_bad, 0,
                       (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
   tcase_add_test(tc, test_kube_new_kubeconfig_missing_file);
+  tcase_add_test(tc, test_kube_new_kubeconfig_not_a_file);
   suite_add_tcase(s, tc);
   return s;
 }
