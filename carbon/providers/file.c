@@ -1,5 +1,6 @@
 #include "carbon/providers/file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -85,6 +86,22 @@ static cs_err parse_time(const char *s, int64_t *out)
     s = tmp;
   }
   return cs_parse_rfc3339(s, out, NULL);
+}
+
+/* A WattTime region code (CAISO_NORTH, Caiso_North, PJM_DC): letters,
+ * digits, '_' and '-', and nothing that names a unit or an intensity. */
+static bool region_like(const char *s)
+{
+  if (!*s)
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+      return false;
+  static const char *const units[] = {"intensity", "kwh", "mwh", "co2"};
+  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+    if (strcasestr(s, units[i]))
+      return false;
+  return true;
 }
 
 cs_err cs_file_load(const char *path, const char *column, cs_series *out,
@@ -181,7 +198,18 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
       } else if (n == 2 && (strcmp(fields[0], "time") == 0 ||
                             strcmp(fields[0], "oootime") == 0)) {
         /* "oootime" is how the vessim copy of the WattTime data set names
-         * its time column. */
+         * its time column. Its values are converted from lbs/MWh, so a
+         * second column that does not read as a region would be a
+         * silently wrong unit ("time,Carbon Intensity" in g/kWh). */
+        if (!region_like(fields[1])) {
+          snprintf(err, errcap,
+                   "%s:1: header \"%.20s,%.40s\": a WattTime file names its "
+                   "region in the second column (\"time,CAISO_NORTH\", MOER "
+                   "in lbs CO2/MWh); for g/kWh use \"Time,Carbon Intensity\"",
+                   path, fields[0], fields[1]);
+          rc = CS_EPARSE;
+          goto out;
+        }
         s.type = CS_SIGNAL_MARGINAL;
         scale = LBS_TO_G_PER_KWH;
       } else {

@@ -241,6 +241,29 @@ START_TEST(test_file_load_rejects_bad_input)
   ck_assert_int_eq(
       cs_file_load("/nonexistent/x.csv", NULL, &s, NULL, err, sizeof(err)),
       CS_EIO);
+  /* "time,<region>" is WattTime's, in lbs/MWh: a second column that names
+   * an intensity or a unit would be converted silently. */
+  const char *unitish[] = {"time,Carbon Intensity\n", "time,g_per_kwh\n",
+                           "time,gCO2\n"};
+  for (int i = 0; i < 3; i++) {
+    char text[128];
+    snprintf(text, sizeof(text),
+             "%s2023-01-01 00:00:00,100\n2023-01-03 00:00:00,100\n",
+             unitish[i]);
+    p = write_tmp(text);
+    ck_assert_int_eq(cs_file_load(p, NULL, &s, NULL, err, sizeof(err)),
+                     CS_EPARSE);
+    ck_assert_msg(strstr(err, ":1: header ") &&
+                      strstr(err, "a WattTime file names its region"),
+                  "%s", err);
+    unlink(p);
+  }
+  p = write_tmp("time,PJM_DC\n2023-01-01 00:00:00,100\n"
+                "2023-01-01 00:05:00,100\n");
+  ck_assert_int_eq(cs_file_load(p, NULL, &s, NULL, err, sizeof(err)), CS_OK);
+  ck_assert_double_eq_tol(s.points[0].g_per_kwh, 45.359237, 1e-6);
+  cs_series_free(&s);
+  unlink(p);
   /* A device that never ends is refused before it is read. */
   ck_assert_int_eq(cs_file_load("/dev/zero", NULL, &s, NULL, err, sizeof(err)),
                    CS_EINVAL);

@@ -66,8 +66,7 @@ START_TEST(test_readfile_follows_symlinks)
   char *out;
   size_t len;
   char why[128];
-  ck_assert_int_eq(cs_read_file(link, 10, &out, &len, why, sizeof(why)),
-                   CS_OK);
+  ck_assert_int_eq(cs_read_file(link, 10, &out, &len, why, sizeof(why)), CS_OK);
   ck_assert_str_eq(out, "x");
   free(out);
 }
@@ -88,17 +87,16 @@ START_TEST(test_readfile_refuses_what_is_not_a_file)
     char *out = (char *)1;
     size_t len;
     char why[128];
-    ck_assert_int_eq(cs_read_file(paths[i], 1 << 20, &out, &len, why,
-                                  sizeof(why)),
-                     CS_EINVAL);
+    ck_assert_int_eq(
+        cs_read_file(paths[i], 1 << 20, &out, &len, why, sizeof(why)),
+        CS_EINVAL);
     ck_assert_ptr_null(out);
     ck_assert_str_eq(why, want[i]);
   }
   char why[128];
   char *out;
-  ck_assert_int_eq(cs_read_file("/nonexistent/x", 10, &out, NULL, why,
-                                sizeof(why)),
-                   CS_EIO);
+  ck_assert_int_eq(
+      cs_read_file("/nonexistent/x", 10, &out, NULL, why, sizeof(why)), CS_EIO);
   ck_assert_str_eq(why, "No such file or directory");
 }
 END_TEST
