@@ -73,6 +73,23 @@ static const builtin_model builtin_models[] = {
      {"AMD_Instinct_MI325X", "AMD_Instinct_MI325X_OAM"}},
 };
 
+/* Built-in models whose card shows more than one schedulable device. */
+static const struct {
+  const char *name;
+  unsigned devices;
+} multi_device_models[] = {
+    {"MI250X", 2}, /* two GCDs, each an amd.com/gpu (AMD's device plugin) */
+};
+
+static unsigned builtin_devices_per_card(const char *name)
+{
+  for (size_t i = 0;
+       i < sizeof(multi_device_models) / sizeof(multi_device_models[0]); i++)
+    if (!strcmp(multi_device_models[i].name, name))
+      return multi_device_models[i].devices;
+  return 0;
+}
+
 typedef struct entry {
   cs_gpu_model m; /* m.name and m.vendor point into the strings below */
   char *name, *vendor;
@@ -198,7 +215,8 @@ cs_gpu_catalog *cs_gpu_catalog_new(void)
                       .vendor = b->vendor,
                       .power_w = b->power_w,
                       .tensor_tflops = b->tensor_tflops,
-                      .memory_gb = b->memory_gb};
+                      .memory_gb = b->memory_gb,
+                      .devices_per_card = builtin_devices_per_card(b->name)};
     entry *e = entry_new(&m);
     for (size_t j = 0; j < 6 && b->labels[j]; j++)
       e->labels[e->nlabels++] = cs_strdup(b->labels[j]);
@@ -226,6 +244,8 @@ cs_err cs_gpu_catalog_set(cs_gpu_catalog *c, const cs_gpu_model *m,
   if (!valid_figure(m->power_w) || !valid_figure(m->tensor_tflops) ||
       !valid_figure(m->memory_gb) || !valid_figure(m->relative_throughput) ||
       !valid_figure(m->embodied_kg))
+    return CS_EINVAL;
+  if (m->devices_per_card > CS_GPU_MAX_DEVICES_PER_CARD)
     return CS_EINVAL;
   if (nlabels > MAX_LABELS || (nlabels && !labels))
     return CS_ETOOBIG;
@@ -264,6 +284,8 @@ cs_err cs_gpu_catalog_set(cs_gpu_catalog *c, const cs_gpu_model *m,
       e->m.relative_throughput = m->relative_throughput;
     if (m->embodied_kg > 0)
       e->m.embodied_kg = m->embodied_kg;
+    if (m->devices_per_card > 0)
+      e->m.devices_per_card = m->devices_per_card;
     if (m->vendor && *m->vendor) {
       free(e->vendor);
       e->vendor = cs_strdup(m->vendor);
@@ -321,6 +343,16 @@ const cs_gpu_model *cs_gpu_catalog_partition_of(const cs_gpu_catalog *c,
   return e ? &e->m : NULL;
 }
 
+unsigned cs_gpu_devices_per_card(const cs_gpu_model *m)
+{
+  return m && m->devices_per_card > 1 ? m->devices_per_card : 1;
+}
+
+double cs_gpu_device_power_w(const cs_gpu_model *m)
+{
+  return m ? m->power_w / cs_gpu_devices_per_card(m) : 0;
+}
+
 double cs_gpu_speed_vs(const cs_gpu_model *m, const cs_gpu_model *ref)
 {
   if (!m || !ref)
@@ -328,8 +360,7 @@ double cs_gpu_speed_vs(const cs_gpu_model *m, const cs_gpu_model *ref)
   bool mr = m->relative_throughput > 0, rr = ref->relative_throughput > 0;
   if (mr != rr)
     return 0;
-  double a = mr ? m->relative_throughput : m->tensor_tflops;
-  double b = rr ? ref->relative_throughput : ref->tensor_tflops;
+  double a = cs_gpu_throughput(m), b = cs_gpu_throughput(ref);
   return a > 0 && b > 0 ? a / b : 0;
 }
 
@@ -337,7 +368,9 @@ double cs_gpu_throughput(const cs_gpu_model *m)
 {
   if (!m)
     return 0;
-  return m->relative_throughput > 0 ? m->relative_throughput : m->tensor_tflops;
+  double card =
+      m->relative_throughput > 0 ? m->relative_throughput : m->tensor_tflops;
+  return card / cs_gpu_devices_per_card(m);
 }
 
 size_t cs_gpu_catalog_count(const cs_gpu_catalog *c)

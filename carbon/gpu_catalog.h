@@ -26,7 +26,16 @@ typedef struct cs_gpu_model {
    * compared with another model's relative_throughput (cs_gpu_speed_vs). */
   double relative_throughput;
   double embodied_kg; /* per card; 0 means "use the configured default" */
+  /* The devices Kubernetes schedules (nvidia.com/gpu, amd.com/gpu) that one
+   * card shows; 0 means 1. The MI250X has 2: ROCm and AMD's device plugin
+   * show each of its two compute dies (GCDs) as a GPU, so a pod asking for
+   * one gets half a card. Every figure above is per card; the cs_gpu_device_*
+   * functions give a device's share. */
+  unsigned devices_per_card;
 } cs_gpu_model;
+
+/* The most devices one card may show (cs_gpu_catalog_set). */
+#define CS_GPU_MAX_DEVICES_PER_CARD 8
 
 typedef struct cs_gpu_catalog cs_gpu_catalog;
 
@@ -64,16 +73,23 @@ const cs_gpu_model *cs_gpu_catalog_partition_of(const cs_gpu_catalog *c,
                                                 const char *label,
                                                 const char **kind);
 
-/* The training speed of `m` relative to the reference model `ref` (the
- * runtime on m is the runtime on ref divided by it): the ratio of their
+/* The training speed of one device of `m` relative to one device of the
+ * reference model `ref` (the runtime on m is the runtime on ref divided by
+ * it), each card's figure shared among its devices: the ratio of their
  * relative_throughput when both have one, else of their tensor_tflops. 0
  * (unknown) when only one of the two has a measured relative_throughput:
  * the figures are in different units and no ratio of them means anything. */
 double cs_gpu_speed_vs(const cs_gpu_model *m, const cs_gpu_model *ref);
 
-/* The model's own throughput figure, relative_throughput if set, else
- * tensor_tflops (for display; runtimes are scaled by cs_gpu_speed_vs). */
+/* One device's throughput figure, relative_throughput if set, else
+ * tensor_tflops, over devices_per_card (for display; runtimes are scaled
+ * by cs_gpu_speed_vs). */
 double cs_gpu_throughput(const cs_gpu_model *m);
+
+/* devices_per_card, at least 1. */
+unsigned cs_gpu_devices_per_card(const cs_gpu_model *m);
+/* Power of one schedulable device, in W: the card's over its devices. */
+double cs_gpu_device_power_w(const cs_gpu_model *m);
 
 /* Iteration over all models (for docs and --print-config). */
 size_t cs_gpu_catalog_count(const cs_gpu_catalog *c);

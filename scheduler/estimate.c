@@ -4,7 +4,8 @@
 #include <string.h>
 
 /* Embodied carbon of the whole node: the annotation when present, else a
- * server base plus one card's figure per GPU. */
+ * server base plus one card's figure per card. n->gpus counts devices: an
+ * MI250X card shows two. */
 static double node_embodied_kg(const cs_estimate_params *p,
                                const cs_node_facts *n)
 {
@@ -12,7 +13,8 @@ static double node_embodied_kg(const cs_estimate_params *p,
     return n->embodied_kg;
   double card = n->gpu && n->gpu->embodied_kg > 0 ? n->gpu->embodied_kg
                                                   : p->gpu_embodied_kg;
-  return p->server_embodied_kg + card * n->gpus;
+  return p->server_embodied_kg +
+         card * n->gpus / cs_gpu_devices_per_card(n->gpu);
 }
 
 void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
@@ -47,7 +49,8 @@ void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
 
   out->runtime_s = pod->duration_s / speed;
   double hours = out->runtime_s / 3600.0;
-  out->energy_kwh = pod->gpus * node->gpu->power_w / 1000.0 * hours * node->pue;
+  out->energy_kwh =
+      pod->gpus * cs_gpu_device_power_w(node->gpu) / 1000.0 * hours * node->pue;
 
   /* The share of the node's embodied carbon the job reserves: the GPUs it
    * takes and the time it holds them, over the hardware's effective life.

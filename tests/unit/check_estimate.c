@@ -141,6 +141,31 @@ START_TEST(test_estimate_job_share_capped_and_card_figure)
 }
 END_TEST
 
+/* An MI250X card shows two devices (GCDs): a pod's 8 amd.com/gpu are 4
+ * cards, each device half a card's power and throughput, and the node's
+ * 8 devices carry 4 cards' embodied carbon. 36 h on the A100 reference is
+ * 36 x 312 / 191.5 = 58.65 h; energy 8 x 280 W x 58.65 h x 1.1; embodied
+ * (1000 + 4 x 150) kg x 58.65 h / 6 y. */
+START_TEST(test_estimate_job_device_is_part_of_a_card)
+{
+  static const cs_gpu_model mi250x = {.name = "MI250X",
+                                      .power_w = 560,
+                                      .tensor_tflops = 383,
+                                      .devices_per_card = 2};
+  cs_pod_facts p = job(8, 36);
+  cs_node_facts n = node(&mi250x, 8, 1.1, "2025-01-01T00:00:00Z");
+  cs_estimate e;
+  cs_estimate_job(&params, &p, &n, 380, at("2026-11-23T00:00:00Z"), &e);
+  ck_assert(e.known);
+  double hours = 36 * 312 / 191.5;
+  ck_assert_double_eq_tol(e.runtime_s / 3600, hours, 1e-9);
+  ck_assert_double_eq_tol(e.energy_kwh, 8 * 0.280 * hours * 1.1, 1e-9);
+  ck_assert_double_eq_tol(e.node_embodied_kg, 1600, 1e-9);
+  ck_assert_double_eq_tol(e.embodied_g, 1600e3 * hours / (6 * 365 * 24.0),
+                          1e-6);
+}
+END_TEST
+
 START_TEST(test_estimate_job_unknowns_named)
 {
   cs_pod_facts p = job(8, 36);
@@ -226,6 +251,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_estimate_job_v100_no_worked_example);
   tcase_add_test(tc, test_estimate_job_old_gpu_does_not_win_on_same_grid);
   tcase_add_test(tc, test_estimate_job_partial_node_share);
+  tcase_add_test(tc, test_estimate_job_device_is_part_of_a_card);
   tcase_add_test(tc, test_estimate_job_unknowns_named);
   tcase_add_test(tc, test_estimate_job_share_capped_and_card_figure);
   tcase_add_test(tc, test_estimate_job_embodied_override);

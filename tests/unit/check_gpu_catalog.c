@@ -338,6 +338,34 @@ START_TEST(test_gpu_catalog_builtin_matches_shared_csv)
 }
 END_TEST
 
+/* The built-in MI250X shows two devices per card, as AMD's device plugin
+ * does: each is half the card. */
+START_TEST(test_gpu_catalog_mi250x_devices)
+{
+  const cs_gpu_model *m = cs_gpu_catalog_find(cat, "AMD_Instinct_MI250X");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_uint_eq(cs_gpu_devices_per_card(m), 2);
+  ck_assert_double_eq(cs_gpu_device_power_w(m), 280);
+  ck_assert_double_eq(cs_gpu_throughput(m), 191.5);
+  const cs_gpu_model *a100 = cs_gpu_catalog_find(cat, "A100-SXM4-80GB");
+  ck_assert_uint_eq(cs_gpu_devices_per_card(a100), 1);
+  ck_assert_double_eq_tol(cs_gpu_speed_vs(m, a100), 191.5 / 312, 1e-12);
+  /* A model added by configuration may say so too, within bounds. */
+  cs_gpu_model mi250 = {.name = "MI250",
+                        .power_w = 560,
+                        .tensor_tflops = 362.1,
+                        .devices_per_card = 2};
+  ck_assert_int_eq(cs_gpu_catalog_set(cat, &mi250, NULL, 0), CS_OK);
+  ck_assert_double_eq(cs_gpu_device_power_w(cs_gpu_catalog_find(cat, "MI250")),
+                      280);
+  cs_gpu_model many = {.name = "X9",
+                       .power_w = 100,
+                       .tensor_tflops = 10,
+                       .devices_per_card = CS_GPU_MAX_DEVICES_PER_CARD + 1};
+  ck_assert_int_eq(cs_gpu_catalog_set(cat, &many, NULL, 0), CS_EINVAL);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("gpu_catalog");
@@ -356,6 +384,7 @@ int main(void)
   tcase_add_test(tc, test_gpu_catalog_set_rejects_bad_input);
   tcase_add_test(tc, test_gpu_catalog_throughput_prefers_measured);
   tcase_add_test(tc, test_gpu_catalog_builtin_matches_shared_csv);
+  tcase_add_test(tc, test_gpu_catalog_mi250x_devices);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_ENV);
