@@ -10,6 +10,13 @@ const char *cs_signal_type_name(cs_signal_type t)
   return t == CS_SIGNAL_MARGINAL ? "marginal" : "average";
 }
 
+const char *cs_factor_basis_name(cs_factor_basis f)
+{
+  return f == CS_FACTOR_LIFECYCLE ? "lifecycle"
+         : f == CS_FACTOR_DIRECT  ? "direct"
+                                  : "unstated";
+}
+
 cs_err cs_signal_type_parse(const char *s, cs_signal_type *out)
 {
   if (s && strcmp(s, "average") == 0) {

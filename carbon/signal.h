@@ -26,6 +26,20 @@ typedef enum cs_signal_type {
 const char *cs_signal_type_name(cs_signal_type t); /* "average", "marginal" */
 cs_err cs_signal_type_parse(const char *s, cs_signal_type *out) CS_MUST_USE;
 
+/* What an average intensity counts (docs/carbon-providers.md, "Emission-
+ * factor basis"): combustion only, or combustion plus the plants' fuel
+ * supply and construction. The two differ by more than many zones differ
+ * from each other (3.7 x for NO), so figures on different bases do not
+ * compare; nothing converts one into the other. */
+typedef enum cs_factor_basis {
+  CS_FACTOR_UNSTATED = 0, /* the source does not say (a static value) */
+  CS_FACTOR_LIFECYCLE = 1,
+  CS_FACTOR_DIRECT = 2
+} cs_factor_basis;
+
+/* "unstated", "lifecycle", "direct". */
+const char *cs_factor_basis_name(cs_factor_basis f);
+
 #define CS_PROVIDER_NAME_MAX 24
 #define CS_ZONE_MAX 48
 
@@ -39,6 +53,7 @@ typedef struct cs_signal {
   int64_t fetched_at;  /* when carbonshift obtained it (Unix s) */
   bool estimated;      /* the provider marked it estimated, or it is a
                           typical profile rather than a measurement */
+  cs_factor_basis factor;
 } cs_signal;
 
 /* A step function: points[i].g_per_kwh holds from points[i].at until the
@@ -61,6 +76,7 @@ typedef struct cs_series {
    * traces) sets it larger. */
   int64_t max_hold;
   cs_signal_type type;
+  cs_factor_basis factor;
   char provider[CS_PROVIDER_NAME_MAX];
   char zone[CS_ZONE_MAX];
 } cs_series;

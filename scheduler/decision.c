@@ -140,9 +140,42 @@ static void zone_text_init(zone_text *z, const call *c)
     cs_json_str(&z->b, "signal", cs_signal_type_name(s->type));
     cs_json_int(&z->b, "ageSeconds", c->pc.now - s->observed_at);
     cs_json_bool(&z->b, "estimated", s->estimated);
+    if (s->factor != CS_FACTOR_UNSTATED)
+      cs_json_str(&z->b, "factor", cs_factor_basis_name(s->factor));
     cs_json_close(&z->b, '}');
     z->len[i] = z->b.len - z->off[i];
   }
+}
+
+/* The basis of a zone's figures in this call: its current value's, else
+ * its forecast's. */
+static cs_factor_basis zone_factor(const cs_zone_eval *z)
+{
+  return z->found          ? z->sig.factor
+         : z->has_forecast ? z->forecast.factor
+                           : CS_FACTOR_UNSTATED;
+}
+
+/* When the call's zones are on both bases, "mixedEmissionFactors" lists
+ * each basis' zones: their ranking then owes something to the basis, not
+ * only to the grids (docs/carbon-providers.md). */
+static void log_mixed_factors(cs_buf *l, const call *c)
+{
+  bool seen[3] = {false, false, false};
+  for (size_t i = 0; i < c->pc.nzones; i++)
+    seen[zone_factor(&c->pc.zones[i])] = true;
+  if (!seen[CS_FACTOR_LIFECYCLE] || !seen[CS_FACTOR_DIRECT])
+    return;
+  cs_json_open(l, "mixedEmissionFactors", '{');
+  const cs_factor_basis bases[] = {CS_FACTOR_LIFECYCLE, CS_FACTOR_DIRECT};
+  for (size_t b = 0; b < 2; b++) {
+    cs_json_open(l, cs_factor_basis_name(bases[b]), '[');
+    for (size_t i = 0; i < c->pc.nzones; i++)
+      if (zone_factor(&c->pc.zones[i]) == bases[b])
+        cs_json_str(l, NULL, c->pc.zones[i].zone);
+    cs_json_close(l, ']');
+  }
+  cs_json_close(l, '}');
 }
 
 static void zone_text_free(zone_text *z)
@@ -397,6 +430,7 @@ static void log_decision(const call *c, double seconds)
   entries en;
   zone_text_init(&z, c);
   entries_build(&en, c);
+  log_mixed_factors(l, c);
   cs_json_int(l, "nodeCount", (int64_t)c->req.nnodes);
   cs_json_open(l, "nodes", '[');
   for (size_t k = 0; k < en.n; k++)

@@ -179,33 +179,39 @@ typedef struct zone_profile {
   const char *zone;
   const short (*hourly)[24]; /* NULL: flat */
   short flat;
+  cs_factor_basis factor; /* as the source published it */
 } zone_profile;
 
+#define LCA CS_FACTOR_LIFECYCLE
+#define DIRECT CS_FACTOR_DIRECT
+
 static const zone_profile zones[] = {
-    {"DE", de, 0},
-    {"ES", es, 0},
-    {"FR", fr, 0},
-    {"GB", gb, 0},
-    {"NO", no, 0},
-    {"US-CAL-CISO", us_cal_ciso, 0},
-    /* Annual means, flat (sources in docs/carbon-data.md). */
-    {"IE", NULL, 291},     /* Ember 2023, life-cycle */
-    {"PL", NULL, 662},     /* Ember 2023, life-cycle */
-    {"SE", NULL, 41},      /* Ember 2023, life-cycle */
-    {"NL", NULL, 374},     /* CE Delft 2021, production + chain */
-    {"AU-NSW", NULL, 700}, /* NGA Factors 2024, scope 2 + scope 3 */
-    {"SG", NULL, 419},     /* EMA 2017 grid emission factor, CO2 only */
-    {"FI", NULL, 79},      /* Ember 2023, life-cycle */
-    {"BE", NULL, 138},     /* Ember 2023, life-cycle */
-    {"AT", NULL, 111},     /* Ember 2023, life-cycle */
+    {"DE", de, 0, LCA},
+    {"ES", es, 0, LCA},
+    {"FR", fr, 0, LCA},
+    {"GB", gb, 0, LCA},
+    {"NO", no, 0, LCA},
+    {"US-CAL-CISO", us_cal_ciso, 0, LCA},
+    /* Annual means, flat (sources in docs/carbon-data.md). AU-NSW's scope
+     * 2 + 3 counts upstream fuel and network losses: nearer life-cycle
+     * than combustion alone. */
+    {"IE", NULL, 291, LCA},     /* Ember 2023, life-cycle */
+    {"PL", NULL, 662, LCA},     /* Ember 2023, life-cycle */
+    {"SE", NULL, 41, LCA},      /* Ember 2023, life-cycle */
+    {"NL", NULL, 374, LCA},     /* CE Delft 2021, production + chain */
+    {"AU-NSW", NULL, 700, LCA}, /* NGA Factors 2024, scope 2 + scope 3 */
+    {"SG", NULL, 419, DIRECT},  /* EMA 2017 grid emission factor, CO2 only */
+    {"FI", NULL, 79, LCA},      /* Ember 2023, life-cycle */
+    {"BE", NULL, 138, LCA},     /* Ember 2023, life-cycle */
+    {"AT", NULL, 111, LCA},     /* Ember 2023, life-cycle */
     /* eGRID2023 ERCT, CO2e total output 736.629 lb/MWh, direct. */
-    {"US-TEX-ERCO", NULL, 334},
+    {"US-TEX-ERCO", NULL, 334, DIRECT},
     /* PJM 2023 system average CO2 ~732 lb/MWh, direct, generation. */
-    {"US-MIDA-PJM", NULL, 332},
+    {"US-MIDA-PJM", NULL, 332, DIRECT},
     /* Canada NIR 2021, Ontario 2019, direct CO2e. */
-    {"CA-ON", NULL, 30},
+    {"CA-ON", NULL, 30, DIRECT},
     /* TEPCO Energy Partner FY2015 unadjusted factor, direct CO2. */
-    {"JP-TK", NULL, 500},
+    {"JP-TK", NULL, 500, DIRECT},
 };
 
 #define NZONES (sizeof(zones) / sizeof(zones[0]))
@@ -267,6 +273,7 @@ static cs_err builtin_current(cs_provider *p, const char *zone, int64_t now,
   cs_signal s = {0};
   s.g_per_kwh = value_at(z, now);
   s.type = CS_SIGNAL_AVERAGE;
+  s.factor = z->factor;
   copy_name(s.provider, sizeof(s.provider), "builtin");
   copy_name(s.zone, sizeof(s.zone), z->zone);
   s.observed_at = hour_start(now);
@@ -299,6 +306,7 @@ static cs_err builtin_forecast(cs_provider *p, const char *zone, int64_t from,
   s.len = n;
   s.step = HOUR;
   s.type = CS_SIGNAL_AVERAGE;
+  s.factor = z->factor;
   copy_name(s.provider, sizeof(s.provider), "builtin");
   copy_name(s.zone, sizeof(s.zone), z->zone);
   *out = s;

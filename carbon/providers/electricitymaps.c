@@ -16,6 +16,13 @@ typedef struct em {
   bool disable_estimations;
 } em;
 
+/* The basis the API was asked for (and checked to answer in). */
+static cs_factor_basis factor_of(const em *e)
+{
+  return strcmp(e->factor, "direct") == 0 ? CS_FACTOR_DIRECT
+                                          : CS_FACTOR_LIFECYCLE;
+}
+
 void cs_electricitymaps_opts_from_env(cs_electricitymaps_opts *o)
 {
   const char *u = getenv("CARBONSHIFT_ELECTRICITYMAPS_URL");
@@ -109,7 +116,8 @@ static cs_err em_current(cs_provider *p, const char *zone, int64_t now,
   cs_err rc = get(e, zone, "/carbon-intensity/latest", &j, err, sizeof(err));
   if (rc != CS_OK)
     goto out;
-  cs_signal v = {.type = CS_SIGNAL_AVERAGE, .fetched_at = now};
+  cs_signal v = {
+      .type = CS_SIGNAL_AVERAGE, .factor = factor_of(e), .fetched_at = now};
   rc = parse_point(e, j, "latest", &v.observed_at, &v.g_per_kwh, &v.estimated,
                    err, sizeof(err));
   if (rc == CS_ENOTFOUND) {
@@ -176,7 +184,7 @@ static cs_err em_forecast(cs_provider *p, const char *zone, int64_t from,
   em *e = (em *)p;
   char err[CS_REMOTE_ERR_MAX] = "";
   cJSON *fj = NULL, *hj = NULL;
-  cs_series all = {.type = CS_SIGNAL_AVERAGE}, fc = {0};
+  cs_series all = {.type = CS_SIGNAL_AVERAGE, .factor = factor_of(e)}, fc = {0};
   const cJSON *arr;
   cs_err rc = get(e, zone, "/carbon-intensity/forecast", &fj, err, sizeof(err));
   if (rc != CS_OK)

@@ -192,6 +192,8 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
         }
         nfields = n;
         s.type = CS_SIGNAL_AVERAGE;
+        s.factor =
+            strcmp(col, "lca") == 0 ? CS_FACTOR_LIFECYCLE : CS_FACTOR_DIRECT;
       } else if (n == 2 && strcmp(fields[0], "Time") == 0 &&
                  strcmp(fields[1], "Carbon Intensity") == 0) {
         s.type = CS_SIGNAL_AVERAGE;
@@ -211,6 +213,7 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
           goto out;
         }
         s.type = CS_SIGNAL_MARGINAL;
+        s.factor = CS_FACTOR_DIRECT;
         scale = LBS_TO_G_PER_KWH;
       } else {
         snprintf(err, errcap,
@@ -330,6 +333,7 @@ static cs_err file_current(cs_provider *p, const char *zone, int64_t now,
   cs_signal v = {
       .g_per_kwh = t->s.points[i].g_per_kwh,
       .type = t->s.type,
+      .factor = t->s.factor,
       .observed_at = t->s.points[i].at + f->shift,
       .fetched_at = now,
       .estimated = t->estimated ? t->estimated[i] : false,

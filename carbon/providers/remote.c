@@ -491,6 +491,7 @@ cs_err cs_remote_finish_current(const char *provider, const char *zone,
     cs_signal v = {
         .g_per_kwh = s->points[0].g_per_kwh,
         .type = s->type,
+        .factor = s->factor,
         .observed_at = s->points[0].at,
         .fetched_at = now,
         .estimated = estimated,

@@ -186,7 +186,9 @@ static cs_err fetch(uk *u, const char *zone, bool forecast, int64_t from,
                     size_t errcap)
 {
   target t;
-  cs_series s = {.type = CS_SIGNAL_AVERAGE, .step = PERIOD_S};
+  /* NESO's factors are combustion's: nuclear and wind count as 0. */
+  cs_series s = {
+      .type = CS_SIGNAL_AVERAGE, .factor = CS_FACTOR_DIRECT, .step = PERIOD_S};
   cJSON *j = NULL;
   const cJSON *arr;
   if (!zone_target(u, zone, &t)) {

@@ -235,7 +235,8 @@ static cs_err fetch_points(wt *w, const char *zone, const char *region,
                            const char *path, const char *name, cs_series *out,
                            char *err, size_t errcap)
 {
-  cs_series s = {.type = w->type};
+  /* MOER and AOER are emission rates of generation: combustion. */
+  cs_series s = {.type = w->type, .factor = CS_FACTOR_DIRECT};
   cJSON *j = NULL;
   cs_err rc = authed_get(w, path, &j, err, errcap);
   if (rc != CS_OK)

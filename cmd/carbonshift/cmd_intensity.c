@@ -33,7 +33,8 @@ void cs_cmd_intensity_help(FILE *out)
         "provider answers.\n"
         "--forecast adds the series from the current period on (72 h at "
         "most).\n"
-        "--json prints one object: {zone, provider, signalType, unit,\n"
+        "--json prints one object: {zone, provider, signalType,\n"
+        "emissionFactor (lifecycle, direct or unstated), unit,\n"
         "current: {at, value, estimated}, forecast: [{at, value}]}, times in "
         "UTC.\n"
         "--at TIME (RFC 3339) asks about another instant: builtin (its model "
@@ -88,6 +89,7 @@ static void print_json(const char *zone, const cs_signal *v, const cs_series *f,
   cs_json_str(&b, "zone", zone);
   cs_json_str(&b, "provider", v->provider);
   cs_json_str(&b, "signalType", cs_signal_type_name(v->type));
+  cs_json_str(&b, "emissionFactor", cs_factor_basis_name(v->factor));
   cs_json_str(&b, "unit", "gCO2eq/kWh");
   cs_json_open(&b, "current", '{');
   cs_format_rfc3339(v->observed_at, ts);
@@ -117,8 +119,10 @@ static void print_text(const char *zone, const cs_signal *v, const cs_series *f,
 {
   char ts[21];
   cs_format_rfc3339(v->observed_at, ts);
-  printf("zone %s: %.2f gCO2eq/kWh at %s (%s, %s%s)\n", zone, v->g_per_kwh, ts,
-         v->provider, cs_signal_type_name(v->type),
+  printf("zone %s: %.2f gCO2eq/kWh at %s (%s, %s%s%s%s)\n", zone, v->g_per_kwh,
+         ts, v->provider, cs_signal_type_name(v->type),
+         v->factor != CS_FACTOR_UNSTATED ? ", " : "",
+         v->factor != CS_FACTOR_UNSTATED ? cs_factor_basis_name(v->factor) : "",
          v->estimated ? ", estimated" : "");
   if (!forecast)
     return;

@@ -319,6 +319,7 @@ START_TEST(test_builtin_current_fields)
   int64_t now = utc(2025, 7, 3, 14, 25) + 7;
   ck_assert_int_eq(p->ops->current(p, "DE", now, &s), CS_OK);
   ck_assert_int_eq(s.type, CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(s.factor, CS_FACTOR_LIFECYCLE); /* em-2023's LCA column */
   ck_assert_str_eq(s.provider, "builtin");
   ck_assert_str_eq(s.zone, "DE");
   ck_assert(s.estimated);

@@ -192,7 +192,7 @@ START_TEST(test_cmd_intensity_file_text)
                "2023-07-01T12:30:00Z");
   ck_assert_int_eq(rc, 0);
   ck_assert_str_eq(out, "zone DE: 132.45 gCO2eq/kWh at 2023-07-01T12:00:00Z "
-                        "(file, average)\n");
+                        "(file, average, lifecycle)\n");
   free(out);
 }
 END_TEST

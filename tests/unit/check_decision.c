@@ -483,6 +483,54 @@ START_TEST(test_decision_line_small_figures_not_rounded_away)
 }
 END_TEST
 
+/* Every zone's intensity names its emission-factor basis, and a call
+ * whose zones are on both bases says which are which: with the L4 moved
+ * to JP-TK (a direct figure in the built-in profile) beside DE's and NO's
+ * life-cycle ones. */
+START_TEST(test_decision_line_names_mixed_emission_factors)
+{
+  size_t len;
+  char *text =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  cJSON *req = cJSON_ParseWithLength(text, len);
+  free(text);
+  cJSON *line =
+      decision_line_of(CS_VERB_PRIORITIZE, text = cJSON_PrintUnformatted(req));
+  free(text);
+  ck_assert_ptr_null(cJSON_GetObjectItem(line, "mixedEmissionFactors"));
+  cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0);
+  ck_assert_str_eq(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(e0, "intensity"), "factor")
+          ->valuestring,
+      "lifecycle");
+  cJSON_Delete(line);
+
+  cJSON *items =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(req, "Nodes"), "items");
+  cJSON *labels = NULL;
+  for (int i = 0; i < cJSON_GetArraySize(items); i++) {
+    cJSON *md = cJSON_GetObjectItem(cJSON_GetArrayItem(items, i), "metadata");
+    if (!strcmp(cJSON_GetObjectItem(md, "name")->valuestring, "gpu-l4-mad-01"))
+      labels = cJSON_GetObjectItem(md, "labels");
+  }
+  ck_assert_ptr_nonnull(labels);
+  cJSON_DeleteItemFromObject(labels, "carbonshift.io/grid-zone");
+  cJSON_AddStringToObject(labels, "carbonshift.io/grid-zone", "JP-TK");
+  text = cJSON_PrintUnformatted(req);
+  cJSON_Delete(req);
+  line = decision_line_of(CS_VERB_PRIORITIZE, text);
+  free(text);
+  cJSON *mixed = cJSON_GetObjectItem(line, "mixedEmissionFactors");
+  ck_assert_ptr_nonnull(mixed);
+  cJSON *direct = cJSON_GetObjectItem(mixed, "direct");
+  ck_assert_int_eq(cJSON_GetArraySize(direct), 1);
+  ck_assert_str_eq(cJSON_GetArrayItem(direct, 0)->valuestring, "JP-TK");
+  ck_assert_int_ge(cJSON_GetArraySize(cJSON_GetObjectItem(mixed, "lifecycle")),
+                   2);
+  cJSON_Delete(line);
+}
+END_TEST
+
 /* One decision line per call, with the numbers behind each score. */
 START_TEST(test_decision_handle_logs_decision_line)
 {
@@ -1939,6 +1987,7 @@ static Suite *suite(void)
   TCase *tb = tcase_create("builtin");
   tcase_add_checked_fixture(tb, setup_builtin, teardown);
   tcase_add_test(tb, test_decision_prioritize_fixture_builtin);
+  tcase_add_test(tb, test_decision_line_names_mixed_emission_factors);
   suite_add_tcase(s, tb);
   TCase *tv = tcase_create("filter-valley");
   tcase_add_checked_fixture(tv, setup_valley, teardown_filter);

@@ -46,7 +46,8 @@ START_TEST(test_electricitymaps_current_fixture)
   cs_signal v;
   ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_OK);
   ck_assert_double_eq(v.g_per_kwh, 360);
-  ck_assert_int_eq(v.observed_at, 1678834800); /* 2023-03-14T23:00:00Z */
+  ck_assert_int_eq(v.factor, CS_FACTOR_LIFECYCLE); /* as asked */
+  ck_assert_int_eq(v.observed_at, 1678834800);     /* 2023-03-14T23:00:00Z */
   ck_assert_int_eq(v.fetched_at, 1678836000);
   ck_assert(v.estimated);
   ck_assert_int_eq(v.type, CS_SIGNAL_AVERAGE);

@@ -79,8 +79,14 @@ START_TEST(test_file_load_formats)
   ck_assert_ptr_nonnull(est);
   ck_assert_double_eq(s.points[8759].g_per_kwh, 51.23);
   ck_assert_int_eq(s.points[8759].at, 1704063600); /* 2023-12-31 23:00 */
+  ck_assert_int_eq(s.factor, CS_FACTOR_LIFECYCLE); /* the LCA column */
   cs_series_free(&s);
   free(est);
+  ck_assert_int_eq(cs_file_load(data_path("em-2023/NO.csv"), "direct", &s, NULL,
+                                err, sizeof(err)),
+                   CS_OK);
+  ck_assert_int_eq(s.factor, CS_FACTOR_DIRECT);
+  cs_series_free(&s);
 
   ck_assert_int_eq(cs_file_load(data_path("lwa-2020/DE.csv"), NULL, &s, NULL,
                                 err, sizeof(err)),
@@ -88,8 +94,9 @@ START_TEST(test_file_load_formats)
   ck_assert_uint_eq(s.len, 37147);
   ck_assert_int_eq(s.step, 900);
   ck_assert_int_eq(s.type, CS_SIGNAL_AVERAGE);
-  ck_assert_int_eq(s.points[0].at, 1576800000); /* 2019-12-20 00:00 */
-  long i = cs_series_index_at(&s, 1591012800);  /* 2020-06-01 12:00 */
+  ck_assert_int_eq(s.factor, CS_FACTOR_UNSTATED); /* the header does not say */
+  ck_assert_int_eq(s.points[0].at, 1576800000);   /* 2019-12-20 00:00 */
+  long i = cs_series_index_at(&s, 1591012800);    /* 2020-06-01 12:00 */
   ck_assert_int_ge(i, 0);
   ck_assert_double_eq_tol(s.points[i].g_per_kwh, 136.59620097031495, 1e-9);
   cs_series_free(&s);
@@ -106,6 +113,7 @@ START_TEST(test_file_load_formats)
                    NULL, err, sizeof(err)),
       CS_OK);
   ck_assert_int_eq(s.type, CS_SIGNAL_MARGINAL);
+  ck_assert_int_eq(s.factor, CS_FACTOR_DIRECT);
   ck_assert_int_eq(s.step, 300);
   ck_assert_uint_eq(s.len, 8928);
   i = cs_series_index_at(&s, 1687262400); /* 2023-06-20 12:00 */

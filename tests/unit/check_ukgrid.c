@@ -46,6 +46,7 @@ START_TEST(test_ukgrid_current_prefers_actual)
   ck_assert(!v.estimated);
   ck_assert_int_eq(v.observed_at, T0);
   ck_assert_int_eq(v.type, CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(v.factor, CS_FACTOR_DIRECT); /* NESO's factors */
   ck_assert_str_eq(v.provider, "ukgrid");
   /* Without an actual the forecast is used, marked estimated. */
   fh_push(srv, "/intensity",

@@ -56,6 +56,7 @@ START_TEST(test_watttime_current_converts_lbs)
   ck_assert_double_eq_tol(v.g_per_kwh, 428.6 * 0.45359237, 1e-9);
   ck_assert_int_eq(v.observed_at, 1686268800); /* 2023-06-09T00:00:00Z */
   ck_assert_int_eq(v.type, CS_SIGNAL_MARGINAL);
+  ck_assert_int_eq(v.factor, CS_FACTOR_DIRECT);
   ck_assert_str_eq(v.provider, "watttime");
   char *q = fh_last_query(srv, "/v3/forecast");
   ck_assert_str_eq(q, "region=CAISO_NORTH&signal_type=co2_moer&"
