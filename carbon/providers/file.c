@@ -10,6 +10,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/log.h"
 #include "carbon/util/parse.h"
 #include "carbon/util/readfile.h"
 
@@ -312,6 +313,40 @@ out:
   return rc;
 }
 
+/* One line per trace at start: what was read, and its holes (spacings
+ * longer than the step guessed from the first rows), where nothing is
+ * known. Many holes usually mean an irregular trace whose step was
+ * guessed wrong, so that real rows became holes: the line says so. */
+static void log_loaded(const trace *t, const char *path)
+{
+  const cs_series *s = &t->s;
+  size_t holes = 0;
+  int64_t hole_s = 0;
+  for (size_t i = 1; i < s->len; i++) {
+    int64_t gap = s->points[i].at - s->points[i - 1].at;
+    if (gap > s->step) {
+      holes++;
+      hole_s += gap - s->step;
+    }
+  }
+  bool irregular = holes * 10 > s->len;
+  cs_buf *l = cs_log_begin(0, irregular ? "Carbon trace loaded; many holes: "
+                                          "is its spacing regular?"
+                                        : "Carbon trace loaded");
+  char from[21], to[21];
+  cs_format_rfc3339(s->points[0].at, from);
+  cs_format_rfc3339(cs_series_end(s), to);
+  cs_json_str(l, "zone", t->zone);
+  cs_json_str(l, "file", path);
+  cs_json_int(l, "rows", (int64_t)s->len);
+  cs_json_str(l, "from", from);
+  cs_json_str(l, "to", to);
+  cs_json_int(l, "stepSeconds", s->step);
+  cs_json_int(l, "holes", (int64_t)holes);
+  cs_json_num(l, "holeHours", (double)hole_s / 3600, 2);
+  cs_log_end(l);
+}
+
 static const trace *find(const file_provider *f, const char *zone)
 {
   for (size_t i = 0; i < f->ntraces; i++)
@@ -442,6 +477,7 @@ cs_err cs_file_new(const cs_file_opts *o, cs_provider **out, char *err,
     snprintf(t->zone, sizeof(t->zone), "%s", ft->zone);
     snprintf(t->s.zone, sizeof(t->s.zone), "%s", ft->zone);
     snprintf(t->s.provider, sizeof(t->s.provider), "%s", file_ops.name);
+    log_loaded(t, ft->path);
     f->ntraces++;
   }
   *out = &f->base;

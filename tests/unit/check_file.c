@@ -6,6 +6,8 @@
 
 #include "carbon/providers/file.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/log.h"
+#include "carbon/util/parse.h"
 #include "tests/unit/fake_http.h"
 #include "tests/unit/testutil.h"
 
@@ -289,6 +291,51 @@ START_TEST(test_file_load_rejects_bad_input)
 }
 END_TEST
 
+/* Each trace is logged at load with its holes; a trace whose rows are
+ * not evenly spaced (10 and 50 minutes in turn: the step is guessed as
+ * 10, so every 50-minute spacing is a 40-minute hole) is flagged. */
+START_TEST(test_file_load_logs_holes)
+{
+  char text[4096] = "Time,Carbon Intensity\n";
+  int64_t t0 = 1672531200; /* 2023-01-01 */
+  int64_t at = t0;
+  for (int i = 0; i < 40; i++) {
+    char row[64], ts[21];
+    cs_format_rfc3339(at, ts);
+    ts[10] = ' ';
+    ts[19] = '\0';
+    snprintf(row, sizeof(row), "%s,%d\n", ts, 100 + i);
+    strncat(text, row, sizeof(text) - strlen(text) - 1);
+    at += i % 2 ? 3000 : 600;
+  }
+  char *path = write_tmp(text);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  cs_log_set_fd(fds[1]);
+  cs_file_trace t[] = {{.zone = "XX", .path = path},
+                       {.zone = "DE", .path = data_path("em-2023/DE.csv")}};
+  cs_provider *p = make(t, 2, 0, 0);
+  cs_log_set_fd(2);
+  close(fds[1]);
+  char buf[4096];
+  ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+  close(fds[0]);
+  ck_assert_int_gt(n, 0);
+  buf[n] = '\0';
+  ck_assert_msg(strstr(buf, "\"msg\":\"Carbon trace loaded; many holes: is its "
+                            "spacing regular?\",\"zone\":\"XX\"") &&
+                    strstr(buf, "\"stepSeconds\":600,\"holes\":19,"
+                                "\"holeHours\":12.67"),
+                "%s", buf);
+  ck_assert_msg(
+      strstr(buf, "\"msg\":\"Carbon trace loaded\",\"zone\":\"DE\"") &&
+          strstr(buf, "\"rows\":8760"),
+      "%s", buf);
+  cs_provider_free(p);
+  unlink(path);
+}
+END_TEST
+
 START_TEST(test_file_gap_is_not_filled)
 {
   char err[512];
@@ -356,6 +403,7 @@ int main(void)
   tcase_add_test(tc, test_file_replay_maps_trace_to_start);
   tcase_add_test(tc, test_file_current_fast);
   tcase_add_test(tc, test_file_load_rejects_bad_input);
+  tcase_add_test(tc, test_file_load_logs_holes);
   tcase_add_test(tc, test_file_gap_is_not_filled);
   tcase_add_test(tc, test_file_forecast_from_inside_a_hole);
   suite_add_tcase(s, tc);
