@@ -134,7 +134,7 @@ cs_err cs_parse_duration(const char *s, double *seconds, const char **expected)
     p++;
     total += v * unit;
   }
-  if (!(total > 0) || !isfinite(total) || total > 100 * 365 * 86400.0)
+  if (!(total > 0) || !isfinite(total) || total > CS_DURATION_MAX_S)
     return fail(expected, "a positive duration of at most 100y");
   *seconds = total;
   return CS_OK;

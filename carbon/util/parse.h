@@ -19,9 +19,13 @@ cs_err cs_parse_int64(const char *s, int64_t *out,
 /* A finite decimal number (no hex, no inf/nan). */
 cs_err cs_parse_double(const char *s, double *out,
                        const char **expected) CS_MUST_USE;
+/* The longest duration cs_parse_duration accepts, 100y: far beyond any job,
+ * and small enough that a time plus a duration stays well inside int64
+ * seconds. Readers of plain-second durations apply the same cap. */
+#define CS_DURATION_MAX_S (100 * 365 * 86400.0)
 /* A duration as a sequence of <number><unit> with units s, m, h, d, w, y
  * (y = 365 d): "36h", "90m", "1h30m", "1.5h", "6y". Result in seconds,
- * positive. */
+ * positive, at most CS_DURATION_MAX_S. */
 cs_err cs_parse_duration(const char *s, double *seconds,
                          const char **expected) CS_MUST_USE;
 /* A Kubernetes resource quantity: "8", "500m", "256Gi", "1e3", "1.5k". */

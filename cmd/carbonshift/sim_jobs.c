@@ -63,11 +63,26 @@ static cs_err parse_time(const char *s, int64_t *out)
   return cs_parse_rfc3339(s, out, NULL);
 }
 
-/* Seconds as a plain number, or a duration such as "36h". */
+/* Seconds as a plain number, 0 to CS_DURATION_MAX_S (100y). The cap is
+ * cs_parse_duration's: the engine and the planner add durations to Unix
+ * seconds in int64, which a value such as 1e300 would overflow. */
+static cs_err parse_plain_seconds(const char *s, double *out)
+{
+  double v;
+  if (cs_parse_double(s, &v, NULL) != CS_OK || !(v >= 0) ||
+      v > CS_DURATION_MAX_S)
+    return CS_EINVAL;
+  *out = v;
+  return CS_OK;
+}
+
+/* Seconds as a plain number, or a duration such as "36h"; at most 100y
+ * either way. */
 static cs_err parse_seconds(const char *s, double *out)
 {
-  if (cs_parse_double(s, out, NULL) == CS_OK)
-    return *out >= 0 ? CS_OK : CS_EINVAL;
+  double v;
+  if (cs_parse_double(s, &v, NULL) == CS_OK)
+    return parse_plain_seconds(s, out);
   return cs_parse_duration(s, out, NULL);
 }
 
@@ -158,8 +173,8 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
       return bad(r, line, "row", f[0], "timestamp,duration,num_gpus,...");
     if (parse_time(f[0], &j.submit) != CS_OK)
       return bad(r, line, "timestamp", f[0], "YYYY-MM-DD HH:MM:SS (UTC)");
-    if (cs_parse_double(f[1], &j.duration_s, NULL) != CS_OK || j.duration_s < 0)
-      return bad(r, line, "duration", f[1], "seconds, >= 0");
+    if (parse_plain_seconds(f[1], &j.duration_s))
+      return bad(r, line, "duration", f[1], "seconds, 0 to 3153600000 (100y)");
     if (cs_parse_double(f[2], &j.gpus, NULL) != CS_OK || j.gpus < 0)
       return bad(r, line, "num_gpus", f[2], "a GPU count, >= 0");
     snprintf(j.id, sizeof(j.id), "%zu", line - 1);
@@ -171,12 +186,13 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
       return bad(r, line, "submit", v ? v : "",
                  "RFC 3339 or YYYY-MM-DD HH:MM:SS (UTC)");
     if (!(v = field(r, f, nf, COL_DUR)) || parse_seconds(v, &j.duration_s))
-      return bad(r, line, "duration", v ? v : "", "seconds or 36h, 90m");
+      return bad(r, line, "duration", v ? v : "",
+                 "seconds or 36h, 90m, at most 100y");
     if (!(v = field(r, f, nf, COL_GPUS)) || cs_parse_double(v, &j.gpus, NULL) ||
         j.gpus < 0)
       return bad(r, line, "gpus", v ? v : "", "a GPU count, >= 0");
     if ((v = field(r, f, nf, COL_DELAY)) && parse_seconds(v, &j.max_delay_s))
-      return bad(r, line, "max_delay", v, "seconds or 6h, 1d");
+      return bad(r, line, "max_delay", v, "seconds or 6h, 1d, at most 100y");
     j.max_delay_given = v != NULL;
     if ((v = field(r, f, nf, COL_DEADLINE)) && parse_time(v, &j.deadline))
       return bad(r, line, "deadline", v, "RFC 3339 or YYYY-MM-DD HH:MM:SS");
@@ -184,7 +200,8 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
         cs_parse_mass(v, &j.budget_g, NULL))
       return bad(r, line, "budget", v, "a mass such as 500g, 12.5kg, 1.2t");
     if ((v = field(r, f, nf, COL_EXPECTED)) && parse_seconds(v, &j.expected_s))
-      return bad(r, line, "expected_duration", v, "seconds or 36h, 90m");
+      return bad(r, line, "expected_duration", v,
+                 "seconds or 36h, 90m, at most 100y");
   }
   if (!(j.gpus > 0) || !(j.duration_s > 0)) {
     out->skipped++;

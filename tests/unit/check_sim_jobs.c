@@ -139,6 +139,45 @@ START_TEST(test_sim_jobs_load_generic_errors)
 }
 END_TEST
 
+/* Durations in plain seconds have cs_parse_duration's 100-year cap in every
+ * column and both formats: 1e300 once overflowed the planner's int64 sums
+ * (UBSan: signed integer overflow in carbon/planner.c). */
+START_TEST(test_sim_jobs_load_caps_plain_seconds)
+{
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"id,submit,duration,gpus\na,2023-01-05T10:00:00Z,1e300,1\n",
+       ":2: duration \"1e300\": expected seconds or 36h, 90m, at most 100y"},
+      {"id,submit,duration,gpus,expected_duration\n"
+       "a,2023-01-05T10:00:00Z,2h,1,1e300\n",
+       ":2: expected_duration \"1e300\""},
+      {"id,submit,duration,gpus,max_delay\n"
+       "a,2023-01-05T10:00:00Z,2h,1,1e300\n",
+       ":2: max_delay \"1e300\""},
+      {"id,submit,duration,gpus,max_delay\n"
+       "a,2023-01-05T10:00:00Z,2h,1,101y\n",
+       ":2: max_delay \"101y\""},
+      {"timestamp,duration,num_gpus\n2017-10-09 07:01:55,1e19,1\n",
+       ":2: duration \"1e19\": expected seconds, 0 to 3153600000 (100y)"},
+  };
+  cs_sim_jobs j;
+  char err[256];
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    const char *f = temp_file(cases[i].text);
+    ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+    ck_assert_msg(strstr(err, cases[i].want), "case %zu: %s", i, err);
+  }
+  /* The cap itself is accepted, in seconds as in years. */
+  const char *f = temp_file("id,submit,duration,gpus,max_delay\n"
+                            "a,2023-01-05T10:00:00Z,3153600000,1,100y\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_OK);
+  ck_assert(j.v[0].duration_s == CS_DURATION_MAX_S);
+  ck_assert(j.v[0].max_delay_s == CS_DURATION_MAX_S);
+  cs_sim_jobs_free(&j);
+}
+END_TEST
+
 /* Philly's first job (Monday 2017-10-09 07:01:55) moved into 2023 keeps
  * its weekday and time of day and lands in 2023; so does every other. */
 START_TEST(test_sim_jobs_shift_to_year_keeps_weekday)
@@ -469,6 +508,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_load_philly);
   tcase_add_test(t, test_sim_jobs_load_generic_every_column);
   tcase_add_test(t, test_sim_jobs_load_generic_errors);
+  tcase_add_test(t, test_sim_jobs_load_caps_plain_seconds);
   tcase_add_test(t, test_sim_jobs_shift_to_year_keeps_weekday);
   tcase_add_test(t, test_sim_jobs_lwa_nightly_rule);
   tcase_add_test(t, test_sim_jobs_lwa_ml_rule);
