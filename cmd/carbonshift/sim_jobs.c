@@ -235,6 +235,13 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
                               : "cannot be read");
     return rc;
   }
+  size_t nul = cs_sim_text_nul_line(data, len);
+  if (nul) {
+    snprintf(err, errcap, "%s: NUL byte at line %zu: expected a text file",
+             path, nul);
+    rc = CS_EPARSE;
+    goto out;
+  }
   for (char *line = data; line && *line;) {
     size_t breaks;
     char *nl = cs_sim_csv_record_end(line, &breaks);

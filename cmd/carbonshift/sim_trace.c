@@ -222,6 +222,17 @@ out:
   return CS_OK;
 }
 
+size_t cs_sim_text_nul_line(const char *data, size_t len)
+{
+  const char *nul = memchr(data, '\0', len);
+  if (!nul)
+    return 0;
+  size_t line = 1;
+  for (const char *p = data; p < nul; p++)
+    line += *p == '\n';
+  return line;
+}
+
 cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
                          char *err, size_t errcap)
 {
@@ -234,6 +245,13 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
              rc == CS_ETOOBIG ? "over the 64 MiB cap on a trace file"
                               : "cannot be read");
     return rc;
+  }
+  size_t nul = cs_sim_text_nul_line(data, len);
+  if (nul) {
+    snprintf(err, errcap, "%s: NUL byte at line %zu: expected a text file",
+             path, nul);
+    free(data);
+    return CS_EPARSE;
   }
   t = cs_calloc(1, sizeof(*t));
   if (zone && zone[0])

@@ -19,19 +19,23 @@
 
 static char path[64];
 
-/* Writes `text` to a fresh temporary file named in `path` (removing the
- * previous one). */
-static const char *temp_file(const char *text)
+/* Writes the n bytes at `text` to a fresh temporary file named in `path`
+ * (removing the previous one). */
+static const char *temp_file_n(const char *text, size_t n)
 {
   if (path[0])
     unlink(path);
   snprintf(path, sizeof(path), "/tmp/check_sim_jobs-XXXXXX");
   int fd = mkstemp(path);
   ck_assert_int_ge(fd, 0);
-  size_t n = strlen(text);
   ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
   close(fd);
   return path;
+}
+
+static const char *temp_file(const char *text)
+{
+  return temp_file_n(text, strlen(text));
 }
 
 static void teardown(void)
@@ -273,6 +277,32 @@ START_TEST(test_sim_jobs_lwa_ml_rule)
 }
 END_TEST
 
+/* A NUL byte once ended a jobs or trace file early without a word: the
+ * rows after it were lost. Both readers refuse it, naming its line. */
+START_TEST(test_sim_load_refuses_nul_byte)
+{
+  static const char jobs[] = "id,submit,duration,gpus\n"
+                             "a,2023-01-05T10:00:00Z,2h,1\n"
+                             "b,2023-01-06T10:00:00Z,2h,1\0\n"
+                             "c,2023-01-07T10:00:00Z,2h,1\n";
+  static const char trace[] = "Time,Carbon Intensity\n"
+                              "2023-01-01 00:00:00,100\n"
+                              "2023-01-01 01:00:00,1\0"
+                              "00\n"
+                              "2023-01-01 02:00:00,100\n";
+  cs_sim_jobs j;
+  cs_sim_trace *t = NULL;
+  char err[256];
+  const char *f = temp_file_n(jobs, sizeof(jobs) - 1);
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, ": NUL byte at line 3"), "%s", err);
+  f = temp_file_n(trace, sizeof(trace) - 1);
+  ck_assert_int_eq(cs_sim_trace_load(f, "DE", &t, err, sizeof(err)), CS_EPARSE);
+  ck_assert_ptr_null(t);
+  ck_assert_msg(strstr(err, ": NUL byte at line 3"), "%s", err);
+}
+END_TEST
+
 /* Both formats of ../shared/data/carbon/: Let's Wait Awhile's 15-minute
  * rows and Electricity Maps' hourly export, whose LCA column is used. */
 START_TEST(test_sim_trace_load_both_formats)
@@ -509,6 +539,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_load_generic_every_column);
   tcase_add_test(t, test_sim_jobs_load_generic_errors);
   tcase_add_test(t, test_sim_jobs_load_caps_plain_seconds);
+  tcase_add_test(t, test_sim_load_refuses_nul_byte);
   tcase_add_test(t, test_sim_jobs_shift_to_year_keeps_weekday);
   tcase_add_test(t, test_sim_jobs_lwa_nightly_rule);
   tcase_add_test(t, test_sim_jobs_lwa_ml_rule);
