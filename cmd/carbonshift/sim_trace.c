@@ -1,5 +1,6 @@
 #include "cmd/carbonshift/sim_trace.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,115 @@ static cs_err parse_time(const char *s, int64_t *out)
   return cs_parse_rfc3339(s, out, NULL);
 }
 
+/* What a trace's header may be, for messages. */
+static const char accepted_headers[] =
+    "expected \"Time,Carbon Intensity\" (Let's Wait Awhile) or an "
+    "Electricity Maps export (\"Datetime (UTC),...,Carbon Intensity "
+    "gCO\xe2\x82\x82"
+    "eq/kWh (LCA),...\"), intensities in gCO2/kWh, gCO2e/kWh or gCO2eq/kWh";
+
+/* Whether `unit` (one word of a column name, parentheses stripped) is
+ * grams of CO2(e) per kWh, with an ASCII 2 or a subscript two. */
+static bool is_gram_per_kwh(const char *unit, size_t n)
+{
+  static const char *const units[] = {"gCO2/kWh", "gCO2e/kWh", "gCO2eq/kWh"};
+  char ascii[32];
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 1 < sizeof(ascii); i++, k++) {
+    if (i + 3 <= n && !strncmp(unit + i, "\xe2\x82\x82", 3)) {
+      ascii[k] = '2'; /* U+2082 SUBSCRIPT TWO */
+      i += 2;
+    } else {
+      ascii[k] = unit[i];
+    }
+  }
+  ascii[k] = '\0';
+  for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++)
+    if (!strcmp(ascii, units[i]))
+      return true;
+  return false;
+}
+
+typedef enum { CI_NONE, CI_PLAIN, CI_LCA } ci_kind;
+
+/* Classifies one header field: CI_NONE when it is not an intensity column
+ * (it does not start with "Carbon Intensity"); CI_LCA for one marked
+ * "(LCA)"; CI_PLAIN for any other, bare or with "(direct)". Every other
+ * word after the name must be a gCO2(e/eq)/kWh unit, bare or in
+ * parentheses; -1 with the reason in `why` when one is not. */
+static int intensity_column(const char *name, char *why, size_t whycap)
+{
+  static const char prefix[] = "Carbon Intensity";
+  if (strncmp(name, prefix, sizeof(prefix) - 1))
+    return CI_NONE;
+  const char *p = name + sizeof(prefix) - 1;
+  if (*p && *p != ' ')
+    return CI_NONE; /* "Carbon Intensityfoo" is another name */
+  int kind = CI_PLAIN;
+  while (*p) {
+    while (*p == ' ')
+      p++;
+    size_t n = strcspn(p, " ");
+    if (!n)
+      break;
+    if (n == 5 && !strncmp(p, "(LCA)", 5))
+      kind = CI_LCA;
+    else if (!(n == 8 && !strncmp(p, "(direct)", 8))) {
+      const char *u = p;
+      size_t un = n;
+      if (un >= 2 && u[0] == '(' && u[un - 1] == ')')
+        u++, un -= 2;
+      if (!is_gram_per_kwh(u, un)) {
+        snprintf(why, whycap,
+                 "column \"%.60s\": unit \"%.*s\" is not gCO2/kWh, "
+                 "gCO2e/kWh or gCO2eq/kWh",
+                 name, (int)(un > 40 ? 40 : un), u);
+        return -1;
+      }
+    }
+    p += n;
+  }
+  return kind;
+}
+
+/* The index of the intensity column a header names, or -1 with the reason
+ * in `why`. The first column must be the time, "Time" or "Datetime (UTC)";
+ * of the intensity columns, the one marked (LCA), else the only one. Two
+ * unmarked ones, or two marked (LCA), are ambiguous and refused rather than
+ * one picked. Other columns are ignored. */
+static int header_value_column(char **fields, size_t nf, char *why,
+                               size_t whycap)
+{
+  if (strcmp(fields[0], "Time") && strcmp(fields[0], "Datetime (UTC)")) {
+    snprintf(why, whycap,
+             "first column \"%.40s\" is not \"Time\" or "
+             "\"Datetime (UTC)\"",
+             fields[0]);
+    return -1;
+  }
+  int col[CI_LCA + 1] = {-1, -1, -1};
+  size_t count[CI_LCA + 1] = {0};
+  for (size_t i = 1; i < nf; i++) {
+    int kind = intensity_column(fields[i], why, whycap);
+    if (kind < 0)
+      return -1;
+    if (kind != CI_NONE && !count[kind]++)
+      col[kind] = (int)i;
+  }
+  if (count[CI_LCA] == 1)
+    return col[CI_LCA];
+  if (!count[CI_LCA] && count[CI_PLAIN] == 1)
+    return col[CI_PLAIN];
+  if (!count[CI_LCA] && !count[CI_PLAIN])
+    snprintf(why, whycap, "no \"Carbon Intensity\" column");
+  else
+    snprintf(why, whycap,
+             "%zu \"Carbon Intensity\" columns, %zu of them marked (LCA): "
+             "ambiguous",
+             count[CI_LCA] + count[CI_PLAIN], count[CI_LCA]);
+  return -1;
+}
+
 static void zone_from_path(const char *path, char *zone, size_t cap)
 {
   const char *base = strrchr(path, '/');
@@ -233,6 +343,11 @@ size_t cs_sim_text_nul_line(const char *data, size_t len)
   return line;
 }
 
+char *cs_sim_text_skip_bom(char *data)
+{
+  return strncmp(data, "\xef\xbb\xbf", 3) ? data : data + 3;
+}
+
 cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
                          char *err, size_t errcap)
 {
@@ -261,7 +376,7 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
   size_t cap = 0;
   int value_col = -1;
   size_t lineno = 0, header_fields = 0;
-  char *line = data;
+  char *line = cs_sim_text_skip_bom(data);
   while (line && *line) {
     size_t breaks;
     char *nl = cs_sim_csv_record_end(line, &breaks);
@@ -282,17 +397,12 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
       goto out;
     }
     if (value_col < 0) {
-      /* The header: the Electricity Maps LCA column, else the only
-       * intensity column of the Let's Wait Awhile format. */
-      for (size_t i = 1; i < nf; i++)
-        if (strstr(fields[i], "Carbon Intensity") &&
-            (strstr(fields[i], "(LCA)") || value_col < 0))
-          value_col = (int)i;
+      char why_header[256];
+      value_col =
+          header_value_column(fields, nf, why_header, sizeof(why_header));
       if (value_col < 0) {
-        snprintf(err, errcap,
-                 "%s:%zu: expected a header naming a \"Carbon Intensity\" "
-                 "column (Let's Wait Awhile or Electricity Maps format)",
-                 path, lineno);
+        snprintf(err, errcap, "%s:%zu: %s; %s", path, lineno, why_header,
+                 accepted_headers);
         rc = CS_EPARSE;
         goto out;
       }

@@ -31,6 +31,10 @@ typedef struct cs_sim_trace {
 
 /* Loads `path` as the trace of `zone` (or, when zone is NULL or empty, the
  * file name without directory and extension: ".../DE.csv" is zone "DE").
+ * The header must be one of the documented shapes (docs/benchmarks.md,
+ * "Carbon"): a time column first, one intensity column in gCO2(e/eq)/kWh or
+ * one marked (LCA); a header with another unit or an ambiguous one is
+ * refused.
  * CS_EPARSE with a message naming the line and field in `err`; CS_EIO when
  * the file cannot be read; CS_ETOOBIG over the caps. */
 cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
@@ -50,6 +54,10 @@ cs_err cs_sim_trace_read_file(const char *path, size_t cap, char **data,
  * there is none. The CSV readers walk a file as a C string, so they refuse
  * a NUL, which would otherwise end the file early without a word. */
 size_t cs_sim_text_nul_line(const char *data, size_t len);
+
+/* `data` past a UTF-8 byte order mark, which spreadsheet exports put before
+ * the header, or `data` itself when it has none. */
+char *cs_sim_text_skip_bom(char *data);
 
 /* The most fields a line of the simulator's CSV files may have. */
 #define CS_SIM_CSV_MAX_FIELDS 16

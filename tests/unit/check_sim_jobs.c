@@ -334,6 +334,58 @@ START_TEST(test_sim_trace_load_both_formats)
 }
 END_TEST
 
+/* The header decides what the numbers mean, so only the documented shapes
+ * are read: a unit other than gCO2(e/eq)/kWh (once read as gCO2e/kWh) and
+ * two intensity columns none of which is marked (LCA) (once the first was
+ * taken) are refused, with what is accepted. */
+START_TEST(test_sim_trace_load_header_shapes)
+{
+  static const char rows[] = "\n2020-01-01 00:00:00,7,100\n";
+  static const char *const ok[] = {
+      "Time,Note,Carbon Intensity",
+      "Time,Note,Carbon Intensity (gCO2/kWh)",
+      "Time,Note,Carbon Intensity gCO\xe2\x82\x82"
+      "e/kWh",
+      "\xef\xbb\xbfTime,Note,Carbon Intensity", /* a byte order mark */
+      "Datetime (UTC),Carbon Intensity gCO2eq/kWh (direct),"
+      "Carbon Intensity gCO2eq/kWh (LCA)",
+  };
+  static const struct {
+    const char *header, *want;
+  } bad[] = {
+      {"Time,Note,Carbon Intensity (lbs/MWh)",
+       "column \"Carbon Intensity (lbs/MWh)\": unit \"lbs/MWh\" is not"},
+      {"Time,Note,Carbon Intensity kgCO2/kWh", "unit \"kgCO2/kWh\" is not"},
+      {"Time,Carbon Intensity,Carbon Intensity",
+       "2 \"Carbon Intensity\" columns, 0 of them marked (LCA): ambiguous"},
+      {"Time,Carbon Intensity (LCA),Carbon Intensity gCO2/kWh (LCA)",
+       "2 of them marked (LCA): ambiguous"},
+      {"Datetime (local),Note,Carbon Intensity",
+       "first column \"Datetime (local)\" is not"},
+      {"Time,Note,Intensity", "no \"Carbon Intensity\" column"},
+  };
+  char text[256], err[512];
+  cs_sim_trace *t;
+  for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+    snprintf(text, sizeof(text), "%s%s", ok[i], rows);
+    const char *f = temp_file(text);
+    ck_assert_msg(cs_sim_trace_load(f, "X", &t, err, sizeof(err)) == CS_OK,
+                  "case %zu: %s", i, err);
+    ck_assert_msg(t->g[0] == 100, "case %zu", i);
+    cs_sim_trace_free(t);
+  }
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    snprintf(text, sizeof(text), "%s%s", bad[i].header, rows);
+    const char *f = temp_file(text);
+    ck_assert_int_eq(cs_sim_trace_load(f, "X", &t, err, sizeof(err)),
+                     CS_EPARSE);
+    ck_assert_msg(strstr(err, ":1: ") && strstr(err, bad[i].want) &&
+                      strstr(err, "expected \"Time,Carbon Intensity\""),
+                  "case %zu: %s", i, err);
+  }
+}
+END_TEST
+
 /* The earliest job lands in YEAR even when rounding the shift to whole
  * weeks would move it across New Year: the 730 days from 2021 to 2023 are
  * nearer 104 weeks (728 days) than 105, which would put 1 January 2021 on
@@ -544,6 +596,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_lwa_nightly_rule);
   tcase_add_test(t, test_sim_jobs_lwa_ml_rule);
   tcase_add_test(t, test_sim_trace_load_both_formats);
+  tcase_add_test(t, test_sim_trace_load_header_shapes);
   tcase_add_test(t, test_sim_cluster_parse_errors);
   tcase_add_test(t, test_sim_jobs_shift_to_year_first_job_in_year);
   tcase_add_test(t, test_sim_jobs_set_slack_keeps_explicit_zero);
