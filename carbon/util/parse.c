@@ -368,3 +368,29 @@ size_t cs_edit_distance(const char *a, const char *b)
   }
   return row[lb];
 }
+
+static const char *last_segment(const char *s)
+{
+  const char *d = strrchr(s, '.');
+  return d ? d + 1 : s;
+}
+
+const char *cs_closest_name(const char *s, const char *const *names, size_t n)
+{
+  const char *best = NULL;
+  size_t bestd = SIZE_MAX;
+  for (size_t i = 0; i < n; i++) {
+    size_t d = cs_edit_distance(s, names[i]);
+    size_t d2 = cs_edit_distance(last_segment(s), last_segment(names[i])) + 1;
+    if (d2 < d)
+      d = d2;
+    if (d < bestd) {
+      bestd = d;
+      best = names[i];
+    }
+  }
+  size_t limit = strlen(s) / 3;
+  if (limit < 2)
+    limit = 2;
+  return bestd <= limit ? best : NULL;
+}

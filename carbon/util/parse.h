@@ -53,5 +53,10 @@ void cs_format_duration(double seconds, char out[static 32]);
  * bytes. */
 #define CS_EDIT_FAR 1000
 size_t cs_edit_distance(const char *a, const char *b);
+/* The one of names[0, n) closest to `s`, or NULL when none is close (more
+ * than a third of s's length, and more than 2, away). Names are compared
+ * whole and by their last dot-separated segment, so "maxBodyByte" finds
+ * "http.maxBodyBytes". */
+const char *cs_closest_name(const char *s, const char *const *names, size_t n);
 
 #endif

@@ -663,41 +663,12 @@ static void env_name(const char *name, char *out, size_t cap)
   out[n] = '\0';
 }
 
-static const char *last_segment(const char *s)
-{
-  const char *d = strrchr(s, '.');
-  return d ? d + 1 : s;
-}
-
-/* The closest of `names` to `s`, or NULL when none is close. Names are
- * compared whole and by their last segment, so "maxBodyByte" finds
- * "http.maxBodyBytes". */
-static const char *closest(const char *s, const char *const *names, size_t n)
-{
-  const char *best = NULL;
-  size_t bestd = SIZE_MAX;
-  for (size_t i = 0; i < n; i++) {
-    size_t d = cs_edit_distance(s, names[i]);
-    size_t d2 = cs_edit_distance(last_segment(s), last_segment(names[i])) + 1;
-    if (d2 < d)
-      d = d2;
-    if (d < bestd) {
-      bestd = d;
-      best = names[i];
-    }
-  }
-  size_t limit = strlen(s) / 3;
-  if (limit < 2)
-    limit = 2;
-  return bestd <= limit ? best : NULL;
-}
-
 static const char *closest_setting(const char *s)
 {
   const char *names[NSETTINGS];
   for (size_t i = 0; i < NSETTINGS; i++)
     names[i] = settings[i].name;
-  return closest(s, names, NSETTINGS);
+  return cs_closest_name(s, names, NSETTINGS);
 }
 
 /* Appends " (did you mean X?)" or nothing. */
@@ -1365,7 +1336,7 @@ static bool load_routes(ctx *x, const setting *s, const char *source,
         if (!cJSON_IsString(p) || !known_provider(p->valuestring)) {
           const char *guess =
               cJSON_IsString(p)
-                  ? closest(p->valuestring, provider_names, nproviders)
+                  ? cs_closest_name(p->valuestring, provider_names, nproviders)
                   : NULL;
           fail(x, s, ppath, NULL, p, source,
                "expected a provider name (%s, %s, %s, %s, %s or %s)%s%s%s",
@@ -1489,7 +1460,7 @@ static void load_gpu(ctx *x, const setting *s, const char *source,
         if (!strcmp(gpu_numbers[i].key, m->string))
           f = &gpu_numbers[i];
       if (!f) {
-        const char *guess = closest(m->string, keys, nkeys);
+        const char *guess = cs_closest_name(m->string, keys, nkeys);
         fail(x, s, path, NULL, NULL, source,
              "unknown field; expected one of name, vendor, labels, "
              "powerWatts, tensorTflops, memoryGb, relativeThroughput, "
@@ -1780,7 +1751,7 @@ static void apply_env(ctx *x, char *const *envp)
     char var[128];
     snprintf(var, sizeof(var), "%.*s", (int)(n < 100 ? n : 100), e);
     cs_buf_printf(x->warnings, "config: unknown environment variable %s", var);
-    hint(x->warnings, closest(var, envs, NSETTINGS));
+    hint(x->warnings, cs_closest_name(var, envs, NSETTINGS));
     cs_buf_puts(x->warnings, "; ignored\n");
   }
 }

@@ -155,6 +155,22 @@ START_TEST(test_edit_distance)
 }
 END_TEST
 
+/* The did-you-mean hint that config and the simulator's cluster share:
+ * close names whole or by their last segment, nothing when none is. */
+START_TEST(test_closest_name)
+{
+  static const char *const names[] = {"http.maxBodyBytes", "embodiedKg", "pue",
+                                      "installed"};
+  ck_assert_str_eq(cs_closest_name("maxBodyByte", names, 4),
+                   "http.maxBodyBytes");
+  ck_assert_str_eq(cs_closest_name("embodiedKG", names, 4), "embodiedKg");
+  ck_assert_str_eq(cs_closest_name("PUE", names, 4), "pue");
+  ck_assert_str_eq(cs_closest_name("instaled", names, 4), "installed");
+  ck_assert_ptr_null(cs_closest_name("priority", names, 4));
+  ck_assert_ptr_null(cs_closest_name("x", names, 0));
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("parse");
@@ -167,6 +183,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_parse_date_forms);
   tcase_add_test(tc, test_parse_numbers_strict);
   tcase_add_test(tc, test_edit_distance);
+  tcase_add_test(tc, test_closest_name);
   suite_add_tcase(s, tc);
   return s;
 }
