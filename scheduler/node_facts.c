@@ -431,7 +431,7 @@ static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
       cs_problems_add(f->problems, sizeof(f->problems),
                       "%s %s=\"%s\": expected %s", where, CS_ANN_LIFETIME,
                       CS_SHOWN(v), expected);
-    else if (s < 86400 * 30.0)
+    else if (s < CS_NODE_MIN_LIFETIME_S)
       cs_problems_add(f->problems, sizeof(f->problems),
                       "%s %s=\"%s\": expected a lifetime of at "
                       "least 30d, such as 6y",

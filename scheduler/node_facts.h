@@ -42,6 +42,10 @@
 #define CS_ANN_PUE "carbonshift.io/pue"
 
 #define CS_NODE_NAME_MAX 254
+/* The shortest expected lifetime a node may declare (30 days): below it
+ * the embodied share per hour would be implausibly large, so the
+ * annotation is refused, and so is a simulated pool's "lifetime". */
+#define CS_NODE_MIN_LIFETIME_S (30 * 86400.0)
 /* Device counts above this are refused as malformed (no node or pod has
  * that many accelerators). */
 #define CS_GPU_COUNT_MAX 1048576

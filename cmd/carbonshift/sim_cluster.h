@@ -34,10 +34,13 @@ typedef struct cs_sim_cluster {
 
 void cs_sim_cluster_free(cs_sim_cluster *c);
 
-/* Parses the JSON text. Defaults: lifetime and PUE from `defaults` (the
- * service's nodes.defaultLifetime and nodes.defaultPue), install date
- * unknown, embodied carbon derived. CS_EPARSE / CS_EINVAL with `err` naming
- * the pool, field, value and expected form. */
+/* Parses the JSON text, all of json[0, len): one object and nothing after
+ * it. Defaults: lifetime and PUE from `defaults` (the service's
+ * nodes.defaultLifetime and nodes.defaultPue), install date unknown,
+ * embodied carbon derived. Unknown or repeated keys, fractional counts and
+ * a lifetime under CS_NODE_MIN_LIFETIME_S are refused. CS_EPARSE /
+ * CS_EINVAL / CS_ETOOBIG with `err` naming the pool, field, value and
+ * expected form. */
 cs_err cs_sim_cluster_parse(const char *json, size_t len,
                             const cs_gpu_catalog *catalog,
                             const cs_facts_params *defaults,

@@ -532,6 +532,23 @@ START_TEST(test_sim_csv_quotes_and_field_counts)
 }
 END_TEST
 
+/* Asserts that the cluster json[0, len) is refused, `want` in the message. */
+static void assert_cluster_refused(const cs_gpu_catalog *cat,
+                                   const cs_facts_params *d, const char *json,
+                                   size_t len, const char *want)
+{
+  cs_sim_cluster c;
+  char err[512];
+  ck_assert_int_ne(
+      cs_sim_cluster_parse(json, len, cat, d, &c, err, sizeof(err)), CS_OK);
+  ck_assert_msg(strstr(err, want), "%s: %s", json, err);
+}
+
+/* A pool with one member changed, for the strictness cases below. */
+#define POOL(extra)                                                            \
+  "{\"pools\": [{\"name\": \"x\", \"zone\": \"DE\", \"gpu\": "                 \
+  "\"A100-SXM4-80GB\", \"nodes\": 2, \"gpusPerNode\": 8" extra "}]}"
+
 START_TEST(test_sim_cluster_parse_errors)
 {
   cs_gpu_catalog *cat = cs_gpu_catalog_new();
@@ -571,13 +588,47 @@ START_TEST(test_sim_cluster_parse_errors)
        "pue = 0.5: expected a PUE from 1 to 3"},
       {"{\"pools\": []}", "with 1 to 64 pools"},
       {"[1,", "not valid JSON"},
+      /* Once accepted without a word: an unknown key (so the default was
+       * used), a repeated one (the first won), a fraction of a node, text
+       * after the JSON (dropped), a lifetime under the service's floor. */
+      {POOL(", \"embodiedKG\": 5"),
+       "pools[0] (x): unknown key \"embodiedKG\" (did you mean embodiedKg?): "
+       "expected name, zone, gpu"},
+      {POOL(", \"PUE\": 1.5"), "unknown key \"PUE\" (did you mean pue?)"},
+      {POOL(", \"instaled\": \"2023-05\""),
+       "unknown key \"instaled\" (did you mean installed?)"},
+      {POOL(", \"priority\": 1"), "unknown key \"priority\": expected name"},
+      {POOL(", \"pue\": 1.1, \"pue\": 2"),
+       "pools[0] (x): key \"pue\" given twice"},
+      {"{\"pools\": [{\"name\": \"x\", \"zone\": \"DE\", \"gpu\": "
+       "\"A100-SXM4-80GB\", \"nodes\": 2.5, \"gpusPerNode\": 8}]}",
+       "nodes = 2.5: expected a whole number of nodes"},
+      {"{\"pools\": [{\"name\": \"x\", \"zone\": \"DE\", \"gpu\": "
+       "\"A100-SXM4-80GB\", \"nodes\": 2, \"gpusPerNode\": 1.5}]}",
+       "gpusPerNode = 1.5: expected a whole number of GPUs"},
+      {POOL(", \"lifetime\": \"29d\""),
+       "lifetime = 29d: expected a duration of at least 30d"},
+      {POOL("") "x", "text after the JSON value at byte"},
+      {POOL("") "{}", "text after the JSON value"},
+      {"{\"pool\": []}", "the cluster: unknown key \"pool\" (did you mean "
+                         "pools?)"},
+      {"{\"pools\": [], \"pools\": []}", "key \"pools\" given twice"},
+      {"[]", "not an object"},
   };
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    cs_err rc = cs_sim_cluster_parse(bad[i].json, strlen(bad[i].json), cat, &d,
-                                     &c, err, sizeof(err));
-    ck_assert_int_ne(rc, CS_OK);
-    ck_assert_msg(strstr(err, bad[i].want), "case %zu: %s", i, err);
-  }
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_cluster_refused(cat, &d, bad[i].json, strlen(bad[i].json),
+                           bad[i].want);
+  /* A NUL inside the text is text after the value, not its end. */
+  static const char nul[] = POOL("") "\0{}";
+  assert_cluster_refused(cat, &d, nul, sizeof(nul) - 1,
+                         "text after the JSON value");
+  /* The floor itself is accepted, and so is white space after the JSON. */
+  static const char floor30[] = POOL(", \"lifetime\": \"30d\"") " \n\t";
+  ck_assert_msg(cs_sim_cluster_parse(floor30, strlen(floor30), cat, &d, &c, err,
+                                     sizeof(err)) == CS_OK,
+                "%s", err);
+  ck_assert(c.pools[0].facts.lifetime_s == 30 * 86400.0);
+  cs_sim_cluster_free(&c);
   cs_gpu_catalog_free(cat);
 }
 END_TEST
