@@ -221,8 +221,58 @@ typedef struct sim {
   cs_sim_cluster cluster;
   cs_estimate_params est;
   cs_facts_params facts;
-  size_t dropped; /* jobs outside the traces */
+  size_t dropped;  /* jobs outside the traces */
+  size_t in_holes; /* jobs within them but reaching one of their holes */
 } sim;
+
+/* Keeps the jobs whose whole window and forecast horizon lie in every
+ * pool's trace and meet none of its holes: nothing is invented past a
+ * trace's end or across missing data. The rest are counted, apart. */
+static void keep_covered_jobs(sim *s, const cs_sim_trace *const *pool_trace,
+                              double stretch, double horizon)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < s->jobs.n; i++) {
+    const cs_sim_job *j = &s->jobs.v[i];
+    double reach = j->max_delay_s + stretch * j->duration_s + horizon;
+    int64_t from = j->earliest - 3600, end = j->earliest + (int64_t)reach;
+    if (j->deadline > end)
+      end = j->deadline;
+    bool inside = true, hole = false;
+    for (size_t p = 0; p < s->cluster.n && inside; p++) {
+      const cs_sim_trace *t = pool_trace[p];
+      inside = from >= t->at[0] && end <= cs_sim_trace_end(t);
+      hole = hole || cs_sim_trace_meets_hole(t, from, end);
+    }
+    if (!inside)
+      s->dropped++;
+    else if (hole)
+      s->in_holes++;
+    else
+      s->jobs.v[k++] = *j;
+  }
+  s->jobs.n = k;
+}
+
+/* Says on stderr that a trace has holes, and where the longest is: what a
+ * replay leaves out should not go unnoticed. */
+static void warn_holes(const char *arg, const cs_sim_trace *t)
+{
+  if (!t->nholes)
+    return;
+  size_t r = t->longest_hole_row;
+  char from[21], to[21], len[32];
+  cs_format_rfc3339(t->at[r] + t->max_hold, from);
+  cs_format_rfc3339(t->at[r + 1], to);
+  cs_format_duration((double)(t->at[r + 1] - t->at[r] - t->max_hold), len);
+  fprintf(stderr,
+          "carbonshift simulate: --carbon %s: %zu hole%s in the trace (rows "
+          "more than %d steps apart), the longest %s from %s to %s: no "
+          "intensity is assumed there, and jobs that would reach one are "
+          "dropped and counted (jobsInTraceHoles)\n",
+          arg, t->nholes, t->nholes == 1 ? "" : "s", CS_SIM_TRACE_HOLD_STEPS,
+          len, from, to);
+}
 
 static int load(const opts *o, sim *s)
 {
@@ -243,6 +293,7 @@ static int load(const opts *o, sim *s)
       return 1;
     }
     s->ntraces++;
+    warn_holes(o->carbon[i], s->traces[i]);
     /* A zone has one trace: with two, which one a pool reads would depend
      * on the order of the flags. */
     for (size_t k = 0; k < i; k++)
@@ -323,9 +374,7 @@ static int load(const opts *o, sim *s)
   if (o->from || o->to)
     cs_sim_jobs_window(&s->jobs, o->from, o->to ? o->to : INT64_MAX);
   cs_sim_jobs_sort(&s->jobs);
-  /* Keep the jobs whose whole window and forecast horizon lie in every
-   * pool's trace: nothing is invented past a trace's end. */
-  int64_t lo = INT64_MIN, hi = INT64_MAX;
+  const cs_sim_trace *pool_trace[CS_SIM_CLUSTER_MAX_POOLS];
   for (size_t p = 0; p < s->cluster.n; p++) {
     const cs_sim_trace *t = NULL;
     for (size_t i = 0; i < s->ntraces; i++)
@@ -338,8 +387,7 @@ static int load(const opts *o, sim *s)
               s->cluster.pools[p].name, s->cluster.pools[p].facts.zone);
       return 1;
     }
-    lo = t->at[0] > lo ? t->at[0] : lo;
-    hi = cs_sim_trace_end(t) < hi ? cs_sim_trace_end(t) : hi;
+    pool_trace[p] = t;
   }
   /* The slowest pool stretches a runtime the most. */
   double stretch = 1;
@@ -349,22 +397,13 @@ static int load(const opts *o, sim *s)
     double f = v > 0 ? 1 / v : 1;
     stretch = f > stretch ? f : stretch;
   }
-  size_t k = 0;
   double horizon = o->horizon_s > 0 ? o->horizon_s : 72 * 3600.0;
-  for (size_t i = 0; i < s->jobs.n; i++) {
-    const cs_sim_job *j = &s->jobs.v[i];
-    double reach = j->max_delay_s + stretch * j->duration_s + horizon;
-    int64_t end = j->earliest + (int64_t)reach;
-    if (j->deadline > end)
-      end = j->deadline;
-    if (j->earliest - 3600 >= lo && end <= hi)
-      s->jobs.v[k++] = *j;
-  }
-  s->dropped = s->jobs.n - k;
-  s->jobs.n = k;
-  if (!k) {
-    fprintf(stderr, "carbonshift simulate: no job lies within the carbon "
-                    "traces (check --year)\n");
+  keep_covered_jobs(s, pool_trace, stretch, horizon);
+  if (!s->jobs.n) {
+    fprintf(stderr,
+            "carbonshift simulate: no job lies within the carbon traces "
+            "(%zu outside them, %zu reaching their holes; check --year)\n",
+            s->dropped, s->in_holes);
     return 1;
   }
   return 0;
@@ -440,6 +479,7 @@ static void scenario_json(const opts *o, const sim *s, cs_buf *b)
     cs_json_num(b, "windowHours", o->window_s / 3600, 2);
   cs_json_int(b, "jobCount", (int64_t)s->jobs.n);
   cs_json_int(b, "jobsOutsideTraces", (int64_t)s->dropped);
+  cs_json_int(b, "jobsInTraceHoles", (int64_t)s->in_holes);
   cs_json_int(b, "jobsUnreplayable", (int64_t)s->jobs.skipped);
   cs_json_open(b, "carbon", '[');
   for (size_t i = 0; i < s->ntraces; i++) {
@@ -636,9 +676,9 @@ int cs_cmd_simulate(int argc, char **argv)
   } else if (o.csv) {
     cs_sim_report_csv(stdout, rows, nrows);
   } else {
-    printf("%zu jobs (%zu outside the carbon traces, %zu unreplayable), "
-           "forecast %s\n",
-           s.jobs.n, s.dropped, s.jobs.skipped, o.fc_text);
+    printf("%zu jobs (%zu outside the carbon traces, %zu in their holes, %zu "
+           "unreplayable), forecast %s\n",
+           s.jobs.n, s.dropped, s.in_holes, s.jobs.skipped, o.fc_text);
     cs_sim_report_table(stdout, rows, nrows);
   }
 out:

@@ -322,7 +322,7 @@ static void trace_series(const cs_sim_trace *t, cs_series *s)
     s->points[i] = (cs_point){t->at[i], t->g[i]};
   s->len = t->len;
   s->step = t->step;
-  s->max_hold = INT64_MAX; /* as the trace: a row holds until the next */
+  s->max_hold = t->max_hold; /* as the trace: its holes are holes */
 }
 
 static void run_oracle(run *r)

@@ -95,7 +95,7 @@ static cs_err sim_series(cs_provider *p, const char *zone, int64_t from,
   for (size_t i = a; i < b; i++)
     out->points[i - a] = (cs_point){t->at[i], sp->fc[k][i]};
   out->step = t->step;
-  out->max_hold = INT64_MAX; /* a trace row holds until the next */
+  out->max_hold = t->max_hold; /* the trace's holes are holes here too */
   out->type = CS_SIGNAL_AVERAGE;
   snprintf(out->provider, sizeof(out->provider), "sim");
   snprintf(out->zone, sizeof(out->zone), "%s", t->zone);

@@ -15,6 +15,7 @@ void cs_sim_trace_free(cs_sim_trace *t)
   free(t->at);
   free(t->g);
   free(t->cum);
+  free(t->holes);
   free(t);
 }
 
@@ -25,7 +26,8 @@ int64_t cs_sim_trace_end(const cs_sim_trace *t)
 
 int cs_sim_trace_covers(const cs_sim_trace *t, int64_t from, int64_t to)
 {
-  return t->len && from >= t->at[0] && to <= cs_sim_trace_end(t) && from <= to;
+  return t->len && from >= t->at[0] && to <= cs_sim_trace_end(t) &&
+         from <= to && !cs_sim_trace_meets_hole(t, from, to);
 }
 
 size_t cs_sim_trace_index(const cs_sim_trace *t, int64_t at)
@@ -41,6 +43,20 @@ size_t cs_sim_trace_index(const cs_sim_trace *t, int64_t at)
   return lo;
 }
 
+int cs_sim_trace_meets_hole(const cs_sim_trace *t, int64_t from, int64_t to)
+{
+  if (!t->nholes || to < from)
+    return 0;
+  /* The last second of [from, to), or the instant. */
+  int64_t last = to > from ? to - 1 : from;
+  size_t i = cs_sim_trace_index(t, from), j = cs_sim_trace_index(t, last);
+  /* A hole after any of rows i .. j - 1 lies between from and last; one
+   * after row j is met when `last` is past that row's hold. */
+  if (t->holes[j] != t->holes[i])
+    return 1;
+  return j + 1 < t->len && last >= t->at[j] && last - t->at[j] >= t->max_hold;
+}
+
 /* The integral from the trace's start to x (x within the trace). */
 static double integral_to(const cs_sim_trace *t, int64_t x)
 {
@@ -53,34 +69,74 @@ double cs_sim_trace_integral(const cs_sim_trace *t, int64_t from, int64_t to)
   return integral_to(t, to) - integral_to(t, from);
 }
 
-/* The most common spacing between rows: the step the last row holds for. */
+static int by_value(const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The most common spacing between rows (the shortest of equally common
+ * ones), an hour for a single row: the step the last row holds for, and
+ * the unit of CS_SIM_TRACE_HOLD_STEPS. Any spacing counts, so that the
+ * hole rule suits a daily trace as it suits a 15-minute one. */
 static int64_t common_step(const int64_t *at, size_t len)
 {
-  int64_t best = 3600;
+  if (len < 2)
+    return 3600;
+  int64_t *d = cs_malloc((len - 1) * sizeof(*d));
+  for (size_t i = 1; i < len; i++)
+    d[i - 1] = at[i] - at[i - 1];
+  qsort(d, len - 1, sizeof(*d), by_value);
+  int64_t best = d[0];
   size_t best_n = 0;
-  static const int64_t candidates[] = {300, 900, 1800, 3600};
-  for (size_t c = 0; c < sizeof(candidates) / sizeof(*candidates); c++) {
-    size_t n = 0;
-    for (size_t i = 1; i < len; i++)
-      n += at[i] - at[i - 1] == candidates[c];
-    if (n > best_n) {
-      best_n = n;
-      best = candidates[c];
+  for (size_t i = 0, run; i < len - 1; i += run) {
+    for (run = 1; i + run < len - 1 && d[i + run] == d[i]; run++)
+      ;
+    if (run > best_n) {
+      best_n = run;
+      best = d[i];
     }
   }
+  free(d);
   return best;
 }
 
+/* Marks the holes: spacings longer than CS_SIM_TRACE_HOLD_STEPS steps. */
+static void find_holes(cs_sim_trace *t)
+{
+  t->max_hold = CS_SIM_TRACE_HOLD_STEPS * t->step;
+  t->holes = cs_malloc(t->len * sizeof(*t->holes));
+  t->holes[0] = 0;
+  int64_t longest = 0;
+  for (size_t i = 1; i < t->len; i++) {
+    int64_t gap = t->at[i] - t->at[i - 1];
+    bool hole = gap > t->max_hold;
+    t->holes[i] = t->holes[i - 1] + hole;
+    if (hole && gap > longest) {
+      longest = gap;
+      t->longest_hole_row = i - 1;
+    }
+  }
+  t->nholes = t->holes[t->len - 1];
+}
+
+/* The prefix sums and the mean. Across a hole a row counts for max_hold
+ * only: the hole adds nothing to the mean, and no integral the caller may
+ * take (one that meets no hole) spans it, so the sums stay exact. */
 static void finish(cs_sim_trace *t)
 {
+  find_holes(t);
   t->cum = cs_malloc((t->len + 1) * sizeof(*t->cum));
   t->cum[0] = 0;
-  for (size_t i = 1; i < t->len; i++)
-    t->cum[i] = t->cum[i - 1] + t->g[i - 1] * (double)(t->at[i] - t->at[i - 1]);
-  int64_t span = cs_sim_trace_end(t) - t->at[0];
-  t->mean = span > 0 ? cs_sim_trace_integral(t, t->at[0], cs_sim_trace_end(t)) /
-                           (double)span
-                     : 0;
+  int64_t span = t->step;
+  for (size_t i = 1; i < t->len; i++) {
+    int64_t held = t->at[i] - t->at[i - 1];
+    held = held > t->max_hold ? t->max_hold : held;
+    t->cum[i] = t->cum[i - 1] + t->g[i - 1] * (double)held;
+    span += held;
+  }
+  double total = t->cum[t->len - 1] + t->g[t->len - 1] * (double)t->step;
+  t->mean = span > 0 ? total / (double)span : 0;
 }
 
 cs_err cs_sim_trace_from(const char *zone, const int64_t *at, const double *g,

@@ -2,7 +2,9 @@
  * file, in either format of ../shared/data/carbon/ (Let's Wait Awhile
  * `Time,Carbon Intensity`, or the Electricity Maps hourly export, whose LCA
  * column is used), held as a step function with prefix sums so that the
- * emissions of any run are found in O(log n).
+ * emissions of any run are found in O(log n). A row holds until the next
+ * for at most CS_SIM_TRACE_HOLD_STEPS steps; a longer spacing is a hole,
+ * which no covered interval meets.
  * Thread-safe: a loaded trace is read-only plain data; any thread may read it.
  * Ownership: cs_sim_trace_load hands the caller a trace (cs_sim_trace_free);
  * the path is borrowed. */
@@ -18,6 +20,11 @@
 /* The hard cap on a trace file and on its number of rows. */
 #define CS_SIM_TRACE_MAX_BYTES (64u << 20)
 #define CS_SIM_TRACE_MAX_ROWS 2000000
+/* A row holds until the next one, but across at most this many steps: a
+ * longer spacing is a hole, where the trace says nothing. Two steps hold
+ * across one missing row (lwa-2020/DE.csv has two such 30-minute spacings
+ * among its 15-minute rows); a day-long outage is a hole. */
+#define CS_SIM_TRACE_HOLD_STEPS 2
 
 typedef struct cs_sim_trace {
   char zone[CS_ZONE_MAX];
@@ -25,8 +32,13 @@ typedef struct cs_sim_trace {
   double *g;   /* gCO2e/kWh in force from at[i] to at[i + 1] */
   double *cum; /* cum[i]: integral of g from at[0] to at[i], g*s/kWh */
   size_t len;
-  int64_t step; /* the most common spacing; the last row holds this long */
-  double mean;  /* time-weighted mean over the whole trace */
+  int64_t step;     /* the most common spacing; the last row holds this long */
+  int64_t max_hold; /* CS_SIM_TRACE_HOLD_STEPS x step */
+  size_t *holes;    /* holes[i]: how many of the spacings before row i are
+                       holes (longer than max_hold) */
+  size_t nholes;    /* holes in the whole trace */
+  size_t longest_hole_row; /* the row before the longest hole (if any) */
+  double mean; /* time-weighted mean over the trace, its holes left out */
 } cs_sim_trace;
 
 /* Loads `path` as the trace of `zone` (or, when zone is NULL or empty, the
@@ -81,10 +93,15 @@ char *cs_sim_csv_record_end(char *p, size_t *breaks);
 
 /* The trace's end: the last row's time plus `step`. */
 int64_t cs_sim_trace_end(const cs_sim_trace *t);
-/* Whether [from, to) lies within the trace. */
+/* Whether [from, to) lies within the trace and meets none of its holes
+ * (from == to: whether the instant does). */
 int cs_sim_trace_covers(const cs_sim_trace *t, int64_t from, int64_t to);
+/* Whether [from, to) meets a hole of the trace (from == to: whether the
+ * instant lies in one); times before the start or past the end are not
+ * holes (cs_sim_trace_covers checks those). */
+int cs_sim_trace_meets_hole(const cs_sim_trace *t, int64_t from, int64_t to);
 /* The integral of intensity over [from, to) in g*s/kWh (divide by the
- * length for the mean). The caller checks coverage first. */
+ * length for the mean). The caller checks coverage first (holes too). */
 double cs_sim_trace_integral(const cs_sim_trace *t, int64_t from, int64_t to);
 /* The row index in force at t (0 before the start). */
 size_t cs_sim_trace_index(const cs_sim_trace *t, int64_t at);

@@ -389,6 +389,50 @@ START_TEST(test_cmd_simulate_duplicate_zone)
 }
 END_TEST
 
+/* Hourly rows on 1 January, then none until 10 February: the trace once
+ * held the last row for 40 days, so a job in between was replayed on an
+ * invented intensity. It is now dropped and counted apart from the jobs
+ * outside the traces, and stderr says where the hole is. */
+START_TEST(test_cmd_simulate_drops_jobs_reaching_a_hole)
+{
+  char *text = malloc(64 + 20 * 24 * 32);
+  size_t n = (size_t)snprintf(text, 64, "Time,Carbon Intensity\n");
+  for (int h = 0; h < 24; h++)
+    n += (size_t)snprintf(text + n, 32, "2023-01-01 %02d:00:00,%d\n", h,
+                          100 + h);
+  for (int h = 0; h < 19 * 24; h++)
+    n += (size_t)snprintf(text + n, 32, "2023-02-%02d %02d:00:00,%d\n",
+                          10 + h / 24, h % 24, 200 + h % 24);
+  char trace[64], jobs[64];
+  write_temp(trace, sizeof(trace), text);
+  free(text);
+  write_temp(jobs, sizeof(jobs),
+             "id,submit,duration,gpus\n"
+             "gap,2023-01-20T10:00:00Z,2h,1\n"
+             "feb,2023-02-15T10:00:00Z,2h,1\n"
+             "late,2023-03-20T10:00:00Z,2h,1\n");
+  char *out, *err;
+  int rc = run(&out, &err, 8, "--jobs", jobs, "--carbon", trace, "--policy",
+               "agnostic,oracle", "--json");
+  ck_assert_msg(rc == 0, "%s", err);
+  cJSON *j = cJSON_Parse(out);
+  ck_assert_ptr_nonnull(j);
+  const cJSON *sc = cJSON_GetObjectItem(j, "scenario");
+  ck_assert_int_eq((int)num(sc, "jobCount"), 1);
+  ck_assert_int_eq((int)num(sc, "jobsInTraceHoles"), 1);
+  ck_assert_int_eq((int)num(sc, "jobsOutsideTraces"), 1);
+  ck_assert_msg(strstr(err, "1 hole in the trace") &&
+                    strstr(err, "from 2023-01-02T01:00:00Z to "
+                                "2023-02-10T00:00:00Z"),
+                "%s", err);
+  cJSON_Delete(j);
+  free(out);
+  free(err);
+  unlink(trace);
+  unlink(jobs);
+}
+END_TEST
+
 /* The baseline captures nothing of the bound's saving, so the table says
  * nothing about it. */
 START_TEST(test_cmd_simulate_table_no_capture_for_baseline)
@@ -499,6 +543,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_cmd_simulate_savings_over_jobs_every_policy_ran);
   tcase_add_test(t, test_cmd_simulate_fractional_gpus_free_exactly);
   tcase_add_test(t, test_cmd_simulate_duplicate_zone);
+  tcase_add_test(t, test_cmd_simulate_drops_jobs_reaching_a_hole);
   tcase_add_test(t, test_cmd_simulate_table_no_capture_for_baseline);
   tcase_add_test(t, test_cmd_simulate_csv_blank_not_nan);
   tcase_add_test(t, test_cmd_simulate_jobs_out_quotes_names);

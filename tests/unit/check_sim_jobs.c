@@ -386,6 +386,76 @@ START_TEST(test_sim_trace_load_header_shapes)
 }
 END_TEST
 
+/* A row holds until the next for at most CS_SIM_TRACE_HOLD_STEPS steps;
+ * a longer spacing is a hole. The reader once held the last row of 1
+ * January until 10 February, 40 days of invented intensity. */
+START_TEST(test_sim_trace_holes)
+{
+  /* Hourly: 00:00, 01:00, 03:00 (one row missing: held), then a hole from
+   * 05:00 (03:00 + two steps) to 2023-02-10, then hourly again. */
+  const int64_t day = at("2023-01-01T00:00:00Z"),
+                feb = at("2023-02-10T00:00:00Z");
+  const int64_t t[] = {day, day + 3600, day + 3 * 3600, feb, feb + 3600};
+  const double g[] = {100, 200, 300, 400, 500};
+  cs_sim_trace *tr;
+  ck_assert_int_eq(cs_sim_trace_from("X", t, g, 5, 3600, &tr), CS_OK);
+  ck_assert_int_eq(tr->max_hold, 2 * 3600);
+  ck_assert_uint_eq(tr->nholes, 1);
+  ck_assert_uint_eq(tr->longest_hole_row, 2);
+  /* Across the missing row, as before. */
+  ck_assert(cs_sim_trace_covers(tr, day, day + 3 * 3600));
+  ck_assert(cs_sim_trace_integral(tr, day + 3600, day + 3 * 3600) ==
+            200 * 7200.0);
+  /* Up to the hole, not into it; from its end on. */
+  ck_assert(cs_sim_trace_covers(tr, day + 3 * 3600, day + 5 * 3600));
+  ck_assert(!cs_sim_trace_covers(tr, day + 3 * 3600, day + 5 * 3600 + 1));
+  ck_assert(!cs_sim_trace_covers(tr, day + 10 * 3600, day + 11 * 3600));
+  ck_assert(!cs_sim_trace_covers(tr, day + 10 * 3600, day + 10 * 3600));
+  ck_assert(cs_sim_trace_covers(tr, day + 5 * 3600 - 1, day + 5 * 3600 - 1));
+  ck_assert(!cs_sim_trace_covers(tr, day, feb + 3600));
+  ck_assert(cs_sim_trace_meets_hole(tr, day, feb + 3600));
+  ck_assert(cs_sim_trace_covers(tr, feb, feb + 7200));
+  ck_assert(cs_sim_trace_meets_hole(tr, feb - 24 * 3600, feb - 23 * 3600));
+  /* The mean leaves the hole out: 100, 200 x 2 h, 300 x 2 h, 400, 500. */
+  ck_assert(fabs(tr->mean - (100 + 400 + 600 + 400 + 500) / 7.0) < 1e-9);
+  cs_sim_trace_free(tr);
+  /* The real traces have none: their figures hold every row to the next. */
+  static const char *const real[] = {"lwa-2020/DE", "lwa-2020/GB",
+                                     "lwa-2020/FR", "em-2023/DE"};
+  for (size_t i = 0; i < sizeof(real) / sizeof(*real); i++) {
+    char p[512], err[256];
+    snprintf(p, sizeof(p), "%s/data/carbon/%s.csv", tu_shared_dir(), real[i]);
+    ck_assert_int_eq(cs_sim_trace_load(p, NULL, &tr, err, sizeof(err)), CS_OK);
+    ck_assert_msg(tr->nholes == 0, "%s: %zu holes", real[i], tr->nholes);
+    cs_sim_trace_free(tr);
+  }
+}
+END_TEST
+
+/* The step is the most common spacing whatever it is, so that a daily
+ * trace is not all holes. */
+START_TEST(test_sim_trace_step_any_spacing)
+{
+  const int64_t d0 = at("2023-01-01T00:00:00Z");
+  char text[512];
+  size_t n = (size_t)snprintf(text, sizeof(text), "Time,Carbon Intensity\n");
+  for (int d = 0; d < 10; d++) {
+    char when[21];
+    cs_format_rfc3339(d0 + (int64_t)d * DAY, when);
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "%s,%d\n", when, 100 + d);
+  }
+  char err[256];
+  cs_sim_trace *t;
+  ck_assert_msg(
+      cs_sim_trace_load(temp_file(text), NULL, &t, err, sizeof(err)) == CS_OK,
+      "%s", err);
+  ck_assert_int_eq(t->step, DAY);
+  ck_assert_uint_eq(t->nholes, 0);
+  ck_assert(cs_sim_trace_covers(t, d0, d0 + 10 * DAY));
+  cs_sim_trace_free(t);
+}
+END_TEST
+
 /* The earliest job lands in YEAR even when rounding the shift to whole
  * weeks would move it across New Year: the 730 days from 2021 to 2023 are
  * nearer 104 weeks (728 days) than 105, which would put 1 January 2021 on
@@ -648,6 +718,8 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_lwa_ml_rule);
   tcase_add_test(t, test_sim_trace_load_both_formats);
   tcase_add_test(t, test_sim_trace_load_header_shapes);
+  tcase_add_test(t, test_sim_trace_holes);
+  tcase_add_test(t, test_sim_trace_step_any_spacing);
   tcase_add_test(t, test_sim_cluster_parse_errors);
   tcase_add_test(t, test_sim_jobs_shift_to_year_first_job_in_year);
   tcase_add_test(t, test_sim_jobs_set_slack_keeps_explicit_zero);
