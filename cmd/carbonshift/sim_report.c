@@ -215,8 +215,8 @@ void cs_sim_report_json(cs_buf *out, const char *scenario,
   double head = NAN;
   size_t compared = 0;
   for (size_t i = 0; i < n; i++) {
-    if (headline && !strcmp(rows[i].policy, headline))
-      head = rows[i].savings_pct;
+    if (headline && !strcmp(rows[i].policy, headline) && rows[i].solved)
+      head = rows[i].savings_pct; /* null for a bound not solved */
     if (!strcmp(rows[i].policy, "agnostic"))
       compared = rows[i].compared;
   }
@@ -265,13 +265,18 @@ void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
   fputs("policy,jobs,not_run,gpu_hours,energy_kwh,operational_kg,"
         "embodied_kg,total_kg,savings_pct,placement_saving_kg,"
         "timing_saving_kg,bound_captured_pct,wait_mean_h,wait_p95_h,"
-        "deadline_misses,compared_jobs,compared_total_kg\n",
+        "deadline_misses,compared_jobs,compared_total_kg,note\n",
         out);
   for (size_t i = 0; i < n; i++) {
     const cs_sim_row *r = &rows[i];
     csv_str(out, r->policy);
     if (!r->solved) {
-      fputs(",,,,,,,,,,,,,,,,\n", out);
+      /* No figures to give; the note says why. */
+      char why[sizeof(r->note) + 16];
+      snprintf(why, sizeof(why), "not solved: %s", r->note);
+      fputs(",,,,,,,,,,,,,,,,,", out);
+      csv_str(out, why);
+      fputc('\n', out);
       continue;
     }
     fprintf(out, ",%zu,%zu", r->jobs, r->not_run);
@@ -288,6 +293,8 @@ void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n)
     csv_num(out, r->wait_p95_s / 3600, 3);
     fprintf(out, ",%zu,%zu", r->deadline_misses, r->compared);
     csv_num(out, r->compared_g / 1000, 3);
+    fputc(',', out);
+    csv_str(out, r->note);
     fputc('\n', out);
   }
 }

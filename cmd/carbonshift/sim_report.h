@@ -81,8 +81,10 @@ void cs_sim_report_compare(cs_sim_row *rows, size_t n);
 
 /* `scenario` is a JSON object (already encoded) describing the inputs;
  * `headline` names the policy whose savings go in the top-level
- * savingsPct; the top-level comparedJobs is agnostic's `compared`. The CSV
- * leaves a figure a row lacks empty. */
+ * savingsPct (null when that row is a bound not solved); the top-level
+ * comparedJobs is agnostic's `compared`. The CSV leaves a figure a row
+ * lacks empty, and its last column, `note`, gives the row's note: for a
+ * bound not solved, "not solved: " and why. */
 void cs_sim_report_json(cs_buf *out, const char *scenario,
                         const cs_sim_row *rows, size_t n, const char *headline);
 void cs_sim_report_csv(FILE *out, const cs_sim_row *rows, size_t n);

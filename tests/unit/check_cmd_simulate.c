@@ -471,6 +471,43 @@ START_TEST(test_cmd_simulate_csv_blank_not_nan)
 }
 END_TEST
 
+/* A bound over --bound-max has no figures: the headline savingsPct was once
+ * 0 (as if solved with no saving) and its CSV line empty without a word.
+ * Now the JSON says null and the CSV's note column says why. */
+START_TEST(test_cmd_simulate_unsolved_bound_says_so)
+{
+  char *out, *err;
+  int rc = run(&out, &err, 12, "--preset", "lwa-nightly", "--window", "2h",
+               "--carbon", trace_de, "--policy", "agnostic,bound",
+               "--bound-max", "1", "--json");
+  ck_assert_msg(rc == 0, "%s", err);
+  cJSON *j = cJSON_Parse(out);
+  ck_assert_ptr_nonnull(j);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "headlinePolicy")->valuestring,
+                   "bound");
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "savingsPct")));
+  cJSON_Delete(j);
+  free(out);
+  free(err);
+  rc = run(&out, &err, 12, "--preset", "lwa-nightly", "--window", "2h",
+           "--carbon", trace_de, "--policy", "agnostic,bound", "--bound-max",
+           "1", "--csv");
+  ck_assert_msg(rc == 0, "%s", err);
+  ck_assert_msg(strstr(out, ",compared_total_kg,note\n"), "%s", out);
+  const char *b = strstr(out, "\nbound,");
+  ck_assert_ptr_nonnull(b);
+  /* Every figure empty, then the note (quoted: it holds commas). */
+  ck_assert_msg(!strncmp(b,
+                         "\nbound,,,,,,,,,,,,,,,,,\"not solved: the LP would "
+                         "have ",
+                         54),
+                "%s", b);
+  ck_assert_msg(strstr(b, "over the limit of 1"), "%s", b);
+  free(out);
+  free(err);
+}
+END_TEST
+
 /* --jobs-out quotes a job id or pool name holding a comma, a quote, CR or
  * LF, so the simulator's own CSV reader splits every line into the header's
  * 12 fields and gets the names back as they were. */
@@ -546,6 +583,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_cmd_simulate_drops_jobs_reaching_a_hole);
   tcase_add_test(t, test_cmd_simulate_table_no_capture_for_baseline);
   tcase_add_test(t, test_cmd_simulate_csv_blank_not_nan);
+  tcase_add_test(t, test_cmd_simulate_unsolved_bound_says_so);
   tcase_add_test(t, test_cmd_simulate_jobs_out_quotes_names);
   suite_add_tcase(s, t);
   return s;
