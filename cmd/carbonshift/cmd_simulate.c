@@ -563,6 +563,20 @@ static void warn_compared(const cs_sim_row *rows, size_t n)
   fputs(")\n", stderr);
 }
 
+/* The CSV has no room for the jobs left out before the replay (the table's
+ * first line and the JSON's scenario give them): stderr says how many, so
+ * that figures over fewer jobs than the file holds are not taken for all. */
+static void warn_left_out(const sim *s)
+{
+  if (!s->dropped && !s->in_holes && !s->jobs.skipped)
+    return;
+  fprintf(stderr,
+          "carbonshift simulate: %zu jobs replayed; left out: %zu outside the "
+          "carbon traces, %zu reaching their holes, %zu unreplayable (no GPUs "
+          "or no duration)\n",
+          s->jobs.n, s->dropped, s->in_holes, s->jobs.skipped);
+}
+
 int cs_cmd_simulate(int argc, char **argv)
 {
   opts o = {0};
@@ -674,6 +688,7 @@ int cs_cmd_simulate(int argc, char **argv)
     cs_buf_free(&sc);
     cs_buf_free(&b);
   } else if (o.csv) {
+    warn_left_out(&s);
     cs_sim_report_csv(stdout, rows, nrows);
   } else {
     printf("%zu jobs (%zu outside the carbon traces, %zu in their holes, %zu "

@@ -433,6 +433,29 @@ START_TEST(test_cmd_simulate_drops_jobs_reaching_a_hole)
 }
 END_TEST
 
+/* --csv once showed figures over fewer jobs than the file held without a
+ * word about the rest; stderr now gives every count left out. */
+START_TEST(test_cmd_simulate_csv_warns_of_jobs_left_out)
+{
+  char jobs[64];
+  write_temp(jobs, sizeof(jobs),
+             "id,submit,duration,gpus\n"
+             "in,2020-03-02T10:00:00Z,1h,1\n"
+             "late,2031-03-02T10:00:00Z,1h,1\n"
+             "none,2020-03-02T10:00:00Z,1h,0\n");
+  char *out, *err;
+  int rc = run(&out, &err, 8, "--jobs", jobs, "--carbon", trace_de, "--policy",
+               "agnostic", "--csv");
+  ck_assert_msg(rc == 0, "%s", err);
+  ck_assert_msg(strstr(err, "1 jobs replayed; left out: 1 outside the carbon "
+                            "traces, 0 reaching their holes, 1 unreplayable"),
+                "%s", err);
+  free(out);
+  free(err);
+  unlink(jobs);
+}
+END_TEST
+
 /* The baseline captures nothing of the bound's saving, so the table says
  * nothing about it. */
 START_TEST(test_cmd_simulate_table_no_capture_for_baseline)
@@ -584,6 +607,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_cmd_simulate_table_no_capture_for_baseline);
   tcase_add_test(t, test_cmd_simulate_csv_blank_not_nan);
   tcase_add_test(t, test_cmd_simulate_unsolved_bound_says_so);
+  tcase_add_test(t, test_cmd_simulate_csv_warns_of_jobs_left_out);
   tcase_add_test(t, test_cmd_simulate_jobs_out_quotes_names);
   suite_add_tcase(s, t);
   return s;
