@@ -132,6 +132,14 @@ static cs_err header(reader *r, char **f, size_t nf)
                r->path, f[i]);
       return CS_EPARSE;
     }
+    if (r->col[c] >= 0) {
+      /* Which of the two a row's value would come from is a guess. */
+      snprintf(r->err, r->errcap,
+               "%s:1: column \"%s\" given twice (fields %d and %zu): "
+               "expected each column once",
+               r->path, col_names[c], r->col[c] + 1, i + 1);
+      return CS_EPARSE;
+    }
     r->col[c] = (int)i;
   }
   for (int c = 0; c <= COL_GPUS; c++)

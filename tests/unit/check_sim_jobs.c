@@ -137,6 +137,13 @@ START_TEST(test_sim_jobs_load_generic_errors)
   f = temp_file("id,submit,duration,gpus\na,2023-01-01T00:00:00Z,-5,1\n");
   ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
   ck_assert_ptr_nonnull(strstr(err, ":2: duration \"-5\""));
+  /* A repeated column once took the last; which was meant is a guess. */
+  f = temp_file("id,submit,duration,gpus,duration\n"
+                "a,2023-01-01T00:00:00Z,1h,1,2h\n");
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, ":1: column \"duration\" given twice (fields 3 "
+                            "and 5)"),
+                "%s", err);
   ck_assert_int_eq(
       cs_sim_jobs_load("/nonexistent/jobs.csv", &j, err, sizeof(err)), CS_EIO);
   ck_assert_ptr_nonnull(strstr(err, "cannot be read"));
