@@ -250,7 +250,7 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
     rc = CS_EPARSE;
     goto out;
   }
-  for (char *line = data; line && *line;) {
+  for (char *line = cs_sim_text_skip_bom(data); line && *line;) {
     size_t breaks;
     char *nl = cs_sim_csv_record_end(line, &breaks);
     char *next_line = *nl ? nl + 1 : NULL;

@@ -115,6 +115,26 @@ START_TEST(test_sim_jobs_load_generic_every_column)
 }
 END_TEST
 
+/* A spreadsheet's UTF-8 byte order mark before the header once made its
+ * first column `unknown column "id"`; it is skipped, as the file provider
+ * and the trace reader skip it. */
+START_TEST(test_sim_jobs_load_skips_byte_order_mark)
+{
+  cs_sim_jobs j;
+  char err[256];
+  const char *f = temp_file("\xef\xbb\xbfid,submit,duration,gpus\n"
+                            "a,2023-01-01T00:00:00Z,1h,1\n");
+  ck_assert_msg(cs_sim_jobs_load(f, &j, err, sizeof(err)) == CS_OK, "%s", err);
+  ck_assert_str_eq(j.v[0].id, "a");
+  cs_sim_jobs_free(&j);
+  f = temp_file("\xef\xbb\xbftimestamp,duration,num_gpus\n"
+                "2017-10-09 07:01:55,66.0,1\n");
+  ck_assert_msg(cs_sim_jobs_load(f, &j, err, sizeof(err)) == CS_OK, "%s", err);
+  ck_assert(j.v[0].duration_s == 66);
+  cs_sim_jobs_free(&j);
+}
+END_TEST
+
 START_TEST(test_sim_jobs_load_generic_errors)
 {
   cs_sim_jobs j;
@@ -718,6 +738,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_load_philly);
   tcase_add_test(t, test_sim_jobs_load_generic_every_column);
   tcase_add_test(t, test_sim_jobs_load_generic_errors);
+  tcase_add_test(t, test_sim_jobs_load_skips_byte_order_mark);
   tcase_add_test(t, test_sim_jobs_load_caps_plain_seconds);
   tcase_add_test(t, test_sim_load_refuses_nul_byte);
   tcase_add_test(t, test_sim_jobs_shift_to_year_keeps_weekday);
