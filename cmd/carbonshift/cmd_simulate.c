@@ -1,5 +1,6 @@
 #include "cmd/carbonshift/cmd_simulate.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -338,10 +339,12 @@ static int load(const opts *o, sim *s)
                                      s->cfg->nodes_default_lifetime_s};
     char *text = NULL;
     size_t len;
-    if (cs_sim_trace_read_file(o->cluster, CS_SIM_CLUSTER_MAX_BYTES, &text,
-                               &len) != CS_OK) {
-      fprintf(stderr, "carbonshift simulate: --cluster %s: cannot be read\n",
-              o->cluster);
+    cs_err read = cs_sim_trace_read_file(o->cluster, CS_SIM_CLUSTER_MAX_BYTES,
+                                         &text, &len);
+    if (read != CS_OK) {
+      cs_sim_read_failure(err, sizeof(err), o->cluster, read,
+                          CS_SIM_CLUSTER_MAX_BYTES, "a cluster file");
+      fprintf(stderr, "carbonshift simulate: --cluster %s\n", err);
       return 1;
     }
     cs_err rc = cs_sim_cluster_parse(text, len, s->catalog, &s->facts,
@@ -595,8 +598,9 @@ int cs_cmd_simulate(int argc, char **argv)
   if ((status = load(&o, &s)))
     goto out;
   if (o.jobs_out && !(jobs_out = fopen(o.jobs_out, "w"))) {
-    fprintf(stderr, "carbonshift simulate: --jobs-out %s: cannot be written\n",
-            o.jobs_out);
+    fprintf(stderr,
+            "carbonshift simulate: --jobs-out %s: cannot be written: %s\n",
+            o.jobs_out, strerror(errno));
     status = 1;
     goto out;
   }

@@ -238,9 +238,8 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
   bool have_header = false;
   cs_err rc = cs_sim_trace_read_file(path, CS_SIM_JOBS_MAX_BYTES, &data, &len);
   if (rc) {
-    snprintf(err, errcap, "%s: %s", path,
-             rc == CS_ETOOBIG ? "over the 256 MiB cap on a jobs file"
-                              : "cannot be read");
+    cs_sim_read_failure(err, errcap, path, rc, CS_SIM_JOBS_MAX_BYTES,
+                        "a jobs file");
     return rc;
   }
   size_t nul = cs_sim_text_nul_line(data, len);

@@ -1,5 +1,6 @@
 #include "cmd/carbonshift/sim_trace.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,16 @@ static void zone_from_path(const char *path, char *zone, size_t cap)
   snprintf(zone, cap, "%.*s", (int)n, base);
 }
 
+void cs_sim_read_failure(char *err, size_t errcap, const char *path, cs_err rc,
+                         size_t cap, const char *kind)
+{
+  if (rc == CS_ETOOBIG)
+    snprintf(err, errcap, "%s: over the %zu MiB cap on %s", path, cap >> 20,
+             kind);
+  else
+    snprintf(err, errcap, "%s: cannot be read: %s", path, strerror(errno));
+}
+
 cs_err cs_sim_trace_read_file(const char *path, size_t max, char **data,
                               size_t *len)
 {
@@ -376,10 +387,12 @@ cs_err cs_sim_trace_read_file(const char *path, size_t max, char **data,
   }
   if (ferror(f))
     rc = CS_EIO;
-out:
+out:;
+  int why = errno; /* what fopen or fread said, for cs_sim_read_failure */
   fclose(f);
   if (rc) {
     free(buf);
+    errno = why;
     return rc;
   }
   buf[n] = '\0';
@@ -412,9 +425,8 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
   cs_sim_trace *t = NULL;
   cs_err rc = cs_sim_trace_read_file(path, CS_SIM_TRACE_MAX_BYTES, &data, &len);
   if (rc) {
-    snprintf(err, errcap, "%s: %s", path,
-             rc == CS_ETOOBIG ? "over the 64 MiB cap on a trace file"
-                              : "cannot be read");
+    cs_sim_read_failure(err, errcap, path, rc, CS_SIM_TRACE_MAX_BYTES,
+                        "a trace file");
     return rc;
   }
   size_t nul = cs_sim_text_nul_line(data, len);

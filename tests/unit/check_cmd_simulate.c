@@ -214,12 +214,23 @@ START_TEST(test_cmd_simulate_bad_arguments)
       {2,
        {"--preset", "lwa-ml", "--carbon", "X", "--bogus", "1"},
        "unknown argument \"--bogus\""},
+      /* A file that cannot be read says why. */
       {1,
        {"--preset", "lwa-ml", "--carbon", "/nonexistent/DE.csv"},
-       "--carbon /nonexistent/DE.csv"},
+       "--carbon /nonexistent/DE.csv: cannot be read: No such file or "
+       "directory"},
+      {1,
+       {"--preset", "lwa-ml", "--carbon", "/tmp"},
+       "--carbon /tmp: cannot be read: Is a directory"},
       {1,
        {"--jobs", "/nonexistent/jobs.csv", "--carbon", "TRACE"},
-       "--jobs /nonexistent/jobs.csv: cannot be read"},
+       "--jobs /nonexistent/jobs.csv: cannot be read: No such file or "
+       "directory"},
+      {1,
+       {"--preset", "lwa-ml", "--cluster", "/nonexistent/c.json", "--carbon",
+        "TRACE"},
+       "--cluster /nonexistent/c.json: cannot be read: No such file or "
+       "directory"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const char *a[6] = {0};

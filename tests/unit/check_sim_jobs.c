@@ -166,7 +166,8 @@ START_TEST(test_sim_jobs_load_generic_errors)
                 "%s", err);
   ck_assert_int_eq(
       cs_sim_jobs_load("/nonexistent/jobs.csv", &j, err, sizeof(err)), CS_EIO);
-  ck_assert_ptr_nonnull(strstr(err, "cannot be read"));
+  ck_assert_msg(strstr(err, "cannot be read: No such file or directory"), "%s",
+                err);
 }
 END_TEST
 
