@@ -77,7 +77,8 @@ typedef struct opts {
   double window_s, slack_s, horizon_s, bound_slot_s;
   size_t bound_max;
   int year;
-  int64_t from, to;
+  int64_t from, to;              /* 0: not given */
+  const char *from_arg, *to_arg; /* as given, for messages */
   cs_sim_forecast_params fc;
   const char *fc_text;
   uint64_t seed;
@@ -170,7 +171,9 @@ static int parse_args(int argc, char **argv, opts *o)
       if (cs_parse_date(v, &t, NULL) != CS_OK &&
           cs_parse_rfc3339(v, &t, NULL) != CS_OK)
         return usage("%s \"%s\": expected YYYY-MM-DD or RFC 3339", a, v);
-      *(!strcmp(a, "--from") ? &o->from : &o->to) = t;
+      bool from = !strcmp(a, "--from");
+      *(from ? &o->from : &o->to) = t;
+      *(from ? &o->from_arg : &o->to_arg) = v;
     } else if (!strcmp(a, "--policy")) {
       static const char *names[] = {"agnostic", "carbonshift", "oracle",
                                     "bound"};
@@ -202,6 +205,12 @@ static int parse_args(int argc, char **argv, opts *o)
     return usage("--forecast \"%s\": expected %s", o->fc_text, exp);
   if (!o->jobs == !o->preset)
     return usage("give either --jobs or --preset%s%s", "", "");
+  /* An empty range would replay nothing, and say only that no job lies
+   * within the traces. */
+  if (o->from && o->to && o->from >= o->to)
+    return usage("--from %s is not before --to %s: expected --from earlier "
+                 "than --to",
+                 o->from_arg, o->to_arg);
   if (!o->ncarbon)
     return usage("give at least one --carbon trace%s%s", "", "");
   if (o->preset && !strcmp(o->preset, "lwa-nightly") && !(o->window_s > 0))

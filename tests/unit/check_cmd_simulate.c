@@ -212,6 +212,9 @@ START_TEST(test_cmd_simulate_bad_arguments)
        "--slack \"soon\": expected a duration"},
       {2, {"--preset", "lwa-ml"}, "at least one --carbon"},
       {2,
+       {"--preset", "lwa-ml", "--from", "2020-06-01", "--to", "2020-03-01"},
+       "--from 2020-06-01 is not before --to 2020-03-01"},
+      {2,
        {"--preset", "lwa-ml", "--carbon", "X", "--bogus", "1"},
        "unknown argument \"--bogus\""},
       /* A file that cannot be read says why. */
