@@ -61,7 +61,8 @@ void cs_cmd_simulate_help(FILE *out)
       "  --year YEAR        move jobs by whole weeks into YEAR\n"
       "  --from/--to DATE   keep jobs whose earliest start is in [from, to)\n"
       "  --bound-slot DUR   the LP's slot (default 1h); --bound-max N columns\n"
-      "  --json, --csv      machine-readable output (default: a table)\n"
+      "  --json, --csv      machine-readable output, one of them (default: a\n"
+      "                     table)\n"
       "  --jobs-out FILE    also write every job's start, end, pool and\n"
       "                     emissions under each policy run, as CSV (with\n"
       "                     --seeds, the last seed's run)\n\n"
@@ -205,6 +206,8 @@ static int parse_args(int argc, char **argv, opts *o)
     return usage("--forecast \"%s\": expected %s", o->fc_text, exp);
   if (!o->jobs == !o->preset)
     return usage("give either --jobs or --preset%s%s", "", "");
+  if (o->json && o->csv)
+    return usage("give --json or --csv, not both%s%s", "", "");
   /* An empty range would replay nothing, and say only that no job lies
    * within the traces. */
   if (o->from && o->to && o->from >= o->to)
