@@ -704,12 +704,12 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
     }
   } else if (ca) {
     k->ca_file = join_path(dir, ca);
-    if (access(k->ca_file, R_OK) != 0) {
+    rc = cs_check_file(k->ca_file, why, sizeof(why));
+    if (rc) {
       seterr(err, cap,
              "kubeconfig %s: clusters[name=%s].cluster.certificate-authority: "
              "%s: %s",
-             path, cluster_name, k->ca_file, strerror(errno));
-      rc = CS_EIO;
+             path, cluster_name, k->ca_file, why);
       goto out;
     }
   }
@@ -835,10 +835,10 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
           }
         } else {
           *paths[i] = join_path(dir, files[i]);
-          if (access(*paths[i], R_OK) != 0) {
+          rc = cs_check_file(*paths[i], why, sizeof(why));
+          if (rc) {
             seterr(err, cap, "kubeconfig %s: users[name=%s].user.%s: %s: %s",
-                   path, user_name, names[i], *paths[i], strerror(errno));
-            rc = CS_EIO;
+                   path, user_name, names[i], *paths[i], why);
             goto out;
           }
         }
@@ -910,13 +910,15 @@ static cs_err in_cluster_load(cs_kube *k, const char *sa_dir,
   if (rc)
     goto out;
   path = cs_asprintf("%s/ca.crt", sa_dir);
-  if (access(path, R_OK) == 0) {
+  char ca_why[128];
+  cs_err ca_rc = cs_check_file(path, ca_why, sizeof(ca_why));
+  if (ca_rc == CS_OK) {
     k->ca_file = path;
     path = NULL;
   } else if (strncmp(k->server, "https://", 8) == 0) {
     seterr(err, cap, "in-cluster CA bundle %s: %s, expected a PEM file", path,
-           strerror(errno));
-    rc = CS_EIO;
+           ca_why);
+    rc = ca_rc;
     goto out;
   }
   free(path);

@@ -39,14 +39,37 @@ static cs_err too_big(size_t max, char *why, size_t whycap)
   return CS_ETOOBIG;
 }
 
+cs_err cs_check_file(const char *path, char *why, size_t whycap)
+{
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    snprintf(why, whycap, "%s", strerror(errno));
+    return CS_EIO;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(why, whycap, "is %s, not a regular file", kind_of(st.st_mode));
+    return CS_EINVAL;
+  }
+  if (access(path, R_OK) != 0) {
+    snprintf(why, whycap, "%s", strerror(errno));
+    return CS_EIO;
+  }
+  return CS_OK;
+}
+
 cs_err cs_read_file(const char *path, size_t max, char **out, size_t *len,
                     char *why, size_t whycap)
 {
   *out = NULL;
   if (len)
     *len = 0;
-  /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
-   * writer before fstat could refuse it. */
+  /* What the path is, before opening it: opening some devices does
+   * something. The open then uses O_NONBLOCK (a FIFO swapped in meanwhile
+   * would otherwise wait for a writer) and fstat checks again. */
+  cs_err checked = cs_check_file(path, why, whycap);
+  if (checked != CS_OK)
+    return checked;
+  struct stat st;
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     snprintf(why, whycap, "%s", strerror(errno));
@@ -54,7 +77,6 @@ cs_err cs_read_file(const char *path, size_t max, char **out, size_t *len,
   }
   cs_err rc = CS_OK;
   char *data = NULL;
-  struct stat st;
   if (fstat(fd, &st) != 0) {
     snprintf(why, whycap, "%s", strerror(errno));
     rc = CS_EIO;

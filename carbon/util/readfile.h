@@ -21,4 +21,10 @@
 cs_err cs_read_file(const char *path, size_t max, char **out, size_t *len,
                     char *why, size_t whycap) CS_MUST_USE;
 
+/* Checks, without opening it, that `path` is a regular file (or a link to
+ * one) this process may read: for files handed by path to a library that
+ * re-reads them (libcurl's CA and client certificate files). CS_EIO or
+ * CS_EINVAL with `why` as above. */
+cs_err cs_check_file(const char *path, char *why, size_t whycap) CS_MUST_USE;
+
 #endif

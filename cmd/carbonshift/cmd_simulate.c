@@ -351,11 +351,10 @@ static int load(const opts *o, sim *s)
                                      s->cfg->nodes_default_lifetime_s};
     char *text = NULL;
     size_t len;
-    cs_err read = cs_sim_trace_read_file(o->cluster, CS_SIM_CLUSTER_MAX_BYTES,
-                                         &text, &len);
+    cs_err read =
+        cs_sim_trace_read_file(o->cluster, CS_SIM_CLUSTER_MAX_BYTES,
+                               "a cluster file", &text, &len, err, sizeof(err));
     if (read != CS_OK) {
-      cs_sim_read_failure(err, sizeof(err), o->cluster, read,
-                          CS_SIM_CLUSTER_MAX_BYTES, "a cluster file");
       fprintf(stderr, "carbonshift simulate: --cluster %s\n", err);
       return 1;
     }

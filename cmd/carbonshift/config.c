@@ -1855,16 +1855,8 @@ static void cross_check(ctx *x)
     const char *path = s->type == K_PATH ? *str_field(c, s) : "";
     if (s->secret_of || !*path)
       continue;
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    const char *why = NULL;
-    if (fd < 0)
-      why = strerror(errno);
-    else if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
-      why = "is a directory";
-    if (fd >= 0)
-      close(fd);
-    if (why)
+    char why[128];
+    if (cs_check_file(path, why, sizeof(why)) != CS_OK)
       fail(x, s, NULL, path, NULL, c->meta->source[i],
            "expected a readable file: %s", why);
   }

@@ -236,12 +236,10 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
   size_t len, cap = 0, lineno = 0;
   reader r = {.path = path, .err = err, .errcap = errcap};
   bool have_header = false;
-  cs_err rc = cs_sim_trace_read_file(path, CS_SIM_JOBS_MAX_BYTES, &data, &len);
-  if (rc) {
-    cs_sim_read_failure(err, errcap, path, rc, CS_SIM_JOBS_MAX_BYTES,
-                        "a jobs file");
+  cs_err rc = cs_sim_trace_read_file(path, CS_SIM_JOBS_MAX_BYTES, "a jobs file",
+                                     &data, &len, err, errcap);
+  if (rc)
     return rc;
-  }
   size_t nul = cs_sim_text_nul_line(data, len);
   if (nul) {
     snprintf(err, errcap, "%s: NUL byte at line %zu: expected a text file",

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/readfile.h"
 #include "carbon/util/parse.h"
 
 void cs_sim_trace_free(cs_sim_trace *t)
@@ -352,53 +353,18 @@ static void zone_from_path(const char *path, char *zone, size_t cap)
   snprintf(zone, cap, "%.*s", (int)n, base);
 }
 
-void cs_sim_read_failure(char *err, size_t errcap, const char *path, cs_err rc,
-                         size_t cap, const char *kind)
+cs_err cs_sim_trace_read_file(const char *path, size_t cap, const char *kind,
+                              char **data, size_t *len, char *err,
+                              size_t errcap)
 {
+  char why[128];
+  cs_err rc = cs_read_file(path, cap, data, len, why, sizeof(why));
   if (rc == CS_ETOOBIG)
     snprintf(err, errcap, "%s: over the %zu MiB cap on %s", path, cap >> 20,
              kind);
-  else
-    snprintf(err, errcap, "%s: cannot be read: %s", path, strerror(errno));
-}
-
-cs_err cs_sim_trace_read_file(const char *path, size_t max, char **data,
-                              size_t *len)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return CS_EIO;
-  cs_err rc = CS_OK;
-  size_t cap = 1 << 16, n = 0;
-  char *buf = cs_malloc(cap + 1);
-  for (;;) {
-    if (n == cap) {
-      if (cap >= max) {
-        rc = CS_ETOOBIG;
-        goto out;
-      }
-      cap *= 2;
-      buf = cs_realloc(buf, cap + 1);
-    }
-    size_t r = fread(buf + n, 1, cap - n, f);
-    if (!r)
-      break;
-    n += r;
-  }
-  if (ferror(f))
-    rc = CS_EIO;
-out:;
-  int why = errno; /* what fopen or fread said, for cs_sim_read_failure */
-  fclose(f);
-  if (rc) {
-    free(buf);
-    errno = why;
-    return rc;
-  }
-  buf[n] = '\0';
-  *data = buf;
-  *len = n;
-  return CS_OK;
+  else if (rc)
+    snprintf(err, errcap, "%s: cannot be read: %s", path, why);
+  return rc;
 }
 
 size_t cs_sim_text_nul_line(const char *data, size_t len)
@@ -423,12 +389,10 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
   char *data = NULL;
   size_t len = 0;
   cs_sim_trace *t = NULL;
-  cs_err rc = cs_sim_trace_read_file(path, CS_SIM_TRACE_MAX_BYTES, &data, &len);
-  if (rc) {
-    cs_sim_read_failure(err, errcap, path, rc, CS_SIM_TRACE_MAX_BYTES,
-                        "a trace file");
+  cs_err rc = cs_sim_trace_read_file(path, CS_SIM_TRACE_MAX_BYTES,
+                                     "a trace file", &data, &len, err, errcap);
+  if (rc)
     return rc;
-  }
   size_t nul = cs_sim_text_nul_line(data, len);
   if (nul) {
     snprintf(err, errcap, "%s: NUL byte at line %zu: expected a text file",

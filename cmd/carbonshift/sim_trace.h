@@ -57,16 +57,13 @@ cs_err cs_sim_trace_from(const char *zone, const int64_t *at, const double *g,
                          cs_sim_trace **out) CS_MUST_USE;
 void cs_sim_trace_free(cs_sim_trace *t);
 
-/* Reads a whole file of at most `cap` bytes, NUL-terminated (the simulator's
- * CSV readers share it). CS_EIO with errno saying why, or CS_ETOOBIG over
- * the cap. */
-cs_err cs_sim_trace_read_file(const char *path, size_t cap, char **data,
-                              size_t *len) CS_MUST_USE;
-/* The message for a failure `rc` of cs_sim_trace_read_file, called right
- * after it (errno is read): "PATH: cannot be read: <why>" or "PATH: over
- * the N MiB cap on <kind>". */
-void cs_sim_read_failure(char *err, size_t errcap, const char *path, cs_err rc,
-                         size_t cap, const char *kind);
+/* Reads a whole regular file of at most `cap` bytes, NUL-terminated (the
+ * simulator's readers share it; carbon/util/readfile.h). On failure err
+ * says "PATH: cannot be read: <why>" or "PATH: over the N MiB cap on
+ * <kind>" (kind: "a trace file"). */
+cs_err cs_sim_trace_read_file(const char *path, size_t cap, const char *kind,
+                              char **data, size_t *len, char *err,
+                              size_t errcap) CS_MUST_USE;
 
 /* The line (counted from 1) of the first NUL byte in data[0, len), or 0 when
  * there is none. The CSV readers walk a file as a C string, so they refuse

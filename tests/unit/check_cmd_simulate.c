@@ -227,7 +227,7 @@ START_TEST(test_cmd_simulate_bad_arguments)
        "directory"},
       {1,
        {"--preset", "lwa-ml", "--carbon", "/tmp"},
-       "--carbon /tmp: cannot be read: Is a directory"},
+       "--carbon /tmp: cannot be read: is a directory, not a regular file"},
       {1,
        {"--jobs", "/nonexistent/jobs.csv", "--carbon", "TRACE"},
        "--jobs /nonexistent/jobs.csv: cannot be read: No such file or "

@@ -519,7 +519,7 @@ START_TEST(test_config_load_tls_pairs)
                           "--tls-key): expected a readable file: No such "
                           "file or directory\n");
   ASSERT_HAS(errors.data, "(flag --tls-client-ca): expected a readable file: "
-                          "is a directory\n");
+                          "is a directory, not a regular file\n");
   cs_buf_free(&errors);
 
   const char *args4[] = {"--tls-cert",      cert, "--tls-key", key,
@@ -1098,6 +1098,35 @@ static char *doc_config(const char *snippet, size_t n)
  * spans and ```json blocks, see doc_config) is one `serve` accepts, the
  * catalog's checks included: a key the loader does not know (embodied_kg
  * for embodiedKg) or a label another model has fails here. */
+/* A path setting that names a FIFO or a device is refused by the start's
+ * checks, before anything opens it: a FIFO would block the start until a
+ * writer came, /dev/zero would never end. */
+START_TEST(test_config_binary_paths_not_regular_files_refused)
+{
+  static run_result r;
+  char *fifo = cs_asprintf("%s/kc.fifo", tmpdir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  const char *paths[] = {fifo, "/dev/zero"};
+  const char *want[] = {"is a FIFO, not a regular file",
+                        "is a character device, not a regular file"};
+  for (int i = 0; i < 2; i++) {
+    char *argv[] = {
+        "carbonshift", "serve", "--kubeconfig", (char *)paths[i], "--listen",
+        "127.0.0.1:0", NULL};
+    char *envp[] = {NULL};
+    run(argv, envp, &r);
+    ck_assert_msg(r.status == 2, "exit %d, stderr:\n%s", r.status, r.err);
+    char *w = cs_asprintf("config: kube.kubeconfig = \"%s\" (flag "
+                          "--kubeconfig): expected a readable file: %s",
+                          paths[i], want[i]);
+    ASSERT_HAS(r.err, w);
+    free(w);
+  }
+  unlink(fifo);
+  free(fifo);
+}
+END_TEST
+
 START_TEST(test_config_binary_docs_examples_load)
 {
   static const char *const docs[] = {"gpus.md", "zones.md"};
@@ -1277,6 +1306,7 @@ static Suite *config_suite(void)
   tcase_set_timeout(tb, 60);
   tcase_add_test(tb, test_config_binary_print_config);
   tcase_add_test(tb, test_config_binary_bad_config_exits_2);
+  tcase_add_test(tb, test_config_binary_paths_not_regular_files_refused);
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
   tcase_add_test(tb, test_config_binary_dedup_window_range);
   tcase_add_test(tb, test_config_binary_docs_examples_load);
