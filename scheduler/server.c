@@ -257,10 +257,11 @@ static unsigned session_port(gnutls_session_t ss)
  * server's current pair, reloaded when its files changed.
  * It also stops the session naming the client CA in its certificate
  * request: the name GnuTLS would send is the CA's at start, and a client
- * that picks its certificate by issuer name (Go's crypto/tls, so
- * kube-scheduler) would present none once the CA file holds a renewed CA
- * under another name. A client with one certificate presents it anyway;
- * the CA as it is now judges it (verify_peer). The callback runs while
+ * that picks its certificate by issuer name (Go's crypto/tls given
+ * Config.Certificates) would present none once the CA file holds a
+ * renewed CA under another name. client-go (kube-scheduler) presents its
+ * certificate whatever the request names. The CA as it is now judges what
+ * is presented (verify_peer). The callback runs while
  * the ClientHello is processed, before any certificate request is
  * written, in TLS 1.2 and 1.3 alike (test_server_mtls_follows_renewed_ca). */
 static int serve_certificate(gnutls_session_t ss, const gnutls_datum_t *req_ca,

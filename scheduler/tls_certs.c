@@ -426,8 +426,11 @@ bool cs_tls_trust_verify(cs_tls_trust *c, const gnutls_datum_t *chain,
   if (g >= 0) {
     gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
                                      .data = (void *)GNUTLS_KP_TLS_WWW_CLIENT};
-    g = gnutls_x509_trust_list_verify_crt2(list, crts, n, &purpose, 1, 0,
-                                           &status, NULL);
+    /* The profile GnuTLS's NORMAL priorities (server.c) give a session's
+     * own verification: minimum key sizes and hashes. */
+    g = gnutls_x509_trust_list_verify_crt2(
+        list, crts, n, &purpose, 1,
+        GNUTLS_PROFILE_TO_VFLAGS(GNUTLS_PROFILE_LOW), &status, NULL);
   }
   for (unsigned i = 0; i < ncrts; i++)
     gnutls_x509_crt_deinit(crts[i]);
