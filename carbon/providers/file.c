@@ -314,16 +314,17 @@ out:
 }
 
 /* One line per trace at start: what was read, and its holes (spacings
- * longer than the step guessed from the first rows), where nothing is
- * known. Many holes usually mean an irregular trace whose step was
+ * longer than the step guessed from the first rows) and rows without a
+ * value, where nothing is known. Many holes usually mean an irregular trace whose step was
  * guessed wrong, so that real rows became holes: the line says so. */
 static void log_loaded(const trace *t, const char *path)
 {
   const cs_series *s = &t->s;
-  size_t holes = 0;
+  size_t holes = 0, empty = 0;
   int64_t hole_s = 0;
-  for (size_t i = 1; i < s->len; i++) {
-    int64_t gap = s->points[i].at - s->points[i - 1].at;
+  for (size_t i = 0; i < s->len; i++) {
+    empty += isnan(s->points[i].g_per_kwh); /* a row without a value */
+    int64_t gap = i ? s->points[i].at - s->points[i - 1].at : 0;
     if (gap > s->step) {
       holes++;
       hole_s += gap - s->step;
@@ -344,6 +345,7 @@ static void log_loaded(const trace *t, const char *path)
   cs_json_int(l, "stepSeconds", s->step);
   cs_json_int(l, "holes", (int64_t)holes);
   cs_json_num(l, "holeHours", (double)hole_s / 3600, 2);
+  cs_json_int(l, "emptyRows", (int64_t)empty);
   cs_log_end(l);
 }
 

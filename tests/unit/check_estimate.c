@@ -90,6 +90,10 @@ START_TEST(test_estimate_job_v100_no_worked_example)
       (double)(now - at("2018-09-01T00:00:00Z")) + e.runtime_s, 1e-6);
   ck_assert_double_eq_tol(e.embodied_g / 1000, 2.738, 0.001);
   ck_assert_double_eq_tol(e.total_g / 1000, 10.50, 0.01);
+  /* SCI's time-share over the expected life alone, which docs/scoring.md
+   * quotes beside it: 2,200 kg x 89.856 h / 52,560 h. */
+  ck_assert_double_eq_tol(e.node_embodied_kg * e.runtime_s / n.lifetime_s,
+                          3.761, 0.001);
 }
 END_TEST
 
