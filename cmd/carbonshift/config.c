@@ -526,12 +526,13 @@ static const setting settings[] = {
      .type = K_STRING,
      .off = F(watttime_username),
      .def = "",
-     .help = "WattTime account name"},
+     .help = "WattTime account name. Needs watttime.password or "
+             "watttime.passwordFile"},
     {.name = "watttime.password",
      .type = K_SECRET,
      .off = F(watttime_password),
      .def = "",
-     .help = "WattTime password (secret)"},
+     .help = "WattTime password (secret). Needs watttime.username"},
     {.name = "watttime.passwordFile",
      .type = K_PATH,
      .off = F(watttime_password_file),
@@ -1850,6 +1851,26 @@ static void cross_check(ctx *x)
          kube_modes[CS_KUBE_KUBECONFIG], NULL, cs_config_source(c, "kube.mode"),
          "expected kube.kubeconfig (--kubeconfig) as well: $KUBECONFIG and "
          "~/.kube/config are not read");
+  /* The WattTime provider is built only from a whole login: half of one
+   * would otherwise leave the provider out without a word. A password file
+   * counts as a password even when it could not be read, whose own error
+   * is reported above. */
+  const char *wt_user = c->watttime_username,
+             *wt_file = c->watttime_password_file;
+  bool wt_pass = *c->watttime_password || *wt_file;
+  if (*wt_user && !wt_pass)
+    fail(x, &settings[find_setting("watttime.username")], NULL, wt_user, NULL,
+         cs_config_source(c, "watttime.username"),
+         "expected watttime.password (CARBONSHIFT_WATTTIME_PASSWORD) or "
+         "watttime.passwordFile as well: a WattTime login needs both");
+  if (!*wt_user && wt_pass) {
+    const char *name = *wt_file ? "watttime.passwordFile" : "watttime.password";
+    fail(x, &settings[find_setting(name)], NULL,
+         *wt_file ? wt_file : c->watttime_password, NULL,
+         cs_config_source(c, name),
+         "expected watttime.username (CARBONSHIFT_WATTTIME_USERNAME) as "
+         "well: a WattTime login needs both");
+  }
   for (size_t i = 0; i < NSETTINGS; i++) {
     const setting *s = &settings[i];
     const char *path = s->type == K_PATH ? *str_field(c, s) : "";

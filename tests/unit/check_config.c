@@ -564,6 +564,61 @@ START_TEST(test_config_load_kube_kubeconfig_mode_needs_path)
 }
 END_TEST
 
+/* Half a WattTime login would leave the provider out without a word. */
+START_TEST(test_config_load_watttime_login_needs_both)
+{
+  char *const user[] = {"CARBONSHIFT_WATTTIME_USERNAME=alice", NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(NULL, user, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: watttime.username = \"alice\" (env "
+                   "CARBONSHIFT_WATTTIME_USERNAME): expected watttime.password "
+                   "(CARBONSHIFT_WATTTIME_PASSWORD) or watttime.passwordFile "
+                   "as well: a WattTime login needs both\n");
+  cs_buf_free(&errors);
+
+  char *const pass[] = {"CARBONSHIFT_WATTTIME_PASSWORD=pw-secret-3", NULL};
+  ck_assert_int_eq(load(NULL, pass, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: watttime.password = <redacted> (env "
+                   "CARBONSHIFT_WATTTIME_PASSWORD): expected watttime.username "
+                   "(CARBONSHIFT_WATTTIME_USERNAME) as well: a WattTime login "
+                   "needs both\n");
+  cs_buf_free(&errors);
+
+  /* A password file stands for the password, read or not. */
+  char *pwfile = write_file("wt-pass-only", "pw-secret-4\n");
+  char *file_env = cs_asprintf("CARBONSHIFT_WATTTIME_PASSWORD_FILE=%s", pwfile);
+  char *const by_file[] = {file_env, NULL};
+  ck_assert_int_eq(load(NULL, by_file, &c, &errors, NULL), CS_EINVAL);
+  char *want = cs_asprintf("config: watttime.passwordFile = \"%s\" (env "
+                           "CARBONSHIFT_WATTTIME_PASSWORD_FILE): expected "
+                           "watttime.username (CARBONSHIFT_WATTTIME_USERNAME) "
+                           "as well: a WattTime login needs both\n",
+                           pwfile);
+  ck_assert_str_eq(errors.data, want);
+  ck_assert_ptr_null(strstr(errors.data, "pw-secret"));
+  free(want);
+  cs_buf_free(&errors);
+
+  char *const both[] = {"CARBONSHIFT_WATTTIME_USERNAME=alice", file_env, NULL};
+  ck_assert_int_eq(load(NULL, both, &c, &errors, NULL), CS_OK);
+  ck_assert_str_eq(c->watttime_password, "pw-secret-4");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  char *const unreadable[] = {"CARBONSHIFT_WATTTIME_USERNAME=alice",
+                              "CARBONSHIFT_WATTTIME_PASSWORD_FILE=/nonexistent",
+                              NULL};
+  ck_assert_int_eq(load(NULL, unreadable, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_ptr_null(strstr(errors.data, "login needs both"));
+  ASSERT_HAS(errors.data, "expected a readable file holding watttime.password");
+  cs_buf_free(&errors);
+  free(file_env);
+  free(pwfile);
+}
+END_TEST
+
 START_TEST(test_config_flags_take_set)
 {
   const char *args[] = {"--set", "http.threads=4", "--set",
@@ -1295,6 +1350,7 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_load_kube_kubeconfig_mode_needs_path);
   tcase_add_test(tc, test_config_docs_kubernetes_names_real_settings);
   tcase_add_test(tc, test_config_docs_list_every_flag);
+  tcase_add_test(tc, test_config_load_watttime_login_needs_both);
   tcase_add_test(tc, test_config_flags_take_set);
   tcase_add_test(tc, test_config_load_json_settings);
   tcase_add_test(tc, test_config_load_env_unknown_warns);
