@@ -1213,7 +1213,10 @@ static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
   char *cont = NULL;
   size_t nodes = 0, pages = 0;
   cs_buf_init(&body, k->cfg.max_body_bytes);
-  cs_buf *l = cs_log_begin(k->wstate == WS_LISTING ? 1 : 0, "Listing nodes");
+  /* Only the first list is news at v0: a relist follows the line that
+   * caused it (the expiry, or the failure with its retryInSeconds), and a
+   * retry streak must not log at v0 on every attempt. */
+  cs_buf *l = cs_log_begin(k->wstate == WS_INIT ? 0 : 1, "Listing nodes");
   cs_json_str(l, "reason", reason);
   cs_log_end(l);
   if (k->wstate != WS_FAILING)
@@ -1480,7 +1483,10 @@ static void *watch_main(void *arg)
       failures = 0;
     }
     if (k->wstate != WS_WATCHING) {
-      cs_buf *l = cs_log_begin(0, "Watching nodes");
+      /* A retry after a failure is v1, as the failure line announced it;
+       * "Node watch recovered" says when one works. */
+      cs_buf *l =
+          cs_log_begin(k->wstate == WS_FAILING ? 1 : 0, "Watching nodes");
       cs_json_str(l, "resourceVersion", rv);
       cs_log_end(l);
     } else {

@@ -527,22 +527,64 @@ START_TEST(test_kube_list_feed_pages)
 }
 END_TEST
 
-START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
+/* Runs the node watch against handler until the fake server has seen
+ * nrequests requests; returns the log (malloc'd) and the sink's count. */
+static char *watch_log_after(fk_handler handler, size_t nrequests,
+                             size_t *recorded)
 {
-  fk_server *s = fk_start(refuse_handler, NULL);
+  fk_server *s = fk_start(handler, NULL);
   cs_kube_config cfg;
   fast_config(&cfg);
   cs_kube *k = client_for(fk_url(s), &cfg);
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
   cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
   ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_OK);
-  ck_assert(fk_wait_count(s, 4, 5000));
+  ck_assert(fk_wait_count(s, nrequests, 5000));
   cs_kube_free(k);
   fk_stop(s);
-  ck_assert_uint_eq(rec_count(&r), 0);
-  char *log = log_text();
+  *recorded = rec_count(&r);
+  return log_text();
+}
+
+START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
+{
+  size_t recorded;
+  char *log = watch_log_after(refuse_handler, 4, &recorded);
+  ck_assert_uint_eq(recorded, 0);
   ck_assert_uint_eq(count_substr(log, "\"Cannot list nodes\""), 1);
   ck_assert_ptr_nonnull(strstr(log, "HTTP 403: nodes is forbidden"));
+  /* Each retry is a repeat, not a state change: at v0 the attempt is
+   * logged once too. */
+  ck_assert_uint_eq(count_substr(log, "\"Listing nodes\""), 1);
+  free(log);
+}
+END_TEST
+
+/* Lists once, then refuses every watch with the same error. */
+static void watch_refuse_handler(void *ud, const fk_request *rq, size_t index,
+                                 fk_reply *out)
+{
+  if (!strstr(rq->query, "watch=1")) {
+    out->body = cs_strdup("{\"metadata\":{\"resourceVersion\":\"5\"},"
+                          "\"items\":[]}");
+    return;
+  }
+  out->status = 500;
+  out->body = cs_strdup("{\"kind\":\"Status\",\"code\":500,\"message\":"
+                        "\"etcd is unavailable\"}");
+}
+
+/* While the watch keeps failing the same way, neither the failure nor the
+ * attempt is logged again at v0. */
+START_TEST(test_kube_node_watch_failing_logs_attempt_once)
+{
+  size_t recorded;
+  /* A list and 4 watches. */
+  char *log = watch_log_after(watch_refuse_handler, 5, &recorded);
+  ck_assert_uint_eq(recorded, 2); /* relist_begin, relist_end */
+  ck_assert_uint_eq(count_substr(log, "\"Listed nodes\""), 1);
+  ck_assert_uint_eq(count_substr(log, "\"Node watch failed\""), 1);
+  ck_assert_uint_eq(count_substr(log, "\"Watching nodes\""), 1);
   free(log);
 }
 END_TEST
@@ -1436,6 +1478,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_watch_feed_events_and_errors);
   tcase_add_test(tc, test_kube_list_feed_pages);
   tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
+  tcase_add_test(tc, test_kube_node_watch_failing_logs_attempt_once);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_choose_mode_order);
