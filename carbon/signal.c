@@ -158,3 +158,9 @@ void cs_provider_free(cs_provider *p)
   if (p && p->ops->free)
     p->ops->free(p);
 }
+
+void cs_provider_cancel(cs_provider *p)
+{
+  if (p)
+    atomic_store(&p->cancel, true);
+}

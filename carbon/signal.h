@@ -12,6 +12,7 @@
 #ifndef CS_SIGNAL_H
 #define CS_SIGNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -130,8 +131,15 @@ typedef struct cs_provider_ops {
 
 struct cs_provider {
   const cs_provider_ops *ops;
+  /* Set by cs_provider_cancel; network providers check it in every
+   * request. */
+  atomic_bool cancel;
 };
 
 void cs_provider_free(cs_provider *p); /* NULL does nothing */
+/* Makes p's network requests end within about a second, and any later ones
+ * at once, with CS_ECANCELED: a stop need not wait out their timeouts.
+ * Thread-safe; for good (there is no undo). */
+void cs_provider_cancel(cs_provider *p);
 
 #endif

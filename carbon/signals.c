@@ -100,7 +100,7 @@ cs_signals *cs_signals_new(cs_signal_type ranking_type)
   return s;
 }
 
-void cs_signals_free(cs_signals *s)
+void cs_signals_stop(cs_signals *s)
 {
   if (!s)
     return;
@@ -108,6 +108,15 @@ void cs_signals_free(cs_signals *s)
   s->stopping = true;
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < s->nproviders; i++)
+    cs_provider_cancel(s->providers[i]);
+}
+
+void cs_signals_free(cs_signals *s)
+{
+  if (!s)
+    return;
+  cs_signals_stop(s);
   for (size_t i = 0; i < s->nworkers; i++)
     pthread_join(s->workers[i].thread, NULL);
   for (size_t i = 0; i < s->nentries; i++) {
@@ -390,6 +399,11 @@ static cs_err fetch_entry(cs_signals *s, entry *e, bool force)
   if (do_fc)
     frc = p->ops->forecast(p, zone, now - CS_SIGNALS_FORECAST_BACK_S,
                            now + s->o.horizon_s, &fc);
+  cs_err rc = do_cur ? crc : frc;
+  /* A fetch called off by cs_signals_stop says nothing of the provider:
+   * the entry keeps its state and no outcome is counted. */
+  do_cur = do_cur && crc != CS_ECANCELED;
+  do_fc = do_fc && frc != CS_ECANCELED;
 
   pthread_mutex_lock(&s->mu);
   if (do_cur) {
@@ -430,7 +444,7 @@ static cs_err fetch_entry(cs_signals *s, entry *e, bool force)
     const char *l[] = {pn, "forecast", outcome(frc)};
     cs_metrics_add(s->metrics, M_FETCHES, l, 1);
   }
-  return do_cur ? crc : frc;
+  return rc;
 }
 
 static void update_ages(cs_signals *s)

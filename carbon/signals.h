@@ -51,8 +51,12 @@ typedef struct cs_signals_opts {
 } cs_signals_opts;
 
 cs_signals *cs_signals_new(cs_signal_type ranking_type);
-/* Stops the refresher (waiting for fetches in flight, which their timeouts
- * bound) and frees the providers. */
+/* Stops refreshing for good: no fetch starts, and those in flight end
+ * within about a second (cs_provider_cancel) rather than at their
+ * timeouts. The cache keeps answering with what it holds. Called at the
+ * start of a graceful stop; thread-safe; NULL does nothing. */
+void cs_signals_stop(cs_signals *s);
+/* cs_signals_stop, then waits for the refreshers and frees the providers. */
 void cs_signals_free(cs_signals *s);
 cs_signal_type cs_signals_ranking_type(const cs_signals *s);
 /* Before cs_signals_start. NULL restores the defaults. */

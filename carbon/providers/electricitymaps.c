@@ -286,6 +286,7 @@ cs_err cs_electricitymaps_new(const cs_electricitymaps_opts *o,
     return CS_EINVAL;
   }
   e->base.ops = &em_ops;
+  e->r.cancel = &e->base.cancel;
   /* Electricity Maps' errors about the zone asked for say "zone"; a 400 or
    * 404 that does not (a base URL without /v3, a proxy) is a failure. */
   e->r.not_served_says = "zone";

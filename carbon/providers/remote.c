@@ -297,6 +297,7 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
       .timeout_ms = r->timeout_ms,
       .connect_timeout_ms = r->connect_timeout_ms,
       .max_body = r->max_body,
+      .cancel = r->cancel,
   };
   for (size_t i = 0; i < req.nheaders; i++)
     req.headers[i] = headers[i];
@@ -455,6 +456,8 @@ cs_err cs_remote_array(const cJSON *obj, const char *key, const char *what,
 void cs_remote_log_failure(const char *provider, const char *zone, cs_err rc,
                            const char *err)
 {
+  if (rc == CS_ECANCELED)
+    return; /* a stop on our side, not a provider failure */
   cs_buf *l = cs_log_begin(0, "Carbon provider request failed");
   cs_json_str(l, "provider", provider);
   cs_json_str(l, "zone", zone);

@@ -33,6 +33,9 @@ typedef struct cs_remote {
   char *base; /* base URL without a trailing slash */
   long timeout_ms, connect_timeout_ms;
   size_t max_body;
+  /* Set by the provider after init (or NULL): its cs_provider's cancel
+   * flag, which ends requests in flight (CS_ECANCELED). */
+  const atomic_bool *cancel;
   pthread_mutex_t mu;
   uint64_t paused_until_ns; /* monotonic; after a 429 */
 } cs_remote;
@@ -91,7 +94,8 @@ cs_err cs_remote_finish_current(const char *provider, const char *zone,
                                 cs_err rc, cs_series *s, int64_t now,
                                 bool estimated, cs_signal *out,
                                 const char *err) CS_MUST_USE;
-/* Logs one "Carbon provider request failed" line. */
+/* Logs one "Carbon provider request failed" line (none for CS_ECANCELED:
+ * that is our own stop). */
 void cs_remote_log_failure(const char *provider, const char *zone, cs_err rc,
                            const char *err);
 

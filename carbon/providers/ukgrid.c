@@ -314,6 +314,7 @@ cs_err cs_ukgrid_new(const cs_ukgrid_opts *o, cs_provider **out, char *err,
     return CS_EINVAL;
   }
   u->base.ops = &uk_ops;
+  u->r.cancel = &u->base.cancel;
   /* The answer for an outward code the API does not know; region ids are
    * checked here, so no other error means "not served". */
   u->r.not_served_says = "No postcode match";

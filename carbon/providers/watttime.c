@@ -477,6 +477,7 @@ cs_err cs_watttime_new(const cs_watttime_opts *o, cs_provider **out, char *err,
     return CS_EINVAL;
   }
   w->base.ops = &wt_ops;
+  w->r.cancel = &w->base.cancel;
   /* region-from-loc's answer for coordinates outside every region. */
   w->r.not_served_says = "No coverage available";
   w->user = cs_strdup(o->username);

@@ -29,6 +29,8 @@ const char *cs_strerror(cs_err err)
     return "busy, try again later";
   case CS_EINTERNAL:
     return "internal error";
+  case CS_ECANCELED:
+    return "cancelled";
   }
   return "unknown error";
 }

@@ -19,7 +19,8 @@ typedef enum cs_err {
   CS_ESTALE,       /* data exists but is older than allowed */
   CS_EUNSUPPORTED, /* valid but not something this build handles */
   CS_EBUSY,        /* try again later (rate limited, fetch in flight) */
-  CS_EINTERNAL     /* a broken invariant; always logged */
+  CS_EINTERNAL,    /* a broken invariant; always logged */
+  CS_ECANCELED     /* the caller called it off (shutting down) */
 } cs_err;
 
 const char *cs_strerror(cs_err err);

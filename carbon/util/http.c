@@ -78,7 +78,15 @@ void cs_http_escape(cs_buf *out, const char *s)
 typedef struct xfer {
   cs_http_response *resp;
   bool too_big;
+  const atomic_bool *cancel;
 } xfer;
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+  const xfer *x = ud;
+  return atomic_load(x->cancel) ? 1 : 0; /* non-zero aborts the transfer */
+}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -170,8 +178,13 @@ cs_err cs_http_get(const cs_http_request *req, cs_http_response *resp)
     rc = CS_EIO;
     goto out;
   }
-  xfer x = {.resp = resp};
+  xfer x = {.resp = resp, .cancel = req->cancel};
   char errbuf[CURL_ERROR_SIZE] = "";
+  if (x.cancel && atomic_load(x.cancel)) {
+    snprintf(resp->error, sizeof(resp->error), "cancelled: shutting down");
+    rc = CS_ECANCELED;
+    goto out;
+  }
   for (size_t i = 0; i < req->nheaders && i < CS_HTTP_MAX_HEADERS; i++) {
     struct curl_slist *n = curl_slist_append(hdrs, req->headers[i]);
     if (!n) {
@@ -201,6 +214,11 @@ cs_err cs_http_get(const cs_http_request *req, cs_http_response *resp)
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
+  if (x.cancel) {
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
   if (req->basic_user && req->basic_password) {
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
     curl_easy_setopt(c, CURLOPT_USERNAME, req->basic_user);
@@ -213,6 +231,9 @@ cs_err cs_http_get(const cs_http_request *req, cs_http_response *resp)
       rc = CS_ETOOBIG;
       snprintf(resp->error, sizeof(resp->error),
                "response body over the %zu-byte limit", resp->body.cap);
+    } else if (cc == CURLE_ABORTED_BY_CALLBACK) {
+      rc = CS_ECANCELED;
+      snprintf(resp->error, sizeof(resp->error), "cancelled: shutting down");
     } else {
       rc = cc == CURLE_OPERATION_TIMEDOUT ? CS_ETIMEDOUT : CS_EIO;
       snprintf(resp->error, sizeof(resp->error), "%s",

@@ -10,6 +10,7 @@
 #ifndef CS_HTTP_H
 #define CS_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,10 @@ typedef struct cs_http_request {
   long timeout_ms;         /* whole transfer; 0 means 10 s */
   long connect_timeout_ms; /* 0 means 3 s */
   size_t max_body;         /* 0 means 4 MiB */
+  /* Optional. Once it is true no request starts and one in flight ends
+   * within about a second (curl's progress interval when idle), with
+   * CS_ECANCELED: a stop need not wait out the timeouts. */
+  const atomic_bool *cancel;
 } cs_http_request;
 
 typedef struct cs_http_response {
@@ -43,7 +48,8 @@ void cs_http_global_init(void);
 
 /* Performs the GET. CS_OK whenever a complete response arrived, whatever its
  * status (callers judge the status); CS_ETIMEDOUT, CS_EIO (connection, TLS,
- * protocol) or CS_ETOOBIG (body over max_body) otherwise, with resp->error
+ * protocol), CS_ETOOBIG (body over max_body) or CS_ECANCELED (req->cancel)
+ * otherwise, with resp->error
  * saying what happened. The response must be freed in every case. */
 cs_err cs_http_get(const cs_http_request *req,
                    cs_http_response *resp) CS_MUST_USE;

@@ -446,6 +446,9 @@ static int run(service *sv)
   cs_json_str(l, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   cs_json_num(l, "gracePeriodSeconds", c->shutdown_grace_period_s, 3);
   cs_log_end(l);
+  /* Decisions until the stop use the cached intensities; a provider
+   * request in flight would otherwise hold the exit for its timeout. */
+  cs_signals_stop(sv->signals);
   cs_err rc = cs_server_shutdown(
       sv->server, (unsigned)(c->shutdown_grace_period_s * 1000 + 0.5));
   if (rc != CS_OK)

@@ -677,7 +677,7 @@ static const cs_provider_ops valley_ops = {.name = "valley",
                                            .current = valley_current,
                                            .forecast = valley_forecast,
                                            .free = valley_free};
-static cs_provider valley_provider = {&valley_ops};
+static cs_provider valley_provider = {.ops = &valley_ops};
 
 /* docs/<name> (caller frees), from CS_SRCDIR or the current directory. */
 static char *read_doc(const char *name)
@@ -1754,7 +1754,7 @@ static const cs_provider_ops cross_ops = {.name = "cross",
                                           .current = cross_current,
                                           .forecast = cross_forecast,
                                           .free = cross_free};
-static cs_provider cross_provider = {&cross_ops};
+static cs_provider cross_provider = {.ops = &cross_ops};
 
 static void setup_cross(void)
 {

@@ -1,8 +1,11 @@
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "carbon/util/clock.h"
 #include "carbon/util/http.h"
 #include "carbon/util/log.h"
 #include "tests/unit/fake_http.h"
@@ -107,6 +110,39 @@ START_TEST(test_http_get_timeout_and_refused)
 }
 END_TEST
 
+static void *cancel_soon(void *arg)
+{
+  struct timespec ts = {.tv_nsec = 200000000};
+  nanosleep(&ts, NULL);
+  atomic_store((atomic_bool *)arg, true);
+  return NULL;
+}
+
+/* A stop does not wait out the timeout: a request in flight ends within
+ * about a second of the flag, and none starts once it is set. */
+START_TEST(test_http_get_cancel_ends_request)
+{
+  fh_set(srv, "/slow", (fh_reply){.body = "{}", .hang_ms = 20000});
+  atomic_bool cancel = false;
+  cs_http_request req = {
+      .url = url("/slow"), .timeout_ms = 15000, .cancel = &cancel};
+  cs_http_response resp;
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, cancel_soon, &cancel), 0);
+  uint64_t t0 = cs_clock_mono_ns();
+  ck_assert_int_eq(cs_http_get(&req, &resp), CS_ECANCELED);
+  double took = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  pthread_join(t, NULL);
+  ck_assert_msg(took < 3, "the cancelled request took %.2f s", took);
+  ck_assert_str_eq(resp.error, "cancelled: shutting down");
+  cs_http_response_free(&resp);
+  ck_assert_int_eq(fh_hits(srv, "/slow"), 1);
+  ck_assert_int_eq(cs_http_get(&req, &resp), CS_ECANCELED);
+  cs_http_response_free(&resp);
+  ck_assert_int_eq(fh_hits(srv, "/slow"), 1);
+}
+END_TEST
+
 START_TEST(test_http_get_retry_after)
 {
   fh_set(srv, "/r", (fh_reply){.status = 429, .retry_after = 42});
@@ -157,6 +193,7 @@ int main(void)
   tcase_add_test(tc, test_http_get_debug_log_redacts_secrets);
   tcase_add_test(tc, test_http_get_body_cap);
   tcase_add_test(tc, test_http_get_timeout_and_refused);
+  tcase_add_test(tc, test_http_get_cancel_ends_request);
   tcase_add_test(tc, test_http_get_retry_after);
   tcase_add_test(tc, test_http_parse_retry_after_forms);
   tcase_add_test(tc, test_http_escape_query);

@@ -570,6 +570,51 @@ static bool three_hits(void *arg)
   return fh_hits(srv, "/v3/carbon-intensity/latest") >= 3;
 }
 
+static bool first_request_arrived(void *arg)
+{
+  return fh_hits(srv, "/v3/carbon-intensity/latest") > 0;
+}
+
+/* A graceful stop does not wait for a hanging provider's timeout, logs no
+ * provider failure for what it called off, and leaves the cache as it
+ * was. */
+START_TEST(test_signals_stop_ends_fetch_in_flight)
+{
+  fh_set(
+      srv, "/v3/carbon-intensity/latest",
+      (fh_reply){.fixture = "electricitymaps-latest.json", .hang_ms = 20000});
+  cs_signals *s = registry(false, NULL, 15000);
+  ck_assert_int_eq(cs_signals_start(s, NULL), CS_OK);
+  ck_assert(wait_until(first_request_arrived, NULL, 5000));
+  fh_log_capture();
+  uint64_t t0 = cs_clock_mono_ns();
+  cs_signals_stop(s);
+  cs_signals_free(s);
+  double took = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(took < 3 * tu_slowdown(), "the stop took %.2f s", took);
+
+  /* After the stop no request is made, and the entry is not marked
+   * failing. */
+  fh_reset(srv);
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.fixture = "electricitymaps-latest.json"});
+  s = registry(false, NULL, 15000);
+  cs_signals_stop(s);
+  cs_signals_stop(s);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_ECANCELED);
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/latest"), 0);
+  bool healthy;
+  cJSON *j = status(s, NOW, &healthy);
+  ck_assert_str_eq(signal_state(j, "electricitymaps"), "pending");
+  cJSON_Delete(j);
+  cs_signals_free(s);
+  char *log = fh_log_take();
+  ck_assert_msg(!strstr(log, "Carbon provider request failed"), "%s", log);
+  free(log);
+  cs_signals_stop(NULL);
+}
+END_TEST
+
 START_TEST(test_signals_refresher_backs_off)
 {
   fh_set(srv, "/v3/carbon-intensity/latest",
@@ -718,6 +763,7 @@ int main(void)
   tcase_add_test(tc, test_signals_zone_data_from_one_provider);
   tcase_add_test(tc, test_signals_current_fast_while_provider_hangs);
   tcase_add_test(tc, test_signals_refresher_backs_off);
+  tcase_add_test(tc, test_signals_stop_ends_fetch_in_flight);
   tcase_add_test(tc, test_signals_current_registers_runtime_zone);
   tcase_add_test(tc, test_signals_start_records_metrics);
   suite_add_tcase(s, tc);
