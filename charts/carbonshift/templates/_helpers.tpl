@@ -125,8 +125,13 @@ which carbonshift answers /filter and /prioritize. */}}
 {{- if and (eq .name "CARBONSHIFT_SHUTDOWN_GRACE_PERIOD") .value }}{{ $grace = toString .value }}{{ end }}
 {{- end }}
 {{- $shutdown := include "carbonshift.durationSeconds" $grace | atoi }}
-{{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) $shutdown) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) plus carbonshift's shutdownGracePeriod (%ds): the kubelet would kill requests in flight" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) $shutdown) }}
+{{- /* After shutdownGracePeriod carbonshift gives the replies of requests
+     cut at the deadline 1 s to go out, and its calls to the API server
+     about 1 s to end (docs/operations.md, Graceful shutdown): 2 s more,
+     and "exceed" leaves a second for a decision still running. */}}
+{{- $tail := 2 }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) $shutdown $tail) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) plus carbonshift's shutdownGracePeriod (%ds) plus the %ds it may take after that to send the last replies and exit: the kubelet would kill requests in flight" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) $shutdown $tail) }}
 {{- end }}
 {{- end }}
 
