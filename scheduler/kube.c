@@ -460,7 +460,9 @@ static void declare_metrics(cs_kube *k)
        "Node watches that ended other than by their timeout, by reason",
        "reason"},
       {"carbonshift_kube_node_lists_total",
-       "Complete Node lists, by reason (initial, gone, error)", "reason"},
+       "Node list attempts by reason (initial, gone) and result (complete, "
+       "failed)",
+       "reason,result"},
       {"carbonshift_kube_events_total",
        "Pod Events by result (sent, failed, dropped, suppressed)", "result"},
       {"carbonshift_kube_patches_total",
@@ -1258,7 +1260,7 @@ static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
   if (k->sink.relist_end)
     k->sink.relist_end(k->sink.ctx);
   STAT_ADD(k, lists);
-  metric_add(k, "carbonshift_kube_node_lists_total", reason, NULL);
+  metric_add(k, "carbonshift_kube_node_lists_total", reason, "complete");
   l = cs_log_begin(0, "Listed nodes");
   cs_json_int(l, "nodes", (int64_t)nodes);
   cs_json_int(l, "pages", (int64_t)pages);
@@ -1474,7 +1476,7 @@ static void *watch_main(void *arg)
         failures++;
         double d = backoff_delay(k, failures, &seed);
         log_failure(k, "Cannot list nodes", err, failures, d);
-        metric_add(k, "carbonshift_kube_node_lists_total", "error", NULL);
+        metric_add(k, "carbonshift_kube_node_lists_total", reason, "failed");
         wait_or_stop(k, d);
         continue;
       }

@@ -149,6 +149,16 @@ static cs_kube *client_for(const char *url, cs_kube_config *cfg)
   return k;
 }
 
+/* carbonshift_kube_node_lists_total{reason, result}, 0 when absent. */
+static double node_lists(cs_metrics *m, const char *reason, const char *result)
+{
+  const char *lv[] = {reason, result};
+  double v = 0;
+  if (cs_metrics_get(m, "carbonshift_kube_node_lists_total", lv, &v) != CS_OK)
+    return 0;
+  return v;
+}
+
 static void fast_config(cs_kube_config *cfg)
 {
   cs_kube_config_defaults(cfg);
@@ -335,6 +345,7 @@ START_TEST(test_kube_node_watch_list_watch_drop_gone)
   cs_kube_config cfg;
   fast_config(&cfg);
   cfg.list_page_size = 3;
+  cfg.metrics = cs_metrics_new();
   cs_kube *k = client_for(fk_url(s), &cfg);
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
   cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
@@ -408,6 +419,10 @@ START_TEST(test_kube_node_watch_list_watch_drop_gone)
   cs_kube_free(k);
   fk_stop(s);
   cJSON_Delete(w.nodes);
+  ck_assert_double_eq(node_lists(cfg.metrics, "initial", "complete"), 1);
+  ck_assert_double_eq(node_lists(cfg.metrics, "gone", "complete"), 2);
+  ck_assert_double_eq(node_lists(cfg.metrics, "gone", "failed"), 0);
+  cs_metrics_free(cfg.metrics);
 
   char *log = log_text();
   ck_assert_uint_eq(count_substr(log, "\"Node watch dropped\""), 1);
@@ -528,13 +543,15 @@ START_TEST(test_kube_list_feed_pages)
 END_TEST
 
 /* Runs the node watch against handler until the fake server has seen
- * nrequests requests; returns the log (malloc'd) and the sink's count. */
+ * nrequests requests; returns the log (malloc'd) and the sink's count.
+ * The client counts into m (borrowed; NULL for none). */
 static char *watch_log_after(fk_handler handler, size_t nrequests,
-                             size_t *recorded)
+                             cs_metrics *m, size_t *recorded)
 {
   fk_server *s = fk_start(handler, NULL);
   cs_kube_config cfg;
   fast_config(&cfg);
+  cfg.metrics = m;
   cs_kube *k = client_for(fk_url(s), &cfg);
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
   cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
@@ -549,8 +566,14 @@ static char *watch_log_after(fk_handler handler, size_t nrequests,
 START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
 {
   size_t recorded;
-  char *log = watch_log_after(refuse_handler, 4, &recorded);
+  cs_metrics *m = cs_metrics_new();
+  char *log = watch_log_after(refuse_handler, 4, m, &recorded);
   ck_assert_uint_eq(recorded, 0);
+  /* Every failed attempt counts, under the reason it was made for (the
+   * fourth may be cut by the stop before it is counted). */
+  ck_assert_double_ge(node_lists(m, "initial", "failed"), 3);
+  ck_assert_double_eq(node_lists(m, "initial", "complete"), 0);
+  cs_metrics_free(m);
   ck_assert_uint_eq(count_substr(log, "\"Cannot list nodes\""), 1);
   ck_assert_ptr_nonnull(strstr(log, "HTTP 403: nodes is forbidden"));
   /* Each retry is a repeat, not a state change: at v0 the attempt is
@@ -580,7 +603,7 @@ START_TEST(test_kube_node_watch_failing_logs_attempt_once)
 {
   size_t recorded;
   /* A list and 4 watches. */
-  char *log = watch_log_after(watch_refuse_handler, 5, &recorded);
+  char *log = watch_log_after(watch_refuse_handler, 5, NULL, &recorded);
   ck_assert_uint_eq(recorded, 2); /* relist_begin, relist_end */
   ck_assert_uint_eq(count_substr(log, "\"Listed nodes\""), 1);
   ck_assert_uint_eq(count_substr(log, "\"Node watch failed\""), 1);
