@@ -291,7 +291,9 @@ static bool start_kube(service *sv)
       .ctx = sv->kube, .event = sink_event, .annotate = sink_annotate};
   cs_kube_info info;
   cs_kube_get_info(sv->kube, &info);
-  cs_buf *l = cs_log_begin(0, "Watching Nodes");
+  /* Not "Watching nodes": that is the watch thread's line for each watch
+   * it opens; this one says the feature is on, once. */
+  cs_buf *l = cs_log_begin(0, "Node watch started");
   cs_json_str(l, "server", info.server);
   cs_json_bool(l, "inCluster", info.in_cluster);
   cs_json_bool(l, "events", c->events_enabled);

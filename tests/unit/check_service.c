@@ -10,10 +10,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -857,6 +859,30 @@ static void kubeconfig_remove(const char *dir, char *env)
   free(env);
 }
 
+/* Fails when two messages of the log differ only by case: a filter on one
+ * (jq 'select(.msg == ...)') would silently miss the other. */
+static void assert_messages_distinct(const char *log)
+{
+  static const char key[] = "\"msg\":\"";
+  char seen[64][96];
+  size_t n = 0;
+  for (const char *p = log; (p = strstr(p, key)) != NULL && n < 64;) {
+    p += strlen(key);
+    size_t len = strcspn(p, "\"");
+    char msg[96];
+    snprintf(msg, sizeof(msg), "%.*s", (int)len, p);
+    bool known = false;
+    for (size_t i = 0; i < n && !known; i++) {
+      ck_assert_msg(strcmp(seen[i], msg) == 0 || strcasecmp(seen[i], msg) != 0,
+                    "log messages \"%s\" and \"%s\" differ only by case",
+                    seen[i], msg);
+      known = strcmp(seen[i], msg) == 0;
+    }
+    if (!known)
+      memcpy(seen[n++], msg, sizeof(msg));
+  }
+}
+
 /* kube.mode=auto in a Pod (KUBERNETES_SERVICE_HOST set, no service-account
  * files) with kube.kubeconfig set: the kubeconfig wins, as in client-go. */
 START_TEST(test_service_kube_auto_prefers_kubeconfig)
@@ -869,7 +895,8 @@ START_TEST(test_service_kube_auto_prefers_kubeconfig)
                        "KUBERNETES_SERVICE_PORT=443", NULL};
   service s;
   start_with(&s, "http", NULL, env, true);
-  ck_assert_msg(fk_wait_count(api, 1, 10000 * (int)tu_slowdown()),
+  /* The list, then the watch. */
+  ck_assert_msg(fk_wait_count(api, 2, 10000 * (int)tu_slowdown()),
                 "the service never asked the kubeconfig's server");
   ck_assert_str_eq(fk_get(api, 0)->path, "/api/v1/nodes");
   kill(s.pid, SIGTERM);
@@ -877,6 +904,9 @@ START_TEST(test_service_kube_auto_prefers_kubeconfig)
   cs_buf_putc(&s.log, '\0');
   ck_assert_msg(strstr(s.log.data, "\"source\":\"kubeconfig\""), "%s",
                 s.log.data);
+  ck_assert_ptr_nonnull(strstr(s.log.data, "\"msg\":\"Node watch started\""));
+  ck_assert_ptr_nonnull(strstr(s.log.data, "\"msg\":\"Watching nodes\""));
+  assert_messages_distinct(s.log.data);
   cs_buf_free(&s.log);
   fk_stop(api);
   kubeconfig_remove(dir, e_kc);
