@@ -300,6 +300,11 @@ cs_err cs_gpu_catalog_set(cs_gpu_catalog *c, const cs_gpu_model *m,
   return CS_OK;
 }
 
+bool cs_gpu_catalog_same_name(const char *a, const char *b)
+{
+  return a && b && same_name(a, strlen(a), b);
+}
+
 const cs_gpu_model *cs_gpu_catalog_find(const cs_gpu_catalog *c,
                                         const char *name_or_label)
 {

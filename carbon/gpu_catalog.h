@@ -11,6 +11,7 @@
 #ifndef CS_GPU_CATALOG_H
 #define CS_GPU_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "carbon/util/error.h"
@@ -63,6 +64,10 @@ cs_err cs_gpu_catalog_set(cs_gpu_catalog *c, const cs_gpu_model *m,
  * and its share of the card's power and throughput is not known. */
 const cs_gpu_model *cs_gpu_catalog_find(const cs_gpu_catalog *c,
                                         const char *name_or_label);
+
+/* Whether two names or labels are the same to cs_gpu_catalog_find and
+ * cs_gpu_catalog_set: equal but for case, with '-', '_' and ' ' alike. */
+bool cs_gpu_catalog_same_name(const char *a, const char *b);
 
 /* For a label GFD writes for a partitioned GPU, "<product>-SHARED"
  * (time-slicing or MPS) or "<product>-MIG-<profile>" (the MIG single

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "carbon/gpu_catalog.h"
@@ -78,40 +79,98 @@ static int usage_error(const char *fmt, const char *arg)
   return 2;
 }
 
-/* The GPU catalog with the configured models, and the reference GPU. */
+/* Reports why the catalog would refuse gpus[i] (g), each problem on its
+ * own line naming the field; false when there is none it can tell. */
+static bool gpu_problems(const cs_gpu_catalog *cat, const cs_config *c,
+                         size_t i, const cs_config_gpu *g, cs_buf *errors)
+{
+  char path[64];
+  bool found = false;
+  const cs_gpu_model *self = cs_gpu_catalog_find(cat, g->name);
+  snprintf(path, sizeof(path), "gpus[%zu].name", i);
+  if (self && !cs_gpu_catalog_same_name(self->name, g->name)) {
+    cs_config_error(errors, c, path, g->name,
+                    "expected a model name: this is a node label of %s "
+                    "(override that model under its own name)",
+                    self->name);
+    return true;
+  }
+  for (size_t k = 0; k < g->nlabels; k++) {
+    const cs_gpu_model *owner = cs_gpu_catalog_find(cat, g->labels[k]);
+    if (owner && owner != self) {
+      snprintf(path, sizeof(path), "gpus[%zu].labels[%zu]", i, k);
+      cs_config_error(errors, c, path, g->labels[k],
+                      "expected a label that names no other model: it "
+                      "names %s",
+                      owner->name);
+      found = true;
+    }
+  }
+  if (!self) {
+    bool power = g->power_w > 0,
+         speed = g->tensor_tflops > 0 || g->relative_throughput > 0;
+    snprintf(path, sizeof(path), "gpus[%zu]", i);
+    if (!power || !speed) {
+      cs_config_error(errors, c, path, g->name,
+                      "expected %s%s%s%s: a model not in the built-in "
+                      "catalog needs its power and its speed (docs/gpus.md)",
+                      power ? "" : "powerWatts",
+                      !power && !speed ? ", and " : "",
+                      speed ? "" : "tensorTflops or relativeThroughput",
+                      power != speed ? " as well" : "");
+      found = true;
+    }
+  }
+  return found;
+}
+
+/* Adds gpus[i] (g) to the catalog; false, with the problems reported,
+ * when it cannot be. */
+static bool add_gpu(cs_gpu_catalog *cat, const cs_config *c, size_t i,
+                    const cs_config_gpu *g, cs_buf *errors)
+{
+  if (g->invalid)
+    return false; /* its errors are reported already */
+  if (gpu_problems(cat, c, i, g, errors))
+    return false;
+  cs_gpu_model m = {.name = g->name,
+                    .vendor = g->vendor,
+                    .power_w = g->power_w,
+                    .tensor_tflops = g->tensor_tflops,
+                    .memory_gb = g->memory_gb,
+                    .relative_throughput = g->relative_throughput,
+                    .embodied_kg = g->embodied_kg};
+  cs_err rc =
+      cs_gpu_catalog_set(cat, &m, (const char *const *)g->labels, g->nlabels);
+  if (rc == CS_OK)
+    return true;
+  char path[32];
+  snprintf(path, sizeof(path), "gpus[%zu]", i);
+  cs_config_error(errors, c, path, g->name, "%s",
+                  rc == CS_ETOOBIG ? "the catalog is full (256 models), or "
+                                     "the model has too many labels (32)"
+                                   : "the GPU catalog refused the model");
+  return false;
+}
+
+/* The GPU catalog with the configured models, and the reference GPU.
+ * Every element of gpus is checked, so one run reports them all; the
+ * reference is not reported missing when it names an element that was. */
 static void build_catalog(service *sv, cs_buf *errors)
 {
   const cs_config *c = sv->cfg;
   sv->catalog = cs_gpu_catalog_new();
+  bool ref_reported = false;
   for (size_t i = 0; i < c->ngpus; i++) {
     const cs_config_gpu *g = &c->gpus[i];
-    cs_gpu_model m = {.name = g->name,
-                      .vendor = g->vendor,
-                      .power_w = g->power_w,
-                      .tensor_tflops = g->tensor_tflops,
-                      .memory_gb = g->memory_gb,
-                      .relative_throughput = g->relative_throughput,
-                      .embodied_kg = g->embodied_kg};
-    bool known = cs_gpu_catalog_find(sv->catalog, g->name) != NULL;
-    cs_err rc = cs_gpu_catalog_set(sv->catalog, &m,
-                                   (const char *const *)g->labels, g->nlabels);
-    if (rc != CS_OK) {
-      char path[32];
-      snprintf(path, sizeof(path), "gpus[%zu]", i);
-      cs_config_error(
-          errors, c, path, g->name, "%s",
-          known ? "the catalog refused the override: a label already "
-                  "names another model, or too many labels"
-          : rc == CS_ETOOBIG
-              ? "the catalog is full (256 models)"
-              : "expected powerWatts and tensorTflops or relativeThroughput "
-                "for a model not in the built-in catalog, and labels that "
-                "name no other model");
-    }
+    if (!add_gpu(sv->catalog, c, i, g, errors))
+      ref_reported =
+          ref_reported ||
+          (g->name && !strcasecmp(g->name, c->estimate_reference_gpu));
   }
   const cs_gpu_model *ref =
       cs_gpu_catalog_find(sv->catalog, c->estimate_reference_gpu);
-  if (!ref)
+  if (!ref && !ref_reported)
     cs_config_error(errors, c, "estimate.referenceGpu",
                     c->estimate_reference_gpu,
                     "expected a GPU model in the catalog, such as "
@@ -121,7 +180,7 @@ static void build_catalog(service *sv, cs_buf *errors)
    * (cs_gpu_speed_vs): without one the model could never be estimated. */
   for (size_t i = 0; ref && !(ref->relative_throughput > 0) && i < c->ngpus;
        i++) {
-    if (!(c->gpus[i].relative_throughput > 0) ||
+    if (c->gpus[i].invalid || !(c->gpus[i].relative_throughput > 0) ||
         cs_gpu_catalog_find(sv->catalog, c->gpus[i].name) == ref)
       continue;
     char path[48], value[32];

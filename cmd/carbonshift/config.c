@@ -1494,7 +1494,6 @@ static bool load_gpus(ctx *x, const setting *s, const char *source,
          "expected a JSON array of GPU model objects");
     return false;
   }
-  size_t before = x->nerrors;
   cs_config_gpu *out =
       cs_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*out));
   *(cs_config_gpu **)items = out;
@@ -1508,7 +1507,10 @@ static bool load_gpus(ctx *x, const setting *s, const char *source,
            "expected an object such as {\"name\": \"H100-SXM5-80GB\", "
            "\"powerWatts\": 700}");
       free(path);
+      /* A place holder, so that gpus[i] is the i-th element here too. */
+      out[(*n)++] = (cs_config_gpu){.invalid = true};
     } else {
+      size_t errs = x->nerrors;
       cs_config_gpu *g = &out[(*n)++];
       load_gpu(x, s, source, e, index, g);
       for (size_t k = 0; g->name && k + 1 < *n; k++) {
@@ -1521,10 +1523,14 @@ static bool load_gpus(ctx *x, const setting *s, const char *source,
           break;
         }
       }
+      g->invalid = x->nerrors != errs;
     }
     index++;
   }
-  return x->nerrors == before;
+  /* Kept even with errors (the load fails all the same): the GPU catalog
+   * is checked after loading (cmd_serve.c), and it must see the elements
+   * that are fine, or their problems would only show in the next run. */
+  return true;
 }
 
 static void drop_pairs(void *items, size_t n)

@@ -50,6 +50,11 @@ typedef struct cs_config_route {
 /* One element of `gpus`. Numbers left at 0 were not given: the catalog's
  * figure is kept (or, for a new model, the catalog refuses it). */
 typedef struct cs_config_gpu {
+  /* The element had errors, already reported (name may be NULL, a bad
+   * field is left at 0). Kept only when the load failed, so that the
+   * checks made after loading still see the rest of the list and report
+   * every problem in one run; never in a configuration that loaded. */
+  bool invalid;
   char *name;
   char *vendor; /* "" when not given */
   char **labels;

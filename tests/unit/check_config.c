@@ -1058,6 +1058,65 @@ START_TEST(test_config_binary_zone_ids_of_every_provider)
 }
 END_TEST
 
+/* Every element of gpus is checked in one run: a bad field in one does not
+ * hide what the catalog would refuse in the others, each message names
+ * the fields missing, and the reference GPU naming an element already
+ * reported is not reported again. */
+START_TEST(test_config_binary_gpus_all_problems_in_one_run)
+{
+  static run_result r;
+  char *argv[] = {"carbonshift",
+                  "serve",
+                  "--set",
+                  "gpus=[{\"name\":\"MYGPU\"},{\"name\":\"C\","
+                  "\"powerWatts\":-5},{\"name\":\"B\",\"powerWatts\":300},"
+                  "{\"name\":\"D\",\"tensorTflops\":50,\"labels\":"
+                  "[\"NVIDIA-H100-80GB-HBM3\"]},7,"
+                  "{\"name\":\"NVIDIA-A100-SXM4-80GB\",\"powerWatts\":400},"
+                  "{\"name\":\"h100_sxm5_80gb\",\"powerWatts\":650}]",
+                  "--set",
+                  "estimate.referenceGpu=C",
+                  "--print-config",
+                  NULL};
+  char *envp[] = {NULL};
+  run(argv, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  const char *src = "(flag --set gpus): ";
+  const char *need = ": a model not in the built-in catalog needs its power "
+                     "and its speed (docs/gpus.md)\n";
+  char *want[] = {
+      cs_asprintf("config: gpus[1].powerWatts = -5 %sexpected a number of "
+                  "watts between 1 and 5000\n",
+                  src),
+      cs_asprintf("config: gpus[4] = 7 %sexpected an object", src),
+      cs_asprintf("config: gpus[0] = \"MYGPU\" %sexpected powerWatts, and "
+                  "tensorTflops or relativeThroughput%s",
+                  src, need),
+      cs_asprintf("config: gpus[2] = \"B\" %sexpected tensorTflops or "
+                  "relativeThroughput as well%s",
+                  src, need),
+      cs_asprintf("config: gpus[3].labels[0] = \"NVIDIA-H100-80GB-HBM3\" "
+                  "%sexpected a label that names no other model: it names "
+                  "H100-SXM5-80GB\n",
+                  src),
+      cs_asprintf("config: gpus[3] = \"D\" %sexpected powerWatts as well%s",
+                  src, need),
+      cs_asprintf("config: gpus[5].name = \"NVIDIA-A100-SXM4-80GB\" "
+                  "%sexpected a model name: this is a node label of "
+                  "A100-SXM4-80GB (override that model under its own name)\n",
+                  src),
+  };
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    ASSERT_HAS(r.err, want[i]);
+    free(want[i]);
+  }
+  ck_assert_msg(!strstr(r.err, "estimate.referenceGpu"), "%s", r.err);
+  ck_assert_msg(!strstr(r.err, "gpus[1] ="), "%s", r.err);
+  /* The built-in name spelt with other separators and case is that model. */
+  ck_assert_msg(!strstr(r.err, "gpus[6]"), "%s", r.err);
+}
+END_TEST
+
 /* A duration setting's documented range is one the parser takes: the
  * least dedup window is 1s (a duration is never 0). */
 START_TEST(test_config_binary_dedup_window_range)
@@ -1365,6 +1424,7 @@ static Suite *config_suite(void)
   tcase_add_test(tb, test_config_binary_paths_not_regular_files_refused);
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
   tcase_add_test(tb, test_config_binary_dedup_window_range);
+  tcase_add_test(tb, test_config_binary_gpus_all_problems_in_one_run);
   tcase_add_test(tb, test_config_binary_docs_examples_load);
   tcase_add_test(tb, test_config_binary_tls_errors_as_documented);
   tcase_add_test(tb, test_config_binary_help_for_every_command);
