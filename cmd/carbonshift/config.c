@@ -1201,6 +1201,24 @@ static bool want_object(ctx *x, const setting *s, const char *source,
   return false;
 }
 
+/* Whether member m of object obj repeats the key of an earlier member,
+ * and then reports it at path. cJSON keeps both, and the loaders would
+ * silently take the last; a duplicate is as likely a typo in the other
+ * key, so neither wins. */
+static bool repeated_key(ctx *x, const setting *s, const char *path,
+                         const cJSON *obj, const cJSON *m, const char *source)
+{
+  for (const cJSON *p = obj->child; p && p != m; p = p->next) {
+    if (!strcmp(p->string, m->string)) {
+      fail(x, s, path, NULL, NULL, source,
+           "the key \"%.60s\" is given more than once; give it once",
+           m->string);
+      return true;
+    }
+  }
+  return false;
+}
+
 static bool load_regions(ctx *x, const setting *s, const char *source,
                          const cJSON *v, void *items, size_t *n)
 {
@@ -1214,7 +1232,9 @@ static bool load_regions(ctx *x, const setting *s, const char *source,
   cJSON_ArrayForEach(m, v)
   {
     char *path = path_of(s, m->string, 0);
-    if (!plain_region(m->string))
+    if (repeated_key(x, s, path, v, m, source))
+      ;
+    else if (!plain_region(m->string))
       fail(x, s, path, NULL, NULL, source,
            "expected the key to be a cloud region such as eu-west-1 (1 to "
            "63 of a-z, 0-9 and '-')");
@@ -1246,7 +1266,9 @@ static bool load_zone_strings(ctx *x, const setting *s, const char *source,
   cJSON_ArrayForEach(m, v)
   {
     char *path = path_of(s, m->string, 0);
-    if (check_zone_id(m->string, false))
+    if (repeated_key(x, s, path, v, m, source))
+      ;
+    else if (check_zone_id(m->string, false))
       fail(x, s, path, NULL, NULL, source,
            "expected the key to be a grid zone id such as DE or GB-REGION-13");
     else if (!cJSON_IsString(m) || !*m->valuestring ||
@@ -1277,7 +1299,9 @@ static bool load_numbers(ctx *x, const setting *s, const char *source,
   cJSON_ArrayForEach(m, v)
   {
     char *path = path_of(s, m->string, 0);
-    if (check_zone_id(m->string, false))
+    if (repeated_key(x, s, path, v, m, source))
+      ;
+    else if (check_zone_id(m->string, false))
       fail(x, s, path, NULL, NULL, source,
            "expected the key to be a grid zone id such as DE or US-CAL-CISO");
     else if (!cJSON_IsNumber(m) || m->valuedouble < s->min ||
@@ -1319,7 +1343,9 @@ static bool load_routes(ctx *x, const setting *s, const char *source,
   {
     char *path = path_of(s, m->string, 0);
     size_t errs = x->nerrors;
-    if (strcmp(m->string, "*") != 0 && check_zone_id(m->string, false))
+    if (repeated_key(x, s, path, v, m, source))
+      ;
+    else if (strcmp(m->string, "*") != 0 && check_zone_id(m->string, false))
       fail(x, s, path, NULL, NULL, source,
            "expected the key to be a grid zone id such as DE, or \"*\"");
     else if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) == 0)
@@ -1419,6 +1445,8 @@ static void load_gpu(ctx *x, const setting *s, const char *source,
   cJSON_ArrayForEach(m, e)
   {
     snprintf(path, sizeof(path), "%s[%d].%.60s", s->name, index, m->string);
+    if (repeated_key(x, s, path, e, m, source))
+      continue;
     if (!strcmp(m->string, "name")) {
       if (!cJSON_IsString(m) || !plain_label(m->valuestring, 63))
         fail(x, s, path, NULL, m, source,

@@ -564,6 +564,55 @@ START_TEST(test_config_load_kube_kubeconfig_mode_needs_path)
 }
 END_TEST
 
+/* A key given twice inside an object-valued setting is refused, naming
+ * it, wherever the value comes from: the loaders would keep the last. */
+START_TEST(test_config_load_json_settings_repeated_keys)
+{
+  const char *args[] = {
+      "--set",
+      "zones.regions={\"eu-central-1\":\"DE\",\"eu-central-1\":\"FR\"}",
+      "--set",
+      "carbon.routes={\"DE\":[\"static\"],\"FR\":[\"builtin\"],\"DE\":"
+      "[\"builtin\"]}",
+      "--set",
+      "gpus=[{\"name\":\"A100-SXM4-80GB\",\"powerWatts\":300,"
+      "\"powerWatts\":400}]",
+      "--set",
+      "file.traces={\"DE\":\"a.csv\",\"DE\":\"b.csv\"}",
+      NULL};
+  char *const env[] = {"CARBONSHIFT_ZONES_PUE={\"DE\": 1.1, \"DE\": 1.2}",
+                       NULL};
+  char *file =
+      write_file("dup.json", "{\"carbon\": {\"static\": {\"NO\": 30, \"DE\": "
+                             "380, \"NO\": 40}}}");
+  const char *fargs[] = {"--config", file, NULL};
+  cs_config *c;
+  cs_buf errors;
+  ck_assert_int_eq(load(args, env, &c, &errors, NULL), CS_EINVAL);
+  const char *e = errors.data;
+  ASSERT_HAS(e, "config: zones.regions.eu-central-1 (flag --set "
+                "zones.regions): the key \"eu-central-1\" is given more than "
+                "once; give it once\n");
+  ASSERT_HAS(e, "config: carbon.routes.DE (flag --set carbon.routes): the key "
+                "\"DE\" is given more than once; give it once\n");
+  ASSERT_HAS(e, "config: gpus[0].powerWatts (flag --set gpus): the key "
+                "\"powerWatts\" is given more than once; give it once\n");
+  ASSERT_HAS(e, "config: file.traces.DE (flag --set file.traces): the key "
+                "\"DE\" is given more than once; give it once\n");
+  ASSERT_HAS(e, "config: zones.pue.DE (env CARBONSHIFT_ZONES_PUE): the key "
+                "\"DE\" is given more than once; give it once\n");
+  cs_buf_free(&errors);
+  ck_assert_int_eq(load(fargs, no_env, &c, &errors, NULL), CS_EINVAL);
+  char *want = cs_asprintf("config: carbon.static.NO (file %s): the key "
+                           "\"NO\" is given more than once; give it once\n",
+                           file);
+  ck_assert_str_eq(errors.data, want);
+  free(want);
+  cs_buf_free(&errors);
+  free(file);
+}
+END_TEST
+
 /* Half a WattTime login would leave the provider out without a word. */
 START_TEST(test_config_load_watttime_login_needs_both)
 {
@@ -1410,6 +1459,7 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_docs_kubernetes_names_real_settings);
   tcase_add_test(tc, test_config_docs_list_every_flag);
   tcase_add_test(tc, test_config_load_watttime_login_needs_both);
+  tcase_add_test(tc, test_config_load_json_settings_repeated_keys);
   tcase_add_test(tc, test_config_flags_take_set);
   tcase_add_test(tc, test_config_load_json_settings);
   tcase_add_test(tc, test_config_load_env_unknown_warns);
