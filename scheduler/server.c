@@ -1071,6 +1071,20 @@ static request *request_new(cs_server *s, struct MHD_Connection *c,
   return rq;
 }
 
+/* Set on the thread running the access handler when it ends a request on
+ * purpose by returning MHD_NO (a body over the cap or too slow, or one
+ * not wanted): the access line says why, so libmicrohttpd's "Application
+ * reported internal error, closing connection", which it logs right after,
+ * on the same thread, is not. Its logger gets no connection to tell the
+ * cases apart, hence a thread-local. */
+static _Thread_local bool cut_on_purpose;
+
+static enum MHD_Result cut_request(void)
+{
+  cut_on_purpose = true;
+  return MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload_data,
@@ -1078,6 +1092,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 {
   cs_server *s = cls;
   request *rq = *req_cls;
+  cut_on_purpose = false;
   if (!rq) {
     rq = request_new(s, c, url, method);
     *req_cls = rq;
@@ -1085,7 +1100,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   }
   if (*upload_data_size) {
     if (rq->replied)
-      return MHD_NO; /* a refused request's body is not read */
+      return cut_request(); /* a refused request's body is not read */
     if (cs_clock_mono_ns() - rq->start_ns > s->request_timeout_ns) {
       /* A reply cannot be queued while the body is still arriving in this
        * libmicrohttpd; the connection is closed and the log and metric
@@ -1096,7 +1111,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
           cs_asprintf("request body not received within %llu ms "
                       "(" OPT_REQUEST_TIMEOUT "); connection closed",
                       (unsigned long long)(s->request_timeout_ns / 1000000));
-      return MHD_NO;
+      return cut_request();
     }
     if (*upload_data_size > s->max_body - rq->body.len) {
       rq->status = MHD_HTTP_CONTENT_TOO_LARGE;
@@ -1104,7 +1119,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
       rq->err = cs_asprintf("request body exceeds the limit of %zu bytes "
                             "(" OPT_MAX_BODY "); connection closed",
                             s->max_body);
-      return MHD_NO;
+      return cut_request();
     }
     cs_buf_append(&rq->body, upload_data, *upload_data_size);
     *upload_data_size = 0;
@@ -1231,8 +1246,9 @@ static void on_head_cut(void *ctx, const char *remote, uint64_t waited_ns)
 }
 
 /* MHD's own messages: bind and TLS set-up problems while starting (kept
- * for cs_server_new's error), refused connections and TLS handshake
- * failures afterwards. */
+ * for cs_server_new's error), refused connections, TLS handshake failures
+ * and heads over the limit afterwards; not the one for a request we cut
+ * (cut_on_purpose). */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
   cs_server *s = cls;
@@ -1241,6 +1257,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
   size_t n = strlen(msg);
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
     msg[--n] = '\0';
+  static const char app_error[] = "Application reported internal error";
+  if (cut_on_purpose && strncmp(msg, app_error, sizeof(app_error) - 1) == 0) {
+    cut_on_purpose = false;
+    return;
+  }
   if (atomic_load(&s->starting) && !s->start_err[0])
     snprintf(s->start_err, sizeof(s->start_err), "%s", msg);
   cs_buf *line = cs_log_begin(0, "HTTP server message");

@@ -798,6 +798,8 @@ START_TEST(test_server_chunked_body_over_cap_stops_reading)
       metric("carbonshift_http_requests_total", "filter", "413"), 1);
   ck_assert_ptr_nonnull(strstr(logged(), "request body exceeds the limit of "
                                          "4096 bytes (http.maxBodyBytes)"));
+  /* Only by the access line: the cut is no server error. */
+  ck_assert_ptr_null(strstr(logged(), "Application reported internal error"));
 }
 END_TEST
 
@@ -842,6 +844,7 @@ START_TEST(test_server_slow_body_over_request_timeout_closed)
       "408s counted: %g",
       metric("carbonshift_http_requests_total", "filter", "408"));
   ck_assert_ptr_nonnull(strstr(logged(), "http.requestTimeout"));
+  ck_assert_ptr_null(strstr(logged(), "Application reported internal error"));
 }
 END_TEST
 
