@@ -248,10 +248,13 @@ static cs_err declare_metrics(cs_metrics *m)
                             "Carbon provider fetches by kind and outcome",
                             "provider,kind,outcome", NULL, 0);
   if (rc == CS_OK)
-    rc = cs_metrics_declare(m, M_DEGRADED, CS_METRIC_GAUGE,
-                            "1 when a zone is not served by its first-choice "
-                            "provider",
-                            "zone", NULL, 0);
+    rc = cs_metrics_declare(
+        m, M_DEGRADED, CS_METRIC_GAUGE,
+        "1 when the provider serving a zone, or one ahead of it in the "
+        "route, is failing or stale, or the zone is served by a forecast "
+        "alone; else 0 (a provider reporting notServed is no outage). "
+        "Updated when /readyz is asked",
+        "zone", NULL, 0);
   return rc;
 }
 

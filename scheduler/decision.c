@@ -64,8 +64,11 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
                            "verb,outcome", NULL, 0);
     rc |= cs_metrics_declare(
         m, "carbonshift_decision_duration_seconds", CS_METRIC_HISTOGRAM,
-        "Time to decide one extender call, decoding included.", "verb",
-        latency_buckets, sizeof(latency_buckets) / sizeof(*latency_buckets));
+        "Time to decide one extender call: decoding, deciding, encoding the "
+        "reply and writing its log line; not the wait for body bytes or for "
+        "a decision thread.",
+        "verb", latency_buckets,
+        sizeof(latency_buckets) / sizeof(*latency_buckets));
     rc |= cs_metrics_declare(
         m, "carbonshift_zone_intensity_gco2_per_kwh", CS_METRIC_GAUGE,
         "Current grid carbon intensity of each zone at the latest "

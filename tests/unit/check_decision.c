@@ -284,6 +284,42 @@ START_TEST(test_decision_handle_bad_request_400)
 }
 END_TEST
 
+/* The duration histogram counts every call, a refused one too, and its
+ * HELP says what the time covers, as docs/operations.md's table does. */
+START_TEST(test_decision_handle_duration_metric_described)
+{
+  cs_decider_deps counted = base_deps;
+  counted.metrics = cs_metrics_new();
+  cs_decider *d = cs_decider_new(&counted);
+  cs_reply r = {0};
+  const char *body = "{\"Pod\":{},\"NodeNames\":[3]}";
+  cs_decider_handle(d, CS_VERB_FILTER, body, strlen(body), NULL, "t", &r);
+  ck_assert_int_eq(r.status, 400);
+  free(r.body);
+  const char *lv[] = {"filter"};
+  double n = 0;
+  ck_assert_int_eq(cs_metrics_get(counted.metrics,
+                                  "carbonshift_decision_duration_seconds", lv,
+                                  &n),
+                   CS_OK);
+  ck_assert_double_eq(n, 1);
+  cs_buf text;
+  cs_buf_init(&text, 0);
+  cs_metrics_render(counted.metrics, &text);
+  cs_buf_putc(&text, '\0');
+  ck_assert_msg(strstr(text.data,
+                       "# HELP carbonshift_decision_duration_seconds "
+                       "Time to decide one extender call: "
+                       "decoding, deciding, encoding the reply and "
+                       "writing its log line; not the wait for "
+                       "body bytes or for a decision thread.\n"),
+                "%s", text.data);
+  cs_buf_free(&text);
+  cs_decider_free(d);
+  cs_metrics_free(counted.metrics);
+}
+END_TEST
+
 /* Decision lines written between capture_begin and capture_line go to a
  * pipe; capture_line checks there was exactly one and parses it. */
 static void capture_begin(int fds[2])
@@ -1983,6 +2019,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_decision_handle_fed_body_like_whole);
   tcase_add_test(tc, test_decision_handle_groups_identical_nodes);
   tcase_add_test(tc, test_decision_handle_caps_names_per_entry);
+  tcase_add_test(tc, test_decision_handle_duration_metric_described);
   suite_add_tcase(s, tc);
   TCase *tb = tcase_create("builtin");
   tcase_add_checked_fixture(tb, setup_builtin, teardown);

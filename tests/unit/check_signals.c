@@ -697,6 +697,19 @@ START_TEST(test_signals_start_records_metrics)
   ck_assert_int_eq(cs_metrics_get(m, "carbonshift_zone_degraded", lz, &v),
                    CS_OK);
   ck_assert_double_eq(v, 1);
+  /* HELP says what sets the gauge (docs/operations.md's table): not "the
+   * first-choice provider", which notServed is no outage of. */
+  cs_buf text;
+  cs_buf_init(&text, 0);
+  cs_metrics_render(m, &text);
+  cs_buf_putc(&text, '\0');
+  ck_assert_msg(strstr(text.data, "# HELP carbonshift_zone_degraded 1 when the "
+                                  "provider serving a zone, or one ahead of "
+                                  "it in the route, is failing or stale") &&
+                    strstr(text.data, "(a provider reporting notServed is no "
+                                      "outage)"),
+                "%s", text.data);
+  cs_buf_free(&text);
   cs_signals_free(s);
   cs_metrics_free(m);
 }
