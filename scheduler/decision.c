@@ -486,6 +486,7 @@ static void reply_error(cs_reply *out, int status, const char *msg)
   cs_codec_write_error(&b, msg);
   out->status = status;
   out->body = cs_buf_release(&b, &out->len);
+  snprintf(out->error, sizeof(out->error), "%s", msg);
 }
 
 /* Runs the policy on a decoded request and encodes the reply. */

@@ -39,6 +39,9 @@ typedef struct cs_reply {
                  decoded (body then is {"Error": "..."}) */
   char *body; /* JSON, owned by the caller */
   size_t len;
+  /* With a status of 400 or more: the text of the body's "Error", for the
+   * access log line; "" otherwise. */
+  char error[256];
   /* Set by the caller before the call: the request body stays valid and
    * unchanged until the reply has been sent, so the reply may point into
    * it instead of copying. A filter reply in full-object mode then echoes

@@ -562,7 +562,9 @@ static enum MHD_Result queue_response(cs_server *s, struct MHD_Connection *c,
   enum MHD_Result r = MHD_queue_response(c, (unsigned)status, resp);
   MHD_destroy_response(resp);
   rq->status = status;
-  rq->bytes = len;
+  /* The access line's bytes are the body sent: none for HEAD, which MHD
+   * answers with the headers of the GET alone. */
+  rq->bytes = strcmp(rq->method, MHD_HTTP_METHOD_HEAD) == 0 ? 0 : len;
   rq->replied = r == MHD_YES;
   return r;
 }
@@ -983,6 +985,10 @@ static enum MHD_Result reply_decision(cs_server *s, struct MHD_Connection *c,
   }
   if (reply.status == MHD_HTTP_SERVICE_UNAVAILABLE && !rq->err)
     rq->err = cs_strdup("shutting down: the decision was not started");
+  /* A refusal's reason goes in the access line too, as for the ones the
+   * server makes itself (404, 405, 413, 415). */
+  if (reply.status >= 400 && reply.error[0] && !rq->err)
+    rq->err = cs_strdup(reply.error);
   if (reply.pieces)
     return queue_pieces(s, c, rq, &reply);
   return queue(s, c, rq, reply.status, reply.body, reply.len,

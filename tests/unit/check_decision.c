@@ -279,6 +279,8 @@ START_TEST(test_decision_handle_bad_request_400)
   cJSON *doc = cJSON_ParseWithLength(r.body, r.len);
   ck_assert_str_eq(cJSON_GetObjectItem(doc, "Error")->valuestring,
                    "NodeNames[0]: expected a string, got a number");
+  /* The same words for the server's access line. */
+  ck_assert_str_eq(r.error, "NodeNames[0]: expected a string, got a number");
   cJSON_Delete(doc);
   free(r.body);
 }

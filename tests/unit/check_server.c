@@ -100,6 +100,15 @@ static void th_handle(void *ctx, cs_verb verb, const char *body, size_t len,
     atomic_store(&t->sleeping, true);
     usleep((useconds_t)atomic_load(&t->sleep_ms) * 1000);
   }
+  if (len >= 6 && memcmp(body, "reject", 6) == 0) {
+    /* What the decider does with a body it cannot decode. */
+    out->status = 400;
+    out->body = cs_strdup("{\"Error\":\"cannot decode it\"}");
+    out->len = strlen(out->body);
+    snprintf(out->error, sizeof(out->error), "cannot decode it");
+    atomic_fetch_add(&t->returned, 1);
+    return;
+  }
   if (len >= 4 && memcmp(body, "echo", 4) == 0 && out->echo_ok) {
     echo_in_pieces(body + 4, len - 4, out);
     atomic_fetch_add(&t->returned, 1);
@@ -678,6 +687,27 @@ START_TEST(test_server_wrong_method_405_with_allow)
   r = simple("HEAD", "/healthz");
   ck_assert_int_eq(r->status, 200);
   ck_assert_int_eq(atomic_load(&H.calls), 0);
+  /* A HEAD reply has no body, and its access line says so. */
+  ck_assert(wait_logged("\"method\":\"HEAD\",\"path\":\"/healthz\","
+                        "\"status\":200,\"bytes\":0,"));
+}
+END_TEST
+
+/* A body the decision refuses (400) has its reason in the access line, as
+ * the server's own refusals do, not only in "Request rejected". */
+START_TEST(test_server_decision_400_reason_in_access_line)
+{
+  cs_server_opts o = base_opts();
+  S = start(&o);
+  call c = {.path = "/filter", .body = "reject me"};
+  resp r;
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_int_eq(r.status, 400);
+  ck_assert(wait_logged("\"path\":\"/filter\",\"status\":400,"));
+  const char *at = strstr(logged(), "\"path\":\"/filter\",\"status\":400,");
+  char line[512];
+  snprintf(line, sizeof(line), "%.*s", (int)strcspn(at, "\n"), at);
+  ck_assert_msg(strstr(line, ",\"err\":\"cannot decode it\""), "%s", line);
 }
 END_TEST
 
@@ -2351,6 +2381,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_route_prefix_and_trailing_slashes);
   tcase_add_test(tc, test_server_unknown_path_404_json);
   tcase_add_test(tc, test_server_wrong_method_405_with_allow);
+  tcase_add_test(tc, test_server_decision_400_reason_in_access_line);
   tcase_add_test(tc, test_server_non_json_content_type_415);
   tcase_add_test(tc, test_server_declared_length_over_cap_413_unread);
   tcase_add_test(tc, test_server_chunked_body_over_cap_stops_reading);
