@@ -457,7 +457,9 @@ static void declare_metrics(cs_kube *k)
        "Kubernetes API requests by verb and HTTP status (0: no answer)",
        "verb,code"},
       {"carbonshift_kube_watch_restarts_total",
-       "Node watches that ended other than by their timeout, by reason",
+       "Node watches that ended other than by the server's timeout, by "
+       "reason (dropped, gone, unauthorized, error, badEvent, endedAtOnce: "
+       "ended cleanly within a second without an event)",
        "reason"},
       {"carbonshift_kube_node_lists_total",
        "Node list attempts by reason (initial, gone) and result (complete, "
@@ -1512,8 +1514,10 @@ static void *watch_main(void *arg)
     if (res == W_TIMEOUT)
       snprintf(err, sizeof(err), "the watch ended at once without events");
     STAT_ADD(k, watch_restarts);
-    metric_add(k, "carbonshift_kube_watch_restarts_total", wres_names[res],
-               NULL);
+    /* A clean end here is no timeout: the server (or a proxy) ended the
+     * watch at once, which is retried with backoff like a failure. */
+    metric_add(k, "carbonshift_kube_watch_restarts_total",
+               res == W_TIMEOUT ? "endedAtOnce" : wres_names[res], NULL);
     if (res == W_GONE) {
       /* The resourceVersion is too old to resume from: relist at once. */
       STAT_ADD(k, relists_gone);

@@ -583,19 +583,57 @@ START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
 }
 END_TEST
 
+/* Answers a list with an empty NodeList; false for a watch, which the
+ * caller answers. */
+static bool empty_list(const fk_request *rq, fk_reply *out)
+{
+  if (strstr(rq->query, "watch=1"))
+    return false;
+  out->body = cs_strdup("{\"metadata\":{\"resourceVersion\":\"5\"},"
+                        "\"items\":[]}");
+  return true;
+}
+
 /* Lists once, then refuses every watch with the same error. */
 static void watch_refuse_handler(void *ud, const fk_request *rq, size_t index,
                                  fk_reply *out)
 {
-  if (!strstr(rq->query, "watch=1")) {
-    out->body = cs_strdup("{\"metadata\":{\"resourceVersion\":\"5\"},"
-                          "\"items\":[]}");
+  if (empty_list(rq, out))
     return;
-  }
   out->status = 500;
   out->body = cs_strdup("{\"kind\":\"Status\",\"code\":500,\"message\":"
                         "\"etcd is unavailable\"}");
 }
+
+/* Lists once, then ends every watch at once, cleanly and without events. */
+static void watch_ends_handler(void *ud, const fk_request *rq, size_t index,
+                               fk_reply *out)
+{
+  if (!empty_list(rq, out))
+    out->end = FK_END_CLEAN;
+}
+
+/* A watch that ends at once is no renewal at the server's timeout: it is
+ * counted under a reason that says so, and retried with backoff. */
+START_TEST(test_kube_node_watch_ended_at_once_counted)
+{
+  size_t recorded;
+  cs_metrics *m = cs_metrics_new();
+  char *log = watch_log_after(watch_ends_handler, 3, m, &recorded);
+  const char *lv[] = {"endedAtOnce"}, *old[] = {"timeout"};
+  double v = 0;
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_kube_watch_restarts_total", lv, &v),
+      CS_OK);
+  ck_assert_double_ge(v, 1);
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_kube_watch_restarts_total", old, &v),
+      CS_ENOTFOUND);
+  ck_assert_ptr_nonnull(strstr(log, "the watch ended at once without events"));
+  free(log);
+  cs_metrics_free(m);
+}
+END_TEST
 
 /* While the watch keeps failing the same way, neither the failure nor the
  * attempt is logged again at v0. */
@@ -1502,6 +1540,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_list_feed_pages);
   tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
   tcase_add_test(tc, test_kube_node_watch_failing_logs_attempt_once);
+  tcase_add_test(tc, test_kube_node_watch_ended_at_once_counted);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_choose_mode_order);
