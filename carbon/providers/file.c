@@ -315,8 +315,9 @@ out:
 
 /* One line per trace at start: what was read, and its holes (spacings
  * longer than the step guessed from the first rows) and rows without a
- * value, where nothing is known. Many holes usually mean an irregular trace whose step was
- * guessed wrong, so that real rows became holes: the line says so. */
+ * value, where nothing is known. Many holes usually mean an irregular trace
+ * whose step was guessed wrong, so that real rows became holes: the line says
+ * so. */
 static void log_loaded(const trace *t, const char *path)
 {
   const cs_series *s = &t->s;

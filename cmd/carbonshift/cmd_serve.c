@@ -139,7 +139,8 @@ static bool add_gpu(cs_gpu_catalog *cat, const cs_config *c, size_t i,
                     .tensor_tflops = g->tensor_tflops,
                     .memory_gb = g->memory_gb,
                     .relative_throughput = g->relative_throughput,
-                    .embodied_kg = g->embodied_kg};
+                    .embodied_kg = g->embodied_kg,
+                    .devices_per_card = (unsigned)g->devices_per_card};
   cs_err rc =
       cs_gpu_catalog_set(cat, &m, (const char *const *)g->labels, g->nlabels);
   if (rc == CS_OK)

@@ -15,6 +15,7 @@
 
 #include "carbon/signal.h"
 #include "carbon/util/alloc.h"
+#include "carbon/gpu_catalog.h"
 #include "carbon/util/parse.h"
 #include "carbon/util/readfile.h"
 #include "carbon/zones.h"
@@ -337,8 +338,9 @@ static const setting settings[] = {
      .load = load_gpus,
      .drop = drop_gpus,
      .help = "Array of GPU models {name, vendor, labels[], powerWatts, "
-             "tensorTflops, memoryGb, relativeThroughput, embodiedKg} that "
-             "extend the catalog or override fields of a model"},
+             "tensorTflops, memoryGb, relativeThroughput, embodiedKg, "
+             "devicesPerCard} that extend the catalog or override fields of "
+             "a model; figures are per card"},
     {.name = "carbon.signalType",
      .type = K_ENUM,
      .off = F(carbon_signal_type),
@@ -1400,19 +1402,23 @@ typedef struct gpu_field {
   size_t off;
   double min, max;
   const char *what;
+  bool whole; /* a count: no fraction */
 } gpu_field;
 
 static const gpu_field gpu_numbers[] = {
     {"powerWatts", offsetof(cs_config_gpu, power_w), 1, 5000,
-     "a number of watts"},
+     "a number of watts", false},
     {"tensorTflops", offsetof(cs_config_gpu, tensor_tflops), 0.1, 100000,
-     "a number of dense FP16/BF16 TFLOPS"},
+     "a number of dense FP16/BF16 TFLOPS", false},
     {"memoryGb", offsetof(cs_config_gpu, memory_gb), 1, 100000,
-     "a number of gigabytes"},
+     "a number of gigabytes", false},
     {"relativeThroughput", offsetof(cs_config_gpu, relative_throughput), 0.001,
-     1e6, "a relative training throughput"},
+     1e6, "a relative training throughput", false},
     {"embodiedKg", offsetof(cs_config_gpu, embodied_kg), 1, 10000,
-     "a number of kg CO2e per card"},
+     "a number of kg CO2e per card", false},
+    {"devicesPerCard", offsetof(cs_config_gpu, devices_per_card), 1,
+     CS_GPU_MAX_DEVICES_PER_CARD,
+     "a whole number of schedulable devices one card shows", true},
 };
 
 #define NGPU_NUMBERS (sizeof(gpu_numbers) / sizeof(gpu_numbers[0]))
@@ -1438,7 +1444,8 @@ static void load_gpu(ctx *x, const setting *s, const char *source,
                                      "tensorTflops",
                                      "memoryGb",
                                      "relativeThroughput",
-                                     "embodiedKg"};
+                                     "embodiedKg",
+                                     "devicesPerCard"};
   const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
   char path[160];
   const cJSON *m;
@@ -1493,11 +1500,12 @@ static void load_gpu(ctx *x, const setting *s, const char *source,
         fail(x, s, path, NULL, NULL, source,
              "unknown field; expected one of name, vendor, labels, "
              "powerWatts, tensorTflops, memoryGb, relativeThroughput, "
-             "embodiedKg%s%s%s",
+             "embodiedKg, devicesPerCard%s%s%s",
              guess ? " (did you mean " : "", guess ? guess : "",
              guess ? "?)" : "");
       } else if (!cJSON_IsNumber(m) || m->valuedouble < f->min ||
-                 m->valuedouble > f->max) {
+                 m->valuedouble > f->max ||
+                 (f->whole && m->valuedouble != floor(m->valuedouble))) {
         fail(x, s, path, NULL, m, source, "expected %s between %g and %g",
              f->what, f->min, f->max);
       } else {

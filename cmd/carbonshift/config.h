@@ -64,6 +64,7 @@ typedef struct cs_config_gpu {
   double memory_gb;
   double relative_throughput;
   double embodied_kg;
+  double devices_per_card; /* 0: unset */
 } cs_config_gpu;
 
 /* Effective values. Strings are never NULL ("" means unset); durations are

@@ -735,7 +735,7 @@ START_TEST(test_config_load_json_settings)
       "[\"AMD-Instinct-MI300X\"], \"powerWatts\": 750, \"tensorTflops\": "
       "1307, \"memoryGb\": 192, \"embodiedKg\": 200},\n"
       "  {\"name\": \"X1\", \"powerWatts\": -5, \"tensorTflop\": 3, "
-      "\"labels\": [\"ok\", 7]},\n"
+      "\"labels\": [\"ok\", 7], \"devicesPerCard\": 1.5},\n"
       "  {\"vendor\": \"NVIDIA\"}, 5, {\"name\": \"mi300x\"}],\n"
       " \"zones\": {\"regions\": {\"eu-west-1\": \"IE\", \"x\": 3}, "
       "\"pue\": {\"DE\": 1.1, \"FR\": 4}},\n"
@@ -753,7 +753,10 @@ START_TEST(test_config_load_json_settings)
       "between 1 and 5000\n",
       "config: gpus[2].tensorTflop %s: unknown field; expected one of name, "
       "vendor, labels, powerWatts, tensorTflops, memoryGb, "
-      "relativeThroughput, embodiedKg (did you mean tensorTflops?)\n",
+      "relativeThroughput, embodiedKg, devicesPerCard (did you mean "
+      "tensorTflops?)\n",
+      "config: gpus[2].devicesPerCard = 1.5 %s: expected a whole number of "
+      "schedulable devices one card shows between 1 and 8\n",
       "config: gpus[2].labels[1] = 7 %s: expected a node-label value",
       "config: gpus[3] %s: expected a \"name\" member naming the model\n",
       "config: gpus[4] = 5 %s: expected an object",
@@ -782,7 +785,7 @@ START_TEST(test_config_load_json_settings)
       "g.json",
       "{\"gpus\": [{\"name\": \"MI300X\", \"vendor\": \"AMD\", \"labels\": "
       "[\"AMD-Instinct-MI300X\", \"mi300x\"], \"powerWatts\": 750, "
-      "\"relativeThroughput\": 1.9}],"
+      "\"relativeThroughput\": 1.9, \"devicesPerCard\": 2}],"
       " \"zones\": {\"regions\": {\"eu-west-1\": \"IE\"}, \"pue\": "
       "{\"DE\": 1.1}}, \"carbon\": {\"static\": {\"DE\": 380}}}");
   const char *args2[] = {"--config", good, NULL};
@@ -797,6 +800,7 @@ START_TEST(test_config_load_json_settings)
   ck_assert_double_eq(c->gpus[0].power_w, 750);
   ck_assert_double_eq(c->gpus[0].tensor_tflops, 0);
   ck_assert_double_eq_tol(c->gpus[0].relative_throughput, 1.9, 1e-12);
+  ck_assert_double_eq(c->gpus[0].devices_per_card, 2);
   ck_assert_uint_eq(c->nzones_regions, 1);
   ck_assert_str_eq(c->zones_regions[0].value, "IE");
   /* The environment replaces the file's whole object. */
