@@ -316,11 +316,10 @@ void cs_format_rfc3339(int64_t unix_seconds, char out[static 21])
 {
   time_t t = (time_t)unix_seconds;
   struct tm tm;
-  if (!gmtime_r(&t, &tm)) {
+  /* strftime leaves out undefined when the text does not fit: a year
+   * past 9999 (a trace or request can carry one). */
+  if (!gmtime_r(&t, &tm) || !strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm))
     snprintf(out, 21, "invalid-time");
-    return;
-  }
-  strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 void cs_format_duration(double seconds, char out[static 32])

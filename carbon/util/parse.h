@@ -43,7 +43,8 @@ cs_err cs_parse_rfc3339(const char *s, int64_t *unix_seconds,
 cs_err cs_parse_date(const char *s, int64_t *unix_seconds,
                      const char **expected) CS_MUST_USE;
 
-/* Formats Unix seconds as "YYYY-MM-DDThh:mm:ssZ" into out (>= 21 bytes). */
+/* Formats Unix seconds as "YYYY-MM-DDThh:mm:ssZ" into out (>= 21 bytes);
+ * "invalid-time" outside years 0 to 9999. Always NUL-terminated. */
 void cs_format_rfc3339(int64_t unix_seconds, char out[static 21]);
 /* Formats seconds as a short duration: "36h", "1h30m", "45s", "2d3h". */
 void cs_format_duration(double seconds, char out[static 32]);

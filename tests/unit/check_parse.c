@@ -107,6 +107,13 @@ START_TEST(test_parse_rfc3339_offsets)
   char out[21];
   cs_format_rfc3339(t, out);
   ck_assert_str_eq(out, "2026-11-23T02:00:00Z");
+  /* A year past 9999 does not fit: said so, and the text always ends
+   * (the fuzzed file provider logged such a trace's span). */
+  memset(out, 'x', sizeof(out));
+  cs_format_rfc3339(300000000000LL, out);
+  ck_assert_str_eq(out, "invalid-time");
+  cs_format_rfc3339(253402300799LL, out); /* the last second of 9999 */
+  ck_assert_str_eq(out, "9999-12-31T23:59:59Z");
 }
 END_TEST
 
