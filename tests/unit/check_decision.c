@@ -360,6 +360,18 @@ static cJSON *decision_line_of(cs_verb verb, const char *body)
   return capture_line(fds);
 }
 
+/* The prioritize fixture, parsed, for a test to change. */
+static cJSON *prioritize_fixture(void)
+{
+  size_t len;
+  char *text =
+      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
+  cJSON *req = cJSON_ParseWithLength(text, len);
+  free(text);
+  ck_assert_ptr_nonnull(req);
+  return req;
+}
+
 /* Nodes that share every fact, estimate and score share one entry of the
  * Decision line, which names them all: a line grows with the kinds of node,
  * not with the size of the cluster. A twin that differs in one fact (its
@@ -369,11 +381,7 @@ static cJSON *decision_line_of(cs_verb verb, const char *body)
  * first, one installed earlier, two with a bad PUE annotation. */
 static char *twins_request(void)
 {
-  size_t len;
-  char *text =
-      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
-  cJSON *req = cJSON_ParseWithLength(text, len);
-  free(text);
+  cJSON *req = prioritize_fixture();
   cJSON *items =
       cJSON_GetObjectItem(cJSON_GetObjectItem(req, "Nodes"), "items");
   cJSON *h100 = cJSON_GetArrayItem(items, 0);
@@ -478,11 +486,7 @@ END_TEST
  * stays self-consistent (operational = energy x intensity). */
 START_TEST(test_decision_line_small_figures_not_rounded_away)
 {
-  size_t len;
-  char *text =
-      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
-  cJSON *req = cJSON_ParseWithLength(text, len);
-  free(text);
+  cJSON *req = prioritize_fixture();
   cJSON *pod = cJSON_GetObjectItem(req, "Pod");
   cJSON *ann =
       cJSON_GetObjectItem(cJSON_GetObjectItem(pod, "metadata"), "annotations");
@@ -527,13 +531,9 @@ END_TEST
  * life-cycle ones. */
 START_TEST(test_decision_line_names_mixed_emission_factors)
 {
-  size_t len;
-  char *text =
-      tu_read_shared("fixtures/extender/prioritize-nodes.request.json", &len);
-  cJSON *req = cJSON_ParseWithLength(text, len);
-  free(text);
-  cJSON *line =
-      decision_line_of(CS_VERB_PRIORITIZE, text = cJSON_PrintUnformatted(req));
+  cJSON *req = prioritize_fixture();
+  char *text = cJSON_PrintUnformatted(req);
+  cJSON *line = decision_line_of(CS_VERB_PRIORITIZE, text);
   free(text);
   ck_assert_ptr_null(cJSON_GetObjectItem(line, "mixedEmissionFactors"));
   cJSON *e0 = cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0);
