@@ -130,20 +130,14 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
     goto out;
   }
   /* The rows are read as C strings: a NUL would end the file early. */
-  const char *nul = memchr(data, '\0', dlen);
+  size_t nul = cs_text_nul_line(data, dlen);
   if (nul) {
-    size_t line = 1;
-    for (const char *q = data; q < nul; q++)
-      line += *q == '\n';
     snprintf(err, errcap, "%s:%zu: a NUL byte; expected a text CSV file", path,
-             line);
+             nul);
     rc = CS_EINVAL;
     goto out;
   }
-  char *p = data;
-  if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
-      (unsigned char)p[2] == 0xBF)
-    p += 3; /* a UTF-8 byte order mark */
+  char *p = cs_text_skip_bom(data);
   int ti = 0, vi = 1, ei = -1, nfields = 2;
   double scale = 1;
   size_t lineno = 0;

@@ -130,3 +130,19 @@ out:
   close(fd);
   return rc;
 }
+
+size_t cs_text_nul_line(const char *data, size_t len)
+{
+  const char *nul = memchr(data, '\0', len);
+  if (!nul)
+    return 0;
+  size_t line = 1;
+  for (const char *p = data; p < nul; p++)
+    line += *p == '\n';
+  return line;
+}
+
+char *cs_text_skip_bom(char *data)
+{
+  return strncmp(data, "\xef\xbb\xbf", 3) ? data : data + 3;
+}

@@ -27,4 +27,13 @@ cs_err cs_read_file(const char *path, size_t max, char **out, size_t *len,
  * CS_EINVAL with `why` as above. */
 cs_err cs_check_file(const char *path, char *why, size_t whycap) CS_MUST_USE;
 
+/* For text files read as C strings (the CSV readers): the line (counted
+ * from 1) of the first NUL byte in data[0, len), or 0 when there is none.
+ * A NUL would end the file early without a word, so readers refuse it. */
+size_t cs_text_nul_line(const char *data, size_t len);
+
+/* `data` past a UTF-8 byte order mark, which spreadsheet exports put before
+ * the header, or `data` itself when it has none. */
+char *cs_text_skip_bom(char *data);
+
 #endif

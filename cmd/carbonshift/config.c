@@ -1680,25 +1680,14 @@ static void walk_file(ctx *x, const cJSON *obj, const char *prefix,
   }
 }
 
-/* Reads a whole small file into a fresh NUL-terminated string; on failure
- * returns NULL with a reason in why. */
-static char *slurp(const char *path, size_t cap, size_t *len, char *why,
-                   size_t whycap)
-{
-  char *data = NULL;
-  if (cs_read_file(path, cap, &data, len, why, whycap) != CS_OK)
-    return NULL;
-  return data;
-}
-
 static void apply_file(ctx *x, const char *path, const char *how)
 {
   char why[128];
   size_t len = 0;
   char *source = cs_asprintf("file %s", path);
-  char *text = slurp(path, CS_CONFIG_FILE_MAX, &len, why, sizeof(why));
+  char *text = NULL;
   cJSON *root = NULL;
-  if (!text) {
+  if (cs_read_file(path, CS_CONFIG_FILE_MAX, &text, &len, why, sizeof(why))) {
     x->nerrors++;
     cs_buf_printf(x->errors,
                   "config: cannot read the configuration file %s "
@@ -1844,8 +1833,9 @@ static void read_secret_files(ctx *x)
     }
     char why[128];
     size_t len = 0;
-    char *secret = slurp(path, CS_CONFIG_SECRET_MAX, &len, why, sizeof(why));
-    if (!secret) {
+    char *secret = NULL;
+    if (cs_read_file(path, CS_CONFIG_SECRET_MAX, &secret, &len, why,
+                     sizeof(why))) {
       fail(x, s, NULL, path, NULL, c->meta->source[i],
            "expected a readable file holding %s: %s", s->secret_of, why);
       continue;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/readfile.h"
 #include "carbon/util/parse.h"
 #include "cmd/carbonshift/sim_trace.h"
 
@@ -240,14 +241,14 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
                                      &data, &len, err, errcap);
   if (rc)
     return rc;
-  size_t nul = cs_sim_text_nul_line(data, len);
+  size_t nul = cs_text_nul_line(data, len);
   if (nul) {
     snprintf(err, errcap, "%s: NUL byte at line %zu: expected a text file",
              path, nul);
     rc = CS_EPARSE;
     goto out;
   }
-  for (char *line = cs_sim_text_skip_bom(data); line && *line;) {
+  for (char *line = cs_text_skip_bom(data); line && *line;) {
     size_t breaks;
     char *nl = cs_sim_csv_record_end(line, &breaks);
     char *next_line = *nl ? nl + 1 : NULL;

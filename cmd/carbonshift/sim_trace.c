@@ -367,22 +367,6 @@ cs_err cs_sim_trace_read_file(const char *path, size_t cap, const char *kind,
   return rc;
 }
 
-size_t cs_sim_text_nul_line(const char *data, size_t len)
-{
-  const char *nul = memchr(data, '\0', len);
-  if (!nul)
-    return 0;
-  size_t line = 1;
-  for (const char *p = data; p < nul; p++)
-    line += *p == '\n';
-  return line;
-}
-
-char *cs_sim_text_skip_bom(char *data)
-{
-  return strncmp(data, "\xef\xbb\xbf", 3) ? data : data + 3;
-}
-
 cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
                          char *err, size_t errcap)
 {
@@ -393,7 +377,7 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
                                      "a trace file", &data, &len, err, errcap);
   if (rc)
     return rc;
-  size_t nul = cs_sim_text_nul_line(data, len);
+  size_t nul = cs_text_nul_line(data, len);
   if (nul) {
     snprintf(err, errcap, "%s: NUL byte at line %zu: expected a text file",
              path, nul);
@@ -408,7 +392,7 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
   size_t cap = 0;
   int value_col = -1;
   size_t lineno = 0, header_fields = 0;
-  char *line = cs_sim_text_skip_bom(data);
+  char *line = cs_text_skip_bom(data);
   while (line && *line) {
     size_t breaks;
     char *nl = cs_sim_csv_record_end(line, &breaks);

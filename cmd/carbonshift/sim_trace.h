@@ -65,15 +65,6 @@ cs_err cs_sim_trace_read_file(const char *path, size_t cap, const char *kind,
                               char **data, size_t *len, char *err,
                               size_t errcap) CS_MUST_USE;
 
-/* The line (counted from 1) of the first NUL byte in data[0, len), or 0 when
- * there is none. The CSV readers walk a file as a C string, so they refuse
- * a NUL, which would otherwise end the file early without a word. */
-size_t cs_sim_text_nul_line(const char *data, size_t len);
-
-/* `data` past a UTF-8 byte order mark, which spreadsheet exports put before
- * the header, or `data` itself when it has none. */
-char *cs_sim_text_skip_bom(char *data);
-
 /* The most fields a line of the simulator's CSV files may have. */
 #define CS_SIM_CSV_MAX_FIELDS 16
 

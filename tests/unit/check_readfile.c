@@ -116,6 +116,17 @@ START_TEST(test_readfile_limit_named_in_units)
 }
 END_TEST
 
+START_TEST(test_readfile_text_helpers)
+{
+  ck_assert_uint_eq(cs_text_nul_line("a\nb\nc", 5), 0);
+  ck_assert_uint_eq(cs_text_nul_line("a\nb\n\0c", 6), 3);
+  ck_assert_uint_eq(cs_text_nul_line("\0", 1), 1);
+  char bom[] = "\xef\xbb\xbfTime", plain[] = "Time";
+  ck_assert_str_eq(cs_text_skip_bom(bom), "Time");
+  ck_assert_ptr_eq(cs_text_skip_bom(plain), plain);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("readfile");
@@ -125,6 +136,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_readfile_follows_symlinks);
   tcase_add_test(tc, test_readfile_refuses_what_is_not_a_file);
   tcase_add_test(tc, test_readfile_limit_named_in_units);
+  tcase_add_test(tc, test_readfile_text_helpers);
   suite_add_tcase(s, tc);
   return s;
 }
