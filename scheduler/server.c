@@ -79,6 +79,9 @@ static const char *const route_label[] = {"other",   "filter", "prioritize",
 
 struct cs_server {
   struct MHD_Daemon *daemon;
+  struct MHD_Daemon *probe_daemon; /* NULL without a probe listener */
+  int probe_fd;
+  unsigned probe_port;
   cs_pool *deciders; /* runs h.handle, off the connection threads */
   cs_head_watch *heads;
   uint64_t header_timeout_ns;
@@ -154,6 +157,7 @@ typedef struct request {
   size_t bytes; /* reply body bytes */
   char *err;    /* why the request failed, for the access log */
   bool replied; /* a response was queued */
+  bool probe;   /* on the probe listener: not counted as in flight */
   /* Parsing while receiving (see "decisions" below). */
   size_t expected; /* the Content-Length; 0 when there was none */
   bool streaming;  /* the decision started before the body was in */
@@ -1055,9 +1059,10 @@ static enum MHD_Result dispatch(cs_server *s, struct MHD_Connection *c,
 }
 
 static request *request_new(cs_server *s, struct MHD_Connection *c,
-                            const char *url, const char *method)
+                            const char *url, const char *method, bool probe)
 {
   request *rq = cs_calloc(1, sizeof(*rq));
+  rq->probe = probe;
   rq->start_ns = cs_clock_mono_ns();
   snprintf(rq->method, sizeof(rq->method), "%s", method);
   snprintf(rq->path, sizeof(rq->path), "%s", url);
@@ -1073,7 +1078,10 @@ static request *request_new(cs_server *s, struct MHD_Connection *c,
   conn *cn = conn_of(c);
   if (cn && cn->slot)
     cs_head_watch_busy(s->heads, cn->slot);
-  request_begin(s);
+  /* Probes are not waited for by the graceful stop, and would keep it
+   * from seeing the main listener's connections quiet. */
+  if (!probe)
+    request_begin(s);
   return rq;
 }
 
@@ -1100,7 +1108,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   request *rq = *req_cls;
   cut_on_purpose = false;
   if (!rq) {
-    rq = request_new(s, c, url, method);
+    rq = request_new(s, c, url, method, false);
     *req_cls = rq;
     return begin(s, c, rq, url);
   }
@@ -1189,8 +1197,51 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     cs_head_watch_idle(s->heads, cn->slot);
   if (rq->streaming)
     feed_publish(rq, true); /* a decision still reading the body stops */
+  bool probe = rq->probe;
   request_release(rq);
-  request_end(s);
+  if (!probe)
+    request_end(s);
+}
+
+/* The probe listener's access handler: GET and HEAD of /healthz and
+ * /readyz, answered on its own thread as on the main listener; anything
+ * else is refused from the head, and a body is never read. */
+static enum MHD_Result on_probe_request(void *cls, struct MHD_Connection *c,
+                                        const char *url, const char *method,
+                                        const char *version,
+                                        const char *upload_data,
+                                        size_t *upload_data_size,
+                                        void **req_cls)
+{
+  cs_server *s = cls;
+  request *rq = *req_cls;
+  cut_on_purpose = false;
+  if (!rq) {
+    rq = request_new(s, c, url, method, true);
+    *req_cls = rq;
+    if (rq->r != R_HEALTHZ && rq->r != R_READYZ) {
+      rq->r = R_OTHER;
+      return reply_error(s, c, rq, MHD_HTTP_NOT_FOUND, NULL,
+                         "no route for %s%s on the probe listener "
+                         "(http.probeListen), which answers GET /healthz "
+                         "and /readyz only",
+                         rq->path, strlen(url) > MAX_LOG_PATH ? "..." : "");
+    }
+    if (!method_ok(rq->r, rq->method))
+      return reply_error(s, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
+                         method_allow(rq->r),
+                         "method %s is not allowed on %s; use %s", rq->method,
+                         rq->path, method_allow(rq->r));
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    free(rq->err);
+    rq->err = cs_strdup("a probe request has no body; connection closed");
+    return cut_request();
+  }
+  if (rq->replied)
+    return MHD_YES;
+  return dispatch(s, c, rq);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
@@ -1324,6 +1375,56 @@ static unsigned cpu_count(void)
   return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
 }
 
+/* The probe listener: one thread polling its own few connections, so
+ * that neither the main listener's connection limit nor its busy threads
+ * keep a kubelet probe waiting. Plain HTTP: kubelet probes carry no
+ * client certificate, and the answers reveal nothing sensitive. */
+static cs_err start_probe_listener(cs_server *s, const cs_server_opts *o,
+                                   size_t max_header, char *err, size_t errlen)
+{
+  bool v6 = false;
+  char why[256];
+  cs_err rc = open_listener(o->probe_listen, &s->probe_fd, &s->probe_port, &v6,
+                            why, sizeof(why));
+  if (rc) {
+    set_err(err, errlen, "http.probeListen: %s", why);
+    return rc;
+  }
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                   MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+  atomic_store(&s->starting, true);
+  s->probe_daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_probe_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+      on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->probe_fd,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_CONNECTION_TIMEOUT, CS_SERVER_PROBE_IDLE_TIMEOUT_S,
+      MHD_OPTION_CONNECTION_LIMIT, CS_SERVER_PROBE_MAX_CONNECTIONS,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header, MHD_OPTION_END);
+  atomic_store(&s->starting, false);
+  if (!s->probe_daemon) {
+    set_err(err, errlen,
+            "http.probeListen: cannot start the probe listener on %s: %s",
+            o->probe_listen,
+            s->start_err[0] ? s->start_err
+                            : "libmicrohttpd refused the options");
+    return CS_EIO;
+  }
+  return CS_OK;
+}
+
+/* Stops the probe listener: last, so that /readyz answers 503 on it for
+ * the whole graceful stop. */
+static void stop_probe_listener(cs_server *s)
+{
+  if (s->probe_daemon) {
+    MHD_stop_daemon(s->probe_daemon); /* closes the listening socket too */
+    s->probe_daemon = NULL;
+  } else if (s->probe_fd >= 0) {
+    close(s->probe_fd);
+  }
+  s->probe_fd = -1;
+}
+
 cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
                      cs_metrics *metrics, cs_server **out, char *err,
                      size_t errlen)
@@ -1357,6 +1458,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   }
   s = cs_calloc(1, sizeof(*s));
   s->listen_fd = -1;
+  s->probe_fd = -1;
   s->h = *h;
   s->metrics = metrics;
   s->prefix = normalise_prefix(o->path_prefix);
@@ -1475,6 +1577,11 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     rc = CS_EIO;
     goto out;
   }
+  if (o->probe_listen && *o->probe_listen) {
+    rc = start_probe_listener(s, o, max_header, err, errlen);
+    if (rc)
+      goto out;
+  }
   cs_buf *line = cs_log_begin(0, "HTTP server listening");
   cs_json_str(line, "listen", o->listen);
   cs_json_int(line, "port", s->port);
@@ -1485,6 +1592,10 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   cs_json_int(line, "decisionThreads", deciders);
   if (s->stream_min != SIZE_MAX)
     cs_json_int(line, "streamBodyBytes", (int64_t)s->stream_min);
+  if (s->probe_daemon) {
+    cs_json_str(line, "probeListen", o->probe_listen);
+    cs_json_int(line, "probePort", s->probe_port);
+  }
   cs_log_end(line);
 out:
   if (rc) {
@@ -1498,6 +1609,11 @@ out:
 unsigned cs_server_port(const cs_server *s)
 {
   return s ? s->port : 0;
+}
+
+unsigned cs_server_probe_port(const cs_server *s)
+{
+  return s && s->probe_daemon ? s->probe_port : 0;
 }
 
 /* Waits until no request is in flight and, while connections are still
@@ -1583,6 +1699,7 @@ cs_err cs_server_shutdown(cs_server *s, unsigned timeout_ms)
   }
   MHD_stop_daemon(s->daemon);
   s->daemon = NULL;
+  stop_probe_listener(s);
   s->stopped = true;
   /* After quiescing, the listening socket is ours to close, and only once
    * the daemon's threads are gone. */
@@ -1612,6 +1729,7 @@ void cs_server_free(cs_server *s)
     MHD_stop_daemon(s->daemon); /* closes the listening socket too */
   else if (s->listen_fd >= 0)
     close(s->listen_fd);
+  stop_probe_listener(s);
   cs_pool_free(s->deciders);
   cs_head_watch_free(s->heads); /* every connection is closed by now */
   pthread_cond_destroy(&s->cv);

@@ -76,7 +76,19 @@ typedef struct cs_server_opts {
                                     request ended) to its next complete
                                     request head */
   unsigned max_connections;      /* 0: default */
+  /* Optional second listener, "ADDR:PORT" as `listen`, for kubelet probes:
+   * plain HTTP (whatever the TLS options), GET and HEAD of /healthz and
+   * /readyz only (at the root and under the prefix), with its own thread
+   * and CS_SERVER_PROBE_MAX_CONNECTIONS connections, so probes are
+   * answered while the main listener is at max_connections or its
+   * threads are busy. NULL or "": none. */
+  const char *probe_listen;
 } cs_server_opts;
+
+/* The probe listener's own limits: connections, and seconds a connection
+ * may sit idle. Probes open one short connection at a time. */
+#define CS_SERVER_PROBE_MAX_CONNECTIONS 64u
+#define CS_SERVER_PROBE_IDLE_TIMEOUT_S 5u
 
 /* What the server calls for the extender routes and /readyz. main wires a
  * cs_decider into it (ctx = the decider; handle calls cs_decider_handle,
@@ -109,8 +121,12 @@ cs_err cs_server_new(const cs_server_opts *opts,
 /* The bound port (the chosen one when the options said port 0). */
 unsigned cs_server_port(const cs_server *s);
 
+/* The probe listener's bound port; 0 without one. */
+unsigned cs_server_probe_port(const cs_server *s);
+
 /* Graceful stop: stops accepting connections, lets requests in flight
- * finish (their replies carry "Connection: close"; /readyz turns 503) for
+ * finish (their replies carry "Connection: close"; /readyz turns 503, on
+ * the probe listener too, which keeps answering until the end) for
  * up to timeout_ms, then stops the server. CS_ETIMEDOUT when requests were
  * still in flight at the deadline (they are cut, and logged): decisions
  * still queued are answered 503, and one already running is waited for,

@@ -1981,6 +1981,122 @@ START_TEST(test_server_connection_limit_refuses_extra)
 }
 END_TEST
 
+/* A probe on port `port`: GET (or `method`) of `path`, plain HTTP. */
+static void probe_call(unsigned port, const char *method, const char *path,
+                       resp *r)
+{
+  call c = {
+      .method = method ? method : "GET", .path = path, .timeout_ms = 2000};
+  do_call(NULL, port, &c, r);
+}
+
+/* The failure the probe listener exists for: with the main listener at
+ * http.maxConnections, a kubelet probe there waits in the backlog and
+ * times out, so liveness would restart a healthy service. On the probe
+ * listener it is answered; nothing but the probes is. */
+START_TEST(test_server_probe_listener_answers_at_connection_limit)
+{
+  cs_server_opts o = base_opts();
+  o.threads = 1;
+  o.max_connections = 2;
+  o.probe_listen = "127.0.0.1:0";
+  S = start(&o);
+  unsigned probe = cs_server_probe_port(S);
+  ck_assert_uint_gt(probe, 0);
+  ck_assert_uint_ne(probe, cs_server_port(S));
+  int fds[2];
+  for (int i = 0; i < 2; i++)
+    fds[i] = raw_connect(cs_server_port(S));
+  double open = 0;
+  for (int i = 0; i < 200 && open < 2; i++) {
+    usleep(10000);
+    open = gauge_open();
+  }
+  ck_assert_double_eq(open, 2);
+  resp r;
+  call c = {.method = "GET", .path = "/healthz", .timeout_ms = 500};
+  do_call(NULL, cs_server_port(S), &c, &r);
+  ck_assert_int_eq(r.cc, CURLE_OPERATION_TIMEDOUT);
+
+  probe_call(probe, NULL, "/healthz", &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(r.body, "{\"status\":\"ok\"}");
+  probe_call(probe, NULL, "/readyz/", &r);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(r.body, "\"status\":\"ready\""));
+  atomic_store(&H.ready, false);
+  probe_call(probe, "HEAD", "/readyz", &r);
+  ck_assert_int_eq(r.status, 503);
+  /* Probe connections are not the main listener's. */
+  ck_assert_double_eq(gauge_open(), 2);
+
+  probe_call(probe, "POST", "/filter", &r);
+  ck_assert_int_eq(r.status, 404);
+  ck_assert_ptr_nonnull(strstr(r.body, "probe listener (http.probeListen)"));
+  probe_call(probe, NULL, "/metrics", &r);
+  ck_assert_int_eq(r.status, 404);
+  probe_call(probe, "POST", "/healthz", &r);
+  ck_assert_int_eq(r.status, 405);
+  ck_assert_str_eq(r.allow, "GET, HEAD");
+  ck_assert_int_eq(H.calls, 0);
+  ck_assert(
+      wait_metric("carbonshift_http_requests_total", "healthz", "200", 1));
+  ck_assert(wait_metric("carbonshift_http_requests_total", "other", "404", 2));
+  for (int i = 0; i < 2; i++)
+    close(fds[i]);
+  ck_assert_ptr_nonnull(strstr(logged(), "\"probePort\":"));
+}
+END_TEST
+
+/* The probe listener is plain HTTP whatever the main listener's TLS: the
+ * kubelet presents no client certificate. */
+START_TEST(test_server_probe_listener_is_plain_http_beside_mtls)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  cs_server_opts o = base_opts();
+  o.tls_cert_file = t.server_cert;
+  o.tls_key_file = t.server_key;
+  o.tls_client_ca_file = t.ca_cert;
+  o.probe_listen = "127.0.0.1:0";
+  S = start(&o);
+  resp r;
+  probe_call(cs_server_probe_port(S), NULL, "/healthz", &r);
+  ck_assert_msg(r.cc == CURLE_OK, "%s", r.errbuf);
+  ck_assert_int_eq(r.status, 200);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+/* During the graceful stop the probe listener keeps answering, /readyz
+ * with 503, so the kubelet sees the pod going rather than gone; probes do
+ * not count as requests the stop waits for. Then it closes too. */
+START_TEST(test_server_probe_listener_readyz_503_while_draining)
+{
+  cs_server_opts o = base_opts();
+  o.probe_listen = "127.0.0.1:0";
+  S = start(&o);
+  unsigned probe = cs_server_probe_port(S);
+  resp slow, r;
+  pthread_t client, stopper;
+  start_slow_request(&client, &slow);
+  cs_err rc = CS_EINTERNAL;
+  pthread_create(&stopper, NULL, shutdown_thread, &rc);
+  usleep(200000);
+  probe_call(probe, NULL, "/readyz", &r);
+  ck_assert_int_eq(r.status, 503);
+  ck_assert_ptr_nonnull(strstr(r.body, "shutting down"));
+  probe_call(probe, NULL, "/healthz", &r);
+  ck_assert_int_eq(r.status, 200);
+  pthread_join(stopper, NULL);
+  pthread_join(client, NULL);
+  ck_assert_int_eq(rc, CS_OK);
+  ck_assert_int_eq(slow.status, 200);
+  ck_assert_int_ne(connect_errno(probe), 0);
+}
+END_TEST
+
 START_TEST(test_server_new_reports_bad_options)
 {
   cs_server_handler h = {&H, th_handle, th_ready};
@@ -1998,6 +2114,12 @@ START_TEST(test_server_new_reports_bad_options)
   o.listen = "127.0.0.1:70000";
   ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "0..65535"));
+  o.listen = "127.0.0.1:0";
+  o.probe_listen = "127.0.0.1";
+  ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
+  ck_assert_ptr_null(s);
+  ck_assert_ptr_nonnull(strstr(err, "http.probeListen: listen address"));
+  o.probe_listen = NULL;
   o.listen = "example.com:80";
   ck_assert_int_eq(cs_server_new(&o, &h, M, &s, err, sizeof(err)), CS_EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "not a numeric IP address"));
@@ -2409,6 +2531,9 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_shutdown_answers_queued_decision_503);
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);
+  tcase_add_test(tc, test_server_probe_listener_answers_at_connection_limit);
+  tcase_add_test(tc, test_server_probe_listener_is_plain_http_beside_mtls);
+  tcase_add_test(tc, test_server_probe_listener_readyz_503_while_draining);
   tcase_add_test(tc, test_server_new_reports_bad_options);
   tcase_add_test(tc, test_server_new_listens_on_ipv6_loopback);
   tcase_add_test(tc, test_server_free_releases_sockets);
