@@ -53,11 +53,14 @@ void cs_cmd_serve_help(FILE *out)
   cs_config_flags_usage(&flags);
   fprintf(out,
           "Usage: carbonshift serve [--config FILE] [--listen ADDR:PORT]\n"
+          "         [--probe-listen ADDR:PORT]\n"
           "         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
           "         [--kubeconfig FILE] [-v N] [--set NAME=VALUE]...\n"
           "         [--print-config]\n\n"
           "Serves the kube-scheduler extender (POST /filter, /prioritize) "
-          "and\n/healthz, /readyz, /metrics until SIGTERM or SIGINT.\n\n"
+          "and\n/healthz, /readyz, /metrics until SIGTERM or SIGINT; "
+          "--probe-listen adds a\nplain-HTTP port for /healthz and /readyz "
+          "alone.\n\n"
           "Flags:\n%s"
           "  --print-config        print the effective configuration as "
           "JSON, each value\n"
@@ -474,6 +477,7 @@ static int run(service *sv)
       .request_timeout_ms = (unsigned)(c->http_request_timeout_s * 1000 + 0.5),
       .header_timeout_ms = (unsigned)(c->http_header_timeout_s * 1000 + 0.5),
       .max_connections = (unsigned)c->http_max_connections,
+      .probe_listen = c->http_probe_listen,
   };
   cs_server_handler handler = {
       .ctx = sv->decider, .handle = handle, .ready = ready};
@@ -495,6 +499,14 @@ static int run(service *sv)
               : *c->tls_client_ca_file ? "mutual"
                                        : "on");
   cs_json_str(l, "pathPrefix", c->path_prefix);
+  if (*c->http_probe_listen) {
+    const char *pc = strrchr(c->http_probe_listen, ':');
+    char *probe =
+        cs_asprintf("%.*s:%u", (int)(pc - c->http_probe_listen),
+                    c->http_probe_listen, cs_server_probe_port(sv->server));
+    cs_json_str(l, "probeListen", probe);
+    free(probe);
+  }
   cs_json_str(l, "signalType",
               cs_signal_type_name((cs_signal_type)c->carbon_signal_type));
   cs_json_str(l, "version", CS_VERSION);

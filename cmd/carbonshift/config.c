@@ -73,6 +73,7 @@ struct setting {
 #define FN(field) offsetof(cs_config, field), offsetof(cs_config, n##field)
 
 static const char *check_listen(const char *s);
+static const char *check_listen_or_empty(const char *s);
 static const char *check_prefix(const char *s);
 static const char *check_zone(const char *s);
 static const char *check_nonempty(const char *s);
@@ -136,6 +137,15 @@ static const setting settings[] = {
      .check = check_listen,
      .help = "Address and port the HTTP(S) server listens on (port 0: any "
              "free port)"},
+    {.name = "http.probeListen",
+     .type = K_STRING,
+     .off = F(http_probe_listen),
+     .def = "",
+     .flag = "--probe-listen",
+     .check = check_listen_or_empty,
+     .help = "Second address and port, plain HTTP, that answers only GET "
+             "/healthz and /readyz, with its own thread and connections, "
+             "for kubelet probes; empty: none"},
     {.name = "pathPrefix",
      .type = K_STRING,
      .off = F(path_prefix),
@@ -878,6 +888,14 @@ static const char *check_listen(const char *s)
       colon[1] == '-' || port > 65535)
     return form;
   return NULL;
+}
+
+static const char *check_listen_or_empty(const char *s)
+{
+  if (s && !*s)
+    return NULL;
+  const char *form = check_listen(s);
+  return form ? "empty, or an address as for listen, such as :8081" : NULL;
 }
 
 static const char *check_prefix(const char *s)
@@ -1878,6 +1896,16 @@ static void cross_check(ctx *x)
          cs_config_source(c, "tls.clientCAFile"),
          "expected tls.certFile and tls.keyFile as well: client "
          "certificates are only checked over HTTPS");
+  const char *probe = c->http_probe_listen,
+             *main_port = strrchr(c->listen, ':'),
+             *probe_port = *probe ? strrchr(probe, ':') : NULL;
+  if (probe_port && main_port && strcmp(probe_port, ":0") != 0 &&
+      strcmp(probe_port, main_port) == 0)
+    fail(x, &settings[find_setting("http.probeListen")], NULL, probe, NULL,
+         cs_config_source(c, "http.probeListen"),
+         "expected a port other than listen's (%s): the probe listener is a "
+         "second socket",
+         c->listen);
   if (c->kube_mode == CS_KUBE_KUBECONFIG && !*c->kube_kubeconfig)
     fail(x, &settings[find_setting("kube.mode")], NULL,
          kube_modes[CS_KUBE_KUBECONFIG], NULL, cs_config_source(c, "kube.mode"),

@@ -71,6 +71,7 @@ typedef struct cs_config_gpu {
  * in seconds; sizes in bytes. Field names follow the setting names. */
 typedef struct cs_config {
   char *listen;             /* listen */
+  char *http_probe_listen;  /* http.probeListen; "" = none */
   char *path_prefix;        /* pathPrefix */
   char *tls_cert_file;      /* tls.certFile */
   char *tls_key_file;       /* tls.keyFile */

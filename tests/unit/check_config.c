@@ -489,6 +489,53 @@ START_TEST(test_config_print_redacts_secrets)
 }
 END_TEST
 
+/* http.probeListen: empty (off) by default, an address as for listen, and
+ * not on listen's own port, which could never bind twice. */
+START_TEST(test_config_probe_listen_checked)
+{
+  cs_config *c;
+  cs_buf errors;
+  const char *ok[] = {"--probe-listen", ":8081", NULL};
+  ck_assert_int_eq(load(ok, no_env, &c, &errors, NULL), CS_OK);
+  ck_assert_str_eq(c->http_probe_listen, ":8081");
+  ck_assert_str_eq(cs_config_source(c, "http.probeListen"),
+                   "flag --probe-listen");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+
+  const char *same[] = {"--listen", "0.0.0.0:8443", "--set",
+                        "http.probeListen=[::]:8443", NULL};
+  ck_assert_int_eq(load(same, no_env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: http.probeListen = \"[::]:8443\" (flag --set "
+                   "http.probeListen): expected a port other than listen's "
+                   "(0.0.0.0:8443): the probe listener is a second socket\n");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+
+  /* Port 0 on both picks two free ports. */
+  const char *zero[] = {"--listen", "127.0.0.1:0", "--probe-listen",
+                        "127.0.0.1:0", NULL};
+  ck_assert_int_eq(load(zero, no_env, &c, &errors, NULL), CS_OK);
+  cs_config_free(c);
+  cs_buf_free(&errors);
+
+  const char *bad[] = {"--probe-listen", "8081", NULL};
+  ck_assert_int_eq(load(bad, no_env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: http.probeListen = \"8081\" (flag "
+                   "--probe-listen): expected empty, or an address as for "
+                   "listen, such as :8081\n");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+
+  ck_assert_int_eq(load(NULL, no_env, &c, &errors, NULL), CS_OK);
+  ck_assert_str_eq(c->http_probe_listen, "");
+  cs_config_free(c);
+  cs_buf_free(&errors);
+}
+END_TEST
+
 START_TEST(test_config_load_tls_pairs)
 {
   char *cert = write_file("tls.crt", "cert");
@@ -1458,6 +1505,7 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_load_file_line_break_in_key_one_line);
   tcase_add_test(tc, test_config_load_file_bad_json);
   tcase_add_test(tc, test_config_print_redacts_secrets);
+  tcase_add_test(tc, test_config_probe_listen_checked);
   tcase_add_test(tc, test_config_load_tls_pairs);
   tcase_add_test(tc, test_config_load_kube_kubeconfig_mode_needs_path);
   tcase_add_test(tc, test_config_docs_kubernetes_names_real_settings);

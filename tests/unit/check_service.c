@@ -661,6 +661,40 @@ static void get(const service *s, const char *path, cs_buf *out)
   curl_easy_cleanup(h);
 }
 
+/* The binary's --probe-listen: a plain-HTTP port beside the mTLS one that
+ * answers the kubelet's probes without a certificate; the Serving line
+ * gives its bound port. */
+START_TEST(test_service_probe_listener_beside_mtls)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  const char *flags[] = {"--tls-cert",     t.server_cert,     "--tls-key",
+                         t.server_key,     "--tls-client-ca", t.ca_cert,
+                         "--probe-listen", "127.0.0.1:0",     NULL};
+  service s;
+  start_with(&s, "https", flags, NULL, true);
+  const char *key = "\"probeListen\":\"127.0.0.1:";
+  pthread_mutex_lock(&s.mu);
+  const char *serving = strstr(s.log.data, "\"msg\":\"Serving\"");
+  const char *at = serving ? strstr(serving, key) : NULL;
+  long port = at ? strtol(at + strlen(key), NULL, 10) : 0;
+  pthread_mutex_unlock(&s.mu);
+  ck_assert_int_gt(port, 0);
+  service probe;
+  memset(&probe, 0, sizeof(probe));
+  snprintf(probe.base, sizeof(probe.base), "http://127.0.0.1:%ld", port);
+  cs_buf body;
+  cs_buf_init(&body, 0);
+  get(&probe, "/readyz", &body);
+  ck_assert_msg(strstr(body.data, "\"status\":\"ready\""), "%s", body.data);
+  cs_buf_free(&body);
+  kill(s.pid, SIGTERM);
+  ck_assert_int_eq(wait_exit(&s), 0);
+  cs_buf_free(&s.log);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
 START_TEST(test_service_secrets_never_in_output)
 {
   /* A provider token from the environment, a password from a mounted
@@ -1013,6 +1047,7 @@ static Suite *suite(void)
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_service_http_fixtures);
   tcase_add_test(tc, test_service_https_and_mtls_fixtures);
+  tcase_add_test(tc, test_service_probe_listener_beside_mtls);
   tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
   tcase_add_test(tc, test_service_secrets_never_in_output);
   tcase_add_test(tc, test_service_kube_auto_prefers_kubeconfig);
