@@ -113,6 +113,9 @@ which carbonshift answers /filter and /prioritize. */}}
 {{- if and .Values.scheduler.enabled (not .Values.scheduler.leaderElection.enabled) (gt (int .Values.scheduler.replicaCount) 1) }}
 {{- fail "scheduler.replicaCount above 1 needs scheduler.leaderElection.enabled: several active schedulers would race to bind the same pods" }}
 {{- end }}
+{{- if eq (int .Values.probes.port) (int .Values.service.port) }}
+{{- fail (printf "probes.port (%d) must differ from service.port: the probe listener is a second socket (0 probes the extender port)" (int .Values.probes.port)) }}
+{{- end }}
 {{- if and .Values.networkPolicy.enabled (not .Values.scheduler.enabled) (not .Values.networkPolicy.from) }}
 {{- fail "networkPolicy.enabled with the cluster's own scheduler needs networkPolicy.from (its control-plane nodes as ipBlock): otherwise nothing may call the extender" }}
 {{- end }}
