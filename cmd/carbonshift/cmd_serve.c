@@ -58,8 +58,9 @@ void cs_cmd_serve_help(FILE *out)
           "         [--kubeconfig FILE] [-v N] [--set NAME=VALUE]...\n"
           "         [--print-config]\n\n"
           "Serves the kube-scheduler extender (POST /filter, /prioritize) "
-          "and\n/healthz, /readyz, /metrics until SIGTERM or SIGINT; "
-          "--probe-listen adds a\nplain-HTTP port for /healthz and /readyz "
+          "and\n/healthz, /readyz, /metrics until SIGTERM, SIGINT or SIGHUP "
+          "(a graceful stop;\na second signal stops at once); "
+          "--probe-listen adds a plain-HTTP port for\n/healthz and /readyz "
           "alone.\n\n"
           "Flags:\n%s"
           "  --print-config        print the effective configuration as "
@@ -404,16 +405,41 @@ static void log_lines(const cs_buf *text, const char *msg)
   }
 }
 
-/* Serves until SIGTERM or SIGINT; returns the exit status. */
+static const char *signal_name(int sig)
+{
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
+}
+
+/* After the first stop signal: a second one ends the process at once,
+ * for whoever will not wait out the graceful stop (Ctrl-C twice). */
+static void *await_second_signal(void *arg)
+{
+  const sigset_t *stop = arg;
+  int sig = 0;
+  while (sigwait(stop, &sig) != 0)
+    ;
+  cs_buf *l = cs_log_begin(0, "Second signal, stopping at once");
+  cs_json_str(l, "signal", signal_name(sig));
+  cs_json_str(l, "err", "requests in flight are cut");
+  cs_log_end(l);
+  _exit(1);
+  return NULL;
+}
+
+/* Serves until SIGTERM, SIGINT or SIGHUP; returns the exit status. */
 static int run(service *sv)
 {
   const cs_config *c = sv->cfg;
   /* Block the stop signals before any thread starts, so every server
    * thread inherits the mask and only sigwait below receives them. */
-  sigset_t stop;
+  static sigset_t stop; /* static: await_second_signal borrows it */
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  /* The terminal going away: a graceful stop too, rather than the default
+   * action's abrupt one. Nothing is reloaded on it (certificates and CAs
+   * are re-read when they change, scheduler/tls_certs.h). */
+  sigaddset(&stop, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   struct sigaction ign = {.sa_handler = SIG_IGN};
   sigemptyset(&ign.sa_mask);
@@ -517,9 +543,12 @@ static int run(service *sv)
   while (sigwait(&stop, &sig) != 0)
     ;
   l = cs_log_begin(0, "Shutting down");
-  cs_json_str(l, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  cs_json_str(l, "signal", signal_name(sig));
   cs_json_num(l, "gracePeriodSeconds", c->shutdown_grace_period_s, 3);
   cs_log_end(l);
+  pthread_t second;
+  if (pthread_create(&second, NULL, await_second_signal, &stop) == 0)
+    pthread_detach(second);
   /* Decisions until the stop use the cached intensities; a provider
    * request in flight would otherwise hold the exit for its timeout. */
   cs_signals_stop(sv->signals);

@@ -695,6 +695,56 @@ START_TEST(test_service_probe_listener_beside_mtls)
 }
 END_TEST
 
+/* Waits (up to 5 s, more under valgrind) for a collecting service to log
+ * `text`. */
+static bool logged_soon(service *s, const char *text)
+{
+  int tries = getenv("CS_VALGRIND") ? 300 : 100;
+  for (int i = 0; i < tries; i++) {
+    pthread_mutex_lock(&s->mu);
+    bool seen = s->log.len && strstr(s->log.data, text);
+    pthread_mutex_unlock(&s->mu);
+    if (seen)
+      return true;
+    usleep(50000);
+  }
+  return false;
+}
+
+/* SIGHUP starts the graceful stop, as SIGTERM does: its default action
+ * would cut the requests in flight. A second signal while the stop waits
+ * ends the process at once, with exit status 1. A request whose body never
+ * completes keeps the stop waiting (for up to its 30 s grace period). */
+START_TEST(test_service_sighup_stops_gracefully_second_signal_at_once)
+{
+  const char *flags[] = {"--set", "shutdownGracePeriod=30s", NULL};
+  service s;
+  start_with(&s, "http", flags, NULL, true);
+  unsigned port = (unsigned)strtoul(strrchr(s.base, ':') + 1, NULL, 10);
+  int fd = tcp_connect(port);
+  const char head[] = "POST /filter HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Type: application/json\r\n"
+                      "Content-Length: 100\r\n\r\n{";
+  ck_assert(send_all(fd, head, sizeof(head) - 1));
+  usleep(200000);
+  kill(s.pid, SIGHUP);
+  ck_assert(logged_soon(&s, "\"msg\":\"Shutting down\",\"signal\":\"SIGHUP\""));
+  usleep(500000);
+  int status;
+  ck_assert_int_eq(waitpid(s.pid, &status, WNOHANG), 0); /* still draining */
+  uint64_t t0 = cs_clock_mono_ns();
+  kill(s.pid, SIGINT);
+  ck_assert_int_eq(wait_exit(&s), 1);
+  ck_assert_double_lt((double)(cs_clock_mono_ns() - t0) / 1e9,
+                      getenv("CS_VALGRIND") ? 20.0 : 5.0);
+  ck_assert_ptr_nonnull(strstr(s.log.data,
+                               "\"msg\":\"Second signal, stopping at once\","
+                               "\"signal\":\"SIGINT\""));
+  close(fd);
+  cs_buf_free(&s.log);
+}
+END_TEST
+
 START_TEST(test_service_secrets_never_in_output)
 {
   /* A provider token from the environment, a password from a mounted
@@ -1048,6 +1098,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_service_http_fixtures);
   tcase_add_test(tc, test_service_https_and_mtls_fixtures);
   tcase_add_test(tc, test_service_probe_listener_beside_mtls);
+  tcase_add_test(tc,
+                 test_service_sighup_stops_gracefully_second_signal_at_once);
   tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
   tcase_add_test(tc, test_service_secrets_never_in_output);
   tcase_add_test(tc, test_service_kube_auto_prefers_kubeconfig);
