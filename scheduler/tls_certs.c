@@ -40,6 +40,28 @@ typedef struct file_id {
   struct timespec mtime;
 } file_id;
 
+/* How the last load of a store went. A failed one is tried again at every
+ * check, whether or not the files changed since: the cause may have been
+ * passing (no descriptor free under a connection flood, a file read
+ * half-written in place), and waiting for the next change could mean
+ * waiting until the certificate in use has expired. Only a failure unlike
+ * the last is logged, so a file that stays bad is logged once. Guarded by
+ * the store's mutex. */
+typedef struct load_state {
+  bool failed;
+  char err[512];
+} load_state;
+
+/* Whether a failure with `err` is news: true, and remembered, unless the
+ * last load failed the same way. */
+static bool failure_is_news(load_state *st, const char *err)
+{
+  bool news = !st->failed || strcmp(st->err, err) != 0;
+  st->failed = true;
+  snprintf(st->err, sizeof(st->err), "%s", err);
+  return news;
+}
+
 /* When the files are looked at again: at most once per interval, by one
  * caller (a handshake) while the others go on with what is loaded. */
 typedef struct check_gate {
@@ -53,6 +75,7 @@ struct cs_tls_certs {
   pthread_mutex_t mu; /* guards current and the file ids */
   pair *current;
   file_id cert_id, key_id;
+  load_state last;
   check_gate gate;
   atomic_uint reloads;
 };
@@ -68,6 +91,7 @@ struct cs_tls_trust {
   pthread_mutex_t mu; /* guards current and id */
   trust *current;
   file_id id;
+  load_state last;
   check_gate gate;
   atomic_uint reloads;
 };
@@ -243,14 +267,15 @@ void cs_tls_certs_free(cs_tls_certs *c)
 }
 
 /* Loads the pair again when either file changed since it was last read,
- * successfully or not: a bad pair is logged once, not at every check. */
+ * or the last load failed (load_state). */
 static void maybe_reload(cs_tls_certs *c)
 {
   file_id cid, kid;
   if (!file_id_of(c->cert_path, &cid) || !file_id_of(c->key_path, &kid))
     return; /* mid-rotation, or gone: keep serving what we have */
   pthread_mutex_lock(&c->mu);
-  bool same = same_file(&cid, &c->cert_id) && same_file(&kid, &c->key_id);
+  bool same = same_file(&cid, &c->cert_id) && same_file(&kid, &c->key_id) &&
+              !c->last.failed;
   pthread_mutex_unlock(&c->mu);
   if (same)
     return;
@@ -260,11 +285,17 @@ static void maybe_reload(cs_tls_certs *c)
   pthread_mutex_lock(&c->mu);
   c->cert_id = cid;
   c->key_id = kid;
+  bool news = true;
   if (!rc) {
     p->older = c->current;
     c->current = p;
+    c->last.failed = false;
+  } else {
+    news = failure_is_news(&c->last, err);
   }
   pthread_mutex_unlock(&c->mu);
+  if (!news)
+    return;
   cs_buf *l = cs_log_begin(0, rc ? "Cannot reload the TLS certificate; the "
                                    "one in use is kept"
                                  : "TLS certificate reloaded");
@@ -371,7 +402,7 @@ static void maybe_reload_trust(cs_tls_trust *c)
   if (!file_id_of(c->path, &id))
     return;
   pthread_mutex_lock(&c->mu);
-  bool same = same_file(&id, &c->id);
+  bool same = same_file(&id, &c->id) && !c->last.failed;
   pthread_mutex_unlock(&c->mu);
   if (same)
     return;
@@ -380,11 +411,17 @@ static void maybe_reload_trust(cs_tls_trust *c)
   cs_err rc = load_trust(c->path, &t, err, sizeof(err));
   pthread_mutex_lock(&c->mu);
   c->id = id;
+  bool news = true;
   if (!rc) {
     t->older = c->current;
     c->current = t;
+    c->last.failed = false;
+  } else {
+    news = failure_is_news(&c->last, err);
   }
   pthread_mutex_unlock(&c->mu);
+  if (!news)
+    return;
   cs_buf *l = cs_log_begin(0, rc ? "Cannot reload the TLS client CA; the "
                                    "one in use is kept"
                                  : "TLS client CA reloaded");

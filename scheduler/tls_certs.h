@@ -6,8 +6,10 @@
  * expires, or refuse every client certificate from a renewed CA, and
  * kube-scheduler would then fail to reach the extender. The files are
  * checked at most once per interval, by one caller; a new file that cannot
- * be used (a key that does not match, a half-written file) is logged and
- * what is in use is kept.
+ * be used (a key that does not match, a half-written file, no descriptor
+ * free) is logged and what is in use is kept, and the load is tried again
+ * at every check until it succeeds (a failure like the last one is not
+ * logged again).
  * Thread-safe: yes.
  * Ownership: a store owns everything it ever loaded until it is freed,
  * since a handshake may still use an older load; a renewal a year keeps

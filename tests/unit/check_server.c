@@ -26,6 +26,7 @@
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
 #include "scheduler/server.h"
+#include "scheduler/tls_certs.h"
 #include "tests/unit/prom_testutil.h"
 #include "tests/unit/testutil.h"
 #include "tests/unit/tls_testutil.h"
@@ -1267,6 +1268,114 @@ START_TEST(test_server_tls_reloads_renewed_certificate)
   ck_assert(wait_logged("are not a usable PEM pair"));
   const char *extra[] = {cert, key, ca2, ca2_key, new_cert, new_key};
   for (size_t i = 0; i < 6; i++)
+    unlink(extra[i]);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+/* Lowers the descriptor limit so that the next open fails with EMFILE, as
+ * under a connection flood; returns the limits to restore. */
+static struct rlimit no_descriptor_free(void)
+{
+  struct rlimit old;
+  ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int lowest = dup(0);
+  ck_assert_int_ge(lowest, 0);
+  close(lowest);
+  struct rlimit tight = {(rlim_t)lowest, old.rlim_max};
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  return old;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+  size_t n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
+}
+
+/* Runs one check of both stores: a handshake's fetch of the pair and a
+ * verification (of no chain: only the reload matters here). */
+static void check_stores(cs_tls_certs *certs, cs_tls_trust *trust)
+{
+  gnutls_pcert_st *pcert;
+  unsigned n;
+  gnutls_privkey_t key;
+  char why[256];
+  gnutls_datum_t none = {NULL, 0};
+  usleep(5000); /* past the 1 ms check interval */
+  cs_tls_certs_get(certs, &pcert, &n, &key);
+  (void)cs_tls_trust_verify(trust, &none, 0, why, sizeof(why));
+}
+
+/* A renewal whose load failed for a passing cause (no descriptor free) is
+ * loaded at the next check, though its files have not changed since:
+ * waiting for the next change could serve the old certificate past its
+ * expiry. A file that stays bad is tried at every check and logged once. */
+START_TEST(test_server_tls_reload_retried_after_passing_failure)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  char cert[TU_TLS_PATH + 16], key[TU_TLS_PATH + 16], ca[TU_TLS_PATH + 16],
+      ca2[TU_TLS_PATH + 16], ca2_key[TU_TLS_PATH + 16],
+      new_cert[TU_TLS_PATH + 16], new_key[TU_TLS_PATH + 16];
+  snprintf(cert, sizeof(cert), "%s/serving.crt", t.dir);
+  snprintf(key, sizeof(key), "%s/serving.key", t.dir);
+  snprintf(ca, sizeof(ca), "%s/client-ca.crt", t.dir);
+  snprintf(ca2, sizeof(ca2), "%s/ca2.crt", t.dir);
+  snprintf(ca2_key, sizeof(ca2_key), "%s/ca2.key", t.dir);
+  snprintf(new_cert, sizeof(new_cert), "%s/renewed.crt", t.dir);
+  snprintf(new_key, sizeof(new_key), "%s/renewed.key", t.dir);
+  replace_file(t.server_cert, cert);
+  replace_file(t.server_key, key);
+  replace_file(t.ca_cert, ca);
+  cs_tls_certs *certs;
+  cs_tls_trust *trust;
+  char err[512];
+  ck_assert_int_eq(
+      cs_tls_certs_new(cert, key, 1000000, &certs, err, sizeof(err)), CS_OK);
+  ck_assert_int_eq(cs_tls_trust_new(ca, 1000000, &trust, err, sizeof(err)),
+                   CS_OK);
+  ck_assert(tu_tls_write_cert(ca2, ca2_key, "second CA", NULL, NULL, true, NULL,
+                              NULL, -60, 86400));
+  ck_assert(tu_tls_write_cert(new_cert, new_key, "localhost",
+                              "DNS:localhost,IP:127.0.0.1,IP:::1", "serverAuth",
+                              false, ca2, ca2_key, -60, 86400));
+  replace_file(new_key, key);
+  replace_file(new_cert, cert);
+  replace_file(ca2, ca);
+
+  struct rlimit old = no_descriptor_free();
+  check_stores(certs, trust);
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  ck_assert_uint_eq(cs_tls_certs_reloads(certs), 0);
+  ck_assert_uint_eq(cs_tls_trust_reloads(trust), 0);
+  ck_assert_ptr_nonnull(strstr(logged(), "Cannot reload the TLS certificate; "
+                                         "the one in use is kept"));
+  ck_assert_ptr_nonnull(strstr(logged(), "Cannot reload the TLS client CA"));
+  ck_assert_ptr_nonnull(strstr(logged(), "Too many open files"));
+
+  check_stores(certs, trust);
+  ck_assert_uint_eq(cs_tls_certs_reloads(certs), 1);
+  ck_assert_uint_eq(cs_tls_trust_reloads(trust), 1);
+  ck_assert_ptr_nonnull(
+      strstr(logged(), "\"msg\":\"TLS certificate reloaded\""));
+  ck_assert_ptr_nonnull(strstr(logged(), "\"msg\":\"TLS client CA reloaded\""));
+
+  replace_file(t.client_key, key); /* matches no certificate */
+  for (int i = 0; i < 4; i++)
+    check_stores(certs, trust);
+  ck_assert_uint_eq(cs_tls_certs_reloads(certs), 1);
+  ck_assert_uint_eq(count_of(logged(), "are not a usable PEM pair"), 1);
+  replace_file(new_key, key);
+  check_stores(certs, trust);
+  ck_assert_uint_eq(cs_tls_certs_reloads(certs), 2);
+
+  cs_tls_certs_free(certs);
+  cs_tls_trust_free(trust);
+  const char *extra[] = {cert, key, ca, ca2, ca2_key, new_cert, new_key};
+  for (size_t i = 0; i < 7; i++)
     unlink(extra[i]);
   tu_tls_cleanup(&t);
 }
@@ -2532,7 +2641,6 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);
   tcase_add_test(tc, test_server_probe_listener_answers_at_connection_limit);
-  tcase_add_test(tc, test_server_probe_listener_is_plain_http_beside_mtls);
   tcase_add_test(tc, test_server_probe_listener_readyz_503_while_draining);
   tcase_add_test(tc, test_server_new_reports_bad_options);
   tcase_add_test(tc, test_server_new_listens_on_ipv6_loopback);
@@ -2547,6 +2655,8 @@ static Suite *suite(void)
   tcase_add_test(tls, test_server_mtls_client_cert_checked);
   tcase_add_test(tls, test_server_tls_below_1_2_refused);
   tcase_add_test(tls, test_server_tls_reloads_renewed_certificate);
+  tcase_add_test(tls, test_server_tls_reload_retried_after_passing_failure);
+  tcase_add_test(tls, test_server_probe_listener_is_plain_http_beside_mtls);
   tcase_add_test(tls, test_server_mtls_follows_renewed_ca);
   tcase_add_test(tls, test_server_truncated_tls_handshakes_do_not_block_others);
   suite_add_tcase(s, tls);
