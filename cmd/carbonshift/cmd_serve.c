@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -410,17 +411,34 @@ static const char *signal_name(int sig)
   return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
 }
 
-/* After the first stop signal: a second one ends the process at once,
- * for whoever will not wait out the graceful stop (Ctrl-C twice). */
+/* Set once the server has stopped: a second signal then cuts only the
+ * clean-up (the Node watch, Events still queued for the API server). */
+static atomic_bool server_stopped;
+
+/* After the first stop signal: a second SIGTERM or SIGINT ends the process
+ * at once, for whoever will not wait out the graceful stop (Ctrl-C twice).
+ * Not SIGHUP: a closing terminal sends it twice (the shell passes its own
+ * on, and the kernel sends the foreground group another), which would cut
+ * the very stop it asked for. */
 static void *await_second_signal(void *arg)
 {
-  const sigset_t *stop = arg;
+  (void)arg;
+  sigset_t hurry;
+  sigemptyset(&hurry);
+  sigaddset(&hurry, SIGTERM);
+  sigaddset(&hurry, SIGINT);
   int sig = 0;
-  while (sigwait(stop, &sig) != 0)
+  while (sigwait(&hurry, &sig) != 0)
     ;
-  cs_buf *l = cs_log_begin(0, "Second signal, stopping at once");
+  bool stopped = atomic_load(&server_stopped);
+  cs_buf *l = cs_log_begin(0, stopped ? "Second signal, exiting before the "
+                                        "clean-up ends"
+                                      : "Second signal, stopping at once");
   cs_json_str(l, "signal", signal_name(sig));
-  cs_json_str(l, "err", "requests in flight are cut");
+  cs_json_str(l, "err",
+              stopped ? "Events and plan annotations still queued "
+                        "for the API server are dropped"
+                      : "requests in flight are cut");
   cs_log_end(l);
   _exit(1);
   return NULL;
@@ -432,14 +450,17 @@ static int run(service *sv)
   const cs_config *c = sv->cfg;
   /* Block the stop signals before any thread starts, so every server
    * thread inherits the mask and only sigwait below receives them. */
-  static sigset_t stop; /* static: await_second_signal borrows it */
+  sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   /* The terminal going away: a graceful stop too, rather than the default
    * action's abrupt one. Nothing is reloaded on it (certificates and CAs
-   * are re-read when they change, scheduler/tls_certs.h). */
-  sigaddset(&stop, SIGHUP);
+   * are re-read when they change, scheduler/tls_certs.h). Unless SIGHUP
+   * came ignored (nohup): sigwait would still take it, blocked as it is. */
+  struct sigaction hup;
+  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+    sigaddset(&stop, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   struct sigaction ign = {.sa_handler = SIG_IGN};
   sigemptyset(&ign.sa_mask);
@@ -547,8 +568,12 @@ static int run(service *sv)
   cs_json_num(l, "gracePeriodSeconds", c->shutdown_grace_period_s, 3);
   cs_log_end(l);
   pthread_t second;
-  if (pthread_create(&second, NULL, await_second_signal, &stop) == 0)
+  if (pthread_create(&second, NULL, await_second_signal, NULL) == 0)
     pthread_detach(second);
+  else
+    cs_log_error("Cannot watch for a second stop signal; the graceful stop "
+                 "runs to its end",
+                 "pthread_create failed");
   /* Decisions until the stop use the cached intensities; a provider
    * request in flight would otherwise hold the exit for its timeout. */
   cs_signals_stop(sv->signals);
@@ -558,6 +583,7 @@ static int run(service *sv)
     cs_log_error("Requests were still in flight at the end of the grace "
                  "period",
                  cs_strerror(rc));
+  atomic_store(&server_stopped, true);
   cs_log_info("Stopped");
   return 0;
 }

@@ -712,9 +712,10 @@ static bool logged_soon(service *s, const char *text)
 }
 
 /* SIGHUP starts the graceful stop, as SIGTERM does: its default action
- * would cut the requests in flight. A second signal while the stop waits
- * ends the process at once, with exit status 1. A request whose body never
- * completes keeps the stop waiting (for up to its 30 s grace period). */
+ * would cut the requests in flight. A second SIGHUP does not hurry it (a
+ * closing terminal sends two); a SIGINT or SIGTERM then ends the process
+ * at once, with exit status 1. A request whose body never completes keeps
+ * the stop waiting (for up to its 30 s grace period). */
 START_TEST(test_service_sighup_stops_gracefully_second_signal_at_once)
 {
   const char *flags[] = {"--set", "shutdownGracePeriod=30s", NULL};
@@ -729,6 +730,8 @@ START_TEST(test_service_sighup_stops_gracefully_second_signal_at_once)
   usleep(200000);
   kill(s.pid, SIGHUP);
   ck_assert(logged_soon(&s, "\"msg\":\"Shutting down\",\"signal\":\"SIGHUP\""));
+  usleep(200000);
+  kill(s.pid, SIGHUP);
   usleep(500000);
   int status;
   ck_assert_int_eq(waitpid(s.pid, &status, WNOHANG), 0); /* still draining */
@@ -741,6 +744,25 @@ START_TEST(test_service_sighup_stops_gracefully_second_signal_at_once)
                                "\"msg\":\"Second signal, stopping at once\","
                                "\"signal\":\"SIGINT\""));
   close(fd);
+  cs_buf_free(&s.log);
+}
+END_TEST
+
+/* Started with SIGHUP ignored (nohup), the service keeps running on it. */
+START_TEST(test_service_sighup_ignored_under_nohup)
+{
+  signal(SIGHUP, SIG_IGN); /* inherited through fork and exec */
+  service s;
+  start_with(&s, "http", NULL, NULL, true);
+  kill(s.pid, SIGHUP);
+  usleep(500000);
+  int status;
+  ck_assert_int_eq(waitpid(s.pid, &status, WNOHANG), 0);
+  pthread_mutex_lock(&s.mu);
+  ck_assert_ptr_null(strstr(s.log.data, "Shutting down"));
+  pthread_mutex_unlock(&s.mu);
+  kill(s.pid, SIGTERM);
+  ck_assert_int_eq(wait_exit(&s), 0);
   cs_buf_free(&s.log);
 }
 END_TEST
@@ -1100,6 +1122,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_service_probe_listener_beside_mtls);
   tcase_add_test(tc,
                  test_service_sighup_stops_gracefully_second_signal_at_once);
+  tcase_add_test(tc, test_service_sighup_ignored_under_nohup);
   tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
   tcase_add_test(tc, test_service_secrets_never_in_output);
   tcase_add_test(tc, test_service_kube_auto_prefers_kubeconfig);
