@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +78,14 @@ typedef enum route {
 static const char *const route_label[] = {"other",   "filter", "prioritize",
                                           "healthz", "readyz", "metrics"};
 
+/* libmicrohttpd's first message while one daemon starts (a bind or TLS
+ * set-up problem), kept for cs_server_new's error; a daemon's own, so
+ * that the other's messages cannot take its place. */
+typedef struct start_log {
+  atomic_bool starting;
+  char err[512];
+} start_log;
+
 struct cs_server {
   struct MHD_Daemon *daemon;
   struct MHD_Daemon *probe_daemon; /* NULL without a probe listener */
@@ -112,9 +121,9 @@ struct cs_server {
   pthread_cond_t cv;
   unsigned inflight;
   uint64_t started;
-  /* MHD's messages while starting, reported by cs_server_new. */
-  atomic_bool starting;
-  char start_err[512];
+  /* Each daemon's messages while it starts, reported by cs_server_new. */
+  start_log main_log, probe_log;
+  cs_head_watch *probe_heads; /* the probe listener's connections */
 };
 
 /* Per connection: the result of the client-certificate check, done once
@@ -122,7 +131,8 @@ struct cs_server {
 typedef struct conn {
   int peer; /* 0 unchecked, 1 verified, -1 refused */
   char peer_err[160];
-  cs_head_slot *slot; /* in s->heads */
+  cs_head_slot *slot;   /* in `watch` */
+  cs_head_watch *watch; /* s->heads, or s->probe_heads */
 } conn;
 
 static conn *conn_of(struct MHD_Connection *c)
@@ -1077,7 +1087,7 @@ static request *request_new(cs_server *s, struct MHD_Connection *c,
   remote_addr(c, rq->remote, sizeof(rq->remote));
   conn *cn = conn_of(c);
   if (cn && cn->slot)
-    cs_head_watch_busy(s->heads, cn->slot);
+    cs_head_watch_busy(cn->watch, cn->slot);
   /* Probes are not waited for by the graceful stop, and would keep it
    * from seeing the main listener's connections quiet. */
   if (!probe)
@@ -1194,7 +1204,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
   conn *cn = conn_of(c);
   if (cn && cn->slot)
-    cs_head_watch_idle(s->heads, cn->slot);
+    cs_head_watch_idle(cn->watch, cn->slot);
   if (rq->streaming)
     feed_publish(rq, true); /* a decision still reading the body stops */
   bool probe = rq->probe;
@@ -1244,20 +1254,37 @@ static enum MHD_Result on_probe_request(void *cls, struct MHD_Connection *c,
   return dispatch(s, c, rq);
 }
 
-static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
-                          enum MHD_ConnectionNotificationCode toe)
+/* A connection opened or closed: its state, under the head watch `w`. */
+static void conn_track(struct MHD_Connection *c, void **sock_cls,
+                       enum MHD_ConnectionNotificationCode toe,
+                       cs_head_watch *w)
 {
-  cs_server *s = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     conn *cn = cs_calloc(1, sizeof(conn));
     *sock_cls = cn;
+    cn->watch = w;
     const union MHD_ConnectionInfo *fd =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (fd) {
       char remote[INET6_ADDRSTRLEN + 8];
       remote_addr(c, remote, sizeof(remote));
-      cn->slot = cs_head_watch_add(s->heads, fd->connect_fd, remote);
+      cn->slot = cs_head_watch_add(w, fd->connect_fd, remote);
     }
+    return;
+  }
+  conn *cn = *sock_cls;
+  if (cn)
+    cs_head_watch_remove(cn->watch, cn->slot); /* before the socket closes */
+  free(cn);
+  *sock_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+  cs_server *s = cls;
+  conn_track(c, sock_cls, toe, s->heads);
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     long n = atomic_fetch_add(&s->open_conns, 1) + 1;
     cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
     /* At the limit libmicrohttpd stops accepting: new clients wait in the
@@ -1273,15 +1300,35 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
     }
     return;
   }
-  conn *cn = *sock_cls;
-  if (cn)
-    cs_head_watch_remove(s->heads, cn->slot); /* before the socket closes */
-  free(cn);
-  *sock_cls = NULL;
   long n = atomic_fetch_sub(&s->open_conns, 1) - 1;
   cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
   if (n < s->max_conns)
     atomic_store(&s->at_limit, false);
+}
+
+/* The probe listener's connections: under their own head watch, and not
+ * counted against http.maxConnections. */
+static void on_probe_connection(void *cls, struct MHD_Connection *c,
+                                void **sock_cls,
+                                enum MHD_ConnectionNotificationCode toe)
+{
+  cs_server *s = cls;
+  conn_track(c, sock_cls, toe, s->probe_heads);
+}
+
+static void on_probe_head_cut(void *ctx, const char *remote, uint64_t waited_ns)
+{
+  (void)ctx;
+  cs_buf *line = cs_log_begin(0, "HTTP request head too slow");
+  cs_json_str(line, "remote", remote);
+  cs_json_num(line, "waitedMs", (double)waited_ns / 1e6, 0);
+  char err[160];
+  snprintf(err, sizeof(err),
+           "no complete request head within %u s of the connection becoming "
+           "idle on the probe listener (http.probeListen); connection closed",
+           CS_SERVER_PROBE_IDLE_TIMEOUT_S);
+  cs_json_str(line, "err", err);
+  cs_log_end(line);
 }
 
 /* The head watch shut a connection down: say so, as no request exists to
@@ -1308,7 +1355,7 @@ static void on_head_cut(void *ctx, const char *remote, uint64_t waited_ns)
  * (cut_on_purpose). */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-  cs_server *s = cls;
+  start_log *start = cls;
   char msg[512];
   vsnprintf(msg, sizeof(msg), fmt, ap);
   size_t n = strlen(msg);
@@ -1319,8 +1366,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     cut_on_purpose = false;
     return;
   }
-  if (atomic_load(&s->starting) && !s->start_err[0])
-    snprintf(s->start_err, sizeof(s->start_err), "%s", msg);
+  if (atomic_load(&start->starting) && !start->err[0])
+    snprintf(start->err, sizeof(start->err), "%s", msg);
   cs_buf *line = cs_log_begin(0, "HTTP server message");
   cs_json_str(line, "detail", msg);
   cs_log_end(line);
@@ -1375,6 +1422,34 @@ static unsigned cpu_count(void)
   return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
 }
 
+/* A socket's identity, to tell it from a later descriptor of the same
+ * number. */
+typedef struct sock_id {
+  bool ok;
+  dev_t dev;
+  ino_t ino;
+} sock_id;
+
+static sock_id sock_id_of(int fd)
+{
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0)
+    return (sock_id){0};
+  return (sock_id){true, st.st_dev, st.st_ino};
+}
+
+/* Closes a listening socket handed to a daemon that failed to start.
+ * libmicrohttpd 0.9.75 closes it itself on some of those failures (TLS
+ * set-up, thread creation) and not on others (options refused); by then
+ * another thread may have been given the same number, which only a
+ * socket of the same identity is not. */
+static void close_if_same(int fd, sock_id id)
+{
+  sock_id now = sock_id_of(fd);
+  if (id.ok && now.ok && now.dev == id.dev && now.ino == id.ino)
+    close(fd);
+}
+
 /* The probe listener: one thread polling its own few connections, so
  * that neither the main listener's connection limit nor its busy threads
  * keep a kubelet probe waiting. Plain HTTP: kubelet probes carry no
@@ -1390,23 +1465,33 @@ static cs_err start_probe_listener(cs_server *s, const cs_server_opts *o,
     set_err(err, errlen, "http.probeListen: %s", why);
     return rc;
   }
+  /* A slow head holds a probe connection no longer than an idle one. */
+  if (cs_head_watch_new((uint64_t)CS_SERVER_PROBE_IDLE_TIMEOUT_S * 1000000000u,
+                        on_probe_head_cut, s, &s->probe_heads)) {
+    set_err(err, errlen, "http.probeListen: cannot start its head watch");
+    return CS_EIO;
+  }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                    MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-  atomic_store(&s->starting, true);
+  sock_id id = sock_id_of(s->probe_fd);
+  atomic_store(&s->probe_log.starting, true);
   s->probe_daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_probe_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-      on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->probe_fd,
+      on_mhd_log, &s->probe_log, MHD_OPTION_LISTEN_SOCKET, s->probe_fd,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_NOTIFY_CONNECTION, on_probe_connection, s,
       MHD_OPTION_CONNECTION_TIMEOUT, CS_SERVER_PROBE_IDLE_TIMEOUT_S,
       MHD_OPTION_CONNECTION_LIMIT, CS_SERVER_PROBE_MAX_CONNECTIONS,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header, MHD_OPTION_END);
-  atomic_store(&s->starting, false);
+  atomic_store(&s->probe_log.starting, false);
   if (!s->probe_daemon) {
+    close_if_same(s->probe_fd, id);
+    s->probe_fd = -1;
     set_err(err, errlen,
             "http.probeListen: cannot start the probe listener on %s: %s",
             o->probe_listen,
-            s->start_err[0] ? s->start_err
-                            : "libmicrohttpd refused the options");
+            s->probe_log.err[0] ? s->probe_log.err
+                                : "libmicrohttpd refused the options");
     return CS_EIO;
   }
   return CS_OK;
@@ -1530,7 +1615,8 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
   size_t n = 0;
 #define OPT(o_, v_, p_)                                                        \
   opts[n++] = (struct MHD_OptionItem){(o_), (intptr_t)(v_), (void *)(p_)}
-  OPT(MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s); /* first, as MHD asks */
+  OPT(MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+      &s->main_log); /* first, as MHD asks */
   OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
   OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
   OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
@@ -1565,15 +1651,18 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     flags |= MHD_USE_TLS;
   if (v6)
     flags |= MHD_USE_IPv6;
-  atomic_store(&s->starting, true);
+  sock_id id = sock_id_of(s->listen_fd);
+  atomic_store(&s->main_log.starting, true);
   s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                                MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-  atomic_store(&s->starting, false);
+  atomic_store(&s->main_log.starting, false);
   if (!s->daemon) {
+    close_if_same(s->listen_fd, id);
+    s->listen_fd = -1;
     set_err(err, errlen, "cannot start the HTTP server on %s: %s", o->listen,
-            s->start_err[0] ? s->start_err
-                            : "libmicrohttpd refused the "
-                              "options");
+            s->main_log.err[0] ? s->main_log.err
+                               : "libmicrohttpd refused the "
+                                 "options");
     rc = CS_EIO;
     goto out;
   }
@@ -1732,6 +1821,7 @@ void cs_server_free(cs_server *s)
   stop_probe_listener(s);
   cs_pool_free(s->deciders);
   cs_head_watch_free(s->heads); /* every connection is closed by now */
+  cs_head_watch_free(s->probe_heads);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s->prefix);

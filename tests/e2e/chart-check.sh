@@ -35,7 +35,7 @@ declare -A expect=(
   [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1|+name: regcred|+^kind: NetworkPolicy$|+kubernetes.io/metadata.name: monitoring'
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
-  [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$|+:8443/healthz$|-:8443/metrics|--probe-listen|-name: probes$|+port: https$|+scheme: HTTPS$'
+  [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$|+:8443/healthz$|-:8443/metrics|--probe-listen|-name: probes$|-port: probes$'
   [no-rbac.yaml]='-^kind: ClusterRole$|-^kind: ClusterRoleBinding$|-^kind: Role$|-^kind: RoleBinding$|+leaderElect: true|+serviceAccountName: carbonshift-sa|+serviceAccountName: cs-carbonshift-scheduler'
   [no-tls.yaml]='-enableHTTPS|--tls-cert|+urlPrefix: "http://cs-carbonshift.default.svc:8443/carbonshift"$|+"pathPrefix": "/carbonshift"|+path: /healthz$|+scheme: HTTP|+CARBONSHIFT_LOG_VERBOSITY'
 )

@@ -834,17 +834,18 @@ START_TEST(test_server_chunked_body_over_cap_stops_reading)
 }
 END_TEST
 
-/* Sends `prefix`, then `drip` every 100 ms for up to 5 s, until the
- * server closes the connection; returns the seconds that took (or more
- * than 5 when it never did). */
-static double trickle(const char *prefix, const char *drip)
+/* Sends `prefix` to `port`, then `drip` every 100 ms for up to `max_s`
+ * seconds, until the server closes the connection; returns the seconds
+ * that took (99 when it never did). */
+static double trickle_on(unsigned port, const char *prefix, const char *drip,
+                         int max_s)
 {
-  int fd = raw_connect(cs_server_port(S));
+  int fd = raw_connect(port);
   if (*prefix)
     raw_send(fd, prefix);
   bool alive = true;
   uint64_t t0 = cs_clock_mono_ns();
-  for (int i = 0; i < 50 && alive; i++) {
+  for (int i = 0; i < max_s * 10 && alive; i++) {
     usleep(100000);
     alive = raw_try_send(fd, drip, strlen(drip));
     char b[256];
@@ -856,6 +857,12 @@ static double trickle(const char *prefix, const char *drip)
   double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
   close(fd);
   return alive ? 99 : secs;
+}
+
+/* trickle_on the main port, for up to 5 s. */
+static double trickle(const char *prefix, const char *drip)
+{
+  return trickle_on(cs_server_port(S), prefix, drip, 5);
 }
 
 START_TEST(test_server_slow_body_over_request_timeout_closed)
@@ -2158,6 +2165,27 @@ START_TEST(test_server_probe_listener_answers_at_connection_limit)
 }
 END_TEST
 
+/* A head trickled to the probe listener a byte at a time is cut after
+ * CS_SERVER_PROBE_IDLE_TIMEOUT_S, so slow clients cannot keep its 64
+ * connections from the kubelet. */
+START_TEST(test_server_probe_listener_cuts_slow_heads)
+{
+  cs_server_opts o = base_opts();
+  o.probe_listen = "127.0.0.1:0";
+  S = start(&o);
+  double secs =
+      trickle_on(cs_server_probe_port(S), "GET /healthz HTTP/1.1\r\n", "X", 12);
+  ck_assert_msg(secs >= CS_SERVER_PROBE_IDLE_TIMEOUT_S - 0.5 &&
+                    secs < CS_SERVER_PROBE_IDLE_TIMEOUT_S + 3.0 * tu_slowdown(),
+                "a slow probe head was cut after %.2f s", secs);
+  ck_assert(wait_logged("idle on the probe listener (http.probeListen); "
+                        "connection closed"));
+  resp r;
+  probe_call(cs_server_probe_port(S), NULL, "/healthz", &r);
+  ck_assert_int_eq(r.status, 200);
+}
+END_TEST
+
 /* The probe listener is plain HTTP whatever the main listener's TLS: the
  * kubelet presents no client certificate. */
 START_TEST(test_server_probe_listener_is_plain_http_beside_mtls)
@@ -2187,13 +2215,19 @@ START_TEST(test_server_probe_listener_readyz_503_while_draining)
   o.probe_listen = "127.0.0.1:0";
   S = start(&o);
   unsigned probe = cs_server_probe_port(S);
+  /* The slow request keeps the stop draining well past the probes. */
+  atomic_store(&H.sleep_ms, 2500); /* within shutdown_thread's 5 s */
   resp slow, r;
   pthread_t client, stopper;
   start_slow_request(&client, &slow);
   cs_err rc = CS_EINTERNAL;
   pthread_create(&stopper, NULL, shutdown_thread, &rc);
-  usleep(200000);
-  probe_call(probe, NULL, "/readyz", &r);
+  for (int i = 0; i < 100; i++) {
+    probe_call(probe, NULL, "/readyz", &r);
+    if (r.status != 200)
+      break;
+    usleep(10000);
+  }
   ck_assert_int_eq(r.status, 503);
   ck_assert_ptr_nonnull(strstr(r.body, "shutting down"));
   probe_call(probe, NULL, "/healthz", &r);
@@ -2641,6 +2675,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);
   tcase_add_test(tc, test_server_probe_listener_answers_at_connection_limit);
+  tcase_add_test(tc, test_server_probe_listener_cuts_slow_heads);
   tcase_add_test(tc, test_server_probe_listener_readyz_503_while_draining);
   tcase_add_test(tc, test_server_new_reports_bad_options);
   tcase_add_test(tc, test_server_new_listens_on_ipv6_loopback);
