@@ -1316,37 +1316,39 @@ static void on_probe_connection(void *cls, struct MHD_Connection *c,
   conn_track(c, sock_cls, toe, s->probe_heads);
 }
 
-static void on_probe_head_cut(void *ctx, const char *remote, uint64_t waited_ns)
+/* A head watch shut a connection down: say so, as no request exists to
+ * log. */
+static void log_head_cut(const char *remote, uint64_t waited_ns,
+                         const char *err)
 {
-  (void)ctx;
   cs_buf *line = cs_log_begin(0, "HTTP request head too slow");
   cs_json_str(line, "remote", remote);
   cs_json_num(line, "waitedMs", (double)waited_ns / 1e6, 0);
+  cs_json_str(line, "err", err);
+  cs_log_end(line);
+}
+
+static void on_probe_head_cut(void *ctx, const char *remote, uint64_t waited_ns)
+{
+  (void)ctx;
   char err[160];
   snprintf(err, sizeof(err),
            "no complete request head within %u s of the connection becoming "
            "idle on the probe listener (http.probeListen); connection closed",
            CS_SERVER_PROBE_IDLE_TIMEOUT_S);
-  cs_json_str(line, "err", err);
-  cs_log_end(line);
+  log_head_cut(remote, waited_ns, err);
 }
 
-/* The head watch shut a connection down: say so, as no request exists to
- * log. */
 static void on_head_cut(void *ctx, const char *remote, uint64_t waited_ns)
 {
   cs_server *s = ctx;
   cs_metrics_add(s->metrics, M_HEAD_CUTS, NULL, 1);
-  cs_buf *line = cs_log_begin(0, "HTTP request head too slow");
-  cs_json_str(line, "remote", remote);
-  cs_json_num(line, "waitedMs", (double)waited_ns / 1e6, 0);
   char err[160];
   snprintf(err, sizeof(err),
            "no complete request head within %llu ms of the connection "
            "becoming idle (" OPT_HEADER_TIMEOUT "); connection closed",
            (unsigned long long)(s->header_timeout_ns / 1000000));
-  cs_json_str(line, "err", err);
-  cs_log_end(line);
+  log_head_cut(remote, waited_ns, err);
 }
 
 /* MHD's own messages: bind and TLS set-up problems while starting (kept
