@@ -1239,12 +1239,17 @@ static bool repeated_key(ctx *x, const setting *s, const char *path,
   return false;
 }
 
+/* The object loaders below keep the members that were fine even when
+ * others were not, and return true once the value is an object: the bad
+ * members' errors fail the load all the same, so such a value is never
+ * served, but the checks made after loading (the file provider reading
+ * file.traces, the routes' providers) must see the good ones, or their
+ * problems would only show in the next run. */
 static bool load_regions(ctx *x, const setting *s, const char *source,
                          const cJSON *v, void *items, size_t *n)
 {
   if (!want_object(x, s, source, v))
     return false;
-  size_t before = x->nerrors;
   cs_config_pair *out =
       cs_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*out));
   *(cs_config_pair **)items = out;
@@ -1268,7 +1273,7 @@ static bool load_regions(ctx *x, const setting *s, const char *source,
     }
     free(path);
   }
-  return x->nerrors == before;
+  return true;
 }
 
 /* An object mapping grid zones to non-empty strings (ukgrid.zones,
@@ -1278,7 +1283,6 @@ static bool load_zone_strings(ctx *x, const setting *s, const char *source,
 {
   if (!want_object(x, s, source, v))
     return false;
-  size_t before = x->nerrors;
   cs_config_pair *out =
       cs_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*out));
   *(cs_config_pair **)items = out;
@@ -1302,7 +1306,7 @@ static bool load_zone_strings(ctx *x, const setting *s, const char *source,
     }
     free(path);
   }
-  return x->nerrors == before;
+  return true;
 }
 
 static bool load_numbers(ctx *x, const setting *s, const char *source,
@@ -1310,7 +1314,6 @@ static bool load_numbers(ctx *x, const setting *s, const char *source,
 {
   if (!want_object(x, s, source, v))
     return false;
-  size_t before = x->nerrors;
   cs_config_number *out =
       cs_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*out));
   *(cs_config_number **)items = out;
@@ -1335,7 +1338,7 @@ static bool load_numbers(ctx *x, const setting *s, const char *source,
     }
     free(path);
   }
-  return x->nerrors == before;
+  return true;
 }
 
 static bool known_provider(const char *name)
@@ -1351,7 +1354,6 @@ static bool load_routes(ctx *x, const setting *s, const char *source,
 {
   if (!want_object(x, s, source, v))
     return false;
-  size_t before = x->nerrors;
   cs_config_route *out =
       cs_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(*out));
   *(cs_config_route **)items = out;
@@ -1412,7 +1414,7 @@ static bool load_routes(ctx *x, const setting *s, const char *source,
     }
     free(path);
   }
-  return x->nerrors == before;
+  return true;
 }
 
 typedef struct gpu_field {

@@ -1217,6 +1217,28 @@ START_TEST(test_config_binary_gpus_all_problems_in_one_run)
 }
 END_TEST
 
+/* An object setting with one bad member keeps its good ones for the checks
+ * made after loading: file.traces' bad DE does not hide FR's missing file,
+ * which the file provider reports in the same run. */
+START_TEST(test_config_binary_object_setting_all_problems_in_one_run)
+{
+  static run_result r;
+  char *envp[] = {NULL};
+  char *argv[] = {"carbonshift",
+                  "serve",
+                  "--set",
+                  "file.traces={\"DE\": \"\", \"FR\": "
+                  "\"/nonexistent/fr.csv\"}",
+                  "--print-config",
+                  NULL};
+  run(argv, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ASSERT_HAS(r.err, "config: file.traces.DE = \"\" (flag --set file.traces): "
+                    "expected a non-empty string");
+  ASSERT_HAS(r.err, "/nonexistent/fr.csv: No such file or directory");
+}
+END_TEST
+
 /* A duration setting's documented range is one the parser takes: the
  * least dedup window is 1s (a duration is never 0). */
 START_TEST(test_config_binary_dedup_window_range)
@@ -1527,6 +1549,7 @@ static Suite *config_suite(void)
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
   tcase_add_test(tb, test_config_binary_dedup_window_range);
   tcase_add_test(tb, test_config_binary_gpus_all_problems_in_one_run);
+  tcase_add_test(tb, test_config_binary_object_setting_all_problems_in_one_run);
   tcase_add_test(tb, test_config_binary_docs_examples_load);
   tcase_add_test(tb, test_config_binary_tls_errors_as_documented);
   tcase_add_test(tb, test_config_binary_help_for_every_command);
