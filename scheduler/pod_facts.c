@@ -331,6 +331,21 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
   }
 
   read_scheduling(out, ann);
+  /* A budget and a deadline are judged on the run's length: with the
+   * default one assumed, the pod could be let through over its budget or
+   * after its latest start, silently. (A malformed duration is a problem
+   * already.) A max-delay alone only picks a window, and says when its
+   * runtime is assumed (policy.c). */
+  if (!dur && out->budget_g > 0)
+    cs_problems_add(out->problems, sizeof(out->problems),
+                    "annotation %s needs %s as well: the run's emissions, "
+                    "checked against the budget, depend on its length",
+                    CS_ANN_BUDGET, CS_ANN_DURATION);
+  if (!dur && out->deadline > 0)
+    cs_problems_add(out->problems, sizeof(out->problems),
+                    "annotation %s needs %s as well: the latest start is the "
+                    "deadline less the run's length",
+                    CS_ANN_DEADLINE, CS_ANN_DURATION);
   /* The API server always sets the creation time; without one (a request
    * made by hand), a max-delay would have nothing to count from. */
   if (out->max_delay_s > 0 && !out->created_at) {

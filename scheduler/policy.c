@@ -360,6 +360,13 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
              "latest start %s",
              budget, start, at_start, zs, now_kg, latest);
   }
+  if (c->pod->duration_defaulted) {
+    char assumed[32];
+    size_t n = strlen(msg);
+    cs_format_duration(c->pod->duration_s, assumed);
+    snprintf(msg + n, sizeof(msg) - n,
+             "; runtime assumed: %s (no " CS_ANN_DURATION ")", assumed);
+  }
   fail_all(c, msg);
   c->outcome = "deferred";
   set_event(c, "Normal", "CarbonDeferred", msg);

@@ -284,8 +284,10 @@ static const setting settings[] = {
      .def = "1h",
      .min = 1,
      .max = 5 * YEAR,
-     .help = "Runtime assumed for pods without a valid "
-             "carbonshift.io/expected-duration (logged as defaulted)"},
+     .help = "Runtime assumed for pods without "
+             "carbonshift.io/expected-duration, to rank nodes and plan a "
+             "max-delay (logged as defaulted; a malformed value, or a budget "
+             "or deadline without one, is an annotation problem)"},
     {.name = "estimate.serverEmbodiedKg",
      .type = K_DOUBLE,
      .off = F(estimate_server_embodied_kg),

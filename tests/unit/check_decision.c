@@ -943,6 +943,41 @@ START_TEST(test_decision_filter_defers_before_greener_window)
 }
 END_TEST
 
+/* Without an expected-duration, a max-delay plans for the default runtime
+ * and the wait says so; a budget (or a deadline) is judged on the run's
+ * length, so without one the pod is kept pending with the reason rather
+ * than judged on an assumed hour. */
+START_TEST(test_decision_filter_missing_duration_said_or_refused)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  const char *no_duration[] = {"carbonshift.io/expected-duration", NULL,
+                               "carbonshift.io/carbon-budget", NULL};
+  cJSON *out = filter_with(no_duration, 4);
+  ck_assert_int_eq(kept(out), 0);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, "carbonshift: waiting for a greener window: ") == m,
+                "%s", m);
+  const char *tail =
+      "; runtime assumed: 1h (no carbonshift.io/expected-duration)";
+  ck_assert_msg(strlen(m) > strlen(tail) &&
+                    !strcmp(m + strlen(m) - strlen(tail), tail),
+                "%s", m);
+  ck_assert_ptr_nonnull(strstr(events[0], tail));
+  cJSON_Delete(out);
+
+  const char *budget_only[] = {"carbonshift.io/expected-duration", NULL};
+  out = filter_with(budget_only, 2);
+  ck_assert_int_eq(kept(out), 0);
+  m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, "annotation carbonshift.io/carbon-budget needs "
+                          "carbonshift.io/expected-duration as well"),
+                "%s", m);
+  cJSON_Delete(out);
+}
+END_TEST
+
 START_TEST(test_decision_filter_passes_at_planned_start)
 {
   cs_clock_set_fixed(VALLEY_LOW);
@@ -2031,6 +2066,7 @@ static Suite *suite(void)
   TCase *tv = tcase_create("filter-valley");
   tcase_add_checked_fixture(tv, setup_valley, teardown_filter);
   tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
+  tcase_add_test(tv, test_decision_filter_missing_duration_said_or_refused);
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
   tcase_add_test(tv, test_decision_filter_deadline_filters_late_nodes);

@@ -236,6 +236,44 @@ START_TEST(test_pod_facts_read_max_delay_needs_creation_time)
 }
 END_TEST
 
+/* A budget and a deadline are judged on the run's length: without an
+ * expected-duration each is a problem, named; with a malformed one, only
+ * the malformed value is. */
+START_TEST(test_pod_facts_read_budget_and_deadline_need_duration)
+{
+  cJSON *p = pod_with(
+      "{\"metadata\":{\"annotations\":{\"carbonshift.io/carbon-budget\":"
+      "\"5kg\",\"carbonshift.io/deadline\":\"2026-11-24T09:00:00Z\"}},"
+      "\"spec\":{}}");
+  cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 3600, &f), CS_OK);
+  ck_assert_str_eq(
+      f.problems,
+      "annotation carbonshift.io/carbon-budget needs "
+      "carbonshift.io/expected-duration as well: the run's emissions, "
+      "checked against the budget, depend on its length; annotation "
+      "carbonshift.io/deadline needs carbonshift.io/expected-duration as "
+      "well: the latest start is the deadline less the run's length");
+  cJSON_Delete(p);
+
+  p = pod_with("{\"metadata\":{\"annotations\":{\"carbonshift.io/"
+               "carbon-budget\":\"5kg\",\"carbonshift.io/expected-duration\":"
+               "\"36H\"}},\"spec\":{}}");
+  ck_assert_int_eq(cs_pod_facts_read(p, 3600, &f), CS_OK);
+  ck_assert_msg(strstr(f.problems, "expected-duration=\"36H\""), "%s",
+                f.problems);
+  ck_assert_msg(!strstr(f.problems, "needs"), "%s", f.problems);
+  cJSON_Delete(p);
+
+  p = pod_with("{\"metadata\":{\"annotations\":{\"carbonshift.io/"
+               "carbon-budget\":\"5kg\",\"carbonshift.io/expected-duration\":"
+               "\"36h\"}},\"spec\":{}}");
+  ck_assert_int_eq(cs_pod_facts_read(p, 3600, &f), CS_OK);
+  ck_assert_str_eq(f.problems, "");
+  cJSON_Delete(p);
+}
+END_TEST
+
 START_TEST(test_pod_facts_read_bad_quantity_named)
 {
   cJSON *p = pod_with("{\"spec\":{\"containers\":[{\"resources\":{"
@@ -301,6 +339,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_pod_facts_read_long_problems_marked);
   tcase_add_test(tc, test_pod_facts_read_bad_quantity_named);
   tcase_add_test(tc, test_pod_facts_read_max_delay_needs_creation_time);
+  tcase_add_test(tc, test_pod_facts_read_budget_and_deadline_need_duration);
   tcase_add_test(tc, test_pod_facts_read_huge_gpu_count_refused);
   tcase_add_test(tc, test_pod_facts_read_skip_and_durations);
   suite_add_tcase(s, tc);
