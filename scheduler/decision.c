@@ -366,7 +366,8 @@ static void log_entry(cs_buf *l, const call *c, const zone_text *z,
 
 /* The plan as the filter used it. `wait` is what happened to the pod;
  * `advisedWait` what the planner found, which a pod with
- * on-budget-exceeded: reject does not follow. Without any start that fits
+ * on-budget-exceeded: reject does not follow when no node fits its budget
+ * now. Without any start that fits
  * the budget there is no planned start and no planned figure (null), and
  * a latest start in the past says the slack has run out. */
 static void log_plan(cs_buf *l, const cs_policy_call *pc)
