@@ -127,6 +127,24 @@ for b in "${breakers[@]}"; do
   fi
 done
 
+# helm upgrade --reuse-values keeps the release's old values in place of the
+# chart's defaults: a release installed before probes.port still gets the
+# probe listener (the templates' default), not probes on the extender port.
+old_chart=$work/old-values-chart
+cp -r "$chart" "$old_chart"
+sed -i '/^  port: 8081$/d' "$old_chart/values.yaml"
+if grep -q '^  port: 8081$' "$old_chart/values.yaml"; then
+  bad "could not drop probes.port from a copy of values.yaml"
+elif ! helm template cs "$old_chart" -n default --kube-version "$kube_version" \
+  >"$work/old-values.out" 2>"$work/template.log"; then
+  bad "helm template with values lacking probes.port: $(head -c 200 "$work/template.log")"
+elif got=$(check_facts "$work/old-values.out" '+- --probe-listen=:8081$|+port: probes$') &&
+  [[ -z $got ]]; then
+  ok "values without probes.port (an upgrade with --reuse-values) keep the probe listener"
+else
+  bad "values without probes.port: $(tr '\n' ' ' <<<"$got")"
+fi
+
 # imagePullSecrets reach every pod the chart makes: the extender, the bundled
 # scheduler and the helm test (a private registry serves all three images).
 n=$(helm template cs "$chart" -n default --kube-version "$kube_version" \
@@ -173,6 +191,7 @@ notes_cases=(
   "--set tls.enabled=false|-Secret|-certificate|+over plain HTTP|+urlPrefix http://cs-carbonshift.default.svc:8443,"
   "--set tls.enabled=false --set tls.source=existing|-Secret|+over plain HTTP"
   "--set config.pathPrefix=/carbonshift|+urlPrefix https://cs-carbonshift.default.svc:8443/carbonshift,"
+  "--set service.clusterIP=10.96.200.10 --set tls.extraIPs={10.96.200.10}|+urlPrefix https://10.96.200.10:8443 (the Service|-urlPrefix https://cs-carbonshift|+cannot resolve"
 )
 notes_chart=$work/notes-chart
 cp -r "$chart" "$notes_chart"

@@ -113,8 +113,9 @@ which carbonshift answers /filter and /prioritize. */}}
 {{- if and .Values.scheduler.enabled (not .Values.scheduler.leaderElection.enabled) (gt (int .Values.scheduler.replicaCount) 1) }}
 {{- fail "scheduler.replicaCount above 1 needs scheduler.leaderElection.enabled: several active schedulers would race to bind the same pods" }}
 {{- end }}
-{{- if eq (int .Values.probes.port) (int .Values.service.port) }}
-{{- fail (printf "probes.port (%d) must differ from service.port: the probe listener is a second socket (0 probes the extender port)" (int .Values.probes.port)) }}
+{{- $probePort := include "carbonshift.probePort" . | atoi }}
+{{- if eq $probePort (int .Values.service.port) }}
+{{- fail (printf "probes.port (%d) must differ from service.port: the probe listener is a second socket (0 probes the extender port)" $probePort) }}
 {{- end }}
 {{- if and .Values.networkPolicy.enabled (not .Values.scheduler.enabled) (not .Values.networkPolicy.from) }}
 {{- fail "networkPolicy.enabled with the cluster's own scheduler needs networkPolicy.from (its control-plane nodes as ipBlock): otherwise nothing may call the extender" }}
@@ -136,6 +137,13 @@ which carbonshift answers /filter and /prioritize. */}}
 {{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.preStopSleepSeconds) $shutdown $tail) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) plus carbonshift's shutdownGracePeriod (%ds) plus the %ds it may take after that to send the last replies and exit: the kubelet would kill requests in flight" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) $shutdown $tail) }}
 {{- end }}
+{{- end }}
+
+{{/* The probe listener's port: probes.port, 8081 when the values lack it
+     (a release upgraded with --reuse-values from a chart before it), 0 for
+     none. */}}
+{{- define "carbonshift.probePort" -}}
+{{- if hasKey .Values.probes "port" }}{{ int .Values.probes.port }}{{ else }}8081{{ end }}
 {{- end }}
 
 {{/* A duration of whole units ("20s", "1m30s", "2h") in seconds, or 0
