@@ -78,6 +78,9 @@ typedef struct cs_series {
   int64_t max_hold;
   cs_signal_type type;
   cs_factor_basis factor;
+  /* When the provider made the forecast (Unix s; 0: not said): its age is
+   * held to carbon.maxObservationAge as a current value's is. */
+  int64_t generated_at;
   char provider[CS_PROVIDER_NAME_MAX];
   char zone[CS_ZONE_MAX];
 } cs_series;

@@ -319,14 +319,30 @@ static entry *ensure_entry(cs_signals *s, cs_provider *p, const char *zone)
   return e;
 }
 
-static bool value_fresh(const cs_signals *s, const entry *e, int64_t now)
+/* carbon.maxObservationAge of these options (the default when unset). */
+static int64_t max_observation_age(const cs_signals_opts *o)
 {
-  return e->has_value && now - e->value.fetched_at <= s->o.max_age_s;
+  return o && o->max_observation_age_s > 0 ? o->max_observation_age_s
+                                           : defaults.max_observation_age_s;
 }
 
+/* A cached value serves while its last fetch is recent (carbon.maxAge)
+ * and the observation itself is not too old (carbon.maxObservationAge):
+ * a value checked at its fetch goes on ageing while later fetches fail,
+ * and the fetch refused as stale must not leave it serving. */
+static bool value_fresh(const cs_signals *s, const entry *e, int64_t now)
+{
+  return e->has_value && now - e->value.fetched_at <= s->o.max_age_s &&
+         now - e->value.observed_at <= max_observation_age(&s->o);
+}
+
+/* The same for a forecast, whose age is that of its making when the
+ * provider says it. */
 static bool fc_fresh(const cs_signals *s, const entry *e, int64_t now)
 {
-  return e->has_fc && now - e->fc_fetched_at <= s->o.max_age_s;
+  return e->has_fc && now - e->fc_fetched_at <= s->o.max_age_s &&
+         (!e->fc.generated_at ||
+          now - e->fc.generated_at <= max_observation_age(&s->o));
 }
 
 /* A delay of `base` seconds, +/- jitter, in nanoseconds. Call with mu held
@@ -359,21 +375,40 @@ static void schedule(cs_signals *s, fetch_state *f, cs_err rc)
   f->due_ns = cs_clock_mono_ns() + jittered(s, base);
 }
 
-cs_err cs_signals_check_observation(const cs_signals_opts *o,
-                                    const cs_signal *v, int64_t now)
+/* CS_ESTALE, logged as `msg`, when something made at `made` is older than
+ * carbon.maxObservationAge at `now`; CS_OK otherwise. */
+static cs_err check_age(const cs_signals_opts *o, const char *msg,
+                        const char *provider, const char *zone, int64_t made,
+                        int64_t now)
 {
-  int64_t max = o && o->max_observation_age_s > 0
-                    ? o->max_observation_age_s
-                    : defaults.max_observation_age_s;
-  if (now - v->observed_at <= max)
+  int64_t max = max_observation_age(o);
+  if (now - made <= max)
     return CS_OK;
-  cs_buf *l = cs_log_begin(0, "Carbon provider returned stale data");
-  cs_json_str(l, "provider", v->provider);
-  cs_json_str(l, "zone", v->zone);
-  cs_json_int(l, "ageSeconds", now - v->observed_at);
+  cs_buf *l = cs_log_begin(0, msg);
+  cs_json_str(l, "provider", provider);
+  cs_json_str(l, "zone", zone);
+  cs_json_int(l, "ageSeconds", now - made);
   cs_json_int(l, "maxObservationAgeSeconds", max);
   cs_log_end(l);
   return CS_ESTALE;
+}
+
+cs_err cs_signals_check_observation(const cs_signals_opts *o,
+                                    const cs_signal *v, int64_t now)
+{
+  return check_age(o, "Carbon provider returned stale data", v->provider,
+                   v->zone, v->observed_at, now);
+}
+
+/* An old forecast (a stuck upstream) is refused, so the next provider in
+ * the route answers instead. */
+cs_err cs_signals_check_forecast(const cs_signals_opts *o, const cs_series *f,
+                                 int64_t now)
+{
+  if (!f->generated_at)
+    return CS_OK;
+  return check_age(o, "Carbon provider returned a stale forecast", f->provider,
+                   f->zone, f->generated_at, now);
 }
 
 /* Fetches whatever is due for `e` (both kinds when `force`), outside the
@@ -399,9 +434,12 @@ static cs_err fetch_entry(cs_signals *s, entry *e, bool force)
     if (crc == CS_OK)
       crc = cs_signals_check_observation(&s->o, &v, now);
   }
-  if (do_fc)
+  if (do_fc) {
     frc = p->ops->forecast(p, zone, now - CS_SIGNALS_FORECAST_BACK_S,
                            now + s->o.horizon_s, &fc);
+    if (frc == CS_OK)
+      frc = cs_signals_check_forecast(&s->o, &fc, now);
+  }
   cs_err rc = do_cur ? crc : frc;
   /* A fetch called off by cs_signals_stop says nothing of the provider:
    * the entry keeps its state and no outcome is counted. */

@@ -112,6 +112,12 @@ cs_err cs_signals_check_observation(const cs_signals_opts *o,
                                     const cs_signal *v,
                                     int64_t now) CS_MUST_USE;
 
+/* The same rule for a forecast that says when it was made
+ * (cs_series.generated_at; one without passes): "Carbon provider returned a
+ * stale forecast". */
+cs_err cs_signals_check_forecast(const cs_signals_opts *o, const cs_series *f,
+                                 int64_t now) CS_MUST_USE;
+
 /* Appends a JSON object describing every provider and route's health to
  * `out`, judged at `now`: {"rankingSignal", "providers": [names],
  * "degraded": bool, "signals": [{"provider", "zone", "state", "gPerKwh",

@@ -192,6 +192,14 @@ static cs_err em_forecast(cs_provider *p, const char *zone, int64_t from,
   rc = cs_remote_array(fj, "forecast", "response", &arr, err, sizeof(err));
   if (rc != CS_OK)
     goto out;
+  /* When the forecast was made (cs_series.generated_at). */
+  const cJSON *upd = cJSON_GetObjectItemCaseSensitive(fj, "updatedAt");
+  if (upd && !cJSON_IsNull(upd)) {
+    rc = cs_remote_time(fj, "updatedAt", "response", &all.generated_at, err,
+                        sizeof(err));
+    if (rc != CS_OK)
+      goto out;
+  }
   rc = append_points(e, arr, "forecast", INT64_MIN, INT64_MAX, &fc, err,
                      sizeof(err));
   if (rc != CS_OK)

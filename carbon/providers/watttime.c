@@ -290,6 +290,15 @@ static cs_err fetch_points(wt *w, const char *zone, const char *region,
     if (rc != CS_OK)
       goto out;
   }
+  /* When the forecast was made: a stuck model keeps serving an old one
+   * (cs_series.generated_at). Absent from /v3/historical. */
+  const cJSON *gen = cJSON_GetObjectItemCaseSensitive(meta, "generated_at");
+  if (gen && !cJSON_IsNull(gen)) {
+    rc = cs_remote_time(meta, "generated_at", "meta", &s.generated_at, err,
+                        errcap);
+    if (rc != CS_OK)
+      goto out;
+  }
   rc = cs_remote_array(j, "data", "response", &data, err, errcap);
   if (rc != CS_OK)
     goto out;

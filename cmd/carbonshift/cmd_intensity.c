@@ -250,9 +250,13 @@ int cs_cmd_intensity(int argc, char **argv)
   status = 0;
   if (forecast) {
     cs_provider *p = chain[who];
+    /* Judged as serve judges it: a remote forecast made too long ago is
+     * refused. */
     if (!p->ops->forecast ||
         p->ops->forecast(p, zone, v.observed_at,
-                         v.observed_at + FORECAST_SPAN_S, &f) != CS_OK) {
+                         v.observed_at + FORECAST_SPAN_S, &f) != CS_OK ||
+        (p->ops->remote &&
+         cs_signals_check_forecast(&so, &f, cs_clock_now()) != CS_OK)) {
       fprintf(stderr, "carbonshift intensity: %s has no forecast for zone %s\n",
               p->ops->name, zone);
       status = 1;

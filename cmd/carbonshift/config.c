@@ -404,7 +404,10 @@ static const setting settings[] = {
      .min = MIN,
      .max = 100 * YEAR,
      .help = "A fetched value whose period began longer ago than this is "
-             "refused as stale (raise it to replay recorded responses)"},
+             "refused as stale, and a cached one stops serving once this "
+             "old; a forecast is held to it from when it was made "
+             "(Electricity Maps updatedAt, WattTime meta.generated_at). Raise "
+             "it to replay recorded responses"},
     {.name = "carbon.requestTimeout",
      .type = K_DURATION,
      .off = F(carbon_request_timeout_s),

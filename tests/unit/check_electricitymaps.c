@@ -79,6 +79,7 @@ START_TEST(test_electricitymaps_forecast_fixture)
   ck_assert_int_eq(s.points[23].at, from + 23 * 3600);
   ck_assert_double_eq(s.points[23].g_per_kwh, 489);
   ck_assert_int_eq(s.type, CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(s.generated_at, 1678835520); /* updatedAt 23:12:00Z */
   /* No history was needed for a window inside the forecast. */
   ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/history"), 0);
   cs_series_free(&s);

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "carbon/providers/electricitymaps.h"
 #include "carbon/providers/file.h"
 #include "carbon/providers/watttime.h"
 #include "carbon/signals.h"
+#include "carbon/util/log.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/metrics.h"
 #include "tests/unit/fake_http.h"
@@ -304,6 +306,71 @@ START_TEST(test_signals_current_stale_timestamp_refused)
   ck_assert_str_eq(v.provider, "electricitymaps");
   ck_assert_double_eq(v.g_per_kwh, 999);
   cs_signals_free(s);
+}
+END_TEST
+
+/* A cached value serves while the observation itself is young enough
+ * (carbon.maxObservationAge), not only while its fetch is recent: the
+ * value checked at its fetch goes on ageing, and once too old the next
+ * provider in the route answers, without a fetch. */
+START_TEST(test_signals_cached_value_ages_out)
+{
+  cs_signals_opts o = {.max_observation_age_s = 1800};
+  cs_signals *s = registry(true, &o, 2000);
+  /* "latest" was observed at 23:00, 20 min before NOW. */
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_OK);
+  cs_signal v;
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "electricitymaps");
+  int hits = fh_hits(srv, "/v3/carbon-intensity/latest");
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW + 15 * 60, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "file");
+  ck_assert_int_eq(fh_hits(srv, "/v3/carbon-intensity/latest"), hits);
+  cs_signals_free(s);
+}
+END_TEST
+
+/* A forecast says when it was made (Electricity Maps' updatedAt): an old
+ * one is refused as a current value is, so it cannot make its provider
+ * the zone's when the current value is refused too; the next provider in
+ * the route answers. */
+START_TEST(test_signals_stale_forecast_falls_through)
+{
+  size_t len;
+  char *fc =
+      tu_read_shared("fixtures/providers/electricitymaps-forecast.json", &len);
+  char *at = strstr(fc, "\"updatedAt\": \"2023-03-14T23:12:00.000Z\"");
+  ck_assert_ptr_nonnull(at);
+  memcpy(strstr(at, "2023-03-14T23"), "2023-03-14T10", 13); /* 13 h old */
+  fh_set(srv, "/v3/carbon-intensity/forecast", (fh_reply){.body = fc});
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":999,"
+                            "\"datetime\":\"2023-03-12T23:00:00.000Z\","
+                            "\"isEstimated\":false}"});
+  cs_signals *s = registry(true, NULL, 2000);
+  FILE *log = tmpfile();
+  cs_log_set_fd(fileno(log));
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_ESTALE);
+  cs_log_set_fd(STDOUT_FILENO);
+  char logged[8192];
+  rewind(log);
+  logged[fread(logged, 1, sizeof(logged) - 1, log)] = '\0';
+  fclose(log);
+  ck_assert_msg(strstr(logged, "\"msg\":\"Carbon provider returned a stale "
+                               "forecast\",\"provider\":\"electricitymaps\","
+                               "\"zone\":\"DE\",\"ageSeconds\":47280"),
+                "%s", logged);
+  cs_signal v;
+  cs_series f = {0};
+  bool cur, has_fc;
+  ck_assert_int_eq(cs_signals_zone_data(s, "DE", NOW, NOW, NOW - 3600,
+                                        NOW + 72 * 3600, &v, &cur, &f, &has_fc),
+                   CS_OK);
+  ck_assert(cur);
+  ck_assert_str_eq(v.provider, "file");
+  cs_series_free(&f);
+  cs_signals_free(s);
+  free(fc);
 }
 END_TEST
 
@@ -770,6 +837,8 @@ int main(void)
   tcase_add_test(tc, test_signals_status_not_served_only_when_said);
   tcase_add_test(tc, test_signals_status_failing_fallback_degrades_nothing);
   tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
+  tcase_add_test(tc, test_signals_cached_value_ages_out);
+  tcase_add_test(tc, test_signals_stale_forecast_falls_through);
   tcase_add_test(tc, test_signals_current_refuses_mixed_types);
   tcase_add_test(tc, test_signals_forecast_from_cache);
   tcase_add_test(tc, test_signals_watttime_forecast_reaches_planned_start);

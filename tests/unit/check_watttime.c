@@ -89,6 +89,7 @@ START_TEST(test_watttime_forecast_fixture)
   ck_assert_double_eq_tol(s.points[1].g_per_kwh, 432.3 * 0.45359237, 1e-9);
   ck_assert_int_eq(s.points[287].at, from + 287 * 300);
   ck_assert_double_eq_tol(s.points[287].g_per_kwh, 104.3 * 0.45359237, 1e-9);
+  ck_assert_int_eq(s.generated_at, from); /* meta.generated_at */
   char *q = fh_last_query(srv, "/v3/forecast");
   ck_assert_ptr_nonnull(strstr(q, "horizon_hours=24"));
   free(q);
