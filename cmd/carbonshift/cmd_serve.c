@@ -283,6 +283,27 @@ static void build_signals(service *sv, cs_buf *errors)
                 "are configured: every node is neutral");
     cs_log_end(l);
   }
+  /* The opposite case: WattTime's signal is not the one ranked, so it is
+   * fetched for every zone routed to it and never used. */
+  bool wt_marginal = c->watttime_signal_type == 0; /* co2_moer */
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(ps[i]->ops->name, "watttime") &&
+        wt_marginal != (type == CS_SIGNAL_MARGINAL)) {
+      cs_buf *l = cs_log_begin(0, "WattTime's signal is not the one ranked");
+      cs_json_str(l, "watttimeSignalType",
+                  wt_marginal ? "co2_moer" : "co2_aoer");
+      cs_json_str(l, "rankingSignal", cs_signal_type_name(type));
+      cs_json_str(l, "err",
+                  wt_marginal ? "watttime answers marginal values, which are "
+                                "never ranked with carbon.signalType average: "
+                                "set watttime.signalType to co2_aoer, or "
+                                "carbon.signalType to marginal"
+                              : "watttime answers average values, which are "
+                                "never ranked with carbon.signalType "
+                                "marginal: set watttime.signalType to "
+                                "co2_moer, or carbon.signalType to average");
+      cs_log_end(l);
+    }
 }
 
 /* The decision sink's calls, forwarded to the API client's queue: they

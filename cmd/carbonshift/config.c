@@ -387,7 +387,8 @@ static const setting settings[] = {
      .max = DAY,
      .help = "How often each remote provider and zone is fetched (plus or "
              "minus 10% jitter; failures back off exponentially); the "
-             "forecast fetched spans plan.forecastHorizon"},
+             "forecast fetched spans plan.forecastHorizon. Less than "
+             "carbon.maxAge over 1.1"},
     {.name = "carbon.maxAge",
      .type = K_DURATION,
      .off = F(carbon_max_age_s),
@@ -514,7 +515,8 @@ static const setting settings[] = {
      .off = F(electricitymaps_url),
      .def = "https://api.electricitymaps.com/v3",
      .check = check_url,
-     .help = "Base URL of the Electricity Maps API"},
+     .help = "Base URL of the Electricity Maps API, with its version: "
+             "paths such as /carbon-intensity/latest follow it"},
     {.name = "electricitymaps.token",
      .type = K_SECRET,
      .off = F(electricitymaps_token),
@@ -575,7 +577,8 @@ static const setting settings[] = {
      .off = F(ukgrid_url),
      .def = "https://api.carbonintensity.org.uk",
      .check = check_url,
-     .help = "Base URL of the UK Carbon Intensity API"},
+     .help = "Base URL of the UK Carbon Intensity API, without a version: "
+             "paths such as /intensity follow it"},
     {.name = "ukgrid.zones",
      .type = K_JSON,
      .off = FN(ukgrid_zones),
@@ -960,7 +963,7 @@ static const char *check_time_or_empty(const char *s)
 static const char *check_url(const char *s)
 {
   static const char form[] =
-      "an http:// or https:// URL such as https://api.example.com/v3";
+      "an http:// or https:// URL such as https://api.example.com";
   if (!s)
     return form;
   const char *rest = NULL;
@@ -1913,6 +1916,20 @@ static void cross_check(ctx *x)
          "expected a port other than listen's (%s): the probe listener is a "
          "second socket",
          c->listen);
+  /* A fetch comes up to 10 % late (the jitter): a value must outlive
+   * that, or every zone falls to the next provider between fetches. */
+  if (c->carbon_refresh_interval_s * 1.1 >= c->carbon_max_age_s) {
+    char max_age[32], refresh[32], limit[32];
+    cs_format_duration(c->carbon_max_age_s, max_age);
+    cs_format_duration(c->carbon_refresh_interval_s, refresh);
+    cs_format_duration(floor(c->carbon_max_age_s / 1.1), limit);
+    fail(x, &settings[find_setting("carbon.refreshInterval")], NULL, refresh,
+         NULL, cs_config_source(c, "carbon.refreshInterval"),
+         "expected less than %s, carbon.maxAge (%s) over 1.1: a fetch comes "
+         "up to 10%% late, and values would expire before it renews them, "
+         "the zones falling to the next provider in between",
+         limit, max_age);
+  }
   if (c->kube_mode == CS_KUBE_KUBECONFIG && !*c->kube_kubeconfig)
     fail(x, &settings[find_setting("kube.mode")], NULL,
          kube_modes[CS_KUBE_KUBECONFIG], NULL, cs_config_source(c, "kube.mode"),

@@ -536,6 +536,29 @@ START_TEST(test_config_probe_listen_checked)
 }
 END_TEST
 
+/* A value must outlive the next fetch, which comes up to 10 % late: a
+ * refresh interval at or above carbon.maxAge over 1.1 is refused. */
+START_TEST(test_config_refresh_interval_below_max_age)
+{
+  cs_config *c;
+  cs_buf errors;
+  const char *bad[] = {"--set", "carbon.refreshInterval=55m", NULL};
+  ck_assert_int_eq(load(bad, no_env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: carbon.refreshInterval = \"55m\" (flag --set "
+                   "carbon.refreshInterval): expected less than 54m32s, "
+                   "carbon.maxAge (1h) over 1.1: a fetch comes up to 10% "
+                   "late, and values would expire before it renews them, the "
+                   "zones falling to the next provider in between\n");
+  cs_buf_free(&errors);
+  const char *ok[] = {"--set", "carbon.refreshInterval=55m", "--set",
+                      "carbon.maxAge=2h", NULL};
+  ck_assert_int_eq(load(ok, no_env, &c, &errors, NULL), CS_OK);
+  cs_config_free(c);
+  cs_buf_free(&errors);
+}
+END_TEST
+
 START_TEST(test_config_load_tls_pairs)
 {
   char *cert = write_file("tls.crt", "cert");
@@ -1528,6 +1551,7 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_load_file_bad_json);
   tcase_add_test(tc, test_config_print_redacts_secrets);
   tcase_add_test(tc, test_config_probe_listen_checked);
+  tcase_add_test(tc, test_config_refresh_interval_below_max_age);
   tcase_add_test(tc, test_config_load_tls_pairs);
   tcase_add_test(tc, test_config_load_kube_kubeconfig_mode_needs_path);
   tcase_add_test(tc, test_config_docs_kubernetes_names_real_settings);

@@ -748,6 +748,33 @@ START_TEST(test_service_sighup_stops_gracefully_second_signal_at_once)
 }
 END_TEST
 
+/* A WattTime login whose signal is not the one ranked is fetched for
+ * nothing: the start says so (and says nothing once they agree). */
+START_TEST(test_service_watttime_signal_mismatch_logged)
+{
+  const char *env[] = {"CARBONSHIFT_WATTTIME_PASSWORD=p", NULL};
+  const char *moer[] = {"--set", "watttime.username=u", "--set",
+                        "watttime.url=http://127.0.0.1:9", NULL};
+  service s;
+  start_with(&s, "http", moer, env, true);
+  ck_assert(logged_soon(&s, "\"msg\":\"WattTime's signal is not the one "
+                            "ranked\",\"watttimeSignalType\":\"co2_moer\","
+                            "\"rankingSignal\":\"average\""));
+  kill(s.pid, SIGTERM);
+  ck_assert_int_eq(wait_exit(&s), 0);
+  cs_buf_free(&s.log);
+  const char *aoer[] = {"--set", "watttime.username=u",
+                        "--set", "watttime.url=http://127.0.0.1:9",
+                        "--set", "watttime.signalType=co2_aoer",
+                        NULL};
+  start_with(&s, "http", aoer, env, true);
+  kill(s.pid, SIGTERM);
+  ck_assert_int_eq(wait_exit(&s), 0);
+  ck_assert_ptr_null(strstr(s.log.data, "WattTime's signal"));
+  cs_buf_free(&s.log);
+}
+END_TEST
+
 /* Started with SIGHUP ignored (nohup), the service keeps running on it. */
 START_TEST(test_service_sighup_ignored_under_nohup)
 {
@@ -1123,6 +1150,7 @@ static Suite *suite(void)
   tcase_add_test(tc,
                  test_service_sighup_stops_gracefully_second_signal_at_once);
   tcase_add_test(tc, test_service_sighup_ignored_under_nohup);
+  tcase_add_test(tc, test_service_watttime_signal_mismatch_logged);
   tcase_add_test(tc, test_service_sigterm_under_load_answers_every_request);
   tcase_add_test(tc, test_service_secrets_never_in_output);
   tcase_add_test(tc, test_service_kube_auto_prefers_kubeconfig);
