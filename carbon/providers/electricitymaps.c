@@ -120,9 +120,12 @@ static cs_err em_current(cs_provider *p, const char *zone, int64_t now,
       .type = CS_SIGNAL_AVERAGE, .factor = factor_of(e), .fetched_at = now};
   rc = parse_point(e, j, "latest", &v.observed_at, &v.g_per_kwh, &v.estimated,
                    err, sizeof(err));
+  /* No figure for a zone it answers for: an outage, a failure (a zone it
+   * does not serve it names in an error). */
   if (rc == CS_ENOTFOUND) {
     snprintf(err, sizeof(err), "latest.carbonIntensity is null for zone %s",
              zone);
+    rc = CS_EPARSE;
     goto out;
   }
   if (rc != CS_OK)
@@ -205,7 +208,7 @@ static cs_err em_forecast(cs_provider *p, const char *zone, int64_t from,
   if (rc != CS_OK)
     goto out;
   if (!fc.len) {
-    rc = CS_ENOTFOUND;
+    rc = CS_EPARSE; /* as a null latest: a failure */
     snprintf(err, sizeof(err), "the forecast for zone %s is empty", zone);
     goto out;
   }

@@ -226,9 +226,12 @@ static cs_err fetch(uk *u, const char *zone, bool forecast, int64_t from,
     rc = periods(j, t.k, &arr, err, errcap);
   if (rc == CS_OK)
     rc = parse_periods(arr, &s, first_actual, err, errcap);
+  /* A zone the API covers that comes back empty is an outage (the API
+   * has answered {"data":[]} in them), not a zone it does not serve: that
+   * one it says in an error. */
   if (rc == CS_OK && !s.len) {
     snprintf(err, errcap, "no intensity for zone %s in the response", zone);
-    rc = CS_ENOTFOUND;
+    rc = CS_EPARSE;
   }
   if (rc == CS_OK) {
     snprintf(s.provider, sizeof(s.provider), "%s", u->base.ops->name);

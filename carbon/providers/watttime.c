@@ -337,9 +337,11 @@ static cs_err fetch_points(wt *w, const char *zone, const char *region,
     }
     cs_series_push(&s, at, g);
   }
+  /* Empty for a region it covers: a failure (no coverage is an error it
+   * names, "No coverage available"). */
   if (!s.len) {
     snprintf(err, errcap, "the %s for region %s is empty", name, region);
-    rc = CS_ENOTFOUND;
+    rc = CS_EPARSE;
     goto out;
   }
   s.step = (int64_t)period;

@@ -236,7 +236,8 @@ START_TEST(test_electricitymaps_current_faults)
   fh_push(srv, "/v3/carbon-intensity/latest",
           (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":null,"
                              "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});
-  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_ENOTFOUND);
+  /* A null figure is an outage, a failure: not "zone not served". */
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
   fh_push(srv, "/v3/carbon-intensity/latest",
           (fh_reply){.body = "{\"carbonIntensity\":\"360\","
                              "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});
@@ -315,7 +316,7 @@ START_TEST(test_electricitymaps_forecast_empty)
   cs_provider *p = make(NULL, 0);
   cs_series s = {0};
   ck_assert_int_eq(p->ops->forecast(p, "DE", 1678838400, 1678838400 + 3600, &s),
-                   CS_ENOTFOUND);
+                   CS_EPARSE); /* an outage: not "zone not served" */
   ck_assert_uint_eq(s.len, 0);
   cs_provider_free(p);
 }

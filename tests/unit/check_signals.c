@@ -245,6 +245,20 @@ START_TEST(test_signals_status_not_served_only_when_said)
   ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "degraded")));
   cJSON_Delete(j);
   cs_signals_free(s);
+  /* An answer without a figure for a zone it covers (a null
+   * carbonIntensity, as in an outage): a failure, degraded, not "not
+   * served", which would hide the outage behind neutral scores. */
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":null,"
+                            "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});
+  s = cs_signals_new(CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(cs_signals_add_provider(s, em(2000)), CS_OK);
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EPARSE);
+  j = status(s, NOW, &healthy);
+  ck_assert(!healthy);
+  ck_assert_str_ne(signal_state(j, "electricitymaps"), "notServed");
+  cJSON_Delete(j);
+  cs_signals_free(s);
 }
 END_TEST
 

@@ -444,8 +444,9 @@ START_TEST(test_watttime_forecast_empty_and_null)
           (fh_reply){.body = "{\"data\":[],\"meta\":{\"units\":"
                              "\"lbs_co2_per_mwh\",\"signal_type\":"
                              "\"co2_moer\"}}"});
+  /* Empty for a region it covers: an outage, a failure. */
   ck_assert_int_eq(p->ops->forecast(p, "CAISO_NORTH", 0, INT64_MAX, &s),
-                   CS_ENOTFOUND);
+                   CS_EPARSE);
   fh_push(srv, "/v3/forecast",
           (fh_reply){.body = "{\"data\":[{\"point_time\":\"2023-06-09T00:00:"
                              "00+00:00\",\"value\":null},{\"point_time\":"
