@@ -52,10 +52,14 @@ typedef struct load_state {
   char err[512];
 } load_state;
 
-/* Whether a failure with `err` is news: true, and remembered, unless the
- * last load failed the same way. */
-static bool failure_is_news(load_state *st, const char *err)
+/* Records how a load went; true when it is news worth a log line: a
+ * success, or a failure unlike the last one. */
+static bool load_outcome(load_state *st, cs_err rc, const char *err)
 {
+  if (!rc) {
+    st->failed = false;
+    return true;
+  }
   bool news = !st->failed || strcmp(st->err, err) != 0;
   st->failed = true;
   snprintf(st->err, sizeof(st->err), "%s", err);
@@ -285,14 +289,11 @@ static void maybe_reload(cs_tls_certs *c)
   pthread_mutex_lock(&c->mu);
   c->cert_id = cid;
   c->key_id = kid;
-  bool news = true;
   if (!rc) {
     p->older = c->current;
     c->current = p;
-    c->last.failed = false;
-  } else {
-    news = failure_is_news(&c->last, err);
   }
+  bool news = load_outcome(&c->last, rc, err);
   pthread_mutex_unlock(&c->mu);
   if (!news)
     return;
@@ -411,14 +412,11 @@ static void maybe_reload_trust(cs_tls_trust *c)
   cs_err rc = load_trust(c->path, &t, err, sizeof(err));
   pthread_mutex_lock(&c->mu);
   c->id = id;
-  bool news = true;
   if (!rc) {
     t->older = c->current;
     c->current = t;
-    c->last.failed = false;
-  } else {
-    news = failure_is_news(&c->last, err);
   }
+  bool news = load_outcome(&c->last, rc, err);
   pthread_mutex_unlock(&c->mu);
   if (!news)
     return;
