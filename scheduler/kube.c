@@ -1105,7 +1105,8 @@ static bool stopping(cs_kube *k)
 static bool wait_or_stop(cs_kube *k, double s)
 {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* stop_cv waits on it: a clock step
+                                          neither stretches nor cuts it */
   double whole = (double)(int64_t)s;
   ts.tv_sec += (time_t)whole;
   ts.tv_nsec += (long)((s - whole) * 1e9);
@@ -1296,8 +1297,8 @@ typedef struct wctx {
   bool checked;
   long status;
   wres res;
-  bool ended; /* res is set */
-  size_t lines;
+  bool ended;    /* res is set */
+  size_t events; /* ADDED, MODIFIED, DELETED and BOOKMARK applied */
   char err[256];
 } wctx;
 
@@ -1308,7 +1309,6 @@ static void watch_line(wctx *w, const char *s, size_t n)
     n--;
   if (!n)
     return;
-  w->lines++;
   cJSON *ev = cJSON_ParseWithLength(s, n);
   const char *type =
       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
@@ -1354,6 +1354,7 @@ static void watch_line(wctx *w, const char *s, size_t n)
     /* Unknown types are skipped: newer servers may add some. */
     goto out;
   }
+  w->events++; /* progress: an ERROR or unknown line is none */
   if (orv && orv[0])
     set_rv(k, w->rv, orv);
 out:
@@ -1395,7 +1396,7 @@ static size_t watch_write(char *p, size_t sz, size_t n, void *ud)
   return n;
 }
 
-static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *lines, char *err,
+static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *events, char *err,
                        size_t errcap)
 {
   wctx w = {.k = k, .h = h, .rv = rv};
@@ -1410,7 +1411,7 @@ static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *lines, char *err,
     w.checked = false;
     w.status = 0;
     w.ended = false;
-    w.lines = 0;
+    w.events = 0;
     cs_buf_reset(&w.line);
     cs_buf_reset(&w.errbody);
     /* The server ends the watch after timeoutSeconds; the client's own
@@ -1422,7 +1423,7 @@ static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *lines, char *err,
              .write = watch_write,
              .ud = &w};
     perform(k, h, &r);
-    *lines = w.lines;
+    *events = w.events;
     if (stopping(k)) {
       res = W_STOP;
       break;
@@ -1463,6 +1464,9 @@ static void *watch_main(void *arg)
   const char *reason = "initial";
   bool need_list = true;
   int failures = 0;
+  /* 410s in a row with no progress between: a server (or proxy) that
+   * gives no version to watch from would otherwise be listed in a loop. */
+  int gone_streak = 0;
   unsigned seed = (unsigned)cs_clock_mono_ns() ^ (unsigned)(uintptr_t)k;
   if (!h) {
     cs_log_error("Cannot start the node watch", "curl_easy_init failed");
@@ -1498,18 +1502,24 @@ static void *watch_main(void *arg)
       cs_json_str(l, "resourceVersion", rv);
       cs_log_end(l);
     }
-    size_t lines = 0;
+    size_t events = 0;
     uint64_t t0 = cs_clock_mono_ns();
     err[0] = '\0';
-    wres res = watch_once(k, h, rv, &lines, err, sizeof(err));
+    wres res = watch_once(k, h, rv, &events, err, sizeof(err));
     double took = (double)(cs_clock_mono_ns() - t0) / 1e9;
     if (res == W_STOP)
       break;
-    if (lines > 0 || res == W_TIMEOUT) {
+    /* Progress resets the backoff: an event applied, or a watch that ran
+     * its course. A line alone (an ERROR event) or a watch ended at once
+     * is none, so a server or proxy that ends every watch so is retried
+     * with a growing backoff, logged once, not every half second. */
+    bool progress = events > 0 || (res == W_TIMEOUT && took >= 1.0);
+    if (progress) {
       enter_state(k, WS_WATCHING, failures);
       failures = 0;
+      gone_streak = 0;
     }
-    if (res == W_TIMEOUT && (lines > 0 || took >= 1.0))
+    if (res == W_TIMEOUT && progress)
       continue;
     if (res == W_TIMEOUT)
       snprintf(err, sizeof(err), "the watch ended at once without events");
@@ -1519,15 +1529,24 @@ static void *watch_main(void *arg)
     metric_add(k, "carbonshift_kube_watch_restarts_total",
                res == W_TIMEOUT ? "endedAtOnce" : wres_names[res], NULL);
     if (res == W_GONE) {
-      /* The resourceVersion is too old to resume from: relist at once. */
+      /* The resourceVersion is too old to resume from: relist, at once
+       * the first time; when the watch from the fresh list expires too,
+       * after a growing backoff, and from the third on logged at v1. */
       STAT_ADD(k, relists_gone);
-      cs_buf *l = cs_log_begin(0, "Node watch expired, relisting");
+      gone_streak = progress ? 1 : gone_streak + 1;
+      double d = gone_streak > 1 ? backoff_delay(k, gone_streak - 1, &seed) : 0;
+      cs_buf *l = cs_log_begin(gone_streak > 2 ? 1 : 0,
+                               "Node watch expired, relisting");
       cs_json_str(l, "err", err);
       cs_json_str(l, "resourceVersion", rv);
+      if (gone_streak > 1)
+        cs_json_num(l, "retryInSeconds", d, 3);
       cs_log_end(l);
       reason = "gone";
       need_list = true;
       k->wstate = WS_LISTING;
+      if (d > 0 && wait_or_stop(k, d))
+        break;
       continue;
     }
     failures++;
@@ -1614,13 +1633,15 @@ cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
 /* --------------------------------------------------------------- patches */
 
 /* The merge patch that sets (or, for NULL values, removes) annotations. */
-static cs_err annotation_patch(const char *const *keys,
+static cs_err annotation_patch(const char *uid, const char *const *keys,
                                const char *const *values, size_t n, cs_buf *b)
 {
   if (n && (!keys || !values))
     return CS_EINVAL;
   cs_json_open(b, NULL, '{');
   cs_json_open(b, "metadata", '{');
+  if (uid && uid[0]) /* immutable: a precondition on the Pod patched */
+    cs_json_str(b, "uid", uid);
   cs_json_open(b, "annotations", '{');
   for (size_t i = 0; i < n; i++) {
     if (!keys[i] || !keys[i][0])
@@ -1670,14 +1691,15 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
 }
 
 cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
-                                     const char *name, const char *const *keys,
+                                     const char *name, const char *uid,
+                                     const char *const *keys,
                                      const char *const *values, size_t n)
 {
   if (!k || !valid_name(ns) || !valid_name(name))
     return CS_EINVAL;
   cs_buf body;
   cs_buf_init(&body, 1u << 20);
-  cs_err rc = annotation_patch(keys, values, n, &body);
+  cs_err rc = annotation_patch(uid, keys, values, n, &body);
   CURL *h = rc ? NULL : curl_easy_init();
   if (!rc && !h)
     rc = CS_EINTERNAL;
@@ -1858,7 +1880,10 @@ cs_err cs_kube_emit_event(cs_kube *k, const cs_kube_event *ev)
     return CS_EINVAL;
   if (!k->cfg.events_enabled)
     return CS_OK;
-  uint64_t key = hash_str(hash_str(hash_str(0, ev->ns), ev->pod), ev->reason);
+  /* The uid too: a pod created again under the same name is another. */
+  uint64_t key = hash_str(
+      hash_str(hash_str(hash_str(0, ev->ns), ev->pod), ev->uid ? ev->uid : ""),
+      ev->reason);
   uint64_t note = hash_str(0, ev->note);
   double now = mono_s();
   cs_err rc = CS_OK;
@@ -1903,7 +1928,14 @@ cs_err cs_kube_emit_event(cs_kube *k, const cs_kube_event *ev)
   e->action = dup_cut(ev->action, EVENT_FIELD_MAX);
   e->note = dup_cut(ev->note ? ev->note : "", EVENT_NOTE_MAX);
   e->warning = ev->warning;
-  e->at_s = cs_clock_now();
+  /* Seconds and microseconds from one reading: time() and clock_gettime
+   * can disagree by a second. A pinned clock (tests, replays) keeps its
+   * seconds. */
+  int64_t now_s = cs_clock_now();
+  bool real_clock = now_s == (int64_t)ts.tv_sec ||
+                    now_s == (int64_t)ts.tv_sec - 1 ||
+                    now_s == (int64_t)ts.tv_sec + 1;
+  e->at_s = real_clock ? (int64_t)ts.tv_sec : now_s;
   e->at_us = ts.tv_nsec / 1000;
   k->qlen++;
   pthread_cond_signal(&k->ev_cv);
@@ -1920,7 +1952,7 @@ out:
 }
 
 cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
-                                           const char *name,
+                                           const char *name, const char *uid,
                                            const char *const *keys,
                                            const char *const *values, size_t n)
 {
@@ -1928,7 +1960,7 @@ cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
     return CS_EINVAL;
   cs_buf body;
   cs_buf_init(&body, 1u << 20);
-  cs_err rc = annotation_patch(keys, values, n, &body);
+  cs_err rc = annotation_patch(uid, keys, values, n, &body);
   if (rc) {
     cs_buf_free(&body);
     return rc;
@@ -2005,7 +2037,11 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
   pthread_mutex_init(&k->tok_mu, NULL);
   pthread_mutex_init(&k->st_mu, NULL);
   pthread_mutex_init(&k->stop_mu, NULL);
-  pthread_cond_init(&k->stop_cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&k->stop_cv, &ca);
+  pthread_condattr_destroy(&ca);
   pthread_mutex_init(&k->ev_mu, NULL);
   pthread_cond_init(&k->ev_cv, NULL);
   atomic_init(&k->stop, false);

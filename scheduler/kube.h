@@ -139,11 +139,16 @@ cs_err cs_kube_list_feed(cs_kube *k, const cs_kube_node_sink *sink,
                          char *err, size_t errcap) CS_MUST_USE;
 
 /* Merge-patches metadata.annotations of a Pod: keys[i] = values[i], or
- * removes keys[i] when values[i] is NULL. Blocks for at most the request
+ * removes keys[i] when values[i] is NULL. With a `uid` (NULL or "": none)
+ * the patch names it too, so that the API server refuses it for another
+ * Pod of the same name (deleted and created again meanwhile) instead of
+ * giving that one this one's plan. Blocks for at most the request
  * timeout. CS_ENOTFOUND: no such Pod; CS_EAUTH: refused (401/403);
- * CS_EHTTP: another HTTP error; CS_EIO: no answer. */
+ * CS_EHTTP: another HTTP error (409 or 422 for another uid); CS_EIO: no
+ * answer. */
 cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
-                                     const char *name, const char *const *keys,
+                                     const char *name, const char *uid,
+                                     const char *const *keys,
                                      const char *const *values,
                                      size_t n) CS_MUST_USE;
 /* The same, queued for the worker that sends Events (which runs whether or
@@ -151,7 +156,7 @@ cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
  * waits on the API server. CS_EBUSY when the queue is full (dropped and
  * counted as patches_dropped). */
 cs_err cs_kube_patch_pod_annotations_async(cs_kube *k, const char *ns,
-                                           const char *name,
+                                           const char *name, const char *uid,
                                            const char *const *keys,
                                            const char *const *values,
                                            size_t n) CS_MUST_USE;

@@ -327,8 +327,8 @@ static void sink_annotate(void *ctx, const cs_pod_facts *pod,
                           size_t n)
 {
   /* A full queue is counted by the client; the plan is made again. */
-  if (cs_kube_patch_pod_annotations_async(ctx, pod->ns, pod->name, keys, values,
-                                          n) == CS_EINVAL)
+  if (cs_kube_patch_pod_annotations_async(ctx, pod->ns, pod->name, pod->uid,
+                                          keys, values, n) == CS_EINVAL)
     cs_log_error("Cannot annotate the pod", "invalid name");
 }
 

@@ -614,12 +614,17 @@ static void watch_ends_handler(void *ud, const fk_request *rq, size_t index,
 }
 
 /* A watch that ends at once is no renewal at the server's timeout: it is
- * counted under a reason that says so, and retried with backoff. */
+ * counted under a reason that says so, and retried with a growing backoff,
+ * logged once: a proxy that ends every watch so is no recovery each time. */
 START_TEST(test_kube_node_watch_ended_at_once_counted)
 {
   size_t recorded;
   cs_metrics *m = cs_metrics_new();
-  char *log = watch_log_after(watch_ends_handler, 3, m, &recorded);
+  /* A list and 5 watches. */
+  char *log = watch_log_after(watch_ends_handler, 6, m, &recorded);
+  ck_assert_uint_eq(count_substr(log, "\"Node watch failed\""), 1);
+  ck_assert_uint_eq(count_substr(log, "\"Node watch recovered\""), 0);
+
   const char *lv[] = {"endedAtOnce"}, *old[] = {"timeout"};
   double v = 0;
   ck_assert_int_eq(
@@ -630,6 +635,34 @@ START_TEST(test_kube_node_watch_ended_at_once_counted)
       cs_metrics_get(m, "carbonshift_kube_watch_restarts_total", old, &v),
       CS_ENOTFOUND);
   ck_assert_ptr_nonnull(strstr(log, "the watch ended at once without events"));
+  free(log);
+  cs_metrics_free(m);
+}
+END_TEST
+
+/* Lists, then answers every watch 410 Gone: each relist is followed by a
+ * watch that expires again, which is retried after a backoff, not in a
+ * loop, and logged at v0 for the first two only. */
+static void watch_gone_handler(void *ud, const fk_request *rq, size_t index,
+                               fk_reply *out)
+{
+  if (empty_list(rq, out))
+    return;
+  out->status = 410;
+  out->body = cs_strdup("{\"kind\":\"Status\",\"code\":410,\"reason\":"
+                        "\"Expired\",\"message\":\"too old resource "
+                        "version\"}");
+}
+
+START_TEST(test_kube_node_watch_gone_again_backs_off)
+{
+  size_t recorded;
+  cs_metrics *m = cs_metrics_new();
+  /* 4 lists and 4 watches, alternating. */
+  char *log = watch_log_after(watch_gone_handler, 8, m, &recorded);
+  ck_assert_uint_eq(count_substr(log, "\"Node watch expired, relisting\""), 2);
+  ck_assert_ptr_nonnull(strstr(log, "\"retryInSeconds\":"));
+  ck_assert_double_ge(node_lists(m, "gone", "complete"), 3);
   free(log);
   cs_metrics_free(m);
 }
@@ -711,8 +744,8 @@ START_TEST(test_kube_request_expired_token_rereads_file)
   rewrite_keeping_stat(tok, "new-token\n");
   const char *keys[] = {"a"};
   const char *vals[] = {"1"};
-  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml", "p", keys, vals, 1),
-                   CS_OK);
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "ml", "p", NULL, keys, vals, 1), CS_OK);
   ck_assert_uint_eq(fk_count(s), 2);
   ck_assert_str_eq(fk_get(s, 0)->auth, "Bearer old-token");
   ck_assert_uint_eq(fk_get(s, 0)->bodylen, fk_get(s, 1)->bodylen);
@@ -723,15 +756,16 @@ START_TEST(test_kube_request_expired_token_rereads_file)
   FILE *f = fopen(tok, "w");
   fputs("rotated-token-3", f);
   fclose(f);
-  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml", "p", keys, vals, 1),
-                   CS_OK);
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "ml", "p", NULL, keys, vals, 1), CS_OK);
   ck_assert_uint_eq(fk_count(s), 3);
   ck_assert_str_eq(fk_get(s, 2)->auth, "Bearer rotated-token-3");
 
   /* A token the server keeps refusing is reported, not retried forever. */
   snprintf(t.want, sizeof(t.want), "something-else");
-  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml", "p", keys, vals, 1),
-                   CS_EAUTH);
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "ml", "p", NULL, keys, vals, 1),
+      CS_EAUTH);
   /* The forced re-read finds the same token: no second try. */
   ck_assert_uint_eq(fk_count(s), 4);
 
@@ -864,9 +898,9 @@ START_TEST(test_kube_patch_pod_annotations_merge_patch)
   const char *keys[] = {"carbonshift.io/planned-start",
                         "carbonshift.io/expected-saving", "carbonshift.io/old"};
   const char *vals[] = {"2026-11-23T02:00:00Z", "quote \" and \\ ok", NULL};
-  ck_assert_int_eq(
-      cs_kube_patch_pod_annotations(k, "ml-team", "train-1", keys, vals, 3),
-      CS_OK);
+  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml-team", "train-1", NULL,
+                                                 keys, vals, 3),
+                   CS_OK);
   ck_assert_uint_eq(fk_count(s), 1);
   const fk_request *rq = fk_get(s, 0);
   ck_assert_str_eq(rq->method, "PATCH");
@@ -879,15 +913,15 @@ START_TEST(test_kube_patch_pod_annotations_merge_patch)
       "\"carbonshift.io/expected-saving\":\"quote \\\" and \\\\ ok\","
       "\"carbonshift.io/old\":null}}}");
 
-  ck_assert_int_eq(
-      cs_kube_patch_pod_annotations(k, "ml-team", "missing", keys, vals, 1),
-      CS_ENOTFOUND);
+  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml-team", "missing", NULL,
+                                                 keys, vals, 1),
+                   CS_ENOTFOUND);
   /* Names that could rewrite the path never reach the server. */
+  ck_assert_int_eq(cs_kube_patch_pod_annotations(k, "ml-team", "../nodes", NULL,
+                                                 keys, vals, 1),
+                   CS_EINVAL);
   ck_assert_int_eq(
-      cs_kube_patch_pod_annotations(k, "ml-team", "../nodes", keys, vals, 1),
-      CS_EINVAL);
-  ck_assert_int_eq(
-      cs_kube_patch_pod_annotations(k, "", "train-1", keys, vals, 1),
+      cs_kube_patch_pod_annotations(k, "", "train-1", NULL, keys, vals, 1),
       CS_EINVAL);
   ck_assert_uint_eq(fk_count(s), 2);
   cs_kube_free(k);
@@ -905,12 +939,13 @@ START_TEST(test_kube_patch_pod_annotations_async_queued)
   cs_kube *k = client_for(fk_url(s), &cfg);
   const char *keys[] = {"carbonshift.io/planned-start"};
   const char *vals[] = {"2026-11-23T02:00:00Z"};
-  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(k, "ml-team", "train-1",
-                                                       keys, vals, 1),
+  /* With the pod's uid, which the API server holds the patch to. */
+  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(
+                       k, "ml-team", "train-1", "6f1c-uid", keys, vals, 1),
                    CS_OK);
-  ck_assert_int_eq(
-      cs_kube_patch_pod_annotations_async(k, "ml-team", "../x", keys, vals, 1),
-      CS_EINVAL);
+  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(k, "ml-team", "../x",
+                                                       NULL, keys, vals, 1),
+                   CS_EINVAL);
   for (int i = 0; i < 500 && fk_count(s) < 1; i++)
     usleep(10000);
   ck_assert_uint_eq(fk_count(s), 1);
@@ -920,7 +955,7 @@ START_TEST(test_kube_patch_pod_annotations_async_queued)
   ck_assert_str_eq(rq->ctype, "application/merge-patch+json");
   assert_json_eq(
       rq->body, rq->bodylen,
-      "{\"metadata\":{\"annotations\":{"
+      "{\"metadata\":{\"uid\":\"6f1c-uid\",\"annotations\":{"
       "\"carbonshift.io/planned-start\":\"2026-11-23T02:00:00Z\"}}}");
   cs_kube_free(k);
   fk_stop(s);
@@ -957,7 +992,7 @@ START_TEST(test_kube_patch_pod_annotations_async_events_disabled)
   for (int i = 0; i < 4; i++) {
     snprintf(pod, sizeof(pod), "train-%d", i);
     ck_assert_int_eq(
-        cs_kube_patch_pod_annotations_async(k, "ml", pod, keys, vals, 1),
+        cs_kube_patch_pod_annotations_async(k, "ml", pod, NULL, keys, vals, 1),
         CS_OK);
     const fk_request *rq = wait_request(s, (size_t)i);
     ck_assert_str_eq(rq->method, "PATCH");
@@ -1541,6 +1576,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
   tcase_add_test(tc, test_kube_node_watch_failing_logs_attempt_once);
   tcase_add_test(tc, test_kube_node_watch_ended_at_once_counted);
+  tcase_add_test(tc, test_kube_node_watch_gone_again_backs_off);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_choose_mode_order);
