@@ -405,6 +405,8 @@ struct cs_kube {
   pthread_t ev_thr;
   pthread_mutex_t ev_mu;
   pthread_cond_t ev_cv;
+  pthread_cond_t ev_idle_cv; /* the queue emptied and nothing is in flight */
+  bool ev_busy;              /* the sender is sending one */
   ev_item *queue;
   size_t qhead, qlen;
   dedup_entry *dedup;
@@ -1672,6 +1674,10 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
   if (rc == CS_OK) {
     STAT_ADD(k, patches_sent);
     metric_add(k, "carbonshift_kube_patches_total", "sent", NULL);
+  } else if (stopping(k)) {
+    /* Cut by the stop: not the API server's failure (see cs_kube_free). */
+    STAT_ADD(k, patches_dropped);
+    metric_add(k, "carbonshift_kube_patches_total", "dropped", NULL);
   } else {
     STAT_ADD(k, patches_failed);
     metric_add(k, "carbonshift_kube_patches_total", "failed", NULL);
@@ -1862,12 +1868,18 @@ static void *event_main(void *arg)
     k->qhead = (k->qhead + 1) % k->cfg.event_queue_cap;
     k->qlen--;
     seq = ++k->ev_seq;
+    k->ev_busy = true;
     pthread_mutex_unlock(&k->ev_mu);
     if (e.patch)
       (void)patch_send(k, h, e.ns, e.pod, e.patch, strlen(e.patch));
     else
       event_send(k, h, &e, seq);
     ev_item_free(&e);
+    pthread_mutex_lock(&k->ev_mu);
+    k->ev_busy = false;
+    if (!k->qlen)
+      pthread_cond_broadcast(&k->ev_idle_cv);
+    pthread_mutex_unlock(&k->ev_mu);
   }
   curl_easy_cleanup(h);
   return NULL;
@@ -2044,6 +2056,11 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&k->ev_mu, NULL);
   pthread_cond_init(&k->ev_cv, NULL);
+  pthread_condattr_t ica;
+  pthread_condattr_init(&ica);
+  pthread_condattr_setclock(&ica, CLOCK_MONOTONIC);
+  pthread_cond_init(&k->ev_idle_cv, &ica);
+  pthread_condattr_destroy(&ica);
   atomic_init(&k->stop, false);
 
   const char *sa = cfg->sa_dir && cfg->sa_dir[0] ? cfg->sa_dir : CS_KUBE_SA_DIR;
@@ -2118,10 +2135,28 @@ out:
   return rc;
 }
 
+/* How long cs_kube_free waits for the Events and plan patches queued to
+ * go out, within the tail the stop allows for the calls to the API server
+ * (docs/operations.md, Graceful shutdown). A plan stored on the pod is what
+ * another replica, or this one after its restart, takes up. */
+#define DRAIN_MS 500
+
 void cs_kube_free(cs_kube *k)
 {
   if (!k)
     return;
+  if (k->ev_running) {
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += (long)DRAIN_MS * 1000000L;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&k->ev_mu);
+    while ((k->qlen || k->ev_busy) &&
+           pthread_cond_timedwait(&k->ev_idle_cv, &k->ev_mu, &dl) != ETIMEDOUT)
+      ;
+    pthread_mutex_unlock(&k->ev_mu);
+  }
   pthread_mutex_lock(&k->stop_mu);
   atomic_store(&k->stop, true);
   pthread_cond_broadcast(&k->stop_cv);
@@ -2133,8 +2168,31 @@ void cs_kube_free(cs_kube *k)
     pthread_join(k->watch_thr, NULL);
   if (k->ev_running)
     pthread_join(k->ev_thr, NULL);
-  for (size_t i = 0; k->queue && i < k->qlen; i++)
-    ev_item_free(&k->queue[(k->qhead + i) % k->cfg.event_queue_cap]);
+  /* What the drain did not send is dropped, counted, and said once. */
+  size_t left_patches = 0, left_events = 0;
+  for (size_t i = 0; k->queue && i < k->qlen; i++) {
+    ev_item *e = &k->queue[(k->qhead + i) % k->cfg.event_queue_cap];
+    if (e->patch) {
+      left_patches++;
+      STAT_ADD(k, patches_dropped);
+      metric_add(k, "carbonshift_kube_patches_total", "dropped", NULL);
+    } else {
+      left_events++;
+      STAT_ADD(k, events_dropped);
+      metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
+    }
+    ev_item_free(e);
+  }
+  if (left_patches || left_events) {
+    cs_buf *l = cs_log_begin(0, "Pod updates dropped at shutdown");
+    cs_json_int(l, "patches", (int64_t)left_patches);
+    cs_json_int(l, "events", (int64_t)left_events);
+    cs_json_str(l, "err",
+                "not sent within the half second the stop gives them; "
+                "a plan not stored is made again at the "
+                "pod's next try");
+    cs_log_end(l);
+  }
   free(k->queue);
   free(k->dedup);
   free(k->server);
@@ -2158,6 +2216,7 @@ void cs_kube_free(cs_kube *k)
   pthread_cond_destroy(&k->stop_cv);
   pthread_mutex_destroy(&k->ev_mu);
   pthread_cond_destroy(&k->ev_cv);
+  pthread_cond_destroy(&k->ev_idle_cv);
   free(k);
 }
 

@@ -889,6 +889,75 @@ static void assert_json_eq(const char *got, size_t len, const char *want)
   cJSON_Delete(w);
 }
 
+/* Holds every request open (a hung API server) until fk_stop. */
+static void hold_handler(void *ud, const fk_request *rq, size_t index,
+                         fk_reply *out)
+{
+  out->end = FK_END_HOLD;
+}
+
+static double patches_total(cs_metrics *m, const char *result)
+{
+  const char *lv[] = {result};
+  double v = 0;
+  return cs_metrics_get(m, "carbonshift_kube_patches_total", lv, &v) == CS_OK
+             ? v
+             : 0;
+}
+
+/* At the stop, what is queued is sent first, for up to a second: a plan
+ * stored on the pod is what another replica, or this one restarted, takes
+ * up. What cannot be sent (a hung API server) is counted dropped, not
+ * failed, and said in one line. */
+START_TEST(test_kube_free_drains_queued_patches)
+{
+  const char *keys[] = {"carbonshift.io/planned-start"};
+  const char *vals[] = {"2026-11-23T02:00:00Z"};
+  char pod[16];
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  for (int i = 0; i < 4; i++) {
+    snprintf(pod, sizeof(pod), "p%d", i);
+    ck_assert_int_eq(
+        cs_kube_patch_pod_annotations_async(k, "ml", pod, NULL, keys, vals, 1),
+        CS_OK);
+  }
+  cs_kube_free(k);
+  ck_assert_uint_eq(fk_count(s), 4);
+  fk_stop(s);
+  char *log = log_text();
+  ck_assert_ptr_null(strstr(log, "Pod updates dropped at shutdown"));
+  free(log);
+
+  s = fk_start(hold_handler, NULL);
+  fast_config(&cfg);
+  cfg.metrics = cs_metrics_new();
+  k = client_for(fk_url(s), &cfg);
+  for (int i = 0; i < 3; i++) {
+    snprintf(pod, sizeof(pod), "q%d", i);
+    ck_assert_int_eq(
+        cs_kube_patch_pod_annotations_async(k, "ml", pod, NULL, keys, vals, 1),
+        CS_OK);
+  }
+  ck_assert(fk_wait_count(s, 1, 5000));
+  uint64_t t0 = cs_clock_mono_ns();
+  cs_kube_free(k);
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs >= 0.45 && secs < 5.0, "the stop took %.2f s", secs);
+  fk_stop(s);
+  ck_assert_double_eq(patches_total(cfg.metrics, "dropped"), 3);
+  ck_assert_double_eq(patches_total(cfg.metrics, "failed"), 0);
+  cs_metrics_free(cfg.metrics);
+  log = log_text();
+  ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"Pod updates dropped at "
+                                    "shutdown\",\"patches\":2,\"events\":0"));
+  ck_assert_ptr_null(strstr(log, "Cannot annotate pod"));
+  free(log);
+}
+END_TEST
+
 START_TEST(test_kube_patch_pod_annotations_merge_patch)
 {
   fk_server *s = fk_start(ok_handler, NULL);
@@ -1582,6 +1651,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_choose_mode_order);
   tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_queued);
+  tcase_add_test(tc, test_kube_free_drains_queued_patches);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_events_disabled);
   tcase_add_test(tc, test_kube_emit_event_body_and_dedup);
   tcase_add_test(tc, test_kube_emit_event_long_pod_name_valid);
