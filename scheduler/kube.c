@@ -1916,7 +1916,10 @@ cs_err cs_kube_emit_event(cs_kube *k, const cs_kube_event *ev)
     result = "suppressed";
     goto out;
   }
-  if (k->qlen >= k->cfg.event_queue_cap) {
+  /* A quarter of the queue is kept for plan patches: Events explain, a
+   * plan is state that replicas and restarts take up, and a burst of
+   * Events must not crowd it out. */
+  if (k->qlen >= k->cfg.event_queue_cap - k->cfg.event_queue_cap / 4) {
     result = "dropped";
     rc = CS_EBUSY;
     goto out;

@@ -501,8 +501,9 @@ static const setting settings[] = {
      .def = "256",
      .min = 1,
      .max = 100000,
-     .help = "Events and pod patches waiting to be sent; more are dropped "
-             "and counted"},
+     .help = "Events and pod patches waiting to be sent, a quarter of it "
+             "kept for patches (Events fill at most the rest); more are "
+             "dropped and counted"},
     {.name = "events.dedupWindow",
      .type = K_DURATION,
      .off = F(events_dedup_window_s),

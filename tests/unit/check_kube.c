@@ -1327,6 +1327,49 @@ START_TEST(test_kube_emit_event_queue_full_drops)
 }
 END_TEST
 
+/* Events fill at most three quarters of the queue: the rest is kept for
+ * plan patches, which a burst of Events must not crowd out. */
+START_TEST(test_kube_events_leave_room_for_patches)
+{
+  gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+  fk_server *s = fk_start(gated_handler, &g);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.event_queue_cap = 8;
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  char pod[16];
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = pod,
+                      .reason = "CarbonDeferred",
+                      .action = "Schedule",
+                      .note = "waiting"};
+  snprintf(pod, sizeof(pod), "pod-0");
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  wait_request(s, 0); /* the sender is now stuck on the first Event */
+  for (int i = 1; i <= 7; i++) {
+    snprintf(pod, sizeof(pod), "pod-%d", i);
+    ck_assert_int_eq(cs_kube_emit_event(k, &ev), i <= 6 ? CS_OK : CS_EBUSY);
+  }
+  const char *keys[] = {"carbonshift.io/planned-start"};
+  const char *vals[] = {"2026-11-23T02:00:00Z"};
+  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(k, "ml", "pod-7", NULL,
+                                                       keys, vals, 1),
+                   CS_OK);
+  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(k, "ml", "pod-8", NULL,
+                                                       keys, vals, 1),
+                   CS_OK);
+  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(k, "ml", "pod-9", NULL,
+                                                       keys, vals, 1),
+                   CS_EBUSY);
+  pthread_mutex_lock(&g.mu);
+  g.open = true;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
 START_TEST(test_kube_format_micro_time_layout)
 {
   char out[28];
@@ -1657,6 +1700,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_emit_event_long_pod_name_valid);
   tcase_add_test(tc, test_kube_emit_event_min_interval_suppresses_new_note);
   tcase_add_test(tc, test_kube_emit_event_queue_full_drops);
+  tcase_add_test(tc, test_kube_events_leave_room_for_patches);
   tcase_add_test(tc, test_kube_format_micro_time_layout);
   tcase_add_test(tc, test_kube_new_kubeconfig_users);
   tcase_add_loop_test(tc, test_kube_new_kubeconfig_bad, 0,
