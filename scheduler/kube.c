@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/http.h"
 #include "carbon/util/log.h"
 #include "carbon/util/readfile.h"
 
@@ -399,6 +401,7 @@ struct cs_kube {
   pthread_t watch_thr;
   cs_kube_node_sink sink;
   watch_state wstate;
+  _Atomic int64_t watch_retry_after; /* s, from the last list or watch; -1 */
   char last_err[256];
 
   bool ev_running;
@@ -967,6 +970,25 @@ static int xfer_stop(void *ud, curl_off_t a, curl_off_t b, curl_off_t c,
   return atomic_load(&k->stop) ? 1 : 0;
 }
 
+/* Retry-After on the watch thread's requests (list and watch), for its
+ * backoff: the API server's priority and fairness sends it with 429. */
+static size_t on_watch_header(char *b, size_t sz, size_t n, void *ud)
+{
+  cs_kube *k = ud;
+  static const char name[] = "retry-after:";
+  if (n > sizeof(name) - 1 && strncasecmp(b, name, sizeof(name) - 1) == 0) {
+    char v[64];
+    size_t len = n - (sizeof(name) - 1);
+    if (len >= sizeof(v))
+      len = sizeof(v) - 1;
+    memcpy(v, b + sizeof(name) - 1, len);
+    v[len] = '\0';
+    atomic_store(&k->watch_retry_after,
+                 cs_http_parse_retry_after(v, cs_clock_now()));
+  }
+  return sz * n;
+}
+
 static void perform(cs_kube *k, CURL *h, req *r)
 {
   struct curl_slist *hdr = NULL;
@@ -985,6 +1007,11 @@ static void perform(cs_kube *k, CURL *h, req *r)
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_stop);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, k);
+  if (!strcmp(r->verb, "list") || !strcmp(r->verb, "watch")) {
+    atomic_store(&k->watch_retry_after, -1); /* this answer's alone */
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_watch_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, k);
+  }
   hdr = curl_slist_append(hdr, "Accept: application/json");
   if (r->ctype) {
     char line[128];
@@ -1122,6 +1149,23 @@ static bool wait_or_stop(cs_kube *k, double s)
       break;
   pthread_mutex_unlock(&k->stop_mu);
   return stopping(k);
+}
+
+static double backoff_delay(cs_kube *k, int failures, unsigned *seed);
+
+/* The longest Retry-After the watch waits: a server's hint, not a
+ * reason to stay away for hours. */
+#define RETRY_AFTER_MAX_S 300
+
+/* The delay before the watch thread's next attempt: at least the server's
+ * Retry-After of the attempt that just failed, when it sent one. */
+static double retry_delay(cs_kube *k, int failures, unsigned *seed)
+{
+  double d = backoff_delay(k, failures, seed);
+  int64_t ra = atomic_exchange(&k->watch_retry_after, -1);
+  if (ra > RETRY_AFTER_MAX_S)
+    ra = RETRY_AFTER_MAX_S;
+  return ra > d ? (double)ra : d;
 }
 
 static double backoff_delay(cs_kube *k, int failures, unsigned *seed)
@@ -1482,7 +1526,7 @@ static void *watch_main(void *arg)
         break;
       if (rc) {
         failures++;
-        double d = backoff_delay(k, failures, &seed);
+        double d = retry_delay(k, failures, &seed);
         log_failure(k, "Cannot list nodes", err, failures, d);
         metric_add(k, "carbonshift_kube_node_lists_total", reason, "failed");
         wait_or_stop(k, d);
@@ -1552,7 +1596,7 @@ static void *watch_main(void *arg)
       continue;
     }
     failures++;
-    double d = backoff_delay(k, failures, &seed);
+    double d = retry_delay(k, failures, &seed);
     char what[64];
     snprintf(what, sizeof(what), "Node watch %s",
              res == W_DROPPED ? "dropped" : "failed");
@@ -2052,6 +2096,7 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
   pthread_mutex_init(&k->tok_mu, NULL);
   pthread_mutex_init(&k->st_mu, NULL);
   pthread_mutex_init(&k->stop_mu, NULL);
+  atomic_store(&k->watch_retry_after, -1);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -668,6 +668,46 @@ START_TEST(test_kube_node_watch_gone_again_backs_off)
 }
 END_TEST
 
+/* Answers the first list 429 with Retry-After: 2 (as the API server's
+ * priority and fairness does), then lists and holds the watch. */
+static void throttled_handler(void *ud, const fk_request *rq, size_t index,
+                              fk_reply *out)
+{
+  if (index == 0) {
+    out->status = 429;
+    out->retry_after = "2";
+    out->body = cs_strdup("{\"kind\":\"Status\",\"code\":429,\"reason\":"
+                          "\"TooManyRequests\",\"message\":\"Too many "
+                          "requests, please try again later.\"}");
+    return;
+  }
+  if (!empty_list(rq, out))
+    out->end = FK_END_HOLD;
+}
+
+/* The list waits the server's Retry-After, not only its own backoff
+ * (10 ms here). */
+START_TEST(test_kube_list_waits_retry_after)
+{
+  fk_server *s = fk_start(throttled_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  uint64_t t0 = cs_clock_mono_ns();
+  ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_OK);
+  ck_assert(fk_wait_count(s, 2, 10000));
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs >= 1.9, "the list was retried after %.2f s", secs);
+  cs_kube_free(k);
+  fk_stop(s);
+  char *log = log_text();
+  ck_assert_ptr_nonnull(strstr(log, "\"retryInSeconds\":2}"));
+  free(log);
+}
+END_TEST
+
 /* While the watch keeps failing the same way, neither the failure nor the
  * attempt is logged again at v0. */
 START_TEST(test_kube_node_watch_failing_logs_attempt_once)
@@ -1689,6 +1729,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_node_watch_failing_logs_attempt_once);
   tcase_add_test(tc, test_kube_node_watch_ended_at_once_counted);
   tcase_add_test(tc, test_kube_node_watch_gone_again_backs_off);
+  tcase_add_test(tc, test_kube_list_waits_retry_after);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_choose_mode_order);

@@ -172,6 +172,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     reply_free(&r);
   }
   MHD_add_response_header(resp, "Content-Type", "application/json");
+  if (r.retry_after)
+    MHD_add_response_header(resp, "Retry-After", r.retry_after);
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)r.status, resp);
   MHD_destroy_response(resp);
   return ret;

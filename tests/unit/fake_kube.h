@@ -36,6 +36,7 @@ typedef struct fk_reply {
   char **lines; /* stream lines, each sent with a trailing newline */
   size_t nlines;
   fk_end end;
+  const char *retry_after; /* a Retry-After header (static text), or NULL */
 } fk_reply;
 
 /* index: the request's position among all requests (0-based). */
