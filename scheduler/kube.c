@@ -1991,10 +1991,7 @@ cs_err cs_kube_emit_event(cs_kube *k, const cs_kube_event *ev)
    * can disagree by a second. A pinned clock (tests, replays) keeps its
    * seconds. */
   int64_t now_s = cs_clock_now();
-  bool real_clock = now_s == (int64_t)ts.tv_sec ||
-                    now_s == (int64_t)ts.tv_sec - 1 ||
-                    now_s == (int64_t)ts.tv_sec + 1;
-  e->at_s = real_clock ? (int64_t)ts.tv_sec : now_s;
+  e->at_s = llabs(now_s - (int64_t)ts.tv_sec) <= 1 ? (int64_t)ts.tv_sec : now_s;
   e->at_us = ts.tv_nsec / 1000;
   k->qlen++;
   pthread_cond_signal(&k->ev_cv);

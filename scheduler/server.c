@@ -723,6 +723,15 @@ static bool method_ok(route r, const char *method)
          strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 }
 
+/* 405 with the methods the route takes. */
+static enum MHD_Result reply_bad_method(cs_server *s, struct MHD_Connection *c,
+                                        request *rq)
+{
+  return reply_error(s, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, method_allow(rq->r),
+                     "method %s is not allowed on %s; use %s", rq->method,
+                     rq->path, method_allow(rq->r));
+}
+
 /* First call for a request: headers are in, the body is not. Everything
  * that can be refused without the body is refused here, so a refused
  * request's body is never read. */
@@ -751,11 +760,7 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
                        rq->path, strlen(url) > MAX_LOG_PATH ? "..." : "",
                        s->prefix, s->prefix);
   if (!method_ok(rq->r, rq->method))
-    return reply_error(s, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
-                       method_allow(rq->r),
-                       "method %s is not allowed on %s; "
-                       "use %s",
-                       rq->method, rq->path, method_allow(rq->r));
+    return reply_bad_method(s, c, rq);
   if (rq->r != R_FILTER && rq->r != R_PRIORITIZE)
     return MHD_YES;
   const char *ct =
@@ -1238,10 +1243,7 @@ static enum MHD_Result on_probe_request(void *cls, struct MHD_Connection *c,
                          rq->path, strlen(url) > MAX_LOG_PATH ? "..." : "");
     }
     if (!method_ok(rq->r, rq->method))
-      return reply_error(s, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED,
-                         method_allow(rq->r),
-                         "method %s is not allowed on %s; use %s", rq->method,
-                         rq->path, method_allow(rq->r));
+      return reply_bad_method(s, c, rq);
     return MHD_YES;
   }
   if (*upload_data_size) {

@@ -1068,13 +1068,20 @@ START_TEST(test_server_metrics_count_requests)
 END_TEST
 
 /* Makes certificates and starts S with HTTPS (and mTLS). */
-static void start_https(tu_tls *t, bool mtls)
+/* Makes the test PKI and options serving HTTPS with it (mTLS too). */
+static cs_server_opts https_opts(tu_tls *t, bool mtls)
 {
   ck_assert(tu_tls_make(t));
   cs_server_opts o = base_opts();
   o.tls_cert_file = t->server_cert;
   o.tls_key_file = t->server_key;
   o.tls_client_ca_file = mtls ? t->ca_cert : NULL;
+  return o;
+}
+
+static void start_https(tu_tls *t, bool mtls)
+{
+  cs_server_opts o = https_opts(t, mtls);
   S = start(&o);
 }
 
@@ -2191,11 +2198,7 @@ END_TEST
 START_TEST(test_server_probe_listener_is_plain_http_beside_mtls)
 {
   tu_tls t;
-  ck_assert(tu_tls_make(&t));
-  cs_server_opts o = base_opts();
-  o.tls_cert_file = t.server_cert;
-  o.tls_key_file = t.server_key;
-  o.tls_client_ca_file = t.ca_cert;
+  cs_server_opts o = https_opts(&t, true);
   o.probe_listen = "127.0.0.1:0";
   S = start(&o);
   resp r;
