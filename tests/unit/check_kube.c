@@ -1568,6 +1568,21 @@ static const bad_case bad_cases[] = {
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
      "clusters:\n- name: c\n  cluster: {server: ftp://h}\n",
      CS_EINVAL, "clusters[name=c].cluster.server: not an http(s) URL"},
+    /* Found by fuzz_kubeconfig: "http://" lost its slashes to the
+     * trailing-slash trim and loaded as the server "http:". */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'http://'}\n",
+     CS_EINVAL, "clusters[name=c].cluster.server: no host after the scheme"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://:6443/'}\n",
+     CS_EINVAL, "clusters[name=c].cluster.server: no host after the scheme"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h /x'}\n",
+     CS_EINVAL,
+     "clusters[name=c].cluster.server: contains a space or control character"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: [a]}\n",
+     CS_EINVAL, "clusters[name=c].cluster.server: not a string"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
      "clusters:\n- name: c\n  cluster: {server: 'https://h', "
      "certificate-authority-data: '%%%'}\n",
