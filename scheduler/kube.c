@@ -416,6 +416,7 @@ struct cs_kube {
   size_t ndedup;
   unsigned ev_seq;
   bool ev_failing;
+  bool send_outage; /* the last item failed in a way that may pass */
 };
 
 void cs_kube_config_defaults(cs_kube_config *c)
@@ -980,8 +981,9 @@ typedef struct req {
   long timeout_ms; /* 0: none */
   size_t (*write)(char *p, size_t sz, size_t n, void *ud);
   void *ud;
-  long status;   /* out: 0 when no answer */
-  CURLcode curl; /* out */
+  long status;         /* out: 0 when no answer */
+  int64_t retry_after; /* out: s from Retry-After, -1 when none */
+  CURLcode curl;       /* out */
   char cerr[CURL_ERROR_SIZE];
 } req;
 
@@ -992,11 +994,11 @@ static int xfer_stop(void *ud, curl_off_t a, curl_off_t b, curl_off_t c,
   return atomic_load(&k->stop) ? 1 : 0;
 }
 
-/* Retry-After on the watch thread's requests (list and watch), for its
- * backoff: the API server's priority and fairness sends it with 429. */
-static size_t on_watch_header(char *b, size_t sz, size_t n, void *ud)
+/* Retry-After, for the backoff of whoever retries: the API server's
+ * priority and fairness sends it with 429, a busy one with 503. */
+static size_t on_header(char *b, size_t sz, size_t n, void *ud)
 {
-  cs_kube *k = ud;
+  req *r = ud;
   static const char name[] = "retry-after:";
   if (n > sizeof(name) - 1 && strncasecmp(b, name, sizeof(name) - 1) == 0) {
     char v[64];
@@ -1005,8 +1007,7 @@ static size_t on_watch_header(char *b, size_t sz, size_t n, void *ud)
       len = sizeof(v) - 1;
     memcpy(v, b + sizeof(name) - 1, len);
     v[len] = '\0';
-    atomic_store(&k->watch_retry_after,
-                 cs_http_parse_retry_after(v, cs_clock_now()));
+    r->retry_after = cs_http_parse_retry_after(v, cs_clock_now());
   }
   return sz * n;
 }
@@ -1029,11 +1030,9 @@ static void perform(cs_kube *k, CURL *h, req *r)
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_stop);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, k);
-  if (!strcmp(r->verb, "list") || !strcmp(r->verb, "watch")) {
-    atomic_store(&k->watch_retry_after, -1); /* this answer's alone */
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_watch_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, k);
-  }
+  r->retry_after = -1; /* this answer's alone */
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
   hdr = curl_slist_append(hdr, "Accept: application/json");
   if (r->ctype) {
     char line[128];
@@ -1084,6 +1083,8 @@ static void perform(cs_kube *k, CURL *h, req *r)
     STAT_ADD(k, requests_ok);
   else
     STAT_ADD(k, requests_failed);
+  if (!strcmp(r->verb, "list") || !strcmp(r->verb, "watch"))
+    atomic_store(&k->watch_retry_after, r->retry_after);
   curl_slist_free_all(hdr);
   /* The handle keeps a pointer to the header list: drop it. */
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
@@ -1700,6 +1701,34 @@ cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
 
 /* --------------------------------------------------------------- patches */
 
+/* One try at a plan patch or an Event. The queued ones are tried up to
+ * SEND_ATTEMPTS times when the failure is one that passes (see
+ * may_pass); `last` says whether a failure now is final: counted, logged
+ * and returned as it is. A failure that is not final returns CS_EBUSY,
+ * uncounted, with the server's Retry-After in `retry_after` (-1: none). */
+typedef struct send_try {
+  int attempt; /* 1, 2, ... */
+  bool last;
+  int64_t retry_after; /* out */
+  bool passing;        /* out: the failure was one that may pass */
+} send_try;
+
+#define SEND_ATTEMPTS 3
+/* The longest wait between two tries: the sender is one thread, and the
+ * Events and patches queued behind the one retried wait with it. */
+#define SEND_RETRY_MAX_S 10
+
+/* Whether a failed request may succeed when sent again unchanged: no
+ * answer at all, or an API server (or proxy) busy, throttling or between
+ * restarts. A 4xx other than 429 is the request's own fault. */
+static bool may_pass(const req *r)
+{
+  if (r->status == 0)
+    return r->curl != CURLE_OK;
+  return r->status == 429 || r->status == 500 || r->status == 502 ||
+         r->status == 503 || r->status == 504;
+}
+
 /* The merge patch that sets (or, for NULL values, removes) annotations. */
 static cs_err annotation_patch(const char *uid, const char *const *keys,
                                const char *const *values, size_t n, cs_buf *b)
@@ -1723,7 +1752,7 @@ static cs_err annotation_patch(const char *uid, const char *const *keys,
 }
 
 static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
-                         const char *body, size_t len)
+                         const char *body, size_t len, send_try *t)
 {
   cs_buf resp;
   cs_buf_init(&resp, 4u << 20);
@@ -1737,9 +1766,12 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
            .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
   request(k, h, &r, &resp);
   cs_err rc = status_err(&r);
+  t->retry_after = r.retry_after;
   if (rc == CS_OK) {
     STAT_ADD(k, patches_sent);
     metric_add(k, "carbonshift_kube_patches_total", "sent", NULL);
+  } else if (!stopping(k) && !t->last && may_pass(&r)) {
+    rc = CS_EBUSY;
   } else if (stopping(k)) {
     /* Cut by the stop: not the API server's failure (see cs_kube_free). */
     STAT_ADD(k, patches_dropped);
@@ -1751,12 +1783,14 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
     describe_failure(&r, &resp, err, sizeof(err));
     cs_buf *l = cs_log_begin(0, "Cannot annotate pod");
     cs_json_str(l, "err", err);
+    cs_json_int(l, "attempts", t->attempt);
     cs_json_open(l, "pod", '{');
     cs_json_str(l, "namespace", ns);
     cs_json_str(l, "name", name);
     cs_json_close(l, '}');
     cs_log_end(l);
   }
+  t->passing = may_pass(&r);
   free(path);
   cs_buf_free(&resp);
   return rc;
@@ -1775,8 +1809,9 @@ cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
   CURL *h = rc ? NULL : curl_easy_init();
   if (!rc && !h)
     rc = CS_EINTERNAL;
+  send_try once = {.attempt = 1, .last = true};
   if (!rc)
-    rc = patch_send(k, h, ns, name, body.data, body.len);
+    rc = patch_send(k, h, ns, name, body.data, body.len, &once);
   if (h)
     curl_easy_cleanup(h);
   cs_buf_free(&body);
@@ -1865,7 +1900,8 @@ static void event_body(cs_kube *k, const ev_item *e, unsigned seq, cs_buf *b)
   cs_json_close(b, '}');
 }
 
-static void event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
+static cs_err event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq,
+                         send_try *t)
 {
   cs_buf body, resp;
   cs_buf_init(&body, 64u << 10);
@@ -1883,6 +1919,11 @@ static void event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
   if (cs_buf_error(&body) == CS_OK)
     request(k, h, &r, &resp);
   cs_err rc = cs_buf_error(&body) ? cs_buf_error(&body) : status_err(&r);
+  t->retry_after = r.retry_after;
+  /* A retry is the same Event under the same name: 409 AlreadyExists says
+   * an earlier try reached the API server though its answer did not. */
+  if (rc != CS_OK && t->attempt > 1 && r.status == 409)
+    rc = CS_OK;
   if (rc == CS_OK) {
     STAT_ADD(k, events_sent);
     metric_add(k, "carbonshift_kube_events_total", "sent", NULL);
@@ -1890,7 +1931,12 @@ static void event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
       cs_log_info("Sending pod events again");
       k->ev_failing = false;
     }
-  } else if (!stopping(k)) {
+  } else if (!stopping(k) && !t->last && may_pass(&r)) {
+    rc = CS_EBUSY;
+  } else if (stopping(k)) {
+    STAT_ADD(k, events_dropped);
+    metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
+  } else {
     STAT_ADD(k, events_failed);
     metric_add(k, "carbonshift_kube_events_total", "failed", NULL);
     char err[256];
@@ -1898,6 +1944,7 @@ static void event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
     /* One line when sending starts failing; further failures at v=1. */
     cs_buf *l = cs_log_begin(k->ev_failing ? 1 : 0, "Cannot send a pod event");
     cs_json_str(l, "err", err);
+    cs_json_int(l, "attempts", t->attempt);
     cs_json_str(l, "reason", e->reason);
     cs_json_open(l, "pod", '{');
     cs_json_str(l, "namespace", e->ns);
@@ -1906,9 +1953,46 @@ static void event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
     cs_log_end(l);
     k->ev_failing = true;
   }
+  t->passing = may_pass(&r);
   free(path);
   cs_buf_free(&body);
   cs_buf_free(&resp);
+  return rc;
+}
+
+/* Sends one queued item, trying again after 0.5 s and 1 s (or the
+ * server's Retry-After, up to SEND_RETRY_MAX_S) while its failure may
+ * pass. While the API server keeps failing so, each item gets one try:
+ * retries are for a blip, and in an outage would only hold the queue up. */
+static void send_item(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
+{
+  int attempts = k->send_outage ? 1 : SEND_ATTEMPTS;
+  send_try t = {.retry_after = -1};
+  cs_err rc;
+  for (t.attempt = 1;; t.attempt++) {
+    t.last = t.attempt >= attempts;
+    rc = e->patch
+             ? patch_send(k, h, e->ns, e->pod, e->patch, strlen(e->patch), &t)
+             : event_send(k, h, e, seq, &t);
+    if (rc != CS_EBUSY)
+      break;
+    double delay = 0.5 * (double)(1 << (t.attempt - 1));
+    if (t.retry_after > delay)
+      delay = t.retry_after < SEND_RETRY_MAX_S ? (double)t.retry_after
+                                               : SEND_RETRY_MAX_S;
+    if (wait_or_stop(k, delay)) {
+      /* Cut by the stop: dropped, as what is still queued (cs_kube_free). */
+      if (e->patch) {
+        STAT_ADD(k, patches_dropped);
+        metric_add(k, "carbonshift_kube_patches_total", "dropped", NULL);
+      } else {
+        STAT_ADD(k, events_dropped);
+        metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
+      }
+      return;
+    }
+  }
+  k->send_outage = rc != CS_OK && t.passing;
 }
 
 static void *event_main(void *arg)
@@ -1936,10 +2020,7 @@ static void *event_main(void *arg)
     seq = ++k->ev_seq;
     k->ev_busy = true;
     pthread_mutex_unlock(&k->ev_mu);
-    if (e.patch)
-      (void)patch_send(k, h, e.ns, e.pod, e.patch, strlen(e.patch));
-    else
-      event_send(k, h, &e, seq);
+    send_item(k, h, &e, seq);
     ev_item_free(&e);
     pthread_mutex_lock(&k->ev_mu);
     k->ev_busy = false;

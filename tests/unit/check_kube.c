@@ -998,6 +998,168 @@ START_TEST(test_kube_free_drains_queued_patches)
 }
 END_TEST
 
+static const fk_request *wait_request(fk_server *s, size_t i)
+{
+  ck_assert_msg(fk_wait_count(s, i + 1, 5000), "request %zu never came", i);
+  return fk_get(s, i);
+}
+
+/* Replies with the scripted statuses in turn (each with the scripted
+ * Retry-After), then as ok_handler does. */
+typedef struct script {
+  const int *codes;
+  size_t n;
+  const char *retry_after;
+} script;
+
+static void scripted_handler(void *ud, const fk_request *rq, size_t index,
+                             fk_reply *out)
+{
+  const script *sc = ud;
+  if (index >= sc->n) {
+    ok_handler(ud, rq, index, out);
+    return;
+  }
+  out->status = sc->codes[index];
+  out->retry_after = sc->retry_after;
+  out->body = cs_asprintf("{\"kind\":\"Status\",\"code\":%d,"
+                          "\"message\":\"scripted %d\"}",
+                          sc->codes[index], sc->codes[index]);
+}
+
+/* Polls the client's counters until `patches` patches and `events` Events
+ * are settled (sent or failed); false after 5 s. */
+static bool wait_settled(cs_kube *k, uint64_t patches, uint64_t events,
+                         cs_kube_stats *st)
+{
+  for (int i = 0; i < 500; i++) {
+    cs_kube_get_stats(k, st);
+    if (st->patches_sent + st->patches_failed == patches &&
+        st->events_sent + st->events_failed == events)
+      return true;
+    sleep_ms(10);
+  }
+  return false;
+}
+
+static const char *const plan_keys[] = {"carbonshift.io/planned-start"};
+static const char *const plan_vals[] = {"2026-11-23T02:00:00Z"};
+
+/* A queued patch that meets a passing failure (503 while the API server
+ * restarts, 429 from its priority and fairness) is sent again after half
+ * a second, or after the server's Retry-After; it is not lost. */
+START_TEST(test_kube_queued_patch_retried_after_passing_failure)
+{
+  static const struct {
+    int code;
+    const char *retry_after;
+    double min_s;
+  } cases[] = {{503, NULL, 0.45}, {429, "1", 0.95}, {0, NULL, 0}};
+  for (size_t c = 0; cases[c].code; c++) {
+    script sc = {&cases[c].code, 1, cases[c].retry_after};
+    fk_server *s = fk_start(scripted_handler, &sc);
+    cs_kube_config cfg;
+    fast_config(&cfg);
+    cs_kube *k = client_for(fk_url(s), &cfg);
+    uint64_t t0 = cs_clock_mono_ns();
+    ck_assert_int_eq(cs_kube_patch_pod_annotations_async(
+                         k, "ml", "train-1", "uid-1", plan_keys, plan_vals, 1),
+                     CS_OK);
+    const fk_request *second = wait_request(s, 1);
+    double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+    ck_assert_msg(secs >= cases[c].min_s, "case %zu: retried after %.2f s", c,
+                  secs);
+    const fk_request *first = fk_get(s, 0);
+    ck_assert_str_eq(second->path, first->path);
+    ck_assert_str_eq(second->body, first->body);
+    cs_kube_stats st;
+    ck_assert(wait_settled(k, 1, 0, &st));
+    ck_assert_uint_eq(st.patches_sent, 1);
+    ck_assert_uint_eq(st.patches_failed, 0);
+    sleep_ms(50);
+    ck_assert_uint_eq(fk_count(s), 2);
+    cs_kube_free(k);
+    fk_stop(s);
+    char *log = log_text();
+    ck_assert_ptr_null(strstr(log, "Cannot annotate pod"));
+    free(log);
+  }
+}
+END_TEST
+
+/* Three tries at most, then the failure is logged with its count. While
+ * the server keeps failing so, the next item gets one try (retries would
+ * only hold the queue up); a success gives retries back. A 4xx other than
+ * 429 is the request's fault: never sent again. */
+START_TEST(test_kube_queued_patch_attempts_bounded)
+{
+  static const int codes[] = {503, 503, 503, 502, 422};
+  script sc = {codes, sizeof(codes) / sizeof(codes[0]), NULL};
+  fk_server *s = fk_start(scripted_handler, &sc);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube_stats st;
+  /* requests 0-2: 503 x3, failed; 3: 502, failed at once (outage); 4: 422,
+   * failed (not passing; the outage flag clears); 5: 200 at the first
+   * try. */
+  static const size_t after[] = {3, 4, 5, 6};
+  char pod[16];
+  for (int i = 0; i < 4; i++) {
+    snprintf(pod, sizeof(pod), "p%d", i);
+    ck_assert_int_eq(cs_kube_patch_pod_annotations_async(
+                         k, "ml", pod, NULL, plan_keys, plan_vals, 1),
+                     CS_OK);
+    ck_assert_msg(wait_settled(k, (uint64_t)i + 1, 0, &st),
+                  "patch %d never settled", i);
+    ck_assert_uint_eq(fk_count(s), after[i]);
+  }
+  ck_assert_uint_eq(st.patches_failed, 3);
+  ck_assert_uint_eq(st.patches_sent, 1);
+  cs_kube_free(k);
+  fk_stop(s);
+  char *log = log_text();
+  ck_assert_ptr_nonnull(
+      strstr(log, "\"err\":\"HTTP 503: scripted 503\",\"attempts\":3"));
+  ck_assert_ptr_nonnull(
+      strstr(log, "\"err\":\"HTTP 502: scripted 502\",\"attempts\":1"));
+  ck_assert_ptr_nonnull(
+      strstr(log, "\"err\":\"HTTP 422: scripted 422\",\"attempts\":1"));
+  free(log);
+}
+END_TEST
+
+/* An Event whose first answer is lost (504 from a proxy after the API
+ * server stored it) is sent again under the same name; the 409 that
+ * follows means it is there: sent, not failed. */
+START_TEST(test_kube_event_retry_already_exists_is_sent)
+{
+  static const int codes[] = {504, 409};
+  script sc = {codes, 2, NULL};
+  fk_server *s = fk_start(scripted_handler, &sc);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "train-1",
+                      .reason = "CarbonDeferred",
+                      .action = "Defer",
+                      .note = "waiting"};
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  cs_kube_stats st;
+  ck_assert(wait_settled(k, 0, 1, &st));
+  ck_assert_uint_eq(st.events_sent, 1);
+  ck_assert_uint_eq(st.events_failed, 0);
+  ck_assert_uint_eq(fk_count(s), 2);
+  ck_assert_str_eq(fk_get(s, 1)->body, fk_get(s, 0)->body);
+  cs_kube_free(k);
+  fk_stop(s);
+  char *log = log_text();
+  ck_assert_ptr_null(strstr(log, "Cannot send a pod event"));
+  free(log);
+}
+END_TEST
+
 START_TEST(test_kube_patch_pod_annotations_merge_patch)
 {
   fk_server *s = fk_start(ok_handler, NULL);
@@ -1070,12 +1232,6 @@ START_TEST(test_kube_patch_pod_annotations_async_queued)
   fk_stop(s);
 }
 END_TEST
-
-static const fk_request *wait_request(fk_server *s, size_t i)
-{
-  ck_assert_msg(fk_wait_count(s, i + 1, 5000), "request %zu never came", i);
-  return fk_get(s, i);
-}
 
 /* events.enabled=false turns off Events only: the worker that sends them
  * also sends the queued patches, which must still reach the server. */
@@ -1751,6 +1907,9 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_queued);
   tcase_add_test(tc, test_kube_free_drains_queued_patches);
+  tcase_add_test(tc, test_kube_queued_patch_retried_after_passing_failure);
+  tcase_add_test(tc, test_kube_queued_patch_attempts_bounded);
+  tcase_add_test(tc, test_kube_event_retry_already_exists_is_sent);
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_events_disabled);
   tcase_add_test(tc, test_kube_emit_event_body_and_dedup);
   tcase_add_test(tc, test_kube_emit_event_long_pod_name_valid);
