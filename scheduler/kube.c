@@ -572,27 +572,6 @@ static struct curl_slist *auth_header(cs_kube *k, struct curl_slist *h)
 
 /* --------------------------------------------------------- configuration */
 
-/* Why `url` cannot be the API server's base URL, or NULL when it can: an
- * http(s) URL with a host, free of spaces and control characters (curl
- * would refuse those only at the first request, far from the file). */
-static const char *server_url_problem(const char *url)
-{
-  if (!url)
-    return "missing";
-  size_t scheme = strncmp(url, "https://", 8) == 0  ? 8
-                  : strncmp(url, "http://", 7) == 0 ? 7
-                                                    : 0;
-  if (!scheme)
-    return "not an http(s) URL";
-  for (const char *p = url; *p; p++)
-    if ((unsigned char)*p <= ' ' || *p == 0x7f)
-      return "contains a space or control character";
-  const char *host = url + scheme;
-  if (strcspn(host, "/?#") == 0 || host[0] == ':' || host[0] == '@')
-    return "no host after the scheme";
-  return NULL;
-}
-
 static cs_err kubeconfig_load(cs_kube *k, const char *path,
                               const char *want_ctx, char *err, size_t cap)
 {
@@ -693,7 +672,7 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
   const char *server = NULL, *ca = NULL, *ca_data = NULL, *insecure = NULL;
   const char *server_why = ymap_str(cl, "server", &server)
                                ? "not a string"
-                               : server_url_problem(server);
+                               : cs_http_url_problem(server);
   if (server_why) {
     seterr(err, cap,
            "kubeconfig %s: clusters[name=%s].cluster.server: %s, expected "

@@ -30,6 +30,26 @@ void cs_http_global_init(void)
   pthread_once(&init_once, global_init);
 }
 
+const char *cs_http_url_problem(const char *url)
+{
+  if (!url || !url[0])
+    return "missing";
+  size_t scheme = strncmp(url, "https://", 8) == 0  ? 8
+                  : strncmp(url, "http://", 7) == 0 ? 7
+                                                    : 0;
+  if (!scheme)
+    return "not an http(s) URL";
+  if (strlen(url) > 1000)
+    return "longer than 1000 bytes";
+  for (const char *p = url; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f)
+      return "contains a space or control character";
+  const char *host = url + scheme;
+  if (strcspn(host, "/?#") == 0 || host[0] == ':' || host[0] == '@')
+    return "no host after the scheme";
+  return NULL;
+}
+
 int64_t cs_http_parse_retry_after(const char *value, int64_t now)
 {
   if (!value)

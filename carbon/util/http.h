@@ -59,6 +59,12 @@ void cs_http_response_free(cs_http_response *resp);
  * `now`). -1 when it is neither. */
 int64_t cs_http_parse_retry_after(const char *value, int64_t now);
 
+/* Why `url` cannot be a base URL to call, or NULL when it can: it must be
+ * http:// or https:// with a host (not a bare port, userinfo or path),
+ * without spaces or control characters (curl refuses those only at the
+ * first request, far from the setting), at most 1000 bytes. */
+const char *cs_http_url_problem(const char *url);
+
 /* Appends s percent-encoded for a URL query component (RFC 3986 unreserved
  * characters kept). */
 void cs_http_escape(cs_buf *out, const char *s);

@@ -16,6 +16,7 @@
 #include "carbon/signal.h"
 #include "carbon/util/alloc.h"
 #include "carbon/gpu_catalog.h"
+#include "carbon/util/http.h"
 #include "carbon/util/parse.h"
 #include "carbon/util/readfile.h"
 #include "carbon/zones.h"
@@ -965,19 +966,7 @@ static const char *check_url(const char *s)
 {
   static const char form[] =
       "an http:// or https:// URL such as https://api.example.com";
-  if (!s)
-    return form;
-  const char *rest = NULL;
-  if (strncmp(s, "http://", 7) == 0)
-    rest = s + 7;
-  else if (strncmp(s, "https://", 8) == 0)
-    rest = s + 8;
-  if (!rest || !*rest || *rest == '/' || strlen(s) > 1000)
-    return form;
-  for (const char *p = s; *p; p++)
-    if ((unsigned char)*p <= ' ' || *p == 0x7f)
-      return form;
-  return NULL;
+  return cs_http_url_problem(s) ? form : NULL;
 }
 
 /* ---- reading one value ---- */

@@ -187,6 +187,7 @@ START_TEST(test_config_load_bad_values_all_reported)
                        "CARBONSHIFT_NODES_DEFAULT_ZONE=DE FR",
                        "CARBONSHIFT_ZONES_REGIONS={\"eu-west-1\": ",
                        "CARBONSHIFT_ELECTRICITYMAPS_URL=ftp://x",
+                       "CARBONSHIFT_UKGRID_URL=https://:443/",
                        NULL};
   cs_config *c = (cs_config *)1;
   cs_buf errors;
@@ -234,11 +235,13 @@ START_TEST(test_config_load_bad_values_all_reported)
   ASSERT_HAS(e, "config: electricitymaps.url = \"ftp://x\" (env "
                 "CARBONSHIFT_ELECTRICITYMAPS_URL): expected an http:// or "
                 "https:// URL");
-  /* Fourteen bad variables, fourteen lines. */
+  ASSERT_HAS(e, "config: ukgrid.url = \"https://:443/\" (env "
+                "CARBONSHIFT_UKGRID_URL): expected an http:// or https:// URL");
+  /* Fifteen bad variables, fifteen lines. */
   size_t lines = 0;
   for (const char *p = e; *p; p++)
     lines += *p == '\n';
-  ck_assert_uint_eq(lines, 14);
+  ck_assert_uint_eq(lines, 15);
   cs_buf_free(&errors);
 }
 END_TEST

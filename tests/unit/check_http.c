@@ -173,6 +173,47 @@ START_TEST(test_http_parse_retry_after_forms)
 }
 END_TEST
 
+/* The base URLs of providers and of the API server: a host is required,
+ * so "http://" or "https://:443" is refused where it is set, not at the
+ * first call. */
+START_TEST(test_http_url_problem_names_the_rule)
+{
+  static const struct {
+    const char *url, *want; /* want NULL: accepted */
+  } cases[] = {
+      {"https://api.electricitymaps.com/v3", NULL},
+      {"http://127.0.0.1:8080", NULL},
+      {"https://[::1]:6443/", NULL},
+      {"https://user@h", NULL},
+      {NULL, "missing"},
+      {"", "missing"},
+      {"ftp://h", "not an http(s) URL"},
+      {"HTTPS://h", "not an http(s) URL"},
+      {"http://", "no host after the scheme"},
+      {"https:///v3", "no host after the scheme"},
+      {"https://:443", "no host after the scheme"},
+      {"https://@h", "no host after the scheme"},
+      {"https://?x", "no host after the scheme"},
+      {"https://h /v3", "contains a space or control character"},
+      {"https://h\x7f", "contains a space or control character"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *got = cs_http_url_problem(cases[i].url);
+    if (!cases[i].want)
+      ck_assert_msg(!got, "%s: refused: %s", cases[i].url, got);
+    else
+      ck_assert_msg(got && !strcmp(got, cases[i].want), "%s: got %s",
+                    cases[i].url ? cases[i].url : "(null)",
+                    got ? got : "(accepted)");
+  }
+  char long_url[1100];
+  memset(long_url, 'a', sizeof(long_url) - 1);
+  memcpy(long_url, "https://", 8);
+  long_url[sizeof(long_url) - 1] = '\0';
+  ck_assert_str_eq(cs_http_url_problem(long_url), "longer than 1000 bytes");
+}
+END_TEST
+
 START_TEST(test_http_escape_query)
 {
   cs_buf b;
@@ -196,6 +237,7 @@ int main(void)
   tcase_add_test(tc, test_http_get_cancel_ends_request);
   tcase_add_test(tc, test_http_get_retry_after);
   tcase_add_test(tc, test_http_parse_retry_after_forms);
+  tcase_add_test(tc, test_http_url_problem_names_the_rule);
   tcase_add_test(tc, test_http_escape_query);
   suite_add_tcase(s, tc);
   return fh_run_suite(s);
