@@ -426,6 +426,7 @@ void cs_kube_config_defaults(cs_kube_config *c)
   c->sa_dir = CS_KUBE_SA_DIR;
   c->request_timeout_s = 10;
   c->watch_timeout_s = 300;
+  c->watch_idle_s = 150;
   c->backoff_initial_s = 1;
   c->backoff_max_s = 30;
   c->list_page_size = 250;
@@ -465,7 +466,8 @@ static void declare_metrics(cs_kube *k)
       {"carbonshift_kube_watch_restarts_total",
        "Node watches that ended other than by the server's timeout, by "
        "reason (dropped, gone, unauthorized, error, badEvent, endedAtOnce: "
-       "ended cleanly within a second without an event)",
+       "ended cleanly within a second without an event, idle: silent for "
+       "150 s, renewed)",
        "reason"},
       {"carbonshift_kube_node_lists_total",
        "Node list attempts by reason (initial, gone) and result (complete, "
@@ -958,19 +960,40 @@ typedef struct req {
   const char *body;
   size_t bodylen;
   long timeout_ms; /* 0: none */
+  /* > 0: the transfer ends when no body byte came for this long, with
+   * `idled` set (a watch whose connection died without a word). */
+  int idle_s;
   size_t (*write)(char *p, size_t sz, size_t n, void *ud);
   void *ud;
-  long status;         /* out: 0 when no answer */
-  int64_t retry_after; /* out: s from Retry-After, -1 when none */
-  CURLcode curl;       /* out */
+  cs_kube *k;            /* set by perform */
+  curl_off_t seen_bytes; /* body bytes at the last progress call */
+  uint64_t last_byte_ns; /* when they last grew (monotonic) */
+  bool idled;            /* out */
+  long status;           /* out: 0 when no answer */
+  int64_t retry_after;   /* out: s from Retry-After, -1 when none */
+  CURLcode curl;         /* out */
   char cerr[CURL_ERROR_SIZE];
 } req;
 
-static int xfer_stop(void *ud, curl_off_t a, curl_off_t b, curl_off_t c,
-                     curl_off_t d)
+/* curl's progress callback, called at least once a second: ends the
+ * transfer at the stop, or when it stayed silent longer than idle_s. */
+static int xfer_check(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                      curl_off_t ultotal, curl_off_t ulnow)
 {
-  cs_kube *k = ud;
-  return atomic_load(&k->stop) ? 1 : 0;
+  req *r = ud;
+  if (atomic_load(&r->k->stop))
+    return 1;
+  if (r->idle_s <= 0)
+    return 0;
+  uint64_t now = cs_clock_mono_ns();
+  if (dlnow != r->seen_bytes) {
+    r->seen_bytes = dlnow;
+    r->last_byte_ns = now;
+  } else if (now - r->last_byte_ns >= (uint64_t)r->idle_s * 1000000000u) {
+    r->idled = true;
+    return 1;
+  }
+  return 0;
 }
 
 /* Retry-After, for the backoff of whoever retries: the API server's
@@ -1007,8 +1030,12 @@ static void perform(cs_kube *k, CURL *h, req *r)
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, r->write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, r->ud);
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_stop);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, k);
+  r->k = k;
+  r->seen_bytes = 0;
+  r->last_byte_ns = cs_clock_mono_ns();
+  r->idled = false;
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_check);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
   r->retry_after = -1; /* this answer's alone */
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -1330,11 +1357,13 @@ typedef enum wres {
   W_AUTH,
   W_ERROR, /* an HTTP error or an ERROR event other than 410 */
   W_BADLINE,
+  W_IDLE, /* established, then silent for watch_idle_s */
   W_STOP
 } wres;
 
-static const char *const wres_names[] = {
-    "timeout", "dropped", "gone", "unauthorized", "error", "badEvent", "stop"};
+static const char *const wres_names[] = {"timeout",      "dropped", "gone",
+                                         "unauthorized", "error",   "badEvent",
+                                         "idle",         "stop"};
 
 typedef struct wctx {
   cs_kube *k;
@@ -1462,18 +1491,33 @@ static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *events, char *err,
     w.events = 0;
     cs_buf_reset(&w.line);
     cs_buf_reset(&w.errbody);
-    /* The server ends the watch after timeoutSeconds; the client's own
-     * limit only catches a connection that went silent. */
+    /* The server ends the watch after timeoutSeconds, and sends a
+     * BOOKMARK about every minute meanwhile (kube-apiserver's watch
+     * cache); a watch silent for watch_idle_s lost its connection without
+     * a word (a network partition, a node gone), or has a server that
+     * sends no bookmarks: either way it is renewed, instead of waiting
+     * for the overall limit 30 s after timeoutSeconds. */
     req r = {.verb = "watch",
              .method = "GET",
              .path = path,
              .timeout_ms = (long)(k->cfg.watch_timeout_s + 30) * 1000,
+             .idle_s = k->cfg.watch_idle_s,
              .write = watch_write,
              .ud = &w};
     perform(k, h, &r);
     *events = w.events;
     if (stopping(k)) {
       res = W_STOP;
+      break;
+    }
+    if (r.idled && !w.ended) {
+      /* Headers came: the watch was established, then went silent. None:
+       * the server never answered, which is a failure. */
+      res = r.status == 200 ? W_IDLE : W_DROPPED;
+      snprintf(err, errcap, "%s within %d s",
+               r.status == 200 ? "no event or bookmark"
+                               : "no answer to the watch",
+               k->cfg.watch_idle_s);
       break;
     }
     if (w.ended) {
@@ -1569,6 +1613,17 @@ static void *watch_main(void *arg)
     }
     if (res == W_TIMEOUT && progress)
       continue;
+    if (res == W_IDLE) {
+      /* Renewed at once, at v1: where the connection is really gone, the
+       * new watch fails and that failure is logged at v0. */
+      STAT_ADD(k, watch_restarts);
+      metric_add(k, "carbonshift_kube_watch_restarts_total", "idle", NULL);
+      cs_buf *l = cs_log_begin(1, "Node watch silent, renewing");
+      cs_json_str(l, "err", err);
+      cs_json_str(l, "resourceVersion", rv);
+      cs_log_end(l);
+      continue;
+    }
     if (res == W_TIMEOUT)
       snprintf(err, sizeof(err), "the watch ended at once without events");
     STAT_ADD(k, watch_restarts);
@@ -2156,7 +2211,7 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
     return CS_EINVAL;
   }
   if (cfg->request_timeout_s <= 0 || cfg->watch_timeout_s <= 0 ||
-      cfg->backoff_initial_s <= 0 ||
+      cfg->watch_idle_s < 0 || cfg->backoff_initial_s <= 0 ||
       cfg->backoff_max_s < cfg->backoff_initial_s || cfg->list_page_size <= 0 ||
       cfg->max_line_bytes < 1024 || cfg->max_body_bytes < 1024 ||
       cfg->event_queue_cap == 0 || cfg->event_dedup_cap == 0 ||

@@ -51,6 +51,7 @@ typedef struct cs_kube_config {
   const char *server;
   double request_timeout_s; /* patch, Event (10); list pages: 6 times */
   int watch_timeout_s;      /* timeoutSeconds asked of the server (300) */
+  int watch_idle_s; /* a watch silent this long is renewed (150; 0: never) */
   double backoff_initial_s; /* watch/list retry backoff start (1) */
   double backoff_max_s;     /* and cap (30); each delay is jittered */
   int list_page_size;       /* `limit` of each list page (250) */
@@ -75,7 +76,8 @@ void cs_kube_config_defaults(cs_kube_config *c);
  * errcap > 0) names the file, the key and what was expected. */
 cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
                    size_t errcap) CS_MUST_USE;
-/* Stops the watch and the sender (pending Events and patches are dropped). */
+/* Stops the watch and the sender. Queued Events and patches get half a
+ * second to go out first; what is left is dropped, counted and logged. */
 void cs_kube_free(cs_kube *k);
 
 typedef enum cs_kube_auth {

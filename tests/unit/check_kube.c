@@ -110,6 +110,12 @@ static void sleep_ms(int ms)
   nanosleep(&ts, NULL);
 }
 
+static const fk_request *wait_request(fk_server *s, size_t i)
+{
+  ck_assert_msg(fk_wait_count(s, i + 1, 5000), "request %zu never came", i);
+  return fk_get(s, i);
+}
+
 /* A kubeconfig with a token user pointing at the fake server. */
 static char *token_kubeconfig(const char *url, const char *ns)
 {
@@ -640,6 +646,96 @@ START_TEST(test_kube_node_watch_ended_at_once_counted)
 }
 END_TEST
 
+/* Lists once; the first watch sends one bookmark and then nothing, as a
+ * connection that died without a word; later watches answer nothing
+ * after their headers either. */
+static void watch_silent_handler(void *ud, const fk_request *rq, size_t index,
+                                 fk_reply *out)
+{
+  if (empty_list(rq, out))
+    return;
+  if (index == 1)
+    fk_reply_line(out, cs_strdup("{\"type\":\"BOOKMARK\",\"object\":{"
+                                 "\"kind\":\"Node\",\"apiVersion\":\"v1\","
+                                 "\"metadata\":{\"resourceVersion\":\"7\"}}}"));
+  out->end = FK_END_HOLD;
+}
+
+/* A client whose watch gives up on silence after 1 s, watching s into r;
+ * counts into m (NULL: none). */
+static cs_kube *start_impatient_watch(fk_server *s, cs_metrics *m, rec *r)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.watch_idle_s = 1;
+  cfg.metrics = m;
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube_node_sink sink = {r, rec_begin, rec_upsert, rec_remove, rec_end};
+  ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_OK);
+  return k;
+}
+
+/* The API server sends a bookmark about every minute: a watch silent for
+ * watch_idle_s is renewed at once from the last resourceVersion, rather
+ * than waited on until 30 s after timeoutSeconds. A renewal, not a
+ * failure: nothing at v0, no backoff. */
+START_TEST(test_kube_node_watch_silent_renewed)
+{
+  fk_server *s = fk_start(watch_silent_handler, NULL);
+  cs_metrics *m = cs_metrics_new();
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  uint64_t t0 = cs_clock_mono_ns();
+  cs_kube *k = start_impatient_watch(s, m, &r);
+  const fk_request *second = wait_request(s, 2);
+  double secs = (double)(cs_clock_mono_ns() - t0) / 1e9;
+  ck_assert_msg(secs >= 0.9 && secs < 4.0, "renewed after %.2f s", secs);
+  ck_assert_ptr_nonnull(strstr(second->query, "watch=1"));
+  char *rv = fk_param(second, "resourceVersion");
+  ck_assert_str_eq(rv, "7");
+  free(rv);
+  cs_kube_free(k);
+  fk_stop(s);
+  const char *lv[] = {"idle"};
+  double v = 0;
+  ck_assert_int_eq(
+      cs_metrics_get(m, "carbonshift_kube_watch_restarts_total", lv, &v),
+      CS_OK);
+  ck_assert_double_ge(v, 1);
+  cs_metrics_free(m);
+  char *log = log_text();
+  ck_assert_ptr_null(strstr(log, "\"Node watch dropped\""));
+  ck_assert_ptr_null(strstr(log, "\"Node watch failed\""));
+  free(log);
+}
+END_TEST
+
+/* Lists once, then answers no watch within 2.5 s: not even headers. */
+static void watch_mute_handler(void *ud, const fk_request *rq, size_t index,
+                               fk_reply *out)
+{
+  if (empty_list(rq, out))
+    return;
+  sleep_ms(2500);
+  out->end = FK_END_HOLD;
+}
+
+/* A watch that gets no answer at all within watch_idle_s is a failure:
+ * logged at v0, retried with backoff. */
+START_TEST(test_kube_node_watch_unanswered_is_failure)
+{
+  fk_server *s = fk_start(watch_mute_handler, NULL);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube *k = start_impatient_watch(s, NULL, &r);
+  (void)wait_request(s, 2);
+  cs_kube_free(k);
+  fk_stop(s);
+  char *log = log_text();
+  ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"Node watch dropped\",\"err\":"
+                                    "\"no answer to the watch within 1 s\""));
+  free(log);
+}
+END_TEST
+
 /* Lists, then answers every watch 410 Gone: each relist is followed by a
  * watch that expires again, which is retried after a backoff, not in a
  * loop, and logged at v0 for the first two only. */
@@ -997,12 +1093,6 @@ START_TEST(test_kube_free_drains_queued_patches)
   free(log);
 }
 END_TEST
-
-static const fk_request *wait_request(fk_server *s, size_t i)
-{
-  ck_assert_msg(fk_wait_count(s, i + 1, 5000), "request %zu never came", i);
-  return fk_get(s, i);
-}
 
 /* Replies with the scripted statuses in turn (each with the scripted
  * Retry-After), then as ok_handler does. */
@@ -1900,6 +1990,8 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_node_watch_failing_logs_attempt_once);
   tcase_add_test(tc, test_kube_node_watch_ended_at_once_counted);
   tcase_add_test(tc, test_kube_node_watch_gone_again_backs_off);
+  tcase_add_test(tc, test_kube_node_watch_silent_renewed);
+  tcase_add_test(tc, test_kube_node_watch_unanswered_is_failure);
   tcase_add_test(tc, test_kube_list_waits_retry_after);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
