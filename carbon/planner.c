@@ -132,8 +132,17 @@ static bool worth_waiting(const cs_plan_params *p, double now_g, double later_g)
 cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
                       size_t n, int64_t now, int64_t kept_start, cs_plan *out)
 {
+  return cs_plan_window_at(p, opts, n, now, now, kept_start, out);
+}
+
+cs_err cs_plan_window_at(const cs_plan_params *p, const cs_plan_option *opts,
+                         size_t n, int64_t at, int64_t now, int64_t kept_start,
+                         cs_plan *out)
+{
   memset(out, 0, sizeof(*out));
   out->now_g = NAN;
+  if (at > now)
+    at = now;
   out->start = now;
 
   /* Starting now: the best option regardless of budget (for the message),
@@ -143,7 +152,7 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
   size_t fit_now_option = 0;
   for (size_t i = 0; i < n; i++) {
     double g, mean;
-    if (!emissions_now(&opts[i], now, &g, &mean))
+    if (!emissions_now(&opts[i], at, &g, &mean))
       continue;
     if (!any || g < out->now_g) {
       out->now_g = g;
@@ -165,7 +174,7 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
   best b = {0};
   for (size_t i = 0; i < n; i++) {
     double g;
-    if (cs_plan_emissions(&opts[i], now, &g, NULL) == CS_OK)
+    if (cs_plan_emissions(&opts[i], at, &g, NULL) == CS_OK)
       b.covered = true;
     search_option(&b, &opts[i], i, now);
   }

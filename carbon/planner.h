@@ -60,6 +60,15 @@ cs_err cs_plan_window(const cs_plan_params *p, const cs_plan_option *opts,
                       size_t n, int64_t now, int64_t kept_start,
                       cs_plan *out) CS_MUST_USE;
 
+/* cs_plan_window with "starting now" judged at `at` (at most `now`: a pod
+ * shortly after its planned start is judged as starting then), while a
+ * wait is planned only to a start after `now`: a start already passed is
+ * no start to wait for. cs_plan_window(.., now, ..) is
+ * cs_plan_window_at(.., now, now, ..). */
+cs_err cs_plan_window_at(const cs_plan_params *p, const cs_plan_option *opts,
+                         size_t n, int64_t at, int64_t now, int64_t kept_start,
+                         cs_plan *out) CS_MUST_USE;
+
 /* The emissions of running option `o` from `start`, when its forecast covers
  * the run: CS_ENOTFOUND otherwise. Exposed for tests and the simulator. */
 cs_err cs_plan_emissions(const cs_plan_option *o, int64_t start, double *g,

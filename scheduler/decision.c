@@ -51,11 +51,11 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
 {
   cs_decider *d = cs_calloc(1, sizeof(*d));
   d->deps = *deps;
-  d->policy =
-      (cs_policy_params){.signals = deps->signals,
-                         .estimate = deps->estimate,
-                         .plan = deps->plan,
-                         .forecast_horizon_s = deps->forecast_horizon_s};
+  d->policy = (cs_policy_params){.signals = deps->signals,
+                                 .estimate = deps->estimate,
+                                 .plan = deps->plan,
+                                 .forecast_horizon_s = deps->forecast_horizon_s,
+                                 .wait_margin_s = CS_POLICY_WAIT_MARGIN_S};
   cs_metrics *m = deps->metrics;
   if (m) {
     cs_err rc =

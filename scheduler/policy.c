@@ -116,25 +116,25 @@ static double zone_current(const cs_policy_call *c, int zone)
   return zone >= 0 && c->zones[zone].found ? c->zones[zone].sig.g_per_kwh : -1;
 }
 
-/* The intensity of a run of `runtime_s` in the zone starting at c->at, as
+/* The intensity of a run of `runtime_s` in the zone starting at `from`, as
  * the planner takes "starting now" (cs_plan_intensity_now), taken once per
- * zone and run length; false when the zone has neither a forecast nor a
- * current value. */
-static bool run_intensity(cs_policy_call *c, int zone, int64_t runtime_s,
-                          double *mean, int64_t *forecast_s)
+ * zone, instant and run length; false when the zone has neither a forecast
+ * nor a current value. */
+static bool run_intensity(cs_policy_call *c, int zone, int64_t from,
+                          int64_t runtime_s, double *mean, int64_t *forecast_s)
 {
   if (zone < 0)
     return false;
   cs_zone_eval *z = &c->zones[zone];
   for (size_t k = 0; k < z->nmeans; k++)
-    if (z->means[k].runtime_s == runtime_s) {
+    if (z->means[k].runtime_s == runtime_s && z->means[k].from == from) {
       *mean = z->means[k].mean;
       *forecast_s = z->means[k].forecast_s;
       return z->means[k].ok;
     }
-  cs_run_mean m = {.runtime_s = runtime_s};
+  cs_run_mean m = {.from = from, .runtime_s = runtime_s};
   m.ok = cs_plan_intensity_now(zone_forecast(c, zone), zone_current(c, zone),
-                               c->at, runtime_s, &m.mean, &m.forecast_s);
+                               from, runtime_s, &m.mean, &m.forecast_s);
   if (z->nmeans < CS_RUN_MEANS_MAX)
     z->means[z->nmeans++] = m;
   *mean = m.mean;
@@ -148,7 +148,7 @@ void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
   memset(e, 0, sizeof(*e));
   e->zone = -1;
   if (!f) {
-    e->est.unknown = "node facts";
+    e->est.unknown = e->est_now.unknown = "node facts";
     return;
   }
   e->facts_known = true;
@@ -160,18 +160,50 @@ void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
   e->zone_source = f->zone_source;
   e->zone = zone_index(c, f->zone);
   if (c->neutral) {
-    e->est.unknown = c->neutral_why;
+    e->est.unknown = e->est_now.unknown = c->neutral_why;
     return;
   }
   /* The run starting now as the planner judges it (cs_plan_intensity_now),
    * over a run length in whole seconds, as the planner's. */
   cs_estimate_job(c->p->estimate, c->pod, f, -1, c->now, &e->est);
+  if (c->at != c->now)
+    e->est_now = e->est;
+  int64_t runtime_s = (int64_t)ceil(e->est.runtime_s);
   double mean;
-  if (e->est.sized && run_intensity(c, e->zone, (int64_t)ceil(e->est.runtime_s),
-                                    &mean, &e->forecast_s))
+  if (e->est.sized &&
+      run_intensity(c, e->zone, c->at, runtime_s, &mean, &e->forecast_s))
     cs_estimate_set_intensity(&e->est, mean);
+  if (c->at != c->now && e->est_now.sized &&
+      run_intensity(c, e->zone, c->now, runtime_s, &mean, &e->forecast_s_now))
+    cs_estimate_set_intensity(&e->est_now, mean);
   if (!e->est.known && e->zone < 0)
-    e->est.unknown = "grid zone";
+    e->est.unknown = e->est_now.unknown = "grid zone";
+}
+
+/* The grace after a planned start (judged_now) is there to keep a window
+ * the pod waited for: it holds while some node fits the budget at the
+ * planned start. When none does (a newer forecast moved the window, say),
+ * the pod is judged at now like any other, so that it is never held on a
+ * start already passed while starting now would fit. Run once, before the
+ * estimates are read. */
+static void settle_at(cs_policy_call *c)
+{
+  if (c->at_settled)
+    return;
+  c->at_settled = true;
+  if (c->at == c->now)
+    return;
+  for (size_t i = 0; i < c->n; i++) {
+    const cs_estimate *e = &c->nodes[i].est;
+    if (e->known && e->total_g <= c->pod->budget_g)
+      return;
+  }
+  for (size_t i = 0; i < c->n; i++) {
+    cs_node_eval *e = &c->nodes[i];
+    e->est = e->est_now;
+    e->forecast_s = e->forecast_s_now;
+  }
+  c->at = c->now;
 }
 
 /* Whether the job can still finish on node e by the pod's deadline. */
@@ -200,6 +232,7 @@ static bool deadline_unreachable(const cs_policy_call *c)
 
 bool cs_policy_prioritize(cs_policy_call *c)
 {
+  settle_at(c);
   double *values = cs_malloc((c->n + 1) * sizeof(*values));
   int *scores = cs_malloc((c->n + 1) * sizeof(*scores));
   /* Once the job is late wherever it runs, its owner wants it finished
@@ -620,6 +653,7 @@ static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
 
 void cs_policy_filter(cs_policy_call *c, const char *const *names)
 {
+  settle_at(c);
   size_t n = c->n;
   if (c->pod->problems[0] && !c->pod->skip) {
     char msg[CS_PROBLEMS_MAX + 64];
@@ -648,11 +682,12 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
     o->energy_kwh = e->est.energy_kwh;
     o->embodied_g = e->est.embodied_g;
     o->runtime_s = (int64_t)ceil(e->est.runtime_s);
-    o->latest_start = latest_start(c, e);
+    int64_t latest = latest_start(c, e);
+    if (latest > c->latest_start)
+      c->latest_start = latest; /* the messages say the real one */
+    o->latest_start = latest - c->p->wait_margin_s; /* the latest wait */
     o->budget_g = c->pod->budget_g;
     slack |= o->latest_start > c->now;
-    if (o->latest_start > c->latest_start)
-      c->latest_start = o->latest_start;
     opt_node[nopts++] = i;
   }
   if (!nopts)
@@ -661,8 +696,8 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
   nopts = drop_late_nodes(c, opts, opt_node, nopts);
   bool over = filter_budget(c, opt_node, nopts) == 0;
   if (nopts && (slack || over)) {
-    c->planned = cs_plan_window(&c->p->plan, opts, nopts, c->at,
-                                c->pod->planned_start, &c->plan) == CS_OK;
+    c->planned = cs_plan_window_at(&c->p->plan, opts, nopts, c->at, c->now,
+                                   c->pod->planned_start, &c->plan) == CS_OK;
     /* Over budget now, a pod waits for a window within it unless told to
      * reject: `allow` is for when no such window exists, not a reason to
      * emit more than waiting would. */

@@ -31,16 +31,29 @@ typedef enum cs_verdict {
   CS_FAIL_UNRESOLVABLE /* FailedAndUnresolvableNodes: it cannot */
 } cs_verdict;
 
+/* kube-scheduler tries a pod it was told to wait again within about 5.5
+ * minutes (podMaxInUnschedulablePodsDuration, 5 min, checked every 30 s),
+ * plus its backoff of up to 10 s: a wait is planned to end at least this
+ * long before the latest start, or the pod could start after it and miss
+ * its deadline or overrun its max-delay. Starting now may use the latest
+ * start itself. */
+#define CS_POLICY_WAIT_MARGIN_S (6 * 60)
+
 typedef struct cs_policy_params {
   struct cs_signals *signals;         /* required */
   const cs_estimate_params *estimate; /* required */
   cs_plan_params plan;                /* margins for waiting */
   int64_t forecast_horizon_s;         /* how far ahead to plan; 0: 72h */
+  /* A planned wait ends at least this long before the latest start:
+   * CS_POLICY_WAIT_MARGIN_S behind kube-scheduler; 0 in the simulator,
+   * whose scheduler tries a pod again at its planned start exactly. */
+  int64_t wait_margin_s;
 } cs_policy_params;
 
-/* A zone's intensity over a run of one length from the call's instant
- * (cs_plan_intensity_now). */
+/* A zone's intensity over a run of one length from one instant (the
+ * call's `at` or `now`; cs_plan_intensity_now). */
 typedef struct cs_run_mean {
+  int64_t from;
   int64_t runtime_s;
   bool ok; /* false: neither a forecast nor a current value */
   double mean;
@@ -81,6 +94,10 @@ typedef struct cs_node_eval {
    * figure. */
   cs_estimate est;
   int64_t forecast_s;
+  /* The same, starting at the call's `now`, while `at` is still the
+   * pod's planned start; it replaces est when no node fits then. */
+  cs_estimate est_now;
+  int64_t forecast_s_now;
   bool late; /* after cs_policy_filter: cannot finish by the deadline */
   int score; /* after cs_policy_prioritize */
   cs_verdict verdict; /* after cs_policy_filter */
@@ -98,9 +115,10 @@ typedef struct cs_policy_call {
   const cs_policy_params *p;
   int64_t now;
   /* The instant a run "starting now" starts at: now, or for a pod with a
-   * budget shortly after its planned start, that start (policy.c,
-   * judged_now). */
+   * budget shortly after its planned start, that start while some node
+   * fits the budget then (policy.c, judged_now, settle_at). */
   int64_t at;
+  bool at_settled; /* settle_at has run */
   const cs_pod_facts *pod;
   bool neutral;   /* the pod is not ours to rank */
   bool by_finish; /* prioritize ranked by runtime (deadline_lost) */

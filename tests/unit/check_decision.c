@@ -22,6 +22,7 @@
 #include "carbon/zones.h"
 #include "scheduler/codec.h"
 #include "scheduler/decision.h"
+#include "scheduler/policy.h"
 #include "scheduler/score.h"
 #include "tests/unit/testutil.h"
 
@@ -1341,6 +1342,56 @@ START_TEST(test_decision_filter_budget_planned_start_grace)
 }
 END_TEST
 
+/* The grace after a planned start keeps a window the pod waited for; it
+ * must not hold the pod on a start already passed. Here the planned start
+ * was 5 minutes before the valley (4.43 kg on the H100, over 4.3 kg), and
+ * the try comes a minute into it, when starting now fits (4.29 kg): the
+ * pod runs, rather than "waiting" for the valley's start a minute ago. */
+START_TEST(test_decision_filter_grace_never_waits_for_the_past)
+{
+  valley_everywhere = true;
+  char ps[32];
+  cs_format_rfc3339(VALLEY_LOW - 300, ps);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "4300g",
+                      "carbonshift.io/planned-start", ps};
+  cs_clock_set_fixed(VALLEY_LOW + 60);
+  cJSON *out = filter_with(kv, 4);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(!m, "%s", m);
+  ck_assert_ptr_nonnull(strstr(events[0], "Normal CarbonPlaced"));
+  cJSON_Delete(out);
+  /* Within the grace and fitting at the planned start, it is still judged
+   * then (test_decision_filter_budget_planned_start_grace). */
+}
+END_TEST
+
+/* kube-scheduler tries a waiting pod again up to about 5.5 minutes after
+ * its planned start: a wait planned for the latest start itself would
+ * start too late for the deadline. The H100's best start is as late as
+ * possible before the valley (its latest start, 13:00Z, is before it), so
+ * the plan ends the wait CS_POLICY_WAIT_MARGIN_S earlier; the message
+ * still names the real latest start. */
+START_TEST(test_decision_filter_wait_ends_before_latest_start)
+{
+  cs_clock_set_fixed(VALLEY_LOW - 8 * 3600);
+  char deadline[32];
+  cs_format_rfc3339(VALLEY_LOW - 3600 + 40885, deadline); /* H100's run */
+  const char *kv[] = {"carbonshift.io/max-delay", NULL,
+                      "carbonshift.io/deadline", deadline};
+  cJSON *out = filter_with(kv, 4);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, "planned start 2026-11-20T12:54Z") &&
+                    strstr(m, "latest start 2026-11-20T13:00Z"),
+                "%s", m);
+  int64_t got;
+  const char *e;
+  ck_assert_int_eq(cs_parse_rfc3339(planned, &got, &e), CS_OK);
+  ck_assert_int_eq(got, VALLEY_LOW - 3600 - CS_POLICY_WAIT_MARGIN_S);
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* A pod waiting for a window within its budget: the budget is written
  * once, with the decimals that tell it from both figures beside it. */
 START_TEST(test_decision_filter_budget_wait_message_numbers)
@@ -1599,7 +1650,8 @@ static void find_greener_window(int64_t runtime)
   ck_assert_int_eq(
       cs_file_load(path, NULL, &de_trace, &estimated, err, sizeof(err)), CS_OK);
   free(estimated);
-  int64_t slack = FIXTURE_LATEST - FIXTURE_NOW;
+  /* Waits end a margin before the latest start (the scheduler's retry). */
+  int64_t slack = FIXTURE_LATEST - CS_POLICY_WAIT_MARGIN_S - FIXTURE_NOW;
   for (size_t h = 24; h + 48 < de_trace.len; h += 5) {
     int64_t t0 = de_trace.points[h].at;
     double now_mean = trace_mean(t0, runtime), best = now_mean;
@@ -2081,6 +2133,8 @@ static Suite *suite(void)
   tcase_add_test(tv,
                  test_decision_filter_budget_allow_still_waits_for_a_window);
   tcase_add_test(tv, test_decision_filter_budget_planned_start_grace);
+  tcase_add_test(tv, test_decision_filter_grace_never_waits_for_the_past);
+  tcase_add_test(tv, test_decision_filter_wait_ends_before_latest_start);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);
   suite_add_tcase(s, tv);

@@ -314,6 +314,30 @@ START_TEST(test_planner_plan_window_no_slack_starts_now)
 }
 END_TEST
 
+/* Judged at an instant already passed (a pod just after its planned
+ * start), a start between that instant and now is no wait: the valley
+ * began at 02:00, judged from 01:55 at 02:05, the plan starts now. Judged
+ * from 01:55 at 01:55 itself, it waits for 02:00. */
+START_TEST(test_planner_plan_window_at_never_waits_for_the_past)
+{
+  cs_series s = valley();
+  int64_t at = s.points[1].at + 55 * 60, now = s.points[2].at + 5 * 60;
+  cs_plan_option o = {.forecast = &s,
+                      .current = 300,
+                      .energy_kwh = 10,
+                      .runtime_s = 3600,
+                      .latest_start = now + 3600};
+  cs_plan p;
+  ck_assert_int_eq(cs_plan_window_at(&no_margin, &o, 1, at, now, 0, &p), CS_OK);
+  ck_assert(!p.wait);
+  ck_assert_int_eq(p.start, now);
+  ck_assert_int_eq(cs_plan_window_at(&no_margin, &o, 1, at, at, 0, &p), CS_OK);
+  ck_assert(p.wait);
+  ck_assert_int_eq(p.start, s.points[2].at);
+  cs_series_free(&s);
+}
+END_TEST
+
 START_TEST(test_planner_plan_window_slack_shorter_than_step)
 {
   /* Ten minutes of slack at 01:55: the valley starts at 02:00, so starting
@@ -549,6 +573,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_planner_plan_window_across_zones_brute_force);
   tcase_add_test(tc, test_planner_plan_window_holes_brute_force);
   tcase_add_test(tc, test_planner_intensity_now_cases);
+  tcase_add_test(tc, test_planner_plan_window_at_never_waits_for_the_past);
   tcase_add_test(tc, test_planner_plan_window_no_slack_starts_now);
   tcase_add_test(tc, test_planner_plan_window_slack_shorter_than_step);
   tcase_add_test(tc, test_planner_plan_window_forecast_shorter_than_run);
