@@ -416,7 +416,12 @@ struct cs_kube {
   size_t ndedup;
   unsigned ev_seq;
   bool ev_failing;
-  bool send_outage; /* the last item failed in a way that may pass */
+  /* When the last item failed in a way that may pass (0: it did not):
+   * while recent, the next gets one try (send_item). */
+  double send_outage_at;
+  /* Items the stop cut in flight or between tries: counted dropped by
+   * the sender, logged by cs_kube_free with what is left queued. */
+  atomic_size_t cut_patches, cut_events;
 };
 
 void cs_kube_config_defaults(cs_kube_config *c)
@@ -427,6 +432,7 @@ void cs_kube_config_defaults(cs_kube_config *c)
   c->request_timeout_s = 10;
   c->watch_timeout_s = 300;
   c->watch_idle_s = 150;
+  c->send_outage_s = 30;
   c->backoff_initial_s = 1;
   c->backoff_max_s = 30;
   c->list_page_size = 250;
@@ -975,8 +981,9 @@ typedef struct req {
   char cerr[CURL_ERROR_SIZE];
 } req;
 
-/* curl's progress callback, called at least once a second: ends the
- * transfer at the stop, or when it stayed silent longer than idle_s. */
+/* curl's progress callback, called often while data flows and about once
+ * a second when none does: ends the transfer at the stop, or when no body
+ * byte came for idle_s (counted from the start of the request). */
 static int xfer_check(void *ud, curl_off_t dltotal, curl_off_t dlnow,
                       curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -1605,7 +1612,10 @@ static void *watch_main(void *arg)
      * its course. A line alone (an ERROR event) or a watch ended at once
      * is none, so a server or proxy that ends every watch so is retried
      * with a growing backoff, logged once, not every half second. */
-    bool progress = events > 0 || (res == W_TIMEOUT && took >= 1.0);
+    /* An idle renewal ran for watch_idle_s on an established watch: as
+     * much a course run as a timeout's. */
+    bool progress =
+        events > 0 || (res == W_TIMEOUT && took >= 1.0) || res == W_IDLE;
     if (progress) {
       enter_state(k, WS_WATCHING, failures);
       failures = 0;
@@ -1735,6 +1745,21 @@ cs_err cs_kube_start_node_watch(cs_kube *k, const cs_kube_node_sink *sink)
 
 /* --------------------------------------------------------------- patches */
 
+/* An item the stop cut, in flight or between tries: dropped, as what is
+ * still queued, and said in cs_kube_free's one line. */
+static void count_cut(cs_kube *k, bool patch)
+{
+  if (patch) {
+    STAT_ADD(k, patches_dropped);
+    metric_add(k, "carbonshift_kube_patches_total", "dropped", NULL);
+    atomic_fetch_add(&k->cut_patches, 1);
+  } else {
+    STAT_ADD(k, events_dropped);
+    metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
+    atomic_fetch_add(&k->cut_events, 1);
+  }
+}
+
 /* One try at a plan patch or an Event. The queued ones are tried up to
  * SEND_ATTEMPTS times when the failure is one that passes (see
  * may_pass); `last` says whether a failure now is final: counted, logged
@@ -1799,7 +1824,9 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
            .bodylen = len,
            .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
   request(k, h, &r, &resp);
-  cs_err rc = status_err(&r);
+  /* A 2xx is applied, whatever became of the body after it (cut, or
+   * over the cap): the answer is the Pod, which nothing here reads. */
+  cs_err rc = r.status >= 200 && r.status < 300 ? CS_OK : status_err(&r);
   t->retry_after = r.retry_after;
   if (rc == CS_OK) {
     STAT_ADD(k, patches_sent);
@@ -1808,8 +1835,7 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
     rc = CS_EBUSY;
   } else if (stopping(k)) {
     /* Cut by the stop: not the API server's failure (see cs_kube_free). */
-    STAT_ADD(k, patches_dropped);
-    metric_add(k, "carbonshift_kube_patches_total", "dropped", NULL);
+    count_cut(k, true);
   } else {
     STAT_ADD(k, patches_failed);
     metric_add(k, "carbonshift_kube_patches_total", "failed", NULL);
@@ -1952,7 +1978,9 @@ static cs_err event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq,
            .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
   if (cs_buf_error(&body) == CS_OK)
     request(k, h, &r, &resp);
-  cs_err rc = cs_buf_error(&body) ? cs_buf_error(&body) : status_err(&r);
+  cs_err rc = cs_buf_error(&body)                 ? cs_buf_error(&body)
+              : r.status >= 200 && r.status < 300 ? CS_OK
+                                                  : status_err(&r);
   t->retry_after = r.retry_after;
   /* A retry is the same Event under the same name: 409 AlreadyExists says
    * an earlier try reached the API server though its answer did not. */
@@ -1968,8 +1996,7 @@ static cs_err event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq,
   } else if (!stopping(k) && !t->last && may_pass(&r)) {
     rc = CS_EBUSY;
   } else if (stopping(k)) {
-    STAT_ADD(k, events_dropped);
-    metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
+    count_cut(k, false);
   } else {
     STAT_ADD(k, events_failed);
     metric_add(k, "carbonshift_kube_events_total", "failed", NULL);
@@ -1996,11 +2023,14 @@ static cs_err event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq,
 
 /* Sends one queued item, trying again after 0.5 s and 1 s (or the
  * server's Retry-After, up to SEND_RETRY_MAX_S) while its failure may
- * pass. While the API server keeps failing so, each item gets one try:
- * retries are for a blip, and in an outage would only hold the queue up. */
+ * pass. For send_outage_s after an item failed so, each item gets one
+ * try: retries are for a blip, and in an outage would only hold the queue
+ * up. Patches and Events share it: they go to the same API server. */
 static void send_item(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
 {
-  int attempts = k->send_outage ? 1 : SEND_ATTEMPTS;
+  bool outage = k->send_outage_at > 0 &&
+                mono_s() - k->send_outage_at < k->cfg.send_outage_s;
+  int attempts = outage ? 1 : SEND_ATTEMPTS;
   send_try t = {.retry_after = -1};
   cs_err rc;
   for (t.attempt = 1;; t.attempt++) {
@@ -2015,18 +2045,11 @@ static void send_item(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
       delay = t.retry_after < SEND_RETRY_MAX_S ? (double)t.retry_after
                                                : SEND_RETRY_MAX_S;
     if (wait_or_stop(k, delay)) {
-      /* Cut by the stop: dropped, as what is still queued (cs_kube_free). */
-      if (e->patch) {
-        STAT_ADD(k, patches_dropped);
-        metric_add(k, "carbonshift_kube_patches_total", "dropped", NULL);
-      } else {
-        STAT_ADD(k, events_dropped);
-        metric_add(k, "carbonshift_kube_events_total", "dropped", NULL);
-      }
+      count_cut(k, e->patch != NULL);
       return;
     }
   }
-  k->send_outage = rc != CS_OK && t.passing;
+  k->send_outage_at = rc != CS_OK && t.passing ? mono_s() : 0;
 }
 
 static void *event_main(void *arg)
@@ -2211,7 +2234,8 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
     return CS_EINVAL;
   }
   if (cfg->request_timeout_s <= 0 || cfg->watch_timeout_s <= 0 ||
-      cfg->watch_idle_s < 0 || cfg->backoff_initial_s <= 0 ||
+      cfg->watch_idle_s < 0 || cfg->send_outage_s < 0 ||
+      cfg->backoff_initial_s <= 0 ||
       cfg->backoff_max_s < cfg->backoff_initial_s || cfg->list_page_size <= 0 ||
       cfg->max_line_bytes < 1024 || cfg->max_body_bytes < 1024 ||
       cfg->event_queue_cap == 0 || cfg->event_dedup_cap == 0 ||
@@ -2244,6 +2268,8 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
   pthread_cond_init(&k->ev_idle_cv, &ica);
   pthread_condattr_destroy(&ica);
   atomic_init(&k->stop, false);
+  atomic_init(&k->cut_patches, 0);
+  atomic_init(&k->cut_events, 0);
 
   const char *sa = cfg->sa_dir && cfg->sa_dir[0] ? cfg->sa_dir : CS_KUBE_SA_DIR;
   cs_kube_mode mode = cs_kube_choose_mode(cfg->mode, cfg->kubeconfig,
@@ -2351,7 +2377,8 @@ void cs_kube_free(cs_kube *k)
   if (k->ev_running)
     pthread_join(k->ev_thr, NULL);
   /* What the drain did not send is dropped, counted, and said once. */
-  size_t left_patches = 0, left_events = 0;
+  size_t left_patches = atomic_load(&k->cut_patches),
+         left_events = atomic_load(&k->cut_events);
   for (size_t i = 0; k->queue && i < k->qlen; i++) {
     ev_item *e = &k->queue[(k->qhead + i) % k->cfg.event_queue_cap];
     if (e->patch) {

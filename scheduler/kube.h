@@ -63,6 +63,9 @@ typedef struct cs_kube_config {
   double event_dedup_window_s; /* same pod+reason+note not re-sent (600) */
   double event_min_interval_s; /* per pod+reason, any note (30) */
   size_t event_dedup_cap;      /* entries remembered for dedup (4096) */
+  /* After an Event or patch failed in a way that may pass (429, 5xx, no
+   * answer), the next items get one try each for this long (30). */
+  double send_outage_s;
   const char *reporting_instance; /* NULL: the host name */
   cs_metrics *metrics;            /* NULL: no metrics */
 } cs_kube_config;
