@@ -44,9 +44,40 @@ const char *cs_http_url_problem(const char *url)
   for (const char *p = url; *p; p++)
     if ((unsigned char)*p <= ' ' || *p == 0x7f)
       return "contains a space or control character";
-  const char *host = url + scheme;
-  if (strcspn(host, "/?#") == 0 || host[0] == ':' || host[0] == '@')
-    return "no host after the scheme";
+  if (strpbrk(url, "?#"))
+    return "has a query or fragment (a base URL takes paths after it)";
+  /* The authority: [userinfo@]host[:port], up to the path. */
+  const char *auth = url + scheme;
+  size_t alen = strcspn(auth, "/");
+  const char *at = memchr(auth, '@', alen);
+  const char *host = at ? at + 1 : auth;
+  size_t hlen = alen - (size_t)(host - auth);
+  const char *port = NULL;
+  if (hlen && host[0] == '[') { /* an IPv6 literal */
+    const char *close = memchr(host, ']', hlen);
+    if (!close || close == host + 1)
+      return "no host after the scheme";
+    if (close + 1 < host + hlen) {
+      if (close[1] != ':')
+        return "has text after the IPv6 address's ']'";
+      port = close + 2;
+    }
+  } else {
+    const char *colon = memchr(host, ':', hlen);
+    if (colon == host || hlen == 0)
+      return "no host after the scheme";
+    if (colon)
+      port = colon + 1;
+  }
+  if (port) {
+    size_t plen = (size_t)(auth + alen - port),
+           digits = strspn(port, "0123456789");
+    long v = 0;
+    for (size_t i = 0; i < digits && i < 6; i++)
+      v = v * 10 + (port[i] - '0');
+    if (plen == 0 || digits < plen || plen > 5 || v < 1 || v > 65535)
+      return "has a port that is not a number from 1 to 65535";
+  }
   return NULL;
 }
 

@@ -60,9 +60,11 @@ void cs_http_response_free(cs_http_response *resp);
 int64_t cs_http_parse_retry_after(const char *value, int64_t now);
 
 /* Why `url` cannot be a base URL to call, or NULL when it can: it must be
- * http:// or https:// with a host (not a bare port, userinfo or path),
- * without spaces or control characters (curl refuses those only at the
- * first request, far from the setting), at most 1000 bytes. */
+ * http:// or https:// with a host (not a bare port, userinfo or path), a
+ * port (when given) from 1 to 65535, no query or fragment (paths are
+ * appended to it), without spaces or control characters (curl refuses
+ * those only at the first request, far from the setting), at most 1000
+ * bytes. */
 const char *cs_http_url_problem(const char *url);
 
 /* Appends s percent-encoded for a URL query component (RFC 3986 unreserved

@@ -44,7 +44,9 @@ typedef enum kind {
 typedef struct ctx ctx;
 typedef struct setting setting;
 
-/* Returns NULL when `s` is acceptable, else what was expected. */
+/* Returns NULL when `s` is acceptable, else what was expected: for a NULL
+ * `s`, the expected form; for a bad value, that same form, or a text
+ * saying what is wrong with it (shown before the form). */
 typedef const char *(*check_fn)(const char *s);
 
 /* Reads a JSON setting into fresh arrays stored at *items and *n (which
@@ -962,11 +964,12 @@ static const char *check_time_or_empty(const char *s)
   return !*s || cs_parse_rfc3339(s, &t, NULL) == CS_OK ? NULL : form;
 }
 
+/* The form, for NULL; NULL for a good URL; else what is wrong with it. */
 static const char *check_url(const char *s)
 {
   static const char form[] =
       "an http:// or https:// URL such as https://api.example.com";
-  return cs_http_url_problem(s) ? form : NULL;
+  return s ? cs_http_url_problem(s) : form;
 }
 
 /* ---- reading one value ---- */
@@ -1124,7 +1127,12 @@ static void apply(ctx *x, size_t idx, const char *text, const cJSON *json,
       fail(x, s, NULL, t, NULL, source, "expected %s on one line", expected);
       return;
     }
-    if (s->check && s->check(t)) {
+    const char *why = s->check ? s->check(t) : NULL;
+    if (why && why != s->check(NULL)) { /* a check that says what is wrong */
+      fail(x, s, NULL, t, NULL, source, "%s, expected %s", why, expected);
+      return;
+    }
+    if (why) {
       fail(x, s, NULL, t, NULL, source, "expected %s", expected);
       return;
     }

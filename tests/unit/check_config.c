@@ -233,10 +233,12 @@ START_TEST(test_config_load_bad_values_all_reported)
                 "CARBONSHIFT_ZONES_REGIONS): expected a JSON object; invalid "
                 "JSON at offset 13\n");
   ASSERT_HAS(e, "config: electricitymaps.url = \"ftp://x\" (env "
-                "CARBONSHIFT_ELECTRICITYMAPS_URL): expected an http:// or "
+                "CARBONSHIFT_ELECTRICITYMAPS_URL): not an http(s) URL, "
+                "expected an http:// or "
                 "https:// URL");
   ASSERT_HAS(e, "config: ukgrid.url = \"https://:443/\" (env "
-                "CARBONSHIFT_UKGRID_URL): expected an http:// or https:// URL");
+                "CARBONSHIFT_UKGRID_URL): no host after the scheme, expected "
+                "an http:// or https:// URL");
   /* Fifteen bad variables, fifteen lines. */
   size_t lines = 0;
   for (const char *p = e; *p; p++)

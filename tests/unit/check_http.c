@@ -192,8 +192,24 @@ START_TEST(test_http_url_problem_names_the_rule)
       {"http://", "no host after the scheme"},
       {"https:///v3", "no host after the scheme"},
       {"https://:443", "no host after the scheme"},
-      {"https://@h", "no host after the scheme"},
-      {"https://?x", "no host after the scheme"},
+      {"https://@h", NULL}, /* empty userinfo */
+      {"https://?x", "has a query or fragment (a base URL takes paths after "
+                     "it)"},
+      {"https://h?x", "has a query or fragment (a base URL takes paths after "
+                      "it)"},
+      {"https://h:6443#f", "has a query or fragment (a base URL takes paths "
+                           "after it)"},
+      {"https://h:", "has a port that is not a number from 1 to 65535"},
+      {"https://h:0", "has a port that is not a number from 1 to 65535"},
+      {"https://h:65536/v3", "has a port that is not a number from 1 to 65535"},
+      {"https://h:64x3", "has a port that is not a number from 1 to 65535"},
+      {"https://h:65535", NULL},
+      {"https://[::1]", NULL},
+      {"https://[]:443", "no host after the scheme"},
+      {"https://[::1]x", "has text after the IPv6 address's ']'"},
+      {"https://[::1]:99999", "has a port that is not a number from 1 to "
+                              "65535"},
+      {"https://u@:443", "no host after the scheme"},
       {"https://h /v3", "contains a space or control character"},
       {"https://h\x7f", "contains a space or control character"},
   };
