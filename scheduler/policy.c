@@ -180,6 +180,12 @@ void cs_policy_add_node(cs_policy_call *c, size_t i, const cs_node_facts *f)
     e->est.unknown = e->est_now.unknown = "grid zone";
 }
 
+/* Whether the job can still finish on node e by the pod's deadline. */
+static bool finishes_in_time(const cs_policy_call *c, const cs_node_eval *e)
+{
+  return c->pod->deadline - (int64_t)ceil(e->est.runtime_s) >= c->now;
+}
+
 /* The grace after a planned start (judged_now) is there to keep a window
  * the pod waited for: it holds while some node fits the budget at the
  * planned start. When none does (a newer forecast moved the window, say),
@@ -194,8 +200,10 @@ static void settle_at(cs_policy_call *c)
   if (c->at == c->now)
     return;
   for (size_t i = 0; i < c->n; i++) {
-    const cs_estimate *e = &c->nodes[i].est;
-    if (e->known && e->total_g <= c->pod->budget_g)
+    const cs_node_eval *e = &c->nodes[i];
+    /* A node too late for the deadline is filtered whatever it emits. */
+    bool late = c->pod->deadline > 0 && e->est.sized && !finishes_in_time(c, e);
+    if (e->est.known && !late && e->est.total_g <= c->pod->budget_g)
       return;
   }
   for (size_t i = 0; i < c->n; i++) {
@@ -204,12 +212,6 @@ static void settle_at(cs_policy_call *c)
     e->forecast_s = e->forecast_s_now;
   }
   c->at = c->now;
-}
-
-/* Whether the job can still finish on node e by the pod's deadline. */
-static bool finishes_in_time(const cs_policy_call *c, const cs_node_eval *e)
-{
-  return c->pod->deadline - (int64_t)ceil(e->est.runtime_s) >= c->now;
 }
 
 /* Whether the pod has a deadline that no node whose runtime is known can

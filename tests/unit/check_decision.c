@@ -1365,6 +1365,58 @@ START_TEST(test_decision_filter_grace_never_waits_for_the_past)
 }
 END_TEST
 
+/* A node too late for the deadline cannot keep the grace alive: the slow,
+ * frugal L40S node fits 1.3 kg at the planned start, 5 minutes before the
+ * valley (1.27 kg), but its 8.6 h run cannot meet the deadline 5 h away;
+ * the H100 fits only from now (1.19 kg, 1.33 kg at the planned start).
+ * The pod is judged at now and runs on the H100, rather than being
+ * refused at a start already passed. */
+START_TEST(test_decision_policy_grace_ignores_late_nodes)
+{
+  valley_everywhere = true;
+  cs_policy_params pp = {.signals = signals,
+                         .estimate = &est,
+                         .plan = {.min_saving_rel = 0.05,
+                                  .min_saving_abs_g = 100,
+                                  .replan_rel = 0.05},
+                         .wait_margin_s = CS_POLICY_WAIT_MARGIN_S};
+  int64_t now = VALLEY_LOW + 60;
+  cs_pod_facts pod = {.ns = "ml",
+                      .name = "train-1",
+                      .gpus = 8,
+                      .duration_s = 10 * 3600,
+                      .budget_g = 1300,
+                      .planned_start = VALLEY_LOW - 300,
+                      .created_at = VALLEY_LOW - 3600,
+                      .deadline = now + 5 * 3600};
+  cs_node_facts f[2];
+  memset(f, 0, sizeof(f));
+  f[0].gpu = cs_gpu_catalog_find(catalog, "H100-SXM5-80GB");
+  f[0].lifetime_s = 6 * 365 * 86400.0;
+  f[0].pue = 1.2;
+  f[1].gpu = cs_gpu_catalog_find(catalog, "L40S");
+  f[1].lifetime_s = 1e12; /* next to no embodied share */
+  f[1].pue = 1.0;
+  const char *names[] = {"fast", "slow"};
+  for (int i = 0; i < 2; i++) {
+    ck_assert_ptr_nonnull(f[i].gpu);
+    f[i].gpus = 8;
+    snprintf(f[i].zone, sizeof(f[i].zone), "DE");
+    snprintf(f[i].name, sizeof(f[i].name), "%s", names[i]);
+  }
+  cs_policy_call c;
+  cs_policy_begin(&c, &pp, &pod, 2, now);
+  for (size_t i = 0; i < 2; i++)
+    cs_policy_add_node(&c, i, &f[i]);
+  cs_policy_filter(&c, names);
+  ck_assert(c.nodes[1].late);
+  ck_assert_msg(c.nodes[0].verdict == CS_PASS, "%s: %s", c.outcome,
+                c.nodes[0].reason ? c.nodes[0].reason : "");
+  ck_assert_int_eq(c.at, now);
+  cs_policy_end(&c);
+}
+END_TEST
+
 /* kube-scheduler tries a waiting pod again up to about 5.5 minutes after
  * its planned start: a wait planned for the latest start itself would
  * start too late for the deadline. The H100's best start is as late as
@@ -2134,6 +2186,7 @@ static Suite *suite(void)
                  test_decision_filter_budget_allow_still_waits_for_a_window);
   tcase_add_test(tv, test_decision_filter_budget_planned_start_grace);
   tcase_add_test(tv, test_decision_filter_grace_never_waits_for_the_past);
+  tcase_add_test(tv, test_decision_policy_grace_ignores_late_nodes);
   tcase_add_test(tv, test_decision_filter_wait_ends_before_latest_start);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);
