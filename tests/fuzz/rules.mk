@@ -11,8 +11,10 @@
 #   make fuzz-build        build the targets only
 #
 # Each run reads the committed seeds in tests/fuzz/corpus/<target>/ but writes
-# new inputs only to build/fuzz/corpus/<target>/; a crash, leak, UB report or
-# timeout fails the run and leaves the input in build/fuzz/artifacts/.
+# new inputs only under build/fuzz/ (make fuzz: corpus/<target>/, kept;
+# fuzz-check: check-corpus/<target>/, emptied first); a crash, leak, UB
+# report or timeout fails the run and leaves the input in
+# build/fuzz/artifacts/.
 # Reproduce one with build/fuzz/fuzz_<target> build/fuzz/artifacts/<file>.
 
 .PHONY: fuzz fuzz-check fuzz-build
@@ -57,10 +59,11 @@ fuzz-build: $(FUZZ_BINS)
 
 # fuzz-check bounds each target by a number of runs, not by time, and starts
 # from the committed seeds alone (its new inputs go to a scratch folder
-# emptied first) with a fixed libFuzzer seed: so it tries the same inputs on
-# every machine, at any speed, and a green make check here is a green CI.
-# The counts take about 5 s each on the 2-core reference machine
-# (docs/fuzzing.md); make fuzz explores afresh, by time, from a random seed.
+# emptied first) with a fixed libFuzzer seed: so neither a machine's speed
+# nor its earlier runs change what it does. The inputs still vary a little
+# from run to run (coverage feedback differs; docs/fuzzing.md). The counts
+# take about 5 s each on the 2-core reference machine; make fuzz explores
+# afresh, by time, from a random seed.
 FUZZ_CHECK_SEED             ?= 1
 FUZZ_CHECK_RUNS_DEFAULT     ?= 20000
 FUZZ_CHECK_RUNS_codec           ?= 100000
