@@ -41,6 +41,12 @@ typedef enum cs_factor_basis {
 /* "unstated", "lifecycle", "direct". */
 const char *cs_factor_basis_name(cs_factor_basis f);
 
+/* The highest intensity a trace file may hold, in gCO2e/kWh. The dirtiest
+ * grids average about 1,100 and marginal rates reach about 1,600: a larger
+ * figure is a unit or data error, and would swamp the running sums a
+ * replay keeps (one 1e19 row zeroed every result of a simulation). */
+#define CS_INTENSITY_MAX 10000.0
+
 #define CS_PROVIDER_NAME_MAX 24
 #define CS_ZONE_MAX 48
 

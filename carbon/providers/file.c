@@ -251,6 +251,14 @@ cs_err cs_file_load(const char *path, const char *column, cs_series *out,
         goto out;
       }
       v *= scale;
+      if (v > CS_INTENSITY_MAX) {
+        snprintf(err, errcap,
+                 "%s:%zu: intensity \"%.40s\" is %.0f gCO2e/kWh, expected "
+                 "at most %.0f (no grid emits more: a unit or data error?)",
+                 path, lineno, fields[vi], v, CS_INTENSITY_MAX);
+        rc = CS_EPARSE;
+        goto out;
+      }
     }
     bool e = false;
     if (ei >= 0) {

@@ -1,5 +1,6 @@
 #include "cmd/carbonshift/sim_engine.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ const cs_sim_trace *cs_sim_engine_trace(const cs_sim_world *w, const char *zone)
 int64_t cs_sim_engine_latest(const cs_sim_job *j, double runtime_s)
 {
   int64_t latest = INT64_MAX;
-  if (j->max_delay_s > 0)
+  if (j->max_delay_given) /* 0 too: the job may not wait */
     latest = j->earliest + (int64_t)j->max_delay_s;
   if (j->deadline > 0) {
     int64_t by = j->deadline - (int64_t)ceil(runtime_s);
@@ -140,7 +141,12 @@ static void pod_of(const run *r, const cs_sim_job *j, double duration_s,
   pod->gpus = j->gpus / k;
   snprintf(pod->gpu_resource, sizeof(pod->gpu_resource), "nvidia.com/gpu");
   pod->duration_s = duration_s;
-  pod->max_delay_s = j->max_delay_s;
+  /* max_delay 0 forbids waiting, which pod facts cannot say (an
+   * annotation's max-delay is above 0, and 0 there means none): the
+   * smallest positive one gives the same latest start, the creation time,
+   * since the policy counts whole seconds. check_sim holds it to that. */
+  pod->max_delay_s =
+      j->max_delay_given && j->max_delay_s == 0 ? DBL_MIN : j->max_delay_s;
   pod->deadline = j->deadline;
   pod->budget_g = j->budget_g;
   *workers = k;

@@ -365,7 +365,7 @@ void cs_sim_jobs_lwa_ml(int year, size_t n, cs_sim_lwa_deadline rule,
     snprintf(j->id, sizeof(j->id), "ml-%zu", i + 1);
     int64_t day = days[below(&s, ndays)];
     j->submit = j->earliest = day + 9 * 3600 + (int64_t)below(&s, 16) * 1800;
-    j->duration_s = j->expected_s = 4 * 3600 + (double)below(&s, 171) * 1800;
+    j->duration_s = j->expected_s = 4 * 3600 + (double)below(&s, 172) * 1800;
     j->gpus = 1;
     int64_t oft = j->submit + (int64_t)j->duration_s;
     j->deadline =

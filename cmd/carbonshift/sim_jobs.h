@@ -26,8 +26,9 @@ typedef struct cs_sim_job {
   double duration_s;    /* true runtime on the reference GPU */
   double expected_s;    /* the user's estimate the policy sees */
   double gpus;          /* accelerators requested */
-  double max_delay_s;   /* after `earliest`; 0: none */
-  bool max_delay_given; /* false: blank, so --slack may give one */
+  double max_delay_s;   /* after `earliest`, when given */
+  bool max_delay_given; /* false: blank, so --slack may give one; given
+                           0: the job may not wait */
   int64_t deadline;     /* finish by; 0: none */
   double budget_g;      /* carbon budget; 0: none */
   size_t seq;           /* input order, the last tie-break when sorting */

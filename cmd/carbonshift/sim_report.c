@@ -18,7 +18,7 @@ static bool missed(const cs_sim_job *j, const cs_sim_outcome *o)
 {
   if (j->deadline > 0 && o->end > j->deadline)
     return true;
-  return j->max_delay_s > 0 && o->start > j->earliest + (int64_t)j->max_delay_s;
+  return j->max_delay_given && o->start > j->earliest + (int64_t)j->max_delay_s;
 }
 
 void cs_sim_report_row(const cs_sim_world *w, const char *policy,
@@ -172,7 +172,10 @@ void cs_sim_report_compare(cs_sim_row *rows, size_t n)
       continue;
     rows[i].savings_pct =
         100.0 * (base->compared_g - rows[i].compared_g) / base->compared_g;
-    if (bound && &rows[i] != base && base->compared_g - bound->compared_g > 0)
+    /* A bound that saves next to nothing (all jobs queued, say) makes the
+     * share meaningless: below a millionth of the baseline it is not given. */
+    if (bound && &rows[i] != base &&
+        base->compared_g - bound->compared_g > 1e-6 * base->compared_g)
       rows[i].captured_pct = 100.0 * (base->compared_g - rows[i].compared_g) /
                              (base->compared_g - bound->compared_g);
   }

@@ -441,11 +441,12 @@ cs_err cs_sim_trace_load(const char *path, const char *zone, cs_sim_trace **out,
       rc = CS_EPARSE;
       goto out;
     }
-    if (cs_parse_double(fields[value_col], &g, NULL) != CS_OK || g < 0) {
+    if (cs_parse_double(fields[value_col], &g, NULL) != CS_OK || g < 0 ||
+        g > CS_INTENSITY_MAX) {
       snprintf(err, errcap,
-               "%s:%zu: intensity \"%.40s\": expected a non-negative number "
-               "of gCO2e/kWh",
-               path, lineno, fields[value_col]);
+               "%s:%zu: intensity \"%.40s\": expected a number of gCO2e/kWh "
+               "from 0 to %.0f (no grid emits more: a unit or data error?)",
+               path, lineno, fields[value_col], CS_INTENSITY_MAX);
       rc = CS_EPARSE;
       goto out;
     }

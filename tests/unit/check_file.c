@@ -227,6 +227,14 @@ START_TEST(test_file_load_rejects_bad_input)
                    CS_EPARSE);
   ck_assert_ptr_nonnull(strstr(err, ":3: intensity \"abc\""));
   unlink(p);
+  p = write_tmp("Time,Carbon Intensity\n2020-01-01 00:00:00,1\n"
+                "2020-01-01 00:30:00,12000\n");
+  ck_assert_int_eq(cs_file_load(p, NULL, &s, NULL, err, sizeof(err)),
+                   CS_EPARSE);
+  ck_assert_msg(strstr(err, ":3: intensity \"12000\" is 12000 gCO2e/kWh, "
+                            "expected at most 10000"),
+                "%s", err);
+  unlink(p);
   p = write_tmp("Time,Carbon Intensity\n2020-01-01 00:30:00,1\n"
                 "2020-01-01 00:00:00,2\n");
   ck_assert_int_eq(cs_file_load(p, NULL, &s, NULL, err, sizeof(err)),

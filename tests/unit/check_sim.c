@@ -119,6 +119,7 @@ static cs_sim_job job(const char *id, int64_t submit, double hours, double gpus,
   j.duration_s = j.expected_s = hours * H;
   j.gpus = gpus;
   j.max_delay_s = slack_h * H;
+  j.max_delay_given = slack_h > 0;
   return j;
 }
 
@@ -598,6 +599,40 @@ START_TEST(test_sim_report_row_by_hand)
   rows[1].captured_pct = NAN;
   cs_sim_report_compare(rows, 4);
   ck_assert(isnan(rows[1].captured_pct));
+  /* A bound that saves next to nothing gives no share either, rather than
+   * one of -2e17 % (a rounding difference divided by another). */
+  rows[2].solved = true;
+  rows[2].compared_g = 200 - 1e-9;
+  rows[1].captured_pct = NAN;
+  cs_sim_report_compare(rows, 4);
+  ck_assert(isnan(rows[1].captured_pct));
+}
+END_TEST
+
+/* max_delay 0, given, means the job may not wait, whatever its deadline:
+ * every policy starts it at once, and a start later than that is a miss. */
+START_TEST(test_sim_max_delay_zero_may_not_wait)
+{
+  cs_sim_job v[] = {job("a", T0 + 5 * H + 600, 3, 8, 0)};
+  v[0].max_delay_given = true;
+  v[0].deadline = T0 + 40 * H; /* room enough to wait, if it could */
+  cs_sim_jobs jobs = {.v = v, .n = 1};
+  cs_sim_world w = world(&jobs, (cs_sim_forecast_params){0});
+  ck_assert_int_eq(cs_sim_engine_latest(&v[0], 3 * H), v[0].earliest);
+  static const cs_sim_policy pols[] = {CS_SIM_AGNOSTIC, CS_SIM_CARBONSHIFT,
+                                       CS_SIM_ORACLE};
+  for (size_t i = 0; i < 3; i++) {
+    cs_sim_outcome o;
+    ck_assert_int_eq(cs_sim_engine_run(&w, pols[i], &o), CS_OK);
+    ck_assert_msg(o.start == v[0].earliest, "%s started %lld s late",
+                  cs_sim_policy_name(pols[i]),
+                  (long long)(o.start - v[0].earliest));
+  }
+  cs_sim_outcome late;
+  cs_sim_engine_account(&w, 0, 0, v[0].earliest + H, &late);
+  cs_sim_row r;
+  cs_sim_report_row(&w, "x", &late, &r);
+  ck_assert_uint_eq(r.deadline_misses, 1);
 }
 END_TEST
 
@@ -794,6 +829,7 @@ static Suite *suite(void)
   TCase *t = tcase_create("core");
   tcase_add_checked_fixture(t, setup, teardown);
   tcase_add_test(t, test_sim_engine_run_oracle_brute_force);
+  tcase_add_test(t, test_sim_max_delay_zero_may_not_wait);
   tcase_add_test(t, test_sim_engine_run_agnostic_at_submission);
   tcase_add_test(t, test_sim_engine_run_agnostic_waits_for_gpus);
   tcase_add_test(t, test_sim_bound_solve_below_every_policy);

@@ -271,8 +271,11 @@ START_TEST(test_sim_jobs_lwa_ml_rule)
   cs_sim_jobs_lwa_ml(2020, 3387, CS_SIM_LWA_NEXT_WORKDAY, 5, &j);
   ck_assert_uint_eq(j.n, 3387);
   size_t slack = 0;
+  double shortest = INFINITY, longest = 0;
   for (size_t i = 0; i < j.n; i++) {
     const cs_sim_job *x = &j.v[i];
+    shortest = fmin(shortest, x->duration_s);
+    longest = fmax(longest, x->duration_s);
     int64_t tod = x->submit % DAY;
     ck_assert_int_lt(weekday(x->submit), 5);
     ck_assert_int_ge(tod, 9 * 3600);
@@ -294,6 +297,9 @@ START_TEST(test_sim_jobs_lwa_ml_rule)
   }
   /* Most runs end outside working hours and get slack. */
   ck_assert_uint_gt(slack, j.n / 2);
+  /* Both ends of the artefact's range(240, 5400, 30) minutes are drawn (a
+   * draw of 171 steps once stopped at 89 h). */
+  ck_assert(shortest == 4 * 3600.0 && longest == 89.5 * 3600);
   /* Seeded: the same seed, the same jobs; another seed, others. */
   cs_sim_jobs_lwa_ml(2020, 3387, CS_SIM_LWA_NEXT_WORKDAY, 5, &k);
   ck_assert_int_eq(memcmp(j.v, k.v, j.n * sizeof(*j.v)), 0);
@@ -359,6 +365,14 @@ START_TEST(test_sim_trace_load_both_formats)
                             "2020-01-01 00:15:00,-3\n");
   ck_assert_int_eq(cs_sim_trace_load(f, NULL, &t, err, sizeof(err)), CS_EPARSE);
   ck_assert_ptr_nonnull(strstr(err, ":3: intensity \"-3\""));
+  /* One absurd row would swamp the replay's running sums: refused, named. */
+  f = temp_file("Time,Carbon Intensity\n"
+                "2020-01-01 00:00:00,100\n"
+                "2020-01-01 00:15:00,1e19\n");
+  ck_assert_int_eq(cs_sim_trace_load(f, NULL, &t, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, ":3: intensity \"1e19\": expected a number of "
+                            "gCO2e/kWh from 0 to 10000"),
+                "%s", err);
 }
 END_TEST
 
