@@ -2,7 +2,7 @@
 # Reruns every command of docs/benchmarks.md and prints its tables as
 # Markdown, one command per figure (the commands are echoed to stderr).
 # Run from the repository root with ../shared beside it:
-#   docs/sim/benchmarks.sh [lwa1|ar1|lwa2|philly|short|split|bound|speed]...
+#   docs/sim/benchmarks.sh [lwa1|ar1|lwa2|ceiling|philly|short|split|bound|speed]...
 # Needs bin/carbonshift (make) and jq. Runs one simulation at a time, under
 # nice, as the machine is shared.
 set -euo pipefail
@@ -98,6 +98,29 @@ lwa2() {
   done
 }
 
+# The per-job ceiling: one J-hour job per hourly arrival of 2023 that may
+# wait S hours; oracle (non-interrupting) / bound (interrupting), in %.
+ceiling() {
+  echo "| zone | J1 S24 | J6 S24 | J24 S24 | J24 S168 | J48 S24 | J168 S24 |"
+  echo "|---|---|---|---|---|---|---|"
+  local jobs
+  jobs=$(mktemp)
+  for z in DE GB US-CAL-CISO; do
+    local row="| $z"
+    for js in "1 24" "6 24" "24 24" "24 168" "48 24" "168 24"; do
+      set -- $js
+      awk -v J="$1" -v S="$2" 'BEGIN { print "id,submit,duration,gpus,max_delay"
+        for (i = 0; i < 8760 - J - S; i++)
+          printf "j%d,%s,%dh,1,%dh\n", i, strftime("%Y-%m-%dT%H:%M:%SZ", 1672531200 + i * 3600, 1), J, S }' >"$jobs"
+      row+=" | $(sim --jobs "$jobs" --carbon "$S/$z.csv" \
+        --policy agnostic,oracle,bound --bound-max 5000000 --json |
+        jq -r '"\(.policies[1].savingsPct) / \(.policies[2].savingsPct)"')"
+    done
+    echo "$row |"
+  done
+  rm -f "$jobs"
+}
+
 # One row per policy of a Philly report: total, savings, the split. The
 # operational and embodied savings are over the compared jobs, as the
 # saving and its split are, so that they add up.
@@ -173,7 +196,7 @@ speed() {
   done
 }
 
-[ $# -eq 0 ] && set -- lwa1 ar1 lwa2 philly short split bound speed
+[ $# -eq 0 ] && set -- lwa1 ar1 lwa2 ceiling philly short split bound speed
 for t in "$@"; do
   echo "### $t"
   "$t"
