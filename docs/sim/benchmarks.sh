@@ -2,7 +2,7 @@
 # Reruns every command of docs/benchmarks.md and prints its tables as
 # Markdown, one command per figure (the commands are echoed to stderr).
 # Run from the repository root with ../shared beside it:
-#   docs/sim/benchmarks.sh [lwa1|ar1|lwa2|ceiling|philly|short|split|bound|speed]...
+#   docs/sim/benchmarks.sh [lwa1|ar1|lwa2|ceiling|noise|philly|short|split|bound|speed]...
 # Needs bin/carbonshift (make) and jq. Runs one simulation at a time, under
 # nice, as the machine is shared.
 set -euo pipefail
@@ -121,6 +121,29 @@ ceiling() {
   rm -f "$jobs"
 }
 
+# White forecast noise against the oracle: J = 6 h, S = 24 h arrivals, how
+# much more carbonshift emits than the oracle, in %.
+noise() {
+  echo "| zone | perfect | gauss:10% | gauss:20% | gauss:50% |"
+  echo "|---|---|---|---|---|"
+  local jobs
+  jobs=$(mktemp)
+  awk 'BEGIN { print "id,submit,duration,gpus,max_delay"
+    for (i = 0; i < 8760 - 30; i++)
+      printf "j%d,%s,6h,1,24h\n", i, strftime("%Y-%m-%dT%H:%M:%SZ", 1672531200 + i * 3600, 1) }' >"$jobs"
+  for z in DE GB US-CAL-CISO; do
+    local row="| $z"
+    for f in perfect gauss:10% gauss:20% gauss:50%; do
+      row+=" | +$(sim --jobs "$jobs" --carbon "$S/$z.csv" --forecast "$f" \
+        --seeds 10 --policy agnostic,carbonshift,oracle --json |
+        jq -r '[.policies[] | {key: .policy, value: .comparedTotalKg}] |
+          from_entries | 1000 * (.carbonshift / .oracle - 1) | round / 10')"
+    done
+    echo "$row |"
+  done
+  rm -f "$jobs"
+}
+
 # One row per policy of a Philly report: total, savings, the split. The
 # operational and embodied savings are over the compared jobs, as the
 # saving and its split are, so that they add up.
@@ -196,7 +219,7 @@ speed() {
   done
 }
 
-[ $# -eq 0 ] && set -- lwa1 ar1 lwa2 ceiling philly short split bound speed
+[ $# -eq 0 ] && set -- lwa1 ar1 lwa2 ceiling noise philly short split bound speed
 for t in "$@"; do
   echo "### $t"
   "$t"
