@@ -184,7 +184,8 @@ short() {
 split() {
   echo "| cluster | carbonshift saving % | oracle saving % |"
   echo "|---|---|---|"
-  for c in cluster-eu cluster-eu-zones-only cluster-eu-gpus-only; do
+  for c in cluster-eu cluster-eu-zones-only cluster-eu-gpus-only \
+    cluster-eu-model-only cluster-eu-pue-only cluster-eu-age-only; do
     local j
     j=$(sim --jobs "$P" --cluster "docs/sim/$c.json" --carbon "$S/DE.csv" \
       --carbon "$S/NO.csv" --carbon "$S/ES.csv" --year 2023 \
