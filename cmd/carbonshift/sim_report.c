@@ -64,6 +64,7 @@ void cs_sim_report_tally_init(cs_sim_tally *t, size_t jobs)
   t->embodied_g = cs_calloc(jobs + 1, sizeof(double));
   t->placement_g = cs_calloc(jobs + 1, sizeof(double));
   t->timing_g = cs_calloc(jobs + 1, sizeof(double));
+  t->latest_end = cs_calloc(jobs + 1, sizeof(int64_t));
 }
 
 void cs_sim_report_tally_free(cs_sim_tally *t)
@@ -72,6 +73,7 @@ void cs_sim_report_tally_free(cs_sim_tally *t)
   free(t->embodied_g);
   free(t->placement_g);
   free(t->timing_g);
+  free(t->latest_end);
   memset(t, 0, sizeof(*t));
 }
 
@@ -82,6 +84,8 @@ void cs_sim_report_tally_add(cs_sim_tally *t, const cs_sim_world *w,
 {
   t->runs++;
   for (size_t i = 0; i < t->n; i++) {
+    if (o[i].fate == CS_SIM_RAN && o[i].end > t->latest_end[i])
+      t->latest_end[i] = o[i].end;
     if (o[i].fate != CS_SIM_RAN ||
         (agnostic && agnostic[i].fate != CS_SIM_RAN)) {
       common[i] = 0;

@@ -52,6 +52,9 @@ typedef struct cs_sim_tally {
   size_t n; /* jobs */
   int runs;
   double *operational_g, *embodied_g, *placement_g, *timing_g;
+  /* The latest end of each job over the runs that ran it (0: none), so
+   * that the bound's windows cover every run, every seed's included. */
+  int64_t *latest_end;
 } cs_sim_tally;
 
 void cs_sim_report_tally_init(cs_sim_tally *t, size_t jobs);

@@ -636,6 +636,30 @@ START_TEST(test_sim_max_delay_zero_may_not_wait)
 }
 END_TEST
 
+/* The bound's windows must cover every run: with --seeds the outcomes of
+ * one seed are overwritten by the next, so the tally keeps each job's
+ * latest end over all of them (once, only the last seed's counted). */
+START_TEST(test_sim_report_tally_keeps_latest_end_over_runs)
+{
+  cs_sim_job v[] = {job("a", T0 + H, 1, 1, 4), job("b", T0 + 2 * H, 1, 1, 4)};
+  cs_sim_jobs jobs = {.v = v, .n = 2};
+  cs_sim_world w = world(&jobs, (cs_sim_forecast_params){0});
+  cs_sim_tally t;
+  cs_sim_report_tally_init(&t, 2);
+  unsigned char common[3] = {1, 1, 1};
+  cs_sim_outcome seed1[2], seed2[2];
+  cs_sim_engine_account(&w, 0, 0, T0 + 4 * H, &seed1[0]);
+  cs_sim_engine_account(&w, 1, 0, T0 + 2 * H, &seed1[1]);
+  cs_sim_engine_account(&w, 0, 0, T0 + H, &seed2[0]);
+  cs_sim_engine_account(&w, 1, 0, T0 + 5 * H, &seed2[1]);
+  cs_sim_report_tally_add(&t, &w, seed1, NULL, common);
+  cs_sim_report_tally_add(&t, &w, seed2, NULL, common);
+  ck_assert_int_eq(t.latest_end[0], seed1[0].end);
+  ck_assert_int_eq(t.latest_end[1], seed2[1].end);
+  cs_sim_report_tally_free(&t);
+}
+END_TEST
+
 /* An outcome nothing decided is not a run: a job the replay never started
  * counts in notRun and is written without start or end. */
 START_TEST(test_sim_report_row_not_started)
@@ -830,6 +854,7 @@ static Suite *suite(void)
   tcase_add_checked_fixture(t, setup, teardown);
   tcase_add_test(t, test_sim_engine_run_oracle_brute_force);
   tcase_add_test(t, test_sim_max_delay_zero_may_not_wait);
+  tcase_add_test(t, test_sim_report_tally_keeps_latest_end_over_runs);
   tcase_add_test(t, test_sim_engine_run_agnostic_at_submission);
   tcase_add_test(t, test_sim_engine_run_agnostic_waits_for_gpus);
   tcase_add_test(t, test_sim_bound_solve_below_every_policy);
