@@ -184,8 +184,9 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
       return bad(r, line, "timestamp", f[0], "YYYY-MM-DD HH:MM:SS (UTC)");
     if (parse_plain_seconds(f[1], &j.duration_s))
       return bad(r, line, "duration", f[1], "seconds, 0 to 3153600000 (100y)");
-    if (cs_parse_double(f[2], &j.gpus, NULL) != CS_OK || j.gpus < 0)
-      return bad(r, line, "num_gpus", f[2], "a GPU count, >= 0");
+    if (cs_parse_double(f[2], &j.gpus, NULL) != CS_OK || j.gpus < 0 ||
+        j.gpus > CS_SIM_GPUS_MAX)
+      return bad(r, line, "num_gpus", f[2], "a GPU count from 0 to 1000000");
     snprintf(j.id, sizeof(j.id), "%zu", line - 1);
   } else {
     const char *v;
@@ -198,13 +199,15 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
       return bad(r, line, "duration", v ? v : "",
                  "seconds or 36h, 90m, at most 100y");
     if (!(v = field(r, f, nf, COL_GPUS)) || cs_parse_double(v, &j.gpus, NULL) ||
-        j.gpus < 0)
-      return bad(r, line, "gpus", v ? v : "", "a GPU count, >= 0");
+        j.gpus < 0 || j.gpus > CS_SIM_GPUS_MAX)
+      return bad(r, line, "gpus", v ? v : "", "a GPU count from 0 to 1000000");
     if ((v = field(r, f, nf, COL_DELAY)) && parse_seconds(v, &j.max_delay_s))
       return bad(r, line, "max_delay", v, "seconds or 6h, 1d, at most 100y");
     j.max_delay_given = v != NULL;
     if ((v = field(r, f, nf, COL_DEADLINE)) && parse_time(v, &j.deadline))
       return bad(r, line, "deadline", v, "RFC 3339 or YYYY-MM-DD HH:MM:SS");
+    if (v && j.deadline <= j.submit)
+      return bad(r, line, "deadline", v, "a time after the job's submit");
     if ((v = field(r, f, nf, COL_BUDGET)) &&
         cs_parse_mass(v, &j.budget_g, NULL))
       return bad(r, line, "budget", v, "a mass such as 500g, 12.5kg, 1.2t");
@@ -215,6 +218,14 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
   if (!(j.gpus > 0) || !(j.duration_s > 0)) {
     out->skipped++;
     return CS_OK;
+  }
+  /* Under a second, energy and emissions round to nothing: no training
+   * job is that short, so it is a unit slip (milliseconds?). */
+  if (j.duration_s < 1) {
+    snprintf(r->err, r->errcap,
+             "%s:%zu: duration %g s: expected at least 1 s (0 skips the row)",
+             r->path, line, j.duration_s);
+    return CS_EPARSE;
   }
   if (out->n >= CS_SIM_JOBS_MAX) {
     snprintf(r->err, r->errcap, "%s: over %d jobs", r->path, CS_SIM_JOBS_MAX);
@@ -275,7 +286,17 @@ cs_err cs_sim_jobs_load(const char *path, cs_sim_jobs *out, char *err,
     line = next_line;
   }
   if (!out->n) {
-    snprintf(err, errcap, "%s: no replayable jobs", path);
+    if (!have_header)
+      snprintf(err, errcap,
+               "%s: the file is empty, expected a header line "
+               "and job rows",
+               path);
+    else if (!out->skipped)
+      snprintf(err, errcap, "%s: no job rows after the header", path);
+    else
+      snprintf(err, errcap,
+               "%s: no replayable jobs (%zu rows without GPUs or duration)",
+               path, out->skipped);
     rc = CS_EPARSE;
   }
 out:

@@ -18,6 +18,9 @@
 
 #define CS_SIM_JOBS_MAX 2000000
 #define CS_SIM_JOBS_MAX_BYTES (256u << 20)
+/* The most GPUs one job may ask for: more is a data error, and would only
+ * ever be "no pool large enough". */
+#define CS_SIM_GPUS_MAX 1000000.0
 
 typedef struct cs_sim_job {
   char id[24];

@@ -210,6 +210,40 @@ START_TEST(test_sim_jobs_load_caps_plain_seconds)
 }
 END_TEST
 
+/* Values no job can have are refused with their line, not replayed into a
+ * silently odd result: a deadline at or before the submission (a miss
+ * under every policy), 1e300 GPUs (never placed), a job of a millisecond
+ * (no energy); and an empty file says so. */
+START_TEST(test_sim_jobs_load_refuses_impossible_jobs)
+{
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"id,submit,duration,gpus,deadline\n"
+       "a,2023-01-05T10:00:00Z,2h,1,2023-01-05T09:00:00Z\n",
+       ":2: deadline \"2023-01-05T09:00:00Z\": expected a time after the "
+       "job's submit"},
+      {"id,submit,duration,gpus\na,2023-01-05T10:00:00Z,2h,1e300\n",
+       ":2: gpus \"1e300\": expected a GPU count from 0 to 1000000"},
+      {"timestamp,duration,num_gpus\n2017-10-09 07:01:55,60,2e6\n",
+       ":2: num_gpus \"2e6\": expected a GPU count from 0 to 1000000"},
+      {"id,submit,duration,gpus\na,2023-01-05T10:00:00Z,0.001,1\n",
+       ":2: duration 0.001 s: expected at least 1 s (0 skips the row)"},
+      {"", ": the file is empty, expected a header line and job rows"},
+      {"id,submit,duration,gpus\n", ": no job rows after the header"},
+      {"id,submit,duration,gpus\na,2023-01-05T10:00:00Z,2h,0\n",
+       ": no replayable jobs (1 rows without GPUs or duration)"},
+  };
+  cs_sim_jobs j;
+  char err[256];
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    const char *f = temp_file(cases[i].text);
+    ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+    ck_assert_msg(strstr(err, cases[i].want), "case %zu: %s", i, err);
+  }
+}
+END_TEST
+
 /* Philly's first job (Monday 2017-10-09 07:01:55) moved into 2023 keeps
  * its weekday and time of day and lands in 2023; so does every other. */
 START_TEST(test_sim_jobs_shift_to_year_keeps_weekday)
@@ -755,6 +789,7 @@ static Suite *suite(void)
   tcase_add_test(t, test_sim_jobs_load_generic_errors);
   tcase_add_test(t, test_sim_jobs_load_skips_byte_order_mark);
   tcase_add_test(t, test_sim_jobs_load_caps_plain_seconds);
+  tcase_add_test(t, test_sim_jobs_load_refuses_impossible_jobs);
   tcase_add_test(t, test_sim_load_refuses_nul_byte);
   tcase_add_test(t, test_sim_jobs_shift_to_year_keeps_weekday);
   tcase_add_test(t, test_sim_jobs_lwa_nightly_rule);
