@@ -171,6 +171,16 @@ START_TEST(test_sim_jobs_load_generic_errors)
 }
 END_TEST
 
+/* A jobs file holding `text` is refused with an error containing `want`. */
+static void assert_jobs_refused(const char *text, const char *want, size_t i)
+{
+  cs_sim_jobs j;
+  char err[256];
+  const char *f = temp_file(text);
+  ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
+  ck_assert_msg(strstr(err, want), "case %zu: %s", i, err);
+}
+
 /* Durations in plain seconds have cs_parse_duration's 100-year cap in every
  * column and both formats: 1e300 once overflowed the planner's int64 sums
  * (UBSan: signed integer overflow in carbon/planner.c). */
@@ -193,14 +203,11 @@ START_TEST(test_sim_jobs_load_caps_plain_seconds)
       {"timestamp,duration,num_gpus\n2017-10-09 07:01:55,1e19,1\n",
        ":2: duration \"1e19\": expected seconds, 0 to 3153600000 (100y)"},
   };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+    assert_jobs_refused(cases[i].text, cases[i].want, i);
+  /* The cap itself is accepted, in seconds as in years. */
   cs_sim_jobs j;
   char err[256];
-  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-    const char *f = temp_file(cases[i].text);
-    ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
-    ck_assert_msg(strstr(err, cases[i].want), "case %zu: %s", i, err);
-  }
-  /* The cap itself is accepted, in seconds as in years. */
   const char *f = temp_file("id,submit,duration,gpus,max_delay\n"
                             "a,2023-01-05T10:00:00Z,3153600000,1,100y\n");
   ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_OK);
@@ -234,13 +241,8 @@ START_TEST(test_sim_jobs_load_refuses_impossible_jobs)
       {"id,submit,duration,gpus\na,2023-01-05T10:00:00Z,2h,0\n",
        ": no replayable jobs (1 rows without GPUs or duration)"},
   };
-  cs_sim_jobs j;
-  char err[256];
-  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-    const char *f = temp_file(cases[i].text);
-    ck_assert_int_eq(cs_sim_jobs_load(f, &j, err, sizeof(err)), CS_EPARSE);
-    ck_assert_msg(strstr(err, cases[i].want), "case %zu: %s", i, err);
-  }
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+    assert_jobs_refused(cases[i].text, cases[i].want, i);
 }
 END_TEST
 
