@@ -186,34 +186,6 @@ static bool finishes_in_time(const cs_policy_call *c, const cs_node_eval *e)
   return c->pod->deadline - (int64_t)ceil(e->est.runtime_s) >= c->now;
 }
 
-/* The grace after a planned start (judged_now) is there to keep a window
- * the pod waited for: it holds while some node fits the budget at the
- * planned start. When none does (a newer forecast moved the window, say),
- * the pod is judged at now like any other, so that it is never held on a
- * start already passed while starting now would fit. Run once, before the
- * estimates are read. */
-static void settle_at(cs_policy_call *c)
-{
-  if (c->at_settled)
-    return;
-  c->at_settled = true;
-  if (c->at == c->now)
-    return;
-  for (size_t i = 0; i < c->n; i++) {
-    const cs_node_eval *e = &c->nodes[i];
-    /* A node too late for the deadline is filtered whatever it emits. */
-    bool late = c->pod->deadline > 0 && e->est.sized && !finishes_in_time(c, e);
-    if (e->est.known && !late && e->est.total_g <= c->pod->budget_g)
-      return;
-  }
-  for (size_t i = 0; i < c->n; i++) {
-    cs_node_eval *e = &c->nodes[i];
-    e->est = e->est_now;
-    e->forecast_s = e->forecast_s_now;
-  }
-  c->at = c->now;
-}
-
 /* Whether the pod has a deadline that no node whose runtime is known can
  * meet any more (and some such node). */
 static bool deadline_unreachable(const cs_policy_call *c)
@@ -230,6 +202,38 @@ static bool deadline_unreachable(const cs_policy_call *c)
     sized = true;
   }
   return sized;
+}
+
+/* The grace after a planned start (judged_now) is there to keep a window
+ * the pod waited for: it holds while some node the deadline does not
+ * filter fits the budget at the planned start. When none does (a newer forecast
+ * moved the window, say), the pod is judged at now like any other, so that it
+ * is never held on a start already passed while starting now would fit. Run
+ * once, before the estimates are read. */
+static void settle_at(cs_policy_call *c)
+{
+  if (c->at_settled)
+    return;
+  c->at_settled = true;
+  if (c->at == c->now)
+    return;
+  /* A node too late for the deadline is filtered whatever it emits, while
+   * some node can still meet it; once none can, none is filtered for it
+   * (drop_late_nodes), so each counts. */
+  bool lost = deadline_unreachable(c);
+  for (size_t i = 0; i < c->n; i++) {
+    const cs_node_eval *e = &c->nodes[i];
+    bool late = !lost && c->pod->deadline > 0 && e->est.sized &&
+                !finishes_in_time(c, e);
+    if (e->est.known && !late && e->est.total_g <= c->pod->budget_g)
+      return;
+  }
+  for (size_t i = 0; i < c->n; i++) {
+    cs_node_eval *e = &c->nodes[i];
+    e->est = e->est_now;
+    e->forecast_s = e->forecast_s_now;
+  }
+  c->at = c->now;
 }
 
 bool cs_policy_prioritize(cs_policy_call *c)

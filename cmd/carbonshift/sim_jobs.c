@@ -227,6 +227,13 @@ static cs_err row(reader *r, char **f, size_t nf, size_t line, cs_sim_jobs *out,
              r->path, line, j.duration_s);
     return CS_EPARSE;
   }
+  if (j.expected_s > 0 && j.expected_s < 1) {
+    snprintf(r->err, r->errcap,
+             "%s:%zu: expected_duration %g s: expected at least 1 s (or "
+             "blank: the true duration)",
+             r->path, line, j.expected_s);
+    return CS_EPARSE;
+  }
   if (out->n >= CS_SIM_JOBS_MAX) {
     snprintf(r->err, r->errcap, "%s: over %d jobs", r->path, CS_SIM_JOBS_MAX);
     return CS_ETOOBIG;

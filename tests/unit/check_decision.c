@@ -1444,6 +1444,29 @@ START_TEST(test_decision_filter_wait_ends_before_latest_start)
 }
 END_TEST
 
+/* The same window, with a deadline no node can meet any more (one hour
+ * away): no node is filtered for it, so the H100, which fits at the
+ * planned start, keeps the grace, and the pod runs, ranked by finish. */
+START_TEST(test_decision_filter_grace_with_deadline_lost)
+{
+  valley_everywhere = true;
+  int64_t runtime = 40885; /* 36 h x 312 / 989, rounded up */
+  int64_t start = VALLEY_LOW + 86400 - runtime;
+  char ps[32], deadline[32];
+  cs_format_rfc3339(start, ps);
+  cs_format_rfc3339(start + 300 + 3600, deadline);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "4300g",
+                      "carbonshift.io/planned-start", ps,
+                      "carbonshift.io/max-delay",     NULL,
+                      "carbonshift.io/deadline",      deadline};
+  cs_clock_set_fixed(start + 300);
+  cJSON *out = filter_with(kv, 8);
+  ck_assert_msg(!unresolvable(out, "gpu-h100-fra-01"), "%s",
+                unresolvable(out, "gpu-h100-fra-01"));
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* A pod waiting for a window within its budget: the budget is written
  * once, with the decimals that tell it from both figures beside it. */
 START_TEST(test_decision_filter_budget_wait_message_numbers)
@@ -2187,6 +2210,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_budget_planned_start_grace);
   tcase_add_test(tv, test_decision_filter_grace_never_waits_for_the_past);
   tcase_add_test(tv, test_decision_policy_grace_ignores_late_nodes);
+  tcase_add_test(tv, test_decision_filter_grace_with_deadline_lost);
   tcase_add_test(tv, test_decision_filter_wait_ends_before_latest_start);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);

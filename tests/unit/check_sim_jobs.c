@@ -236,6 +236,9 @@ START_TEST(test_sim_jobs_load_refuses_impossible_jobs)
        ":2: num_gpus \"2e6\": expected a GPU count from 0 to 1000000"},
       {"id,submit,duration,gpus\na,2023-01-05T10:00:00Z,0.001,1\n",
        ":2: duration 0.001 s: expected at least 1 s (0 skips the row)"},
+      {"id,submit,duration,gpus,expected_duration\n"
+       "a,2023-01-05T10:00:00Z,2h,1,0.5\n",
+       ":2: expected_duration 0.5 s: expected at least 1 s"},
       {"", ": the file is empty, expected a header line and job rows"},
       {"id,submit,duration,gpus\n", ": no job rows after the header"},
       {"id,submit,duration,gpus\na,2023-01-05T10:00:00Z,2h,0\n",
