@@ -23,8 +23,7 @@ PKGS      := libmicrohttpd libcjson libcurl gnutls yaml-0.1 openssl
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -O2 -pthread \
   -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-  -Wno-unused-parameter -fno-strict-aliasing -I. \
-  -DCS_VERSION='"$(VERSION)"'
+  -Wno-unused-parameter -fno-strict-aliasing -I.
 ifneq ($(SANITIZER),)
   CFLAGS_BASE += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer \
     -fno-sanitize-recover=all -O1
@@ -78,6 +77,18 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	$(say) CC $<
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The version lives in one object, rebuilt when `git describe` changes: a
+# -D in every object's flags left objects built at another commit saying
+# another version (make does not rebuild on a changed flag).
+VERSION_STAMP := $(BUILD)/version.stamp
+$(VERSION_STAMP): FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '$(VERSION)' | cmp -s - $@ 2>/dev/null || echo '$(VERSION)' >$@
+$(BUILD)/carbon/util/version.o: CFLAGS += -DCS_VERSION='"$(VERSION)"'
+$(BUILD)/carbon/util/version.o: $(VERSION_STAMP)
+.PHONY: FORCE
+FORCE:
 
 $(LIB): $(LIB_OBJS)
 	$(say) AR $@

@@ -19,6 +19,7 @@
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/http.h"
+#include "carbon/util/version.h"
 #include "carbon/util/log.h"
 #include "carbon/util/readfile.h"
 
@@ -1033,7 +1034,7 @@ static void perform(cs_kube *k, CURL *h, req *r)
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->cerr);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "carbonshift/" CS_VERSION);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, cs_user_agent);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, r->write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, r->ud);
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);

@@ -12,6 +12,7 @@
 
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
+#include "carbon/util/version.h"
 
 #define DEFAULT_TIMEOUT_MS 10000L
 #define DEFAULT_CONNECT_MS 3000L
@@ -259,7 +260,7 @@ cs_err cs_http_get(const cs_http_request *req, cs_http_response *resp)
                    req->connect_timeout_ms > 0 ? req->connect_timeout_ms
                                                : DEFAULT_CONNECT_MS);
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "carbonshift/" CS_VERSION);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, cs_user_agent);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);

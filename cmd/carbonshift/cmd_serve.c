@@ -12,6 +12,7 @@
 #include "carbon/gpu_catalog.h"
 #include "carbon/signals.h"
 #include "carbon/util/alloc.h"
+#include "carbon/util/version.h"
 #include "carbon/util/log.h"
 #include "carbon/util/metrics.h"
 #include "carbon/zones.h"
@@ -510,7 +511,7 @@ static int run(service *sv)
                  "cs_signals_start failed");
     return 1;
   }
-  if (cs_metrics_build_info(sv->metrics, CS_VERSION) != CS_OK)
+  if (cs_metrics_build_info(sv->metrics, cs_version) != CS_OK)
     cs_log_error("Cannot publish the build information metric", "declare");
   if (!start_kube(sv))
     return 1;
@@ -577,7 +578,7 @@ static int run(service *sv)
   }
   cs_json_str(l, "signalType",
               cs_signal_type_name((cs_signal_type)c->carbon_signal_type));
-  cs_json_str(l, "version", CS_VERSION);
+  cs_json_str(l, "version", cs_version);
   cs_log_end(l);
   free(addr);
 

@@ -7,9 +7,7 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-#ifndef CS_VERSION
-#define CS_VERSION "dev"
-#endif
+#include "carbon/util/version.h"
 
 void cs_cmd_version_help(FILE *out)
 {
@@ -32,7 +30,7 @@ int cs_cmd_version(int argc, char **argv)
             argv[1]);
     return 2;
   }
-  printf("carbonshift %s\n", CS_VERSION);
+  printf("carbonshift %s\n", cs_version);
   printf("libmicrohttpd %s\n", MHD_get_version());
   printf("cJSON %s\n", cJSON_Version());
   printf("libcurl %s\n", curl_version());

@@ -1,4 +1,4 @@
-/* cmd_version.h: `carbonshift version`: the build's version (CS_VERSION)
+/* cmd_version.h: `carbonshift version`: the build's version (cs_version)
  * and the versions of the libraries it runs with.
  * Thread-safe: not relevant (a command run once from main).
  * Ownership: argv is borrowed. */
