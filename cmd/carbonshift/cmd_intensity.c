@@ -194,8 +194,9 @@ int cs_cmd_intensity(int argc, char **argv)
   cs_provider *ps[CS_CARBON_SETUP_MAX], *chain[CS_CARBON_SETUP_MAX];
   size_t n = 0;
   cs_series f = {0};
-  cs_buf errors;
+  cs_buf errors, warnings;
   cs_buf_init(&errors, 1 << 20);
+  cs_buf_init(&warnings, 1 << 16);
   cs_config_flags *flags = cs_config_flags_new();
   int status =
       parse_args(argc, argv, flags, &zone, &only, &forecast, &json, &now);
@@ -204,7 +205,10 @@ int cs_cmd_intensity(int argc, char **argv)
   status = 2;
   /* Logs go to stderr so that stdout carries only the answer. */
   cs_log_set_fd(STDERR_FILENO);
-  cs_err rc = cs_config_load(flags, NULL, &cfg, &errors, NULL);
+  cs_err rc = cs_config_load(flags, NULL, &cfg, &errors, &warnings);
+  /* A mistyped CARBONSHIFT_ variable is said, as serve says it: the
+   * answer would otherwise come from settings the user did not mean. */
+  fwrite(warnings.data ? warnings.data : "", 1, warnings.len, stderr);
   if (rc == CS_OK)
     cs_carbon_setup_providers(cfg, only, ps, &n, &errors);
   if (rc != CS_OK || errors.len) {
@@ -274,5 +278,6 @@ out:
   cs_config_free(cfg);
   cs_config_flags_free(flags);
   cs_buf_free(&errors);
+  cs_buf_free(&warnings);
   return status;
 }

@@ -302,6 +302,25 @@ START_TEST(test_cmd_intensity_stale_value_falls_through)
 }
 END_TEST
 
+/* A mistyped CARBONSHIFT_ variable is said on stderr, as serve says it,
+ * and the answer still comes (the variable is ignored). */
+START_TEST(test_cmd_intensity_warns_unknown_variable)
+{
+  setenv("CARBONSHIFT_CARBON_SIGNAL_TYP", "marginal", 1);
+  char *out, *err;
+  int rc = run_err(&out, &err, 5, "--provider", "builtin", "--zone", "DE");
+  unsetenv("CARBONSHIFT_CARBON_SIGNAL_TYP");
+  ck_assert_int_eq(rc, 0);
+  ck_assert_msg(strstr(err, "unknown environment variable "
+                            "CARBONSHIFT_CARBON_SIGNAL_TYP (did you mean "
+                            "CARBONSHIFT_CARBON_SIGNAL_TYPE?)"),
+                "%s", err);
+  ck_assert_ptr_nonnull(strstr(out, "zone DE:"));
+  free(out);
+  free(err);
+}
+END_TEST
+
 /* --at, as 'carbonshift help intensity' says: builtin and static answer
  * for the asked hour (and file, test_cmd_intensity_file_text), a network
  * provider for the present whatever --at says. */
@@ -364,6 +383,7 @@ int main(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_cmd_intensity_electricitymaps_json);
+  tcase_add_test(tc, test_cmd_intensity_warns_unknown_variable);
   tcase_add_test(tc, test_cmd_intensity_watttime_json);
   tcase_add_test(tc, test_cmd_intensity_ukgrid_json);
   tcase_add_test(tc, test_cmd_intensity_file_text);
