@@ -98,6 +98,20 @@ static int usage(const char *fmt, const char *a, const char *b)
 
 /* Returns 0 to run, 2 after a usage error, and -1 when -h or --help asked
  * for the usage (printed on stdout). */
+/* Whether `a` is an option that takes a value. */
+static bool valued_option(const char *a)
+{
+  static const char *const names[] = {
+      "--jobs",     "--preset", "--cluster", "--jobs-out", "--deadline",
+      "--carbon",   "--window", "--slack",   "--horizon",  "--bound-slot",
+      "--forecast", "--seed",   "--seeds",   "--year",     "--bound-max",
+      "--from",     "--to",     "--policy"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (!strcmp(a, names[i]))
+      return true;
+  return false;
+}
+
 static int parse_args(int argc, char **argv, opts *o)
 {
   o->fc_text = "perfect";
@@ -113,6 +127,8 @@ static int parse_args(int argc, char **argv, opts *o)
       return -1;
     }
     bool flag = !strcmp(a, "--json") || !strcmp(a, "--csv");
+    if (!flag && !valued_option(a))
+      return usage("unknown argument \"%s\"%s", a, "");
     if (!flag && !v)
       return usage("%s needs a value%s", a, "");
     if (!strcmp(a, "--json"))
@@ -155,10 +171,16 @@ static int parse_args(int argc, char **argv, opts *o)
     } else if (!strcmp(a, "--seed") || !strcmp(a, "--seeds") ||
                !strcmp(a, "--year") || !strcmp(a, "--bound-max")) {
       int64_t n;
+      bool seeds = !strcmp(a, "--seeds"), year = !strcmp(a, "--year");
       if (cs_parse_int64(v, &n, &exp) != CS_OK || n < 0 ||
-          (!strcmp(a, "--seeds") && (n < 1 || n > 100)) ||
-          (!strcmp(a, "--year") && (n < 1970 || n > 2200)))
-        return usage("%s \"%s\": out of range", a, v);
+          (seeds && (n < 1 || n > 100)) || (year && (n < 1970 || n > 2200))) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s \"%.60s\": expected %s", a, v,
+                 seeds  ? "a whole number from 1 to 100"
+                 : year ? "a year from 1970 to 2200"
+                        : "a whole number, 0 or more");
+        return usage("%s%s", why, "");
+      }
       if (!strcmp(a, "--seed"))
         o->seed = (uint64_t)n;
       else if (!strcmp(a, "--seeds"))

@@ -220,6 +220,15 @@ START_TEST(test_cmd_simulate_bad_arguments)
       {2,
        {"--preset", "lwa-ml", "--carbon", "X", "--bogus", "1"},
        "unknown argument \"--bogus\""},
+      /* Last, with no value after it, an unknown option is still unknown. */
+      {2, {"--preset", "lwa-ml", "--bogus"}, "unknown argument \"--bogus\""},
+      {2, {"lwa-ml"}, "unknown argument \"lwa-ml\""},
+      {2,
+       {"--preset", "lwa-ml", "--seeds", "1.5"},
+       "--seeds \"1.5\": expected a whole number from 1 to 100"},
+      {2,
+       {"--preset", "lwa-ml", "--year", "20x"},
+       "--year \"20x\": expected a year from 1970 to 2200"},
       /* A file that cannot be read says why. */
       {1,
        {"--preset", "lwa-ml", "--carbon", "/nonexistent/DE.csv"},
