@@ -230,27 +230,44 @@ int cs_cmd_intensity(int argc, char **argv)
   cs_carbon_setup_opts(cfg, &so);
   cs_signal v;
   size_t who = 0;
+  /* Why each provider of the route did not answer, for the message when
+   * none does: some say nothing in the log (a zone they do not know). */
+  cs_buf why;
+  cs_buf_init(&why, 4096);
   for (; who < nc; who++) {
     cs_provider *p = chain[who];
-    if (p->ops->current(p, zone, now, &v) != CS_OK)
+    cs_err prc = p->ops->current(p, zone, now, &v);
+    if (prc != CS_OK) {
+      cs_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", p->ops->name,
+                    prc == CS_ENOTFOUND ? "no value for the zone"
+                                        : cs_strerror(prc));
       continue;
+    }
     /* What serve would do with it: a remote value describing a period that
      * began too long ago is refused, and the next provider answers. Remote
      * values are of the present whatever --at says, so they are aged
      * against the clock. */
     if (p->ops->remote &&
-        cs_signals_check_observation(&so, &v, cs_clock_now()) != CS_OK)
+        cs_signals_check_observation(&so, &v, cs_clock_now()) != CS_OK) {
+      cs_buf_printf(&why, "%s%s: stale", why.len ? "; " : "", p->ops->name);
       continue;
+    }
     if (only || v.type == (cs_signal_type)cfg->carbon_signal_type)
       break;
+    cs_buf_printf(&why, "%s%s: gives the %s signal, %s asked",
+                  why.len ? "; " : "", p->ops->name,
+                  cs_signal_type_name(v.type),
+                  cs_signal_type_name((cs_signal_type)cfg->carbon_signal_type));
   }
   if (who == nc) {
     fprintf(stderr,
             "carbonshift intensity: no provider has a value for zone %s "
-            "(see the log lines above)\n",
-            zone);
+            "(%s)\n",
+            zone, why.len ? why.data : "no provider in its route");
+    cs_buf_free(&why);
     goto out;
   }
+  cs_buf_free(&why);
   status = 0;
   if (forecast) {
     cs_provider *p = chain[who];

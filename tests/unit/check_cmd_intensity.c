@@ -302,6 +302,21 @@ START_TEST(test_cmd_intensity_stale_value_falls_through)
 }
 END_TEST
 
+/* When no provider answers, the message says why for each, since some
+ * (a zone they do not know) log nothing. */
+START_TEST(test_cmd_intensity_no_value_says_why)
+{
+  char *out, *err;
+  int rc = run_err(&out, &err, 5, "--provider", "builtin", "--zone", "XX");
+  ck_assert_int_eq(rc, 1);
+  ck_assert_msg(strstr(err, "no provider has a value for zone XX (builtin: "
+                            "no value for the zone)"),
+                "%s", err);
+  free(out);
+  free(err);
+}
+END_TEST
+
 /* A mistyped CARBONSHIFT_ variable is said on stderr, as serve says it,
  * and the answer still comes (the variable is ignored). */
 START_TEST(test_cmd_intensity_warns_unknown_variable)
@@ -384,6 +399,7 @@ int main(void)
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_cmd_intensity_electricitymaps_json);
   tcase_add_test(tc, test_cmd_intensity_warns_unknown_variable);
+  tcase_add_test(tc, test_cmd_intensity_no_value_says_why);
   tcase_add_test(tc, test_cmd_intensity_watttime_json);
   tcase_add_test(tc, test_cmd_intensity_ukgrid_json);
   tcase_add_test(tc, test_cmd_intensity_file_text);
