@@ -1328,10 +1328,20 @@ START_TEST(test_decision_filter_budget_planned_start_grace)
   int64_t start = VALLEY_LOW + 86400 - runtime;
   char ps[32];
   cs_format_rfc3339(start, ps);
+  char deadline[32];
+  cs_format_rfc3339(start + 300 + 3600, deadline);
   const char *kv[] = {"carbonshift.io/carbon-budget", "4300g",
-                      "carbonshift.io/planned-start", ps};
+                      "carbonshift.io/planned-start", ps,
+                      "carbonshift.io/max-delay",     NULL,
+                      "carbonshift.io/deadline",      deadline};
   cs_clock_set_fixed(start + 300);
   cJSON *out = filter_with(kv, 4);
+  ck_assert_msg(!unresolvable(out, "gpu-h100-fra-01"), "%s",
+                unresolvable(out, "gpu-h100-fra-01"));
+  cJSON_Delete(out);
+  /* With a deadline no node can meet any more (an hour away), none is
+   * filtered for it, so the H100 still keeps the grace and runs. */
+  out = filter_with(kv, 8);
   ck_assert_msg(!unresolvable(out, "gpu-h100-fra-01"), "%s",
                 unresolvable(out, "gpu-h100-fra-01"));
   cJSON_Delete(out);
@@ -1440,29 +1450,6 @@ START_TEST(test_decision_filter_wait_ends_before_latest_start)
   const char *e;
   ck_assert_int_eq(cs_parse_rfc3339(planned, &got, &e), CS_OK);
   ck_assert_int_eq(got, VALLEY_LOW - 3600 - CS_POLICY_WAIT_MARGIN_S);
-  cJSON_Delete(out);
-}
-END_TEST
-
-/* The same window, with a deadline no node can meet any more (one hour
- * away): no node is filtered for it, so the H100, which fits at the
- * planned start, keeps the grace, and the pod runs, ranked by finish. */
-START_TEST(test_decision_filter_grace_with_deadline_lost)
-{
-  valley_everywhere = true;
-  int64_t runtime = 40885; /* 36 h x 312 / 989, rounded up */
-  int64_t start = VALLEY_LOW + 86400 - runtime;
-  char ps[32], deadline[32];
-  cs_format_rfc3339(start, ps);
-  cs_format_rfc3339(start + 300 + 3600, deadline);
-  const char *kv[] = {"carbonshift.io/carbon-budget", "4300g",
-                      "carbonshift.io/planned-start", ps,
-                      "carbonshift.io/max-delay",     NULL,
-                      "carbonshift.io/deadline",      deadline};
-  cs_clock_set_fixed(start + 300);
-  cJSON *out = filter_with(kv, 8);
-  ck_assert_msg(!unresolvable(out, "gpu-h100-fra-01"), "%s",
-                unresolvable(out, "gpu-h100-fra-01"));
   cJSON_Delete(out);
 }
 END_TEST
@@ -2210,7 +2197,6 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_budget_planned_start_grace);
   tcase_add_test(tv, test_decision_filter_grace_never_waits_for_the_past);
   tcase_add_test(tv, test_decision_policy_grace_ignores_late_nodes);
-  tcase_add_test(tv, test_decision_filter_grace_with_deadline_lost);
   tcase_add_test(tv, test_decision_filter_wait_ends_before_latest_start);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);

@@ -1660,15 +1660,8 @@ START_TEST(test_kube_emit_event_queue_full_drops)
   pthread_cond_broadcast(&g.cv);
   pthread_mutex_unlock(&g.mu);
   wait_request(s, 2);
-  for (int i = 0; i < 100; i++) {
-    cs_kube_stats st;
-    cs_kube_get_stats(k, &st);
-    if (st.events_sent == 3)
-      break;
-    sleep_ms(10);
-  }
   cs_kube_stats st;
-  cs_kube_get_stats(k, &st);
+  ck_assert(wait_settled(k, 0, 3, &st));
   ck_assert_uint_eq(st.events_sent, 3);
   ck_assert_uint_eq(st.events_dropped, 2);
   ck_assert_ptr_nonnull(strstr(fk_get(s, 2)->body, "\"name\":\"pod-2\""));
