@@ -112,10 +112,13 @@ struct cs_server {
   uint64_t id_seed;
   atomic_uint_fast64_t id_seq;
   atomic_bool draining;
-  atomic_long open_conns;
+  atomic_long open_conns; /* the gauge moves by +-1 in the registry */
   long max_conns;
   atomic_bool at_limit;
   bool stopped;
+  /* Serialises reading the decision queue's length with setting its gauge,
+   * so that a stale reading never lands after a newer one. */
+  pthread_mutex_t queued_mu;
   /* In-flight requests, for the graceful shutdown. */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -816,8 +819,10 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
 
 static void queued_gauge(cs_server *s)
 {
+  pthread_mutex_lock(&s->queued_mu);
   cs_metrics_set(s->metrics, M_QUEUED, NULL,
                  (double)cs_pool_queued(s->deciders));
+  pthread_mutex_unlock(&s->queued_mu);
 }
 
 static void request_free(request *rq)
@@ -1287,8 +1292,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
   cs_server *s = cls;
   conn_track(c, sock_cls, toe, s->heads);
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    /* The gauge is moved, not set to n: two threads setting their own n
+     * could land out of order and leave it off by one until the next
+     * connection event. */
     long n = atomic_fetch_add(&s->open_conns, 1) + 1;
-    cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
+    cs_metrics_add(s->metrics, M_OPEN, NULL, 1);
     /* At the limit libmicrohttpd stops accepting: new clients wait in the
      * kernel's backlog until a connection closes. Say so once per
      * episode. */
@@ -1303,7 +1311,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **sock_cls,
     return;
   }
   long n = atomic_fetch_sub(&s->open_conns, 1) - 1;
-  cs_metrics_set(s->metrics, M_OPEN, NULL, (double)n);
+  cs_metrics_add(s->metrics, M_OPEN, NULL, -1);
   if (n < s->max_conns)
     atomic_store(&s->at_limit, false);
 }
@@ -1558,6 +1566,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
                                        : CS_SERVER_DEFAULT_REQUEST_TIMEOUT_MS) *
       1000000u;
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->queued_mu, NULL);
   cond_init_monotonic(&s->cv);
   if (getrandom(&s->id_seed, sizeof(s->id_seed), 0) != sizeof(s->id_seed))
     s->id_seed = cs_clock_mono_ns() ^ ((uint64_t)getpid() << 32);
@@ -1828,6 +1837,7 @@ void cs_server_free(cs_server *s)
   cs_head_watch_free(s->probe_heads);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->queued_mu);
   free(s->prefix);
   if (s->certs) {
     tls_unregister(s->certs);
