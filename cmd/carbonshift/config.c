@@ -1837,6 +1837,18 @@ static bool from_default(const cs_config *c, const char *name)
   return !src || !strcmp(src, "default");
 }
 
+/* A secret file's path as messages may show it: NULL when it holds no
+ * '/', because a value that is not a path may be the secret itself, pasted
+ * into the wrong variable. */
+static const char *secret_path_shown(const char *path)
+{
+  return strchr(path, '/') ? path : NULL;
+}
+
+#define SECRET_PATH_HIDDEN                                                     \
+  " (the value is not shown: without a '/' it may be the secret itself "       \
+  "rather than a path)"
+
 /* Fills each secret from its ...File setting. */
 static void read_secret_files(ctx *x)
 {
@@ -1851,10 +1863,11 @@ static void read_secret_files(ctx *x)
     if (!*path)
       continue;
     int t = find_setting(s->secret_of);
+    const char *shown = secret_path_shown(path);
     if (!from_default(c, s->secret_of)) {
-      fail(x, s, NULL, path, NULL, c->meta->source[i],
-           "%s is also set (%s); set only one of them", s->secret_of,
-           c->meta->source[t]);
+      fail(x, s, NULL, shown, NULL, c->meta->source[i],
+           "%s is also set (%s); set only one of them%s", s->secret_of,
+           c->meta->source[t], shown ? "" : SECRET_PATH_HIDDEN);
       continue;
     }
     char why[128];
@@ -1862,8 +1875,9 @@ static void read_secret_files(ctx *x)
     char *secret = NULL;
     if (cs_read_file(path, CS_CONFIG_SECRET_MAX, &secret, &len, why,
                      sizeof(why))) {
-      fail(x, s, NULL, path, NULL, c->meta->source[i],
-           "expected a readable file holding %s: %s", s->secret_of, why);
+      fail(x, s, NULL, shown, NULL, c->meta->source[i],
+           "expected the path of a readable file holding %s: %s%s",
+           s->secret_of, why, shown ? "" : SECRET_PATH_HIDDEN);
       continue;
     }
     /* Mounted Secrets often end with a newline that is not part of it. */

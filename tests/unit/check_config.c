@@ -483,9 +483,9 @@ START_TEST(test_config_print_redacts_secrets)
   free(want);
   ASSERT_HAS(errors.data,
              "config: electricitymaps.tokenFile = \"/nonexistent\" (env "
-             "CARBONSHIFT_ELECTRICITYMAPS_TOKEN_FILE): expected a readable "
-             "file holding electricitymaps.token: No such file or "
-             "directory\n");
+             "CARBONSHIFT_ELECTRICITYMAPS_TOKEN_FILE): expected the path of "
+             "a readable file holding electricitymaps.token: No such file "
+             "or directory\n");
   cs_buf_free(&errors);
   free(both);
   free(file);
@@ -736,7 +736,21 @@ START_TEST(test_config_load_watttime_login_needs_both)
                               NULL};
   ck_assert_int_eq(load(NULL, unreadable, &c, &errors, NULL), CS_EINVAL);
   ck_assert_ptr_null(strstr(errors.data, "login needs both"));
-  ASSERT_HAS(errors.data, "expected a readable file holding watttime.password");
+  ASSERT_HAS(errors.data,
+             "expected the path of a readable file holding watttime.password");
+  cs_buf_free(&errors);
+  /* The password pasted into the ..._FILE variable by mistake: the error
+   * says what is wrong without repeating it. */
+  char *const pasted[] = {"CARBONSHIFT_WATTTIME_USERNAME=alice",
+                          "CARBONSHIFT_WATTTIME_PASSWORD_FILE=pw-secret-5",
+                          NULL};
+  ck_assert_int_eq(load(NULL, pasted, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: watttime.passwordFile (env "
+                   "CARBONSHIFT_WATTTIME_PASSWORD_FILE): expected the path of "
+                   "a readable file holding watttime.password: No such file "
+                   "or directory (the value is not shown: without a '/' it "
+                   "may be the secret itself rather than a path)\n");
   cs_buf_free(&errors);
   free(file_env);
   free(pwfile);
