@@ -1123,7 +1123,14 @@ static void apply(ctx *x, size_t idx, const char *text, const cJSON *json,
   case K_STRING:
   case K_PATH:
   case K_SECRET: {
-    if (strlen(t) > 4096 || memchr(t, '\n', strlen(t))) {
+    size_t len = strlen(t);
+    if (len > CS_CONFIG_STRING_MAX) {
+      fail(x, s, NULL, t, NULL, source,
+           "is %zu bytes long, expected %s of at most %u bytes", len, expected,
+           CS_CONFIG_STRING_MAX);
+      return;
+    }
+    if (memchr(t, '\n', len)) {
       fail(x, s, NULL, t, NULL, source, "expected %s on one line", expected);
       return;
     }

@@ -25,6 +25,8 @@
 /* The hard cap on a configuration file and on a secret file. */
 #define CS_CONFIG_FILE_MAX (1u << 20)
 #define CS_CONFIG_SECRET_MAX (64u << 10)
+/* Longest string setting given as text (a flag, a variable, the file). */
+#define CS_CONFIG_STRING_MAX 4096u
 
 /* One member of an object setting mapping names to names (zones.regions). */
 typedef struct cs_config_pair {

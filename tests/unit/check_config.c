@@ -248,6 +248,36 @@ START_TEST(test_config_load_bad_values_all_reported)
 }
 END_TEST
 
+/* A string setting over CS_CONFIG_STRING_MAX is refused for its length,
+ * said as such; a secret's value is still not shown. */
+START_TEST(test_config_load_long_string_says_length)
+{
+  char *tok = calloc(1, 5001);
+  memset(tok, 'k', 5000);
+  char *tok_env = cs_asprintf("CARBONSHIFT_ELECTRICITYMAPS_TOKEN=%s", tok);
+  char *const env[] = {tok_env, NULL};
+  cs_config *c = NULL;
+  cs_buf errors;
+  ck_assert_int_eq(load(NULL, env, &c, &errors, NULL), CS_EINVAL);
+  ck_assert_str_eq(errors.data,
+                   "config: electricitymaps.token = <redacted> (env "
+                   "CARBONSHIFT_ELECTRICITYMAPS_TOKEN): is 5000 bytes long, "
+                   "expected a secret string of at most 4096 bytes\n");
+  cs_buf_free(&errors);
+  /* At the limit it is taken. */
+  tok[4096] = '\0';
+  free(tok_env);
+  tok_env = cs_asprintf("CARBONSHIFT_ELECTRICITYMAPS_TOKEN=%s", tok);
+  char *const at_limit[] = {tok_env, NULL};
+  ck_assert_int_eq(load(NULL, at_limit, &c, &errors, NULL), CS_OK);
+  ck_assert_uint_eq(strlen(c->electricitymaps_token), 4096);
+  cs_config_free(c);
+  cs_buf_free(&errors);
+  free(tok_env);
+  free(tok);
+}
+END_TEST
+
 START_TEST(test_config_load_file_wrong_types)
 {
   char *file = write_file(
@@ -1564,6 +1594,7 @@ static Suite *config_suite(void)
   tcase_add_test(tc, test_config_defaults_values);
   tcase_add_test(tc, test_config_load_precedence_file_env_flag);
   tcase_add_test(tc, test_config_load_bad_values_all_reported);
+  tcase_add_test(tc, test_config_load_long_string_says_length);
   tcase_add_test(tc, test_config_load_file_wrong_types);
   tcase_add_test(tc, test_config_load_file_unknown_key);
   tcase_add_test(tc, test_config_load_file_line_break_in_key_one_line);
