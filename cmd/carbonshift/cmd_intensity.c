@@ -45,7 +45,8 @@ void cs_cmd_intensity_help(FILE *out)
         "watttime, ukgrid) always answer for the present.\n"
         "Exit status: 0 printed, 1 no value or no forecast, 2 usage or\n"
         "configuration error. Providers are configured as for serve\n"
-        "('carbonshift help config').\n",
+        "('carbonshift help config'); serve's own flags (--listen, --tls-*,\n"
+        "--probe-listen, --kubeconfig) are refused here.\n",
         out);
 }
 
@@ -141,6 +142,21 @@ static int usage_error(const char *fmt, const char *arg)
   return 2;
 }
 
+/* The configuration flags that only `serve` acts on: taking them here
+ * would let a user believe they changed the answer. NULL when `a` is not
+ * one; else the flag's name. */
+static const char *serve_only_flag(const char *a)
+{
+  static const char *const flags[] = {"--listen",        "--probe-listen",
+                                      "--tls-cert",      "--tls-key",
+                                      "--tls-client-ca", "--kubeconfig"};
+  size_t n = strcspn(a, "=");
+  for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+    if (strlen(flags[k]) == n && !strncmp(a, flags[k], n))
+      return flags[k];
+  return NULL;
+}
+
 /* Reads the command's own flags; the rest go to the configuration. */
 static int parse_args(int argc, char **argv, cs_config_flags *flags,
                       const char **zone, const char **only, bool *forecast,
@@ -169,6 +185,10 @@ static int parse_args(int argc, char **argv, cs_config_flags *flags,
         return 2;
       }
       i += 2;
+    } else if (serve_only_flag(a)) {
+      return usage_error("%s is a flag of 'carbonshift serve': intensity "
+                         "neither listens nor reads Kubernetes",
+                         serve_only_flag(a));
     } else {
       bool taken;
       char err[256];

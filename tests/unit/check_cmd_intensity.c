@@ -207,6 +207,22 @@ START_TEST(test_cmd_intensity_errors)
   free(out);
   ck_assert_int_eq(run(&out, 5, "--zone", "DE", "--at", "noon"), 2);
   free(out);
+  /* A flag only serve acts on is refused rather than ignored, in either
+   * spelling. */
+  char *err;
+  ck_assert_int_eq(
+      run_err(&out, &err, 5, "--zone", "DE", "--listen", "127.0.0.1:1"), 2);
+  ck_assert_str_eq(err, "carbonshift intensity: --listen is a flag of "
+                        "'carbonshift serve': intensity neither listens nor "
+                        "reads Kubernetes; see 'carbonshift help intensity'\n");
+  ck_assert_str_eq(out, "");
+  free(out);
+  free(err);
+  ck_assert_int_eq(run_err(&out, &err, 4, "--kubeconfig=/x", "--zone", "DE"),
+                   2);
+  ck_assert_ptr_nonnull(strstr(err, "--kubeconfig is a flag of"));
+  free(out);
+  free(err);
   /* Provider down: nothing printed, status 1. */
   fh_set(srv, "/v3/carbon-intensity/latest",
          (fh_reply){.status = 500, .body = "down"});
