@@ -717,6 +717,12 @@ static void show(cs_buf *b, const setting *s, const char *text,
     cs_json_quote(b, text, n > 200 ? 200 : n);
     return;
   }
+  /* cJSON prints an overflowed number (1e400) as null, which is not what
+   * the user wrote. */
+  if (cJSON_IsNumber(json) && !isfinite(json->valuedouble)) {
+    cs_buf_puts(b, "<a number beyond the range of a double>");
+    return;
+  }
   char *p = json ? cJSON_PrintUnformatted(json) : NULL;
   if (!p) {
     cs_buf_puts(b, "?");

@@ -284,7 +284,8 @@ START_TEST(test_config_load_file_wrong_types)
       "c.json", "{\"listen\": 8080, \"http\": {\"threads\": 2.5, "
                 "\"maxConnections\": \"10\", \"connectionTimeout\": 30},"
                 " \"nodes\": {\"defaultPue\": \"1.1\"},"
-                " \"carbon\": {\"signalType\": true}, \"zones\": []}");
+                " \"carbon\": {\"signalType\": true}, \"zones\": [],"
+                " \"estimate\": {\"serverEmbodiedKg\": 1e400}}");
   const char *args[] = {"--config", file, NULL};
   cs_config *c;
   cs_buf errors;
@@ -321,6 +322,13 @@ START_TEST(test_config_load_file_wrong_types)
   ASSERT_HAS(e, want);
   free(want);
   want = cs_asprintf("config: unknown setting \"zones\" %s", src);
+  ASSERT_HAS(e, want);
+  free(want);
+  /* An overflowed number is not shown as the null cJSON would print. */
+  want = cs_asprintf("config: estimate.serverEmbodiedKg = <a number beyond "
+                     "the range of a double> %s: expected a number between 0 "
+                     "and 100000\n",
+                     src);
   ASSERT_HAS(e, want);
   free(want);
   free(src);
