@@ -1180,6 +1180,56 @@ START_TEST(test_kube_queued_patch_retried_after_passing_failure)
 }
 END_TEST
 
+/* Answers 200 (201 for a POST) with the start of a body, then drops the
+ * connection: the API server applied the request, the answer was cut. */
+static void cut_body_handler(void *ud, const fk_request *rq, size_t index,
+                             fk_reply *out)
+{
+  (void)ud;
+  (void)index;
+  out->status = strcmp(rq->method, "POST") == 0 ? 201 : 200;
+  fk_reply_line(out, cs_strdup("{\"kind\":\"Pod\",\"metadata\":{"));
+  out->end = FK_END_DROP;
+}
+
+/* A 2xx is the API server's word that the patch or Event is applied: an
+ * answer cut after it is not a failure, and sending again would repeat
+ * the Event. */
+START_TEST(test_kube_2xx_with_cut_body_is_sent)
+{
+  fk_server *s = fk_start(cut_body_handler, NULL);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_for(fk_url(s), &cfg);
+  ck_assert_int_eq(cs_kube_patch_pod_annotations_async(
+                       k, "ml", "train-1", "uid-1", plan_keys, plan_vals, 1),
+                   CS_OK);
+  cs_kube_stats st;
+  ck_assert(wait_settled(k, 1, 0, &st));
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "train-1",
+                      .reason = "CarbonDeferred",
+                      .action = "Defer",
+                      .note = "waiting"};
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  ck_assert(wait_settled(k, 1, 1, &st));
+  ck_assert_uint_eq(st.patches_sent, 1);
+  ck_assert_uint_eq(st.patches_failed, 0);
+  ck_assert_uint_eq(st.events_sent, 1);
+  ck_assert_uint_eq(st.events_failed, 0);
+  sleep_ms(700); /* longer than the first retry's wait */
+  ck_assert_uint_eq(fk_count(s), 2);
+  ck_assert_str_eq(fk_get(s, 0)->method, "PATCH");
+  ck_assert_str_eq(fk_get(s, 1)->method, "POST");
+  cs_kube_free(k);
+  fk_stop(s);
+  char *log = log_text();
+  ck_assert_ptr_null(strstr(log, "Cannot annotate pod"));
+  ck_assert_ptr_null(strstr(log, "Cannot send a pod event"));
+  free(log);
+}
+END_TEST
+
 /* Three tries at most, then the failure is logged with its count. While
  * the server keeps failing so, the next item gets one try (retries would
  * only hold the queue up); a success gives retries back. A 4xx other than
@@ -2061,6 +2111,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_queued);
   tcase_add_test(tc, test_kube_free_drains_queued_patches);
   tcase_add_test(tc, test_kube_queued_patch_retried_after_passing_failure);
+  tcase_add_test(tc, test_kube_2xx_with_cut_body_is_sent);
   tcase_add_test(tc, test_kube_queued_patch_attempts_bounded);
   tcase_add_test(tc, test_kube_queued_patch_outage_passes);
   tcase_add_test(tc, test_kube_free_counts_patch_cut_between_tries);
