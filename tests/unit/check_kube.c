@@ -174,6 +174,14 @@ static void fast_config(cs_kube_config *cfg)
   cfg->watch_timeout_s = 7;
 }
 
+/* A client of server s with fast_config's short timeouts. */
+static cs_kube *fast_client(fk_server *s)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  return client_for(fk_url(s), &cfg);
+}
+
 /* ------------------------------------------------- recording node sink */
 
 typedef struct rec {
@@ -786,9 +794,7 @@ static void throttled_handler(void *ud, const fk_request *rq, size_t index,
 START_TEST(test_kube_list_waits_retry_after)
 {
   fk_server *s = fk_start(throttled_handler, NULL);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube *k = fast_client(s);
   rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
   cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
   uint64_t t0 = cs_clock_mono_ns();
@@ -1198,9 +1204,7 @@ static void cut_body_handler(void *ud, const fk_request *rq, size_t index,
 START_TEST(test_kube_2xx_with_cut_body_is_sent)
 {
   fk_server *s = fk_start(cut_body_handler, NULL);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube *k = fast_client(s);
   ck_assert_int_eq(cs_kube_patch_pod_annotations_async(
                        k, "ml", "train-1", "uid-1", plan_keys, plan_vals, 1),
                    CS_OK);
@@ -1239,9 +1243,7 @@ START_TEST(test_kube_queued_patch_attempts_bounded)
   static const int codes[] = {503, 503, 503, 502, 422, 503};
   script sc = {codes, sizeof(codes) / sizeof(codes[0]), NULL};
   fk_server *s = fk_start(scripted_handler, &sc);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube *k = fast_client(s);
   cs_kube_stats st;
   /* requests 0-2: 503 x3, failed; 3: 502, failed at once (outage); 4: 422,
    * failed (not passing; the outage flag clears); 5: 503, so retried: 6,
@@ -1345,9 +1347,7 @@ START_TEST(test_kube_event_retry_already_exists_is_sent)
   static const int codes[] = {504, 409};
   script sc = {codes, 2, NULL};
   fk_server *s = fk_start(scripted_handler, &sc);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube *k = fast_client(s);
   cs_kube_event ev = {.ns = "ml",
                       .pod = "train-1",
                       .reason = "CarbonDeferred",
@@ -1371,9 +1371,7 @@ END_TEST
 START_TEST(test_kube_patch_pod_annotations_merge_patch)
 {
   fk_server *s = fk_start(ok_handler, NULL);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube *k = fast_client(s);
   const char *keys[] = {"carbonshift.io/planned-start",
                         "carbonshift.io/expected-saving", "carbonshift.io/old"};
   const char *vals[] = {"2026-11-23T02:00:00Z", "quote \" and \\ ok", NULL};
@@ -1413,9 +1411,7 @@ END_TEST
 START_TEST(test_kube_patch_pod_annotations_async_queued)
 {
   fk_server *s = fk_start(ok_handler, NULL);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube *k = fast_client(s);
   const char *keys[] = {"carbonshift.io/planned-start"};
   const char *vals[] = {"2026-11-23T02:00:00Z"};
   /* With the pod's uid, which the API server holds the patch to. */
@@ -1603,9 +1599,7 @@ static bool is_dns_subdomain(const char *s)
 START_TEST(test_kube_emit_event_long_pod_name_valid)
 {
   fk_server *s = fk_start(ok_handler, NULL);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cs_kube *k = client_for(fk_url(s), &cfg);
+  cs_kube *k = fast_client(s);
   char pod[251];
   static const char *const tails[] = {"-", ".-"}; /* ending at byte 231 */
   for (size_t t = 0; t < 2; t++) {
