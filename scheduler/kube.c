@@ -2222,8 +2222,10 @@ static void curl_init_once(void)
   curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
-                   size_t errcap)
+/* cs_kube_new, and with !start cs_kube_check: the client is resolved from
+ * its files, then either started or freed before anything runs. */
+static cs_err kube_open(const cs_kube_config *cfg, bool start, cs_kube **out,
+                        char *err, size_t errcap)
 {
   cs_err rc = CS_OK;
   char *kc = NULL;
@@ -2309,6 +2311,8 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
            !k->instance[0])
     snprintf(k->instance, sizeof(k->instance), "carbonshift");
   k->instance[sizeof(k->instance) - 1] = '\0';
+  if (!start)
+    goto out;
 
   declare_metrics(k);
   k->queue = cs_calloc(k->cfg.event_queue_cap, sizeof(*k->queue));
@@ -2336,12 +2340,24 @@ cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
   cs_log_end(l);
 out:
   free(kc);
-  if (rc) {
+  if (rc || !start) {
     cs_kube_free(k);
     k = NULL;
   }
   *out = k;
   return rc;
+}
+
+cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
+                   size_t errcap)
+{
+  return kube_open(cfg, true, out, err, errcap);
+}
+
+cs_err cs_kube_check(const cs_kube_config *cfg, char *err, size_t errcap)
+{
+  cs_kube *k;
+  return kube_open(cfg, false, &k, err, errcap);
 }
 
 /* How long cs_kube_free waits for the Events and plan patches queued to

@@ -79,6 +79,11 @@ void cs_kube_config_defaults(cs_kube_config *c);
  * errcap > 0) names the file, the key and what was expected. */
 cs_err cs_kube_new(const cs_kube_config *cfg, cs_kube **out, char *err,
                    size_t errcap) CS_MUST_USE;
+/* Resolves the configuration as cs_kube_new does and lets it go: the
+ * kubeconfig (or the service-account files) is read and checked, nothing
+ * is started or sent. The same errors as cs_kube_new. */
+cs_err cs_kube_check(const cs_kube_config *cfg, char *err,
+                     size_t errcap) CS_MUST_USE;
 /* Stops the watch and the sender. Queued Events and patches get half a
  * second to go out first; what is left is dropped, counted and logged. */
 void cs_kube_free(cs_kube *k);

@@ -1522,17 +1522,9 @@ static void stop_probe_listener(cs_server *s)
   s->probe_fd = -1;
 }
 
-cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
-                     cs_metrics *metrics, cs_server **out, char *err,
-                     size_t errlen)
+/* The checks of options that need no file or socket. */
+static cs_err check_opts(const cs_server_opts *o, char *err, size_t errlen)
 {
-  cs_err rc = CS_OK;
-  cs_server *s = NULL;
-  *out = NULL;
-  if (!o || !h || !h->handle) {
-    set_err(err, errlen, "server options and a request handler are required");
-    return CS_EINVAL;
-  }
   if (!o->tls_cert_file != !o->tls_key_file) {
     set_err(err, errlen,
             "TLS needs both a certificate file and a key file "
@@ -1553,6 +1545,52 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
             max_header);
     return CS_EINVAL;
   }
+  return CS_OK;
+}
+
+cs_err cs_server_check(const cs_server_opts *o, char *err, size_t errlen)
+{
+  if (!o) {
+    set_err(err, errlen, "server options are required");
+    return CS_EINVAL;
+  }
+  cs_err rc = check_opts(o, err, errlen);
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  bool any6;
+  if (!rc)
+    rc = parse_listen(o->listen, &ss, &sslen, &any6, err, errlen);
+  if (!rc && o->probe_listen && *o->probe_listen)
+    rc = parse_listen(o->probe_listen, &ss, &sslen, &any6, err, errlen);
+  if (!rc && o->tls_cert_file) {
+    cs_tls_certs *certs = NULL;
+    cs_tls_trust *trust = NULL;
+    rc = cs_tls_certs_new(o->tls_cert_file, o->tls_key_file, 0, &certs, err,
+                          errlen);
+    if (!rc && o->tls_client_ca_file)
+      rc = cs_tls_trust_new(o->tls_client_ca_file, 0, &trust, err, errlen);
+    cs_tls_trust_free(trust);
+    cs_tls_certs_free(certs);
+  }
+  return rc;
+}
+
+cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
+                     cs_metrics *metrics, cs_server **out, char *err,
+                     size_t errlen)
+{
+  cs_err rc = CS_OK;
+  cs_server *s = NULL;
+  *out = NULL;
+  if (!o || !h || !h->handle) {
+    set_err(err, errlen, "server options and a request handler are required");
+    return CS_EINVAL;
+  }
+  rc = check_opts(o, err, errlen);
+  if (rc)
+    return rc;
+  size_t max_header =
+      o->max_header_bytes ? o->max_header_bytes : CS_SERVER_DEFAULT_MAX_HEADER;
   s = cs_calloc(1, sizeof(*s));
   s->listen_fd = -1;
   s->probe_fd = -1;

@@ -118,6 +118,13 @@ cs_err cs_server_new(const cs_server_opts *opts,
                      const cs_server_handler *handler, cs_metrics *metrics,
                      cs_server **out, char *err, size_t errlen) CS_MUST_USE;
 
+/* The checks of cs_server_new that need no socket: the option pairs, the
+ * listen and probe addresses' form, and the TLS files (the key matches its
+ * certificate, the client CA holds a certificate). Binds nothing, so a
+ * port in use is not found. The same messages as cs_server_new. */
+cs_err cs_server_check(const cs_server_opts *opts, char *err,
+                       size_t errlen) CS_MUST_USE;
+
 /* The bound port (the chosen one when the options said port 0). */
 unsigned cs_server_port(const cs_server *s);
 

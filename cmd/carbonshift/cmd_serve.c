@@ -336,21 +336,15 @@ static void sink_annotate(void *ctx, const cs_pod_facts *pod,
 /* Connects to the API server when configured: the Node watch feeds the node
  * cache that names-only calls need, and decisions become Events and pod
  * annotations. Returns false when a configured connection cannot be made. */
-static bool start_kube(service *sv)
+/* Whether the service talks to an API server, and how. */
+static cs_kube_mode kube_mode(const cs_config *c)
 {
-  const cs_config *c = sv->cfg;
-  cs_kube_mode mode =
-      cs_kube_choose_mode((cs_kube_mode)c->kube_mode, c->kube_kubeconfig,
-                          getenv("KUBERNETES_SERVICE_HOST"));
-  if (mode == CS_KUBE_OFF) {
-    cs_buf *l = cs_log_begin(0, "No Kubernetes API server configured");
-    cs_json_str(l, "err",
-                "names-only requests (nodeCacheCapable) get "
-                "neutral scores and no Events or pod annotations are "
-                "sent; set kube.kubeconfig, or run in a Pod");
-    cs_log_end(l);
-    return true;
-  }
+  return cs_kube_choose_mode((cs_kube_mode)c->kube_mode, c->kube_kubeconfig,
+                             getenv("KUBERNETES_SERVICE_HOST"));
+}
+
+static cs_kube_config kube_config(const cs_config *c, cs_kube_mode mode)
+{
   cs_kube_config kc;
   cs_kube_config_defaults(&kc);
   kc.mode = mode;
@@ -362,6 +356,23 @@ static bool start_kube(service *sv)
   kc.events_enabled = c->events_enabled;
   kc.event_queue_cap = (size_t)c->events_queue_size;
   kc.event_dedup_window_s = c->events_dedup_window_s;
+  return kc;
+}
+
+static bool start_kube(service *sv)
+{
+  const cs_config *c = sv->cfg;
+  cs_kube_mode mode = kube_mode(c);
+  if (mode == CS_KUBE_OFF) {
+    cs_buf *l = cs_log_begin(0, "No Kubernetes API server configured");
+    cs_json_str(l, "err",
+                "names-only requests (nodeCacheCapable) get "
+                "neutral scores and no Events or pod annotations are "
+                "sent; set kube.kubeconfig, or run in a Pod");
+    cs_log_end(l);
+    return true;
+  }
+  cs_kube_config kc = kube_config(c, mode);
   kc.metrics = sv->metrics;
   char err[512] = "";
   if (cs_kube_new(&kc, &sv->kube, err, sizeof(err)) != CS_OK) {
@@ -466,6 +477,48 @@ static void *await_second_signal(void *arg)
   return NULL;
 }
 
+static cs_server_opts server_opts(const cs_config *c)
+{
+  return (cs_server_opts){
+      .listen = c->listen,
+      .path_prefix = c->path_prefix,
+      .tls_cert_file = *c->tls_cert_file ? c->tls_cert_file : NULL,
+      .tls_key_file = *c->tls_key_file ? c->tls_key_file : NULL,
+      .tls_client_ca_file =
+          *c->tls_client_ca_file ? c->tls_client_ca_file : NULL,
+      .max_body_bytes = (size_t)c->http_max_body_bytes,
+      .max_header_bytes = (size_t)c->http_max_header_bytes,
+      .threads = (unsigned)c->http_threads,
+      .decision_threads = (unsigned)c->http_decision_threads,
+      .stream_body_bytes = c->http_stream_body_bytes
+                               ? (size_t)c->http_stream_body_bytes
+                               : SIZE_MAX,
+      .connection_timeout_s = (unsigned)(c->http_connection_timeout_s + 0.5),
+      .request_timeout_ms = (unsigned)(c->http_request_timeout_s * 1000 + 0.5),
+      .header_timeout_ms = (unsigned)(c->http_header_timeout_s * 1000 + 0.5),
+      .max_connections = (unsigned)c->http_max_connections,
+      .probe_listen = c->http_probe_listen,
+  };
+}
+
+/* For --print-config: what starting would find wrong without serving. The
+ * listen addresses' form, the TLS files, the kubeconfig or in-cluster
+ * files; one line each in `errors`. A port in use is found only by
+ * binding it. */
+static void check_start(const cs_config *c, cs_buf *errors)
+{
+  char err[512] = "";
+  cs_server_opts opts = server_opts(c);
+  if (cs_server_check(&opts, err, sizeof(err)) != CS_OK)
+    cs_buf_printf(errors, "config: %s\n", err);
+  cs_kube_mode mode = kube_mode(c);
+  if (mode == CS_KUBE_OFF)
+    return;
+  cs_kube_config kc = kube_config(c, mode);
+  if (cs_kube_check(&kc, err, sizeof(err)) != CS_OK)
+    cs_buf_printf(errors, "config: %s\n", err);
+}
+
 /* Serves until SIGTERM, SIGINT or SIGHUP; returns the exit status. */
 static int run(service *sv)
 {
@@ -528,26 +581,7 @@ static int run(service *sv)
       .sink = sv->kube ? &sv->sink : NULL,
       .log_names_max = (size_t)c->log_decision_names,
   });
-  cs_server_opts opts = {
-      .listen = c->listen,
-      .path_prefix = c->path_prefix,
-      .tls_cert_file = *c->tls_cert_file ? c->tls_cert_file : NULL,
-      .tls_key_file = *c->tls_key_file ? c->tls_key_file : NULL,
-      .tls_client_ca_file =
-          *c->tls_client_ca_file ? c->tls_client_ca_file : NULL,
-      .max_body_bytes = (size_t)c->http_max_body_bytes,
-      .max_header_bytes = (size_t)c->http_max_header_bytes,
-      .threads = (unsigned)c->http_threads,
-      .decision_threads = (unsigned)c->http_decision_threads,
-      .stream_body_bytes = c->http_stream_body_bytes
-                               ? (size_t)c->http_stream_body_bytes
-                               : SIZE_MAX,
-      .connection_timeout_s = (unsigned)(c->http_connection_timeout_s + 0.5),
-      .request_timeout_ms = (unsigned)(c->http_request_timeout_s * 1000 + 0.5),
-      .header_timeout_ms = (unsigned)(c->http_header_timeout_s * 1000 + 0.5),
-      .max_connections = (unsigned)c->http_max_connections,
-      .probe_listen = c->http_probe_listen,
-  };
+  cs_server_opts opts = server_opts(c);
   cs_server_handler handler = {
       .ctx = sv->decider, .handle = handle, .ready = ready};
   char err[256] = "";
@@ -655,6 +689,8 @@ int cs_cmd_serve(int argc, char **argv)
   build_catalog(&sv, &errors);
   build_zones(&sv, &errors);
   build_signals(&sv, &errors);
+  if (print && rc == CS_OK && !errors.len)
+    check_start(sv.cfg, &errors);
   if (rc != CS_OK || errors.len) {
     fwrite(errors.data, 1, errors.len, stderr);
     fputs("carbonshift serve: invalid configuration; see 'carbonshift help "

@@ -1210,6 +1210,69 @@ START_TEST(test_config_binary_print_config)
 }
 END_TEST
 
+/* --print-config also makes the checks of starting that need no socket:
+ * the listen address's form, the TLS pair, the kubeconfig, in-cluster
+ * files; each problem is one "config:" line and the exit status 2. */
+START_TEST(test_config_binary_print_config_checks_start)
+{
+  static run_result r;
+  char *envp[] = {NULL};
+  char *bad_listen[] = {"carbonshift", "serve", "--print-config",
+                        "--listen",    "foo:1", NULL};
+  run(bad_listen, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_str_eq(r.out, "");
+  ASSERT_HAS(r.err, "config: listen address \"foo:1\": \"foo\" is not a "
+                    "numeric IP address (or localhost)");
+
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  char *bad_pair[] = {"carbonshift", "serve",       "--print-config",
+                      "--tls-cert",  t.server_cert, "--tls-key",
+                      t.client_key,  NULL};
+  run(bad_pair, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ASSERT_HAS(r.err, "are not a usable PEM pair (an unencrypted key matching "
+                    "the first certificate)");
+  char *good_pair[] = {"carbonshift", "serve",           "--print-config",
+                       "--tls-cert",  t.server_cert,     "--tls-key",
+                       t.server_key,  "--tls-client-ca", t.ca_cert,
+                       NULL};
+  run(good_pair, envp, &r);
+  ck_assert_msg(r.status == 0, "exit %d:\n%s", r.status, r.err);
+  char *bad_ca[] = {"carbonshift", "serve",           "--print-config",
+                    "--tls-cert",  t.server_cert,     "--tls-key",
+                    t.server_key,  "--tls-client-ca", t.server_key,
+                    NULL};
+  run(bad_ca, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ASSERT_HAS(r.err, "holds no PEM certificate");
+  tu_tls_cleanup(&t);
+
+  char *not_kubeconfig = write_file("not-a-kubeconfig", "- just\n- a list\n");
+  char *bad_kc[] = {"carbonshift",  "serve",        "--print-config",
+                    "--kubeconfig", not_kubeconfig, NULL};
+  run(bad_kc, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  char *want = cs_asprintf("config: kubeconfig %s: expected a mapping at the "
+                           "top level\n",
+                           not_kubeconfig);
+  ASSERT_HAS(r.err, want);
+  free(want);
+  free(not_kubeconfig);
+
+  /* envp holds no KUBERNETES_SERVICE_HOST: not in a Pod. */
+  char *in_cluster[] = {"carbonshift",         "serve",
+                        "--print-config",      "--set",
+                        "kube.mode=inCluster", NULL};
+  run(in_cluster, envp, &r);
+  ck_assert_int_eq(r.status, 2);
+  ASSERT_HAS(r.err, "config: in-cluster: KUBERNETES_SERVICE_HOST and "
+                    "KUBERNETES_SERVICE_PORT must be set, expected to run in "
+                    "a Pod");
+}
+END_TEST
+
 /* WattTime's region names and coordinates are zone ids in settings too,
  * as on nodes (cs_zone_id_valid). */
 START_TEST(test_config_binary_zone_ids_of_every_provider)
@@ -1626,6 +1689,7 @@ static Suite *config_suite(void)
   tcase_add_checked_fixture(tb, setup, teardown);
   tcase_set_timeout(tb, 60);
   tcase_add_test(tb, test_config_binary_print_config);
+  tcase_add_test(tb, test_config_binary_print_config_checks_start);
   tcase_add_test(tb, test_config_binary_bad_config_exits_2);
   tcase_add_test(tb, test_config_binary_paths_not_regular_files_refused);
   tcase_add_test(tb, test_config_binary_zone_ids_of_every_provider);
