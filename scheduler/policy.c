@@ -531,6 +531,7 @@ static void placed(cs_policy_call *c, const char *const *names)
 static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
 {
   const cs_pod_facts *pod = c->pod;
+  int64_t margin = c->p->wait_margin_s;
   char latest[21];
   minute_time(c->latest_start, latest);
   if (pod->on_exceeded == CS_ON_EXCEEDED_REJECT)
@@ -543,12 +544,27 @@ static void no_window_text(const cs_policy_call *c, char *out, size_t cap)
     snprintf(out, cap, "; no max-delay or deadline, so no window to wait for");
   else if (c->latest_start <= c->now)
     snprintf(out, cap, "; its slack ended at %s", latest);
+  else if (c->latest_start - margin <= c->now)
+    /* Waits end `margin` before the latest start (docs/time-shifting.md,
+     * Timing), so none was searched for. */
+    snprintf(out, cap,
+             "; its slack ends at %s, too soon to wait for (a retry may take "
+             "%lld min)",
+             latest, (long long)(margin / 60));
   else if (c->planned && c->plan.forecast_short)
     snprintf(out, cap,
              "; no forecast covers a run starting within the slack (until "
              "%s)",
              latest);
-  else
+  else if (margin > 0) {
+    char until[21];
+    minute_time(c->latest_start - margin, until);
+    snprintf(out, cap,
+             "; no window within the slack fits either (starts until %s, "
+             "%lld min before the latest start %s, so that a retry reaches "
+             "them)",
+             until, (long long)(margin / 60), latest);
+  } else
     snprintf(out, cap, "; no window within the slack (until %s) fits either",
              latest);
 }
@@ -614,7 +630,7 @@ static void over_budget(cs_policy_call *c, const char *const *names)
     set_event(c, "Warning", "CarbonBudgetExceeded", note);
     return;
   }
-  char why[128];
+  char why[256];
   no_window_text(c, why, sizeof(why));
   snprintf(note, sizeof(note),
            "carbonshift: no node fits the carbon budget of %s kg (lowest "

@@ -1557,7 +1557,13 @@ START_TEST(test_decision_filter_budget_no_node_fits)
   } cases[] = {
       {"12h", "wait", "; its slack ended at 2026-11-20T21:12Z"},
       {"7d", "wait",
-       "; no window within the slack (until 2026-11-27T09:12Z) fits either"},
+       "; no window within the slack fits either (starts until "
+       "2026-11-27T09:06Z, 6 min before the latest start 2026-11-27T09:12Z, "
+       "so that a retry reaches them)"},
+      /* 164 s of slack left: less than a retry may take, so no wait. */
+      {"74h50m", "wait",
+       "; its slack ends at 2026-11-23T12:02Z, too soon to wait for (a retry "
+       "may take 6 min)"},
       {"7d", "reject", "; on-budget-exceeded: reject"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
