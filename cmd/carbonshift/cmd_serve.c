@@ -333,9 +333,6 @@ static void sink_annotate(void *ctx, const cs_pod_facts *pod,
     cs_log_error("Cannot annotate the pod", "invalid name");
 }
 
-/* Connects to the API server when configured: the Node watch feeds the node
- * cache that names-only calls need, and decisions become Events and pod
- * annotations. Returns false when a configured connection cannot be made. */
 /* Whether the service talks to an API server, and how. */
 static cs_kube_mode kube_mode(const cs_config *c)
 {
@@ -343,6 +340,7 @@ static cs_kube_mode kube_mode(const cs_config *c)
                              getenv("KUBERNETES_SERVICE_HOST"));
 }
 
+/* The client settings of the configuration, for starting and for checking. */
 static cs_kube_config kube_config(const cs_config *c, cs_kube_mode mode)
 {
   cs_kube_config kc;
@@ -359,6 +357,9 @@ static cs_kube_config kube_config(const cs_config *c, cs_kube_mode mode)
   return kc;
 }
 
+/* Connects to the API server when configured: the Node watch feeds the node
+ * cache that names-only calls need, and decisions become Events and pod
+ * annotations. Returns false when a configured connection cannot be made. */
 static bool start_kube(service *sv)
 {
   const cs_config *c = sv->cfg;
@@ -477,6 +478,7 @@ static void *await_second_signal(void *arg)
   return NULL;
 }
 
+/* The server options of the configuration, for starting and for checking. */
 static cs_server_opts server_opts(const cs_config *c)
 {
   return (cs_server_opts){
