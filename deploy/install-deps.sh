@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libcjson-dev
   libcurl4-openssl-dev libssl-dev libgnutls28-dev libyaml-dev libglpk-dev)
-test_pkgs=(check openssl valgrind curl jq clang-14 libclang-rt-14-dev)
+test_pkgs=(check openssl valgrind curl jq clang-14 libclang-rt-14-dev libnghttp2-dev)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
