@@ -1022,8 +1022,27 @@ static size_t on_header(char *b, size_t sz, size_t n, void *ud)
   return sz * n;
 }
 
-static void perform(cs_kube *k, CURL *h, req *r)
+/* Makes one request on *hp, a thread's own handle, which keeps its
+ * connections between requests. A request that did not end cleanly (no
+ * answer, cut, timed out, broken) leaves its connection in doubt: on
+ * HTTP/2, which kube-apiserver speaks over TLS, libcurl resets only the
+ * stream and keeps the connection for the next request, which on a
+ * connection that died without a word would wait until TCP gives up
+ * (about 15 min). So such a request drops the handle and its
+ * connections: the next one connects afresh. *hp is NULL when no new
+ * handle could be made; the next call tries again. */
+static void perform(cs_kube *k, CURL **hp, req *r)
 {
+  r->cerr[0] = '\0';
+  r->status = 0;
+  r->idled = false;
+  if (!*hp && !(*hp = curl_easy_init())) {
+    r->curl = CURLE_OUT_OF_MEMORY;
+    metric_add(k, "carbonshift_kube_requests_total", r->verb, "0");
+    STAT_ADD(k, requests_failed);
+    return;
+  }
+  CURL *h = *hp;
   struct curl_slist *hdr = NULL;
   char *url = cs_asprintf("%s%s", k->server, r->path);
   curl_easy_reset(h);
@@ -1041,7 +1060,6 @@ static void perform(cs_kube *k, CURL *h, req *r)
   r->k = k;
   r->seen_bytes = 0;
   r->last_byte_ns = cs_clock_mono_ns();
-  r->idled = false;
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_check);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
   r->retry_after = -1; /* this answer's alone */
@@ -1086,8 +1104,6 @@ static void perform(cs_kube *k, CURL *h, req *r)
       curl_easy_setopt(h, CURLOPT_SSLKEY, k->key_file);
     }
   }
-  r->cerr[0] = '\0';
-  r->status = 0;
   r->curl = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
   char code[16];
@@ -1103,6 +1119,10 @@ static void perform(cs_kube *k, CURL *h, req *r)
   /* The handle keeps a pointer to the header list: drop it. */
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
   free(url);
+  if ((r->curl != CURLE_OK || r->idled) && !atomic_load(&k->stop)) {
+    curl_easy_cleanup(h);
+    *hp = curl_easy_init();
+  }
 }
 
 static size_t write_buf(char *p, size_t sz, size_t n, void *ud)
@@ -1114,14 +1134,14 @@ static size_t write_buf(char *p, size_t sz, size_t n, void *ud)
 
 /* A buffered request; a 401 with a rotated token file is retried once with
  * the new token. */
-static void request(cs_kube *k, CURL *h, req *r, cs_buf *resp)
+static void request(cs_kube *k, CURL **hp, req *r, cs_buf *resp)
 {
   for (int attempt = 0; attempt < 2; attempt++) {
     token_refresh(k, false);
     cs_buf_reset(resp);
     r->write = write_buf;
     r->ud = resp;
-    perform(k, h, r);
+    perform(k, hp, r);
     if (!(r->curl == CURLE_OK && r->status == 401 && token_refresh(k, true)))
       break;
   }
@@ -1293,7 +1313,7 @@ static cs_err list_page(cs_kube *k, const char *body, size_t len, bool first,
 
 /* Lists every Node page by page into the sink; rv gets the list's
  * resourceVersion. */
-static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
+static cs_err list_nodes(cs_kube *k, CURL **hp, char *rv, const char *reason,
                          char *err, size_t errcap)
 {
   cs_err rc = CS_OK;
@@ -1310,7 +1330,7 @@ static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
   if (k->wstate != WS_FAILING)
     k->wstate = WS_LISTING;
   do {
-    char *esc = cont ? curl_easy_escape(h, cont, 0) : NULL;
+    char *esc = cont ? curl_easy_escape(NULL, cont, 0) : NULL;
     char *path =
         cs_asprintf("/api/v1/nodes?limit=%d%s%s", k->cfg.list_page_size,
                     esc ? "&continue=" : "", esc ? esc : "");
@@ -1319,7 +1339,7 @@ static cs_err list_nodes(cs_kube *k, CURL *h, char *rv, const char *reason,
              .method = "GET",
              .path = path,
              .timeout_ms = (long)(k->cfg.request_timeout_s * 1000 * 6)};
-    request(k, h, &r, &body);
+    request(k, hp, &r, &body);
     free(path);
     if (stopping(k)) {
       rc = CS_EBUSY;
@@ -1375,7 +1395,7 @@ static const char *const wres_names[] = {"timeout",      "dropped", "gone",
 
 typedef struct wctx {
   cs_kube *k;
-  CURL *h;
+  CURL **hp; /* the handle of the transfer under way */
   char *rv;
   cs_buf line;
   cs_buf errbody;
@@ -1450,7 +1470,7 @@ static size_t watch_write(char *p, size_t sz, size_t n, void *ud)
 {
   wctx *w = ud;
   if (!w->checked) {
-    curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
+    curl_easy_getinfo(*w->hp, CURLINFO_RESPONSE_CODE, &w->status);
     w->checked = true;
   }
   if (w->status != 200) {
@@ -1481,10 +1501,10 @@ static size_t watch_write(char *p, size_t sz, size_t n, void *ud)
   return n;
 }
 
-static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *events, char *err,
-                       size_t errcap)
+static wres watch_once(cs_kube *k, CURL **hp, char *rv, size_t *events,
+                       char *err, size_t errcap)
 {
-  wctx w = {.k = k, .h = h, .rv = rv};
+  wctx w = {.k = k, .hp = hp, .rv = rv};
   wres res = W_ERROR;
   cs_buf_init(&w.line, k->cfg.max_line_bytes);
   cs_buf_init(&w.errbody, ERRBODY_MAX_BYTES);
@@ -1512,20 +1532,30 @@ static wres watch_once(cs_kube *k, CURL *h, char *rv, size_t *events, char *err,
              .idle_s = k->cfg.watch_idle_s,
              .write = watch_write,
              .ud = &w};
-    perform(k, h, &r);
+    perform(k, hp, &r);
     *events = w.events;
     if (stopping(k)) {
       res = W_STOP;
       break;
     }
     if (r.idled && !w.ended) {
-      /* Headers came: the watch was established, then went silent. None:
-       * the server never answered, which is a failure. */
-      res = r.status == 200 ? W_IDLE : W_DROPPED;
-      snprintf(err, errcap, "%s within %d s",
-               r.status == 200 ? "no event or bookmark"
-                               : "no answer to the watch",
-               k->cfg.watch_idle_s);
+      /* A 200 came: the watch was established, then went silent. No
+       * answer, or another status whose body stalled: a failure. */
+      if (r.status == 200) {
+        res = W_IDLE;
+        snprintf(err, errcap, "no event or bookmark within %d s",
+                 k->cfg.watch_idle_s);
+      } else if (r.status == 0) {
+        res = W_DROPPED;
+        snprintf(err, errcap, "no answer to the watch within %d s",
+                 k->cfg.watch_idle_s);
+      } else {
+        res = W_ERROR;
+        snprintf(err, errcap,
+                 "the watch was answered %ld, then nothing more came "
+                 "within %d s",
+                 r.status, k->cfg.watch_idle_s);
+      }
       break;
     }
     if (w.ended) {
@@ -1575,7 +1605,7 @@ static void *watch_main(void *arg)
   while (!stopping(k)) {
     if (need_list) {
       err[0] = '\0';
-      cs_err rc = list_nodes(k, h, rv, reason, err, sizeof(err));
+      cs_err rc = list_nodes(k, &h, rv, reason, err, sizeof(err));
       if (stopping(k))
         break;
       if (rc) {
@@ -1605,7 +1635,7 @@ static void *watch_main(void *arg)
     size_t events = 0;
     uint64_t t0 = cs_clock_mono_ns();
     err[0] = '\0';
-    wres res = watch_once(k, h, rv, &events, err, sizeof(err));
+    wres res = watch_once(k, &h, rv, &events, err, sizeof(err));
     double took = (double)(cs_clock_mono_ns() - t0) / 1e9;
     if (res == W_STOP)
       break;
@@ -1778,13 +1808,37 @@ typedef struct send_try {
  * Events and patches queued behind the one retried wait with it. */
 #define SEND_RETRY_MAX_S 10
 
+/* Whether a request that got no answer failed for a reason that stays:
+ * the server's certificate or the client's own TLS files, or a server URL
+ * this libcurl cannot use. Sent again, it fails the same way. */
+static bool failure_lasts(CURLcode c)
+{
+  switch (c) {
+  case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT:
+  case CURLE_NOT_BUILT_IN:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_CLIENTCERT:
+    return true;
+  default:
+    return false;
+  }
+}
+
 /* Whether a failed request may succeed when sent again unchanged: no
- * answer at all, or an API server (or proxy) busy, throttling or between
- * restarts. A 4xx other than 429 is the request's own fault. */
+ * answer (unless for a reason that stays), or an API server (or proxy)
+ * busy, throttling or between restarts. A 4xx other than 429 is the
+ * request's own fault. */
 static bool may_pass(const req *r)
 {
   if (r->status == 0)
-    return r->curl != CURLE_OK;
+    return r->curl != CURLE_OK && !failure_lasts(r->curl);
   return r->status == 429 || r->status == 500 || r->status == 502 ||
          r->status == 503 || r->status == 504;
 }
@@ -1811,8 +1865,9 @@ static cs_err annotation_patch(const char *uid, const char *const *keys,
   return cs_buf_error(b);
 }
 
-static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
-                         const char *body, size_t len, send_try *t)
+static cs_err patch_send(cs_kube *k, CURL **hp, const char *ns,
+                         const char *name, const char *body, size_t len,
+                         send_try *t)
 {
   cs_buf resp;
   cs_buf_init(&resp, 4u << 20);
@@ -1824,7 +1879,7 @@ static cs_err patch_send(cs_kube *k, CURL *h, const char *ns, const char *name,
            .body = body,
            .bodylen = len,
            .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
-  request(k, h, &r, &resp);
+  request(k, hp, &r, &resp);
   /* A 2xx is applied, whatever became of the body after it (cut, or
    * over the cap): the answer is the Pod, which nothing here reads. */
   cs_err rc = r.status >= 200 && r.status < 300 ? CS_OK : status_err(&r);
@@ -1872,7 +1927,7 @@ cs_err cs_kube_patch_pod_annotations(cs_kube *k, const char *ns,
     rc = CS_EINTERNAL;
   send_try once = {.attempt = 1, .last = true};
   if (!rc)
-    rc = patch_send(k, h, ns, name, body.data, body.len, &once);
+    rc = patch_send(k, &h, ns, name, body.data, body.len, &once);
   if (h)
     curl_easy_cleanup(h);
   cs_buf_free(&body);
@@ -1961,7 +2016,7 @@ static void event_body(cs_kube *k, const ev_item *e, unsigned seq, cs_buf *b)
   cs_json_close(b, '}');
 }
 
-static cs_err event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq,
+static cs_err event_send(cs_kube *k, CURL **hp, const ev_item *e, unsigned seq,
                          send_try *t)
 {
   cs_buf body, resp;
@@ -1978,7 +2033,7 @@ static cs_err event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq,
            .bodylen = body.len,
            .timeout_ms = (long)(k->cfg.request_timeout_s * 1000)};
   if (cs_buf_error(&body) == CS_OK)
-    request(k, h, &r, &resp);
+    request(k, hp, &r, &resp);
   cs_err rc = cs_buf_error(&body)                 ? cs_buf_error(&body)
               : r.status >= 200 && r.status < 300 ? CS_OK
                                                   : status_err(&r);
@@ -2027,7 +2082,7 @@ static cs_err event_send(cs_kube *k, CURL *h, const ev_item *e, unsigned seq,
  * pass. For send_outage_s after an item failed so, each item gets one
  * try: retries are for a blip, and in an outage would only hold the queue
  * up. Patches and Events share it: they go to the same API server. */
-static void send_item(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
+static void send_item(cs_kube *k, CURL **hp, const ev_item *e, unsigned seq)
 {
   bool outage = k->send_outage_at > 0 &&
                 mono_s() - k->send_outage_at < k->cfg.send_outage_s;
@@ -2037,8 +2092,8 @@ static void send_item(cs_kube *k, CURL *h, const ev_item *e, unsigned seq)
   for (t.attempt = 1;; t.attempt++) {
     t.last = t.attempt >= attempts;
     rc = e->patch
-             ? patch_send(k, h, e->ns, e->pod, e->patch, strlen(e->patch), &t)
-             : event_send(k, h, e, seq, &t);
+             ? patch_send(k, hp, e->ns, e->pod, e->patch, strlen(e->patch), &t)
+             : event_send(k, hp, e, seq, &t);
     if (rc != CS_EBUSY)
       break;
     double delay = 0.5 * (double)(1 << (t.attempt - 1));
@@ -2078,7 +2133,7 @@ static void *event_main(void *arg)
     seq = ++k->ev_seq;
     k->ev_busy = true;
     pthread_mutex_unlock(&k->ev_mu);
-    send_item(k, h, &e, seq);
+    send_item(k, &h, &e, seq);
     ev_item_free(&e);
     pthread_mutex_lock(&k->ev_mu);
     k->ev_busy = false;

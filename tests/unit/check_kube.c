@@ -1,6 +1,8 @@
 /* Tests of the Kubernetes API client against a fake API server in the test
  * process (fake_kube.c): list and watch with bookmarks, a dropped watch,
- * 410 Gone, an expired token, annotation patches, Events, kubeconfigs. */
+ * 410 Gone, an expired token, annotation patches, Events, kubeconfigs;
+ * and, over HTTP/2 and TLS as kube-apiserver speaks (fake_h2.c), what
+ * becomes of a connection that died without a word. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -16,8 +18,10 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
+#include "fake_h2.h"
 #include "fake_kube.h"
 #include "scheduler/kube.h"
+#include "tls_testutil.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -116,9 +120,13 @@ static const fk_request *wait_request(fk_server *s, size_t i)
   return fk_get(s, i);
 }
 
-/* A kubeconfig with a token user pointing at the fake server. */
-static char *token_kubeconfig(const char *url, const char *ns)
+/* A kubeconfig with a token user pointing at the server at url, in
+ * namespace ns, trusting ca_file (NULL: the system's CAs). */
+static char *token_kubeconfig(const char *url, const char *ns,
+                              const char *ca_file)
 {
+  char *ca = ca_file ? cs_asprintf("    certificate-authority: %s\n", ca_file)
+                     : cs_strdup("");
   char *text = cs_asprintf("apiVersion: v1\n"
                            "kind: Config\n"
                            "current-context: test\n"
@@ -126,6 +134,7 @@ static char *token_kubeconfig(const char *url, const char *ns)
                            "- name: fake\n"
                            "  cluster:\n"
                            "    server: %s\n"
+                           "%s"
                            "contexts:\n"
                            "- name: test\n"
                            "  context:\n"
@@ -136,15 +145,18 @@ static char *token_kubeconfig(const char *url, const char *ns)
                            "- name: tester\n"
                            "  user:\n"
                            "    token: s3cret\n",
-                           url, ns);
+                           url, ca, ns);
   char *path = write_tmp("kubeconfig", text);
+  free(ca);
   free(text);
   return path;
 }
 
-static cs_kube *client_for(const char *url, cs_kube_config *cfg)
+/* A client of the server at url, trusting ca_file (NULL: the system's). */
+static cs_kube *client_trusting(const char *url, const char *ca_file,
+                                cs_kube_config *cfg)
 {
-  char *kc = token_kubeconfig(url, "default");
+  char *kc = token_kubeconfig(url, "default", ca_file);
   cfg->mode = CS_KUBE_KUBECONFIG;
   cfg->kubeconfig = kc;
   char err[512];
@@ -153,6 +165,11 @@ static cs_kube *client_for(const char *url, cs_kube_config *cfg)
   ck_assert_msg(rc == CS_OK, "cs_kube_new: %s", err);
   free(kc);
   return k;
+}
+
+static cs_kube *client_for(const char *url, cs_kube_config *cfg)
+{
+  return client_trusting(url, NULL, cfg);
 }
 
 /* carbonshift_kube_node_lists_total{reason, result}, 0 when absent. */
@@ -2082,6 +2099,205 @@ START_TEST(test_kube_new_kubeconfig_not_a_file)
 }
 END_TEST
 
+/* ------------------------------------------------ over HTTP/2 and TLS */
+
+/* Makes certificates into t and serves HTTP/2 with them, answering with
+ * h. */
+static fh2_server *start_h2(tu_tls *t, fh2_handler h)
+{
+  ck_assert(tu_tls_make(t));
+  fh2_server *s = fh2_start(t->server_cert, t->server_key, h, NULL);
+  ck_assert_ptr_nonnull(s);
+  return s;
+}
+
+/* A client of s, trusting ca_file, whose watch gives up on silence after
+ * 1 s, watching into r. */
+static cs_kube *start_h2_watch(fh2_server *s, const char *ca_file, rec *r)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.watch_idle_s = 1;
+  cs_kube *k = client_trusting(fh2_url(s), ca_file, &cfg);
+  cs_kube_node_sink sink = {r, rec_begin, rec_upsert, rec_remove, rec_end};
+  ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_OK);
+  return k;
+}
+
+/* Answers a list with an empty NodeList; false for a watch. */
+static bool h2_empty_list(const char *path, fh2_reply *out)
+{
+  if (strstr(path, "watch=1"))
+    return false;
+  out->body = cs_strdup("{\"kind\":\"NodeList\",\"apiVersion\":\"v1\","
+                        "\"metadata\":{\"resourceVersion\":\"5\"},"
+                        "\"items\":[]}");
+  return true;
+}
+
+/* Lists; every watch sends a bookmark, then its connection dies with the
+ * stream open, as when the API server's host is lost. */
+static void h2_watch_dies_handler(void *ud, const char *method,
+                                  const char *path, size_t conn, size_t index,
+                                  fh2_reply *out)
+{
+  if (h2_empty_list(path, out))
+    return;
+  out->body = cs_strdup("{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Node\","
+                        "\"apiVersion\":\"v1\",\"metadata\":"
+                        "{\"resourceVersion\":\"7\"}}}\n");
+  out->end = FH2_DEAD_AFTER;
+}
+
+/* A watch gone silent is cut after watch_idle_s; over HTTP/2 libcurl
+ * would keep the dead connection and send the renewed watch down it, to
+ * wait there until TCP gives up. The renewal comes on a new connection,
+ * from the last resourceVersion. */
+START_TEST(test_kube_h2_watch_renewed_on_new_connection)
+{
+  tu_tls t;
+  fh2_server *s = start_h2(&t, h2_watch_dies_handler);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube *k = start_h2_watch(s, t.ca_cert, &r);
+  /* The list, the watch, the renewed watch. */
+  ck_assert_msg(fh2_wait_requests(s, 3, 8000),
+                "the renewed watch never came (%zu requests on %zu "
+                "connections)",
+                fh2_request_count(s), fh2_connections(s));
+  cs_kube_free(k);
+  ck_assert_ptr_nonnull(strstr(fh2_request_path(s, 1), "watch=1"));
+  ck_assert_ptr_nonnull(strstr(fh2_request_path(s, 2), "watch=1"));
+  ck_assert_ptr_nonnull(strstr(fh2_request_path(s, 2), "resourceVersion=7"));
+  ck_assert_uint_ne(fh2_request_conn(s, 2), fh2_request_conn(s, 1));
+  fh2_stop(s);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+/* The first request's connection dies unanswered; others get a 200 (201
+ * for a POST). */
+static void h2_first_dies_handler(void *ud, const char *method,
+                                  const char *path, size_t conn, size_t index,
+                                  fh2_reply *out)
+{
+  if (index == 0) {
+    out->end = FH2_DEAD;
+    return;
+  }
+  out->status = strcmp(method, "POST") == 0 ? 201 : 200;
+  out->body = cs_strdup("{}");
+}
+
+/* A patch or Event that timed out on a connection gone dead is sent again
+ * on a new one, and arrives; not three times down the dead one. */
+START_TEST(test_kube_h2_send_retried_on_new_connection)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  for (int patch = 0; patch < 2; patch++) {
+    fh2_server *s =
+        fh2_start(t.server_cert, t.server_key, h2_first_dies_handler, NULL);
+    ck_assert_ptr_nonnull(s);
+    cs_kube_config cfg;
+    fast_config(&cfg);
+    cfg.request_timeout_s = 1;
+    cs_kube *k = client_trusting(fh2_url(s), t.ca_cert, &cfg);
+    cs_kube_event ev = {.ns = "ml",
+                        .pod = "train-1",
+                        .reason = "CarbonDeferred",
+                        .action = "Defer",
+                        .note = "waiting"};
+    if (patch)
+      ck_assert_int_eq(cs_kube_patch_pod_annotations_async(k, "ml", "train-1",
+                                                           "uid-1", plan_keys,
+                                                           plan_vals, 1),
+                       CS_OK);
+    else
+      ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+    cs_kube_stats st;
+    ck_assert(wait_settled(k, (uint64_t)patch, (uint64_t)!patch, &st));
+    uint64_t sent = patch ? st.patches_sent : st.events_sent;
+    ck_assert_uint_eq(sent, 1);
+    ck_assert_uint_eq(fh2_request_count(s), 2);
+    ck_assert_uint_ne(fh2_request_conn(s, 1), fh2_request_conn(s, 0));
+    ck_assert_str_eq(fh2_request_path(s, 1), fh2_request_path(s, 0));
+    cs_kube_free(k);
+    fh2_stop(s);
+  }
+  tu_tls_cleanup(&t);
+  char *log = log_text();
+  ck_assert_ptr_null(strstr(log, "Cannot send a pod event"));
+  ck_assert_ptr_null(strstr(log, "Cannot annotate pod"));
+  free(log);
+}
+END_TEST
+
+/* Sent again, a request refused by certificate verification would fail
+ * the same way: it is tried once, failed, and says why. */
+START_TEST(test_kube_h2_untrusted_server_not_retried)
+{
+  tu_tls t;
+  fh2_server *s = start_h2(&t, h2_first_dies_handler);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  /* A certificate from an unrelated CA, which did not sign the server's. */
+  cs_kube *k = client_trusting(fh2_url(s), t.rogue_cert, &cfg);
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "train-1",
+                      .reason = "CarbonDeferred",
+                      .action = "Defer",
+                      .note = "waiting"};
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  cs_kube_stats st;
+  ck_assert(wait_settled(k, 0, 1, &st));
+  sleep_ms(700); /* a retry would have come after 0.5 s */
+  cs_kube_get_stats(k, &st);
+  ck_assert_uint_eq(st.events_failed, 1);
+  ck_assert_uint_eq(st.requests_failed, 1);
+  ck_assert_uint_eq(fh2_connections(s), 1);
+  ck_assert_uint_eq(fh2_request_count(s), 0);
+  cs_kube_free(k);
+  fh2_stop(s);
+  tu_tls_cleanup(&t);
+  char *log = log_text();
+  ck_assert_ptr_nonnull(strstr(log, "Cannot send a pod event"));
+  ck_assert_ptr_nonnull(strstr(log, "certificate"));
+  free(log);
+}
+END_TEST
+
+/* Lists; every watch is answered 500, then its body stalls. */
+static void h2_watch_500_stalls_handler(void *ud, const char *method,
+                                        const char *path, size_t conn,
+                                        size_t index, fh2_reply *out)
+{
+  if (h2_empty_list(path, out))
+    return;
+  out->status = 500;
+  out->body = cs_strdup("{\"kind\":\"Status\",");
+  out->end = FH2_DEAD_AFTER;
+}
+
+/* A watch answered with an error whose body never ends is a failure that
+ * says which status came, not "no answer" nor a quiet renewal. */
+START_TEST(test_kube_h2_watch_error_stalled_is_failure)
+{
+  tu_tls t;
+  fh2_server *s = start_h2(&t, h2_watch_500_stalls_handler);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube *k = start_h2_watch(s, t.ca_cert, &r);
+  ck_assert(fh2_wait_requests(s, 3, 8000));
+  cs_kube_free(k);
+  fh2_stop(s);
+  tu_tls_cleanup(&t);
+  char *log = log_text();
+  ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"Node watch failed\",\"err\":"
+                                    "\"the watch was answered 500, then "
+                                    "nothing more came within 1 s\""));
+  free(log);
+}
+END_TEST
+
 static Suite *kube_suite(void)
 {
   Suite *s = suite_create("kube");
@@ -2123,6 +2339,14 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_new_kubeconfig_missing_file);
   tcase_add_test(tc, test_kube_new_kubeconfig_not_a_file);
   suite_add_tcase(s, tc);
+  TCase *th = tcase_create("h2");
+  tcase_add_checked_fixture(th, setup, teardown);
+  tcase_set_timeout(th, 30);
+  tcase_add_test(th, test_kube_h2_watch_renewed_on_new_connection);
+  tcase_add_test(th, test_kube_h2_send_retried_on_new_connection);
+  tcase_add_test(th, test_kube_h2_untrusted_server_not_retried);
+  tcase_add_test(th, test_kube_h2_watch_error_stalled_is_failure);
+  suite_add_tcase(s, th);
   return s;
 }
 
