@@ -1548,6 +1548,25 @@ static cs_err check_opts(const cs_server_opts *o, char *err, size_t errlen)
   return CS_OK;
 }
 
+/* Loads the HTTPS certificate and key, and with a client CA (mTLS) its
+ * trust and PEM text, which cs_server_new and cs_server_check both need:
+ * the check must fail on exactly what starting would. The outputs are the
+ * caller's, set as far as loading got, also on failure. */
+static cs_err load_tls(const cs_server_opts *o, cs_tls_certs **certs,
+                       cs_tls_trust **trust, char **ca_pem, char *err,
+                       size_t errlen)
+{
+  uint64_t reload_ns = (uint64_t)o->tls_reload_check_ms * 1000000u;
+  cs_err rc = cs_tls_certs_new(o->tls_cert_file, o->tls_key_file, reload_ns,
+                               certs, err, errlen);
+  if (!rc && o->tls_client_ca_file)
+    rc = cs_tls_trust_new(o->tls_client_ca_file, reload_ns, trust, err, errlen);
+  if (!rc && *trust)
+    rc = cs_tls_read_pem("TLS client CA", o->tls_client_ca_file, ca_pem, err,
+                         errlen);
+  return rc;
+}
+
 cs_err cs_server_check(const cs_server_opts *o, char *err, size_t errlen)
 {
   if (!o) {
@@ -1565,10 +1584,9 @@ cs_err cs_server_check(const cs_server_opts *o, char *err, size_t errlen)
   if (!rc && o->tls_cert_file) {
     cs_tls_certs *certs = NULL;
     cs_tls_trust *trust = NULL;
-    rc = cs_tls_certs_new(o->tls_cert_file, o->tls_key_file, 0, &certs, err,
-                          errlen);
-    if (!rc && o->tls_client_ca_file)
-      rc = cs_tls_trust_new(o->tls_client_ca_file, 0, &trust, err, errlen);
+    char *ca_pem = NULL;
+    rc = load_tls(o, &certs, &trust, &ca_pem, err, errlen);
+    free(ca_pem);
     cs_tls_trust_free(trust);
     cs_tls_certs_free(certs);
   }
@@ -1610,16 +1628,7 @@ cs_err cs_server_new(const cs_server_opts *o, const cs_server_handler *h,
     s->id_seed = cs_clock_mono_ns() ^ ((uint64_t)getpid() << 32);
 
   if (o->tls_cert_file) {
-    rc = cs_tls_certs_new(o->tls_cert_file, o->tls_key_file,
-                          (uint64_t)o->tls_reload_check_ms * 1000000u,
-                          &s->certs, err, errlen);
-    if (!rc && o->tls_client_ca_file)
-      rc = cs_tls_trust_new(o->tls_client_ca_file,
-                            (uint64_t)o->tls_reload_check_ms * 1000000u,
-                            &s->trust, err, errlen);
-    if (!rc && s->trust)
-      rc = cs_tls_read_pem("TLS client CA", o->tls_client_ca_file, &s->ca_pem,
-                           err, errlen);
+    rc = load_tls(o, &s->certs, &s->trust, &s->ca_pem, err, errlen);
     if (rc)
       goto out;
     s->mtls = s->trust != NULL;
