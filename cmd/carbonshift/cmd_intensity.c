@@ -142,19 +142,20 @@ static int usage_error(const char *fmt, const char *arg)
   return 2;
 }
 
-/* The configuration flags that only `serve` acts on: taking them here
- * would let a user believe they changed the answer. NULL when `a` is not
- * one; else the flag's name. */
-static const char *serve_only_flag(const char *a)
+/* Whether `a` is the flag of a setting only `serve` acts on: those of
+ * its listeners, TLS and Kubernetes client. Taking them here would let a
+ * user believe they changed the answer. */
+static bool serve_only_flag(const char *a)
 {
-  static const char *const flags[] = {"--listen",        "--probe-listen",
-                                      "--tls-cert",      "--tls-key",
-                                      "--tls-client-ca", "--kubeconfig"};
-  size_t n = strcspn(a, "=");
-  for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
-    if (strlen(flags[k]) == n && !strncmp(a, flags[k], n))
-      return flags[k];
-  return NULL;
+  static const char *const sections[] = {"listen", "http", "tls", "kube"};
+  const char *name = cs_config_flag_setting(a);
+  if (!name)
+    return false;
+  size_t n = strcspn(name, ".");
+  for (size_t k = 0; k < sizeof(sections) / sizeof(sections[0]); k++)
+    if (strlen(sections[k]) == n && !strncmp(name, sections[k], n))
+      return true;
+  return false;
 }
 
 /* Reads the command's own flags; the rest go to the configuration. */
@@ -186,9 +187,11 @@ static int parse_args(int argc, char **argv, cs_config_flags *flags,
       }
       i += 2;
     } else if (serve_only_flag(a)) {
+      char flag[64];
+      snprintf(flag, sizeof(flag), "%.*s", (int)strcspn(a, "="), a);
       return usage_error("%s is a flag of 'carbonshift serve': intensity "
                          "neither listens nor reads Kubernetes",
-                         serve_only_flag(a));
+                         flag);
     } else {
       bool taken;
       char err[256];

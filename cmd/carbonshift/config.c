@@ -2098,32 +2098,57 @@ static void add_flag(cs_config_flags *f, int idx, const char *name,
                               .source = source};
 }
 
-cs_err cs_config_flags_take(cs_config_flags *f, int argc, char **argv, int *i,
-                            bool *taken, char *err, size_t errcap)
+/* The flag `arg` names, in its long form ("-v=2" and "--v" are "--v"),
+ * into flag; false when arg is not written as a flag. Whether it is one of
+ * ours is the caller's to find. *value: after its '=', or NULL. */
+static bool flag_name(const char *arg, char flag[64], const char **value)
 {
-  const char *arg = argv[*i];
-  *taken = false;
   if (arg[0] != '-' || !arg[1])
-    return CS_OK;
+    return false;
   bool dashdash = arg[1] == '-';
   const char *name = arg + (dashdash ? 2 : 1);
   const char *eq = strchr(name, '=');
   size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
   /* One dash only for one-letter flags (-v 2), as klog does. */
-  if (!dashdash && nlen != 1)
-    return CS_OK;
-  char flag[64];
-  if (nlen + 3 > sizeof(flag))
-    return CS_OK;
-  snprintf(flag, sizeof(flag), "--%.*s", (int)nlen, name);
-  int idx = -1;
-  bool is_config = !strcmp(flag, "--config"), is_set = !strcmp(flag, "--set");
-  for (size_t k = 0; k < NSETTINGS && idx < 0; k++)
+  if ((!dashdash && nlen != 1) || nlen + 3 > 64)
+    return false;
+  snprintf(flag, 64, "--%.*s", (int)nlen, name);
+  *value = eq ? eq + 1 : NULL;
+  return true;
+}
+
+/* The index of the setting whose flag is `flag` (long form), or -1. */
+static int flag_setting(const char *flag)
+{
+  for (size_t k = 0; k < NSETTINGS; k++)
     if (settings[k].flag && !strcmp(settings[k].flag, flag))
-      idx = (int)k;
+      return (int)k;
+  return -1;
+}
+
+const char *cs_config_flag_setting(const char *arg)
+{
+  char flag[64];
+  const char *value;
+  if (!flag_name(arg, flag, &value))
+    return NULL;
+  int idx = flag_setting(flag);
+  return idx < 0 ? NULL : settings[idx].name;
+}
+
+cs_err cs_config_flags_take(cs_config_flags *f, int argc, char **argv, int *i,
+                            bool *taken, char *err, size_t errcap)
+{
+  const char *arg = argv[*i];
+  *taken = false;
+  char flag[64];
+  const char *value;
+  if (!flag_name(arg, flag, &value))
+    return CS_OK;
+  int idx = flag_setting(flag);
+  bool is_config = !strcmp(flag, "--config"), is_set = !strcmp(flag, "--set");
   if (idx < 0 && !is_config && !is_set)
     return CS_OK;
-  const char *value = eq ? eq + 1 : NULL;
   if (!value) {
     if (*i + 1 >= argc) {
       snprintf(err, errcap, "%s needs a value%s", arg,

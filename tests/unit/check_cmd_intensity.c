@@ -223,6 +223,16 @@ START_TEST(test_cmd_intensity_errors)
   ck_assert_ptr_nonnull(strstr(err, "--kubeconfig is a flag of"));
   free(out);
   free(err);
+  ck_assert_int_eq(
+      run_err(&out, &err, 5, "--zone", "DE", "--tls-client-ca", "/ca.pem"), 2);
+  ck_assert_ptr_nonnull(strstr(err, "--tls-client-ca is a flag of"));
+  free(out);
+  free(err);
+  /* The other configuration flags are taken: the log's verbosity. */
+  ck_assert_int_eq(run_err(&out, &err, 5, "--zone", "DE", "-v", "1"), 0);
+  ck_assert_ptr_nonnull(strstr(out, "zone DE:"));
+  free(out);
+  free(err);
   /* Provider down: nothing printed, status 1. */
   fh_set(srv, "/v3/carbon-intensity/latest",
          (fh_reply){.status = 500, .body = "down"});
