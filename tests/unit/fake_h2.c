@@ -117,8 +117,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
     free(st->path);
     st->path = cs_strndup((const char *)value, valuelen);
   } else if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
-    size_t n = valuelen < sizeof(st->method) - 1 ? valuelen
-                                                 : sizeof(st->method) - 1;
+    size_t n =
+        valuelen < sizeof(st->method) - 1 ? valuelen : sizeof(st->method) - 1;
     memcpy(st->method, value, n);
     st->method[n] = '\0';
   }
@@ -210,8 +210,7 @@ static void *conn_main(void *arg)
     goto out;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_send_callback(cb, on_send);
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cb,
-                                                          on_begin_headers);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
   nghttp2_session_server_new(&c->session, cb, c);
@@ -307,12 +306,10 @@ fh2_server *fh2_start(const char *cert_file, const char *key_file,
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   s->ctx = SSL_CTX_new(TLS_server_method());
-  if (!s->ctx ||
-      !SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION) ||
+  if (!s->ctx || !SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION) ||
       SSL_CTX_use_certificate_chain_file(s->ctx, cert_file) != 1 ||
       SSL_CTX_use_PrivateKey_file(s->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-    fprintf(stderr, "fh2_start: cannot load %s and %s\n", cert_file,
-            key_file);
+    fprintf(stderr, "fh2_start: cannot load %s and %s\n", cert_file, key_file);
     ERR_print_errors_fp(stderr);
     goto fail;
   }
