@@ -55,8 +55,10 @@ void cs_policy_end(cs_policy_call *c)
   for (size_t i = 0; i < c->n; i++)
     free(c->nodes[i].reason);
   free(c->nodes);
-  for (size_t z = 0; z < c->nzones; z++)
+  for (size_t z = 0; z < c->nzones; z++) {
     cs_series_free(&c->zones[z].forecast);
+    cs_series_free(&c->zones[z].forecast_now);
+  }
   free(c->zones);
   memset(c, 0, sizeof(*c));
 }
@@ -79,7 +81,8 @@ const char *cs_policy_zone_of(const cs_policy_call *c, size_t i)
 /* The index of the zone in the call's table, looking its data up on first
  * use: a call with thousands of nodes asks once per zone. The current
  * value and the forecast come from one provider (cs_signals_zone_data),
- * from CS_SIGNALS_FORECAST_BACK_S back, to cover a planned start. */
+ * from CS_SIGNALS_FORECAST_BACK_S back, to cover a planned start; judged
+ * at a planned start, also as judged at now (cs_zone_eval.found_now). */
 static int zone_index(cs_policy_call *c, const char *zone)
 {
   if (!zone[0])
@@ -96,12 +99,31 @@ static int zone_index(cs_policy_call *c, const char *zone)
   snprintf(z->zone, sizeof(z->zone), "%s", zone);
   int64_t horizon =
       c->p->forecast_horizon_s > 0 ? c->p->forecast_horizon_s : 72 * 3600;
-  if (cs_signals_zone_data(c->p->signals, zone, c->now, c->at,
-                           c->now - CS_SIGNALS_FORECAST_BACK_S,
-                           c->now + horizon, &z->sig, &z->found, &z->forecast,
+  int64_t from = c->now - CS_SIGNALS_FORECAST_BACK_S, to = c->now + horizon;
+  if (cs_signals_zone_data(c->p->signals, zone, c->now, c->at, from, to,
+                           &z->sig, &z->found, &z->forecast,
                            &z->has_forecast) != CS_OK)
     z->found = z->has_forecast = false;
+  if (c->at != c->now &&
+      cs_signals_zone_data(c->p->signals, zone, c->now, c->now, from, to,
+                           &z->sig_now, &z->found_now, &z->forecast_now,
+                           &z->has_forecast_now) != CS_OK)
+    z->found_now = z->has_forecast_now = false;
   return (int)c->nzones++;
+}
+
+/* Judged at now after all (settle_at): the zone's data as now takes it
+ * replaces that of the planned start. The means are dropped with it. */
+static void zone_judge_at_now(cs_zone_eval *z)
+{
+  cs_series_free(&z->forecast);
+  z->found = z->found_now;
+  z->sig = z->sig_now;
+  z->has_forecast = z->has_forecast_now;
+  z->forecast = z->forecast_now;
+  memset(&z->forecast_now, 0, sizeof(z->forecast_now));
+  z->found_now = z->has_forecast_now = false;
+  z->nmeans = 0;
 }
 
 static const cs_series *zone_forecast(const cs_policy_call *c, int zone)
@@ -133,8 +155,15 @@ static bool run_intensity(cs_policy_call *c, int zone, int64_t from,
       return z->means[k].ok;
     }
   cs_run_mean m = {.from = from, .runtime_s = runtime_s};
-  m.ok = cs_plan_intensity_now(zone_forecast(c, zone), zone_current(c, zone),
-                               from, runtime_s, &m.mean, &m.forecast_s);
+  /* A run from now, while the call is judged at a planned start: from the
+   * data as now takes it (est_now). */
+  bool as_now = c->at != c->now && from == c->now;
+  const cs_series *f = as_now ? (z->has_forecast_now ? &z->forecast_now : NULL)
+                              : zone_forecast(c, zone);
+  double current = as_now ? (z->found_now ? z->sig_now.g_per_kwh : -1)
+                          : zone_current(c, zone);
+  m.ok = cs_plan_intensity_now(f, current, from, runtime_s, &m.mean,
+                               &m.forecast_s);
   if (z->nmeans < CS_RUN_MEANS_MAX)
     z->means[z->nmeans++] = m;
   *mean = m.mean;
@@ -233,6 +262,8 @@ static void settle_at(cs_policy_call *c)
     e->est = e->est_now;
     e->forecast_s = e->forecast_s_now;
   }
+  for (size_t z = 0; z < c->nzones; z++)
+    zone_judge_at_now(&c->zones[z]);
   c->at = c->now;
 }
 

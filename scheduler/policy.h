@@ -69,8 +69,17 @@ typedef struct cs_zone_eval {
   cs_signal sig;
   bool has_forecast;
   cs_series forecast;
-  /* Means already taken, by run length: the nodes of a zone share a few
-   * GPU models, so thousands of nodes need a few means. */
+  /* While the call's `at` is a planned start before its `now`: the zone's
+   * data as a call judged at `now` takes it, which can come from another
+   * provider, since cs_signals_zone_data picks one by what it says for the
+   * instant judged. est_now is made from it, and settle_at puts it in place
+   * of the fields above when the call is judged at now after all. */
+  bool found_now;
+  cs_signal sig_now;
+  bool has_forecast_now;
+  cs_series forecast_now;
+  /* Means already taken, by start and run length: the nodes of a zone
+   * share a few GPU models, so thousands of nodes need a few means. */
   cs_run_mean means[CS_RUN_MEANS_MAX];
   size_t nmeans;
 } cs_zone_eval;

@@ -1427,6 +1427,102 @@ START_TEST(test_decision_policy_grace_ignores_late_nodes)
 }
 END_TEST
 
+/* Two providers for zone DE, in route order: "fresh" has no current value,
+ * only a forecast of 100 g/kWh whose first point is FRESH_FROM; "held" has
+ * a current value of 500 and no forecast. */
+static int64_t fresh_from;
+static cs_err fresh_current(cs_provider *p, const char *zone, int64_t now,
+                            cs_signal *out)
+{
+  return CS_ENOTFOUND;
+}
+static cs_err fresh_forecast(cs_provider *p, const char *zone, int64_t from,
+                             int64_t to, cs_series *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->step = 300;
+  out->len = 24 * 12;
+  out->points = calloc(out->len, sizeof(*out->points));
+  for (size_t i = 0; i < out->len; i++)
+    out->points[i] = (cs_point){fresh_from + (int64_t)i * 300, 100};
+  out->type = CS_SIGNAL_AVERAGE;
+  return CS_OK;
+}
+static cs_err held_current(cs_provider *p, const char *zone, int64_t now,
+                           cs_signal *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->g_per_kwh = 500;
+  out->type = CS_SIGNAL_AVERAGE;
+  snprintf(out->provider, sizeof(out->provider), "held");
+  snprintf(out->zone, sizeof(out->zone), "%s", zone);
+  out->observed_at = now - 60;
+  return CS_OK;
+}
+static void static_provider_free(cs_provider *p)
+{
+}
+static const cs_provider_ops fresh_ops = {.name = "fresh",
+                                          .current = fresh_current,
+                                          .forecast = fresh_forecast,
+                                          .free = static_provider_free};
+static const cs_provider_ops held_ops = {
+    .name = "held", .current = held_current, .free = static_provider_free};
+
+/* Judged at now after all, a pod in the grace after its planned start
+ * takes the zone's data as a pod without one would: here the first
+ * provider's forecast, which began after the planned start, so that the
+ * planned start's data came from the next provider. */
+START_TEST(test_decision_policy_grace_dropped_takes_data_at_now)
+{
+  cs_provider fresh = {.ops = &fresh_ops}, held = {.ops = &held_ops};
+  cs_signals *sig = cs_signals_new(CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(cs_signals_add_provider(sig, &fresh), CS_OK);
+  ck_assert_int_eq(cs_signals_add_provider(sig, &held), CS_OK);
+  cs_policy_params pp = {.signals = sig,
+                         .estimate = &est,
+                         .plan = {.min_saving_rel = 0.05,
+                                  .min_saving_abs_g = 100,
+                                  .replan_rel = 0.05},
+                         .wait_margin_s = CS_POLICY_WAIT_MARGIN_S};
+  int64_t now = VALLEY_T0 + 3600;
+  fresh_from = now - 60;
+  cs_node_facts f;
+  memset(&f, 0, sizeof(f));
+  f.gpu = cs_gpu_catalog_find(catalog, "H100-SXM5-80GB");
+  ck_assert_ptr_nonnull(f.gpu);
+  f.gpus = 8;
+  f.lifetime_s = 6 * 365 * 86400.0;
+  f.pue = 1.2;
+  snprintf(f.zone, sizeof(f.zone), "DE");
+  snprintf(f.name, sizeof(f.name), "h100");
+  const char *names[] = {"h100"};
+  /* A budget no start fits: the grace does not hold. */
+  for (int in_grace = 0; in_grace < 2; in_grace++) {
+    cs_pod_facts pod = {.ns = "ml",
+                        .name = "train-1",
+                        .gpus = 8,
+                        .duration_s = 10 * 3600,
+                        .budget_g = 1,
+                        .planned_start = in_grace ? now - 300 : 0,
+                        .created_at = now - 3600};
+    cs_policy_call c;
+    cs_policy_begin(&c, &pp, &pod, 1, now);
+    ck_assert_int_eq(c.at, in_grace ? now - 300 : now);
+    cs_policy_add_node(&c, 0, &f);
+    cs_policy_filter(&c, names);
+    ck_assert_int_eq(c.at, now);
+    ck_assert(c.nodes[0].est.known);
+    ck_assert_msg(c.nodes[0].est.intensity == 100, "in grace %d: %g g/kWh",
+                  in_grace, c.nodes[0].est.intensity);
+    ck_assert(c.zones[0].has_forecast);
+    ck_assert(!c.zones[0].found);
+    cs_policy_end(&c);
+  }
+  cs_signals_free(sig);
+}
+END_TEST
+
 /* kube-scheduler tries a waiting pod again up to about 5.5 minutes after
  * its planned start: a wait planned for the latest start itself would
  * start too late for the deadline. The H100's best start is as late as
@@ -2203,6 +2299,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_budget_planned_start_grace);
   tcase_add_test(tv, test_decision_filter_grace_never_waits_for_the_past);
   tcase_add_test(tv, test_decision_policy_grace_ignores_late_nodes);
+  tcase_add_test(tv, test_decision_policy_grace_dropped_takes_data_at_now);
   tcase_add_test(tv, test_decision_filter_wait_ends_before_latest_start);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);
