@@ -1810,11 +1810,13 @@ typedef struct send_try {
 
 /* Whether a request that got no answer failed for a reason that stays:
  * the server's certificate or the client's own TLS files, or a server URL
- * this libcurl cannot use. Sent again, it fails the same way. */
+ * this libcurl cannot use. Sent again, it fails the same way. Not
+ * CURLE_UNSUPPORTED_PROTOCOL: the URL's scheme is checked at load
+ * (cs_http_url_problem), and libcurl also gives it for a garbled answer
+ * ("Received HTTP/0.9"), as from a proxy in the middle of a restart. */
 static bool failure_lasts(CURLcode c)
 {
   switch (c) {
-  case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_URL_MALFORMAT:
   case CURLE_NOT_BUILT_IN:
   case CURLE_PEER_FAILED_VERIFICATION:
