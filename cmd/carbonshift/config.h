@@ -164,15 +164,15 @@ typedef struct cs_config_flags cs_config_flags;
 cs_config_flags *cs_config_flags_new(void);
 void cs_config_flags_free(cs_config_flags *f);
 
-/* If argv[*i] is a configuration flag, consumes it and its value (advancing
- * *i past them) and sets *taken. Other arguments are left alone with *taken
- * false. CS_EINVAL when a flag lacks its value; `err` then holds a one-line
- * message. Values are checked later, by cs_config_load, with the rest. */
 /* The name of the setting that argument `arg` is the flag of ("--listen"
  * and "--listen=ADDR" give "listen", "-v" gives "log.verbosity"); NULL when
  * it is not a setting's flag. */
 const char *cs_config_flag_setting(const char *arg);
 
+/* If argv[*i] is a configuration flag, consumes it and its value (advancing
+ * *i past them) and sets *taken. Other arguments are left alone with *taken
+ * false. CS_EINVAL when a flag lacks its value; `err` then holds a one-line
+ * message. Values are checked later, by cs_config_load, with the rest. */
 cs_err cs_config_flags_take(cs_config_flags *f, int argc, char **argv, int *i,
                             bool *taken, char *err, size_t errcap) CS_MUST_USE;
 
