@@ -103,7 +103,8 @@ bin/carbonshift: $(PROG)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_HOBJS) $(LIB)
 	$(say) LINK $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check libnghttp2)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check) \
+	  $(shell pkg-config --libs libnghttp2)
 
 run: bin/carbonshift
 	@echo "carbonshift $(VERSION): serving on http://$(LISTEN) (Ctrl-C stops it)"

@@ -208,13 +208,16 @@ static void *conn_main(void *arg)
   nghttp2_session_callbacks *cb = NULL;
   if (SSL_accept(c->ssl) != 1)
     goto out;
-  nghttp2_session_callbacks_new(&cb);
+  if (nghttp2_session_callbacks_new(&cb) != 0)
+    goto out;
   nghttp2_session_callbacks_set_send_callback(cb, on_send);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
-  nghttp2_session_server_new(&c->session, cb, c);
+  int made = nghttp2_session_server_new(&c->session, cb, c);
   nghttp2_session_callbacks_del(cb);
+  if (made != 0)
+    goto out;
   nghttp2_settings_entry set = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100};
   nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, &set, 1);
   uint8_t buf[16384];
@@ -242,6 +245,10 @@ static void *conn_main(void *arg)
       break;
   }
 out:
+  /* Ended otherwise than by going dead: the client sees the close at
+   * once, not a silence (the fd itself is closed by fh2_stop). */
+  if (!c->dead)
+    shutdown(c->fd, SHUT_RDWR);
   nghttp2_session_del(c->session);
   c->session = NULL;
   while (c->streams) {
@@ -275,9 +282,9 @@ static void *accept_main(void *arg)
     c->index = s->nconns;
     c->fd = fd;
     c->ssl = SSL_new(s->ctx);
-    SSL_set_fd(c->ssl, fd);
     s->conns[s->nconns++] = c;
-    c->started = pthread_create(&c->th, NULL, conn_main, c) == 0;
+    c->started = c->ssl && SSL_set_fd(c->ssl, fd) == 1 &&
+                 pthread_create(&c->th, NULL, conn_main, c) == 0;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
   }
@@ -301,6 +308,7 @@ fh2_server *fh2_start(const char *cert_file, const char *key_file,
   /* A client gone mid-write must not kill the test with SIGPIPE. */
   signal(SIGPIPE, SIG_IGN);
   fh2_server *s = cs_calloc(1, sizeof(*s));
+  s->lfd = -1;
   s->handler = h;
   s->ud = ud;
   pthread_mutex_init(&s->mu, NULL);
@@ -332,7 +340,7 @@ fh2_server *fh2_start(const char *cert_file, const char *key_file,
   }
   return s;
 fail:
-  if (s->lfd > 0)
+  if (s->lfd >= 0)
     close(s->lfd);
   SSL_CTX_free(s->ctx);
   pthread_mutex_destroy(&s->mu);
