@@ -125,6 +125,7 @@ unit: $(TEST_BINS) $(PROG)
 check: $(CHECK_TARGETS)
 
 format:
+	$(Q)deploy/install-deps.sh format
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
