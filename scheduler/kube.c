@@ -916,6 +916,17 @@ static cs_err in_cluster_load(cs_kube *k, const char *sa_dir,
     bool v6 = strchr(host, ':') != NULL;
     k->server = cs_asprintf("https://%s%s%s:%s", v6 ? "[" : "", host,
                             v6 ? "]" : "", port);
+    /* Checked now, not at the first request. */
+    const char *url_why = cs_http_url_problem(k->server);
+    if (url_why) {
+      seterr(err, cap,
+             "in-cluster: the API server URL %.200s: %s, expected "
+             "KUBERNETES_SERVICE_HOST an address or host name and "
+             "KUBERNETES_SERVICE_PORT a port from 1 to 65535",
+             k->server, url_why);
+      rc = CS_EINVAL;
+      goto out;
+    }
   } else {
     seterr(err, cap,
            "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
@@ -1449,9 +1460,17 @@ static void watch_line(wctx *w, const char *s, size_t n)
     cJSON *code = cJSON_GetObjectItemCaseSensitive(obj, "code");
     const char *msg =
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "message"));
-    int c = cJSON_IsNumber(code) ? (int)code->valuedouble : 0;
-    snprintf(w->err, sizeof(w->err), "watch ERROR event %d: %s", c,
-             msg ? msg : "");
+    /* The Status's code is an HTTP status; anything else (absent, 4e102,
+     * 410.5) is none, and must not be cast to an int. */
+    double cd = cJSON_IsNumber(code) ? code->valuedouble : 0;
+    int c = cd >= 100 && cd <= 999 && cd == (double)(int)cd ? (int)cd : 0;
+    if (c)
+      snprintf(w->err, sizeof(w->err), "watch ERROR event %d: %s", c,
+               msg ? msg : "");
+    else
+      snprintf(w->err, sizeof(w->err),
+               "watch ERROR event without an HTTP status code: %s",
+               msg ? msg : "");
     w->res = c == 410 ? W_GONE : W_ERROR;
     w->ended = true;
     goto out;

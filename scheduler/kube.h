@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "carbon/util/error.h"
+#include "carbon/util/http.h"
 #include "carbon/util/metrics.h"
 
 typedef struct cs_kube cs_kube;
@@ -97,7 +98,7 @@ typedef enum cs_kube_auth {
 
 /* What the client resolved, for logs and tests (never the secrets). */
 typedef struct cs_kube_info {
-  char server[512];
+  char server[CS_HTTP_URL_MAX + 1]; /* whole: the kubeconfig's is checked */
   char ns[254];      /* default namespace ("default" when none given) */
   char context[254]; /* "" in-cluster */
   bool in_cluster;

@@ -40,7 +40,8 @@ const char *cs_http_url_problem(const char *url)
                                                     : 0;
   if (!scheme)
     return "not an http(s) URL";
-  if (strlen(url) > 1000)
+  _Static_assert(CS_HTTP_URL_MAX == 1000, "the message says 1000");
+  if (strlen(url) > CS_HTTP_URL_MAX)
     return "longer than 1000 bytes";
   for (const char *p = url; *p; p++)
     if ((unsigned char)*p <= ' ' || *p == 0x7f)

@@ -59,12 +59,15 @@ void cs_http_response_free(cs_http_response *resp);
  * `now`). -1 when it is neither. */
 int64_t cs_http_parse_retry_after(const char *value, int64_t now);
 
+/* The longest base URL cs_http_url_problem accepts, in bytes. */
+#define CS_HTTP_URL_MAX 1000
+
 /* Why `url` cannot be a base URL to call, or NULL when it can: it must be
  * http:// or https:// with a host (not a bare port, userinfo or path), a
  * port (when given) from 1 to 65535, no query or fragment (paths are
  * appended to it), without spaces or control characters (curl refuses
- * those only at the first request, far from the setting), at most 1000
- * bytes. */
+ * those only at the first request, far from the setting), at most
+ * CS_HTTP_URL_MAX bytes. */
 const char *cs_http_url_problem(const char *url);
 
 /* Appends s percent-encoded for a URL query component (RFC 3986 unreserved

@@ -514,6 +514,20 @@ START_TEST(test_kube_watch_feed_events_and_errors)
       cs_kube_watch_feed(k, &sink, gone, strlen(gone), 0, err, sizeof(err)),
       CS_EHTTP);
   ck_assert_ptr_nonnull(strstr(err, "410: too old"));
+  /* A code that is no HTTP status is none (it was cast to an int: UB). */
+  static const char *const odd_codes[] = {"4.1e102", "410.5", "-410",
+                                          "\"410\""};
+  for (size_t i = 0; i < sizeof(odd_codes) / sizeof(odd_codes[0]); i++) {
+    char *odd = cs_asprintf("{\"type\":\"ERROR\",\"object\":{\"code\":%s,"
+                            "\"message\":\"too old\"}}\n",
+                            odd_codes[i]);
+    ck_assert_int_eq(
+        cs_kube_watch_feed(k, &sink, odd, strlen(odd), 0, err, sizeof(err)),
+        CS_EHTTP);
+    ck_assert_msg(strstr(err, "without an HTTP status code: too old"), "%s: %s",
+                  odd_codes[i], err);
+    free(odd);
+  }
   const char *bad = "{\"type\":\"ADDED\"}\n";
   ck_assert_int_eq(
       cs_kube_watch_feed(k, &sink, bad, strlen(bad), 3, err, sizeof(err)),
@@ -957,6 +971,14 @@ START_TEST(test_kube_new_in_cluster_missing_env_and_token)
                     !strstr(err, "(or set kube.kubeconfig)"),
                 "%s", err);
 
+  /* The URL they make is checked at once, not at the first request. */
+  setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  setenv("KUBERNETES_SERVICE_PORT", "https", 1);
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EINVAL);
+  ck_assert_msg(strstr(err, "in-cluster: the API server URL "
+                            "https://10.96.0.1:https: ") &&
+                    strstr(err, "KUBERNETES_SERVICE_PORT a port"),
+                "%s", err);
   setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
   setenv("KUBERNETES_SERVICE_PORT", "443", 1);
   ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EIO);
@@ -2058,6 +2080,37 @@ START_TEST(test_kube_new_kubeconfig_bad)
 }
 END_TEST
 
+/* A server URL as long as a URL may be (CS_HTTP_URL_MAX) is reported
+ * whole: cs_kube_info cut it at 511 bytes, here at a '/', which left it
+ * looking like a URL with a trailing slash (found by fuzz_kubeconfig). */
+START_TEST(test_kube_info_long_server_whole)
+{
+  char url[CS_HTTP_URL_MAX + 1];
+  int n = snprintf(url, sizeof(url), "https://api.example.com/");
+  memset(url + n, 'p', sizeof(url) - 1 - (size_t)n);
+  url[511] = '/';
+  url[CS_HTTP_URL_MAX] = '\0';
+  char *yaml = cs_asprintf("apiVersion: v1\n"
+                           "kind: Config\n"
+                           "current-context: c\n"
+                           "clusters:\n"
+                           "- {name: k, cluster: {server: \"%s\"}}\n"
+                           "contexts:\n"
+                           "- {name: c, context: {cluster: k, user: u}}\n"
+                           "users:\n"
+                           "- {name: u, user: {token: t}}\n",
+                           url);
+  cs_kube *k = NULL;
+  char err[512];
+  ck_assert_msg(load_kc(yaml, NULL, &k, err, sizeof(err)) == CS_OK, "%s", err);
+  cs_kube_info info;
+  cs_kube_get_info(k, &info);
+  ck_assert_str_eq(info.server, url);
+  cs_kube_free(k);
+  free(yaml);
+}
+END_TEST
+
 START_TEST(test_kube_new_kubeconfig_missing_file)
 {
   cs_kube_config cfg;
@@ -2334,6 +2387,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_new_kubeconfig_users);
   tcase_add_loop_test(tc, test_kube_new_kubeconfig_bad, 0,
                       (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+  tcase_add_test(tc, test_kube_info_long_server_whole);
   tcase_add_test(tc, test_kube_new_kubeconfig_missing_file);
   tcase_add_test(tc, test_kube_new_kubeconfig_not_a_file);
   suite_add_tcase(s, tc);
