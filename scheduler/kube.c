@@ -916,8 +916,16 @@ static cs_err in_cluster_load(cs_kube *k, const char *sa_dir,
     bool v6 = strchr(host, ':') != NULL;
     k->server = cs_asprintf("https://%s%s%s:%s", v6 ? "[" : "", host,
                             v6 ? "]" : "", port);
-    /* Checked now, not at the first request. */
-    const char *url_why = cs_http_url_problem(k->server);
+    /* Checked now, not at the first request: each part alone (in the URL
+     * a '/' or '@' would pass for a path or userinfo), then the whole. */
+    size_t plen = strlen(port);
+    bool port_ok = plen <= 5 && strspn(port, "0123456789") == plen &&
+                   strtol(port, NULL, 10) >= 1 &&
+                   strtol(port, NULL, 10) <= 65535;
+    const char *url_why = strpbrk(host, "/@[]?#") ? "has a malformed host"
+                          : !port_ok ? "has a port that is not a number from "
+                                       "1 to 65535"
+                                     : cs_http_url_problem(k->server);
     if (url_why) {
       seterr(err, cap,
              "in-cluster: the API server URL %.200s: %s, expected "

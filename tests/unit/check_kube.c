@@ -979,6 +979,15 @@ START_TEST(test_kube_new_in_cluster_missing_env_and_token)
                             "https://10.96.0.1:https: ") &&
                     strstr(err, "KUBERNETES_SERVICE_PORT a port"),
                 "%s", err);
+  /* Parts that the URL would take for a path or userinfo. */
+  static const char *const bad_parts[][2] = {
+      {"10.96.0.1/x", "443"}, {"a@b", "443"}, {"h", "443/x"}, {"h", "0"}};
+  for (size_t i = 0; i < sizeof(bad_parts) / sizeof(bad_parts[0]); i++) {
+    setenv("KUBERNETES_SERVICE_HOST", bad_parts[i][0], 1);
+    setenv("KUBERNETES_SERVICE_PORT", bad_parts[i][1], 1);
+    ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EINVAL);
+    ck_assert_msg(strstr(err, "in-cluster: the API server URL "), "%s", err);
+  }
   setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
   setenv("KUBERNETES_SERVICE_PORT", "443", 1);
   ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EIO);
