@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "carbon/util/alloc.h"
+#include "tests/unit/tu_deadline.h"
 
 #define FH2_MAX_CONNS 64
 #define FH2_MAX_REQUESTS 256
@@ -400,14 +401,7 @@ size_t fh2_request_count(fh2_server *s)
 
 bool fh2_wait_requests(fh2_server *s, size_t n, int timeout_ms)
 {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += timeout_ms / 1000;
-  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until = tu_deadline_ms(timeout_ms);
   pthread_mutex_lock(&s->mu);
   int rc = 0;
   while (s->nreqs < n && rc == 0)

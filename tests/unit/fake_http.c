@@ -16,6 +16,7 @@
 
 #include "carbon/util/log.h"
 #include "tests/unit/testutil.h"
+#include "tests/unit/tu_deadline.h"
 
 #define FH_MAX_ROUTES 64
 #define FH_MAX_QUEUE 32
@@ -171,14 +172,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     }
   }
   if (found && reply.r.hang_ms > 0) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += reply.r.hang_ms / 1000;
-    until.tv_nsec += (reply.r.hang_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = tu_deadline_ms(reply.r.hang_ms);
     unsigned gen = s->release_gen;
     while (!s->released && gen == s->release_gen &&
            pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)

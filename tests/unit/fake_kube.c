@@ -13,6 +13,7 @@
 
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
+#include "tests/unit/tu_deadline.h"
 
 #define FK_MAX_REQUESTS 1024
 #define FK_MAX_BODY (8u << 20)
@@ -248,14 +249,7 @@ size_t fk_count(fk_server *s)
 
 bool fk_wait_count(fk_server *s, size_t n, int timeout_ms)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += timeout_ms / 1000;
-  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  struct timespec ts = tu_deadline_ms(timeout_ms);
   pthread_mutex_lock(&s->mu);
   while (s->n < n)
     if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
