@@ -712,12 +712,21 @@ static int zone_provider(cs_signals *s, cs_provider **chain, size_t n,
       cs_series_free(&f);
       continue;
     }
-    if (c)
+    /* What is handed out names where it came from, a provider that left
+     * its data unnamed too: the Decision line shows it. */
+    if (c) {
       *cur = v;
-    if (ok && fc)
+      if (!cur->provider[0])
+        snprintf(cur->provider, sizeof(cur->provider), "%s",
+                 chain[i]->ops->name);
+    }
+    if (ok && fc) {
       *fc = f;
-    else
+      if (!fc->provider[0])
+        snprintf(fc->provider, sizeof(fc->provider), "%s", chain[i]->ops->name);
+    } else {
       cs_series_free(&f);
+    }
     *has_cur = c;
     *has_fc = ok;
     return (int)i;

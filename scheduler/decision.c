@@ -127,24 +127,40 @@ typedef struct zone_text {
   size_t *off, *len; /* per zone; len 0: no value (null) */
 } zone_text;
 
+/* A zone with neither a current value nor a forecast has no object (null).
+ * One with only a forecast still names the provider its estimates came
+ * from, with a null value: the current intensity is not known. */
 static void zone_text_init(zone_text *z, const call *c)
 {
   cs_buf_init(&z->b, 0);
   z->off = cs_calloc(c->pc.nzones + 1, sizeof(*z->off));
   z->len = cs_calloc(c->pc.nzones + 1, sizeof(*z->len));
   for (size_t i = 0; i < c->pc.nzones; i++) {
-    if (!c->pc.zones[i].found)
+    const cs_zone_eval *ze = &c->pc.zones[i];
+    if (!ze->found && !ze->has_forecast)
       continue;
-    const cs_signal *s = &c->pc.zones[i].sig;
     z->off[i] = z->b.len;
     cs_buf_putc(&z->b, '{'); /* not cs_json_open: no comma between zones */
-    cs_json_num_sig(&z->b, "value", s->g_per_kwh, 1, 3);
-    cs_json_str(&z->b, "provider", s->provider);
-    cs_json_str(&z->b, "signal", cs_signal_type_name(s->type));
-    cs_json_int(&z->b, "ageSeconds", c->pc.now - s->observed_at);
-    cs_json_bool(&z->b, "estimated", s->estimated);
-    if (s->factor != CS_FACTOR_UNSTATED)
-      cs_json_str(&z->b, "factor", cs_factor_basis_name(s->factor));
+    if (ze->found) {
+      const cs_signal *s = &ze->sig;
+      cs_json_num_sig(&z->b, "value", s->g_per_kwh, 1, 3);
+      cs_json_str(&z->b, "provider", s->provider);
+      cs_json_str(&z->b, "signal", cs_signal_type_name(s->type));
+      cs_json_int(&z->b, "ageSeconds", c->pc.now - s->observed_at);
+      cs_json_bool(&z->b, "estimated", s->estimated);
+      if (s->factor != CS_FACTOR_UNSTATED)
+        cs_json_str(&z->b, "factor", cs_factor_basis_name(s->factor));
+    } else {
+      const cs_series *f = &ze->forecast;
+      cs_json_null(&z->b, "value");
+      cs_json_str(&z->b, "provider", f->provider);
+      cs_json_str(&z->b, "signal", cs_signal_type_name(f->type));
+      cs_json_bool(&z->b, "forecastOnly", true);
+      if (f->generated_at > 0)
+        cs_json_int(&z->b, "forecastAgeSeconds", c->pc.now - f->generated_at);
+      if (f->factor != CS_FACTOR_UNSTATED)
+        cs_json_str(&z->b, "factor", cs_factor_basis_name(f->factor));
+    }
     cs_json_close(&z->b, '}');
     z->len[i] = z->b.len - z->off[i];
   }

@@ -1469,16 +1469,23 @@ static const cs_provider_ops fresh_ops = {.name = "fresh",
 static const cs_provider_ops held_ops = {
     .name = "held", .current = held_current, .free = static_provider_free};
 
+/* A route of "fresh", then "held" (static storage, freed as no-ops). */
+static cs_signals *fresh_then_held(void)
+{
+  static cs_provider fresh = {.ops = &fresh_ops}, held = {.ops = &held_ops};
+  cs_signals *sig = cs_signals_new(CS_SIGNAL_AVERAGE);
+  ck_assert_int_eq(cs_signals_add_provider(sig, &fresh), CS_OK);
+  ck_assert_int_eq(cs_signals_add_provider(sig, &held), CS_OK);
+  return sig;
+}
+
 /* Judged at now after all, a pod in the grace after its planned start
  * takes the zone's data as a pod without one would: here the first
  * provider's forecast, which began after the planned start, so that the
  * planned start's data came from the next provider. */
 START_TEST(test_decision_policy_grace_dropped_takes_data_at_now)
 {
-  cs_provider fresh = {.ops = &fresh_ops}, held = {.ops = &held_ops};
-  cs_signals *sig = cs_signals_new(CS_SIGNAL_AVERAGE);
-  ck_assert_int_eq(cs_signals_add_provider(sig, &fresh), CS_OK);
-  ck_assert_int_eq(cs_signals_add_provider(sig, &held), CS_OK);
+  cs_signals *sig = fresh_then_held();
   cs_policy_params pp = {.signals = sig,
                          .estimate = &est,
                          .plan = {.min_saving_rel = 0.05,
@@ -1519,6 +1526,68 @@ START_TEST(test_decision_policy_grace_dropped_takes_data_at_now)
     ck_assert(!c.zones[0].found);
     cs_policy_end(&c);
   }
+  cs_signals_free(sig);
+}
+END_TEST
+
+/* The same, seen where operators look: the Decision line names the
+ * provider the estimates came from as now takes it ("fresh", whose forecast
+ * began after the planned start), not the one the planned start would
+ * have taken ("held", 500 g/kWh), and the zone-intensity metric shows no
+ * current value rather than held's. */
+START_TEST(test_decision_grace_dropped_logs_provider_at_now)
+{
+  cs_signals *sig = fresh_then_held();
+  cs_decider_deps deps = {.signals = sig,
+                          .facts = &facts,
+                          .estimate = &est,
+                          .plan = {.min_saving_rel = 0.05,
+                                   .min_saving_abs_g = 100,
+                                   .replan_rel = 0.05},
+                          .metrics = cs_metrics_new()};
+  cs_decider *valley_decider = decider;
+  decider = cs_decider_new(&deps);
+  int64_t now = VALLEY_T0 + 36 * 3600; /* the fixture's pod is 3 h old */
+  cs_clock_set_fixed(now);
+  fresh_from = now - 60;
+  char ps[32];
+  cs_format_rfc3339(now - 300, ps);
+  /* A budget no start fits: the grace does not hold. */
+  const char *kv[] = {"carbonshift.io/carbon-budget", "1g",
+                      "carbonshift.io/planned-start", ps};
+  int fds[2];
+  capture_begin(fds);
+  cJSON *out = filter_with(kv, 4);
+  cJSON *line = capture_line(fds);
+  cJSON *node;
+  int n = 0;
+  cJSON_ArrayForEach(node, cJSON_GetObjectItem(line, "nodes"))
+  {
+    cJSON *in = cJSON_GetObjectItem(node, "intensity");
+    if (!cJSON_IsObject(in))
+      continue; /* a node whose zone is unknown */
+    n++;
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(in, "value")));
+    ck_assert_str_eq(cJSON_GetObjectItem(in, "provider")->valuestring, "fresh");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(in, "forecastOnly")));
+    cJSON *e = cJSON_GetObjectItem(node, "estimate");
+    ck_assert_double_eq(cJSON_GetObjectItem(e, "gPerKwh")->valuedouble, 100);
+  }
+  ck_assert_int_gt(n, 0);
+  cs_buf text;
+  cs_buf_init(&text, 0);
+  cs_metrics_render(deps.metrics, &text);
+  cs_buf_putc(&text, '\0');
+  ck_assert_msg(!strstr(text.data, "carbonshift_zone_intensity_gco2_per_kwh{"
+                                   "zone=\"DE\"") &&
+                    !strstr(text.data, "provider=\"held\""),
+                "%s", text.data);
+  cs_buf_free(&text);
+  cJSON_Delete(line);
+  cJSON_Delete(out);
+  cs_decider_free(decider);
+  decider = valley_decider;
+  cs_metrics_free(deps.metrics);
   cs_signals_free(sig);
 }
 END_TEST
@@ -2147,7 +2216,10 @@ START_TEST(test_decision_prioritize_forecast_without_current)
     /* The H100's zone: cross's forecast, and no current value (builtin
      * would have given one). */
     cJSON *h100 = cJSON_GetArrayItem(cJSON_GetObjectItem(line, "nodes"), 0);
-    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(h100, "intensity")));
+    cJSON *in = cJSON_GetObjectItem(h100, "intensity");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(in, "value")));
+    ck_assert_str_eq(cJSON_GetObjectItem(in, "provider")->valuestring, "cross");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(in, "forecastOnly")));
     ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(h100, "estimate"),
                                          "intensityBasis")
                          ->valuestring,
@@ -2300,6 +2372,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_grace_never_waits_for_the_past);
   tcase_add_test(tv, test_decision_policy_grace_ignores_late_nodes);
   tcase_add_test(tv, test_decision_policy_grace_dropped_takes_data_at_now);
+  tcase_add_test(tv, test_decision_grace_dropped_logs_provider_at_now);
   tcase_add_test(tv, test_decision_filter_wait_ends_before_latest_start);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);
