@@ -32,7 +32,7 @@ bad() {
 # start of a line and a trailing $ to the end (fact_regex).
 declare -A expect=(
   [default.yaml]='+kind: PodDisruptionBudget|+verbs: [patch]$|-verbs: [get, patch]|+- --listen=:8443$|+--tls-client-ca=|+name: cs-carbonshift-server-tls|+readOnlyRootFilesystem: true|+type: RuntimeDefault|-KubeSchedulerConfiguration|-kind: ServiceMonitor|-envFrom|+enableServiceLinks: false|+- https://cs-carbonshift.default.svc:8443/metrics$|+--fail-early|+command: ["sleep", "5"]|+terminationGracePeriodSeconds: 30|-^kind: NetworkPolicy$|+- --probe-listen=:8081$|+name: probes$|+port: probes$|+scheme: HTTP$|-scheme: HTTPS$'
-  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1|+name: regcred|+^kind: NetworkPolicy$|+kubernetes.io/metadata.name: monitoring'
+  [second-scheduler.yaml]='+KubeSchedulerConfiguration|+    percentageOfNodesToScore: 100$|+nodeCacheCapable: true|+ignorable: true|+name: gpu.intel.com/i915|+kind: ServiceMonitor|+key: electricitymaps-token|+name: system:kube-scheduler|+name: system:volume-scheduler|+resourceNames: [cs-carbonshift-scheduler]|+image: registry.k8s.io/kube-scheduler:'"$kube_version"'|+"verbosity": 1|+name: regcred|+^kind: NetworkPolicy$|+kubernetes.io/metadata.name: monitoring'
   [cert-manager.yaml]='+kind: Certificate|+selfSigned: {}|+certFile: /etc/carbonshift/client-tls/tls.crt|-kind: PodDisruptionBudget|-genCA'
   [cert-manager-issuer.yaml]='+kind: ClusterIssuer|-selfSigned'
   [existing-plain.yaml]='+secretName: my-server|+secretName: my-client|+nodeCacheCapable: false|+leaderElect: false|-certFile:|--tls-client-ca|-^kind: Role$|+:8443/healthz$|-:8443/metrics|--probe-listen|-name: probes$|-port: probes$'
@@ -109,6 +109,7 @@ breakers=(
   "no-rbac.yaml|--set rbac.create=true|unexpected '^kind: ClusterRoleBinding\$'"
   "default.yaml|--set preStopSleepSeconds=0|missing 'command: [\"sleep\", \"5\"]'"
   "second-scheduler.yaml|--set networkPolicy.enabled=false|missing '^kind: NetworkPolicy\$'"
+  "second-scheduler.yaml|--set scheduler.percentageOfNodesToScore=50|missing '    percentageOfNodesToScore: 100\$'"
 )
 for b in "${breakers[@]}"; do
   IFS='|' read -r name args want <<<"$b"
@@ -167,6 +168,7 @@ sched_checksum() { # <helm args...>
 base=$(sched_checksum)
 for args in "--set tls.clientAuth=false" "--set tls.enabled=false" \
   "--set service.port=9443" "--set fullnameOverride=carbon" "--set scheduler.weight=4" \
+  "--set scheduler.percentageOfNodesToScore=50" \
   "--set config.pathPrefix=/carbonshift"; do
   read -r -a extra <<<"$args"
   sum=$(sched_checksum "${extra[@]}")

@@ -496,6 +496,17 @@ make_node e2e-flex-de gpu-h100-fra-01 flex $STD_CPU $STD_MEM '{"carbonshift.io/g
 make_node e2e-budget-de gpu-h100-fra-01 budget $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"DE"}'
 make_node e2e-budget-no gpu-h100-fra-01 budget $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"NO"}'
 make_node e2e-cpu-only cpu-only-fra-03 cpu $STD_CPU $STD_MEM '{}'
+# all-nodes: more nodes than kube-scheduler offers an extender by default (it
+# stops looking once it has found 100 or more feasible ones, from a start that
+# moves each cycle): 119 in DE, preferred by NodeResourcesFit, and one in NO.
+WIDE_NODES=120
+if want all-nodes; then
+  log "nodes: creating $WIDE_NODES nodes for all-nodes"
+  for ((i = 1; i < WIDE_NODES; i++)); do
+    make_node "$(printf 'e2e-wide-de-%03d' "$i")" gpu-h100-fra-01 wide $BIG_CPU $BIG_MEM '{"carbonshift.io/grid-zone":"DE"}'
+  done
+  make_node e2e-wide-no gpu-h100-fra-01 wide $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"NO"}'
+fi
 log "nodes: e2e-zone-de has taints $(kget /api/v1/nodes/e2e-zone-de | jq -c '[.spec.taints[]? | "\(.key):\(.effect)"]')"
 
 # make_pod <name> <schedulerName> <scenario> <annotations JSON> [fixture]:
@@ -689,6 +700,23 @@ scenario_events() {
   del_pod ev-1
 }
 
+# The chart's percentageOfNodesToScore: 100 makes the scheduler offer every
+# feasible node: carbonshift's filter call names all WIDE_NODES (100 under
+# kube-scheduler's default), and the pod binds on the one node in NO.
+scenario_all_nodes() {
+  local count
+  expect_placement "all-nodes: the one NO node among $WIDE_NODES is found" \
+    wide-1 carbonshift-nodes wide e2e-wide-no '{"carbonshift.io/expected-duration":"36h"}'
+  count=$(grep '"msg":"Decision"' "$logs/carbonshift.log" |
+    jq -r 'select(.pod.name == "wide-1" and .verb == "filter") | .nodeCount' | tail -n 1)
+  if [[ $count == "$WIDE_NODES" ]]; then
+    pass "all-nodes: kube-scheduler offered carbonshift all $count feasible nodes"
+  else
+    fail "all-nodes: kube-scheduler offered carbonshift ${count:-no} of the $WIDE_NODES feasible nodes (percentageOfNodesToScore not in effect?)"
+  fi
+  del_pod wide-1
+}
+
 # The placements above went through bodies parsed while they arrived
 # (http.streamBodyBytes=1Ki in cs_args): the access log marks them.
 scenario_streamed() {
@@ -872,6 +900,7 @@ if [[ $have_cs == 1 ]]; then
     want mtls && scenario_mtls
     want placement-zone && scenario_placement_zone
     want placement-gpu && scenario_placement_gpu
+    want all-nodes && scenario_all_nodes
     want streamed && scenario_streamed
     want events && scenario_events
     want names-only && scenario_names_only
@@ -879,7 +908,7 @@ if [[ $have_cs == 1 ]]; then
     want flexible-wait && scenario_flexible_wait
   fi
 else
-  for s in mtls placement-zone placement-gpu streamed events names-only budget flexible-wait; do
+  for s in mtls placement-zone placement-gpu all-nodes streamed events names-only budget flexible-wait; do
     want "$s" && fail "$s: no runnable carbonshift ('$CS_BIN help serve' failed)"
   done
 fi

@@ -20,6 +20,7 @@ leaderElection:
   resourceLock: leases
   resourceNamespace: {{ .Release.Namespace }}
   resourceName: {{ $name }}
+percentageOfNodesToScore: {{ $s.percentageOfNodesToScore }}
 profiles:
   - schedulerName: {{ $s.schedulerName }}
     {{- with $s.profile }}
