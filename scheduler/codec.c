@@ -274,8 +274,13 @@ static cs_err read_items(decoder *d, cs_wire_request *r)
   }
 }
 
+/* The most bytes the NodeList's members other than `items` may take. */
+#define LIST_EXTRA_MAX (1u << 20)
+
 /* Reads the NodeList, remembering its members other than `items` for the
- * echo. They are few and small (apiVersion, kind, metadata). */
+ * echo. They are few and small (apiVersion, kind, metadata); more than
+ * LIST_EXTRA_MAX of them is refused, as a cut copy would make the reply
+ * invalid JSON. */
 static cs_err read_node_list(decoder *d, cs_wire_request *r, cs_buf *extra)
 {
   char key[KEY_MAX];
@@ -306,6 +311,14 @@ static cs_err read_node_list(decoder *d, cs_wire_request *r, cs_buf *extra)
     if (extra->len)
       cs_buf_putc(extra, ',');
     cs_buf_append(extra, key_at, (size_t)(at + len - key_at));
+    if (cs_buf_error(extra)) {
+      snprintf(d->err, d->errlen,
+               "Nodes: members other than items take more than %u bytes; "
+               "expected a NodeList's few small ones (apiVersion, kind, "
+               "metadata)",
+               LIST_EXTRA_MAX);
+      return CS_EINVAL;
+    }
   }
   return CS_OK;
 }
@@ -367,7 +380,7 @@ cs_err cs_codec_decode_feed(const char *body, size_t have,
 {
   decoder d = {.err = err, .errlen = errlen, .max_nodes = max_nodes};
   cs_buf extra;
-  cs_buf_init(&extra, 1u << 20);
+  cs_buf_init(&extra, LIST_EXTRA_MAX);
   char key[KEY_MAX];
   bool more, have_nodes = false, have_names = false;
   cs_err rc = CS_OK;

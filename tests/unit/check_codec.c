@@ -580,6 +580,45 @@ START_TEST(test_codec_decode_names_across_blocks)
 }
 END_TEST
 
+/* The NodeList's members other than items are copied for the echo under a
+ * cap of 1 MiB: past it the request is refused, never echoed cut (which
+ * left `{"metadata":{},,"items":` in the reply). */
+START_TEST(test_codec_decode_list_extra_capped)
+{
+  for (int over = 0; over <= 1; over++) {
+    size_t big = over ? 1u << 20 : (1u << 20) - 64; /* bytes of "x" */
+    cs_buf body;
+    cs_buf_init(&body, 0);
+    cs_buf_puts(&body, "{\"Pod\":{},\"Nodes\":{\"metadata\":{},\"x\":\"");
+    for (size_t i = 0; i < big; i++)
+      cs_buf_putc(&body, 'a');
+    cs_buf_puts(&body, "\",\"items\":[{\"metadata\":{\"name\":\"n\"}}]}}");
+    cs_wire_request r;
+    char err[256];
+    cs_err rc =
+        cs_codec_decode(body.data, body.len, 100000, &r, err, sizeof(err));
+    if (over) {
+      ck_assert_int_eq(rc, CS_EINVAL);
+      ck_assert_str_eq(err, "Nodes: members other than items take more than "
+                            "1048576 bytes; expected a NodeList's few small "
+                            "ones (apiVersion, kind, metadata)");
+    } else {
+      ck_assert_int_eq(rc, CS_OK);
+      cs_verdict pass[1] = {CS_PASS};
+      cs_buf out;
+      cs_buf_init(&out, 0);
+      cs_codec_write_filter(&out, &r, pass, NULL, NULL, NULL);
+      cJSON *reply = cJSON_ParseWithLength(out.data, out.len);
+      ck_assert_ptr_nonnull(reply);
+      cJSON_Delete(reply);
+      cs_buf_free(&out);
+      cs_codec_request_free(&r);
+    }
+    cs_buf_free(&body);
+  }
+}
+END_TEST
+
 START_TEST(test_codec_write_error_escapes)
 {
   cs_buf out;
@@ -611,6 +650,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_codec_decode_nulls_and_empty);
   tcase_add_test(tc, test_codec_decode_node_name_forms);
   tcase_add_test(tc, test_codec_decode_names_across_blocks);
+  tcase_add_test(tc, test_codec_decode_list_extra_capped);
   tcase_add_test(tc, test_codec_write_error_escapes);
   suite_add_tcase(s, tc);
   return s;
