@@ -154,6 +154,20 @@ static void name_commit(cs_wire_request *r, cs_wire_node *n, size_t len)
   r->names->used += len + 1;
 }
 
+/* Whether the string field holds a NUL (an escaped \u0000), where
+ * cs_node_fields_name, reading as cJSON does, ends the name. */
+static bool name_has_nul(const cs_node_field *f)
+{
+  if (f->kind != CS_FIELD_JSON) /* a plain literal holds no NUL */
+    return false;
+  char *all = cs_malloc(f->len); /* decoding never makes it longer */
+  size_t n;
+  bool nul = cs_json_unquote(f->at, f->len, all, f->len, &n) == CS_OK &&
+             memchr(all, '\0', n);
+  free(all);
+  return nul;
+}
+
 /* Reads one Node: its metadata and allocatable fields straight from the
  * bytes, names compared as cJSON compares them, the first of each name
  * kept; every other member is only validated. */
@@ -202,6 +216,13 @@ static cs_err read_node(decoder *d, cs_wire_request *r, cs_wire_node *n,
   n->raw_len = (size_t)(d->s.p - n->raw);
   char *name = name_room(r);
   cs_err rc = cs_node_fields_name(f, name, CS_NODE_NAME_MAX);
+  /* A name cut short at a NUL would be another node's, in the reply as in
+   * the cache lookups (as for NodeNames). */
+  if (rc == CS_OK && name_has_nul(&f->name)) {
+    snprintf(d->err, d->errlen,
+             "%s.metadata.name: a node name cannot contain \\u0000", where);
+    return CS_EINVAL;
+  }
   if (rc == CS_OK)
     name_commit(r, n, strlen(name));
   if (rc == CS_ETOOBIG) {

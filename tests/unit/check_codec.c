@@ -542,6 +542,31 @@ START_TEST(test_codec_decode_node_name_forms)
 }
 END_TEST
 
+/* A Node named with an escaped NUL is refused, as in NodeNames: cut
+ * there, "a\u0000b" was node "a" in the reply (two Host entries of "a",
+ * or another node's name in FailedAndUnresolvableNodes). An escape that
+ * is not a NUL still decodes. */
+START_TEST(test_codec_decode_node_name_nul_refused)
+{
+  cs_wire_request r;
+  char err[256];
+  ck_assert_int_eq(
+      decode("{\"Pod\":{},\"Nodes\":{\"items\":[{\"metadata\":{\"name\":"
+             "\"a\"}},{\"metadata\":{\"name\":\"a\\u0000b\"}}]}}",
+             &r, err),
+      CS_EINVAL);
+  ck_assert_str_eq(err, "Nodes.items[1].metadata.name: a node name cannot "
+                        "contain \\u0000");
+  ck_assert_int_eq(
+      decode("{\"Pod\":{},\"Nodes\":{\"items\":[{\"metadata\":{\"name\":"
+             "\"a\\\\u0000b\"}}]}}",
+             &r, err),
+      CS_OK);
+  ck_assert_str_eq(r.nodes[0].name, "a\\u0000b");
+  cs_codec_request_free(&r);
+}
+END_TEST
+
 /* Names are packed into blocks of 64 KiB: 2,000 names of up to 253
  * characters fill several, and every name stays intact and NUL-terminated
  * as blocks are added, in both modes. */
@@ -649,6 +674,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_codec_decode_huge_array_capped);
   tcase_add_test(tc, test_codec_decode_nulls_and_empty);
   tcase_add_test(tc, test_codec_decode_node_name_forms);
+  tcase_add_test(tc, test_codec_decode_node_name_nul_refused);
   tcase_add_test(tc, test_codec_decode_names_across_blocks);
   tcase_add_test(tc, test_codec_decode_list_extra_capped);
   tcase_add_test(tc, test_codec_write_error_escapes);
