@@ -708,7 +708,10 @@ void cs_policy_filter(cs_policy_call *c, const char *const *names)
 {
   settle_at(c);
   size_t n = c->n;
-  if (c->pod->problems[0] && !c->pod->skip) {
+  /* Annotation problems hold a pod that is judged, so that its owner sees
+   * them; one that is not (skip, no accelerator) passes whatever they say,
+   * and the Decision line still lists them (podProblems). */
+  if (c->pod->problems[0] && !c->neutral) {
     char msg[CS_PROBLEMS_MAX + 64];
     snprintf(msg, sizeof(msg), "carbonshift: %s", c->pod->problems);
     fail_all(c, msg);

@@ -847,6 +847,8 @@ static void valley_free(cs_provider *p)
 
 /* When set, filter_with also drops the pod's creationTimestamp. */
 static bool drop_created;
+/* When set, filter_with also drops the pod's GPU requests and limits. */
+static bool drop_gpus;
 /* When set, filter_with also sets this label on this node ("*": on all). */
 static struct {
   const char *node, *key, *value;
@@ -868,6 +870,19 @@ static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
     cJSON_DeleteItemFromObject(
         cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "metadata"),
         "creationTimestamp");
+  cJSON *ctr;
+  cJSON_ArrayForEach(ctr, cJSON_GetObjectItem(cJSON_GetObjectItem(
+                              cJSON_GetObjectItem(doc, "Pod"), "spec"),
+                                              "containers"))
+  {
+    cJSON *res = cJSON_GetObjectItem(ctr, "resources");
+    if (drop_gpus) {
+      cJSON_DeleteItemFromObject(cJSON_GetObjectItem(res, "requests"),
+                                 "nvidia.com/gpu");
+      cJSON_DeleteItemFromObject(cJSON_GetObjectItem(res, "limits"),
+                                 "nvidia.com/gpu");
+    }
+  }
   cJSON *node;
   cJSON_ArrayForEach(
       node, cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items"))
@@ -1843,6 +1858,35 @@ START_TEST(test_decision_filter_malformed_annotation_named)
 }
 END_TEST
 
+/* A pod that requests no accelerator is not judged, so annotations that
+ * would hold a GPU pod (here a budget without a duration) do not hold it:
+ * every node passes, without an Event; the Decision line still names the
+ * problem. */
+START_TEST(test_decision_filter_unjudged_pod_not_held_by_annotations)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/expected-duration", NULL,
+                      "carbonshift.io/carbon-budget", "100kg"};
+  drop_gpus = true;
+  int fds[2];
+  capture_begin(fds);
+  cJSON *out = filter_with(kv, 4);
+  cJSON *line = capture_line(fds);
+  drop_gpus = false;
+  ck_assert_int_eq(kept(out), 4);
+  ck_assert_int_eq(nevents, 0);
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring,
+                   "passed");
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "neutral")->valuestring,
+                   "pod requests no accelerator");
+  ck_assert_msg(strstr(cJSON_GetObjectItem(line, "podProblems")->valuestring,
+                       "needs carbonshift.io/expected-duration"),
+                "%s", cJSON_GetObjectItem(line, "podProblems")->valuestring);
+  cJSON_Delete(line);
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* ---- /filter with the file provider replaying a real trace --------------- */
 
 #define FIXTURE_NOW                                                            \
@@ -2385,6 +2429,7 @@ static Suite *suite(void)
   tcase_add_test(tf, test_decision_filter_budget_filters_some);
   tcase_add_test(tf, test_decision_filter_budget_allow_lowest_only);
   tcase_add_test(tf, test_decision_filter_budget_allow_respects_deadline);
+  tcase_add_test(tf, test_decision_filter_unjudged_pod_not_held_by_annotations);
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
                       (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
   suite_add_tcase(s, tf);
