@@ -871,9 +871,10 @@ static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
         cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "metadata"),
         "creationTimestamp");
   cJSON *ctr;
-  cJSON_ArrayForEach(ctr, cJSON_GetObjectItem(cJSON_GetObjectItem(
-                              cJSON_GetObjectItem(doc, "Pod"), "spec"),
-                                              "containers"))
+  cJSON_ArrayForEach(
+      ctr, cJSON_GetObjectItem(
+               cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "spec"),
+               "containers"))
   {
     cJSON *res = cJSON_GetObjectItem(ctr, "resources");
     if (drop_gpus) {
@@ -1875,8 +1876,7 @@ START_TEST(test_decision_filter_unjudged_pod_not_held_by_annotations)
   drop_gpus = false;
   ck_assert_int_eq(kept(out), 4);
   ck_assert_int_eq(nevents, 0);
-  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring,
-                   "passed");
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring, "passed");
   ck_assert_str_eq(cJSON_GetObjectItem(line, "neutral")->valuestring,
                    "pod requests no accelerator");
   ck_assert_msg(strstr(cJSON_GetObjectItem(line, "podProblems")->valuestring,
