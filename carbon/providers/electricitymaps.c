@@ -84,10 +84,11 @@ static cs_err parse_point(const em *e, const cJSON *p, const char *what,
   rc = cs_remote_num(p, "carbonIntensity", what, true, g, err, errcap);
   if (rc != CS_OK)
     return rc;
-  if (*g < 0) {
+  if (*g < 0 || *g > CS_INTENSITY_MAX) {
     snprintf(err, errcap,
-             "%s.carbonIntensity: %g is negative, expected gCO2eq/kWh >= 0",
-             what, *g);
+             "%s.carbonIntensity: %g is %s, expected gCO2eq/kWh from 0 to %g",
+             what, *g, *g < 0 ? "negative" : "more than any grid emits",
+             CS_INTENSITY_MAX);
     return CS_EPARSE;
   }
   const cJSON *est = cJSON_GetObjectItemCaseSensitive(p, "isEstimated");

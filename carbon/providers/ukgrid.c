@@ -165,8 +165,10 @@ static cs_err parse_periods(const cJSON *arr, cs_series *s, bool *first_actual,
     }
     if (rc != CS_OK)
       return rc;
-    if (v < 0) {
-      snprintf(err, errcap, "%s: %g is negative, expected gCO2/kWh", iwhat, v);
+    if (v < 0 || v > CS_INTENSITY_MAX) {
+      snprintf(err, errcap, "%s: %g is %s, expected gCO2/kWh from 0 to %g",
+               iwhat, v, v < 0 ? "negative" : "more than any grid emits",
+               CS_INTENSITY_MAX);
       return CS_EPARSE;
     }
     if (s->len && from <= s->points[s->len - 1].at) {

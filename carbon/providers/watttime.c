@@ -335,6 +335,14 @@ static cs_err fetch_points(wt *w, const char *zone, const char *region,
       rc = CS_EINTERNAL;
       goto out;
     }
+    if (g > CS_INTENSITY_MAX || g < -CS_INTENSITY_MAX) {
+      snprintf(err, errcap,
+               "%s.value: %g %s is %g gCO2/kWh, more than any grid emits "
+               "(expected at most %g)",
+               what, v, units, g, CS_INTENSITY_MAX);
+      rc = CS_EPARSE;
+      goto out;
+    }
     cs_series_push(&s, at, g);
   }
   /* Empty for a region it covers: a failure (no coverage is an error it

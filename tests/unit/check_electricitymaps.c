@@ -248,6 +248,16 @@ START_TEST(test_electricitymaps_current_faults)
       strstr(log, "latest.carbonIntensity: found a string, expected a "
                   "number"));
   free(log);
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":36000,"
+                             "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  log = fh_log_take();
+  ck_assert_msg(strstr(log, "latest.carbonIntensity: 36000 is more than any "
+                            "grid emits, expected gCO2eq/kWh from 0 to 10000"),
+                "%s", log);
+  free(log);
   /* And the good answer still parses afterwards. */
   ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_OK);
   ck_assert_double_eq(v.g_per_kwh, 360);

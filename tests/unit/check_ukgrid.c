@@ -162,6 +162,17 @@ START_TEST(test_ukgrid_current_errors)
   ck_assert_ptr_nonnull(strstr(log, "data[0].from: \\\"yesterday\\\""));
   free(log);
   fh_push(srv, "/intensity",
+          (fh_reply){.body = "{\"data\":[{\"from\":\"2023-11-02T10:00Z\","
+                             "\"to\":\"2023-11-02T10:30Z\",\"intensity\":{"
+                             "\"actual\":1e300}}]}"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
+  log = fh_log_take();
+  ck_assert_msg(strstr(log, "1e+300 is more than any grid emits, expected "
+                            "gCO2/kWh from 0 to 10000"),
+                "%s", log);
+  free(log);
+  fh_push(srv, "/intensity",
           (fh_reply){.status = 503, .body = "down", .retry_after = 0});
   ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EHTTP);
   cs_provider_free(p);

@@ -353,6 +353,21 @@ START_TEST(test_watttime_current_units)
                              "\"co2_moer\"}}"});
   ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
   ck_assert_double_eq(v.g_per_kwh, 300);
+  /* A figure no grid emits is a data error, refused rather than ranked. */
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.body = "{\"data\":[{\"point_time\":\"2023-06-09T00:00:"
+                             "00+00:00\",\"value\":30000}],\"meta\":{\"units\":"
+                             "\"lbs_co2_per_mwh\",\"signal_type\":"
+                             "\"co2_moer\"}}"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v),
+                   CS_EPARSE);
+  log = fh_log_take();
+  ck_assert_msg(strstr(log, "data[0].value: 30000 lbs_co2_per_mwh is 13607.8 "
+                            "gCO2/kWh, more than any grid emits (expected at "
+                            "most 10000)"),
+                "%s", log);
+  free(log);
   double g;
   ck_assert_int_eq(cs_watttime_to_g_per_kwh("lbs_co2_per_mwh", 1000, &g),
                    CS_OK);
