@@ -16,7 +16,8 @@ typedef enum kind { NATIONAL, REGION, POSTCODE } kind;
 
 typedef struct target {
   kind k;
-  char arg[16]; /* region id or outward postcode */
+  char arg[16]; /* region id or outward postcode, as asked for */
+  int region;   /* the region id, for REGION */
 } target;
 
 typedef struct mapping {
@@ -44,7 +45,8 @@ static bool parse_region(const char *s, target *t)
   if (cs_parse_int64(s, &id, NULL) != CS_OK || id < 1 || id > 17)
     return false;
   t->k = REGION;
-  snprintf(t->arg, sizeof(t->arg), "%d", (int)id);
+  t->region = (int)id;
+  snprintf(t->arg, sizeof(t->arg), "%d", t->region);
   return true;
 }
 
@@ -97,13 +99,39 @@ static bool zone_target(const uk *u, const char *zone, target *t)
   return false;
 }
 
+/* CS_EPARSE when a regional answer names another region than the one
+ * asked for (its `regionid`, or for a postcode its `postcode`): another
+ * place's figures must never be served as this one's (remote.h). An absent
+ * member passes; a postcode's region is the API's to choose. */
+static cs_err same_region(const cJSON *d, const target *t, char *err,
+                          size_t errcap)
+{
+  if (t->k == POSTCODE)
+    return cs_remote_same_zone(d, "postcode", "response.data", t->arg, err,
+                               errcap);
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(d, "regionid");
+  if (!id || cJSON_IsNull(id))
+    return CS_OK;
+  if (!cJSON_IsNumber(id)) {
+    snprintf(err, errcap, "response.data.regionid: expected a number");
+    return CS_EPARSE;
+  }
+  if (id->valuedouble != t->region) {
+    snprintf(err, errcap,
+             "response.data.regionid: the answer is for %g, expected %s",
+             id->valuedouble, t->arg);
+    return CS_EPARSE;
+  }
+  return CS_OK;
+}
+
 /* The periods array of a response: data[] (national) or data.data[] /
  * data[0].data[] (regional: `data` as an object or one-element array). */
-static cs_err periods(const cJSON *j, kind k, const cJSON **out, char *err,
-                      size_t errcap)
+static cs_err periods(const cJSON *j, const target *t, const cJSON **out,
+                      char *err, size_t errcap)
 {
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "data");
-  if (k == NATIONAL)
+  if (t->k == NATIONAL)
     return cs_remote_array(j, "data", "response", out, err, errcap);
   if (cJSON_IsArray(d)) {
     if (cJSON_GetArraySize(d) != 1) {
@@ -120,6 +148,9 @@ static cs_err periods(const cJSON *j, kind k, const cJSON **out, char *err,
              "array of it");
     return CS_EPARSE;
   }
+  cs_err rc = same_region(d, t, err, errcap);
+  if (rc != CS_OK)
+    return rc;
   return cs_remote_array(d, "data", "response.data", out, err, errcap);
 }
 
@@ -225,7 +256,7 @@ static cs_err fetch(uk *u, const char *zone, bool forecast, int64_t from,
   cs_err rc = cs_remote_get_json(&u->r, path, NULL, 0, NULL, NULL, &j, NULL,
                                  err, errcap);
   if (rc == CS_OK)
-    rc = periods(j, t.k, &arr, err, errcap);
+    rc = periods(j, &t, &arr, err, errcap);
   if (rc == CS_OK)
     rc = parse_periods(arr, &s, first_actual, err, errcap);
   /* A zone the API covers that comes back empty is an outage (the API

@@ -129,6 +129,35 @@ START_TEST(test_ukgrid_current_postcode)
 }
 END_TEST
 
+/* A regional answer for another region than the one asked for is
+ * refused, not served as this zone's figure. */
+START_TEST(test_ukgrid_answer_for_another_region_refused)
+{
+  fh_set(srv, "/regional/regionid/13",
+         (fh_reply){.body = "{\"data\":[{\"regionid\":12,\"data\":[{\"from\":"
+                            "\"2023-11-02T10:00Z\",\"to\":\"2023-11-02T10:30Z"
+                            "\",\"intensity\":{\"forecast\":99}}]}]}"});
+  fh_set(srv, "/regional/postcode/RG10",
+         (fh_reply){.body = "{\"data\":[{\"regionid\":12,\"postcode\":"
+                            "\"SW1\",\"data\":[{\"from\":\"2023-11-02T10:00Z"
+                            "\",\"to\":\"2023-11-02T10:30Z\",\"intensity\":{"
+                            "\"forecast\":99}}]}]}"});
+  cs_provider *p = make(NULL, 0);
+  cs_signal v;
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "GB-REGION-13", T0, &v), CS_EPARSE);
+  ck_assert_int_eq(p->ops->current(p, "GB-POSTCODE-RG10", T0, &v), CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_msg(strstr(log, "response.data.regionid: the answer is for 12, "
+                            "expected 13") &&
+                    strstr(log, "response.data.postcode: the answer is for "
+                                "\\\"SW1\\\", expected RG10"),
+                "%s", log);
+  free(log);
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_ukgrid_current_errors)
 {
   cs_provider *p = make(NULL, 0);
@@ -215,6 +244,7 @@ int main(void)
   tcase_add_test(tc, test_ukgrid_forecast_national);
   tcase_add_test(tc, test_ukgrid_forecast_regional_object_and_array);
   tcase_add_test(tc, test_ukgrid_current_postcode);
+  tcase_add_test(tc, test_ukgrid_answer_for_another_region_refused);
   tcase_add_test(tc, test_ukgrid_current_errors);
   tcase_add_test(tc, test_ukgrid_new_bad_zone_map);
   tcase_add_test(tc, test_ukgrid_current_every_truncation);
