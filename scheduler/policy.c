@@ -11,8 +11,9 @@
 #include "scheduler/score.h"
 
 /* How long after its planned start a pod is still judged as starting
- * then: kube-scheduler tries a pending pod again within 5 minutes
- * (podMaxInUnschedulablePodsDuration), and a budget window can be only
+ * then: kube-scheduler tries a pending pod again within about 5.5 minutes
+ * (podMaxInUnschedulablePodsDuration, flushed every 30 s), and a budget
+ * window can be only
  * minutes wide, so judged at the moment of the try the pod that waited for
  * it could miss it by grams and stay pending. */
 #define PLANNED_START_GRACE_S (10 * 60)
