@@ -7,6 +7,7 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -897,6 +898,43 @@ static void decision_done(request *rq)
     request_release(rq);
 }
 
+/* Whether the client of a request whose body is in has closed its side
+ * while the decision waited in the queue: kube-scheduler gives up on a call
+ * after its httpTimeout and closes the connection. The suspended connection
+ * is not read meanwhile, so the socket is asked directly. */
+static bool client_gone(const request *rq)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!ci)
+    return false;
+  struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* A decision whose caller has gone is not made: nobody reads its answer,
+ * and its Event or planned start would land on a pod the scheduler has
+ * since placed without it. Under overload this also keeps the queue from
+ * filling with calls already given up on. */
+static void skip_decision(request *rq, cs_verb verb)
+{
+  const char *why = "the client closed the connection before its decision "
+                    "started (past its timeout?): not decided";
+  cs_buf *l = cs_log_begin(0, "Decision skipped");
+  cs_json_str(l, "requestId", rq->reqid);
+  cs_json_str(l, "verb", verb == CS_VERB_FILTER ? "filter" : "prioritize");
+  cs_json_str(l, "err", why);
+  cs_log_end(l);
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_json_open(&b, NULL, '{');
+  cs_json_str(&b, "Error", why);
+  cs_json_close(&b, '}');
+  rq->decided.status = MHD_HTTP_SERVICE_UNAVAILABLE;
+  rq->decided.body = cs_buf_release(&b, &rq->decided.len);
+  snprintf(rq->decided.error, sizeof(rq->decided.error), "%s", why);
+}
+
 static void run_decision(cs_pool_job *job)
 {
   request *rq = (request *)job;
@@ -904,7 +942,9 @@ static void run_decision(cs_pool_job *job)
   queued_gauge(s);
   rq->decided.echo_ok = true; /* the body is kept until the reply is sent */
   cs_verb verb = rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE;
-  if (rq->streaming) {
+  if (!rq->streaming && client_gone(rq)) {
+    skip_decision(rq, verb);
+  } else if (rq->streaming) {
     pthread_mutex_lock(&rq->feed_mu);
     size_t have = rq->feed_have;
     pthread_mutex_unlock(&rq->feed_mu);

@@ -2002,6 +2002,67 @@ START_TEST(test_server_decision_does_not_block_connection_threads)
 }
 END_TEST
 
+/* A client of the gone-client test: plain or over TLS (gone_ca). */
+static const char *gone_ca;
+typedef struct gone_call {
+  const char *body;
+  long timeout_ms;
+  resp r;
+} gone_call;
+static void *gone_client(void *arg)
+{
+  gone_call *g = arg;
+  call c = {.path = "/filter",
+            .body = g->body,
+            .timeout_ms = g->timeout_ms,
+            .https = gone_ca != NULL,
+            .ca = gone_ca};
+  do_call(NULL, cs_server_port(S), &c, &g->r);
+  return NULL;
+}
+
+/* A call whose client gave up while its decision was queued (as
+ * kube-scheduler does after its httpTimeout) is not decided: the handler
+ * is not run for it, and the log says so. Over plain HTTP (_i 0) and TLS. */
+START_TEST(test_server_queued_decision_of_gone_client_skipped)
+{
+  tu_tls t;
+  cs_server_opts o = base_opts();
+  gone_ca = NULL;
+  if (_i) {
+    o = https_opts(&t, false);
+    gone_ca = t.ca_cert;
+  }
+  o.decision_threads = 1;
+  S = start(&o);
+  atomic_store(&H.sleep_ms, 800);
+  gone_call slow = {.body = "sleep please"},
+            gone = {.body = "{}", .timeout_ms = 300};
+  pthread_t t1, t2;
+  pthread_create(&t1, NULL, gone_client, &slow);
+  while (!atomic_load(&H.sleeping))
+    usleep(1000);
+  pthread_create(&t2, NULL, gone_client, &gone);
+  pthread_join(t2, NULL);
+  ck_assert_int_eq(gone.r.cc, CURLE_OPERATION_TIMEDOUT);
+  pthread_join(t1, NULL);
+  ck_assert_int_eq(slow.r.status, 200);
+  /* The slow call ran; the given-up one is skipped once its turn comes. */
+  for (int i = 0; i < 2000 && !strstr(logged(), "\"msg\":\"Decision skipped\"");
+       i++)
+    usleep(1000);
+  ck_assert_msg(strstr(logged(), "\"msg\":\"Decision skipped\""), "%s",
+                logged());
+  ck_assert_int_eq(atomic_load(&H.calls), 1);
+  gone_call next = {.body = "{}"}; /* and the server goes on */
+  gone_client(&next);
+  ck_assert_int_eq(next.r.status, 200);
+  ck_assert_int_eq(atomic_load(&H.calls), 2);
+  if (_i)
+    tu_tls_cleanup(&t);
+}
+END_TEST
+
 /* At the deadline, a decision still queued is answered 503, not cut. */
 START_TEST(test_server_shutdown_answers_queued_decision_503)
 {
@@ -2674,6 +2735,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_server_shutdown_cuts_stream_still_arriving);
   tcase_add_test(tc, test_server_streams_race_clients_that_leave);
   tcase_add_test(tc, test_server_decision_does_not_block_connection_threads);
+  tcase_add_loop_test(tc, test_server_queued_decision_of_gone_client_skipped, 0,
+                      2);
   tcase_add_test(tc, test_server_shutdown_answers_queued_decision_503);
   tcase_add_test(tc, test_server_many_concurrent_connections_answered);
   tcase_add_test(tc, test_server_connection_limit_refuses_extra);
