@@ -43,6 +43,7 @@
 #define M_OPEN "carbonshift_http_open_connections"
 #define M_QUEUED "carbonshift_http_queued_decisions"
 #define M_HEAD_CUTS "carbonshift_http_header_timeouts_total"
+#define M_SKIPPED "carbonshift_http_skipped_decisions_total"
 
 /* GnuTLS priorities: TLS 1.3 and 1.2 only, otherwise GnuTLS' defaults. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -933,6 +934,7 @@ static void skip_decision(request *rq, cs_verb verb)
   rq->decided.status = MHD_HTTP_SERVICE_UNAVAILABLE;
   rq->decided.body = cs_buf_release(&b, &rq->decided.len);
   snprintf(rq->decided.error, sizeof(rq->decided.error), "%s", why);
+  cs_metrics_add(rq->srv->metrics, M_SKIPPED, NULL, 1);
 }
 
 static void run_decision(cs_pool_job *job)
@@ -1453,6 +1455,12 @@ static cs_err declare_metrics(cs_metrics *m)
     rc = cs_metrics_declare(m, M_HEAD_CUTS, CS_METRIC_COUNTER,
                             "Connections closed because a request head "
                             "was not complete in time (http.headerTimeout).",
+                            "", NULL, 0);
+  if (!rc)
+    rc = cs_metrics_declare(m, M_SKIPPED, CS_METRIC_COUNTER,
+                            "Extender requests not decided because their "
+                            "client had closed the connection while they "
+                            "waited for a decision thread.",
                             "", NULL, 0);
   if (!rc)
     rc = cs_metrics_declare(m, M_QUEUED, CS_METRIC_GAUGE,

@@ -2054,6 +2054,11 @@ START_TEST(test_server_queued_decision_of_gone_client_skipped)
   ck_assert_msg(strstr(logged(), "\"msg\":\"Decision skipped\""), "%s",
                 logged());
   ck_assert_int_eq(atomic_load(&H.calls), 1);
+  double skipped = 0;
+  ck_assert_int_eq(cs_metrics_get(M, "carbonshift_http_skipped_decisions_total",
+                                  NULL, &skipped),
+                   CS_OK);
+  ck_assert_double_eq(skipped, 1);
   gone_call next = {.body = "{}"}; /* and the server goes on */
   gone_client(&next);
   ck_assert_int_eq(next.r.status, 200);
