@@ -13,9 +13,8 @@
 /* How long after its planned start a pod is still judged as starting
  * then: kube-scheduler tries a pending pod again within about 5.5 minutes
  * (podMaxInUnschedulablePodsDuration, flushed every 30 s), and a budget
- * window can be only
- * minutes wide, so judged at the moment of the try the pod that waited for
- * it could miss it by grams and stay pending. */
+ * window can be only minutes wide, so judged at the moment of the try the
+ * pod that waited for it could miss it by grams and stay pending. */
 #define PLANNED_START_GRACE_S (10 * 60)
 _Static_assert(PLANNED_START_GRACE_S <= CS_SIGNALS_FORECAST_BACK_S,
                "the forecast asked for must reach back to a planned start");
