@@ -642,6 +642,27 @@ check_deploy_configs() {
 }
 want deploy-configs && check_deploy_configs
 
+# docs/time-shifting.md tells how to turn preemption off in the chart's
+# scheduler through scheduler.profile: the real kube-scheduler must load
+# that rendering and show DefaultPreemption disabled.
+check_no_preemption_profile() {
+  local out=$work/no-preemption.yaml
+  "$HELM" template cs "$chart" -n "$NS" --set scheduler.enabled=true \
+    --set-json 'scheduler.profile={"plugins":{"postFilter":{"disabled":[{"name":"DefaultPreemption"}]}}}' \
+    --show-only templates/scheduler.yaml 2>"$logs/no-preemption-template.log" |
+    awk '/^  config.yaml: \|/ {on = 1; next} on && /^    / {print substr($0, 5); next} on {exit}' |
+    sed -e "s#/etc/carbonshift/client-tls#$pki/client#g" >"$out"
+  printf 'clientConnection:\n  kubeconfig: %s\n' "$work/scheduler.kubeconfig" >>"$out"
+  if "$SCHEDULER" --config "$out" --write-config-to "$out.effective" \
+    >"$logs/validate-no-preemption.log" 2>&1 &&
+    grep -A2 '^    postFilter:' "$out.effective" | grep -q 'name: DefaultPreemption'; then
+    pass "deploy-configs: kube-scheduler loads the chart's scheduler with preemption turned off (docs/time-shifting.md)"
+  else
+    fail "deploy-configs: the chart's scheduler with preemption turned off does not load with DefaultPreemption disabled ($(tail -n 1 "$logs/validate-no-preemption.log"))"
+  fi
+}
+want deploy-configs && check_no_preemption_profile
+
 # ---------------------------------------------------------------- scenarios
 scenario_mtls() {
   local code
