@@ -899,6 +899,18 @@ static void decision_done(request *rq)
     request_release(rq);
 }
 
+/* The 503 of a request that is not decided, with `why` as its Error. */
+static void answer_undecided(request *rq, const char *why)
+{
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  cs_json_open(&b, NULL, '{');
+  cs_json_str(&b, "Error", why);
+  cs_json_close(&b, '}');
+  rq->decided.status = MHD_HTTP_SERVICE_UNAVAILABLE;
+  rq->decided.body = cs_buf_release(&b, &rq->decided.len);
+}
+
 /* Whether the client of a request whose body is in has closed its side
  * while the decision waited in the queue: kube-scheduler gives up on a call
  * after its httpTimeout and closes the connection. The suspended connection
@@ -923,16 +935,10 @@ static void skip_decision(request *rq, cs_verb verb)
                     "started (past its timeout?): not decided";
   cs_buf *l = cs_log_begin(0, "Decision skipped");
   cs_json_str(l, "requestId", rq->reqid);
-  cs_json_str(l, "verb", verb == CS_VERB_FILTER ? "filter" : "prioritize");
+  cs_json_str(l, "verb", cs_verb_name(verb));
   cs_json_str(l, "err", why);
   cs_log_end(l);
-  cs_buf b;
-  cs_buf_init(&b, 0);
-  cs_json_open(&b, NULL, '{');
-  cs_json_str(&b, "Error", why);
-  cs_json_close(&b, '}');
-  rq->decided.status = MHD_HTTP_SERVICE_UNAVAILABLE;
-  rq->decided.body = cs_buf_release(&b, &rq->decided.len);
+  answer_undecided(rq, why);
   snprintf(rq->decided.error, sizeof(rq->decided.error), "%s", why);
   cs_metrics_add(rq->srv->metrics, M_SKIPPED, NULL, 1);
 }
@@ -965,13 +971,7 @@ static void run_decision(cs_pool_job *job)
 static void cancel_decision(cs_pool_job *job)
 {
   request *rq = (request *)job;
-  cs_buf b;
-  cs_buf_init(&b, 0);
-  cs_json_open(&b, NULL, '{');
-  cs_json_str(&b, "Error", "shutting down: the decision was not started");
-  cs_json_close(&b, '}');
-  rq->decided.status = MHD_HTTP_SERVICE_UNAVAILABLE;
-  rq->decided.body = cs_buf_release(&b, &rq->decided.len);
+  answer_undecided(rq, "shutting down: the decision was not started");
   decision_done(rq); /* resumes at once unless the body is still coming */
 }
 
