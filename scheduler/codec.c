@@ -7,6 +7,7 @@
 
 #include "carbon/util/alloc.h"
 #include "carbon/util/jscan.h"
+#include "carbon/util/parse.h"
 
 #define KEY_MAX 64
 
@@ -80,6 +81,39 @@ static cs_err parse_tree(decoder *d, cJSON **out)
   if (!*out) /* the scanner accepted it, so only memory can fail here */
     return shape(d, "could not build the tree of %s", "a value");
   return CS_OK;
+}
+
+/* Enters the request body's top-level object, `what` (the Go type's
+ * name) naming it in errors. */
+static cs_err enter_args(decoder *d, const char *what)
+{
+  cs_jtype t = cs_jscan_peek(&d->s);
+  if (t != CS_JOBJECT) {
+    if (t == CS_JEND && d->s.p == d->s.end)
+      snprintf(d->err, d->errlen, "request body is empty; expected %s", what);
+    else if (t == CS_JEND)
+      syntax(d);
+    else
+      snprintf(d->err, d->errlen, "request body: expected an %s object, got %s",
+               what, type_name(t));
+    return t == CS_JEND ? CS_EPARSE : CS_EINVAL;
+  }
+  return cs_jscan_enter_object(&d->s) ? syntax(d) : CS_OK;
+}
+
+/* Reads the Pod member into *pod (a later Pod member replaces an earlier
+ * one, as Go's decoder does). */
+static cs_err read_pod(decoder *d, cJSON **pod)
+{
+  cs_jtype t = cs_jscan_peek(&d->s);
+  if (t != CS_JOBJECT) {
+    snprintf(d->err, d->errlen, "Pod: expected a Pod object, got %s",
+             type_name(t));
+    return t == CS_JEND ? syntax(d) : CS_EINVAL;
+  }
+  cJSON_Delete(*pod);
+  *pod = NULL;
+  return parse_tree(d, pod);
 }
 
 /* Reads `status`: the first `allocatable` member (of any status member;
@@ -409,23 +443,10 @@ cs_err cs_codec_decode_feed(const char *body, size_t have,
   err[0] = '\0';
   cs_jscan_init_feed(&d.s, body, have, feed, 0);
 
-  cs_jtype t = cs_jscan_peek(&d.s);
-  if (t != CS_JOBJECT) {
-    if (t == CS_JEND && d.s.p == d.s.end)
-      snprintf(err, errlen, "request body is empty; expected ExtenderArgs");
-    else if (t == CS_JEND)
-      syntax(&d);
-    else
-      snprintf(err, errlen,
-               "request body: expected an ExtenderArgs object, got %s",
-               type_name(t));
-    rc = t == CS_JEND ? CS_EPARSE : CS_EINVAL;
+  cs_jtype t;
+  rc = enter_args(&d, "ExtenderArgs");
+  if (rc)
     goto out;
-  }
-  if (cs_jscan_enter_object(&d.s)) {
-    rc = syntax(&d);
-    goto out;
-  }
   for (;;) {
     if (cs_jscan_next_key(&d.s, key, sizeof(key), &more)) {
       rc = syntax(&d);
@@ -436,15 +457,7 @@ cs_err cs_codec_decode_feed(const char *body, size_t have,
     /* Go decodes member names case-insensitively; so do we. */
     t = cs_jscan_peek(&d.s);
     if (strcasecmp(key, "Pod") == 0) {
-      if (t != CS_JOBJECT) {
-        snprintf(err, errlen, "Pod: expected a Pod object, got %s",
-                 type_name(t));
-        rc = t == CS_JEND ? syntax(&d) : CS_EINVAL;
-        goto out;
-      }
-      cJSON_Delete(out->pod);
-      out->pod = NULL;
-      rc = parse_tree(&d, &out->pod);
+      rc = read_pod(&d, &out->pod);
     } else if (strcasecmp(key, "Nodes") == 0 && t != CS_JNULL) {
       if (t != CS_JOBJECT) {
         snprintf(err, errlen,
@@ -519,6 +532,375 @@ void cs_codec_request_free(cs_wire_request *r)
   free(r->fields);
   free((char *)r->list_extra);
   memset(r, 0, sizeof(*r));
+}
+
+/* ---- ExtenderPreemptionArgs ----
+ * {"Pod": <Pod>, "NodeNameToVictims": {node: {"Pods": [<Pod>],
+ * "NumPDBViolations": n}} | null, "NodeNameToMetaVictims": {node: {"Pods":
+ * [{"UID": s}], "NumPDBViolations": n}} | null}. kube-scheduler sets one of
+ * the two maps, by the extender's nodeCacheCapable. */
+
+/* The most victims one call may name: more than any cluster holds pods. */
+#define VICTIMS_MAX 1000000
+
+/* The victims map being read: which one, for messages, and the request and
+ * preemption it fills. */
+typedef struct victims_reader {
+  decoder *d;
+  const char *map; /* "NodeNameToVictims" or "NodeNameToMetaVictims" */
+  cs_wire_request *r;
+  cs_wire_preemption *p;
+  const char *node; /* the node being read, for messages */
+} victims_reader;
+
+/* Keeps the UID string literal lit[0..n) as the next victim's. */
+static cs_err keep_uid(victims_reader *vr, const char *lit, size_t n,
+                       const char *where, size_t idx)
+{
+  char uid[CS_VICTIM_UID_MAX + 1];
+  size_t len;
+  if (cs_json_unquote(lit, n, uid, sizeof(uid), &len) || !len ||
+      memchr(uid, '\0', len)) {
+    snprintf(vr->d->err, vr->d->errlen,
+             "%s[%s].Pods[%zu].%s: expected a UID of 1 to %d characters "
+             "without \\u0000",
+             vr->map, vr->node, idx, where, CS_VICTIM_UID_MAX);
+    return CS_EINVAL;
+  }
+  cs_wire_preemption *p = vr->p;
+  if (p->nuids == VICTIMS_MAX) {
+    snprintf(vr->d->err, vr->d->errlen, "%s: more than %d victims in one call",
+             vr->map, VICTIMS_MAX);
+    return CS_EINVAL;
+  }
+  if (p->nuids == p->uids_cap) {
+    p->uids_cap = p->uids_cap ? 2 * p->uids_cap : 16;
+    p->uid_off = cs_realloc(p->uid_off, p->uids_cap * sizeof(*p->uid_off));
+  }
+  p->uid_off[p->nuids++] = p->uid_text.len;
+  cs_buf_append(&p->uid_text, uid, len + 1);
+  return CS_OK;
+}
+
+/* Reads a string member `want` (compared as Go compares: any case) of the
+ * object at the scanner, skipping the rest; *lit is NULL when there is
+ * none. A value of another type is an error naming `where`. */
+static cs_err read_string_member(victims_reader *vr, const char *want,
+                                 const char **lit, size_t *n, const char *where,
+                                 size_t idx)
+{
+  char key[KEY_MAX];
+  bool more;
+  *lit = NULL;
+  if (cs_jscan_enter_object(&vr->d->s))
+    return syntax(vr->d);
+  for (;;) {
+    if (cs_jscan_next_key(&vr->d->s, key, sizeof(key), &more))
+      return syntax(vr->d);
+    if (!more)
+      return CS_OK;
+    cs_jtype t = cs_jscan_peek(&vr->d->s);
+    if (strcasecmp(key, want) == 0 && t != CS_JNULL && t != CS_JEND) {
+      if (t != CS_JSTRING) {
+        snprintf(vr->d->err, vr->d->errlen,
+                 "%s[%s].Pods[%zu].%s: expected a string, got %s", vr->map,
+                 vr->node, idx, where, type_name(t));
+        return CS_EINVAL;
+      }
+      if (cs_jscan_skip(&vr->d->s, lit, n))
+        return syntax(vr->d);
+    } else if (cs_jscan_skip(&vr->d->s, NULL, NULL)) {
+      return syntax(vr->d);
+    }
+  }
+}
+
+/* Reads one victim: {"UID": s} in the meta map, a whole Pod (of which only
+ * metadata.uid is read; the API's names are case-sensitive) in the other. */
+static cs_err read_victim(victims_reader *vr, size_t idx)
+{
+  decoder *d = vr->d;
+  cs_jtype t = cs_jscan_peek(&d->s);
+  bool meta = vr->p->meta;
+  if (t != CS_JOBJECT) {
+    if (t == CS_JEND)
+      return skip(d, NULL, NULL);
+    snprintf(d->err, d->errlen, "%s[%s].Pods[%zu]: expected %s, got %s",
+             vr->map, vr->node, idx, meta ? "a MetaPod object" : "a Pod object",
+             type_name(t));
+    return CS_EINVAL;
+  }
+  const char *lit = NULL;
+  size_t n = 0;
+  cs_err rc;
+  if (meta) {
+    rc = read_string_member(vr, "UID", &lit, &n, "UID", idx);
+  } else {
+    const char *key;
+    size_t klen;
+    bool more;
+    if (cs_jscan_enter_object(&d->s))
+      return syntax(d);
+    for (rc = CS_OK; rc == CS_OK;) {
+      if (cs_jscan_next_key_lit(&d->s, &key, &klen, &more))
+        return syntax(d);
+      if (!more)
+        break;
+      if (!lit && cs_json_key_is(key, klen, "metadata") &&
+          cs_jscan_peek(&d->s) == CS_JOBJECT)
+        rc = read_string_member(vr, "uid", &lit, &n, "metadata.uid", idx);
+      else
+        rc = skip(d, NULL, NULL);
+    }
+  }
+  if (rc)
+    return rc;
+  if (!lit) {
+    snprintf(d->err, d->errlen, "%s[%s].Pods[%zu]: missing %s", vr->map,
+             vr->node, idx, meta ? "UID" : "metadata.uid");
+    return CS_EINVAL;
+  }
+  return keep_uid(vr, lit, n, meta ? "UID" : "metadata.uid", idx);
+}
+
+static cs_err read_victim_pods(victims_reader *vr, cs_wire_victims *v)
+{
+  decoder *d = vr->d;
+  bool more;
+  cs_jtype t = cs_jscan_peek(&d->s);
+  if (t == CS_JNULL)
+    return skip(d, NULL, NULL);
+  if (t != CS_JARRAY) {
+    if (t == CS_JEND)
+      return skip(d, NULL, NULL);
+    snprintf(d->err, d->errlen, "%s[%s].Pods: expected an array, got %s",
+             vr->map, vr->node, type_name(t));
+    return CS_EINVAL;
+  }
+  cs_wire_preemption *p = vr->p;
+  if (p->nuids > v->first) { /* a later Pods member replaces an earlier
+                                one, as in Go */
+    p->uid_text.len = p->uid_off[v->first];
+    p->nuids = v->first;
+  }
+  if (cs_jscan_enter_array(&d->s))
+    return syntax(d);
+  for (size_t idx = 0;; idx++) {
+    if (cs_jscan_next_elem(&d->s, &more))
+      return syntax(d);
+    if (!more)
+      break;
+    cs_err rc = read_victim(vr, idx);
+    if (rc)
+      return rc;
+  }
+  v->count = vr->p->nuids - v->first;
+  return CS_OK;
+}
+
+static cs_err read_pdb_violations(victims_reader *vr, cs_wire_victims *v)
+{
+  decoder *d = vr->d;
+  cs_jtype t = cs_jscan_peek(&d->s);
+  const char *at = NULL;
+  size_t len = 0;
+  char num[24];
+  const char *expected = NULL;
+  if (t == CS_JNULL || t == CS_JEND)
+    return skip(d, NULL, NULL);
+  if (t == CS_JNUMBER) {
+    cs_err rc = skip(d, &at, &len);
+    if (rc)
+      return rc;
+    if (len < sizeof(num)) {
+      memcpy(num, at, len);
+      num[len] = '\0';
+      if (cs_parse_int64(num, &v->pdb_violations, &expected) == CS_OK &&
+          v->pdb_violations >= 0)
+        return CS_OK;
+    }
+    snprintf(d->err, d->errlen,
+             "%s[%s].NumPDBViolations: expected a whole number of 0 or "
+             "more, got %.*s",
+             vr->map, vr->node, len > 32 ? 32 : (int)len, at);
+  } else {
+    snprintf(d->err, d->errlen,
+             "%s[%s].NumPDBViolations: expected a whole number, got %s",
+             vr->map, vr->node, type_name(t));
+  }
+  return CS_EINVAL;
+}
+
+/* Reads one node's Victims object (or null: no victims). */
+static cs_err read_node_victims(victims_reader *vr, cs_wire_victims *v)
+{
+  decoder *d = vr->d;
+  char key[KEY_MAX];
+  bool more;
+  cs_jtype t = cs_jscan_peek(&d->s);
+  *v = (cs_wire_victims){.first = vr->p->nuids};
+  if (t == CS_JNULL || t == CS_JEND)
+    return skip(d, NULL, NULL);
+  if (t != CS_JOBJECT) {
+    snprintf(d->err, d->errlen, "%s[%s]: expected a %s object or null, got %s",
+             vr->map, vr->node, vr->p->meta ? "MetaVictims" : "Victims",
+             type_name(t));
+    return CS_EINVAL;
+  }
+  if (cs_jscan_enter_object(&d->s))
+    return syntax(d);
+  for (;;) {
+    if (cs_jscan_next_key(&d->s, key, sizeof(key), &more))
+      return syntax(d);
+    if (!more)
+      return CS_OK;
+    cs_err rc;
+    if (strcasecmp(key, "Pods") == 0)
+      rc = read_victim_pods(vr, v);
+    else if (strcasecmp(key, "NumPDBViolations") == 0)
+      rc = read_pdb_violations(vr, v);
+    else
+      rc = skip(d, NULL, NULL);
+    if (rc)
+      return rc;
+  }
+}
+
+static int compare_names(const void *a, const void *b)
+{
+  const cs_wire_node *x = *(const cs_wire_node *const *)a;
+  const cs_wire_node *y = *(const cs_wire_node *const *)b;
+  return strcmp(x->name, y->name);
+}
+
+/* A node named twice would be judged twice and answered twice; Go keeps
+ * the last, which could differ from what was judged, so it is refused. */
+static cs_err refuse_duplicates(victims_reader *vr)
+{
+  size_t n = vr->r->nnodes;
+  const cs_wire_node **by_name = cs_malloc((n + 1) * sizeof(*by_name));
+  for (size_t i = 0; i < n; i++)
+    by_name[i] = &vr->r->nodes[i];
+  qsort(by_name, n, sizeof(*by_name), compare_names);
+  cs_err rc = CS_OK;
+  for (size_t i = 1; i < n && !rc; i++)
+    if (strcmp(by_name[i - 1]->name, by_name[i]->name) == 0) {
+      snprintf(vr->d->err, vr->d->errlen, "%s: node %s is listed twice",
+               vr->map, by_name[i]->name);
+      rc = CS_EINVAL;
+    }
+  free(by_name);
+  return rc;
+}
+
+static cs_err read_victims_map(victims_reader *vr)
+{
+  decoder *d = vr->d;
+  const char *lit;
+  size_t len, cap = 0, vcap = 0;
+  bool more;
+  if (cs_jscan_enter_object(&d->s))
+    return syntax(d);
+  for (;;) {
+    if (cs_jscan_next_key_lit(&d->s, &lit, &len, &more))
+      return syntax(d);
+    if (!more)
+      return refuse_duplicates(vr);
+    cs_wire_node *n = push_node(d, vr->r, &cap, false);
+    if (!n)
+      return too_many(d);
+    char *name = name_room(vr->r);
+    size_t nlen;
+    if (cs_json_unquote(lit, len, name, CS_NODE_NAME_MAX, &nlen) || !nlen ||
+        memchr(name, '\0', nlen)) {
+      snprintf(d->err, d->errlen,
+               "%s: expected node names of 1 to 253 characters without "
+               "\\u0000 as keys",
+               vr->map);
+      return CS_EINVAL;
+    }
+    name_commit(vr->r, n, nlen);
+    if (vr->r->nnodes > vcap) {
+      vcap = cap;
+      vr->p->victims =
+          cs_realloc(vr->p->victims, vcap * sizeof(*vr->p->victims));
+    }
+    vr->node = n->name;
+    cs_err rc = read_node_victims(vr, &vr->p->victims[vr->r->nnodes - 1]);
+    if (rc)
+      return rc;
+  }
+}
+
+cs_err cs_codec_decode_preemption_feed(const char *body, size_t have,
+                                       const cs_jscan_feed *feed,
+                                       size_t max_nodes, cs_wire_request *req,
+                                       cs_wire_preemption *pre, char *err,
+                                       size_t errlen)
+{
+  decoder d = {.err = err, .errlen = errlen, .max_nodes = max_nodes};
+  char key[KEY_MAX];
+  bool more, have_map = false;
+  memset(req, 0, sizeof(*req));
+  memset(pre, 0, sizeof(*pre));
+  cs_buf_init(&pre->uid_text, (size_t)VICTIMS_MAX * (CS_VICTIM_UID_MAX + 1));
+  req->names_only = true; /* candidates come by name, never as Nodes */
+  err[0] = '\0';
+  cs_jscan_init_feed(&d.s, body, have, feed, 0);
+  cs_err rc = enter_args(&d, "ExtenderPreemptionArgs");
+  while (!rc) {
+    if (cs_jscan_next_key(&d.s, key, sizeof(key), &more)) {
+      rc = syntax(&d);
+      break;
+    }
+    if (!more)
+      break;
+    cs_jtype t = cs_jscan_peek(&d.s);
+    bool meta = strcasecmp(key, "NodeNameToMetaVictims") == 0;
+    if (strcasecmp(key, "Pod") == 0) {
+      rc = read_pod(&d, &req->pod);
+    } else if ((meta || strcasecmp(key, "NodeNameToVictims") == 0) &&
+               t != CS_JNULL) {
+      const char *map = meta ? "NodeNameToMetaVictims" : "NodeNameToVictims";
+      if (t != CS_JOBJECT) {
+        snprintf(err, errlen, "%s: expected an object or null, got %s", map,
+                 type_name(t));
+        rc = t == CS_JEND ? syntax(&d) : CS_EINVAL;
+      } else if (have_map) {
+        rc = shape(&d, "%s",
+                   "NodeNameToVictims and NodeNameToMetaVictims are both set "
+                   "(or one twice); expected exactly one of them");
+      } else {
+        have_map = true;
+        pre->meta = meta;
+        victims_reader vr = {.d = &d, .map = map, .r = req, .p = pre};
+        rc = read_victims_map(&vr);
+      }
+    } else {
+      rc = skip(&d, NULL, NULL);
+    }
+  }
+  if (!rc && cs_jscan_finish(&d.s))
+    rc = syntax(&d);
+  if (!rc && !req->pod)
+    rc = shape(&d, "%s", "Pod: missing; expected the Pod being scheduled");
+  if (!rc && cs_buf_error(&pre->uid_text))
+    rc = shape(&d, "%s", "victim UIDs: out of room");
+  if (rc) {
+    cs_codec_request_free(req);
+    cs_codec_preemption_free(pre);
+  }
+  return rc;
+}
+
+void cs_codec_preemption_free(cs_wire_preemption *p)
+{
+  if (!p)
+    return;
+  free(p->victims);
+  free(p->uid_off);
+  cs_buf_free(&p->uid_text);
+  memset(p, 0, sizeof(*p));
 }
 
 static void write_failed(cs_buf *out, const char *key, const cs_wire_request *r,
@@ -685,5 +1067,29 @@ void cs_codec_write_error(cs_buf *out, const char *msg)
 {
   cs_json_open(out, NULL, '{');
   cs_json_str(out, "Error", msg);
+  cs_json_close(out, '}');
+}
+
+void cs_codec_write_preemption(cs_buf *out, const cs_wire_request *r,
+                               const cs_wire_preemption *p, const bool *keep)
+{
+  cs_json_open(out, NULL, '{');
+  cs_json_open(out, "NodeNameToMetaVictims", '{');
+  for (size_t i = 0; i < r->nnodes; i++) {
+    if (!keep[i])
+      continue;
+    const cs_wire_victims *v = &p->victims[i];
+    cs_json_open(out, r->nodes[i].name, '{');
+    cs_json_open(out, "Pods", '[');
+    for (size_t k = v->first; k < v->first + v->count; k++) {
+      cs_json_open(out, NULL, '{');
+      cs_json_str(out, "UID", p->uid_text.data + p->uid_off[k]);
+      cs_json_close(out, '}');
+    }
+    cs_json_close(out, ']');
+    cs_json_int(out, "NumPDBViolations", v->pdb_violations);
+    cs_json_close(out, '}');
+  }
+  cs_json_close(out, '}');
   cs_json_close(out, '}');
 }

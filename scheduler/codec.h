@@ -5,8 +5,11 @@
  * (cs_node_fields, spans of the body) and the exact bytes of the whole Node
  * object, so no Node is ever built into a tree, the rest of it (images,
  * conditions) is only validated, and kept nodes are echoed unchanged.
- * Encoding writes ExtenderFilterResult and HostPriorityList with PascalCase
- * keys, integer scores and only input node names.
+ * ExtenderPreemptionArgs decode into the same request (the Pod, and the
+ * candidate nodes by name only) plus each node's proposed victims.
+ * Encoding writes ExtenderFilterResult, HostPriorityList and
+ * ExtenderPreemptionResult with PascalCase keys, integer scores and only
+ * input node names.
  * Thread-safe: yes; a request belongs to one thread.
  * Ownership: a decoded request borrows the body (which must outlive it:
  * node fields point into it) and owns its Pod tree and its nodes' names
@@ -67,6 +70,45 @@ cs_err cs_codec_decode_feed(const char *body, size_t have,
                             cs_wire_request *out, char *err,
                             size_t errlen) CS_MUST_USE;
 void cs_codec_request_free(cs_wire_request *r);
+
+/* One candidate node's victims, as kube-scheduler proposes them: the UIDs
+ * of the pods it would evict there, and how many PodDisruptionBudgets that
+ * would violate. */
+typedef struct cs_wire_victims {
+  size_t first, count; /* the node's UIDs: uid_off[first .. first+count) */
+  int64_t pdb_violations;
+} cs_wire_victims;
+
+/* The victims of an ExtenderPreemptionArgs, per node of the request it was
+ * decoded with (victims[i] belongs to nodes[i]). */
+typedef struct cs_wire_preemption {
+  bool meta; /* came as NodeNameToMetaVictims (nodeCacheCapable); else
+                as NodeNameToVictims, whose victims are whole Pods */
+  cs_wire_victims *victims; /* owned */
+  size_t *uid_off;          /* owned: offsets of the UIDs in uid_text */
+  size_t nuids, uids_cap;
+  cs_buf uid_text; /* the UIDs, NUL-terminated, one after the other */
+} cs_wire_preemption;
+
+/* The longest victim UID accepted: the API server's are 36-character
+ * UUIDs. */
+#define CS_VICTIM_UID_MAX 128
+
+/* Decodes ExtenderPreemptionArgs: the Pod into req->pod, the candidate
+ * nodes (the keys of NodeNameToMetaVictims or NodeNameToVictims) into
+ * req->nodes as names only (req->names_only is true), and their victims
+ * into *pre. Errors as for cs_codec_decode; on error both are freed. */
+cs_err cs_codec_decode_preemption_feed(const char *body, size_t have,
+                                       const cs_jscan_feed *feed,
+                                       size_t max_nodes, cs_wire_request *req,
+                                       cs_wire_preemption *pre, char *err,
+                                       size_t errlen) CS_MUST_USE;
+void cs_codec_preemption_free(cs_wire_preemption *p);
+
+/* ExtenderPreemptionResult: NodeNameToMetaVictims holding the nodes with
+ * keep[i] true, each with its victims as they came (UIDs only). */
+void cs_codec_write_preemption(cs_buf *out, const cs_wire_request *r,
+                               const cs_wire_preemption *p, const bool *keep);
 
 /* ExtenderFilterResult: kept nodes in the request's mode, failed ones with
  * their reasons (reasons[i] may be NULL for passing nodes). With `pieces`

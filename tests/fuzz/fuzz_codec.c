@@ -7,7 +7,9 @@
  * tree, every reply is JSON (also when written in pieces of the request,
  * which join to the same JSON), names in replies are input names, scores
  * stay as given (0..10) and in request order, and error replies are JSON
- * too. */
+ * too. The same input is also decoded as ExtenderPreemptionArgs (/preempt):
+ * each node's victims are its own, UIDs non-empty, and the reply keeps just
+ * the nodes asked, with their UIDs as read. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +139,68 @@ static void check_priorities(const cs_wire_request *r, const uint8_t *data,
   cs_buf_free(&out);
 }
 
+static void check_preemption(const uint8_t *data, size_t size)
+{
+  cs_wire_request r;
+  cs_wire_preemption p;
+  char err[256] = "";
+  cs_err rc = cs_codec_decode_preemption_feed(
+      (const char *)data, size, NULL, MAX_NODES, &r, &p, err, sizeof(err));
+  if (rc != CS_OK) {
+    FZ_ASSERT((rc == CS_EPARSE || rc == CS_EINVAL) && err[0]);
+    return;
+  }
+  FZ_ASSERT(r.pod != NULL && r.names_only && r.nnodes <= MAX_NODES);
+  bool keep[MAX_NODES + 1];
+  size_t next = 0, kept = 0;
+  for (size_t i = 0; i < r.nnodes; i++) {
+    const cs_wire_victims *v = &p.victims[i];
+    FZ_ASSERT(v->first == next && v->first + v->count <= p.nuids);
+    FZ_ASSERT(v->pdb_violations >= 0);
+    next += v->count;
+    for (size_t k = v->first; k < v->first + v->count; k++) {
+      const char *uid = p.uid_text.data + p.uid_off[k];
+      FZ_ASSERT(uid[0] && strlen(uid) <= CS_VICTIM_UID_MAX);
+    }
+    keep[i] = size && data[i % size] & 1;
+    kept += keep[i];
+  }
+  FZ_ASSERT(next == p.nuids);
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  cs_codec_write_preemption(&out, &r, &p, keep);
+  cJSON *j = parse_reply(&out);
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "NodeNameToMetaVictims");
+  FZ_ASSERT(cJSON_IsObject(m) && (size_t)cJSON_GetArraySize(m) == kept);
+  size_t i = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, m)
+  {
+    while (!keep[i])
+      i++;
+    FZ_ASSERT(fz_reads_back_as(r.nodes[i].name, it->string));
+    const cJSON *pods = cJSON_GetObjectItemCaseSensitive(it, "Pods");
+    FZ_ASSERT((size_t)cJSON_GetArraySize(pods) == p.victims[i].count);
+    size_t k = p.victims[i].first;
+    const cJSON *pod;
+    cJSON_ArrayForEach(pod, pods)
+    {
+      const cJSON *uid = cJSON_GetObjectItemCaseSensitive(pod, "UID");
+      FZ_ASSERT(
+          cJSON_IsString(uid) &&
+          fz_reads_back_as(p.uid_text.data + p.uid_off[k++], uid->valuestring));
+    }
+    i++;
+  }
+  cJSON_Delete(j);
+  cs_buf_free(&out);
+  cs_codec_request_free(&r);
+  cs_codec_preemption_free(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+  check_preemption(data, size);
   cs_wire_request r;
   char err[256] = "";
   cs_err rc = cs_codec_decode((const char *)data, size, MAX_NODES, &r, err,

@@ -654,6 +654,216 @@ START_TEST(test_codec_write_error_escapes)
 }
 END_TEST
 
+/* ---- ExtenderPreemptionArgs -------------------------------------------- */
+
+static cs_err decode_pre(const char *body, cs_wire_request *r,
+                         cs_wire_preemption *p, char err[256])
+{
+  return cs_codec_decode_preemption_feed(body, strlen(body), NULL, 100, r, p,
+                                         err, 256);
+}
+
+static const char *uid_of(const cs_wire_preemption *p, size_t node, size_t k)
+{
+  ck_assert_uint_lt(k, p->victims[node].count);
+  return p->uid_text.data + p->uid_off[p->victims[node].first + k];
+}
+
+/* nodeCacheCapable: the victims come as UIDs; the keys are the candidate
+ * nodes, in order, as names only. */
+START_TEST(test_codec_decode_preemption_meta)
+{
+  const char *body =
+      "{\"Pod\":{\"metadata\":{\"name\":\"p\"}},\"NodeNameToVictims\":null,"
+      "\"NodeNameToMetaVictims\":{\"n1\":{\"Pods\":[{\"UID\":\"u1\"},"
+      "{\"uid\":\"u2\"}],\"NumPDBViolations\":3},\"n2\":null,"
+      "\"n\\u0033\":{\"Pods\":null}}}";
+  cs_wire_request r;
+  cs_wire_preemption p;
+  char err[256];
+  ck_assert_int_eq(decode_pre(body, &r, &p, err), CS_OK);
+  ck_assert(r.names_only);
+  ck_assert(p.meta);
+  ck_assert_ptr_nonnull(r.pod);
+  ck_assert_uint_eq(r.nnodes, 3);
+  ck_assert_str_eq(r.nodes[0].name, "n1");
+  ck_assert_str_eq(r.nodes[2].name, "n3");
+  ck_assert_uint_eq(p.victims[0].count, 2);
+  ck_assert_str_eq(uid_of(&p, 0, 0), "u1");
+  ck_assert_str_eq(uid_of(&p, 0, 1), "u2");
+  ck_assert_int_eq(p.victims[0].pdb_violations, 3);
+  ck_assert_uint_eq(p.victims[1].count, 0);
+  ck_assert_uint_eq(p.victims[2].count, 0);
+  cs_codec_request_free(&r);
+  cs_codec_preemption_free(&p);
+}
+END_TEST
+
+/* Without the node cache the victims are whole Pods: only metadata.uid is
+ * kept, whatever else they hold (a "uid" elsewhere is not theirs). A later
+ * Pods member replaces an earlier one, as Go decodes it. */
+START_TEST(test_codec_decode_preemption_pods)
+{
+  const char *body =
+      "{\"NodeNameToVictims\":{\"a\":{\"Pods\":[{\"metadata\":{\"uid\":"
+      "\"old\"}, \"uid\":\"wrong\"}],\"Pods\":[{\"spec\":{\"uid\":\"no\"},"
+      "\"metadata\":{\"name\":\"v\",\"uid\":\"uid-1\"}},{\"metadata\":"
+      "{\"uid\":\"uid-2\"}}],\"NumPDBViolations\":0},\"b\":{\"Pods\":[{"
+      "\"metadata\":{\"uid\":\"uid-3\"}}]}},\"NodeNameToMetaVictims\":null,"
+      "\"Pod\":{}}";
+  cs_wire_request r;
+  cs_wire_preemption p;
+  char err[256];
+  ck_assert_msg(decode_pre(body, &r, &p, err) == CS_OK, "%s", err);
+  ck_assert(!p.meta);
+  ck_assert_uint_eq(r.nnodes, 2);
+  ck_assert_uint_eq(p.victims[0].count, 2);
+  ck_assert_str_eq(uid_of(&p, 0, 0), "uid-1");
+  ck_assert_str_eq(uid_of(&p, 0, 1), "uid-2");
+  ck_assert_str_eq(uid_of(&p, 1, 0), "uid-3");
+
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  bool keep[] = {false, true};
+  cs_codec_write_preemption(&out, &r, &p, keep);
+  ck_assert_str_eq(out.data, "{\"NodeNameToMetaVictims\":{\"b\":{\"Pods\":[{"
+                             "\"UID\":\"uid-3\"}],\"NumPDBViolations\":0}}}");
+  cs_buf_free(&out);
+  cs_codec_request_free(&r);
+  cs_codec_preemption_free(&p);
+}
+END_TEST
+
+/* The reply keeps what was kept exactly: UIDs (escaped again), PDB counts,
+ * and an empty map when nothing is. */
+START_TEST(test_codec_write_preemption_kept_nodes)
+{
+  const char *body =
+      "{\"Pod\":{},\"NodeNameToMetaVictims\":{\"n\\\"1\":{\"Pods\":[{\"UID\":"
+      "\"u\\\"1\"}],\"NumPDBViolations\":9223372036854775807},\"n2\":{"
+      "\"Pods\":[{\"UID\":\"u2\"}]}}}";
+  cs_wire_request r;
+  cs_wire_preemption p;
+  char err[256];
+  ck_assert_msg(decode_pre(body, &r, &p, err) == CS_OK, "%s", err);
+  cs_buf out;
+  cs_buf_init(&out, 0);
+  bool all[] = {true, true}, none[] = {false, false};
+  cs_codec_write_preemption(&out, &r, &p, all);
+  ck_assert_str_eq(out.data,
+                   "{\"NodeNameToMetaVictims\":{\"n\\\"1\":{\"Pods\":[{\"UID\":"
+                   "\"u\\\"1\"}],\"NumPDBViolations\":9223372036854775807},"
+                   "\"n2\":{\"Pods\":[{\"UID\":\"u2\"}],\"NumPDBViolations\":"
+                   "0}}}");
+  out.len = 0;
+  cs_codec_write_preemption(&out, &r, &p, none);
+  ck_assert_str_eq(out.data, "{\"NodeNameToMetaVictims\":{}}");
+  cs_buf_free(&out);
+  cs_codec_request_free(&r);
+  cs_codec_preemption_free(&p);
+}
+END_TEST
+
+static const struct {
+  const char *body;
+  cs_err rc;
+  const char *needle;
+} bad_pre[] = {
+    {"", CS_EPARSE, "empty; expected ExtenderPreemptionArgs"},
+    {"[]", CS_EINVAL, "expected an ExtenderPreemptionArgs object"},
+    {"{\"NodeNameToMetaVictims\":{}}", CS_EINVAL, "Pod: missing"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":[]}", CS_EINVAL,
+     "NodeNameToMetaVictims: expected an object or null, got an array"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{},\"NodeNameToVictims\":{}}",
+     CS_EINVAL, "both set"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":7}}", CS_EINVAL,
+     "NodeNameToMetaVictims[a]: expected a MetaVictims object or null, got a "
+     "number"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":{}}}}", CS_EINVAL,
+     "NodeNameToMetaVictims[a].Pods: expected an array, got an object"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":[\"u\"]}}}",
+     CS_EINVAL,
+     "NodeNameToMetaVictims[a].Pods[0]: expected a MetaPod object, got a "
+     "string"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":[{\"UID\":5}]}}}",
+     CS_EINVAL, "NodeNameToMetaVictims[a].Pods[0].UID: expected a string"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":[{}]}}}",
+     CS_EINVAL, "NodeNameToMetaVictims[a].Pods[0]: missing UID"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":[{\"UID\":\"\"}]}}"
+     "}",
+     CS_EINVAL, "Pods[0].UID: expected a UID of 1 to 128 characters"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":[{\"UID\":"
+     "\"x\\u0000"
+     "y\"}]}}}",
+     CS_EINVAL, "without \\u0000"},
+    {"{\"Pod\":{},\"NodeNameToVictims\":{\"a\":{\"Pods\":[{\"metadata\":{}}]}}"
+     "}",
+     CS_EINVAL, "NodeNameToVictims[a].Pods[0]: missing metadata.uid"},
+    {"{\"Pod\":{},\"NodeNameToVictims\":{\"a\":{\"Pods\":[{\"metadata\":{"
+     "\"uid\":"
+     "[]}}]}}}",
+     CS_EINVAL, "NodeNameToVictims[a].Pods[0].metadata.uid: expected a string"},
+    {"{\"Pod\":{},\"NodeNameToVictims\":{\"a\":{\"Pods\":[7]}}}", CS_EINVAL,
+     "Pods[0]: expected a Pod object, got a number"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"NumPDBViolations\":-1}}}",
+     CS_EINVAL,
+     "NodeNameToMetaVictims[a].NumPDBViolations: expected a whole number of 0 "
+     "or more, got -1"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"NumPDBViolations\":1.5}}"
+     "}",
+     CS_EINVAL, "got 1.5"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"NumPDBViolations\":\"1\"}"
+     "}}",
+     CS_EINVAL, "NumPDBViolations: expected a whole number, got a string"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"\":{}}}", CS_EINVAL,
+     "expected node names of 1 to 253 characters"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\\u0000b\":{}}}", CS_EINVAL,
+     "without \\u0000 as keys"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"b\":{},\"a\":{},\"b\":{}}}",
+     CS_EINVAL, "NodeNameToMetaVictims: node b is listed twice"},
+    {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":[{\"UID\":\"u\"}"
+     "]}}",
+     CS_EPARSE, "not valid JSON"},
+};
+
+START_TEST(test_codec_decode_preemption_malformed_named)
+{
+  cs_wire_request r;
+  cs_wire_preemption p;
+  char err[256];
+  cs_err rc = decode_pre(bad_pre[_i].body, &r, &p, err);
+  ck_assert_msg(rc == bad_pre[_i].rc, "case %d (%s): rc %d, err %s", _i,
+                bad_pre[_i].body, rc, err);
+  ck_assert_msg(strstr(err, bad_pre[_i].needle) != NULL,
+                "case %d: message \"%s\" lacks \"%s\"", _i, err,
+                bad_pre[_i].needle);
+  /* Freed on error: freeing again is harmless. */
+  cs_codec_request_free(&r);
+  cs_codec_preemption_free(&p);
+}
+END_TEST
+
+/* More candidates than the cap are refused, not read. */
+START_TEST(test_codec_decode_preemption_nodes_capped)
+{
+  cs_buf body;
+  cs_buf_init(&body, 0);
+  cs_buf_puts(&body, "{\"Pod\":{},\"NodeNameToMetaVictims\":{");
+  for (int i = 0; i < 101; i++) {
+    char key[32];
+    snprintf(key, sizeof(key), "%s\"n%d\":{}", i ? "," : "", i);
+    cs_buf_puts(&body, key);
+  }
+  cs_buf_puts(&body, "}}");
+  cs_wire_request r;
+  cs_wire_preemption p;
+  char err[256];
+  ck_assert_int_eq(decode_pre(body.data, &r, &p, err), CS_EINVAL);
+  ck_assert_msg(strstr(err, "more than 100 nodes"), "%s", err);
+  cs_buf_free(&body);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("codec");
@@ -678,6 +888,12 @@ static Suite *suite(void)
   tcase_add_test(tc, test_codec_decode_names_across_blocks);
   tcase_add_test(tc, test_codec_decode_list_extra_capped);
   tcase_add_test(tc, test_codec_write_error_escapes);
+  tcase_add_test(tc, test_codec_decode_preemption_meta);
+  tcase_add_test(tc, test_codec_decode_preemption_pods);
+  tcase_add_test(tc, test_codec_write_preemption_kept_nodes);
+  tcase_add_loop_test(tc, test_codec_decode_preemption_malformed_named, 0,
+                      (int)(sizeof(bad_pre) / sizeof(bad_pre[0])));
+  tcase_add_test(tc, test_codec_decode_preemption_nodes_capped);
   suite_add_tcase(s, tc);
   return s;
 }
