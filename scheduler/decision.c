@@ -27,7 +27,15 @@ struct cs_decider {
 
 const char *cs_verb_name(cs_verb v)
 {
-  return v == CS_VERB_FILTER ? "filter" : "prioritize";
+  switch (v) {
+  case CS_VERB_FILTER:
+    return "filter";
+  case CS_VERB_PRIORITIZE:
+    break;
+  case CS_VERB_PREEMPT:
+    return "preempt";
+  }
+  return "prioritize";
 }
 
 /* One extender call: the decoded request, the policy's evaluation, and the
@@ -38,6 +46,9 @@ typedef struct call {
   cs_verb verb;
   const char *request_id;
   cs_wire_request req;
+  cs_wire_preemption pre; /* preempt: each node's proposed victims */
+  bool *keep;             /* preempt: the nodes left to preempt on */
+  size_t kept;
   cs_pod_facts pod;
   cs_policy_call pc;
   uint32_t *problems; /* per node: offset into problem_text */
@@ -408,6 +419,25 @@ static void log_plan(cs_buf *l, const cs_policy_call *pc)
   cs_json_close(l, '}');
 }
 
+/* What a preempt call left kube-scheduler: the nodes it may still evict
+ * pods on, of those it proposed, and how many victims they hold. */
+static void log_preemption(cs_buf *l, const call *c)
+{
+  size_t victims = 0, empty = 0;
+  for (size_t i = 0; i < c->req.nnodes; i++) {
+    victims += c->keep[i] ? c->pre.victims[i].count : 0;
+    empty += c->pre.victims[i].count == 0;
+  }
+  cs_json_open(l, "preemption", '{');
+  cs_json_str(l, "victimsAs", c->pre.meta ? "uids" : "pods");
+  cs_json_int(l, "candidates", (int64_t)c->req.nnodes);
+  cs_json_int(l, "kept", (int64_t)c->kept);
+  cs_json_int(l, "keptVictims", (int64_t)victims);
+  if (empty)
+    cs_json_int(l, "withoutVictims", (int64_t)empty);
+  cs_json_close(l, '}');
+}
+
 static void log_decision(const call *c, double seconds)
 {
   cs_buf *l = cs_log_begin(0, "Decision");
@@ -444,7 +474,9 @@ static void log_decision(const call *c, double seconds)
   cs_json_str(l, "mode", c->req.names_only ? "names" : "nodes");
   if (c->pc.planned)
     log_plan(l, &c->pc);
-  if (c->pc.event.type)
+  if (c->verb == CS_VERB_PREEMPT)
+    log_preemption(l, c);
+  else if (c->pc.event.type)
     cs_json_str(l, "event", c->pc.event.reason);
   zone_text z;
   entries en;
@@ -478,6 +510,33 @@ static void publish(const call *c)
     const char *values[] = {c->pc.planned_start, c->pc.expected_saving};
     s->annotate(s->ctx, &c->pod, keys, values, 2);
   }
+}
+
+/* A preempt call that takes nodes away from kube-scheduler says why on the
+ * pod: where the filter was never asked (no node had room), this Event is
+ * the only sign in the cluster that carbonshift held a pod that outranks
+ * others. The note is the filter's own event note when it has one (the
+ * wait, the budget), else the first declined node's reason. */
+static void publish_preemption(const call *c)
+{
+  const cs_decision_sink *s = c->d->deps.sink;
+  size_t declined = 0;
+  for (size_t i = 0; i < c->req.nnodes; i++)
+    declined += c->pc.nodes[i].verdict != CS_PASS;
+  if (!s || !s->event || !declined)
+    return;
+  const char *why = c->pc.event.type ? c->pc.event.note : NULL;
+  for (size_t i = 0; !why && i < c->req.nnodes; i++)
+    if (c->pc.nodes[i].verdict != CS_PASS && c->pc.nodes[i].reason)
+      why = c->pc.nodes[i].reason;
+  char note[sizeof(c->pc.event.note) + 160];
+  snprintf(note, sizeof(note),
+           "carbonshift declined preemption on %zu of %zu candidate node%s, "
+           "so no pod is evicted there for this one: %s",
+           declined, c->req.nnodes, c->req.nnodes == 1 ? "" : "s",
+           why ? why : "rejected by carbonshift");
+  s->event(s->ctx, &c->pod, c->pc.event.type ? c->pc.event.type : "Normal",
+           "CarbonPreemptionDeclined", note);
 }
 
 static void record_metrics(const call *c)
@@ -546,6 +605,20 @@ static const char *decide(call *c, cs_reply *out)
       scores[i] = c->pc.nodes[i].score;
     cs_codec_write_priorities(&reply, &c->req, scores);
     free(scores);
+  } else if (c->verb == CS_VERB_PREEMPT) {
+    /* Judged as the filter would judge the pod on these nodes once room is
+     * made there; nothing is stored or announced but the declined
+     * preemption. A node without victims is dropped too: kube-scheduler
+     * fails the whole preemption on one. */
+    cs_policy_filter(&c->pc, names);
+    c->keep = cs_calloc(n + 1, sizeof(*c->keep));
+    for (size_t i = 0; i < n; i++) {
+      c->keep[i] =
+          c->pc.nodes[i].verdict == CS_PASS && c->pre.victims[i].count > 0;
+      c->kept += c->keep[i];
+    }
+    cs_codec_write_preemption(&reply, &c->req, &c->pre, c->keep);
+    publish_preemption(c);
   } else {
     cs_verdict *verdicts = cs_malloc((n + 1) * sizeof(*verdicts));
     const char **reasons = cs_malloc((n + 1) * sizeof(*reasons));
@@ -604,8 +677,12 @@ void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
   timed_feed timed = {feed, 0};
   cs_jscan_feed via = {timed_wait, &timed};
 
-  cs_err rc = cs_codec_decode_feed(body, len, feed ? &via : NULL, MAX_NODES,
-                                   &c.req, err, sizeof(err));
+  cs_err rc = verb == CS_VERB_PREEMPT
+                  ? cs_codec_decode_preemption_feed(
+                        body, len, feed ? &via : NULL, MAX_NODES, &c.req,
+                        &c.pre, err, sizeof(err))
+                  : cs_codec_decode_feed(body, len, feed ? &via : NULL,
+                                         MAX_NODES, &c.req, err, sizeof(err));
   t0 += timed.waited_ns; /* from here on, t0 is the start of our own work */
   if (rc) {
     reply_error(out, 400, err);
@@ -629,6 +706,8 @@ void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
   }
   cs_policy_end(&c.pc);
   cs_codec_request_free(&c.req);
+  cs_codec_preemption_free(&c.pre);
+  free(c.keep);
   free(c.problems);
   cs_buf_free(&c.problem_text);
 }

@@ -22,9 +22,17 @@
 #include "scheduler/node_facts.h"
 #include "scheduler/pod_facts.h"
 
-typedef enum cs_verb { CS_VERB_FILTER, CS_VERB_PRIORITIZE } cs_verb;
+/* The extender verbs carbonshift answers. Preempt judges kube-scheduler's
+ * proposed evictions with the filter's policy: a node stays a candidate
+ * only where the pod would pass the filter once room is made, so no pod is
+ * evicted for one that carbonshift keeps waiting or over budget. */
+typedef enum cs_verb {
+  CS_VERB_FILTER,
+  CS_VERB_PRIORITIZE,
+  CS_VERB_PREEMPT
+} cs_verb;
 
-const char *cs_verb_name(cs_verb v); /* "filter", "prioritize" */
+const char *cs_verb_name(cs_verb v); /* "filter", "prioritize", "preempt" */
 
 /* One piece of a reply given in pieces: `len` bytes from `echo` (a pointer
  * into the request body) or, when echo is NULL, from the reply's own
@@ -62,7 +70,8 @@ typedef struct cs_node_cache cs_node_cache;
 typedef struct cs_decision_sink {
   void *ctx;
   /* type is "Normal" or "Warning"; reason is CarbonDeferred,
-   * CarbonBudgetExceeded, CarbonInvalidAnnotation or CarbonPlaced. */
+   * CarbonBudgetExceeded, CarbonInvalidAnnotation, CarbonPlaced or
+   * CarbonPreemptionDeclined. */
   void (*event)(void *ctx, const cs_pod_facts *pod, const char *type,
                 const char *reason, const char *note);
   void (*annotate)(void *ctx, const cs_pod_facts *pod, const char *const *keys,

@@ -72,13 +72,27 @@ typedef enum route {
   R_OTHER,
   R_FILTER,
   R_PRIORITIZE,
+  R_PREEMPT,
   R_HEALTHZ,
   R_READYZ,
   R_METRICS
 } route;
 
-static const char *const route_label[] = {"other",   "filter", "prioritize",
-                                          "healthz", "readyz", "metrics"};
+static const char *const route_label[] = {
+    "other", "filter", "prioritize", "preempt", "healthz", "readyz", "metrics"};
+
+/* The extender verbs: POST routes whose body a decision thread reads. */
+static bool is_verb(route r)
+{
+  return r == R_FILTER || r == R_PRIORITIZE || r == R_PREEMPT;
+}
+
+static cs_verb verb_of(route r)
+{
+  return r == R_FILTER    ? CS_VERB_FILTER
+         : r == R_PREEMPT ? CS_VERB_PREEMPT
+                          : CS_VERB_PRIORITIZE;
+}
 
 /* libmicrohttpd's first message while one daemon starts (a bind or TLS
  * set-up problem), kept for cs_server_new's error; a daemon's own, so
@@ -486,6 +500,8 @@ static route match_route(const cs_server *s, const char *url)
     return R_FILTER;
   if (strcmp(rest, "/prioritize") == 0)
     return R_PRIORITIZE;
+  if (strcmp(rest, "/preempt") == 0)
+    return R_PREEMPT;
   return R_OTHER;
 }
 
@@ -717,12 +733,12 @@ static void request_end(cs_server *s)
 
 static const char *method_allow(route r)
 {
-  return r == R_FILTER || r == R_PRIORITIZE ? "POST" : "GET, HEAD";
+  return is_verb(r) ? "POST" : "GET, HEAD";
 }
 
 static bool method_ok(route r, const char *method)
 {
-  if (r == R_FILTER || r == R_PRIORITIZE)
+  if (is_verb(r))
     return strcmp(method, MHD_HTTP_METHOD_POST) == 0;
   return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
          strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
@@ -760,13 +776,13 @@ static enum MHD_Result begin(cs_server *s, struct MHD_Connection *c,
   if (rq->r == R_OTHER)
     return reply_error(s, c, rq, MHD_HTTP_NOT_FOUND, NULL,
                        "no route for %s%s; the extender answers POST "
-                       "%s/filter and %s/prioritize, GET /healthz, /readyz "
-                       "and /metrics",
+                       "%s/filter, %s/prioritize and %s/preempt, GET "
+                       "/healthz, /readyz and /metrics",
                        rq->path, strlen(url) > MAX_LOG_PATH ? "..." : "",
-                       s->prefix, s->prefix);
+                       s->prefix, s->prefix, s->prefix);
   if (!method_ok(rq->r, rq->method))
     return reply_bad_method(s, c, rq);
-  if (rq->r != R_FILTER && rq->r != R_PRIORITIZE)
+  if (!is_verb(rq->r))
     return MHD_YES;
   const char *ct =
       MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
@@ -949,7 +965,7 @@ static void run_decision(cs_pool_job *job)
   cs_server *s = rq->srv;
   queued_gauge(s);
   rq->decided.echo_ok = true; /* the body is kept until the reply is sent */
-  cs_verb verb = rq->r == R_FILTER ? CS_VERB_FILTER : CS_VERB_PRIORITIZE;
+  cs_verb verb = verb_of(rq->r);
   if (!rq->streaming && client_gone(rq)) {
     skip_decision(rq, verb);
   } else if (rq->streaming) {
@@ -994,9 +1010,9 @@ static enum MHD_Result start_decision(cs_server *s, struct MHD_Connection *c,
  * is free (taken here). */
 static bool stream_wanted(cs_server *s, request *rq)
 {
-  if ((rq->r != R_FILTER && rq->r != R_PRIORITIZE) || !rq->expected ||
-      rq->expected < s->stream_min || rq->body.len >= rq->expected ||
-      rq->body.alloc <= rq->expected || cs_buf_error(&rq->body))
+  if (!is_verb(rq->r) || !rq->expected || rq->expected < s->stream_min ||
+      rq->body.len >= rq->expected || rq->body.alloc <= rq->expected ||
+      cs_buf_error(&rq->body))
     return false;
   unsigned n = atomic_load(&s->streams);
   do {
@@ -1068,6 +1084,7 @@ static enum MHD_Result dispatch(cs_server *s, struct MHD_Connection *c,
   switch (rq->r) {
   case R_FILTER:
   case R_PRIORITIZE:
+  case R_PREEMPT:
     switch (atomic_load(&rq->stage)) {
     case STAGE_NONE:
       return start_decision(s, c, rq);
@@ -1436,7 +1453,8 @@ static cs_err declare_metrics(cs_metrics *m)
                                    0.25,   0.5,     1,      2.5,   5};
   cs_err rc = cs_metrics_declare(
       m, M_REQUESTS, CS_METRIC_COUNTER,
-      "HTTP requests by route (verb: filter, prioritize, healthz, readyz, "
+      "HTTP requests by route (verb: filter, prioritize, preempt, healthz, "
+      "readyz, "
       "metrics, other) and status code (0: connection closed before a "
       "reply).",
       "verb,code", NULL, 0);

@@ -1,11 +1,12 @@
-/* fuzz_decision: a whole /filter or /prioritize call (the first byte picks
- * the verb) through cs_decider_handle, as the HTTP server makes it: decode,
- * pod and node facts (names-only nodes from a node cache), estimates over
- * static and built-in intensities, the planner, scores, the reply, the
+/* fuzz_decision: a whole /filter, /prioritize or /preempt call (the first
+ * byte picks the verb) through cs_decider_handle, as the HTTP server makes it:
+ * decode, pod and node facts (names-only nodes from a node cache), estimates
+ * over static and built-in intensities, the planner, scores, the reply, the
  * decision log line and the Event and annotation sink. Invariants: the
  * reply is 200 or 400 with a JSON body; 400 carries an Error; priorities
  * name the request's nodes in order with whole scores 0..10; the filter
- * keeps or fails only the request's nodes; sink strings are terminated. */
+ * keeps or fails only the request's nodes; preempt keeps only proposed
+ * nodes, each with victims; sink strings are terminated. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,23 @@ static void check_reply(cs_verb verb, const cs_wire_request *r, bool decoded,
                 s->valuedouble <= 10 && s->valuedouble == (int)s->valuedouble);
       i++;
     }
+  } else if (verb == CS_VERB_PREEMPT) {
+    FZ_ASSERT(decoded && cJSON_IsObject(j));
+    const cJSON *m =
+        cJSON_GetObjectItemCaseSensitive(j, "NodeNameToMetaVictims");
+    FZ_ASSERT(cJSON_IsObject(m));
+    const cJSON *it;
+    cJSON_ArrayForEach(it, m)
+    {
+      FZ_ASSERT(has_name(r, it->string));
+      const cJSON *pods = cJSON_GetObjectItemCaseSensitive(it, "Pods");
+      FZ_ASSERT(cJSON_GetArraySize(pods) > 0);
+      const cJSON *pod;
+      cJSON_ArrayForEach(pod, pods)
+      {
+        FZ_ASSERT(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(pod, "UID")));
+      }
+    }
   } else {
     FZ_ASSERT(decoded && cJSON_IsObject(j));
     const char *maps[] = {"FailedNodes", "FailedAndUnresolvableNodes"};
@@ -134,12 +152,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1)
     return 0;
-  cs_verb verb = data[0] & 1 ? CS_VERB_PRIORITIZE : CS_VERB_FILTER;
+  static const cs_verb verbs[] = {CS_VERB_FILTER, CS_VERB_PRIORITIZE,
+                                  CS_VERB_PREEMPT};
+  cs_verb verb = verbs[data[0] % 3];
   const char *body = (const char *)data + 1;
   cs_wire_request r;
+  cs_wire_preemption pre = {0};
   char err[256];
   bool decoded =
-      cs_codec_decode(body, size - 1, 100000, &r, err, sizeof(err)) == CS_OK;
+      verb == CS_VERB_PREEMPT
+          ? cs_codec_decode_preemption_feed(body, size - 1, NULL, 100000, &r,
+                                            &pre, err, sizeof(err)) == CS_OK
+          : cs_codec_decode(body, size - 1, 100000, &r, err, sizeof(err)) ==
+                CS_OK;
   cs_reply rep = {0};
   cs_decider_handle(decider, verb, body, size - 1, NULL, "fuzz", &rep);
   FZ_ASSERT(rep.status == 200 || rep.status == 400);
@@ -148,5 +173,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   free(rep.body);
   if (decoded)
     cs_codec_request_free(&r);
+  cs_codec_preemption_free(&pre);
   return 0;
 }

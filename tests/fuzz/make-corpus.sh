@@ -89,10 +89,23 @@ jq -c 'del(.items[].status.images)' "$ex" > "$c/kube_list/fx-nodelist"
   jq -c 'del(.items[].status.images) | .items |= .[2:]' "$ex"
 } > "$c/kube_list/fx-nodelist-pages"
 
-# Whole calls: a verb byte (0 filter, 1 prioritize) and a request.
+# ExtenderPreemptionArgs for /preempt: the fixture's pod, each of its nodes a
+# candidate with one victim, as UIDs (nodeCacheCapable) and as whole Pods.
+jq -c '{Pod, NodeNameToVictims: null, NodeNameToMetaVictims: (.NodeNames |
+    map({key: ., value: {Pods: [{UID: ("victim-" + .)}], NumPDBViolations: 1}}) |
+    from_entries)}' "$fx/extender/filter-names.request.json" > "$c/codec/fx-preempt-meta.json"
+jq -c '{Pod, NodeNameToMetaVictims: null, NodeNameToVictims: (.NodeNames |
+    map({key: ., value: {Pods: [{metadata: {name: "low", namespace: "ml",
+      uid: ("victim-" + .)}, spec: {priority: 0}}], NumPDBViolations: 0}}) |
+    from_entries)}' "$fx/extender/filter-names.request.json" > "$c/codec/fx-preempt-pods.json"
+
+# Whole calls: a verb byte (0 filter, 1 prioritize, 2 preempt) and a request.
 mkdir -p "$c/decision"
 for f in filter-names prioritize-plain-pod filter-nodes-noimages; do
   { printf '\x00'; cat "$c/codec/fx-$f.json"; } > "$c/decision/fx-$f.filter"
   { printf '\x01'; cat "$c/codec/fx-$f.json"; } > "$c/decision/fx-$f.prioritize"
+done
+for f in preempt-meta preempt-pods; do
+  { printf '\x02'; cat "$c/codec/fx-$f.json"; } > "$c/decision/fx-$f"
 done
 echo "make-corpus: $(find "$c" -type f | wc -l) seeds, $(du -sh "$c" | cut -f1)"

@@ -22,6 +22,7 @@
 #include "carbon/zones.h"
 #include "scheduler/codec.h"
 #include "scheduler/decision.h"
+#include "scheduler/node_cache.h"
 #include "scheduler/policy.h"
 #include "scheduler/score.h"
 #include "tests/unit/testutil.h"
@@ -818,6 +819,7 @@ static void setup_filter(bool valley)
                                    .min_saving_abs_g = 100,
                                    .replan_rel = 0.05},
                           .sink = &sink};
+  base_deps = deps;
   decider = cs_decider_new(&deps);
   nevents = 0;
   planned[0] = '\0';
@@ -830,10 +832,13 @@ static void setup_static_filter(void)
 {
   setup_filter(false);
 }
+static cs_node_cache *preempt_nodes; /* the preempt tests' node cache */
 static void teardown_filter(void)
 {
   valley_everywhere = false;
   cs_decider_free(decider);
+  cs_node_cache_free(preempt_nodes);
+  preempt_nodes = NULL;
   /* The valley provider is static storage: take it back before freeing. */
   cs_signals_free(signals);
   cs_zone_map_free(zones);
@@ -854,9 +859,9 @@ static struct {
   const char *node, *key, *value;
 } relabel;
 
-/* The fixture's filter request, with its pod annotations replaced, asked
- * of `verb`. */
-static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
+/* The fixture's filter request, with its pod annotations replaced (and
+ * the changes drop_created, drop_gpus and relabel ask for). */
+static cJSON *request_with(const char *const *kv, size_t n)
 {
   size_t len;
   char *body =
@@ -902,6 +907,12 @@ static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
     if (kv[i + 1])
       cJSON_AddStringToObject(ann, kv[i], kv[i + 1]);
   }
+  return doc;
+}
+
+/* Asks `verb` of the decider with the request `doc` (deleted here). */
+static cJSON *decide_doc(cs_verb verb, cJSON *doc)
+{
   char *text = cJSON_PrintUnformatted(doc);
   cJSON_Delete(doc);
   cs_reply r = {0};
@@ -912,6 +923,13 @@ static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
   free(r.body);
   ck_assert_ptr_nonnull(out);
   return out;
+}
+
+/* The fixture's filter request, with its pod annotations replaced, asked
+ * of `verb`. */
+static cJSON *decide_with(cs_verb verb, const char *const *kv, size_t n)
+{
+  return decide_doc(verb, request_with(kv, n));
 }
 
 static cJSON *filter_with(const char *const *kv, size_t n)
@@ -1989,6 +2007,7 @@ static void setup_replay(void)
                                    .min_saving_abs_g = 100,
                                    .replan_rel = 0.05},
                           .sink = &sink};
+  base_deps = deps;
   decider = cs_decider_new(&deps);
   nevents = 0;
   planned[0] = '\0';
@@ -2372,6 +2391,215 @@ START_TEST(test_decision_budget_on_a_forecast_part_under_an_hour)
 }
 END_TEST
 
+/* ---- /preempt ----------------------------------------------------------- */
+
+/* When set, preempt_with proposes no victims on the first node. */
+static bool preempt_first_empty;
+
+/* The fixture's request as ExtenderPreemptionArgs: its pod (annotations
+ * replaced), and every node a candidate with one victim, "victim-<node>",
+ * the first node with 2 PDB violations. meta: as NodeNameToMetaVictims
+ * (UIDs), else as NodeNameToVictims (whole Pods). The decider is rebuilt
+ * with a node cache holding the request's Nodes: a preempt call names its
+ * nodes only. `line` (optional) gets the Decision line. */
+static cJSON *preempt_with(const char *const *kv, size_t n, bool meta,
+                           cJSON **line)
+{
+  cJSON *doc = request_with(kv, n);
+  cJSON *items =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items");
+  preempt_nodes = cs_node_cache_new(&facts);
+  ck_assert_int_eq(cs_node_cache_replace(preempt_nodes, items), CS_OK);
+  cs_decider_deps deps = base_deps;
+  deps.nodes = preempt_nodes;
+  cs_decider_free(decider);
+  decider = cs_decider_new(&deps);
+
+  cJSON *args = cJSON_CreateObject();
+  cJSON_AddItemToObject(args, "Pod", cJSON_DetachItemFromObject(doc, "Pod"));
+  cJSON_AddNullToObject(args,
+                        meta ? "NodeNameToVictims" : "NodeNameToMetaVictims");
+  cJSON *map = cJSON_AddObjectToObject(args, meta ? "NodeNameToMetaVictims"
+                                                  : "NodeNameToVictims");
+  cJSON *node;
+  int i = 0;
+  cJSON_ArrayForEach(node, items)
+  {
+    const char *name =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(node, "metadata"), "name")
+            ->valuestring;
+    char uid[128];
+    snprintf(uid, sizeof(uid), "victim-%s", name);
+    cJSON *v = cJSON_AddObjectToObject(map, name);
+    cJSON *pods = cJSON_AddArrayToObject(v, "Pods");
+    if (!(preempt_first_empty && i == 0)) {
+      cJSON *pod = cJSON_CreateObject();
+      if (meta) {
+        cJSON_AddStringToObject(pod, "UID", uid);
+      } else {
+        cJSON *md = cJSON_AddObjectToObject(pod, "metadata");
+        cJSON_AddStringToObject(md, "name", "low-priority");
+        cJSON_AddStringToObject(md, "uid", uid);
+        cJSON_AddObjectToObject(pod, "spec");
+      }
+      cJSON_AddItemToArray(pods, pod);
+    }
+    cJSON_AddNumberToObject(v, "NumPDBViolations", i == 0 ? 2 : 0);
+    i++;
+  }
+  cJSON_Delete(doc);
+  int fds[2];
+  if (line)
+    capture_begin(fds);
+  cJSON *out = decide_doc(CS_VERB_PREEMPT, args);
+  if (line)
+    *line = capture_line(fds);
+  return out;
+}
+
+static const cJSON *victims_on(const cJSON *out, const char *node)
+{
+  return cJSON_GetObjectItem(cJSON_GetObjectItem(out, "NodeNameToMetaVictims"),
+                             node);
+}
+
+static int preempt_kept(const cJSON *out)
+{
+  const cJSON *m = cJSON_GetObjectItem(out, "NodeNameToMetaVictims");
+  ck_assert_msg(cJSON_IsObject(m), "no NodeNameToMetaVictims object");
+  return cJSON_GetArraySize(m);
+}
+
+/* A pod waiting for a greener window gets no preemption: kube-scheduler
+ * would evict pods for a pod carbonshift then keeps pending. The pod is
+ * told why, and nothing else of the filter's happens (no plan stored, no
+ * CarbonDeferred). */
+START_TEST(test_decision_preempt_declined_while_waiting)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  cJSON *line;
+  cJSON *out = preempt_with(NULL, 0, true, &line);
+  ck_assert_int_eq(preempt_kept(out), 0);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "Normal CarbonPreemptionDeclined carbonshift "
+                                  "declined preemption on 4 of 4 candidate "
+                                  "nodes") &&
+                    strstr(events[0], "waiting for a greener window"),
+                "%s", events[0]);
+  ck_assert_str_eq(planned, "");
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "verb")->valuestring, "preempt");
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring,
+                   "deferred");
+  const cJSON *pre = cJSON_GetObjectItem(line, "preemption");
+  ck_assert_int_eq(cJSON_GetObjectItem(pre, "candidates")->valueint, 4);
+  ck_assert_int_eq(cJSON_GetObjectItem(pre, "kept")->valueint, 0);
+  ck_assert_ptr_null(cJSON_GetObjectItem(line, "event"));
+  cJSON_Delete(line);
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* At its planned start the pod would pass the filter: every candidate is
+ * left with its victims as proposed, by UID, whichever map they came in. */
+START_TEST(test_decision_preempt_kept_where_the_pod_would_pass)
+{
+  cs_clock_set_fixed(VALLEY_LOW);
+  const char *kv[] = {"carbonshift.io/planned-start", "2026-11-20T14:00:00Z"};
+  for (int meta = 0; meta < 2; meta++) {
+    nevents = 0;
+    cJSON *out = preempt_with(kv, 2, meta, NULL);
+    ck_assert_int_eq(preempt_kept(out), 4);
+    const cJSON *v = victims_on(out, "gpu-h100-fra-01");
+    ck_assert_ptr_nonnull(v);
+    const cJSON *pods = cJSON_GetObjectItem(v, "Pods");
+    ck_assert_int_eq(cJSON_GetArraySize(pods), 1);
+    ck_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(pods, 0), "UID")->valuestring,
+        "victim-gpu-h100-fra-01");
+    ck_assert_int_eq(cJSON_GetObjectItem(v, "NumPDBViolations")->valueint, 2);
+    ck_assert_int_eq(cJSON_GetObjectItem(victims_on(out, "gpu-l4-mad-01"),
+                                         "NumPDBViolations")
+                         ->valueint,
+                     0);
+    ck_assert_int_eq(nevents, 0); /* no CarbonPlaced: nothing is placed */
+    cJSON_Delete(out);
+    cs_decider_free(decider);
+    decider = cs_decider_new(&base_deps);
+    cs_node_cache_free(preempt_nodes);
+    preempt_nodes = NULL;
+  }
+}
+END_TEST
+
+/* Over budget on every node: no preemption, and the Event gives the
+ * budget's numbers. */
+START_TEST(test_decision_preempt_declined_over_budget)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "5kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = preempt_with(kv, 4, false, NULL);
+  ck_assert_int_eq(preempt_kept(out), 0);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "Warning CarbonPreemptionDeclined") &&
+                    strstr(events[0], "carbon budget of 5 kg (lowest "
+                                      "estimate 10.5 kg"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* Where the pod passes on some nodes only, those stay candidates. */
+START_TEST(test_decision_preempt_keeps_only_passing_nodes)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "12kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *filtered = filter_with(kv, 4);
+  nevents = 0;
+  cJSON *out = preempt_with(kv, 4, true, NULL);
+  int failed = cJSON_GetArraySize(
+      cJSON_GetObjectItem(filtered, "FailedAndUnresolvableNodes"));
+  ck_assert_int_gt(failed, 0);
+  ck_assert_int_gt(kept(filtered), 0);
+  ck_assert_int_eq(preempt_kept(out), kept(filtered));
+  const cJSON *n;
+  cJSON_ArrayForEach(
+      n, cJSON_GetObjectItem(filtered, "FailedAndUnresolvableNodes"))
+      ck_assert_msg(!victims_on(out, n->string), "%s kept", n->string);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "CarbonPreemptionDeclined"), "%s", events[0]);
+  cJSON_Delete(filtered);
+  cJSON_Delete(out);
+}
+END_TEST
+
+/* A pod carbonshift does not judge keeps every candidate that has victims,
+ * whatever its annotations say; a node proposed without victims is
+ * dropped, as kube-scheduler fails a whole preemption on one. */
+START_TEST(test_decision_preempt_unjudged_pod_unchanged)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/expected-duration", NULL,
+                      "carbonshift.io/carbon-budget", "1g"};
+  drop_gpus = true;
+  preempt_first_empty = true;
+  cJSON *line;
+  cJSON *out = preempt_with(kv, 4, true, &line);
+  drop_gpus = false;
+  preempt_first_empty = false;
+  ck_assert_int_eq(preempt_kept(out), 3);
+  ck_assert_ptr_null(victims_on(out, "gpu-h100-fra-01"));
+  ck_assert_int_eq(nevents, 0);
+  const cJSON *pre = cJSON_GetObjectItem(line, "preemption");
+  ck_assert_int_eq(cJSON_GetObjectItem(pre, "withoutVictims")->valueint, 1);
+  ck_assert_int_eq(cJSON_GetObjectItem(pre, "keptVictims")->valueint, 3);
+  ck_assert_str_eq(cJSON_GetObjectItem(pre, "victimsAs")->valuestring, "uids");
+  cJSON_Delete(line);
+  cJSON_Delete(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("decision");
@@ -2420,6 +2648,8 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_wait_ends_before_latest_start);
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);
+  tcase_add_test(tv, test_decision_preempt_declined_while_waiting);
+  tcase_add_test(tv, test_decision_preempt_kept_where_the_pod_would_pass);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
   tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);
@@ -2430,6 +2660,9 @@ static Suite *suite(void)
   tcase_add_test(tf, test_decision_filter_budget_allow_lowest_only);
   tcase_add_test(tf, test_decision_filter_budget_allow_respects_deadline);
   tcase_add_test(tf, test_decision_filter_unjudged_pod_not_held_by_annotations);
+  tcase_add_test(tf, test_decision_preempt_declined_over_budget);
+  tcase_add_test(tf, test_decision_preempt_keeps_only_passing_nodes);
+  tcase_add_test(tf, test_decision_preempt_unjudged_pod_unchanged);
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
                       (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
   suite_add_tcase(s, tf);

@@ -121,7 +121,7 @@ static void th_handle(void *ctx, cs_verb verb, const char *body, size_t len,
   cs_buf b;
   cs_buf_init(&b, 0);
   cs_json_open(&b, NULL, '{');
-  cs_json_str(&b, "Verb", verb == CS_VERB_FILTER ? "filter" : "prioritize");
+  cs_json_str(&b, "Verb", cs_verb_name(verb));
   cs_json_int(&b, "Len", (int64_t)len);
   cs_json_int(&b, "Sum", (int64_t)sum);
   cs_json_str(&b, "RequestId", rid);
@@ -518,6 +518,10 @@ START_TEST(test_server_filter_replies_with_handler_body)
   ck_assert_str_eq(r.reqid, "sched-42.a:b_c");
   ck_assert_str_eq(H.last_id, "sched-42.a:b_c");
   ck_assert_ptr_nonnull(strstr(r.body, "\"Verb\":\"prioritize\""));
+  call pre = {.path = "/preempt"};
+  do_call(h, cs_server_port(S), &pre, &r);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(r.body, "\"Verb\":\"preempt\""));
 
   /* An id with odd characters or too long is replaced. */
   call c3 = {.path = "/filter", .reqid = "bad id\"x"};
@@ -531,7 +535,7 @@ START_TEST(test_server_filter_replies_with_handler_body)
   do_call(h, cs_server_port(S), &c4, &r);
   ck_assert_uint_eq(strlen(r.reqid), 32);
   curl_easy_cleanup(h);
-  ck_assert_int_eq(atomic_load(&H.calls), 4);
+  ck_assert_int_eq(atomic_load(&H.calls), 5);
 
   /* Access log at v:1: one JSON line per request. */
   const char *log = logged();
@@ -653,8 +657,8 @@ START_TEST(test_server_unknown_path_404_json)
   ck_assert_str_eq(r->ctype, "application/json");
   ck_assert_str_eq(r->body,
                    "{\"Error\":\"no route for /nope; the extender answers "
-                   "POST /filter and /prioritize, GET /healthz, /readyz and "
-                   "/metrics\"}");
+                   "POST /filter, /prioritize and /preempt, GET /healthz, "
+                   "/readyz and /metrics\"}");
   ck_assert_uint_eq(strlen(r->reqid), 32);
   call c = {.path = "/filterx"};
   resp r2;
@@ -678,6 +682,9 @@ START_TEST(test_server_wrong_method_405_with_allow)
   ck_assert_str_eq(r->body, "{\"Error\":\"method GET is not allowed on "
                             "/filter; use POST\"}");
   r = simple("PUT", "/prioritize");
+  ck_assert_int_eq(r->status, 405);
+  ck_assert_str_eq(r->allow, "POST");
+  r = simple("GET", "/preempt");
   ck_assert_int_eq(r->status, 405);
   ck_assert_str_eq(r->allow, "POST");
   call c = {.path = "/metrics"};
