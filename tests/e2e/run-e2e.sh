@@ -496,6 +496,8 @@ make_node e2e-flex-de gpu-h100-fra-01 flex $STD_CPU $STD_MEM '{"carbonshift.io/g
 make_node e2e-budget-de gpu-h100-fra-01 budget $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"DE"}'
 make_node e2e-budget-no gpu-h100-fra-01 budget $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"NO"}'
 make_node e2e-cpu-only cpu-only-fra-03 cpu $STD_CPU $STD_MEM '{}'
+# preemption: one 8-GPU node, filled by a low-priority pod.
+make_node e2e-preempt-de gpu-h100-fra-01 preempt $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"DE"}'
 # all-nodes: more nodes than kube-scheduler offers an extender by default (it
 # stops looking once it has found 100 or more feasible ones, from a start that
 # moves each cycle): 119 in DE, preferred by NodeResourcesFit, and one in NO.
@@ -512,9 +514,11 @@ log "nodes: e2e-zone-de has taints $(kget /api/v1/nodes/e2e-zone-de | jq -c '[.s
 # make_pod <name> <schedulerName> <scenario> <annotations JSON> [fixture]:
 # the shared fixture's training pod (8 GPUs, its tolerations; or the pod of
 # another fixture request) pinned to one scenario's nodes by nodeSelector.
+# With POD_PRIORITY_CLASS set, the pod has that priorityClassName.
 make_pod() {
   local obj
-  obj=$(jq --arg name "$1" --arg sched "$2" --arg scen "$3" --argjson ann "$4" '
+  obj=$(jq --arg name "$1" --arg sched "$2" --arg scen "$3" --argjson ann "$4" \
+    --arg prio "${POD_PRIORITY_CLASS:-}" '
     .Pod | {apiVersion: "v1", kind: "Pod",
       metadata: {name: $name, namespace: "e2e", labels: {app: "trainer"},
                  annotations: $ann},
@@ -522,7 +526,8 @@ make_pod() {
              automountServiceAccountToken: false,
              nodeSelector: {"e2e.carbonshift.io/scenario": $scen},
              tolerations: .spec.tolerations,
-             containers: [.spec.containers[] | {name, image, command, resources}]}}' \
+             containers: [.spec.containers[] | {name, image, command, resources}]}} |
+    if $prio != "" then .spec.priorityClassName = $prio else . end' \
     "$fixtures/${5:-filter-nodes.request.json}")
   kmust POST /api/v1/namespaces/e2e/pods "$obj"
 }
@@ -738,6 +743,69 @@ scenario_all_nodes() {
   del_pod wide-1
 }
 
+# preemption: a high-priority pod that carbonshift holds (over its budget)
+# finds the one node full of a low-priority pod. The in-tree filters reject
+# the node, so /filter is never called, and kube-scheduler's preemption asks
+# carbonshift's /preempt (the chart's preemptVerb), which keeps no node: the
+# low-priority pod is not evicted. The control: a high-priority pod
+# carbonshift would place does evict it.
+victim_evicted() { # the pod is being deleted, or gone
+  local body
+  body=$(kget /api/v1/namespaces/e2e/pods/victim-1 2>/dev/null) || return 0
+  jq -e '.metadata.deletionTimestamp != null' <<<"$body" >/dev/null
+}
+scenario_preemption() {
+  local c prio seen
+  for c in e2e-low:1000 e2e-high:1000000; do
+    kmust POST /apis/scheduling.k8s.io/v1/priorityclasses \
+      "{\"apiVersion\":\"scheduling.k8s.io/v1\",\"kind\":\"PriorityClass\",\"metadata\":{\"name\":\"${c%%:*}\"},\"value\":${c#*:}}"
+  done
+  POD_PRIORITY_CLASS=e2e-low make_pod victim-1 carbonshift-nodes preempt \
+    '{"carbonshift.io/expected-duration":"36h"}'
+  if ! wait_for 60 "victim-1 to bind" pod_bound victim-1; then
+    fail "preemption: the low-priority pod did not bind: $(pod_sched_msg victim-1)"
+    return 0
+  fi
+  POD_PRIORITY_CLASS=e2e-high make_pod held-1 carbonshift-nodes preempt \
+    '{"carbonshift.io/expected-duration":"36h","carbonshift.io/carbon-budget":"1g","carbonshift.io/on-budget-exceeded":"reject"}'
+  preempt_declined() {
+    grep '"msg":"Decision"' "$logs/carbonshift.log" |
+      jq -e 'select(.pod.name == "held-1" and .verb == "preempt" and .preemption.kept == 0)' >/dev/null
+  }
+  if wait_for 60 "carbonshift's /preempt answer for held-1" preempt_declined; then
+    pass "preemption: kube-scheduler asked /preempt for the held pod, and carbonshift kept no node ($(grep '"msg":"Decision"' "$logs/carbonshift.log" |
+      jq -c 'select(.pod.name == "held-1" and .verb == "preempt") | .preemption' | tail -n 1))"
+  else
+    fail "preemption: no /preempt call for held-1 declined by carbonshift (condition: $(pod_sched_msg held-1))"
+  fi
+  # Give a wrongful eviction time to happen: kube-scheduler retries the pod
+  # with a backoff of 1 s, then 2 s.
+  sleep 5
+  if victim_evicted; then
+    fail "preemption: victim-1 was evicted for held-1, which carbonshift holds over its budget"
+  elif pod_bound held-1; then
+    fail "preemption: held-1 was bound despite its 1 g budget"
+  else
+    pass "preemption: victim-1 keeps running, held-1 stays pending ($(pod_sched_msg held-1 | cut -c1-160))"
+  fi
+  declined_event() { pod_events held-1 | grep -q ' CarbonPreemptionDeclined: '; }
+  if wait_for 20 "a CarbonPreemptionDeclined Event on held-1" declined_event; then
+    pass "preemption: Event $(pod_events held-1 | grep -m1 ' CarbonPreemptionDeclined: ' | cut -c1-200)"
+  else
+    fail "preemption: no CarbonPreemptionDeclined Event on held-1 ($(pod_events held-1 | tr '\n' ';'))"
+  fi
+  del_pod held-1
+  POD_PRIORITY_CLASS=e2e-high make_pod urgent-1 carbonshift-nodes preempt \
+    '{"carbonshift.io/expected-duration":"36h"}'
+  if wait_for 60 "victim-1 to be evicted for urgent-1" victim_evicted; then
+    pass "preemption: a high-priority pod carbonshift would place still evicts the low-priority one"
+  else
+    fail "preemption: urgent-1 evicted nothing (condition: $(pod_sched_msg urgent-1))"
+  fi
+  del_pod urgent-1
+  del_pod victim-1
+}
+
 # The placements above went through bodies parsed while they arrived
 # (http.streamBodyBytes=1Ki in cs_args): the access log marks them.
 scenario_streamed() {
@@ -927,9 +995,10 @@ if [[ $have_cs == 1 ]]; then
     want names-only && scenario_names_only
     want budget && scenario_budget
     want flexible-wait && scenario_flexible_wait
+    want preemption && scenario_preemption
   fi
 else
-  for s in mtls placement-zone placement-gpu all-nodes streamed events names-only budget flexible-wait; do
+  for s in mtls placement-zone placement-gpu all-nodes streamed events names-only budget flexible-wait preemption; do
     want "$s" && fail "$s: no runnable carbonshift ('$CS_BIN help serve' failed)"
   done
 fi

@@ -30,6 +30,9 @@ extenders:
   - urlPrefix: {{ include "carbonshift.extenderURL" . | quote }}
     filterVerb: filter
     prioritizeVerb: prioritize
+    {{- /* Preemption asks carbonshift too, so that no pod is evicted for
+    one it keeps waiting or over budget (docs/time-shifting.md). */}}
+    preemptVerb: preempt
     weight: {{ $s.weight }}
     httpTimeout: {{ $s.httpTimeout }}
     nodeCacheCapable: {{ $s.nodeCacheCapable }}
