@@ -154,8 +154,8 @@ static const setting settings[] = {
      .off = F(path_prefix),
      .def = "",
      .check = check_prefix,
-     .help = "URL path prefix for /filter and /prioritize, as the extender's "
-             "urlPrefix ends"},
+     .help = "URL path prefix for /filter, /prioritize and /preempt, as the "
+             "extender's urlPrefix ends"},
     {.name = "tls.certFile",
      .type = K_PATH,
      .off = F(tls_cert_file),
