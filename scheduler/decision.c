@@ -12,6 +12,7 @@
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
 #include "scheduler/codec.h"
+#include "scheduler/decision_memo.h"
 #include "scheduler/node_cache.h"
 #include "scheduler/policy.h"
 
@@ -19,10 +20,14 @@
  * Kubernetes cluster has 5,000 nodes. */
 #define MAX_NODES 100000
 #define NO_PROBLEMS UINT32_MAX
+/* Pods whose last full Decision line is remembered: more than wait at
+ * once in most clusters; beyond it, the stalest get full lines again. */
+#define MEMO_PODS 4096
 
 struct cs_decider {
   cs_decider_deps deps;
   cs_policy_params policy;
+  cs_decision_memo *memo; /* NULL: every line in full */
 };
 
 const char *cs_verb_name(cs_verb v)
@@ -67,6 +72,8 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
                                  .plan = deps->plan,
                                  .forecast_horizon_s = deps->forecast_horizon_s,
                                  .wait_margin_s = CS_POLICY_WAIT_MARGIN_S};
+  if (deps->log_repeat_window_s > 0)
+    d->memo = cs_decision_memo_new(MEMO_PODS, deps->log_repeat_window_s);
   cs_metrics *m = deps->metrics;
   if (m) {
     cs_err rc =
@@ -93,6 +100,9 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
 
 void cs_decider_free(cs_decider *d)
 {
+  if (!d)
+    return;
+  cs_decision_memo_free(d->memo);
   free(d);
 }
 
@@ -438,11 +448,9 @@ static void log_preemption(cs_buf *l, const call *c)
   cs_json_close(l, '}');
 }
 
-static void log_decision(const call *c, double seconds)
+/* What every Decision line opens with, full or repeated. */
+static void log_head(cs_buf *l, const call *c)
 {
-  cs_buf *l = cs_log_begin(0, "Decision");
-  if (!l)
-    return;
   cs_json_str(l, "requestId", c->request_id);
   cs_json_str(l, "verb", cs_verb_name(c->verb));
   cs_json_str(l, "outcome", c->pc.outcome);
@@ -451,6 +459,14 @@ static void log_decision(const call *c, double seconds)
   cs_json_str(l, "name", c->pod.name);
   cs_json_str(l, "uid", c->pod.uid);
   cs_json_close(l, '}');
+}
+
+static void log_decision(const call *c, double seconds)
+{
+  cs_buf *l = cs_log_begin(0, "Decision");
+  if (!l)
+    return;
+  log_head(l, c);
   cs_json_num(l, "gpus", c->pod.gpus, 0);
   cs_json_num(l, "durationHours", c->pod.duration_s / 3600.0, 2);
   if (c->pod.duration_defaulted)
@@ -492,6 +508,157 @@ static void log_decision(const call *c, double seconds)
   zone_text_free(&z);
   cs_json_num(l, "durationMs", seconds * 1000.0, 3);
   cs_log_end(l);
+}
+
+/* ---- Repeated decisions ----
+ * A waiting pod is asked about again on every cluster event. What decides
+ * whether its Decision line is a repeat is a fingerprint of the decision:
+ * the outcome, the plan's choice (waiting or not, a planned start when
+ * waiting, the latest start), the event, and per node its name, what is
+ * known of it (zone, GPU, PUE, age, the zone's provider and current
+ * value) and its verdict with the reason given, or its score. The
+ * estimates themselves are left out: a forecast's mean over a run that
+ * starts a few seconds later differs by grams, and would make every line
+ * a new one. Mixed a machine word at a time, as a 5,000-node call holds
+ * hundreds of kilobytes of names and reasons. */
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+  h ^= w + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 33);
+}
+
+static uint64_t mix_double(uint64_t h, double v)
+{
+  uint64_t w;
+  memcpy(&w, &v, sizeof(w));
+  return mix(h, w);
+}
+
+static uint64_t mix_bytes(uint64_t h, const char *s, size_t n)
+{
+  h = mix(h, n);
+  for (; n >= 8; s += 8, n -= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = mix(h, w);
+  }
+  uint64_t tail = 0;
+  memcpy(&tail, s, n);
+  return mix(h, tail);
+}
+
+static uint64_t mix_str(uint64_t h, const char *s)
+{
+  return s ? mix_bytes(h, s, strlen(s)) : mix(h, UINT64_MAX);
+}
+
+static uint64_t fingerprint_zones(uint64_t h, const call *c)
+{
+  for (size_t i = 0; i < c->pc.nzones; i++) {
+    const cs_zone_eval *z = &c->pc.zones[i];
+    h = mix_str(h, z->zone);
+    h = mix(h, (uint64_t)z->found << 1 | (uint64_t)z->has_forecast);
+    if (z->found) {
+      h = mix_double(h, z->sig.g_per_kwh);
+      h = mix_str(h, z->sig.provider);
+      h = mix(h, (uint64_t)z->sig.type << 8 | (uint64_t)z->sig.factor << 1 |
+                     (uint64_t)z->sig.estimated);
+    } else if (z->has_forecast) {
+      h = mix_str(h, z->forecast.provider);
+      h = mix(h, (uint64_t)z->forecast.type << 8 | z->forecast.factor);
+    }
+  }
+  return h;
+}
+
+static uint64_t fingerprint_node(uint64_t h, const call *c, size_t i)
+{
+  const cs_node_eval *e = &c->pc.nodes[i];
+  h = mix_bytes(h, c->req.nodes[i].name, c->req.nodes[i].name_len);
+  h = mix(h, (uint64_t)e->facts_known << 2 | (uint64_t)e->est.known << 1 |
+                 (uint64_t)(c->keep && c->keep[i]));
+  h = mix(h, (uint64_t)(int64_t)e->zone << 8 | e->zone_source);
+  h = mix(h, (uint64_t)e->verdict << 32 | (uint32_t)e->score);
+  h = mix(h, (uint64_t)(uintptr_t)e->gpu);
+  h = mix_double(h, e->gpus);
+  h = mix_double(h, e->pue);
+  h = mix(h, (uint64_t)e->installed_at);
+  if (!e->est.known)
+    h = mix_str(h, e->est.unknown);
+  h = mix_str(h, e->reason);
+  if (c->pre.victims)
+    h = mix(h, c->pre.victims[i].count);
+  return mix_str(h, c->problems[i] == NO_PROBLEMS
+                        ? NULL
+                        : c->problem_text.data + c->problems[i]);
+}
+
+static uint64_t fingerprint(const call *c)
+{
+  const cs_pod_facts *p = &c->pod;
+  const cs_plan *plan = &c->pc.plan;
+  uint64_t h = mix(0, c->verb);
+  h = mix_str(h, c->pc.outcome);
+  h = mix_str(h, c->pc.neutral ? c->pc.neutral_why : NULL);
+  h = mix_str(h, p->problems);
+  h = mix_double(h, p->gpus);
+  h = mix_double(h, p->duration_s);
+  h = mix_double(h, p->budget_g);
+  h = mix(h, (uint64_t)p->on_exceeded << 1 | (uint64_t)p->duration_defaulted);
+  h = mix_double(h, p->max_delay_s);
+  h = mix(h, (uint64_t)p->deadline);
+  h = mix(h, (uint64_t)c->req.names_only);
+  if (c->pc.planned) {
+    h = mix(h, (uint64_t)plan->wait << 3 | (uint64_t)plan->feasible << 2 |
+                   (uint64_t)plan->kept << 1 | (uint64_t)plan->forecast_short);
+    h = mix(h, plan->wait ? (uint64_t)plan->start : 0); /* else: the call */
+    h = mix(h, (uint64_t)c->pc.latest_start);
+  }
+  h = mix_str(h, c->pc.event.type ? c->pc.event.reason : NULL);
+  h = fingerprint_zones(h, c);
+  h = mix(h, c->req.nnodes);
+  for (size_t i = 0; i < c->req.nnodes; i++)
+    h = fingerprint_node(h, c, i);
+  return h;
+}
+
+/* The short line of a repeated decision: what it decided, and which
+ * earlier line has the numbers behind it. */
+static void log_repeat(const call *c, const cs_memo_same *same, double seconds)
+{
+  cs_buf *l = cs_log_begin(0, "Decision");
+  if (!l)
+    return;
+  log_head(l, c);
+  cs_json_str(l, "sameAs", same->request_id);
+  cs_json_int(l, "repeats", (int64_t)same->repeats);
+  cs_json_int(l, "sinceSeconds", c->pc.now - same->logged_at);
+  cs_json_int(l, "nodeCount", (int64_t)c->req.nnodes);
+  cs_json_num(l, "durationMs", seconds * 1000.0, 3);
+  cs_log_end(l);
+}
+
+/* Logs the call's Decision line: in full, or, when the memo has the same
+ * decision for the pod and verb from a full line less than the window
+ * ago, as a short line that names it (which also spares the work of
+ * writing every node's numbers again). */
+static void log_call(const call *c, double seconds)
+{
+  if (c->d->memo) {
+    /* By uid and name: a pod made again under its name is another pod. */
+    char key[sizeof(c->pod.uid) + sizeof(c->pod.ns) + sizeof(c->pod.name) + 16];
+    cs_memo_same same;
+    snprintf(key, sizeof(key), "%s/%s/%s/%s", c->pod.uid, c->pod.ns,
+             c->pod.name, cs_verb_name(c->verb));
+    if (cs_decision_memo_note(c->d->memo, key, fingerprint(c), c->request_id,
+                              c->pc.now, &same)) {
+      log_repeat(c, &same, seconds);
+      return;
+    }
+  }
+  log_decision(c, seconds);
 }
 
 /* Hands the filter's event and plan to the sink, which queues them for the
@@ -694,7 +861,7 @@ void cs_decider_handle(cs_decider *d, cs_verb verb, const char *body,
     outcome = "badRequest";
   } else {
     outcome = decide(&c, out);
-    log_decision(&c, (double)(cs_clock_mono_ns() - t0) / 1e9);
+    log_call(&c, (double)(cs_clock_mono_ns() - t0) / 1e9);
   }
 
   if (d->deps.metrics) {

@@ -88,6 +88,10 @@ typedef struct cs_decider_deps {
   cs_metrics *metrics;                /* NULL: no metrics */
   const cs_decision_sink *sink;       /* NULL: decisions only logged */
   size_t log_names_max; /* node names per Decision-line entry; 0: all */
+  /* A decision the same as the last one logged in full for its pod and
+   * verb, less than this long after it, is logged as a short line that
+   * points at it (scheduler/decision_memo.h); 0: every line in full. */
+  int64_t log_repeat_window_s;
 } cs_decider_deps;
 
 typedef struct cs_decider cs_decider;

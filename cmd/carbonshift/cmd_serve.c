@@ -582,6 +582,7 @@ static int run(service *sv)
       .metrics = sv->metrics,
       .sink = sv->kube ? &sv->sink : NULL,
       .log_names_max = (size_t)c->log_decision_names,
+      .log_repeat_window_s = c->log_decision_repeat_s,
   });
   cs_server_opts opts = server_opts(c);
   cs_server_handler handler = {

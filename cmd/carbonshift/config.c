@@ -274,6 +274,16 @@ static const setting settings[] = {
      .help = "Node names listed per entry of the Decision line; an entry "
              "with more gives the rest as a count (moreNames). 0 lists "
              "every node"},
+    {.name = "log.decisionRepeatSeconds",
+     .type = K_INT,
+     .off = F(log_decision_repeat_s),
+     .def = "300",
+     .min = 0,
+     .max = 24 * HOUR,
+     .help = "A decision the same as the last one logged in full for its "
+             "pod and verb, within this many seconds of it, is logged as a "
+             "short Decision line naming that one (sameAs, repeats) instead "
+             "of every node's numbers again; 0 logs every line in full"},
     {.name = "estimate.referenceGpu",
      .type = K_STRING,
      .off = F(estimate_reference_gpu),

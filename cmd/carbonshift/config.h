@@ -90,8 +90,9 @@ typedef struct cs_config {
   double http_header_timeout_s;     /* http.headerTimeout */
   double shutdown_grace_period_s;   /* shutdownGracePeriod */
 
-  int64_t log_verbosity;      /* log.verbosity */
-  int64_t log_decision_names; /* log.decisionNames; 0 = every node */
+  int64_t log_verbosity;         /* log.verbosity */
+  int64_t log_decision_names;    /* log.decisionNames; 0 = every node */
+  int64_t log_decision_repeat_s; /* log.decisionRepeatSeconds; 0: off */
 
   char *estimate_reference_gpu;       /* estimate.referenceGpu */
   double estimate_default_duration_s; /* estimate.defaultDuration */

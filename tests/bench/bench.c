@@ -427,12 +427,16 @@ static char *write_kubeconfig(const char *url)
 
 /* Starts `carbonshift serve` on a free loopback port against the fake API
  * server, with the embedded defaults otherwise (builtin carbon profiles,
- * verbosity 0: one Decision line per call). */
+ * verbosity 0: one Decision line per call). Every call sends the same pod,
+ * so every line would be a short repeat of the first: the bench measures
+ * the full line each time (log.decisionRepeatSeconds=0), as for a new pod;
+ * a --set given after this one overrides it. */
 static void service_start(service *s, const opts *o, const char *kubeconfig)
 {
-  const char *argv[8 + 2 * MAX_LIST] = {
-      o->bin, "serve", "--listen", "127.0.0.1:0", "--kubeconfig", kubeconfig};
-  size_t argc = 6;
+  const char *argv[10 + 2 * MAX_LIST] = {
+      o->bin,         "serve",    "--listen", "127.0.0.1:0",
+      "--kubeconfig", kubeconfig, "--set",    "log.decisionRepeatSeconds=0"};
+  size_t argc = 8;
   for (size_t i = 0; i < o->nsets; i++) {
     argv[argc++] = "--set";
     argv[argc++] = o->sets[i];

@@ -774,7 +774,7 @@ scenario_preemption() {
   }
   if wait_for 60 "carbonshift's /preempt answer for held-1" preempt_declined; then
     pass "preemption: kube-scheduler asked /preempt for the held pod, and carbonshift kept no node ($(grep '"msg":"Decision"' "$logs/carbonshift.log" |
-      jq -c 'select(.pod.name == "held-1" and .verb == "preempt") | .preemption' | tail -n 1))"
+      jq -c 'select(.pod.name == "held-1" and .verb == "preempt" and .preemption) | .preemption' | tail -n 1))"
   else
     fail "preemption: no /preempt call for held-1 declined by carbonshift (condition: $(pod_sched_msg held-1))"
   fi

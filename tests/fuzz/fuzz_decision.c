@@ -77,7 +77,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                    .min_saving_abs_g = 1,
                                    .replan_rel = 0.02},
                           .nodes = nodes,
-                          .sink = &sink};
+                          .sink = &sink,
+                          /* Repeats take the short line's path. */
+                          .log_repeat_window_s = 300};
   decider = cs_decider_new(&deps);
   return 0;
 }

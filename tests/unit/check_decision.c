@@ -2391,6 +2391,112 @@ START_TEST(test_decision_budget_on_a_forecast_part_under_an_hour)
 }
 END_TEST
 
+/* ---- repeated decisions ------------------------------------------------- */
+
+/* The Decision line of a filter call with the fixture's request
+ * (annotations replaced) under request id `rid`. */
+static cJSON *filter_line(const char *const *kv, size_t n, const char *rid)
+{
+  cJSON *doc = request_with(kv, n);
+  char *text = cJSON_PrintUnformatted(doc);
+  cJSON_Delete(doc);
+  int fds[2];
+  capture_begin(fds);
+  cs_reply r = {0};
+  cs_decider_handle(decider, CS_VERB_FILTER, text, strlen(text), NULL, rid, &r);
+  free(text);
+  ck_assert_int_eq(r.status, 200);
+  free(r.body);
+  return capture_line(fds);
+}
+
+static void use_repeat_window(int64_t seconds)
+{
+  cs_decider_deps deps = base_deps;
+  deps.log_repeat_window_s = seconds;
+  cs_decider_free(decider);
+  decider = cs_decider_new(&deps);
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+  const cJSON *v = cJSON_GetObjectItem(o, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A waiting pod asked about again gets a short line naming the full one,
+ * though the data's ages and the estimates over a run starting 10 s later
+ * have changed; a changed decision, and the end of the window, give a
+ * full line again. */
+START_TEST(test_decision_line_repeat_names_the_full_line)
+{
+  use_repeat_window(300);
+  int64_t t = VALLEY_T0 + 34 * 3600;
+  cs_clock_set_fixed(t);
+  cJSON *l1 = filter_line(NULL, 0, "r-1");
+  ck_assert_str_eq(str_of(l1, "outcome"), "deferred");
+  ck_assert_ptr_nonnull(cJSON_GetObjectItem(l1, "nodes"));
+  ck_assert_ptr_null(cJSON_GetObjectItem(l1, "sameAs"));
+
+  cs_clock_set_fixed(t + 10);
+  cJSON *l2 = filter_line(NULL, 0, "r-2");
+  ck_assert_str_eq(str_of(l2, "requestId"), "r-2");
+  ck_assert_str_eq(str_of(l2, "outcome"), "deferred");
+  ck_assert_str_eq(str_of(l2, "sameAs"), "r-1");
+  ck_assert_int_eq(cJSON_GetObjectItem(l2, "repeats")->valueint, 1);
+  ck_assert_int_eq(cJSON_GetObjectItem(l2, "sinceSeconds")->valueint, 10);
+  ck_assert_int_eq(cJSON_GetObjectItem(l2, "nodeCount")->valueint, 4);
+  ck_assert_ptr_null(cJSON_GetObjectItem(l2, "nodes"));
+  ck_assert_ptr_null(cJSON_GetObjectItem(l2, "plan"));
+  ck_assert_str_eq(str_of(cJSON_GetObjectItem(l2, "pod"), "name"),
+                   "llm-pretrain-7b-x2k9q");
+
+  /* Another budget: another decision (the reasons change). */
+  const char *kv[] = {"carbonshift.io/carbon-budget", "1g"};
+  cs_clock_set_fixed(t + 20);
+  cJSON *l3 = filter_line(kv, 2, "r-3");
+  ck_assert_ptr_null(cJSON_GetObjectItem(l3, "sameAs"));
+  ck_assert_ptr_nonnull(cJSON_GetObjectItem(l3, "nodes"));
+  /* Back to the first decision: full again, as the memo holds the last. */
+  cs_clock_set_fixed(t + 30);
+  cJSON *l4 = filter_line(NULL, 0, "r-4");
+  ck_assert_ptr_null(cJSON_GetObjectItem(l4, "sameAs"));
+  cs_clock_set_fixed(t + 40);
+  cJSON *l5 = filter_line(NULL, 0, "r-5");
+  ck_assert_str_eq(str_of(l5, "sameAs"), "r-4");
+  /* The window runs from the full line. */
+  cs_clock_set_fixed(t + 30 + 300);
+  cJSON *l6 = filter_line(NULL, 0, "r-6");
+  ck_assert_ptr_null(cJSON_GetObjectItem(l6, "sameAs"));
+  ck_assert_ptr_nonnull(cJSON_GetObjectItem(l6, "nodes"));
+  cJSON *ls[] = {l1, l2, l3, l4, l5, l6};
+  for (size_t i = 0; i < 6; i++)
+    cJSON_Delete(ls[i]);
+}
+END_TEST
+
+/* A pod that passes has as planned start the time of the call: that alone
+ * does not make a decision new. Without a window every line is in full. */
+START_TEST(test_decision_line_repeat_ignores_the_time_of_the_call)
+{
+  const char *kv[] = {"carbonshift.io/planned-start", "2026-11-20T14:00:00Z"};
+  use_repeat_window(300);
+  cs_clock_set_fixed(VALLEY_LOW);
+  cJSON *l1 = filter_line(kv, 2, "p-1");
+  ck_assert_str_eq(str_of(l1, "outcome"), "passed");
+  cs_clock_set_fixed(VALLEY_LOW + 10);
+  cJSON *l2 = filter_line(kv, 2, "p-2");
+  ck_assert_str_eq(str_of(l2, "sameAs"), "p-1");
+  use_repeat_window(0);
+  cJSON *l3 = filter_line(kv, 2, "p-3");
+  ck_assert_ptr_null(cJSON_GetObjectItem(l3, "sameAs"));
+  ck_assert_ptr_nonnull(cJSON_GetObjectItem(l3, "nodes"));
+  cJSON_Delete(l1);
+  cJSON_Delete(l2);
+  cJSON_Delete(l3);
+}
+END_TEST
+
 /* ---- /preempt ----------------------------------------------------------- */
 
 /* When set, preempt_with proposes no victims on the first node. */
@@ -2649,6 +2755,8 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_deadline_offset_latest_start);
   tcase_add_test(tv, test_decision_log_plan_matches_outcome);
   tcase_add_test(tv, test_decision_preempt_declined_while_waiting);
+  tcase_add_test(tv, test_decision_line_repeat_names_the_full_line);
+  tcase_add_test(tv, test_decision_line_repeat_ignores_the_time_of_the_call);
   tcase_add_test(tv, test_decision_preempt_kept_where_the_pod_would_pass);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");

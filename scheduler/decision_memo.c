@@ -1,0 +1,103 @@
+#include "scheduler/decision_memo.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carbon/util/alloc.h"
+
+/* One pod and verb: keys are kept as 64-bit hashes, so entries have a
+ * fixed size. Two keys with one hash share an entry and push each other
+ * out, which only costs full lines. */
+typedef struct memo_entry {
+  uint64_t key;
+  uint64_t fingerprint;
+  int64_t logged_at; /* when the full line was written */
+  int64_t seen_at;   /* the last note, for forgetting the stalest */
+  uint64_t repeats;
+  char request_id[CS_MEMO_REQUEST_ID_MAX + 1];
+} memo_entry;
+
+struct cs_decision_memo {
+  pthread_mutex_t mu;
+  int64_t window_s;
+  size_t n, cap;
+  memo_entry *entries;
+};
+
+cs_decision_memo *cs_decision_memo_new(size_t capacity, int64_t window_s)
+{
+  cs_decision_memo *m = cs_calloc(1, sizeof(*m));
+  pthread_mutex_init(&m->mu, NULL);
+  m->window_s = window_s;
+  m->cap = capacity ? capacity : 1;
+  m->entries = cs_calloc(m->cap, sizeof(*m->entries));
+  return m;
+}
+
+void cs_decision_memo_free(cs_decision_memo *m)
+{
+  if (!m)
+    return;
+  pthread_mutex_destroy(&m->mu);
+  free(m->entries);
+  free(m);
+}
+
+static uint64_t hash_key(const char *key)
+{
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+    h ^= *p;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* The entry of `key`, or the slot it takes: a free one, else that of the
+ * pod seen least recently. */
+static memo_entry *find_slot(cs_decision_memo *m, uint64_t key, bool *found)
+{
+  memo_entry *stalest = NULL;
+  for (size_t i = 0; i < m->n; i++) {
+    memo_entry *e = &m->entries[i];
+    if (e->key == key) {
+      *found = true;
+      return e;
+    }
+    if (!stalest || e->seen_at < stalest->seen_at)
+      stalest = e;
+  }
+  *found = false;
+  return m->n < m->cap ? &m->entries[m->n++] : stalest;
+}
+
+bool cs_decision_memo_note(cs_decision_memo *m, const char *key,
+                           uint64_t fingerprint, const char *request_id,
+                           int64_t now, cs_memo_same *same)
+{
+  uint64_t k = hash_key(key);
+  bool found, repeat = false;
+  pthread_mutex_lock(&m->mu);
+  memo_entry *e = find_slot(m, k, &found);
+  /* A clock set back counts as the window passed: the next line is in
+   * full rather than pointing at one "from the future". */
+  if (found && e->fingerprint == fingerprint && now >= e->logged_at &&
+      now - e->logged_at < m->window_s) {
+    repeat = true;
+    e->repeats++;
+    snprintf(same->request_id, sizeof(same->request_id), "%s", e->request_id);
+    same->logged_at = e->logged_at;
+    same->repeats = e->repeats;
+  } else {
+    e->key = k;
+    e->fingerprint = fingerprint;
+    e->logged_at = now;
+    e->repeats = 0;
+    snprintf(e->request_id, sizeof(e->request_id), "%s", request_id);
+  }
+  e->seen_at = now;
+  pthread_mutex_unlock(&m->mu);
+  return repeat;
+}
