@@ -748,62 +748,75 @@ scenario_all_nodes() {
 # the node, so /filter is never called, and kube-scheduler's preemption asks
 # carbonshift's /preempt (the chart's preemptVerb), which keeps no node: the
 # low-priority pod is not evicted. The control: a high-priority pod
-# carbonshift would place does evict it.
-victim_evicted() { # the pod is being deleted, or gone
+# carbonshift would place does evict it. Once with Node objects (victims as
+# whole Pods) and once names-only (victims as UIDs, nodes from the watch).
+victim_evicted() { # <pod>: being deleted, or gone
   local body
-  body=$(kget /api/v1/namespaces/e2e/pods/victim-1 2>/dev/null) || return 0
+  body=$(kget "/api/v1/namespaces/e2e/pods/$1" 2>/dev/null) || return 0
   jq -e '.metadata.deletionTimestamp != null' <<<"$body" >/dev/null
 }
-scenario_preemption() {
-  local c prio seen
-  for c in e2e-low:1000 e2e-high:1000000; do
-    kmust POST /apis/scheduling.k8s.io/v1/priorityclasses \
-      "{\"apiVersion\":\"scheduling.k8s.io/v1\",\"kind\":\"PriorityClass\",\"metadata\":{\"name\":\"${c%%:*}\"},\"value\":${c#*:}}"
-  done
-  POD_PRIORITY_CLASS=e2e-low make_pod victim-1 carbonshift-nodes preempt \
+preemption_case() { # <schedulerName> <pod suffix> <victimsAs>
+  local sched=$1 victim=victim-$2 held=held-$2 urgent=urgent-$2 as=$3 what="preemption ($3)"
+  POD_PRIORITY_CLASS=e2e-low make_pod "$victim" "$sched" preempt \
     '{"carbonshift.io/expected-duration":"36h"}'
-  if ! wait_for 60 "victim-1 to bind" pod_bound victim-1; then
-    fail "preemption: the low-priority pod did not bind: $(pod_sched_msg victim-1)"
+  if ! wait_for 60 "$victim to bind" pod_bound "$victim"; then
+    fail "$what: the low-priority pod did not bind: $(pod_sched_msg "$victim")"
+    del_pod "$victim"
     return 0
   fi
-  POD_PRIORITY_CLASS=e2e-high make_pod held-1 carbonshift-nodes preempt \
+  POD_PRIORITY_CLASS=e2e-high make_pod "$held" "$sched" preempt \
     '{"carbonshift.io/expected-duration":"36h","carbonshift.io/carbon-budget":"1g","carbonshift.io/on-budget-exceeded":"reject"}'
-  preempt_declined() {
+  preempt_lines() {
     grep '"msg":"Decision"' "$logs/carbonshift.log" |
-      jq -e 'select(.pod.name == "held-1" and .verb == "preempt" and .preemption.kept == 0)' >/dev/null
+      jq -c --arg pod "$held" 'select(.pod.name == $pod and .verb == "preempt" and .preemption) | .preemption'
   }
-  if wait_for 60 "carbonshift's /preempt answer for held-1" preempt_declined; then
-    pass "preemption: kube-scheduler asked /preempt for the held pod, and carbonshift kept no node ($(grep '"msg":"Decision"' "$logs/carbonshift.log" |
-      jq -c 'select(.pod.name == "held-1" and .verb == "preempt" and .preemption) | .preemption' | tail -n 1))"
+  preempt_declined() { preempt_lines | jq -e --arg want "$as" 'select(.kept == 0 and .victimsAs == $want)' >/dev/null; }
+  if wait_for 60 "carbonshift's /preempt answer for $held" preempt_declined; then
+    pass "$what: kube-scheduler asked /preempt for the held pod, and carbonshift kept no node ($(preempt_lines | tail -n 1))"
   else
-    fail "preemption: no /preempt call for held-1 declined by carbonshift (condition: $(pod_sched_msg held-1))"
+    fail "$what: no /preempt call for $held declined by carbonshift with victims as $as ($(preempt_lines | tail -n 1); condition: $(pod_sched_msg "$held"))"
   fi
   # Give a wrongful eviction time to happen: kube-scheduler retries the pod
   # with a backoff of 1 s, then 2 s.
   sleep 5
-  if victim_evicted; then
-    fail "preemption: victim-1 was evicted for held-1, which carbonshift holds over its budget"
-  elif pod_bound held-1; then
-    fail "preemption: held-1 was bound despite its 1 g budget"
+  if victim_evicted "$victim"; then
+    fail "$what: $victim was evicted for $held, which carbonshift holds over its budget"
+  elif pod_bound "$held"; then
+    fail "$what: $held was bound despite its 1 g budget"
   else
-    pass "preemption: victim-1 keeps running, held-1 stays pending ($(pod_sched_msg held-1 | cut -c1-160))"
+    pass "$what: $victim keeps running, $held stays pending ($(pod_sched_msg "$held" | cut -c1-160))"
   fi
-  declined_event() { pod_events held-1 | grep -q ' CarbonPreemptionDeclined: '; }
-  if wait_for 20 "a CarbonPreemptionDeclined Event on held-1" declined_event; then
-    pass "preemption: Event $(pod_events held-1 | grep -m1 ' CarbonPreemptionDeclined: ' | cut -c1-200)"
+  declined_event() { pod_events "$held" | grep -q ' CarbonPreemptionDeclined: '; }
+  if wait_for 20 "a CarbonPreemptionDeclined Event on $held" declined_event; then
+    pass "$what: Event $(pod_events "$held" | grep -m1 ' CarbonPreemptionDeclined: ' | cut -c1-200)"
   else
-    fail "preemption: no CarbonPreemptionDeclined Event on held-1 ($(pod_events held-1 | tr '\n' ';'))"
+    fail "$what: no CarbonPreemptionDeclined Event on $held ($(pod_events "$held" | tr '\n' ';'))"
   fi
-  del_pod held-1
-  POD_PRIORITY_CLASS=e2e-high make_pod urgent-1 carbonshift-nodes preempt \
+  del_pod "$held"
+  POD_PRIORITY_CLASS=e2e-high make_pod "$urgent" "$sched" preempt \
     '{"carbonshift.io/expected-duration":"36h"}'
-  if wait_for 60 "victim-1 to be evicted for urgent-1" victim_evicted; then
-    pass "preemption: a high-priority pod carbonshift would place still evicts the low-priority one"
+  if wait_for 60 "$victim to be evicted for $urgent" victim_evicted "$victim"; then
+    pass "$what: a high-priority pod carbonshift would place still evicts the low-priority one"
   else
-    fail "preemption: urgent-1 evicted nothing (condition: $(pod_sched_msg urgent-1))"
+    fail "$what: $urgent evicted nothing (condition: $(pod_sched_msg "$urgent"))"
   fi
-  del_pod urgent-1
-  del_pod victim-1
+  del_pod "$urgent"
+  del_pod "$victim"
+}
+scenario_preemption() {
+  local c
+  for c in e2e-low:1000 e2e-high:1000000; do
+    kmust POST /apis/scheduling.k8s.io/v1/priorityclasses \
+      "{\"apiVersion\":\"scheduling.k8s.io/v1\",\"kind\":\"PriorityClass\",\"metadata\":{\"name\":\"${c%%:*}\"},\"value\":${c#*:}}"
+  done
+  preemption_case carbonshift-nodes p pods
+  if ! has_kube_client; then
+    fail "preemption (uids): carbonshift has no Kubernetes client for its node cache"
+    return 0
+  fi
+  start_scheduler scheduler-names carbonshift-names true
+  preemption_case carbonshift-names u uids
+  stop_proc scheduler-names
 }
 
 # The placements above went through bodies parsed while they arrived
