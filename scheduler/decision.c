@@ -88,6 +88,11 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
         "verb", latency_buckets,
         sizeof(latency_buckets) / sizeof(*latency_buckets));
     rc |= cs_metrics_declare(
+        m, "carbonshift_decision_repeats_total", CS_METRIC_COUNTER,
+        "Decisions logged as a short line naming the pod's last full one "
+        "(log.decisionRepeatSeconds), by verb.",
+        "verb", NULL, 0);
+    rc |= cs_metrics_declare(
         m, "carbonshift_zone_intensity_gco2_per_kwh", CS_METRIC_GAUGE,
         "Current grid carbon intensity of each zone at the latest "
         "decision (estimates use the forecast over the run when it covers it).",
@@ -655,6 +660,11 @@ static void log_call(const call *c, double seconds)
     if (cs_decision_memo_note(c->d->memo, key, fingerprint(c), c->request_id,
                               c->pc.now, &same)) {
       log_repeat(c, &same, seconds);
+      if (c->d->deps.metrics) {
+        const char *labels[] = {cs_verb_name(c->verb)};
+        cs_metrics_add(c->d->deps.metrics, "carbonshift_decision_repeats_total",
+                       labels, 1);
+      }
       return;
     }
   }

@@ -833,12 +833,15 @@ static void setup_static_filter(void)
   setup_filter(false);
 }
 static cs_node_cache *preempt_nodes; /* the preempt tests' node cache */
+static cs_metrics *repeat_metrics;   /* the repeat tests' metrics */
 static void teardown_filter(void)
 {
   valley_everywhere = false;
   cs_decider_free(decider);
   cs_node_cache_free(preempt_nodes);
   preempt_nodes = NULL;
+  cs_metrics_free(repeat_metrics);
+  repeat_metrics = NULL;
   /* The valley provider is static storage: take it back before freeing. */
   cs_signals_free(signals);
   cs_zone_map_free(zones);
@@ -2415,7 +2418,18 @@ static void use_repeat_window(int64_t seconds)
   cs_decider_deps deps = base_deps;
   deps.log_repeat_window_s = seconds;
   cs_decider_free(decider);
+  cs_metrics_free(repeat_metrics);
+  repeat_metrics = deps.metrics = cs_metrics_new();
   decider = cs_decider_new(&deps);
+}
+
+static double repeats_counted(void)
+{
+  const char *lv[] = {"filter"};
+  double n = 0;
+  (void)!cs_metrics_get(repeat_metrics, "carbonshift_decision_repeats_total",
+                        lv, &n);
+  return n;
 }
 
 static const char *str_of(const cJSON *o, const char *key)
@@ -2450,6 +2464,7 @@ START_TEST(test_decision_line_repeat_names_the_full_line)
   ck_assert_ptr_null(cJSON_GetObjectItem(l2, "plan"));
   ck_assert_str_eq(str_of(cJSON_GetObjectItem(l2, "pod"), "name"),
                    "llm-pretrain-7b-x2k9q");
+  ck_assert_double_eq(repeats_counted(), 1);
 
   /* Another budget: another decision (the reasons change). */
   const char *kv[] = {"carbonshift.io/carbon-budget", "1g"};
@@ -2469,6 +2484,7 @@ START_TEST(test_decision_line_repeat_names_the_full_line)
   cJSON *l6 = filter_line(NULL, 0, "r-6");
   ck_assert_ptr_null(cJSON_GetObjectItem(l6, "sameAs"));
   ck_assert_ptr_nonnull(cJSON_GetObjectItem(l6, "nodes"));
+  ck_assert_double_eq(repeats_counted(), 2); /* l2 and l5 */
   cJSON *ls[] = {l1, l2, l3, l4, l5, l6};
   for (size_t i = 0; i < 6; i++)
     cJSON_Delete(ls[i]);

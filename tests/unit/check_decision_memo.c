@@ -11,7 +11,8 @@ START_TEST(test_decision_memo_note_repeats_within_window)
 {
   cs_decision_memo *m = cs_decision_memo_new(8, 300);
   cs_memo_same same;
-  ck_assert(!cs_decision_memo_note(m, "pod-a/filter", 42, "req-1", 1000, &same));
+  ck_assert(
+      !cs_decision_memo_note(m, "pod-a/filter", 42, "req-1", 1000, &same));
   ck_assert(cs_decision_memo_note(m, "pod-a/filter", 42, "req-2", 1100, &same));
   ck_assert_str_eq(same.request_id, "req-1");
   ck_assert_int_eq(same.logged_at, 1000);
@@ -20,7 +21,8 @@ START_TEST(test_decision_memo_note_repeats_within_window)
   ck_assert_str_eq(same.request_id, "req-1");
   ck_assert_uint_eq(same.repeats, 2);
   /* The window runs from the full line, not from the last repeat. */
-  ck_assert(!cs_decision_memo_note(m, "pod-a/filter", 42, "req-4", 1300, &same));
+  ck_assert(
+      !cs_decision_memo_note(m, "pod-a/filter", 42, "req-4", 1300, &same));
   ck_assert(cs_decision_memo_note(m, "pod-a/filter", 42, "req-5", 1301, &same));
   ck_assert_str_eq(same.request_id, "req-4");
   ck_assert_uint_eq(same.repeats, 1);
