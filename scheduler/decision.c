@@ -111,6 +111,14 @@ void cs_decider_free(cs_decider *d)
   free(d);
 }
 
+/* Whether the call is kube-scheduler trying the pod on its nominated node
+ * alone (after a preemption), before all nodes in the same cycle. */
+static bool nominated_only(const call *c)
+{
+  return c->req.nnodes == 1 && c->pod.nominated_node[0] &&
+         strcmp(c->req.nodes[0].name, c->pod.nominated_node) == 0;
+}
+
 static uint32_t add_problems(call *c, const char *text)
 {
   if (!text[0])
@@ -493,6 +501,8 @@ static void log_decision(const call *c, double seconds)
     cs_json_str(l, "deadline", deadline);
   }
   cs_json_str(l, "mode", c->req.names_only ? "names" : "nodes");
+  if (nominated_only(c))
+    cs_json_bool(l, "nominatedNodeOnly", true);
   if (c->pc.planned)
     log_plan(l, &c->pc);
   if (c->verb == CS_VERB_PREEMPT)
@@ -673,7 +683,10 @@ static void log_call(const call *c, double seconds)
 
 /* Hands the filter's event and plan to the sink, which queues them for the
  * API server. Prioritize has no side effects: the scheduler skips it when
- * only one node is feasible, so nothing may depend on it running. */
+ * only one node is feasible, so nothing may depend on it running. Nor does
+ * a plan made over the nominated node alone: the call over all nodes that
+ * follows in the same cycle makes the plan, which a stored one-node plan
+ * would otherwise hold (plan.replanMargin). */
 static void publish(const call *c)
 {
   const cs_decision_sink *s = c->d->deps.sink;
@@ -682,7 +695,7 @@ static void publish(const call *c)
   if (c->pc.event.type && s->event)
     s->event(s->ctx, &c->pod, c->pc.event.type, c->pc.event.reason,
              c->pc.event.note);
-  if (c->pc.store_plan && s->annotate) {
+  if (c->pc.store_plan && s->annotate && !nominated_only(c)) {
     const char *keys[] = {CS_ANN_PLANNED_START, CS_ANN_EXPECTED_SAVING};
     const char *values[] = {c->pc.planned_start, c->pc.expected_saving};
     s->annotate(s->ctx, &c->pod, keys, values, 2);

@@ -309,6 +309,9 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
     out->created_at = 0;
 
   read_gpus(cJSON_GetObjectItemCaseSensitive(pod, "spec"), out);
+  copy_member(out->nominated_node, sizeof(out->nominated_node),
+              cJSON_GetObjectItemCaseSensitive(pod, "status"),
+              "nominatedNodeName");
 
   const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
   const cJSON *dur = cJSON_GetObjectItemCaseSensitive(ann, CS_ANN_DURATION);

@@ -48,6 +48,9 @@ typedef struct cs_pod_facts {
   double budget_g;         /* 0: none */
   cs_on_exceeded on_exceeded;
   int64_t planned_start; /* from an earlier decision; 0: none */
+  /* status.nominatedNodeName: the node a preemption made room on, which
+   * kube-scheduler tries alone first; "" when none. */
+  char nominated_node[CS_NODE_NAME_MAX];
   /* Every malformed carbonshift annotation, each naming the annotation, the
    * value and the expected form. A pod with any is kept pending by /filter
    * (never silently ignored) and ranked with defaults by /prioritize. */

@@ -981,6 +981,46 @@ START_TEST(test_decision_filter_defers_before_greener_window)
 }
 END_TEST
 
+/* After a preemption kube-scheduler tries the pod on its nominated node
+ * alone, then on every node in the same cycle: the one-node call defers
+ * and says so, but stores no plan (the all-node call makes it), and its
+ * line says it was the nominated node alone. */
+START_TEST(test_decision_filter_nominated_node_alone_stores_no_plan)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  cJSON *doc = request_with(NULL, 0);
+  cJSON *pod = cJSON_GetObjectItem(doc, "Pod");
+  cJSON_DeleteItemFromObject(pod, "status");
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(pod, "status"),
+                          "nominatedNodeName", "gpu-h100-fra-01");
+  cJSON *all = cJSON_Duplicate(doc, true);
+  cJSON *items =
+      cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items");
+  while (cJSON_GetArraySize(items) > 1)
+    cJSON_DeleteItemFromArray(items, 1);
+  ck_assert_str_eq(
+      cJSON_GetObjectItem(
+          cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "metadata"), "name")
+          ->valuestring,
+      "gpu-h100-fra-01");
+  char *text = cJSON_PrintUnformatted(doc);
+  cJSON_Delete(doc);
+  cJSON *line = decision_line_of(CS_VERB_FILTER, text);
+  free(text);
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring,
+                   "deferred");
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(line, "nominatedNodeOnly")));
+  ck_assert_int_eq(nevents, 1); /* the wait is still told */
+  ck_assert_str_eq(planned, "");
+  cJSON_Delete(line);
+
+  cJSON *out = decide_doc(CS_VERB_FILTER, all);
+  ck_assert_int_eq(kept(out), 0);
+  ck_assert_str_eq(planned, "2026-11-20T14:00:00Z");
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* Without an expected-duration, a max-delay plans for the default runtime
  * and the wait says so; a budget (or a deadline) is judged on the run's
  * length, so without one the pod is kept pending with the reason rather
@@ -2748,6 +2788,7 @@ static Suite *suite(void)
   TCase *tv = tcase_create("filter-valley");
   tcase_add_checked_fixture(tv, setup_valley, teardown_filter);
   tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
+  tcase_add_test(tv, test_decision_filter_nominated_node_alone_stores_no_plan);
   tcase_add_test(tv, test_decision_filter_missing_duration_said_or_refused);
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
