@@ -629,7 +629,11 @@ static uint64_t fingerprint(const call *c)
     h = mix(h, (uint64_t)plan->wait << 3 | (uint64_t)plan->feasible << 2 |
                    (uint64_t)plan->kept << 1 | (uint64_t)plan->forecast_short);
     h = mix(h, plan->wait ? (uint64_t)plan->start : 0); /* else: the call */
-    h = mix(h, (uint64_t)c->pc.latest_start);
+    /* Without max-delay or deadline the latest start is the call's time:
+     * no part of the decision. */
+    h = mix(h, p->max_delay_s > 0 || p->deadline > 0
+                   ? (uint64_t)c->pc.latest_start
+                   : 0);
   }
   h = mix_str(h, c->pc.event.type ? c->pc.event.reason : NULL);
   h = fingerprint_zones(h, c);
@@ -715,7 +719,10 @@ static void publish_preemption(const call *c)
     declined += c->pc.nodes[i].verdict != CS_PASS;
   if (!s || !s->event || !declined)
     return;
-  const char *why = c->pc.event.type ? c->pc.event.note : NULL;
+  /* The filter's own note explains a decline only where it declined every
+   * node: where it passed some, its note is CarbonPlaced's. */
+  bool all = declined == c->req.nnodes && c->pc.event.type;
+  const char *why = all ? c->pc.event.note : NULL;
   for (size_t i = 0; !why && i < c->req.nnodes; i++)
     if (c->pc.nodes[i].verdict != CS_PASS && c->pc.nodes[i].reason)
       why = c->pc.nodes[i].reason;
@@ -725,7 +732,7 @@ static void publish_preemption(const call *c)
            "so no pod is evicted there for this one: %s",
            declined, c->req.nnodes, c->req.nnodes == 1 ? "" : "s",
            why ? why : "rejected by carbonshift");
-  s->event(s->ctx, &c->pod, c->pc.event.type ? c->pc.event.type : "Normal",
+  s->event(s->ctx, &c->pod, all ? c->pc.event.type : "Normal",
            "CarbonPreemptionDeclined", note);
 }
 

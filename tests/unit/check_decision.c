@@ -2762,6 +2762,46 @@ START_TEST(test_decision_preempt_unjudged_pod_unchanged)
 }
 END_TEST
 
+/* Review: a pod over its budget with no max-delay or deadline (the planner
+ * runs because it is over budget) is pending and retried like a waiting
+ * one; the same decision 10 s later should be a repeat. Its latest start
+ * is "now" (latest_start() without slack), which the fingerprint mixes. */
+START_TEST(test_decision_line_repeat_over_budget_without_slack)
+{
+  const char *kv[] = {"carbonshift.io/carbon-budget", "5kg",
+                      "carbonshift.io/max-delay", NULL};
+  use_repeat_window(300);
+  cs_clock_set_fixed(1795435200);
+  cJSON *l1 = filter_line(kv, 4, "b-1");
+  ck_assert_str_eq(str_of(l1, "outcome"), "overBudget");
+  ck_assert_ptr_nonnull(cJSON_GetObjectItem(l1, "plan"));
+  cs_clock_set_fixed(1795435200 + 10);
+  cJSON *l2 = filter_line(kv, 4, "b-2");
+  ck_assert_str_eq(str_of(l2, "outcome"), "overBudget");
+  ck_assert_msg(str_of(l2, "sameAs") != NULL,
+                "same over-budget decision 10 s later logged in full");
+  cJSON_Delete(l1);
+  cJSON_Delete(l2);
+}
+END_TEST
+
+/* Review: where the pod passes on some candidates and is over budget on
+ * the others, the CarbonPreemptionDeclined note should say why those were
+ * declined (the budget), not the CarbonPlaced note of the others. */
+START_TEST(test_decision_preempt_partial_decline_says_why)
+{
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {"carbonshift.io/carbon-budget", "12kg",
+                      "carbonshift.io/max-delay", NULL};
+  cJSON *out = preempt_with(kv, 4, true, NULL);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "CarbonPreemptionDeclined") &&
+                    strstr(events[0], "> budget 12 kg"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("decision");
@@ -2828,6 +2868,8 @@ static Suite *suite(void)
   tcase_add_test(tf, test_decision_preempt_declined_over_budget);
   tcase_add_test(tf, test_decision_preempt_keeps_only_passing_nodes);
   tcase_add_test(tf, test_decision_preempt_unjudged_pod_unchanged);
+  tcase_add_test(tf, test_decision_preempt_partial_decline_says_why);
+  tcase_add_test(tf, test_decision_line_repeat_over_budget_without_slack);
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
                       (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
   suite_add_tcase(s, tf);
