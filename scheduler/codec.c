@@ -813,10 +813,11 @@ static cs_err read_victims_map(victims_reader *vr)
     size_t nlen;
     if (cs_json_unquote(lit, len, name, CS_NODE_NAME_MAX, &nlen) || !nlen ||
         memchr(name, '\0', nlen)) {
+      /* The key as sent (escapes undecoded), cut for the message. */
       snprintf(d->err, d->errlen,
-               "%s: expected node names of 1 to 253 characters without "
-               "\\u0000 as keys",
-               vr->map);
+               "%s: key %.*s%s: expected a node name of 1 to 253 characters "
+               "without \\u0000",
+               vr->map, len > 64 ? 64 : (int)len, lit, len > 64 ? "..." : "");
       return CS_EINVAL;
     }
     name_commit(vr->r, n, nlen);

@@ -20,8 +20,9 @@
  * Kubernetes cluster has 5,000 nodes. */
 #define MAX_NODES 100000
 #define NO_PROBLEMS UINT32_MAX
-/* Pods whose last full Decision line is remembered: more than wait at
- * once in most clusters; beyond it, the stalest get full lines again. */
+/* Pod-and-verb pairs whose last full Decision line is remembered: more
+ * than wait at once in most clusters; beyond it, the stalest get full
+ * lines again. */
 #define MEMO_PODS 4096
 
 struct cs_decider {
@@ -624,7 +625,7 @@ static uint64_t fingerprint(const call *c)
   h = mix(h, (uint64_t)p->on_exceeded << 1 | (uint64_t)p->duration_defaulted);
   h = mix_double(h, p->max_delay_s);
   h = mix(h, (uint64_t)p->deadline);
-  h = mix(h, (uint64_t)c->req.names_only);
+  h = mix(h, (uint64_t)c->req.names_only << 1 | (uint64_t)c->pre.meta);
   if (c->pc.planned) {
     h = mix(h, (uint64_t)plan->wait << 3 | (uint64_t)plan->feasible << 2 |
                    (uint64_t)plan->kept << 1 | (uint64_t)plan->forecast_short);
@@ -803,10 +804,11 @@ static const char *decide(call *c, cs_reply *out)
     cs_codec_write_priorities(&reply, &c->req, scores);
     free(scores);
   } else if (c->verb == CS_VERB_PREEMPT) {
-    /* Judged as the filter would judge the pod on these nodes once room is
-     * made there; nothing is stored or announced but the declined
-     * preemption. A node without victims is dropped too: kube-scheduler
-     * fails the whole preemption on one. */
+    /* Judged as the filter would judge the pod on these nodes (these
+     * alone) once room is made there; nothing is stored or announced but
+     * the declined preemption. A node without victims is dropped too:
+     * kube-scheduler v1.37 never proposes one, but if it did, it would
+     * fail the whole preemption on it unless the extender is ignorable. */
     cs_policy_filter(&c->pc, names);
     c->keep = cs_calloc(n + 1, sizeof(*c->keep));
     for (size_t i = 0; i < n; i++) {

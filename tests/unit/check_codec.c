@@ -816,9 +816,11 @@ static const struct {
      "}}",
      CS_EINVAL, "NumPDBViolations: expected a whole number, got a string"},
     {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"\":{}}}", CS_EINVAL,
-     "expected node names of 1 to 253 characters"},
+     "NodeNameToMetaVictims: key \"\": expected a node name of 1 to 253 "
+     "characters"},
     {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\\u0000b\":{}}}", CS_EINVAL,
-     "without \\u0000 as keys"},
+     "key \"a\\u0000b\": expected a node name of 1 to 253 characters without "
+     "\\u0000"},
     {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"b\":{},\"a\":{},\"b\":{}}}",
      CS_EINVAL, "NodeNameToMetaVictims: node b is listed twice"},
     {"{\"Pod\":{},\"NodeNameToMetaVictims\":{\"a\":{\"Pods\":[{\"UID\":\"u\"}"
