@@ -809,7 +809,7 @@ static const char *decide(call *c, cs_reply *out)
      * the declined preemption. A node without victims is dropped too:
      * kube-scheduler v1.37 never proposes one, but if it did, it would
      * fail the whole preemption on it unless the extender is ignorable. */
-    cs_policy_filter(&c->pc, names);
+    cs_policy_preempt(&c->pc, names);
     c->keep = cs_calloc(n + 1, sizeof(*c->keep));
     for (size_t i = 0; i < n; i++) {
       c->keep[i] =

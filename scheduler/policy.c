@@ -704,6 +704,27 @@ static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
   return kept;
 }
 
+void cs_policy_preempt(cs_policy_call *c, const char *const *names)
+{
+  cs_policy_filter(c, names);
+  if (c->neutral || strcmp(c->outcome, "passed") != 0 ||
+      c->pod->planned_start <= c->now)
+    return;
+  for (size_t i = 0; i < c->n; i++)
+    if (c->nodes[i].est.known)
+      return; /* judged on data: the filter's answer stands */
+  char start[21], msg[160];
+  minute_time(c->pod->planned_start, start);
+  snprintf(
+      msg, sizeof(msg),
+      "carbonshift: waiting for its planned start %s (" CS_ANN_PLANNED_START
+      "); no candidate node has the carbon data to judge another start by",
+      start);
+  fail_all(c, msg);
+  c->outcome = "deferred";
+  set_event(c, "Normal", "CarbonDeferred", msg);
+}
+
 void cs_policy_filter(cs_policy_call *c, const char *const *names)
 {
   settle_at(c);

@@ -160,6 +160,13 @@ bool cs_policy_prioritize(cs_policy_call *c);
 /* Decides every node's verdict and reason. `names` name the nodes in
  * messages. */
 void cs_policy_filter(cs_policy_call *c, const char *const *names);
+/* The filter's judgement of a pod on the nodes a preemption would make room
+ * on: cs_policy_filter over them, except that a pod whose stored plan
+ * (carbonshift.io/planned-start) is still ahead is held when no candidate
+ * has the data to plan by. The filter, over nodes with data, found that
+ * wait; a candidate without data would otherwise be neutral and let pods
+ * be evicted for a pod that is waiting. */
+void cs_policy_preempt(cs_policy_call *c, const char *const *names);
 void cs_policy_end(cs_policy_call *c);
 
 /* The zone name of node i, or NULL. */

@@ -2661,6 +2661,42 @@ START_TEST(test_decision_preempt_declined_while_waiting)
 }
 END_TEST
 
+/* A pod waiting for its stored planned start is held though no candidate
+ * has carbon data (all in NO, which the valley provider does not know):
+ * such nodes are neutral, and would otherwise let pods be evicted for it.
+ * Without a stored plan, or once it has come, they are kept. */
+START_TEST(test_decision_preempt_holds_stored_plan_without_data)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  relabel.node = "*";
+  relabel.key = "carbonshift.io/grid-zone";
+  relabel.value = "NO";
+  const char *kv[] = {"carbonshift.io/planned-start", "2026-11-20T14:00:00Z"};
+  cJSON *out = preempt_with(kv, 2, true, NULL);
+  ck_assert_int_eq(preempt_kept(out), 0);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "Normal CarbonPreemptionDeclined") &&
+                    strstr(events[0], "waiting for its planned start "
+                                      "2026-11-20T14:00Z"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+  cs_decider_free(decider);
+  decider = cs_decider_new(&base_deps);
+  cs_node_cache_free(preempt_nodes);
+  out = preempt_with(NULL, 0, true, NULL); /* no plan stored: neutral */
+  ck_assert_int_eq(preempt_kept(out), 4);
+  cJSON_Delete(out);
+  cs_decider_free(decider);
+  decider = cs_decider_new(&base_deps);
+  cs_node_cache_free(preempt_nodes);
+  cs_clock_set_fixed(VALLEY_LOW + 3600); /* the plan has come */
+  out = preempt_with(kv, 2, true, NULL);
+  ck_assert_int_eq(preempt_kept(out), 4);
+  cJSON_Delete(out);
+  relabel.node = NULL;
+}
+END_TEST
+
 /* At its planned start the pod would pass the filter: every candidate is
  * left with its victims as proposed, by UID, whichever map they came in. */
 START_TEST(test_decision_preempt_kept_where_the_pod_would_pass)
@@ -2855,6 +2891,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_line_repeat_names_the_full_line);
   tcase_add_test(tv, test_decision_line_repeat_ignores_the_time_of_the_call);
   tcase_add_test(tv, test_decision_preempt_kept_where_the_pod_would_pass);
+  tcase_add_test(tv, test_decision_preempt_holds_stored_plan_without_data);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
   tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);
