@@ -770,7 +770,8 @@ preemption_case() { # <schedulerName> <pod suffix> <victimsAs>
     grep '"msg":"Decision"' "$logs/carbonshift.log" |
       jq -c --arg pod "$held" 'select(.pod.name == $pod and .verb == "preempt" and .preemption) | .preemption'
   }
-  preempt_declined() { preempt_lines | jq -e --arg want "$as" 'select(.kept == 0 and .victimsAs == $want)' >/dev/null; }
+  # Not jq -e over many lines: jq 1.6 judges only the last input's output.
+  preempt_declined() { preempt_lines | jq -c --arg want "$as" 'select(.kept == 0 and .victimsAs == $want)' | grep -q .; }
   if wait_for 60 "carbonshift's /preempt answer for $held" preempt_declined; then
     pass "$what: kube-scheduler asked /preempt for the held pod, and carbonshift kept no node ($(preempt_lines | tail -n 1))"
   else
@@ -890,7 +891,7 @@ scenario_budget() {
 # arrives 75 s into the test.
 scenario_flexible_wait() {
   local trace=$CS_SHARED/data/carbon/em-2023/DE.csv cfg=$work/config-file.json
-  local err drop hour from t0
+  local err drop hour from t0 repeat
   drop=$(awk -F, 'NR > 1 && $5 + 0 > 0 && $6 + 0 > 0 { n++; t[n] = $1; a[n] = $5; b[n] = $6 }
     END {
       for (i = 2; i < n; i++) {
@@ -938,6 +939,24 @@ scenario_flexible_wait() {
       pass "flexible-wait: plan stored on the pod (carbonshift.io/planned-start $(kget /api/v1/namespaces/e2e/pods/flex-1 | jq -r '.metadata.annotations["carbonshift.io/planned-start"]'))"
     else
       fail "flexible-wait: no carbonshift.io/planned-start annotation on flex-1"
+    fi
+    # Each Node update re-queues the waiting pod; tries that decide the same
+    # are logged as short lines naming the full one (log.decisionRepeatSeconds).
+    for i in 1 2 3; do
+      kmust PATCH /api/v1/nodes/e2e-flex-de "{\"metadata\":{\"labels\":{\"e2e.carbonshift.io/retry\":\"$i\"}}}" \
+        application/merge-patch+json
+      sleep 4
+    done
+    flex_lines() {
+      grep '"msg":"Decision"' "$logs/carbonshift.log" |
+        jq -c 'select(.pod.name == "flex-1" and .verb == "filter")'
+    }
+    repeat=$(flex_lines | jq -c 'select(.sameAs)' | tail -n 1)
+    if [[ -n $repeat ]] && flex_lines | jq -c --arg id "$(jq -r .sameAs <<<"$repeat")" \
+      'select(.requestId == $id and .nodes)' | grep -q .; then
+      pass "flexible-wait: retries of the waiting pod are short lines naming its full one ($(flex_lines | wc -l) lines, the last repeat: $(jq -c '{outcome, sameAs, repeats, sinceSeconds}' <<<"$repeat"))"
+    else
+      fail "flexible-wait: no short Decision line naming a full one among the waiting pod's $(flex_lines | wc -l) filter lines"
     fi
   else
     fail "flexible-wait: flex-1 did not wait (node '$(pod_node flex-1)'): $(pod_sched_msg flex-1)"
