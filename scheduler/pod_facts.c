@@ -308,7 +308,11 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
                        &created_expected))
     out->created_at = 0;
 
-  read_gpus(cJSON_GetObjectItemCaseSensitive(pod, "spec"), out);
+  const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");
+  read_gpus(spec, out);
+  const cJSON *claims =
+      cJSON_GetObjectItemCaseSensitive(spec, "resourceClaims");
+  out->resource_claims = cJSON_IsArray(claims) ? cJSON_GetArraySize(claims) : 0;
   copy_member(out->nominated_node, sizeof(out->nominated_node),
               cJSON_GetObjectItemCaseSensitive(pod, "status"),
               "nominatedNodeName");

@@ -37,9 +37,12 @@ typedef struct cs_pod_facts {
   char ns[64];
   char name[CS_NODE_NAME_MAX];
   char uid[48];
-  int64_t created_at;      /* Unix s; 0 unknown */
-  double gpus;             /* accelerators requested */
-  char gpu_resource[32];   /* which resource, "" when none */
+  int64_t created_at;    /* Unix s; 0 unknown */
+  double gpus;           /* accelerators requested */
+  char gpu_resource[32]; /* which resource, "" when none */
+  /* Entries of spec.resourceClaims: devices claimed through Dynamic
+   * Resource Allocation, which carbonshift does not count (yet). */
+  int resource_claims;
   double duration_s;       /* runtime on the reference GPU */
   bool duration_defaulted; /* no (valid) annotation: the default was used */
   bool skip;               /* carbonshift.io/skip: "true" */

@@ -46,7 +46,12 @@ void cs_policy_begin(cs_policy_call *c, const cs_policy_params *p,
     c->neutral_why = "pod opted out (carbonshift.io/skip)";
   } else if (!(pod->gpus > 0)) {
     c->neutral = true;
-    c->neutral_why = "pod requests no accelerator";
+    /* Said apart, so that a GPU job on DRA is not taken for a CPU job. */
+    c->neutral_why = pod->resource_claims > 0
+                         ? "pod requests no accelerator as a resource; its "
+                           "spec.resourceClaims (Dynamic Resource Allocation) "
+                           "are not read"
+                         : "pod requests no accelerator";
   }
 }
 

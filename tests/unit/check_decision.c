@@ -1920,6 +1920,32 @@ START_TEST(test_decision_filter_malformed_annotation_named)
 }
 END_TEST
 
+/* A pod whose GPUs come through DRA claims is neutral too, but the line
+ * says why, so that it is not taken for a CPU job. */
+START_TEST(test_decision_filter_dra_pod_neutral_said_apart)
+{
+  cs_clock_set_fixed(1795435200);
+  drop_gpus = true;
+  cJSON *doc = request_with(NULL, 0);
+  drop_gpus = false;
+  cJSON *spec = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Pod"), "spec");
+  cJSON *claim = cJSON_CreateObject();
+  cJSON_AddStringToObject(claim, "name", "gpus");
+  cJSON_AddStringToObject(claim, "resourceClaimTemplateName", "eight-gpus");
+  cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "resourceClaims"), claim);
+  char *text = cJSON_PrintUnformatted(doc);
+  cJSON_Delete(doc);
+  cJSON *line = decision_line_of(CS_VERB_FILTER, text);
+  free(text);
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring, "passed");
+  ck_assert_str_eq(cJSON_GetObjectItem(line, "neutral")->valuestring,
+                   "pod requests no accelerator as a resource; its "
+                   "spec.resourceClaims (Dynamic Resource Allocation) are not "
+                   "read");
+  cJSON_Delete(line);
+}
+END_TEST
+
 /* A pod that requests no accelerator is not judged, so annotations that
  * would hold a GPU pod (here a budget without a duration) do not hold it:
  * every node passes, without an Event; the Decision line still names the
@@ -2902,6 +2928,7 @@ static Suite *suite(void)
   tcase_add_test(tf, test_decision_filter_budget_allow_lowest_only);
   tcase_add_test(tf, test_decision_filter_budget_allow_respects_deadline);
   tcase_add_test(tf, test_decision_filter_unjudged_pod_not_held_by_annotations);
+  tcase_add_test(tf, test_decision_filter_dra_pod_neutral_said_apart);
   tcase_add_test(tf, test_decision_preempt_declined_over_budget);
   tcase_add_test(tf, test_decision_preempt_keeps_only_passing_nodes);
   tcase_add_test(tf, test_decision_preempt_unjudged_pod_unchanged);
