@@ -83,6 +83,7 @@ static const key node_keys[CS_NODE_KEYS] = {
     [CS_KEY_GPU_MODEL] = KEY(CS_LABEL_GPU_MODEL),
     [CS_KEY_GFD_PRODUCT] = KEY(CS_LABEL_GFD_PRODUCT),
     [CS_KEY_AMD_PRODUCT] = KEY(CS_LABEL_AMD_PRODUCT),
+    [CS_KEY_GFD_COUNT] = KEY(CS_LABEL_GFD_COUNT),
     [CS_KEY_REGION] = KEY(CS_LABEL_REGION),
     [CS_KEY_INSTALLED] = KEY(CS_ANN_INSTALLED),
     [CS_KEY_LIFETIME] = KEY(CS_ANN_LIFETIME),
@@ -400,6 +401,25 @@ static void read_gpu(const cs_facts_params *p, cs_node_facts *f,
       break;
     }
   }
+  if (f->gpus > 0)
+    return;
+  const char *where;
+  const char *q = node_value(f, in, CS_KEY_GFD_COUNT, &t, &where);
+  if (q) {
+    const char *expected = "a whole number";
+    double n = 0;
+    if (cs_parse_quantity(q, &n, &expected) == CS_OK && n > 0 &&
+        n <= CS_GPU_COUNT_MAX && n == trunc(n)) {
+      f->gpus = n;
+      copy_str(f->gpu_resource, sizeof(f->gpu_resource), "nvidia.com/gpu");
+    } else {
+      cs_problems_add(f->problems, sizeof(f->problems),
+                      "%s " CS_LABEL_GFD_COUNT "=\"%s\": expected a whole "
+                      "number of GPUs such as 8",
+                      where, CS_SHOWN(q));
+    }
+  }
+  text_free(&t);
 }
 
 static void read_hardware(const cs_facts_params *p, cs_node_facts *f,

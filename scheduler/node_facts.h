@@ -35,6 +35,11 @@
 #define CS_LABEL_GPU_MODEL "carbonshift.io/gpu-model"
 #define CS_LABEL_REGION "topology.kubernetes.io/region"
 #define CS_LABEL_GFD_PRODUCT "nvidia.com/gpu.product"
+/* GPU Feature Discovery's count of the node's GPUs: read when allocatable
+ * has none, as on a node whose GPUs Dynamic Resource Allocation serves
+ * (the DRA driver's ResourceSlices, with pods still asking for
+ * nvidia.com/gpu through a DeviceClass's extendedResourceName). */
+#define CS_LABEL_GFD_COUNT "nvidia.com/gpu.count"
 #define CS_LABEL_AMD_PRODUCT "amd.com/gpu.product-name"
 #define CS_ANN_INSTALLED "carbonshift.io/hardware-installed"
 #define CS_ANN_LIFETIME "carbonshift.io/expected-lifetime"
@@ -120,6 +125,7 @@ typedef enum cs_node_key {
   CS_KEY_GPU_MODEL,
   CS_KEY_GFD_PRODUCT,
   CS_KEY_AMD_PRODUCT,
+  CS_KEY_GFD_COUNT,
   CS_KEY_REGION,
   CS_KEY_INSTALLED,
   CS_KEY_LIFETIME,

@@ -593,6 +593,39 @@ START_TEST(test_node_facts_fields_same_for_bench_nodes)
 }
 END_TEST
 
+/* On a node whose GPUs DRA serves, allocatable names none: GPU Feature
+ * Discovery's nvidia.com/gpu.count gives the count. Allocatable wins where
+ * it has one; a malformed label is a problem, and the count unknown. */
+START_TEST(test_node_facts_gfd_count_without_allocatable)
+{
+  cs_node_facts f;
+  const char *meta =
+      "{\"name\":\"dra-1\",\"labels\":{\"nvidia.com/gpu.product\":"
+      "\"NVIDIA-H100-80GB-HBM3\",\"nvidia.com/gpu.count\":\"8\"}}";
+  ck_assert_int_eq(read_both(meta, NULL, &f), CS_OK);
+  ck_assert_double_eq(f.gpus, 8);
+  ck_assert_str_eq(f.gpu_resource, "nvidia.com/gpu");
+  ck_assert_str_eq(f.problems, "");
+  ck_assert_int_eq(read_both(meta, "{\"nvidia.com/gpu\":\"4\"}", &f), CS_OK);
+  ck_assert_double_eq(f.gpus, 4);
+  ck_assert_int_eq(read_both(meta, "{\"nvidia.com/gpu\":\"0\"}", &f), CS_OK);
+  ck_assert_double_eq(f.gpus, 8);
+  const char *bad = "{\"name\":\"dra-2\",\"labels\":{\"nvidia.com/gpu.count\":"
+                    "\"eight\"}}";
+  ck_assert_int_eq(read_both(bad, NULL, &f), CS_OK);
+  ck_assert_double_eq(f.gpus, 0);
+  ck_assert_msg(strstr(f.problems, "label nvidia.com/gpu.count=\"eight\": "
+                                   "expected a whole number of GPUs such as 8"),
+                "%s", f.problems);
+  ck_assert_int_eq(read_both("{\"name\":\"dra-3\",\"labels\":{\"nvidia.com/"
+                             "gpu.count\":\"1.5\"}}",
+                             NULL, &f),
+                   CS_OK);
+  ck_assert_double_eq(f.gpus, 0);
+  ck_assert_ptr_nonnull(strstr(f.problems, "gpu.count=\"1.5\""));
+}
+END_TEST
+
 static Suite *node_facts_suite(void)
 {
   Suite *s = suite_create("node_facts");
@@ -611,6 +644,7 @@ static Suite *node_facts_suite(void)
   tcase_add_test(tc, test_node_facts_read_malformed_falls_back_per_key);
   tcase_add_test(tc, test_node_facts_fields_same_for_fixture_nodes);
   tcase_add_test(tc, test_node_facts_fields_same_for_bench_nodes);
+  tcase_add_test(tc, test_node_facts_gfd_count_without_allocatable);
   suite_add_tcase(s, tc);
   return s;
 }
