@@ -498,6 +498,27 @@ make_node e2e-budget-no gpu-h100-fra-01 budget $STD_CPU $STD_MEM '{"carbonshift.
 make_node e2e-cpu-only cpu-only-fra-03 cpu $STD_CPU $STD_MEM '{}'
 # preemption: one 8-GPU node, filled by a low-priority pod.
 make_node e2e-preempt-de gpu-h100-fra-01 preempt $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"DE"}'
+# dra-extended: GPUs served by a DRA driver through a DeviceClass's
+# extendedResourceName (GA in 1.37): the nodes advertise no allocatable
+# nvidia.com/gpu, only their ResourceSlices hold the devices.
+DRA_DRIVER=gpu.e2e.carbonshift.io
+if want dra-extended; then
+  make_node e2e-dra-de gpu-h100-fra-01 dra $BIG_CPU $BIG_MEM '{"carbonshift.io/grid-zone":"DE"}'
+  make_node e2e-dra-no gpu-h100-fra-01 dra $STD_CPU $STD_MEM '{"carbonshift.io/grid-zone":"NO"}'
+  for n in e2e-dra-de e2e-dra-no; do
+    kmust PATCH "/api/v1/nodes/$n/status" \
+      '{"status":{"capacity":{"nvidia.com/gpu":null},"allocatable":{"nvidia.com/gpu":null}}}' \
+      application/merge-patch+json
+    kmust POST /apis/resource.k8s.io/v1/resourceslices "$(jq -nc --arg n "$n" --arg d "$DRA_DRIVER" '
+      {apiVersion: "resource.k8s.io/v1", kind: "ResourceSlice", metadata: {name: ($n + "-gpus")},
+       spec: {driver: $d, nodeName: $n, pool: {name: $n, generation: 1, resourceSliceCount: 1},
+              devices: [range(8) | {name: "gpu-\(.)"}]}}')"
+  done
+  kmust POST /apis/resource.k8s.io/v1/deviceclasses "$(jq -nc --arg d "$DRA_DRIVER" '
+    {apiVersion: "resource.k8s.io/v1", kind: "DeviceClass", metadata: {name: $d},
+     spec: {selectors: [{cel: {expression: ("device.driver == \"" + $d + "\"")}}],
+            extendedResourceName: "nvidia.com/gpu"}}')"
+fi
 # all-nodes: more nodes than kube-scheduler offers an extender by default (it
 # stops looking once it has found 100 or more feasible ones, from a start that
 # moves each cycle): 119 in DE, preferred by NodeResourcesFit, and one in NO.
@@ -820,6 +841,25 @@ scenario_preemption() {
   stop_proc scheduler-names
 }
 
+# dra-extended: the pod asks for nvidia.com/gpu as ever; kube-scheduler
+# serves it from the DRA driver's ResourceSlices on nodes that advertise no
+# allocatable GPUs. carbonshift counts those nodes' GPUs from GPU Feature
+# Discovery's nvidia.com/gpu.count label, so it can still judge them: the pod
+# binds in NO, not on the bigger DE node the in-tree plugins prefer.
+scenario_dra_extended() {
+  local gpus
+  expect_placement "dra-extended: NO beats DE for GPUs served by DRA (extendedResourceName)" \
+    dra-1 carbonshift-nodes dra e2e-dra-no '{"carbonshift.io/expected-duration":"36h"}'
+  gpus=$(grep '"msg":"Decision"' "$logs/carbonshift.log" |
+    jq -c 'select(.pod.name == "dra-1" and .verb == "filter" and .nodes) | [.nodes[] | {names, gpus}]' | tail -n 1)
+  if [[ $(jq '[.[] | select(.gpus == 8)] | length' <<<"${gpus:-[]}") -gt 0 ]]; then
+    pass "dra-extended: the nodes' GPUs were counted from nvidia.com/gpu.count ($gpus)"
+  else
+    fail "dra-extended: carbonshift did not count the DRA nodes' GPUs (${gpus:-no filter line})"
+  fi
+  del_pod dra-1
+}
+
 # The placements above went through bodies parsed while they arrived
 # (http.streamBodyBytes=1Ki in cs_args): the access log marks them.
 scenario_streamed() {
@@ -1028,9 +1068,10 @@ if [[ $have_cs == 1 ]]; then
     want budget && scenario_budget
     want flexible-wait && scenario_flexible_wait
     want preemption && scenario_preemption
+    want dra-extended && scenario_dra_extended
   fi
 else
-  for s in mtls placement-zone placement-gpu all-nodes streamed events names-only budget flexible-wait preemption; do
+  for s in mtls placement-zone placement-gpu all-nodes streamed events names-only budget flexible-wait preemption dra-extended; do
     want "$s" && fail "$s: no runnable carbonshift ('$CS_BIN help serve' failed)"
   done
 fi
