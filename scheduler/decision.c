@@ -112,8 +112,9 @@ void cs_decider_free(cs_decider *d)
   free(d);
 }
 
-/* Whether the call is kube-scheduler trying the pod on its nominated node
- * alone (after a preemption), before all nodes in the same cycle. */
+/* Whether the call names the pod's nominated node alone: kube-scheduler's
+ * first try of a nominated pod, or, when no other node fits, also the
+ * call over all nodes, which then looks the same. */
 static bool nominated_only(const call *c)
 {
   return c->req.nnodes == 1 && c->pod.nominated_node[0] &&
@@ -502,8 +503,6 @@ static void log_decision(const call *c, double seconds)
     cs_json_str(l, "deadline", deadline);
   }
   cs_json_str(l, "mode", c->req.names_only ? "names" : "nodes");
-  if (nominated_only(c))
-    cs_json_bool(l, "nominatedNodeOnly", true);
   if (c->pc.planned)
     log_plan(l, &c->pc);
   if (c->verb == CS_VERB_PREEMPT)
@@ -668,10 +667,14 @@ static void log_call(const call *c, double seconds)
 {
   if (c->d->memo) {
     /* By uid and name: a pod made again under its name is another pod. */
-    char key[sizeof(c->pod.uid) + sizeof(c->pod.ns) + sizeof(c->pod.name) + 16];
+    char key[sizeof(c->pod.uid) + sizeof(c->pod.ns) + sizeof(c->pod.name) +
+             32]; /* the separators, the verb and "/nominated" */
     cs_memo_same same;
-    snprintf(key, sizeof(key), "%s/%s/%s/%s", c->pod.uid, c->pod.ns,
-             c->pod.name, cs_verb_name(c->verb));
+    /* A nominated pod's cycle calls over its nominated node, then over
+     * every node: each call has its own last decision. */
+    snprintf(key, sizeof(key), "%s/%s/%s/%s%s", c->pod.uid, c->pod.ns,
+             c->pod.name, cs_verb_name(c->verb),
+             nominated_only(c) ? "/nominated" : "");
     if (cs_decision_memo_note(c->d->memo, key, fingerprint(c), c->request_id,
                               c->pc.now, &same)) {
       log_repeat(c, &same, seconds);
@@ -688,10 +691,7 @@ static void log_call(const call *c, double seconds)
 
 /* Hands the filter's event and plan to the sink, which queues them for the
  * API server. Prioritize has no side effects: the scheduler skips it when
- * only one node is feasible, so nothing may depend on it running. Nor does
- * a plan made over the nominated node alone: the call over all nodes that
- * follows in the same cycle makes the plan, which a stored one-node plan
- * would otherwise hold (plan.replanMargin). */
+ * only one node is feasible, so nothing may depend on it running. */
 static void publish(const call *c)
 {
   const cs_decision_sink *s = c->d->deps.sink;
@@ -700,7 +700,7 @@ static void publish(const call *c)
   if (c->pc.event.type && s->event)
     s->event(s->ctx, &c->pod, c->pc.event.type, c->pc.event.reason,
              c->pc.event.note);
-  if (c->pc.store_plan && s->annotate && !nominated_only(c)) {
+  if (c->pc.store_plan && s->annotate) {
     const char *keys[] = {CS_ANN_PLANNED_START, CS_ANN_EXPECTED_SAVING};
     const char *values[] = {c->pc.planned_start, c->pc.expected_saving};
     s->annotate(s->ctx, &c->pod, keys, values, 2);

@@ -445,7 +445,11 @@ static void defer(cs_policy_call *c, const size_t *opt_node)
   fail_all(c, msg);
   c->outcome = "deferred";
   set_event(c, "Normal", "CarbonDeferred", msg);
-  if (p->start != c->pod->planned_start) {
+  /* A nominated pod is stored every time: its cycle calls /filter over the
+   * nominated node alone, then over every node, and the second call's plan
+   * must be the one left on the pod, though it equals the stored one and
+   * the first call's does not (patches go out in order). */
+  if (p->start != c->pod->planned_start || c->pod->nominated_node[0]) {
     c->store_plan = true;
     cs_format_rfc3339(p->start, c->planned_start);
     if (isnan(p->now_g))
@@ -712,7 +716,9 @@ static size_t drop_late_nodes(cs_policy_call *c, cs_plan_option *opts,
 void cs_policy_preempt(cs_policy_call *c, const char *const *names)
 {
   cs_policy_filter(c, names);
-  if (c->neutral || strcmp(c->outcome, "passed") != 0 ||
+  /* A pod with a deadline no node can meet runs as soon as it can (the
+   * filter warns); it is not held to a plan made for faster nodes. */
+  if (c->neutral || c->deadline_lost || strcmp(c->outcome, "passed") != 0 ||
       c->pod->planned_start <= c->now)
     return;
   for (size_t i = 0; i < c->n; i++)

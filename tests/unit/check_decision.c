@@ -981,42 +981,53 @@ START_TEST(test_decision_filter_defers_before_greener_window)
 }
 END_TEST
 
-/* After a preemption kube-scheduler tries the pod on its nominated node
- * alone, then on every node in the same cycle: the one-node call defers
- * and says so, but stores no plan (the all-node call makes it), and its
- * line says it was the nominated node alone. */
-START_TEST(test_decision_filter_nominated_node_alone_stores_no_plan)
+/* The pod's request with status.nominatedNodeName set to the fixture's
+ * first node and its plan stored as `planned_start`, over that node alone
+ * (`alone`) or every node. */
+static char *nominated_request(bool alone, const char *planned_start)
 {
-  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
-  cJSON *doc = request_with(NULL, 0);
+  const char *kv[] = {"carbonshift.io/planned-start", planned_start};
+  cJSON *doc = request_with(kv, 2);
   cJSON *pod = cJSON_GetObjectItem(doc, "Pod");
   cJSON_DeleteItemFromObject(pod, "status");
   cJSON_AddStringToObject(cJSON_AddObjectToObject(pod, "status"),
                           "nominatedNodeName", "gpu-h100-fra-01");
-  cJSON *all = cJSON_Duplicate(doc, true);
   cJSON *items =
       cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items");
-  while (cJSON_GetArraySize(items) > 1)
+  while (alone && cJSON_GetArraySize(items) > 1)
     cJSON_DeleteItemFromArray(items, 1);
-  ck_assert_str_eq(
-      cJSON_GetObjectItem(
-          cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "metadata"), "name")
-          ->valuestring,
-      "gpu-h100-fra-01");
   char *text = cJSON_PrintUnformatted(doc);
   cJSON_Delete(doc);
-  cJSON *line = decision_line_of(CS_VERB_FILTER, text);
-  free(text);
-  ck_assert_str_eq(cJSON_GetObjectItem(line, "outcome")->valuestring,
-                   "deferred");
-  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(line, "nominatedNodeOnly")));
-  ck_assert_int_eq(nevents, 1); /* the wait is still told */
-  ck_assert_str_eq(planned, "");
-  cJSON_Delete(line);
+  return text;
+}
 
-  cJSON *out = decide_doc(CS_VERB_FILTER, all);
+/* A nominated pod's cycle calls /filter over the nominated node alone, then
+ * (unless it is the only node that fits, when the two look the same) over
+ * every node. Each stores its plan, the unchanged one too: patches go out
+ * in order, so the last call's plan is the one left on the pod, not a
+ * one-node plan the all-node one happened to agree with the old annotation
+ * on. A pod without a nomination stores an unchanged plan no more. */
+START_TEST(test_decision_filter_nominated_pod_stores_unchanged_plan)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  char *all = nominated_request(false, "2026-11-20T14:00:00Z");
+  cJSON *out = decide_doc(CS_VERB_FILTER, cJSON_Parse(all));
+  free(all);
   ck_assert_int_eq(kept(out), 0);
   ck_assert_str_eq(planned, "2026-11-20T14:00:00Z");
+  cJSON_Delete(out);
+  char *alone = nominated_request(true, "2026-11-20T14:00:00Z");
+  planned[0] = '\0';
+  out = decide_doc(CS_VERB_FILTER, cJSON_Parse(alone));
+  free(alone);
+  ck_assert_str_eq(planned, "2026-11-20T14:00:00Z");
+  cJSON_Delete(out);
+  /* Without the nomination, the same unchanged plan is not written again. */
+  planned[0] = '\0';
+  const char *kv[] = {"carbonshift.io/planned-start", "2026-11-20T14:00:00Z"};
+  out = filter_with(kv, 2);
+  ck_assert_int_eq(kept(out), 0);
+  ck_assert_str_eq(planned, "");
   cJSON_Delete(out);
 }
 END_TEST
@@ -2579,6 +2590,33 @@ START_TEST(test_decision_line_repeat_ignores_the_time_of_the_call)
 }
 END_TEST
 
+/* Every cycle of a pod with a nominated node calls /filter over that node
+ * alone, then over every node: each has its own last decision, so the
+ * retries are short lines, not full ones taking turns. */
+START_TEST(test_decision_line_repeat_nominated_and_all_node_calls)
+{
+  use_repeat_window(300);
+  int64_t t = VALLEY_T0 + 34 * 3600;
+  char *alone = nominated_request(true, "2026-11-20T14:00:00Z");
+  char *all = nominated_request(false, "2026-11-20T14:00:00Z");
+  const char *bodies[] = {alone, all, alone, all};
+  cJSON *l[4];
+  for (int i = 0; i < 4; i++) {
+    cs_clock_set_fixed(t + 10 * i);
+    l[i] = decision_line_of(CS_VERB_FILTER, bodies[i]);
+    ck_assert_str_eq(str_of(l[i], "outcome"), "deferred");
+  }
+  ck_assert_ptr_null(cJSON_GetObjectItem(l[0], "sameAs"));
+  ck_assert_ptr_null(cJSON_GetObjectItem(l[1], "sameAs"));
+  ck_assert_ptr_nonnull(cJSON_GetObjectItem(l[2], "sameAs"));
+  ck_assert_ptr_nonnull(cJSON_GetObjectItem(l[3], "sameAs"));
+  for (int i = 0; i < 4; i++)
+    cJSON_Delete(l[i]);
+  free(alone);
+  free(all);
+}
+END_TEST
+
 /* ---- /preempt ----------------------------------------------------------- */
 
 /* When set, preempt_with proposes no victims on the first node. */
@@ -2890,7 +2928,7 @@ static Suite *suite(void)
   TCase *tv = tcase_create("filter-valley");
   tcase_add_checked_fixture(tv, setup_valley, teardown_filter);
   tcase_add_test(tv, test_decision_filter_defers_before_greener_window);
-  tcase_add_test(tv, test_decision_filter_nominated_node_alone_stores_no_plan);
+  tcase_add_test(tv, test_decision_filter_nominated_pod_stores_unchanged_plan);
   tcase_add_test(tv, test_decision_filter_missing_duration_said_or_refused);
   tcase_add_test(tv, test_decision_filter_passes_at_planned_start);
   tcase_add_test(tv, test_decision_filter_no_slack_runs_now);
@@ -2916,6 +2954,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_preempt_declined_while_waiting);
   tcase_add_test(tv, test_decision_line_repeat_names_the_full_line);
   tcase_add_test(tv, test_decision_line_repeat_ignores_the_time_of_the_call);
+  tcase_add_test(tv, test_decision_line_repeat_nominated_and_all_node_calls);
   tcase_add_test(tv, test_decision_preempt_kept_where_the_pod_would_pass);
   tcase_add_test(tv, test_decision_preempt_holds_stored_plan_without_data);
   suite_add_tcase(s, tv);
