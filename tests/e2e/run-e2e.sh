@@ -791,8 +791,9 @@ preemption_case() { # <schedulerName> <pod suffix> <victimsAs>
     grep '"msg":"Decision"' "$logs/carbonshift.log" |
       jq -c --arg pod "$held" 'select(.pod.name == $pod and .verb == "preempt" and .preemption) | .preemption'
   }
-  # Not jq -e over many lines: jq 1.6 judges only the last input's output.
-  preempt_declined() { preempt_lines | jq -c --arg want "$as" 'select(.kept == 0 and .victimsAs == $want)' | grep -q .; }
+  # Not jq -e over many lines (jq 1.6 judges only the last input's output),
+  # nor grep -q (under pipefail, jq could die of SIGPIPE once grep has quit).
+  preempt_declined() { preempt_lines | jq -c --arg want "$as" 'select(.kept == 0 and .victimsAs == $want)' | grep -c . >/dev/null; }
   if wait_for 60 "carbonshift's /preempt answer for $held" preempt_declined; then
     pass "$what: kube-scheduler asked /preempt for the held pod, and carbonshift kept no node ($(preempt_lines | tail -n 1))"
   else
@@ -993,7 +994,7 @@ scenario_flexible_wait() {
     }
     repeat=$(flex_lines | jq -c 'select(.sameAs)' | tail -n 1)
     if [[ -n $repeat ]] && flex_lines | jq -c --arg id "$(jq -r .sameAs <<<"$repeat")" \
-      'select(.requestId == $id and .nodes)' | grep -q .; then
+      'select(.requestId == $id and .nodes)' | grep -c . >/dev/null; then
       pass "flexible-wait: retries of the waiting pod are short lines naming its full one ($(flex_lines | wc -l) lines, the last repeat: $(jq -c '{outcome, sameAs, repeats, sinceSeconds}' <<<"$repeat"))"
     else
       fail "flexible-wait: no short Decision line naming a full one among the waiting pod's $(flex_lines | wc -l) filter lines"
