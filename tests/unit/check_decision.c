@@ -2634,11 +2634,13 @@ static cJSON *preempt_with(const char *const *kv, size_t n, bool meta,
   cJSON *doc = request_with(kv, n);
   cJSON *items =
       cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items");
+  /* The decider borrows the cache: free them in that order. */
+  cs_decider_free(decider);
+  cs_node_cache_free(preempt_nodes);
   preempt_nodes = cs_node_cache_new(&facts);
   ck_assert_int_eq(cs_node_cache_replace(preempt_nodes, items), CS_OK);
   cs_decider_deps deps = base_deps;
   deps.nodes = preempt_nodes;
-  cs_decider_free(decider);
   decider = cs_decider_new(&deps);
 
   cJSON *args = cJSON_CreateObject();
@@ -2744,15 +2746,9 @@ START_TEST(test_decision_preempt_holds_stored_plan_without_data)
                                       "2026-11-20T14:00Z"),
                 "%s", events[0]);
   cJSON_Delete(out);
-  cs_decider_free(decider);
-  decider = cs_decider_new(&base_deps);
-  cs_node_cache_free(preempt_nodes);
   out = preempt_with(NULL, 0, true, NULL); /* no plan stored: neutral */
   ck_assert_int_eq(preempt_kept(out), 4);
   cJSON_Delete(out);
-  cs_decider_free(decider);
-  decider = cs_decider_new(&base_deps);
-  cs_node_cache_free(preempt_nodes);
   cs_clock_set_fixed(VALLEY_LOW + 3600); /* the plan has come */
   out = preempt_with(kv, 2, true, NULL);
   ck_assert_int_eq(preempt_kept(out), 4);
@@ -2785,10 +2781,6 @@ START_TEST(test_decision_preempt_kept_where_the_pod_would_pass)
                      0);
     ck_assert_int_eq(nevents, 0); /* no CarbonPlaced: nothing is placed */
     cJSON_Delete(out);
-    cs_decider_free(decider);
-    decider = cs_decider_new(&base_deps);
-    cs_node_cache_free(preempt_nodes);
-    preempt_nodes = NULL;
   }
 }
 END_TEST
