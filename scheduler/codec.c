@@ -7,6 +7,7 @@
 
 #include "carbon/util/alloc.h"
 #include "carbon/util/jscan.h"
+#include "carbon/util/jtree.h"
 #include "carbon/util/parse.h"
 
 #define KEY_MAX 64
@@ -77,7 +78,7 @@ static cs_err parse_tree(decoder *d, cJSON **out)
   cs_err rc = skip(d, &at, &len);
   if (rc)
     return rc;
-  *out = cJSON_ParseWithLength(at, len);
+  *out = cs_jtree_parse(at, len, NULL);
   if (!*out) /* the scanner accepted it, so only memory can fail here */
     return shape(d, "could not build the tree of %s", "a value");
   return CS_OK;
@@ -188,8 +189,8 @@ static void name_commit(cs_wire_request *r, cs_wire_node *n, size_t len)
   r->names->used += len + 1;
 }
 
-/* Whether the string field holds a NUL (an escaped \u0000), where
- * cs_node_fields_name, reading as cJSON does, ends the name. */
+/* Whether the string field holds a NUL (an escaped \u0000), which
+ * cs_node_fields_name, reading as cJSON does, shows as U+FFFD. */
 static bool name_has_nul(const cs_node_field *f)
 {
   if (f->kind != CS_FIELD_JSON) /* a plain literal holds no NUL */
@@ -250,8 +251,8 @@ static cs_err read_node(decoder *d, cs_wire_request *r, cs_wire_node *n,
   n->raw_len = (size_t)(d->s.p - n->raw);
   char *name = name_room(r);
   cs_err rc = cs_node_fields_name(f, name, CS_NODE_NAME_MAX);
-  /* A name cut short at a NUL would be another node's, in the reply as in
-   * the cache lookups (as for NodeNames). */
+  /* Kubernetes names hold no NUL, and the reply must name the node as it
+   * was sent: refused, as in NodeNames, rather than shown as U+FFFD. */
   if (rc == CS_OK && name_has_nul(&f->name)) {
     snprintf(d->err, d->errlen,
              "%s.metadata.name: a node name cannot contain \\u0000", where);
@@ -412,7 +413,7 @@ static cs_err read_node_names(decoder *d, cs_wire_request *r)
       return CS_EINVAL;
     }
     /* Names are C strings from here on (cache keys, log): one cut short at
-     * a NUL would be another node's name. */
+     * a NUL would be another node's name, so it is refused. */
     if (memchr(name, '\0', nlen)) {
       snprintf(d->err, d->errlen,
                "NodeNames[%zu]: a node name cannot contain \\u0000",

@@ -19,6 +19,7 @@
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/http.h"
+#include "carbon/util/jtree.h"
 #include "carbon/util/version.h"
 #include "carbon/util/log.h"
 #include "carbon/util/readfile.h"
@@ -1179,7 +1180,7 @@ static void describe_failure(const req *r, const cs_buf *body, char *out,
   const char *msg = NULL;
   cJSON *st = NULL;
   if (body && body->len)
-    st = cJSON_ParseWithLength(body->data, body->len);
+    st = cs_jtree_parse(body->data, body->len, NULL);
   msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "message"));
   snprintf(out, cap, "HTTP %ld%s%s", r->status, msg ? ": " : "",
            msg ? msg : "");
@@ -1294,7 +1295,7 @@ static cs_err list_page(cs_kube *k, const char *body, size_t len, bool first,
                         char *rv, char **cont, size_t *nodes, char *err,
                         size_t errcap)
 {
-  cJSON *doc = cJSON_ParseWithLength(body, len);
+  cJSON *doc = cs_jtree_parse(body, len, NULL);
   cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items");
   cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
   const char *lrv = cJSON_GetStringValue(
@@ -1433,7 +1434,7 @@ static void watch_line(wctx *w, const char *s, size_t n)
     n--;
   if (!n)
     return;
-  cJSON *ev = cJSON_ParseWithLength(s, n);
+  cJSON *ev = cs_jtree_parse(s, n, NULL);
   const char *type =
       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "type"));
   cJSON *obj = cJSON_GetObjectItemCaseSensitive(ev, "object");

@@ -261,8 +261,9 @@ static void text_free(text *t)
   t->heap = NULL;
 }
 
-/* The value of f as cJSON's valuestring would hold it (decoded, up to the
- * first NUL), in t; NULL when f is not a string. Release t with text_free.
+/* The value of f as cJSON's valuestring would hold it (decoded, an escaped
+ * NUL shown as U+FFFD: jtree.h), in t; NULL when f is not a string. Release t
+ * with text_free.
  */
 static const char *field_text(const cs_node_field *f, text *t)
 {

@@ -11,6 +11,7 @@
 
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/jtree.h"
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
 
@@ -312,7 +313,7 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
   if (resp.status < 200 || resp.status > 299) {
     char msg[200];
     cJSON *ej =
-        resp.body.len ? cJSON_ParseWithLength(body, resp.body.len) : NULL;
+        resp.body.len ? cs_jtree_parse(body, resp.body.len, NULL) : NULL;
     provider_message(ej, body, resp.body.len, &req, msg, sizeof(msg));
     /* Only the provider's own words make an error "not served": a bare 404
      * is as likely a wrong base URL or a proxy as a zone it lacks. */
@@ -343,7 +344,7 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
              msg[0] ? ": " : "", msg);
     goto out;
   }
-  cJSON *j = cJSON_ParseWithLength(body, resp.body.len);
+  cJSON *j = cs_jtree_parse(body, resp.body.len, NULL);
   if (!j) {
     char snip[64];
     size_t clean_len;

@@ -470,17 +470,17 @@ static size_t put_utf8(char *out, unsigned cp)
   return 4;
 }
 
-/* Decodes lit[0..n) into out[0..cap); with to_nul, stops at the first NUL
- * the string holds. */
+/* Decodes lit[0..n) into out[0..cap); with show_nul, a NUL the string
+ * holds comes out as U+FFFD, as cs_jtree_parse has cJSON read it. */
 static cs_err unquote(const char *lit, size_t n, char *out, size_t cap,
-                      size_t *outlen, bool to_nul)
+                      size_t *outlen, bool show_nul)
 {
   if (n < 2 || lit[0] != '"' || lit[n - 1] != '"' || cap == 0)
     return CS_EINVAL;
   /* Most strings (node names, label values) hold no escape: one copy. */
   const char *body = lit + 1;
   size_t blen = n - 2;
-  if (!memchr(body, '\\', blen) && !(to_nul && memchr(body, '\0', blen))) {
+  if (!memchr(body, '\\', blen) && !(show_nul && memchr(body, '\0', blen))) {
     if (blen >= cap)
       return CS_ETOOBIG;
     memcpy(out, body, blen);
@@ -547,8 +547,8 @@ static cs_err unquote(const char *lit, size_t n, char *out, size_t cap,
         tmp[0] = e; /* '"', '\\', '/' */
       }
     }
-    if (to_nul && tmp[0] == '\0')
-      break; /* only a one-byte sequence can be NUL */
+    if (show_nul && tn == 1 && tmp[0] == '\0') /* only a one-byte one is */
+      tn = put_utf8(tmp, 0xFFFD);
     if (o + tn >= cap)
       return CS_ETOOBIG;
     memcpy(out + o, tmp, tn);
@@ -579,8 +579,8 @@ bool cs_json_key_is(const char *lit, size_t n, const char *key)
     return false;
   if (!memchr(lit, '\\', n)) /* the common case: nothing to decode */
     return n - 2 == klen && memcmp(lit + 1, key, klen) == 0;
-  /* Decoded, a match has exactly klen bytes before its NUL, so a buffer of
-   * klen + 2 tells a match from a longer name. */
+  /* Decoded, a match has exactly klen bytes, so a buffer of klen + 2 tells
+   * a match from a longer name (which does not fit). */
   char small[128];
   char *buf = klen + 2 <= sizeof(small) ? small : cs_malloc(klen + 2);
   size_t len;

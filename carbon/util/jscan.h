@@ -81,14 +81,14 @@ cs_err cs_jscan_finish(cs_jscan *s) CS_MUST_USE;
  * cs_jscan_skip) into out[0..cap); CS_ETOOBIG when it does not fit. */
 cs_err cs_json_unquote(const char *lit, size_t n, char *out, size_t cap,
                        size_t *outlen) CS_MUST_USE;
-/* The same, but the string ends at the first NUL it holds (an escaped
- * \u0000): the C string cJSON's valuestring would be. Only that part must
- * fit. */
+/* The same, as cJSON reads the string through cs_jtree_parse (jtree.h): an
+ * escaped NUL (\u0000) comes out as U+FFFD, so the result is a C string
+ * that holds the whole value and shows where the NUL was. */
 cs_err cs_json_unquote_cstr(const char *lit, size_t n, char *out, size_t cap,
                             size_t *outlen) CS_MUST_USE;
 /* Whether the literal lit[0..n) (as returned by the scanner) names key,
- * compared as cJSON_GetObjectItemCaseSensitive compares: decoded, as a C
- * string. */
+ * compared as cJSON_GetObjectItemCaseSensitive compares in a tree from
+ * cs_jtree_parse: decoded by cs_json_unquote_cstr. */
 bool cs_json_key_is(const char *lit, size_t n, const char *key);
 
 #endif

@@ -17,6 +17,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/gpu_catalog.h"
 #include "carbon/util/http.h"
+#include "carbon/util/jtree.h"
 #include "carbon/util/parse.h"
 #include "carbon/util/readfile.h"
 #include "carbon/zones.h"
@@ -1062,7 +1063,7 @@ static bool parse_size(const char *t, double *out)
 static cJSON *parse_json(const char *text, size_t len, size_t *errat)
 {
   const char *end = NULL;
-  cJSON *v = cJSON_ParseWithLengthOpts(text, len, &end, false);
+  cJSON *v = cs_jtree_parse(text, len, &end);
   const char *p = end ? end : text + len;
   if (v) {
     while (p < text + len && isspace((unsigned char)*p))

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/jtree.h"
 #include "carbon/util/parse.h"
 
 void cs_sim_cluster_free(cs_sim_cluster *c)
@@ -203,7 +204,7 @@ static cs_err parse_whole(const char *json, size_t len, cJSON **root, char *err,
     snprintf(err, errcap, "over the 1 MiB cap on a cluster");
     return CS_ETOOBIG;
   }
-  *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+  *root = cs_jtree_parse(json, len, &end);
   if (!*root) {
     snprintf(err, errcap, "not valid JSON (at byte %zu)", (size_t)(end - json));
     return CS_EPARSE;

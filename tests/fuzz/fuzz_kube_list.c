@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "carbon/util/jtree.h"
 #include "scheduler/kube.h"
 #include "scheduler/node_cache.h"
 #include "tests/fuzz/fuzzutil.h"
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       FZ_ASSERT(rc == CS_EPARSE && err[0] && cont == NULL);
       break;
     }
-    cJSON *doc = cJSON_ParseWithLength((const char *)pages[i].p, pages[i].n);
+    cJSON *doc = cs_jtree_parse((const char *)pages[i].p, pages[i].n, NULL);
     items += (size_t)cJSON_GetArraySize(
         cJSON_GetObjectItemCaseSensitive(doc, "items"));
     cJSON_Delete(doc);

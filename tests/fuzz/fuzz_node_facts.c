@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "carbon/util/buf.h"
+#include "carbon/util/jtree.h"
 #include "scheduler/codec.h"
 #include "scheduler/node_facts.h"
 #include "tests/fuzz/fuzzutil.h"
@@ -36,7 +37,7 @@ static void check_scanned(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   check_scanned(data, size);
-  cJSON *node = cJSON_ParseWithLength((const char *)data, size);
+  cJSON *node = cs_jtree_parse((const char *)data, size, NULL);
   if (!node)
     return 0;
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");

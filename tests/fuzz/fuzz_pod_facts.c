@@ -6,12 +6,13 @@
 #include <math.h>
 #include <string.h>
 
+#include "carbon/util/jtree.h"
 #include "scheduler/pod_facts.h"
 #include "tests/fuzz/fuzzutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  cJSON *pod = cJSON_ParseWithLength((const char *)data, size);
+  cJSON *pod = cs_jtree_parse((const char *)data, size, NULL);
   if (!pod)
     return 0;
   cs_pod_facts f;

@@ -12,6 +12,7 @@
 
 #include "carbon/signal.h"
 #include "carbon/util/alloc.h"
+#include "carbon/util/jtree.h"
 #include "carbon/util/http.h"
 #include "carbon/util/log.h"
 #include "scheduler/kube.h"
@@ -96,7 +97,7 @@ static const cJSON *member(const cJSON *obj, const char *name,
 void fz_check_node_fields(const char *raw, size_t len,
                           const cs_node_fields *fields)
 {
-  cJSON *node = cJSON_ParseWithLength(raw, len);
+  cJSON *node = cs_jtree_parse(raw, len, NULL);
   FZ_ASSERT(cJSON_IsObject(node));
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
   /* The first `allocatable` of any status member decides: an object is

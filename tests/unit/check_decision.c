@@ -1931,6 +1931,51 @@ START_TEST(test_decision_filter_malformed_annotation_named)
 }
 END_TEST
 
+/* An escaped NUL in an annotation's key or value does not cut it short: a
+ * "6h\u0000x" maximum delay is not taken for 6 h, nor a key ending in
+ * \u0000 for carbonshift.io/max-delay. Both are named, the NUL shown as
+ * U+FFFD, and the pod is held as for any malformed annotation. */
+START_TEST(test_decision_filter_annotation_nul_not_cut)
+{
+  static const struct {
+    const char *key, *value, *want;
+  } cases[] = {
+      {"carbonshift.io/max-delay", "6h@NUL@x",
+       "carbonshift: annotation carbonshift.io/max-delay=\"6h\xEF\xBF\xBDx\": "
+       "expected "},
+      {"carbonshift.io/max-delay@NUL@", "6h",
+       "carbonshift: annotation carbonshift.io/max-delay\xEF\xBF\xBD: not one "
+       "carbonshift reads (did you mean carbonshift.io/max-delay?)"},
+  };
+  cs_clock_set_fixed(1795435200);
+  const char *kv[] = {cases[_i].key, cases[_i].value};
+  cJSON *doc = request_with(kv, 2);
+  char *text = cJSON_PrintUnformatted(doc);
+  cJSON_Delete(doc);
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  const char *at = text, *mark;
+  while ((mark = strstr(at, "@NUL@"))) {
+    cs_buf_append(&b, at, (size_t)(mark - at));
+    cs_buf_puts(&b, "\\u0000");
+    at = mark + 5;
+  }
+  cs_buf_puts(&b, at);
+  free(text);
+  cs_reply r = {0};
+  cs_decider_handle(decider, CS_VERB_FILTER, b.data, b.len, NULL, "f-1", &r);
+  cs_buf_free(&b);
+  ck_assert_int_eq(r.status, 200);
+  cJSON *out = cJSON_ParseWithLength(r.body, r.len);
+  free(r.body);
+  ck_assert_int_eq(kept(out), 0);
+  const char *m = unresolvable(out, "gpu-l4-mad-01");
+  ck_assert_ptr_nonnull(m);
+  ck_assert_msg(strstr(m, cases[_i].want) != NULL, "%s", m);
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* A pod whose GPUs come through DRA claims is neutral too, but the line
  * says why, so that it is not taken for a CPU job. */
 START_TEST(test_decision_filter_dra_pod_neutral_said_apart)
@@ -2965,6 +3010,7 @@ static Suite *suite(void)
   tcase_add_test(tf, test_decision_preempt_unjudged_pod_unchanged);
   tcase_add_test(tf, test_decision_preempt_partial_decline_says_why);
   tcase_add_test(tf, test_decision_line_repeat_over_budget_without_slack);
+  tcase_add_loop_test(tf, test_decision_filter_annotation_nul_not_cut, 0, 2);
   tcase_add_loop_test(tf, test_decision_filter_malformed_annotation_named, 0,
                       (int)(sizeof(bad_kv) / sizeof(bad_kv[0])));
   suite_add_tcase(s, tf);

@@ -16,6 +16,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/jscan.h"
+#include "carbon/util/jtree.h"
 #include "testutil.h"
 
 /* Scans one whole document; CS_OK when it is a valid value and only white
@@ -144,8 +145,9 @@ START_TEST(test_jscan_skip_lone_surrogate_refused)
 }
 END_TEST
 
-/* Member names compare as cJSON_GetObjectItemCaseSensitive compares them:
- * decoded, and as C strings, so an escaped NUL ends a name. */
+/* Member names compare as cJSON_GetObjectItemCaseSensitive compares them in
+ * a tree from cs_jtree_parse: decoded, an escaped NUL shown as U+FFFD, so a
+ * name with a NUL is no shorter name. */
 START_TEST(test_jscan_key_is_agrees_with_cjson)
 {
   char longkey[201], longlit[260], nulltail[300];
@@ -162,7 +164,7 @@ START_TEST(test_jscan_key_is_agrees_with_cjson)
   for (size_t i = 0; i < sizeof(lits) / sizeof(*lits); i++) {
     char doc[400];
     snprintf(doc, sizeof(doc), "{%s:1}", lits[i]);
-    cJSON *j = cJSON_Parse(doc);
+    cJSON *j = cs_jtree_parse(doc, strlen(doc), NULL);
     ck_assert_ptr_nonnull(j);
     for (size_t k = 0; k <= sizeof(keys) / sizeof(*keys); k++) {
       const char *key = k < sizeof(keys) / sizeof(*keys) ? keys[k] : longkey;
@@ -173,19 +175,29 @@ START_TEST(test_jscan_key_is_agrees_with_cjson)
     cJSON_Delete(j);
   }
   ck_assert(cs_json_key_is(longlit, strlen(longlit), longkey));
-  ck_assert(cs_json_key_is(nulltail, strlen(nulltail), "pue"));
+  ck_assert(!cs_json_key_is(nulltail, strlen(nulltail), "pue"));
+  static const char nul_end[] = "\"pue\\u0000\"";
+  ck_assert(!cs_json_key_is(nul_end, strlen(nul_end), "pue"));
+  ck_assert(cs_json_key_is(nul_end, strlen(nul_end), "pue\xEF\xBF\xBD"));
 }
 END_TEST
 
-START_TEST(test_jscan_unquote_cstr_ends_at_nul)
+/* An escaped NUL no longer ends the string: it shows as U+FFFD, and the
+ * whole string has to fit. */
+START_TEST(test_jscan_unquote_cstr_shows_nul)
 {
   char lit[320], out[8];
   size_t n = (size_t)snprintf(lit, sizeof(lit), "\"ab\\u0000%0300d\"", 0);
   size_t len = 99;
   ck_assert_int_eq(cs_json_unquote(lit, n, out, sizeof(out), &len), CS_ETOOBIG);
-  ck_assert_int_eq(cs_json_unquote_cstr(lit, n, out, sizeof(out), &len), CS_OK);
-  ck_assert_str_eq(out, "ab");
-  ck_assert_uint_eq(len, 2);
+  ck_assert_int_eq(cs_json_unquote_cstr(lit, n, out, sizeof(out), &len),
+                   CS_ETOOBIG);
+  ck_assert_int_eq(
+      cs_json_unquote_cstr("\"ab\\u0000c\"", 11, out, sizeof(out), &len),
+      CS_OK);
+  ck_assert_str_eq(out, "ab\xEF\xBF\xBD"
+                        "c");
+  ck_assert_uint_eq(len, 6);
   ck_assert_int_eq(
       cs_json_unquote_cstr("\"abcdefghi\"", 11, out, sizeof(out), &len),
       CS_ETOOBIG);
@@ -390,7 +402,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_jscan_skip_escaped_quote_ends_nowhere);
   tcase_add_test(tc, test_jscan_skip_lone_surrogate_refused);
   tcase_add_test(tc, test_jscan_key_is_agrees_with_cjson);
-  tcase_add_test(tc, test_jscan_unquote_cstr_ends_at_nul);
+  tcase_add_test(tc, test_jscan_unquote_cstr_shows_nul);
   tcase_add_test(tc, test_jscan_next_key_lit_spans_names);
   suite_add_tcase(s, tc);
   tc = tcase_create("feed");

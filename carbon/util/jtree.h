@@ -1,0 +1,25 @@
+/* jtree.h: cJSON trees of text carbonshift does not write itself:
+ * extender requests, API server and provider responses, files.
+ *
+ * cJSON keeps strings as C strings, so an escaped NUL (\u0000) in a value
+ * would end it early: "6h\u0000junk" would read as "6h", a silently
+ * different value. Parsed here, every escaped NUL becomes U+FFFD instead:
+ * the value keeps its length, fails the checks any malformed value fails,
+ * and shows in messages where the NUL was. cs_json_unquote_cstr (jscan.h)
+ * decodes the same way, so facts read from a tree and from the bytes agree.
+ *
+ * Thread-safe: yes. Ownership: the tree is the caller's (cJSON_Delete); the
+ * input is only read. */
+#ifndef CS_JTREE_H
+#define CS_JTREE_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+/* cJSON_ParseWithLength over json[0..len), NULs shown as above. With `end`,
+ * as cJSON_ParseWithLengthOpts without a terminating NUL required: *end is
+ * where the value ended, or where parsing failed, in json. NULL when the
+ * text is not JSON or memory ran out. */
+cJSON *cs_jtree_parse(const char *json, size_t len, const char **end);
+
+#endif
