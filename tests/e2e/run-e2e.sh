@@ -681,7 +681,7 @@ check_no_preemption_profile() {
   printf 'clientConnection:\n  kubeconfig: %s\n' "$work/scheduler.kubeconfig" >>"$out"
   if "$SCHEDULER" --config "$out" --write-config-to "$out.effective" \
     >"$logs/validate-no-preemption.log" 2>&1 &&
-    grep -A2 '^    postFilter:' "$out.effective" | grep -q 'name: DefaultPreemption'; then
+    grep -A2 '^    postFilter:' "$out.effective" | grep -c 'name: DefaultPreemption' >/dev/null; then
     pass "deploy-configs: kube-scheduler loads the chart's scheduler with preemption turned off (docs/time-shifting.md)"
   else
     fail "deploy-configs: the chart's scheduler with preemption turned off does not load with DefaultPreemption disabled ($(tail -n 1 "$logs/validate-no-preemption.log"))"
@@ -738,7 +738,7 @@ scenario_events() {
   wait_for 60 "pod ev-1 to bind" pod_bound ev-1 || true
   # carbonshift's own Events (reasons Carbon*), not the scheduler's, whose
   # reportingController is the scheduler name.
-  has_cs_event() { pod_events ev-1 | grep -q '^[^ ]* Carbon[A-Za-z]*: '; }
+  has_cs_event() { pod_events ev-1 | grep -c '^[^ ]* Carbon[A-Za-z]*: ' >/dev/null; }
   if wait_for 20 "an Event from carbonshift about ev-1" has_cs_event; then
     pass "events: carbonshift recorded an Event on the pod: $(pod_events ev-1 | grep '^[^ ]* Carbon[A-Za-z]*: ' | head -n 1)"
   else
@@ -809,7 +809,7 @@ preemption_case() { # <schedulerName> <pod suffix> <victimsAs>
   else
     pass "$what: $victim keeps running, $held stays pending ($(pod_sched_msg "$held" | cut -c1-160))"
   fi
-  declined_event() { pod_events "$held" | grep -q ' CarbonPreemptionDeclined: '; }
+  declined_event() { pod_events "$held" | grep -c ' CarbonPreemptionDeclined: ' >/dev/null; }
   if wait_for 20 "a CarbonPreemptionDeclined Event on $held" declined_event; then
     pass "$what: Event $(pod_events "$held" | grep -m1 ' CarbonPreemptionDeclined: ' | cut -c1-200)"
   else
@@ -904,7 +904,7 @@ scenario_budget() {
     return 0
   fi
   make_pod budget-1 carbonshift-nodes budget "$ann"
-  budget_msg() { pod_sched_msg budget-1 | grep -qiE 'budget.*[0-9]'; }
+  budget_msg() { pod_sched_msg budget-1 | grep -ciE 'budget.*[0-9]' >/dev/null; }
   if wait_for 60 "budget-1 to be refused with the numbers" budget_msg; then
     if pod_bound budget-1; then
       fail "budget: budget-1 was bound despite its 1 g budget"
@@ -915,7 +915,7 @@ scenario_budget() {
     fail "budget: budget-1 condition: $(pod_sched_msg budget-1)"
   fi
   if has_kube_client; then
-    budget_event() { pod_events budget-1 | grep -q ' CarbonBudgetExceeded: '; }
+    budget_event() { pod_events budget-1 | grep -c ' CarbonBudgetExceeded: ' >/dev/null; }
     if wait_for 20 "a CarbonBudgetExceeded Event" budget_event; then
       pass "budget: Event $(pod_events budget-1 | grep -m1 ' CarbonBudgetExceeded: ')"
     else
@@ -966,10 +966,10 @@ scenario_flexible_wait() {
   start_carbonshift --config "$cfg" || return 0
   make_pod flex-1 carbonshift-nodes flex \
     '{"carbonshift.io/expected-duration":"5m","carbonshift.io/max-delay":"10m"}'
-  wait_msg() { pod_sched_msg flex-1 | grep -qi 'waiting for a greener window'; }
+  wait_msg() { pod_sched_msg flex-1 | grep -ci 'waiting for a greener window' >/dev/null; }
   if wait_for 40 "flex-1 to wait" wait_msg && ! pod_bound flex-1; then
     pass "flexible-wait: pod waits: $(pod_sched_msg flex-1)"
-    if pod_events flex-1 | grep -q ' FailedScheduling: .*greener window'; then
+    if pod_events flex-1 | grep -c ' FailedScheduling: .*greener window' >/dev/null; then
       pass "flexible-wait: the scheduler's FailedScheduling Event carries the message"
     else
       fail "flexible-wait: no FailedScheduling Event with the message ($(pod_events flex-1 | tr '\n' ';'))"
@@ -1035,7 +1035,7 @@ scenario_extender_wired() {
   start_scheduler scheduler-strict carbonshift-strict false false
   make_pod strict-gpu carbonshift-strict zone '{"carbonshift.io/expected-duration":"36h"}'
   make_pod strict-cpu carbonshift-strict cpu '{}' prioritize-plain-pod.request.json
-  strict_refused() { pod_sched_msg strict-gpu | grep -q "127.0.0.1:$CS_PORT"; }
+  strict_refused() { pod_sched_msg strict-gpu | grep -c "127.0.0.1:$CS_PORT" >/dev/null; }
   if wait_for 60 "strict-gpu to be refused" strict_refused && ! pod_bound strict-gpu; then
     pass "extender-wired: carbonshift down + ignorable: false keeps a GPU pod pending ($(pod_sched_msg strict-gpu | cut -c1-120)...)"
   else
