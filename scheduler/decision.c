@@ -14,6 +14,7 @@
 #include "scheduler/codec.h"
 #include "scheduler/decision_memo.h"
 #include "scheduler/node_cache.h"
+#include "scheduler/plan_memo.h"
 #include "scheduler/policy.h"
 
 /* Requests above this many nodes are refused: the largest supported
@@ -29,6 +30,7 @@ struct cs_decider {
   cs_decider_deps deps;
   cs_policy_params policy;
   cs_decision_memo *memo; /* NULL: every line in full */
+  cs_plan_memo *plans;    /* /filter's latest deferrals, for /preempt */
 };
 
 const char *cs_verb_name(cs_verb v)
@@ -75,6 +77,7 @@ cs_decider *cs_decider_new(const cs_decider_deps *deps)
                                  .wait_margin_s = CS_POLICY_WAIT_MARGIN_S};
   if (deps->log_repeat_window_s > 0)
     d->memo = cs_decision_memo_new(MEMO_PODS, deps->log_repeat_window_s);
+  d->plans = cs_plan_memo_new(MEMO_PODS);
   cs_metrics *m = deps->metrics;
   if (m) {
     cs_err rc =
@@ -109,6 +112,7 @@ void cs_decider_free(cs_decider *d)
   if (!d)
     return;
   cs_decision_memo_free(d->memo);
+  cs_plan_memo_free(d->plans);
   free(d);
 }
 
@@ -771,7 +775,16 @@ static const char *decide(call *c, cs_reply *out)
                         &c->pod) != CS_OK)
     c->pod.gpus = 0;
   size_t n = c->req.nnodes;
-  cs_policy_begin(&c->pc, &c->d->policy, &c->pod, n, cs_clock_now());
+  int64_t now = cs_clock_now();
+  /* In the cycle that deferred the pod, its planned-start patch may not be
+   * on kube-scheduler's copy yet: /preempt holds it to the start /filter
+   * chose all the same (plan_memo.h). */
+  if (c->verb == CS_VERB_PREEMPT && c->pod.planned_start <= now) {
+    int64_t start = cs_plan_memo_get(c->d->plans, c->pod.uid, now);
+    if (start)
+      c->pod.planned_start = start;
+  }
+  cs_policy_begin(&c->pc, &c->d->policy, &c->pod, n, now);
   c->problems = cs_calloc(n + 1, sizeof(*c->problems));
   cs_node_facts *scratch = cs_malloc(sizeof(*scratch));
   /* The names, for the cache lookups and the filter's reasons. */
@@ -831,6 +844,12 @@ static const char *decide(call *c, cs_reply *out)
     free(verdicts);
     free(reasons);
     publish(c);
+    if (!c->pc.neutral) {
+      bool deferred = strcmp(c->pc.outcome, "deferred") == 0 && c->pc.planned &&
+                      c->pc.plan.wait;
+      cs_plan_memo_put(c->d->plans, c->pod.uid, deferred ? c->pc.plan.start : 0,
+                       now);
+    }
   }
   free(names);
   if (cs_buf_error(&reply)) {

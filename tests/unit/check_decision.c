@@ -2666,6 +2666,8 @@ END_TEST
 
 /* When set, preempt_with proposes no victims on the first node. */
 static bool preempt_first_empty;
+/* When set, preempt_with asks the decider (and node cache) already there. */
+static bool preempt_same_decider;
 
 /* The fixture's request as ExtenderPreemptionArgs: its pod (annotations
  * replaced), and every node a candidate with one victim, "victim-<node>",
@@ -2679,14 +2681,16 @@ static cJSON *preempt_with(const char *const *kv, size_t n, bool meta,
   cJSON *doc = request_with(kv, n);
   cJSON *items =
       cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Nodes"), "items");
-  /* The decider borrows the cache: free them in that order. */
-  cs_decider_free(decider);
-  cs_node_cache_free(preempt_nodes);
-  preempt_nodes = cs_node_cache_new(&facts);
-  ck_assert_int_eq(cs_node_cache_replace(preempt_nodes, items), CS_OK);
-  cs_decider_deps deps = base_deps;
-  deps.nodes = preempt_nodes;
-  decider = cs_decider_new(&deps);
+  if (!preempt_same_decider) {
+    /* The decider borrows the cache: free them in that order. */
+    cs_decider_free(decider);
+    cs_node_cache_free(preempt_nodes);
+    preempt_nodes = cs_node_cache_new(&facts);
+    ck_assert_int_eq(cs_node_cache_replace(preempt_nodes, items), CS_OK);
+    cs_decider_deps deps = base_deps;
+    deps.nodes = preempt_nodes;
+    decider = cs_decider_new(&deps);
+  }
 
   cJSON *args = cJSON_CreateObject();
   cJSON_AddItemToObject(args, "Pod", cJSON_DetachItemFromObject(doc, "Pod"));
@@ -2799,6 +2803,45 @@ START_TEST(test_decision_preempt_holds_stored_plan_without_data)
   ck_assert_int_eq(preempt_kept(out), 4);
   cJSON_Delete(out);
   relabel.node = NULL;
+}
+END_TEST
+
+/* The cycle that defers a pod calls /preempt before the plan's patch is on
+ * kube-scheduler's copy of the pod: the hold applies all the same, to the
+ * start /filter just chose. Candidates without data (in NO) are neutral
+ * before that /filter call, and again once a /filter call stops deferring
+ * the pod. */
+START_TEST(test_decision_preempt_holds_plan_filter_just_made)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 34 * 3600);
+  relabel.node = "*";
+  relabel.key = "carbonshift.io/grid-zone";
+  relabel.value = "NO";
+  cJSON *out = preempt_with(NULL, 0, true, NULL); /* the cache: all in NO */
+  ck_assert_int_eq(preempt_kept(out), 4);
+  cJSON_Delete(out);
+  relabel.node = NULL;
+  out = decide_with(CS_VERB_FILTER, NULL, 0); /* the request's own nodes */
+  ck_assert_int_eq(kept(out), 0);
+  ck_assert_str_eq(planned, "2026-11-20T14:00:00Z");
+  cJSON_Delete(out);
+  nevents = 0;
+  preempt_same_decider = true;
+  out = preempt_with(NULL, 0, true, NULL); /* still no annotation */
+  ck_assert_int_eq(preempt_kept(out), 0);
+  ck_assert_int_eq(nevents, 1);
+  ck_assert_msg(strstr(events[0], "waiting for its planned start "
+                                  "2026-11-20T14:00Z"),
+                "%s", events[0]);
+  cJSON_Delete(out);
+  const char *kv[] = {"carbonshift.io/max-delay", NULL};
+  out = decide_with(CS_VERB_FILTER, kv, 2); /* no slack: placed, forgotten */
+  ck_assert_int_eq(kept(out), 4);
+  cJSON_Delete(out);
+  out = preempt_with(NULL, 0, true, NULL);
+  ck_assert_int_eq(preempt_kept(out), 4);
+  cJSON_Delete(out);
+  preempt_same_decider = false;
 }
 END_TEST
 
@@ -2994,6 +3037,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_line_repeat_nominated_and_all_node_calls);
   tcase_add_test(tv, test_decision_preempt_kept_where_the_pod_would_pass);
   tcase_add_test(tv, test_decision_preempt_holds_stored_plan_without_data);
+  tcase_add_test(tv, test_decision_preempt_holds_plan_filter_just_made);
   suite_add_tcase(s, tv);
   TCase *tf = tcase_create("filter-budget");
   tcase_add_checked_fixture(tf, setup_static_filter, teardown_filter);

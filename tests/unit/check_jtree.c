@@ -16,7 +16,8 @@ static cJSON *parse(const char *json)
  * whole, the NUL shown as U+FFFD, in keys as in values. */
 START_TEST(test_jtree_shows_escaped_nul)
 {
-  static const char doc[] = "{\"a\\u0000b\":\"6h\\u0000junk\",\"n\":[\"\\u0000\"]}";
+  static const char doc[] =
+      "{\"a\\u0000b\":\"6h\\u0000junk\",\"n\":[\"\\u0000\"]}";
   cJSON *plain = cJSON_Parse(doc);
   ck_assert_str_eq(plain->child->valuestring, "6h");
   cJSON_Delete(plain);
@@ -74,9 +75,9 @@ END_TEST
 /* Facts read from the bytes (jscan) and from a tree (cJSON) agree. */
 START_TEST(test_jtree_agrees_with_unquote_cstr)
 {
-  static const char *const lits[] = {
-      "\"6h\\u0000junk\"", "\"\\u0000\"", "\"a\\\\u0000\"", "\"plain\"",
-      "\"x\\u0000\\u0000y\""};
+  static const char *const lits[] = {"\"6h\\u0000junk\"", "\"\\u0000\"",
+                                     "\"a\\\\u0000\"", "\"plain\"",
+                                     "\"x\\u0000\\u0000y\""};
   for (size_t i = 0; i < sizeof(lits) / sizeof(*lits); i++) {
     char doc[64], out[64];
     size_t len;
