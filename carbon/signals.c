@@ -376,12 +376,29 @@ static void schedule(cs_signals *s, fetch_state *f, cs_err rc)
 }
 
 /* CS_ESTALE, logged as `msg`, when something made at `made` is older than
- * carbon.maxObservationAge at `now`; CS_OK otherwise. */
+ * carbon.maxObservationAge at `now`; CS_EPARSE, logged as `ahead_msg`, when
+ * it is more than CS_SIGNALS_MAX_AHEAD_S after `now`: a period that has not
+ * begun is not the one in force, and a forecast is not made in the future
+ * (local time sent as UTC, a wrong offset); CS_OK otherwise. */
 static cs_err check_age(const cs_signals_opts *o, const char *msg,
-                        const char *provider, const char *zone, int64_t made,
-                        int64_t now)
+                        const char *ahead_msg, const char *provider,
+                        const char *zone, int64_t made, int64_t now)
 {
   int64_t max = max_observation_age(o);
+  if (made - now > CS_SIGNALS_MAX_AHEAD_S) {
+    char t[21], n[21];
+    cs_format_rfc3339(made, t);
+    cs_format_rfc3339(now, n);
+    cs_buf *l = cs_log_begin(0, ahead_msg);
+    cs_json_str(l, "provider", provider);
+    cs_json_str(l, "zone", zone);
+    cs_json_str(l, "time", t);
+    cs_json_str(l, "now", n);
+    cs_json_int(l, "aheadSeconds", made - now);
+    cs_json_int(l, "maxAheadSeconds", CS_SIGNALS_MAX_AHEAD_S);
+    cs_log_end(l);
+    return CS_EPARSE;
+  }
   if (now - made <= max)
     return CS_OK;
   cs_buf *l = cs_log_begin(0, msg);
@@ -396,8 +413,10 @@ static cs_err check_age(const cs_signals_opts *o, const char *msg,
 cs_err cs_signals_check_observation(const cs_signals_opts *o,
                                     const cs_signal *v, int64_t now)
 {
-  return check_age(o, "Carbon provider returned stale data", v->provider,
-                   v->zone, v->observed_at, now);
+  return check_age(o, "Carbon provider returned stale data",
+                   "Carbon provider returned a value for a period that has "
+                   "not begun",
+                   v->provider, v->zone, v->observed_at, now);
 }
 
 /* An old forecast (a stuck upstream) is refused, so the next provider in
@@ -407,8 +426,9 @@ cs_err cs_signals_check_forecast(const cs_signals_opts *o, const cs_series *f,
 {
   if (!f->generated_at)
     return CS_OK;
-  return check_age(o, "Carbon provider returned a stale forecast", f->provider,
-                   f->zone, f->generated_at, now);
+  return check_age(o, "Carbon provider returned a stale forecast",
+                   "Carbon provider returned a forecast made in the future",
+                   f->provider, f->zone, f->generated_at, now);
 }
 
 /* Fetches whatever is due for `e` (both kinds when `force`), outside the

@@ -36,6 +36,12 @@ typedef struct cs_signals cs_signals;
  * every window, however long before it began.) */
 #define CS_SIGNALS_FORECAST_BACK_S (15 * 60)
 
+/* How far after now a fetched value's period may begin, or a forecast say
+ * it was made, and still be taken as the current one: clock skew between
+ * carbonshift and the provider. More is a time error upstream (local time
+ * sent as UTC shows as whole hours ahead), refused as a bad response. */
+#define CS_SIGNALS_MAX_AHEAD_S (10 * 60)
+
 /* Cache and refresh settings; zero fields take the defaults shown. */
 typedef struct cs_signals_opts {
   int64_t ttl_s;                 /* refresh a healthy key every ttl_s (300) */
@@ -107,14 +113,16 @@ cs_err cs_signals_zone_data(cs_signals *s, const char *zone, int64_t now,
  * cached, for tools that call providers themselves (`intensity`): CS_ESTALE,
  * with one "Carbon provider returned stale data" log line, when `v`
  * describes a period that began more than o->max_observation_age_s (its
- * default when 0; o may be NULL) before `now`; otherwise CS_OK. */
+ * default when 0; o may be NULL) before `now`; CS_EPARSE, with one "Carbon
+ * provider returned a value for a period that has not begun" line, when it
+ * begins more than CS_SIGNALS_MAX_AHEAD_S after `now`; otherwise CS_OK. */
 cs_err cs_signals_check_observation(const cs_signals_opts *o,
                                     const cs_signal *v,
                                     int64_t now) CS_MUST_USE;
 
 /* The same rule for a forecast that says when it was made
  * (cs_series.generated_at; one without passes): "Carbon provider returned a
- * stale forecast". */
+ * stale forecast", or "... a forecast made in the future". */
 cs_err cs_signals_check_forecast(const cs_signals_opts *o, const cs_series *f,
                                  int64_t now) CS_MUST_USE;
 

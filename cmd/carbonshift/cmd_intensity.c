@@ -270,9 +270,12 @@ int cs_cmd_intensity(int argc, char **argv)
      * began too long ago is refused, and the next provider answers. Remote
      * values are of the present whatever --at says, so they are aged
      * against the clock. */
-    if (p->ops->remote &&
-        cs_signals_check_observation(&so, &v, cs_clock_now()) != CS_OK) {
-      cs_buf_printf(&why, "%s%s: stale", why.len ? "; " : "", p->ops->name);
+    cs_err orc = p->ops->remote
+                     ? cs_signals_check_observation(&so, &v, cs_clock_now())
+                     : CS_OK;
+    if (orc != CS_OK) {
+      cs_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", p->ops->name,
+                    orc == CS_ESTALE ? "stale" : "dated in the future");
       continue;
     }
     if (only || v.type == (cs_signal_type)cfg->carbon_signal_type)

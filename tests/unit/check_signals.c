@@ -323,6 +323,47 @@ START_TEST(test_signals_current_stale_timestamp_refused)
 }
 END_TEST
 
+/* A period that begins hours after now (local time sent as UTC: 05:00
+ * "Z" at 23:20) is not the one in force now: refused, logged with both
+ * times, and the next provider answers; so is a forecast made in the
+ * future. A few minutes ahead (clock skew) passes. */
+START_TEST(test_signals_current_future_timestamp_refused)
+{
+  cs_signals *s = registry(true, NULL, 2000);
+  fh_set(srv, "/v3/carbon-intensity/latest",
+         (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":999,"
+                            "\"datetime\":\"2023-03-15T05:00:00.000Z\","
+                            "\"isEstimated\":false}"});
+  fh_log_capture();
+  ck_assert_int_eq(cs_signals_refresh_now(s, "DE", NULL, NOW), CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_msg(strstr(log, "\"msg\":\"Carbon provider returned a value for "
+                            "a period that has not begun\",\"provider\":"
+                            "\"electricitymaps\",\"zone\":\"DE\",\"time\":"
+                            "\"2023-03-15T05:00:00Z\",\"now\":"
+                            "\"2023-03-14T23:20:00Z\",\"aheadSeconds\":20400"),
+                "%s", log);
+  free(log);
+  cs_signal v;
+  ck_assert_int_eq(cs_signals_current(s, "DE", NULL, NOW, &v), CS_OK);
+  ck_assert_str_eq(v.provider, "file");
+  cs_signals_free(s);
+
+  cs_signals_opts o = {0};
+  cs_signal ahead = {.observed_at = NOW + 300};
+  ck_assert_int_eq(cs_signals_check_observation(&o, &ahead, NOW), CS_OK);
+  cs_series f = {.generated_at = NOW + 3600};
+  fh_log_capture();
+  ck_assert_int_eq(cs_signals_check_forecast(&o, &f, NOW), CS_EPARSE);
+  log = fh_log_take();
+  ck_assert_ptr_nonnull(
+      strstr(log, "Carbon provider returned a forecast made in the future"));
+  free(log);
+  f.generated_at = NOW + 300;
+  ck_assert_int_eq(cs_signals_check_forecast(&o, &f, NOW), CS_OK);
+}
+END_TEST
+
 /* A cached value serves while the observation itself is young enough
  * (carbon.maxObservationAge), not only while its fetch is recent: the
  * value checked at its fetch goes on ageing, and once too old the next
@@ -851,6 +892,7 @@ int main(void)
   tcase_add_test(tc, test_signals_status_not_served_only_when_said);
   tcase_add_test(tc, test_signals_status_failing_fallback_degrades_nothing);
   tcase_add_test(tc, test_signals_current_stale_timestamp_refused);
+  tcase_add_test(tc, test_signals_current_future_timestamp_refused);
   tcase_add_test(tc, test_signals_cached_value_ages_out);
   tcase_add_test(tc, test_signals_stale_forecast_falls_through);
   tcase_add_test(tc, test_signals_current_refuses_mixed_types);
