@@ -7,6 +7,7 @@
 #include "carbon/providers/remote.h"
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/parse.h"
 
 typedef struct em {
   cs_provider base;
@@ -163,7 +164,13 @@ static cs_err append_points(const em *e, const cJSON *arr, const char *name,
     if (at <= after || at >= before)
       continue;
     if (s->len && at <= s->points[s->len - 1].at) {
-      snprintf(err, errcap, "%s.datetime: not after the previous point", what);
+      char t[21], prev[21];
+      cs_format_rfc3339(at, t);
+      cs_format_rfc3339(s->points[s->len - 1].at, prev);
+      snprintf(err, errcap,
+               "%s.datetime: %s, expected a time after the previous "
+               "point's %s (points in time order, no duplicates)",
+               what, t, prev);
       return CS_EPARSE;
     }
     cs_series_push(s, at, g);

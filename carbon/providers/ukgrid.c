@@ -203,7 +203,13 @@ static cs_err parse_periods(const cJSON *arr, cs_series *s, bool *first_actual,
       return CS_EPARSE;
     }
     if (s->len && from <= s->points[s->len - 1].at) {
-      snprintf(err, errcap, "%s.from: not after the previous period", what);
+      char t[21], prev[21];
+      cs_format_rfc3339(from, t);
+      cs_format_rfc3339(s->points[s->len - 1].at, prev);
+      snprintf(err, errcap,
+               "%s.from: %s, expected a time after the previous "
+               "period's %s (periods in time order, no duplicates)",
+               what, t, prev);
       return CS_EPARSE;
     }
     if (!s->len)

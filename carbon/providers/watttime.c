@@ -325,8 +325,13 @@ static cs_err fetch_points(wt *w, const char *zone, const char *region,
       goto out;
     }
     if (s.len && at <= s.points[s.len - 1].at) {
-      snprintf(err, errcap, "%s.point_time: not after the previous point",
-               what);
+      char t[21], prev[21];
+      cs_format_rfc3339(at, t);
+      cs_format_rfc3339(s.points[s.len - 1].at, prev);
+      snprintf(err, errcap,
+               "%s.point_time: %s, expected a time after the previous "
+               "point's %s (points in time order, no duplicates)",
+               what, t, prev);
       rc = CS_EPARSE;
       goto out;
     }

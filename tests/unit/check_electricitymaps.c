@@ -332,6 +332,30 @@ START_TEST(test_electricitymaps_forecast_empty)
 }
 END_TEST
 
+/* Points out of order are refused with both times named. */
+START_TEST(test_electricitymaps_forecast_unsorted_names_times)
+{
+  fh_push(srv, "/v3/carbon-intensity/forecast",
+          (fh_reply){.body = "{\"zone\":\"DE\",\"forecast\":["
+                             "{\"carbonIntensity\":1,\"datetime\":"
+                             "\"2023-03-15T01:00:00.000Z\"},"
+                             "{\"carbonIntensity\":2,\"datetime\":"
+                             "\"2023-03-15T00:00:00.000Z\"}]}"});
+  cs_provider *p = make(NULL, 0);
+  cs_series s = {0};
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->forecast(p, "DE", 1678838400, 1678838400 + 3600, &s),
+                   CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_msg(strstr(log, "forecast[1].datetime: 2023-03-15T00:00:00Z, "
+                            "expected a time after the previous point's "
+                            "2023-03-15T01:00:00Z"),
+                "%s", log);
+  free(log);
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_electricitymaps_current_direct_factor)
 {
   cs_provider *p = make("direct", 0);
@@ -388,6 +412,7 @@ int main(void)
   tcase_add_test(tc, test_electricitymaps_current_fixture);
   tcase_add_test(tc, test_electricitymaps_answer_for_another_zone_refused);
   tcase_add_test(tc, test_electricitymaps_forecast_fixture);
+  tcase_add_test(tc, test_electricitymaps_forecast_unsorted_names_times);
   tcase_add_test(tc, test_electricitymaps_forecast_history_skips_null);
   tcase_add_test(tc, test_electricitymaps_current_unauthorized);
   tcase_add_test(tc,

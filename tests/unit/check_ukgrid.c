@@ -208,6 +208,29 @@ START_TEST(test_ukgrid_current_errors)
 }
 END_TEST
 
+/* Periods out of order or repeated are refused with both times named. */
+START_TEST(test_ukgrid_forecast_unsorted_names_times)
+{
+  fh_push(srv, "/intensity/2023-11-02T10:00Z/fw48h",
+          (fh_reply){.body = "{\"data\":[{\"from\":\"2023-11-02T10:00Z\","
+                             "\"to\":\"2023-11-02T10:30Z\",\"intensity\":{"
+                             "\"forecast\":1}},{\"from\":\"2023-11-02T10:00Z\","
+                             "\"to\":\"2023-11-02T10:30Z\",\"intensity\":{"
+                             "\"forecast\":2}}]}"});
+  cs_provider *p = make(NULL, 0);
+  cs_series s = {0};
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->forecast(p, "GB", T0, T0 + 3600, &s), CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_msg(strstr(log, "data[1].from: 2023-11-02T10:00:00Z, expected a "
+                            "time after the previous period's "
+                            "2023-11-02T10:00:00Z"),
+                "%s", log);
+  free(log);
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_ukgrid_new_bad_zone_map)
 {
   char err[256];
@@ -242,6 +265,7 @@ int main(void)
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_ukgrid_current_prefers_actual);
   tcase_add_test(tc, test_ukgrid_forecast_national);
+  tcase_add_test(tc, test_ukgrid_forecast_unsorted_names_times);
   tcase_add_test(tc, test_ukgrid_forecast_regional_object_and_array);
   tcase_add_test(tc, test_ukgrid_current_postcode);
   tcase_add_test(tc, test_ukgrid_answer_for_another_region_refused);

@@ -451,6 +451,31 @@ START_TEST(test_watttime_current_aoer_is_average)
 }
 END_TEST
 
+/* Points out of order or repeated are refused with both times, so that
+ * the log says which point broke the order and against what. */
+START_TEST(test_watttime_forecast_unsorted_names_times)
+{
+  cs_provider *p = make(NULL);
+  cs_series s = {0};
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.body = "{\"data\":[{\"point_time\":\"2023-06-09T00:05:"
+                             "00+00:00\",\"value\":1},{\"point_time\":"
+                             "\"2023-06-09T00:05:00+00:00\",\"value\":2}],"
+                             "\"meta\":{\"units\":\"lbs_co2_per_mwh\","
+                             "\"signal_type\":\"co2_moer\"}}"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->forecast(p, "CAISO_NORTH", 0, INT64_MAX, &s),
+                   CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_msg(strstr(log, "data[1].point_time: 2023-06-09T00:05:00Z, "
+                            "expected a time after the previous point's "
+                            "2023-06-09T00:05:00Z"),
+                "%s", log);
+  free(log);
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_watttime_forecast_empty_and_null)
 {
   cs_provider *p = make(NULL);
@@ -534,6 +559,7 @@ int main(void)
   tcase_add_test(tc, test_watttime_answer_for_another_region_refused);
   tcase_add_test(tc, test_watttime_current_aoer_is_average);
   tcase_add_test(tc, test_watttime_forecast_empty_and_null);
+  tcase_add_test(tc, test_watttime_forecast_unsorted_names_times);
   tcase_add_test(tc, test_watttime_new_bad_options);
   tcase_add_test(tc, test_watttime_current_every_truncation);
   suite_add_tcase(s, tc);
