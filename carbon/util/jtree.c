@@ -37,13 +37,22 @@ cJSON *cs_jtree_parse(const char *json, size_t len, const char **end)
     show_nuls(copy, len);
     text = copy;
   }
-  cJSON *tree;
+  const char *stop = text;
+  cJSON *tree = cJSON_ParseWithLengthOpts(text, len, &stop, false);
+  if (!stop)
+    stop = text;
   if (end) {
-    const char *stop = text;
-    tree = cJSON_ParseWithLengthOpts(text, len, &stop, false);
-    *end = json + (stop ? stop - text : 0);
-  } else {
-    tree = cJSON_ParseWithLength(text, len);
+    *end = json + (stop - text);
+  } else if (tree) {
+    /* One whole value: "{...}garbage" is no more a response than a cut
+     * one, though cJSON alone would take its first value. */
+    while (stop < text + len &&
+           (*stop == ' ' || *stop == '\t' || *stop == '\r' || *stop == '\n'))
+      stop++;
+    if (stop != text + len) {
+      cJSON_Delete(tree);
+      tree = NULL;
+    }
   }
   free(copy);
   return tree;

@@ -16,10 +16,11 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-/* cJSON_ParseWithLength over json[0..len), NULs shown as above. With `end`,
- * as cJSON_ParseWithLengthOpts without a terminating NUL required: *end is
- * where the value ended, or where parsing failed, in json. NULL when the
- * text is not JSON or memory ran out. */
+/* One JSON value, json[0..len), NULs shown as above: NULL when the text is
+ * not JSON, holds more than white space after the value (cJSON alone would
+ * take the first value of "{...}garbage"), or memory ran out. With `end`,
+ * the text may go on after the value: *end is where the value ended, or
+ * where parsing failed, in json. */
 cJSON *cs_jtree_parse(const char *json, size_t len, const char **end);
 
 #endif

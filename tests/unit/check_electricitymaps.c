@@ -238,6 +238,17 @@ START_TEST(test_electricitymaps_current_faults)
                              "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});
   /* A null figure is an outage, a failure: not "zone not served". */
   ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  /* A whole answer followed by more bytes (two bodies run together, a
+   * garbled proxy) is no answer either. */
+  fh_push(srv, "/v3/carbon-intensity/latest",
+          (fh_reply){.body = "{\"zone\":\"DE\",\"carbonIntensity\":360,"
+                             "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"
+                             "{\"zone\":\"DE\"}"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_EPARSE);
+  char *joined = fh_log_take();
+  ck_assert_msg(strstr(joined, "body is not valid JSON"), "%s", joined);
+  free(joined);
   fh_push(srv, "/v3/carbon-intensity/latest",
           (fh_reply){.body = "{\"carbonIntensity\":\"360\","
                              "\"datetime\":\"2023-03-14T23:00:00.000Z\"}"});

@@ -59,6 +59,16 @@ START_TEST(test_jtree_end_and_errors)
   ck_assert_ptr_null(parse("{\"a\":\"\\u0000\""));
   ck_assert_ptr_null(parse("\"\\ud800\\u0000\"")); /* no low surrogate */
   ck_assert_ptr_null(cs_jtree_parse("", 0, NULL));
+  /* One whole value, white space around it allowed. */
+  static const char *const trailing[] = {"{\"a\":1}garbage", "{\"a\":1}{}",
+                                         "[1] x", "{\"a\":\"\\u0000\"}]"};
+  for (size_t i = 0; i < sizeof(trailing) / sizeof(*trailing); i++)
+    ck_assert_msg(parse(trailing[i]) == NULL, "%s accepted", trailing[i]);
+  static const char nul_after[] = "{}\0";
+  ck_assert_ptr_null(cs_jtree_parse(nul_after, sizeof(nul_after), NULL));
+  cJSON *ok = parse(" \t{\"a\":1}\r\n ");
+  ck_assert_ptr_nonnull(ok);
+  cJSON_Delete(ok);
   static const char two[] = "{\"a\":\"\\u0000\"} trailing";
   const char *end = NULL;
   cJSON *j = cs_jtree_parse(two, strlen(two), &end);
