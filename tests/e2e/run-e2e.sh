@@ -673,10 +673,12 @@ want deploy-configs && check_deploy_configs
 # that rendering and show DefaultPreemption disabled.
 check_no_preemption_profile() {
   local out=$work/no-preemption.yaml
+  # awk reads to the end: quitting early could kill helm by SIGPIPE, which
+  # pipefail and set -e turn into a silent exit of the whole run.
   "$HELM" template cs "$chart" -n "$NS" --set scheduler.enabled=true \
     --set-json 'scheduler.profile={"plugins":{"postFilter":{"disabled":[{"name":"DefaultPreemption"}]}}}' \
     --show-only templates/scheduler.yaml 2>"$logs/no-preemption-template.log" |
-    awk '/^  config.yaml: \|/ {on = 1; next} on && /^    / {print substr($0, 5); next} on {exit}' |
+    awk '!done && /^  config.yaml: \|/ {on = 1; next} on && /^    / {print substr($0, 5); next} on {on = 0; done = 1}' |
     sed -e "s#/etc/carbonshift/client-tls#$pki/client#g" >"$out"
   printf 'clientConnection:\n  kubeconfig: %s\n' "$work/scheduler.kubeconfig" >>"$out"
   if "$SCHEDULER" --config "$out" --write-config-to "$out.effective" \
