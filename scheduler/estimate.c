@@ -48,6 +48,11 @@ void cs_estimate_job(const cs_estimate_params *p, const cs_pod_facts *pod,
   }
 
   out->runtime_s = pod->duration_s / speed;
+  if (!(out->runtime_s <= CS_ESTIMATE_RUNTIME_MAX_S)) {
+    out->runtime_s = 0;
+    out->unknown = "GPU throughput (runtime out of range)";
+    return;
+  }
   double hours = out->runtime_s / 3600.0;
   out->energy_kwh =
       pod->gpus * cs_gpu_device_power_w(node->gpu) / 1000.0 * hours * node->pue;

@@ -20,6 +20,13 @@
 #include "scheduler/node_facts.h"
 #include "scheduler/pod_facts.h"
 
+/* The longest runtime an estimate is made for (about 32 million years):
+ * runtimes are added to Unix times in whole seconds (latest starts, ends,
+ * forecast windows), and the configured throughputs allow a ratio that
+ * would put 100 years on the reference GPU past int64 seconds. Longer is
+ * "GPU throughput (runtime out of range)", unknown and neutral. */
+#define CS_ESTIMATE_RUNTIME_MAX_S 1e15
+
 typedef struct cs_estimate_params {
   const cs_gpu_model *reference_gpu; /* the GPU durations are given for */
   double default_duration_s;         /* for pods without a valid duration */

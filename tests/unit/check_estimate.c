@@ -203,6 +203,34 @@ START_TEST(test_estimate_job_unknowns_named)
 }
 END_TEST
 
+/* The configured bounds allow a reference 10^9 times faster per device
+ * than the node's GPU: 100 years there would run 2.5 x 10^19 s here, past
+ * int64 seconds where the policy adds runtimes to times (undefined
+ * behaviour). Such a runtime is out of range: unknown, not sized. */
+START_TEST(test_estimate_job_runtime_out_of_range_unknown)
+{
+  cs_gpu_model ref = a100, slow = v100;
+  ref.relative_throughput = 1e6;
+  slow.relative_throughput = 0.001;
+  slow.devices_per_card = 8;
+  cs_estimate_params p = params;
+  p.reference_gpu = &ref;
+  cs_pod_facts pod = job(8, 100 * 365 * 24);
+  cs_node_facts n = node(&slow, 8, 1.2, NULL);
+  cs_estimate e;
+  cs_estimate_job(&p, &pod, &n, 300, 0, &e);
+  ck_assert(!e.known);
+  ck_assert(!e.sized);
+  ck_assert_str_eq(e.unknown, "GPU throughput (runtime out of range)");
+  /* A slow GPU within range is still estimated. */
+  slow.devices_per_card = 0;
+  pod = job(8, 36);
+  cs_estimate_job(&p, &pod, &n, 300, 0, &e);
+  ck_assert(e.known);
+  ck_assert_double_eq_tol(e.runtime_s, 36 * 3600 * 1e9, 1);
+}
+END_TEST
+
 /* An estimate made without an intensity is sized: applying one later gives
  * exactly the estimate made with it (the policy applies the forecast mean
  * over the run this way). One that is not sized keeps its own reason. */
@@ -260,6 +288,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_estimate_job_share_capped_and_card_figure);
   tcase_add_test(tc, test_estimate_job_embodied_override);
   tcase_add_test(tc, test_estimate_set_intensity_later);
+  tcase_add_test(tc, test_estimate_job_runtime_out_of_range_unknown);
   suite_add_tcase(s, tc);
   return s;
 }
