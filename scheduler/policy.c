@@ -380,14 +380,16 @@ static void fail_all(cs_policy_call *c, const char *reason)
  * Without either annotation it must start now. A max-delay without a
  * creation time to count from is an annotation problem (pod_facts.c), so
  * never gets here; if it did, it would give no slack: counted from each
- * call, it would never run out. */
+ * call, it would never run out. A creation time ahead of our clock (the API
+ * server's clock is ahead, or the request was made by hand) counts from now:
+ * the slack is never longer than the max-delay itself. */
 static int64_t latest_start(const cs_policy_call *c, const cs_node_eval *e)
 {
   int64_t latest = INT64_MAX;
-  if (c->pod->max_delay_s > 0)
-    latest = c->pod->created_at
-                 ? c->pod->created_at + (int64_t)c->pod->max_delay_s
-                 : c->now;
+  if (c->pod->max_delay_s > 0) {
+    int64_t from = c->pod->created_at < c->now ? c->pod->created_at : c->now;
+    latest = c->pod->created_at ? from + (int64_t)c->pod->max_delay_s : c->now;
+  }
   if (c->pod->deadline > 0) {
     int64_t by = c->pod->deadline - (int64_t)ceil(e->est.runtime_s);
     latest = by < latest ? by : latest;

@@ -1125,6 +1125,21 @@ START_TEST(test_decision_filter_max_delay_without_creation_named)
 }
 END_TEST
 
+/* A creation time ahead of the clock (the API server's clock runs 3 h
+ * ahead here) does not lengthen the slack: 12 h of max-delay count from now,
+ * 06:00Z, not from the creation at 09:12Z. */
+START_TEST(test_decision_filter_future_creation_counts_from_now)
+{
+  cs_clock_set_fixed(VALLEY_T0 + 30 * 3600);
+  cJSON *out = filter_with(NULL, 0);
+  ck_assert_int_eq(kept(out), 0);
+  const char *m = unresolvable(out, "gpu-h100-fra-01");
+  ck_assert_msg(m && strstr(m, ", latest start 2026-11-20T18:00Z"), "%s",
+                m ? m : "(kept)");
+  cJSON_Delete(out);
+}
+END_TEST
+
 /* A node on which the job can no longer meet its deadline is filtered
  * when another still can: at 14:00Z with a deadline of 09:00Z the next
  * day, the A100's 36 h run is too late and the H100's 11.4 h one is not. */
@@ -3017,6 +3032,7 @@ static Suite *suite(void)
   tcase_add_test(tv, test_decision_filter_deadline_counts_nodes_without_data);
   tcase_add_test(tv, test_decision_filter_late_unknown_nodes_do_not_fit);
   tcase_add_test(tv, test_decision_filter_max_delay_without_creation_named);
+  tcase_add_test(tv, test_decision_filter_future_creation_counts_from_now);
   tcase_add_test(tv, test_decision_filter_budget_judged_over_the_run);
   tcase_add_test(tv, test_decision_filter_budget_over_the_run_not_now);
   tcase_add_test(tv, test_decision_filter_budget_event_uses_judged_figures);
