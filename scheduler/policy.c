@@ -381,8 +381,9 @@ static void fail_all(cs_policy_call *c, const char *reason)
  * creation time to count from is an annotation problem (pod_facts.c), so
  * never gets here; if it did, it would give no slack: counted from each
  * call, it would never run out. A creation time ahead of our clock (the API
- * server's clock is ahead, or the request was made by hand) counts from now:
- * the slack is never longer than the max-delay itself. */
+ * server's clock is ahead, or the request was made by hand) counts from now,
+ * so that no plan reaches further than the max-delay from the call making
+ * it; once our clock passes the creation time, it counts from there. */
 static int64_t latest_start(const cs_policy_call *c, const cs_node_eval *e)
 {
   int64_t latest = INT64_MAX;
