@@ -492,13 +492,16 @@ cs_err cs_remote_finish_current(const char *provider, const char *zone,
                                 bool estimated, cs_signal *out, const char *err)
 {
   if (rc == CS_OK) {
+    size_t at = 0; /* points are in time order (each parser checks) */
+    while (at + 1 < s->len && s->points[at + 1].at <= now)
+      at++;
     cs_signal v = {
-        .g_per_kwh = s->points[0].g_per_kwh,
+        .g_per_kwh = s->points[at].g_per_kwh,
         .type = s->type,
         .factor = s->factor,
-        .observed_at = s->points[0].at,
+        .observed_at = s->points[at].at,
         .fetched_at = now,
-        .estimated = estimated,
+        .estimated = estimated || at > 0,
     };
     snprintf(v.provider, sizeof(v.provider), "%s", provider);
     snprintf(v.zone, sizeof(v.zone), "%s", zone);

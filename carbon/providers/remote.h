@@ -88,8 +88,12 @@ cs_err cs_remote_finish_forecast(const char *provider, const char *zone,
                                  cs_err rc, cs_series *full, int64_t from,
                                  int64_t to, cs_series *out, char *err,
                                  size_t errcap) CS_MUST_USE;
-/* The common end of a current op that reads the first point of `s`: on
- * rc == CS_OK fills *out; logs any failure; frees `s`. */
+/* The common end of a current op: on rc == CS_OK fills *out from the point
+ * of `s` that covers `now` (the last one at or before it; the first when all
+ * are later, which the signals layer judges); logs any failure; frees `s`.
+ * `estimated` is the first point's flag: any later point is a forecast made
+ * before its period began (an API that ignored the one-point request), so is
+ * estimated. */
 cs_err cs_remote_finish_current(const char *provider, const char *zone,
                                 cs_err rc, cs_series *s, int64_t now,
                                 bool estimated, cs_signal *out,

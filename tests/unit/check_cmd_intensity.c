@@ -139,6 +139,10 @@ END_TEST
 
 START_TEST(test_cmd_intensity_watttime_json)
 {
+  /* The current value's horizon_hours=0 request gets one point, as from
+   * the real API; the forecast request then gets the whole fixture. */
+  fh_push(srv, "/v3/forecast",
+          (fh_reply){.fixture = "watttime-forecast-now.json"});
   char *out;
   int rc = run(&out, 7, "--provider", "watttime", "--zone", "CAISO_NORTH",
                "--forecast", "--json");

@@ -451,6 +451,27 @@ START_TEST(test_watttime_current_aoer_is_average)
 }
 END_TEST
 
+/* An API that ignores horizon_hours=0 and answers a whole forecast: the
+ * current value is the point that covers now, flagged estimated (it was
+ * forecast before its period began), not the forecast's first point. */
+START_TEST(test_watttime_current_takes_point_covering_now)
+{
+  cs_provider *p = make(NULL);
+  cs_signal v;
+  /* The fixture starts at 00:00Z in 5-min steps; 02:01Z is in 02:00's. */
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268800 + 7260, &v),
+                   CS_OK);
+  ck_assert_int_eq(v.observed_at, 1686268800 + 7200);
+  ck_assert_double_eq_tol(v.g_per_kwh, 450.0 * 0.45359237, 1e-9);
+  ck_assert(v.estimated);
+  /* Within the first period, the first point, as measured. */
+  ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_OK);
+  ck_assert_int_eq(v.observed_at, 1686268800);
+  ck_assert(!v.estimated);
+  cs_provider_free(p);
+}
+END_TEST
+
 /* Points out of order or repeated are refused with both times, so that
  * the log says which point broke the order and against what. */
 START_TEST(test_watttime_forecast_unsorted_names_times)
@@ -558,6 +579,7 @@ int main(void)
   tcase_add_test(tc, test_watttime_current_region_from_loc_cached);
   tcase_add_test(tc, test_watttime_answer_for_another_region_refused);
   tcase_add_test(tc, test_watttime_current_aoer_is_average);
+  tcase_add_test(tc, test_watttime_current_takes_point_covering_now);
   tcase_add_test(tc, test_watttime_forecast_empty_and_null);
   tcase_add_test(tc, test_watttime_forecast_unsorted_names_times);
   tcase_add_test(tc, test_watttime_new_bad_options);
