@@ -360,7 +360,7 @@ check_chart_objects() {
   if openssl verify -CAfile "$d/server-ca.crt" "$d/server.crt" "$d/client.crt" >/dev/null 2>&1 &&
     cmp -s "$d/server-ca.crt" "$d/client-ca.crt" &&
     openssl x509 -in "$d/server.crt" -noout -ext subjectAltName 2>/dev/null |
-    grep -q "DNS:$FULL.$NS.svc"; then
+    grep -c "DNS:$FULL.$NS.svc" >/dev/null; then
     pass "chart: generated server and client certificates chain to one CA; SAN $FULL.$NS.svc"
   else
     fail "chart: generated certificates do not verify against their CA"
