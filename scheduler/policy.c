@@ -331,12 +331,14 @@ static void kg_text(double g, int extra, char out[static 32])
 }
 
 /* The decimals to add so that two masses compared in one message
- * ("estimate A kg > budget B kg") no longer read alike (at most 4). */
+ * ("estimate A kg > budget B kg") no longer read alike: at most 9, down to
+ * micrograms for a mass over 100 kg, so that an estimate a few grams or
+ * milligrams over a round budget does not read as equal to it. */
 static int kg_extra(double a, double b)
 {
   char ta[32], tb[32];
   int extra = 0;
-  for (; extra < 4; extra++) {
+  for (; extra < 9; extra++) {
     kg_text(a, extra, ta);
     kg_text(b, extra, tb);
     if (strcmp(ta, tb) != 0)

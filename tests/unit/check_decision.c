@@ -1865,6 +1865,21 @@ START_TEST(test_decision_filter_budget_message_numbers)
                 "%s", m);
   cJSON_Delete(out);
   nevents = 0;
+  /* A budget a fraction of a milligram under the estimate (29,476.41273 g)
+   * still reads as lower than it, not as "29.47641 kg > budget 29.47641 kg". */
+  const char *near[] = {"carbonshift.io/carbon-budget", "29476.4127g",
+                        "carbonshift.io/max-delay", NULL};
+  out = filter_with(near, 4);
+  m = unresolvable(out, "gpu-h100-fra-01");
+  char est_kg[32], budget_kg[32];
+  ck_assert_msg(m && sscanf(m, "carbonshift: estimate %31s kg > budget %31s kg",
+                            est_kg, budget_kg) == 2,
+                "%s", m ? m : "(kept)");
+  ck_assert_msg(strcmp(est_kg, budget_kg) != 0 &&
+                    strtod(est_kg, NULL) > strtod(budget_kg, NULL),
+                "%s", m);
+  cJSON_Delete(out);
+  nevents = 0;
   /* 5,000 h on the reference GPU: tonnes of CO2e, a 1 t budget. */
   const char *big[] = {"carbonshift.io/carbon-budget",     "1t",
                        "carbonshift.io/expected-duration", "5000h",
