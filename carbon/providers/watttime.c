@@ -139,6 +139,19 @@ static cs_err authed_get(wt *w, const char *path, cJSON **out, char *err,
 }
 
 /* "lat,lon" with plain decimals in range. */
+/* A whole coordinate in plain decimal ("38.58", "-121.49"): digits, one
+ * point and a leading minus only, all of it read ("1-2" and "1.2.3" are
+ * not coordinates; strtod alone would take their first part). */
+static bool plain_decimal(const char *s, double *out)
+{
+  for (const char *c = s; *c; c++)
+    if (!isdigit((unsigned char)*c) && *c != '.' && !(*c == '-' && c == s))
+      return false;
+  char *end;
+  *out = strtod(s, &end);
+  return end != s && *end == '\0';
+}
+
 static bool parse_loc(const char *zone, char *lat, char *lon, size_t cap)
 {
   const char *comma = strchr(zone, ',');
@@ -147,14 +160,9 @@ static bool parse_loc(const char *zone, char *lat, char *lon, size_t cap)
   memcpy(lat, zone, (size_t)(comma - zone));
   lat[comma - zone] = '\0';
   snprintf(lon, cap, "%s", comma + 1);
-  for (const char *s = lat; *s; s++)
-    if (!isdigit((unsigned char)*s) && *s != '.' && *s != '-')
-      return false;
-  for (const char *s = lon; *s; s++)
-    if (!isdigit((unsigned char)*s) && *s != '.' && *s != '-')
-      return false;
-  double a = strtod(lat, NULL), b = strtod(lon, NULL);
-  return *lat && *lon && a >= -90 && a <= 90 && b >= -180 && b <= 180;
+  double a, b;
+  return plain_decimal(lat, &a) && plain_decimal(lon, &b) && a >= -90 &&
+         a <= 90 && b >= -180 && b <= 180;
 }
 
 static bool region_code(const char *s)

@@ -408,6 +408,13 @@ START_TEST(test_watttime_current_region_from_loc_cached)
   ck_assert_int_eq(p->ops->current(p, "CAISO_NORTH", 1686268900, &v), CS_EHTTP);
   ck_assert_int_eq(p->ops->current(p, "not a zone!", 1686268900, &v),
                    CS_ENOTFOUND);
+  /* Coordinates that are only partly numbers are not sent to WattTime. */
+  static const char *bad[] = {"1-2,3", "1.2.3,4", "-,5", ".,5", "5,--1", "5,"};
+  int asked = fh_hits(srv, "/v3/region-from-loc");
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    ck_assert_msg(p->ops->current(p, bad[i], 1686268900, &v) == CS_ENOTFOUND,
+                  "%s", bad[i]);
+  ck_assert_int_eq(fh_hits(srv, "/v3/region-from-loc"), asked);
   cs_provider_free(p);
 }
 END_TEST
