@@ -97,8 +97,10 @@ static cs_err parse_point(const em *e, const cJSON *p, const char *what,
     snprintf(err, errcap, "%s.isEstimated: expected true or false", what);
     return CS_EPARSE;
   }
+  /* Only an explicit false claims a measurement: a value whose flag is
+   * null or missing is shown as estimated, the weaker claim. */
   if (estimated)
-    *estimated = cJSON_IsTrue(est);
+    *estimated = !cJSON_IsFalse(est);
   const cJSON *f = cJSON_GetObjectItemCaseSensitive(p, "emissionFactorType");
   if (cJSON_IsString(f) && strcmp(f->valuestring, e->factor) != 0) {
     snprintf(err, errcap,

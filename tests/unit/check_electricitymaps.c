@@ -40,6 +40,32 @@ static cs_provider *make(const char *factor, long timeout_ms)
   return p;
 }
 
+/* The estimated flag: only an explicit false is a measurement. */
+START_TEST(test_electricitymaps_current_estimated_unless_false)
+{
+  static const struct {
+    const char *flag; /* the isEstimated member, or "" for none */
+    bool estimated;
+  } cases[] = {{"\"isEstimated\":false,", false},
+               {"\"isEstimated\":true,", true},
+               {"\"isEstimated\":null,", true},
+               {"", true}};
+  cs_provider *p = make(NULL, 0);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"zone\":\"DE\",\"carbonIntensity\":300,%s"
+             "\"datetime\":\"2023-03-14T23:00:00.000Z\"}",
+             cases[i].flag);
+    fh_push(srv, "/v3/carbon-intensity/latest", (fh_reply){.body = body});
+    cs_signal v;
+    ck_assert_int_eq(p->ops->current(p, "DE", 1678836000, &v), CS_OK);
+    ck_assert_msg(v.estimated == cases[i].estimated, "%s", body);
+  }
+  cs_provider_free(p);
+}
+END_TEST
+
 START_TEST(test_electricitymaps_current_fixture)
 {
   cs_provider *p = make(NULL, 0);
@@ -421,6 +447,7 @@ int main(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_electricitymaps_current_fixture);
+  tcase_add_test(tc, test_electricitymaps_current_estimated_unless_false);
   tcase_add_test(tc, test_electricitymaps_answer_for_another_zone_refused);
   tcase_add_test(tc, test_electricitymaps_forecast_fixture);
   tcase_add_test(tc, test_electricitymaps_forecast_unsorted_names_times);
