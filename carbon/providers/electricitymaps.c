@@ -76,7 +76,8 @@ static cs_err parse_point(const em *e, const cJSON *p, const char *what,
                           size_t errcap)
 {
   if (!cJSON_IsObject(p)) {
-    snprintf(err, errcap, "%s: expected an object", what);
+    snprintf(err, errcap, "%s: found %s, expected an object", what,
+             cs_remote_type_name(p));
     return CS_EPARSE;
   }
   cs_err rc = cs_remote_time(p, "datetime", what, at, err, errcap);
@@ -94,7 +95,8 @@ static cs_err parse_point(const em *e, const cJSON *p, const char *what,
   }
   const cJSON *est = cJSON_GetObjectItemCaseSensitive(p, "isEstimated");
   if (est && !cJSON_IsBool(est) && !cJSON_IsNull(est)) {
-    snprintf(err, errcap, "%s.isEstimated: expected true or false", what);
+    snprintf(err, errcap, "%s.isEstimated: found %s, expected true or false",
+             what, cs_remote_type_name(est));
     return CS_EPARSE;
   }
   /* Only an explicit false claims a measurement: a value whose flag is

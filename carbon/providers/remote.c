@@ -365,7 +365,7 @@ out:
   return rc;
 }
 
-static const char *type_name(const cJSON *v)
+const char *cs_remote_type_name(const cJSON *v)
 {
   if (!v)
     return "nothing (missing)";
@@ -390,7 +390,7 @@ cs_err cs_remote_num(const cJSON *obj, const char *key, const char *what,
     return CS_ENOTFOUND;
   if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
     snprintf(err, errcap, "%s.%s: found %s, expected a number", what, key,
-             type_name(v));
+             cs_remote_type_name(v));
     return CS_EPARSE;
   }
   *out = v->valuedouble;
@@ -403,7 +403,7 @@ cs_err cs_remote_str(const cJSON *obj, const char *key, const char *what,
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   if (!cJSON_IsString(v)) {
     snprintf(err, errcap, "%s.%s: found %s, expected a string", what, key,
-             type_name(v));
+             cs_remote_type_name(v));
     return CS_EPARSE;
   }
   *out = v->valuestring;
@@ -447,7 +447,7 @@ cs_err cs_remote_array(const cJSON *obj, const char *key, const char *what,
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   if (!cJSON_IsArray(v)) {
     snprintf(err, errcap, "%s.%s: found %s, expected an array", what, key,
-             type_name(v));
+             cs_remote_type_name(v));
     return CS_EPARSE;
   }
   *out = v;

@@ -64,6 +64,10 @@ cs_err cs_remote_get_json(cs_remote *r, const char *path,
 /* Strict getters on an object member. `what` names the object in errors
  * ("forecast[3]"). A number must be finite; a time must be RFC 3339. With
  * `nullable`, a JSON null gives CS_ENOTFOUND (and no error text). */
+/* What a JSON value is, for messages: "a string", "null", "nothing
+ * (missing)" for NULL. */
+const char *cs_remote_type_name(const cJSON *v);
+
 cs_err cs_remote_num(const cJSON *obj, const char *key, const char *what,
                      bool nullable, double *out, char *err,
                      size_t errcap) CS_MUST_USE;

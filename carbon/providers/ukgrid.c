@@ -113,7 +113,8 @@ static cs_err same_region(const cJSON *d, const target *t, char *err,
   if (!id || cJSON_IsNull(id))
     return CS_OK;
   if (!cJSON_IsNumber(id)) {
-    snprintf(err, errcap, "response.data.regionid: expected a number");
+    snprintf(err, errcap, "response.data.regionid: found %s, expected a number",
+             cs_remote_type_name(id));
     return CS_EPARSE;
   }
   if (id->valuedouble != t->region) {
@@ -144,8 +145,9 @@ static cs_err periods(const cJSON *j, const target *t, const cJSON **out,
   }
   if (!cJSON_IsObject(d)) {
     snprintf(err, errcap,
-             "response.data: expected a region object or a one-element "
-             "array of it");
+             "response.data: found %s, expected a region object or a "
+             "one-element array of it",
+             cs_remote_type_name(d));
     return CS_EPARSE;
   }
   cs_err rc = same_region(d, t, err, errcap);
@@ -178,7 +180,8 @@ static cs_err parse_periods(const cJSON *arr, cs_series *s, bool *first_actual,
     }
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(p, "intensity");
     if (!cJSON_IsObject(in)) {
-      snprintf(err, errcap, "%s.intensity: expected an object", what);
+      snprintf(err, errcap, "%s.intensity: found %s, expected an object", what,
+               cs_remote_type_name(in));
       return CS_EPARSE;
     }
     char iwhat[56];

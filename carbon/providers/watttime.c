@@ -252,7 +252,8 @@ static cs_err fetch_points(wt *w, const char *zone, const char *region,
   const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "meta"), *data;
   const char *units, *sig;
   if (!cJSON_IsObject(meta)) {
-    snprintf(err, errcap, "response.meta: expected an object");
+    snprintf(err, errcap, "response.meta: found %s, expected an object",
+             cs_remote_type_name(meta));
     rc = CS_EPARSE;
     goto out;
   }

@@ -201,6 +201,18 @@ START_TEST(test_ukgrid_current_errors)
                             "gCO2/kWh from 0 to 10000"),
                 "%s", log);
   free(log);
+  /* A member of the wrong type is named with the type found. */
+  fh_push(srv, "/intensity",
+          (fh_reply){.body = "{\"data\":[{\"from\":\"2023-11-02T10:00Z\","
+                             "\"to\":\"2023-11-02T10:30Z\",\"intensity\":"
+                             "[128]}]}"});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
+  log = fh_log_take();
+  ck_assert_msg(strstr(log, "data[0].intensity: found an array, expected an "
+                            "object"),
+                "%s", log);
+  free(log);
   fh_push(srv, "/intensity",
           (fh_reply){.status = 503, .body = "down", .retry_after = 0});
   ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EHTTP);
