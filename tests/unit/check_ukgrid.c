@@ -158,6 +158,19 @@ START_TEST(test_ukgrid_answer_for_another_region_refused)
 }
 END_TEST
 
+/* The current value for GB from `body` is refused as malformed, and the
+ * failure logged says `text`. */
+static void refused_with(cs_provider *p, const char *body, const char *text)
+{
+  cs_signal v;
+  fh_push(srv, "/intensity", (fh_reply){.body = body});
+  fh_log_capture();
+  ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
+  char *log = fh_log_take();
+  ck_assert_msg(strstr(log, text), "%s", log);
+  free(log);
+}
+
 START_TEST(test_ukgrid_current_errors)
 {
   cs_provider *p = make(NULL, 0);
@@ -181,38 +194,20 @@ START_TEST(test_ukgrid_current_errors)
   /* An empty answer for a zone it covers: an outage, a failure. */
   fh_push(srv, "/intensity", (fh_reply){.body = "{\"data\":[]}"});
   ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
-  fh_push(srv, "/intensity",
-          (fh_reply){.body = "{\"data\":[{\"from\":\"yesterday\",\"to\":"
-                             "\"2023-11-02T10:30Z\",\"intensity\":{"
-                             "\"forecast\":1}}]}"});
-  fh_log_capture();
-  ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
-  log = fh_log_take();
-  ck_assert_ptr_nonnull(strstr(log, "data[0].from: \\\"yesterday\\\""));
-  free(log);
-  fh_push(srv, "/intensity",
-          (fh_reply){.body = "{\"data\":[{\"from\":\"2023-11-02T10:00Z\","
-                             "\"to\":\"2023-11-02T10:30Z\",\"intensity\":{"
-                             "\"actual\":1e300}}]}"});
-  fh_log_capture();
-  ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
-  log = fh_log_take();
-  ck_assert_msg(strstr(log, "1e+300 is more than any grid emits, expected "
-                            "gCO2/kWh from 0 to 10000"),
-                "%s", log);
-  free(log);
+  refused_with(p,
+               "{\"data\":[{\"from\":\"yesterday\",\"to\":"
+               "\"2023-11-02T10:30Z\",\"intensity\":{\"forecast\":1}}]}",
+               "data[0].from: \\\"yesterday\\\"");
+  refused_with(p,
+               "{\"data\":[{\"from\":\"2023-11-02T10:00Z\",\"to\":"
+               "\"2023-11-02T10:30Z\",\"intensity\":{\"actual\":1e300}}]}",
+               "1e+300 is more than any grid emits, expected gCO2/kWh from 0 "
+               "to 10000");
   /* A member of the wrong type is named with the type found. */
-  fh_push(srv, "/intensity",
-          (fh_reply){.body = "{\"data\":[{\"from\":\"2023-11-02T10:00Z\","
-                             "\"to\":\"2023-11-02T10:30Z\",\"intensity\":"
-                             "[128]}]}"});
-  fh_log_capture();
-  ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EPARSE);
-  log = fh_log_take();
-  ck_assert_msg(strstr(log, "data[0].intensity: found an array, expected an "
-                            "object"),
-                "%s", log);
-  free(log);
+  refused_with(p,
+               "{\"data\":[{\"from\":\"2023-11-02T10:00Z\",\"to\":"
+               "\"2023-11-02T10:30Z\",\"intensity\":[128]}]}",
+               "data[0].intensity: found an array, expected an object");
   fh_push(srv, "/intensity",
           (fh_reply){.status = 503, .body = "down", .retry_after = 0});
   ck_assert_int_eq(p->ops->current(p, "GB", T0, &v), CS_EHTTP);
