@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/hash.h"
 #include "carbon/util/log.h"
 
 /* One labelled series. Label values are stored sanitised (valid UTF-8,
@@ -46,18 +47,6 @@ struct cs_metrics {
   family **index; /* open addressing by name, isize a power of two */
   size_t isize;
 };
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-  const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-#define FNV_SEED 14695981039346656037ULL
 
 cs_metrics *cs_metrics_new(void)
 {
@@ -117,7 +106,7 @@ void cs_metrics_free(cs_metrics *m)
 static family *find_family(cs_metrics *m, const char *name)
 {
   size_t mask = m->isize - 1;
-  size_t i = (size_t)fnv(FNV_SEED, name, strlen(name)) & mask;
+  size_t i = (size_t)cs_hash_str(name) & mask;
   while (m->index[i]) {
     if (strcmp(m->index[i]->name, name) == 0)
       return m->index[i];
@@ -129,7 +118,7 @@ static family *find_family(cs_metrics *m, const char *name)
 static void index_insert(family **index, size_t isize, family *f)
 {
   size_t mask = isize - 1;
-  size_t i = (size_t)fnv(FNV_SEED, f->name, strlen(f->name)) & mask;
+  size_t i = (size_t)cs_hash_str(f->name) & mask;
   while (index[i])
     i = (i + 1) & mask;
   index[i] = f;
@@ -284,7 +273,7 @@ cs_err cs_metrics_declare(cs_metrics *m, const char *name, cs_metric_kind kind,
   /* A family without labels has exactly one series: show it from the
    * start (a counter at 0 is information; a missing one is not). */
   if (nl == 0)
-    (void)new_series(f, NULL, FNV_SEED);
+    (void)new_series(f, NULL, CS_HASH_INIT);
 out:
   pthread_mutex_unlock(&m->mu);
   return rc;
@@ -324,9 +313,9 @@ static char *sanitize_value(const char *v)
 
 static uint64_t hash_values(const char *const *values, size_t n)
 {
-  uint64_t h = FNV_SEED;
-  for (size_t i = 0; i < n; i++)
-    h = fnv(h, values[i], strlen(values[i]) + 1);
+  uint64_t h = CS_HASH_INIT;
+  for (size_t i = 0; i < n; i++) /* with the NUL, to part the values */
+    h = cs_hash_add(h, values[i], strlen(values[i]) + 1);
   return h;
 }
 
