@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/hash.h"
 #include "carbon/util/log.h"
 
 /* A chained hash table of facts keyed by node name. Only the facts are
@@ -26,16 +27,6 @@ struct cs_node_cache {
   unsigned gen;
   bool synced;
 };
-
-static uint64_t hash_name(const char *s)
-{
-  uint64_t h = 14695981039346656037ull;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 cs_node_cache *cs_node_cache_new(const cs_facts_params *params)
 {
@@ -113,7 +104,7 @@ cs_err cs_node_cache_upsert(cs_node_cache *c, const cJSON *node)
     free(fresh);
     return rc;
   }
-  fresh->hash = hash_name(fresh->facts.name);
+  fresh->hash = cs_hash_str(fresh->facts.name);
   bool new_problems = false;
 
   pthread_rwlock_wrlock(&c->lock);
@@ -148,7 +139,7 @@ void cs_node_cache_remove(cs_node_cache *c, const char *name)
 {
   if (!name)
     return;
-  uint64_t h = hash_name(name);
+  uint64_t h = cs_hash_str(name);
   pthread_rwlock_wrlock(&c->lock);
   entry **slot = find_slot(c, name, h);
   entry *e = *slot;
@@ -220,7 +211,7 @@ const cs_node_facts *cs_node_cache_find(cs_node_cache *c, const char *name)
 {
   if (!name)
     return NULL;
-  entry *e = *find_slot(c, name, hash_name(name));
+  entry *e = *find_slot(c, name, cs_hash_str(name));
   return e ? &e->facts : NULL;
 }
 
@@ -253,7 +244,7 @@ void cs_node_cache_find_all(cs_node_cache *c, const char *const *names,
       out[j] = e ? &e->facts : NULL;
     }
     if (i < n && names[i]) {
-      h[i % AHEAD] = hash_name(names[i]);
+      h[i % AHEAD] = cs_hash_str(names[i]);
       const entry *e = c->buckets[h[i % AHEAD] & (c->nbuckets - 1)];
       if (e)
         prefetch_entry(e);
