@@ -18,6 +18,7 @@
 #include "carbon/util/alloc.h"
 #include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/hash.h"
 #include "carbon/util/http.h"
 #include "carbon/util/jtree.h"
 #include "carbon/util/version.h"
@@ -328,18 +329,13 @@ static bool valid_name(const char *s)
   return true;
 }
 
-/* FNV-1a, for the dedup table. */
-static uint64_t hash_str(uint64_t h, const char *s)
+/* `h` continued over the field `s` (NULL: empty) and a 0xff after it, a
+ * byte UTF-8 text never holds, so that ("ab", "c") and ("a", "bc") differ.
+ * For the dedup table. */
+static uint64_t hash_field(uint64_t h, const char *s)
 {
-  if (!h)
-    h = 14695981039346656037ull;
-  for (; s && *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ull;
-  }
-  h ^= 0xff; /* field separator */
-  h *= 1099511628211ull;
-  return h;
+  h = cs_hash_add(h, s, s ? strlen(s) : 0);
+  return cs_hash_add(h, "\xff", 1);
 }
 
 static double mono_s(void)
@@ -2183,10 +2179,11 @@ cs_err cs_kube_emit_event(cs_kube *k, const cs_kube_event *ev)
   if (!k->cfg.events_enabled)
     return CS_OK;
   /* The uid too: a pod created again under the same name is another. */
-  uint64_t key = hash_str(
-      hash_str(hash_str(hash_str(0, ev->ns), ev->pod), ev->uid ? ev->uid : ""),
-      ev->reason);
-  uint64_t note = hash_str(0, ev->note);
+  uint64_t key = hash_field(CS_HASH_INIT, ev->ns);
+  key = hash_field(key, ev->pod);
+  key = hash_field(key, ev->uid);
+  key = hash_field(key, ev->reason);
+  uint64_t note = hash_field(CS_HASH_INIT, ev->note);
   double now = mono_s();
   cs_err rc = CS_OK;
   const char *result = NULL;
