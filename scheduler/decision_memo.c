@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/hash.h"
 
 /* One pod and verb: keys are kept as 64-bit hashes, so entries have a
  * fixed size. Two keys with one hash share an entry and push each other
@@ -52,16 +53,6 @@ void cs_decision_memo_free(cs_decision_memo *m)
   free(m);
 }
 
-static uint64_t hash_key(const char *key)
-{
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-    h ^= *p;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 /* The index of `key`'s entry, or of the slot it takes: a free one, else
  * that of the pod seen least recently. */
 static size_t find_slot(cs_decision_memo *m, uint64_t key, bool *found)
@@ -85,7 +76,7 @@ bool cs_decision_memo_note(cs_decision_memo *m, const char *key,
                            uint64_t fingerprint, const char *request_id,
                            int64_t now, cs_memo_same *same)
 {
-  uint64_t k = hash_key(key);
+  uint64_t k = cs_hash_str(key);
   bool found, repeat = false;
   pthread_mutex_lock(&m->mu);
   size_t i = find_slot(m, k, &found);
