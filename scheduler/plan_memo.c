@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/hash.h"
 
 /* UIDs are kept as 64-bit hashes, so that a lookup scans 8 bytes a pod.
  * Two UIDs with one hash (odds about n² / 2^65) would share an entry. */
@@ -37,16 +38,6 @@ void cs_plan_memo_free(cs_plan_memo *m)
   free(m);
 }
 
-static uint64_t hash_uid(const char *uid)
-{
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-  for (const unsigned char *p = (const unsigned char *)uid; *p; p++) {
-    h ^= *p;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
 /* Callers hold the lock. The index of `key`, or SIZE_MAX. */
 static size_t find(const cs_plan_memo *m, uint64_t key)
 {
@@ -77,7 +68,7 @@ void cs_plan_memo_put(cs_plan_memo *m, const char *uid, int64_t start,
 {
   if (!uid[0])
     return;
-  uint64_t key = hash_uid(uid);
+  uint64_t key = cs_hash_str(uid);
   pthread_mutex_lock(&m->mu);
   size_t i = find(m, key);
   if (start > now) {
@@ -96,7 +87,7 @@ int64_t cs_plan_memo_get(cs_plan_memo *m, const char *uid, int64_t now)
 {
   if (!uid[0])
     return 0;
-  uint64_t key = hash_uid(uid);
+  uint64_t key = cs_hash_str(uid);
   pthread_mutex_lock(&m->mu);
   size_t i = find(m, key);
   int64_t start = i != SIZE_MAX && m->start[i] > now ? m->start[i] : 0;
