@@ -9,6 +9,7 @@
 #include "carbon/signals.h"
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/hash.h"
 #include "carbon/util/log.h"
 #include "carbon/util/parse.h"
 #include "scheduler/codec.h"
@@ -289,11 +290,13 @@ static bool same_entry(const call *c, size_t i, size_t j)
 }
 
 /* A hash of the fields same_entry compares that are cheap to mix; equal
- * entries have equal hashes. */
+ * entries have equal hashes. FNV-1a a word at a time rather than a byte
+ * (8 multiplications a node, not 64), with a shift after each so that the
+ * high bits reach the low ones the table's mask keeps. */
 static uint64_t entry_hash(const call *c, size_t i)
 {
   const cs_node_eval *e = &c->pc.nodes[i];
-  uint64_t h = 1469598103934665603ULL, total = 0;
+  uint64_t h = CS_HASH_INIT, total = 0;
   if (e->est.known) /* the bits: same_entry compares totals exactly */
     memcpy(&total, &e->est.total_g, sizeof(total));
   /* Problems are hashed as present or not: equal texts sit at different
@@ -308,7 +311,7 @@ static uint64_t entry_hash(const call *c, size_t i)
                       c->problems[i] == NO_PROBLEMS};
   for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
     h ^= parts[k];
-    h *= 1099511628211ULL;
+    h *= CS_HASH_PRIME;
     h ^= h >> 29;
   }
   return h;
