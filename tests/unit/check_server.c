@@ -24,6 +24,7 @@
 
 #include "carbon/util/alloc.h"
 #include "carbon/util/clock.h"
+#include "carbon/util/hash.h"
 #include "carbon/util/log.h"
 #include "scheduler/server.h"
 #include "scheduler/tls_certs.h"
@@ -229,22 +230,11 @@ typedef struct resp {
   uint64_t hash; /* FNV-1a of all of them, in order */
 } resp;
 
-static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
-{
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-#define FNV_SEED 14695981039346656037ull
-
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
   resp *r = ud;
   size_t k = sz * n, room = sizeof(r->body) - 1 - r->len;
-  r->hash = fnv1a(r->total ? r->hash : FNV_SEED, p, k);
+  r->hash = cs_hash_add(r->total ? r->hash : CS_HASH_INIT, p, k);
   r->total += k;
   memcpy(r->body + r->len, p, k < room ? k : room);
   r->len += k < room ? k : room;
@@ -585,14 +575,14 @@ static void check_echo_in_pieces(bool https, const char *ca)
     body[i] = (char)('a' + x % 26);
   }
   body[n] = '\0';
-  uint64_t want = fnv1a(FNV_SEED, "[", 1);
+  uint64_t want = cs_hash_bytes("[", 1);
   size_t len = n - 4, nchunks = (len + ECHO_CHUNK - 1) / ECHO_CHUNK;
   for (size_t k = nchunks; k-- > 0;) {
     size_t at = k * ECHO_CHUNK;
-    want = fnv1a(want, body + 4 + at,
-                 len - at < ECHO_CHUNK ? len - at : ECHO_CHUNK);
+    want = cs_hash_add(want, body + 4 + at,
+                       len - at < ECHO_CHUNK ? len - at : ECHO_CHUNK);
   }
-  want = fnv1a(want, "]", 1);
+  want = cs_hash_add(want, "]", 1);
   call c = {.path = "/filter",
             .body = body,
             .len = n,
