@@ -395,15 +395,20 @@ static cs_err fetch_forecast(wt *w, const char *zone, int horizon,
 /* A forecast begins when it was generated (every 5 minutes), so a window
  * asked for from earlier (CS_SIGNALS_FORECAST_BACK_S, for a pod judged at
  * its planned start) is completed with the measured values of
- * /v3/historical from `from` (at most HISTORY_MAX_S back) to the
- * forecast's first point. Without them the forecast alone is kept and the
+ * /v3/historical from the period holding `from` (at most HISTORY_MAX_S back) to
+ * the forecast's first point. Without them the forecast alone is kept and the
  * failure logged: the part before it stays unknown, never filled in. */
 static void complete_from_history(wt *w, const char *zone, const char *region,
                                   int64_t from, cs_series *fc)
 {
   char err[CS_REMOTE_ERR_MAX] = "", start[21], end[21], path[256];
+  /* From the start of the period holding `from`: a start within a period
+   * would leave out the point that covers it. */
   int64_t earliest = fc->points[0].at - HISTORY_MAX_S;
-  cs_format_rfc3339(from > earliest ? from : earliest, start);
+  int64_t first = from > earliest ? from : earliest;
+  int64_t step = fc->step > 0 ? fc->step : 300;
+  first -= ((first % step) + step) % step;
+  cs_format_rfc3339(first, start);
   cs_format_rfc3339(fc->points[0].at, end);
   snprintf(path, sizeof(path),
            "/v3/historical?region=%s&signal_type=%s&start=%s&end=%s", region,

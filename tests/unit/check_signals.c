@@ -483,7 +483,8 @@ START_TEST(test_signals_watttime_forecast_reaches_planned_start)
   ck_assert_int_eq(cs_signals_refresh_now(s, "CAISO_NORTH", NULL, now), CS_OK);
   char *q = fh_last_query(srv, "/v3/historical");
   ck_assert_ptr_nonnull(q);
-  ck_assert_ptr_nonnull(strstr(q, "&start=2023-06-08T23:52:00Z&"));
+  /* 15 min before 00:07 is 23:52, in the period from 23:50. */
+  ck_assert_ptr_nonnull(strstr(q, "&start=2023-06-08T23:50:00Z&"));
   free(q);
   cs_signal v;
   cs_series f = {0};

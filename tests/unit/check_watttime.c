@@ -148,6 +148,15 @@ START_TEST(test_watttime_forecast_completed_from_history)
   ck_assert_int_eq(known, 600);
   ck_assert_double_eq_tol(mean, 505.0 * 0.45359237, 1e-9);
   cs_series_free(&s);
+  /* A window from within a period asks from that period's start, so that
+   * the point covering the window's start is in the answer. */
+  ck_assert_int_eq(
+      p->ops->forecast(p, "CAISO_NORTH", from + 100, first + 3600, &s), CS_OK);
+  q = fh_last_query(srv, "/v3/historical");
+  ck_assert_ptr_nonnull(strstr(q, "&start=2023-06-08T23:45:00Z&"));
+  free(q);
+  ck_assert_int_eq(s.points[0].at, from);
+  cs_series_free(&s);
   /* History is asked for a day back at most. */
   ck_assert_int_eq(
       p->ops->forecast(p, "CAISO_NORTH", first - 7 * 86400, first, &s), CS_OK);
