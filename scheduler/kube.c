@@ -1098,11 +1098,17 @@ static void perform(cs_kube *k, CURL **hp, req *r)
   if (k->insecure) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-  } else if (k->ca_data.p) {
-    struct curl_blob b = {k->ca_data.p, k->ca_data.n, CURL_BLOB_COPY};
-    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
-  } else if (k->ca_file) {
-    curl_easy_setopt(h, CURLOPT_CAINFO, k->ca_file);
+  } else if (k->ca_data.p || k->ca_file) {
+    /* The cluster's CA alone, as in client-go: libcurl would also trust
+     * the CA directory it was built with (/etc/ssl/certs on Debian), so
+     * any CA of the system could vouch for a server posing as this one. */
+    curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    if (k->ca_data.p) {
+      struct curl_blob b = {k->ca_data.p, k->ca_data.n, CURL_BLOB_COPY};
+      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+    } else {
+      curl_easy_setopt(h, CURLOPT_CAINFO, k->ca_file);
+    }
   }
   if (k->auth == CS_KUBE_AUTH_CLIENT_CERT) {
     curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");

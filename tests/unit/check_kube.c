@@ -5,12 +5,17 @@
  * becomes of a connection that died without a word. */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -2326,6 +2331,111 @@ START_TEST(test_kube_h2_untrusted_server_not_retried)
 }
 END_TEST
 
+/* Answers every request with a 201 and an empty object. */
+static void h2_created_handler(void *ud, const char *method, const char *path,
+                               size_t conn, size_t index, fh2_reply *out)
+{
+  out->status = 201;
+  out->body = cs_strdup("{}");
+}
+
+/* Makes this test process see a directory holding ca_cert (under its
+ * OpenSSL hash name, and as the default bundle when that lies in it) at
+ * libcurl's built-in CA directory, in a mount namespace of its own (Check
+ * runs each test in a child process). Call before any thread starts.
+ * False when libcurl has no such directory or namespaces are not allowed:
+ * *mounted then says nothing was changed. */
+static bool system_trusts(const char *ca_cert, char *mounted, size_t cap)
+{
+  mounted[0] = '\0';
+  if (unshare(CLONE_NEWNS) != 0 && unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+    return false;
+  if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    return false;
+  CURL *h = curl_easy_init();
+  ck_assert_ptr_nonnull(h);
+  char *capath = NULL, *cainfo = NULL;
+  curl_easy_getinfo(h, CURLINFO_CAPATH, &capath);
+  curl_easy_getinfo(h, CURLINFO_CAINFO, &cainfo);
+  if (!capath) {
+    curl_easy_cleanup(h);
+    return false;
+  }
+  char *dir = cs_asprintf("%s/system-cas", tmpdir);
+  ck_assert_int_eq(mkdir(dir, 0755), 0);
+  FILE *f = fopen(ca_cert, "r");
+  ck_assert_ptr_nonnull(f);
+  X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+  fclose(f);
+  ck_assert_ptr_nonnull(x);
+  char *pem = slurp(ca_cert);
+  char *hashed = cs_asprintf("%s/%08lx.0", dir, X509_subject_name_hash(x));
+  free(write_tmp(hashed + strlen(tmpdir) + 1, pem));
+  size_t plen = strlen(capath);
+  if (cainfo && strncmp(cainfo, capath, plen) == 0 && cainfo[plen] == '/') {
+    char *bundle = cs_asprintf("system-cas%s", cainfo + plen);
+    free(write_tmp(bundle, pem));
+    free(bundle);
+  }
+  bool ok = mount(dir, capath, NULL, MS_BIND, NULL) == 0;
+  if (ok)
+    snprintf(mounted, cap, "%s", capath);
+  X509_free(x);
+  free(pem);
+  free(hashed);
+  free(dir);
+  curl_easy_cleanup(h);
+  return ok;
+}
+
+/* A CA given in the kubeconfig (or the service account's ca.crt) is the
+ * only one trusted, as in client-go: libcurl also loads its built-in CA
+ * directory (/etc/ssl/certs on Debian) unless told not to, so any CA of
+ * the system could vouch for a server pretending to be the API server. */
+START_TEST(test_kube_h2_given_ca_only_trusted)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  char mounted[256];
+  if (!system_trusts(t.ca_cert, mounted, sizeof(mounted))) {
+    fprintf(stderr, "test_kube_h2_given_ca_only_trusted: skipped, no mount "
+                    "namespace or no libcurl CA directory\n");
+    tu_tls_cleanup(&t);
+    return;
+  }
+  fh2_server *s =
+      fh2_start(t.server_cert, t.server_key, h2_created_handler, NULL);
+  ck_assert_ptr_nonnull(s);
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "train-1",
+                      .reason = "CarbonDeferred",
+                      .action = "Schedule",
+                      .note = "waiting"};
+  cs_kube_stats st;
+  /* Without a CA of its own the client trusts the system's, which now
+   * include the server's CA: the set-up works. */
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cs_kube *k = client_trusting(fh2_url(s), NULL, &cfg);
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  ck_assert(wait_settled(k, 0, 1, &st));
+  ck_assert_uint_eq(st.events_sent, 1);
+  cs_kube_free(k);
+  /* With a CA of its own, an unrelated one, the server is not trusted. */
+  fast_config(&cfg);
+  k = client_trusting(fh2_url(s), t.rogue_cert, &cfg);
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  ck_assert(wait_settled(k, 0, 1, &st));
+  ck_assert_uint_eq(st.events_sent, 0);
+  ck_assert_uint_eq(st.events_failed, 1);
+  cs_kube_free(k);
+  ck_assert_uint_eq(fh2_request_count(s), 1);
+  fh2_stop(s);
+  ck_assert_int_eq(umount2(mounted, MNT_DETACH), 0);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
 /* Lists; every watch is answered 500, then its body stalls. */
 static void h2_watch_500_stalls_handler(void *ud, const char *method,
                                         const char *path, size_t conn,
@@ -2407,6 +2517,7 @@ static Suite *kube_suite(void)
   tcase_add_test(th, test_kube_h2_send_retried_on_new_connection);
   tcase_add_test(th, test_kube_h2_untrusted_server_not_retried);
   tcase_add_test(th, test_kube_h2_watch_error_stalled_is_failure);
+  tcase_add_test(th, test_kube_h2_given_ca_only_trusted);
   suite_add_tcase(s, th);
   return s;
 }
