@@ -1993,16 +1993,26 @@ static void ev_item_free(ev_item *e)
   memset(e, 0, sizeof(*e));
 }
 
-/* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
+/* A copy of s as the API server will read it, cut to at most max bytes
+ * without splitting a UTF-8 sequence: a byte that does not begin a valid
+ * one is U+FFFD (three bytes), as cs_json_quote sends it, and the limits
+ * the server checks (a note of 1 KiB) count the bytes it decoded. */
 static char *dup_cut(const char *s, size_t max)
 {
+  static const char repl[] = "\xEF\xBF\xBD";
   size_t n = strlen(s);
-  if (n > max) {
-    n = max;
-    while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
-      n--;
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  for (size_t i = 0, out = 0; i < n;) {
+    size_t l = cs_utf8_len(s + i, n - i);
+    size_t w = l ? l : sizeof(repl) - 1;
+    if (out + w > max)
+      break;
+    cs_buf_append(&b, l ? s + i : repl, w);
+    out += w;
+    i += l ? l : 1;
   }
-  return cs_strndup(s, n);
+  return cs_buf_release(&b, NULL);
 }
 
 static void event_body(cs_kube *k, const ev_item *e, unsigned seq, cs_buf *b)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/buf.h"
 #include "carbon/util/clock.h"
 #include "carbon/util/log.h"
 #include "fake_h2.h"
@@ -1683,6 +1684,48 @@ START_TEST(test_kube_emit_event_long_pod_name_valid)
 }
 END_TEST
 
+/* The API server refuses a note over 1 KiB as it decoded it, where a byte
+ * that begins no UTF-8 sequence, sent as \ufffd, takes three: the cut
+ * counts that, and still keeps whole sequences. */
+START_TEST(test_kube_emit_event_note_cut_as_decoded)
+{
+  fk_server *s = fk_start(ok_handler, NULL);
+  cs_kube *k = fast_client(s);
+  static const char *const fill[] = {"\xff", "\xc3\xa9", "a\xe2\x82"};
+  static const size_t want[] = {1023, 1024, 1023};
+  for (size_t t = 0; t < 3; t++) {
+    char note[2100] = "";
+    while (strlen(note) + strlen(fill[t]) < sizeof(note))
+      strcat(note, fill[t]);
+    char pod[16];
+    snprintf(pod, sizeof(pod), "pod-%zu", t);
+    cs_kube_event ev = {.ns = "ml",
+                        .pod = pod,
+                        .reason = "CarbonInvalidAnnotation\xfe",
+                        .action = "Schedule",
+                        .note = note,
+                        .warning = true};
+    ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+    const fk_request *rq = wait_request(s, t);
+    cJSON *b = cJSON_ParseWithLength(rq->body, rq->bodylen);
+    ck_assert_ptr_nonnull(b);
+    const char *got =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "note"));
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(strlen(got), want[t]);
+    for (size_t i = 0; got[i]; i += cs_utf8_len(got + i, strlen(got + i)))
+      ck_assert_msg(cs_utf8_len(got + i, strlen(got + i)) > 0,
+                    "case %zu: a UTF-8 sequence split at byte %zu", t, i);
+    ck_assert_str_eq(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "reason")),
+        "CarbonInvalidAnnotation\xef\xbf\xbd");
+    cJSON_Delete(b);
+  }
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
 START_TEST(test_kube_emit_event_min_interval_suppresses_new_note)
 {
   fk_server *s = fk_start(ok_handler, NULL);
@@ -2499,6 +2542,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_patch_pod_annotations_async_events_disabled);
   tcase_add_test(tc, test_kube_emit_event_body_and_dedup);
   tcase_add_test(tc, test_kube_emit_event_long_pod_name_valid);
+  tcase_add_test(tc, test_kube_emit_event_note_cut_as_decoded);
   tcase_add_test(tc, test_kube_emit_event_min_interval_suppresses_new_note);
   tcase_add_test(tc, test_kube_emit_event_queue_full_drops);
   tcase_add_test(tc, test_kube_events_leave_room_for_patches);
