@@ -313,6 +313,17 @@ static char *join_path(const char *dir, const char *path)
   return cs_asprintf("%s/%s", dir, path);
 }
 
+/* Whether an http(s) URL has user information ("user:password@") before
+ * its host. */
+static bool url_has_userinfo(const char *url)
+{
+  const char *auth = url ? strstr(url, "://") : NULL;
+  if (!auth)
+    return false;
+  auth += 3;
+  return memchr(auth, '@', strcspn(auth, "/?#")) != NULL;
+}
+
 /* A DNS label or subdomain, as Kubernetes names are; refusing anything else
  * keeps caller-supplied names from changing the request path. */
 static bool valid_name(const char *s)
@@ -676,8 +687,12 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
     goto out;
   }
   const char *server = NULL, *ca = NULL, *ca_data = NULL, *insecure = NULL;
-  const char *server_why = ymap_str(cl, "server", &server)
-                               ? "not a string"
+  const char *server_why = ymap_str(cl, "server", &server) ? "not a string"
+                           : url_has_userinfo(server)
+                               ? "has user information (user:password@), "
+                                 "which is basic authentication and would be "
+                                 "logged with the URL; credentials go in "
+                                 "users[]"
                                : cs_http_url_problem(server);
   if (server_why) {
     seterr(err, cap,

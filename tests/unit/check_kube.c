@@ -2027,6 +2027,12 @@ static const bad_case bad_cases[] = {
      "clusters:\n- name: c\n  cluster: {server: 'https://h /x'}\n",
      CS_EINVAL,
      "clusters[name=c].cluster.server: contains a space or control character"},
+    /* Basic authentication in disguise, and a password in every line
+     * that names the server. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: "
+     "'https://admin:hunter2@h:6443/'}\n",
+     CS_EINVAL, "clusters[name=c].cluster.server: has user information"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
      "clusters:\n- name: c\n  cluster: {server: [a]}\n",
      CS_EINVAL, "clusters[name=c].cluster.server: not a string"},
