@@ -2018,13 +2018,12 @@ static char *dup_cut(const char *s, size_t max)
   size_t n = strlen(s);
   cs_buf b;
   cs_buf_init(&b, 0);
-  for (size_t i = 0, out = 0; i < n;) {
+  for (size_t i = 0; i < n;) {
     size_t l = cs_utf8_len(s + i, n - i);
     size_t w = l ? l : sizeof(repl) - 1;
-    if (out + w > max)
+    if (b.len + w > max)
       break;
     cs_buf_append(&b, l ? s + i : repl, w);
-    out += w;
     i += l ? l : 1;
   }
   return cs_buf_release(&b, NULL);

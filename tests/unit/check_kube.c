@@ -1694,9 +1694,11 @@ START_TEST(test_kube_emit_event_note_cut_as_decoded)
   static const char *const fill[] = {"\xff", "\xc3\xa9", "a\xe2\x82"};
   static const size_t want[] = {1023, 1024, 1023};
   for (size_t t = 0; t < 3; t++) {
-    char note[2100] = "";
-    while (strlen(note) + strlen(fill[t]) < sizeof(note))
-      strcat(note, fill[t]);
+    char note[2100];
+    size_t len = 0, step = strlen(fill[t]);
+    for (; len + step < sizeof(note); len += step)
+      memcpy(note + len, fill[t], step);
+    note[len] = '\0';
     char pod[16];
     snprintf(pod, sizeof(pod), "pod-%zu", t);
     cs_kube_event ev = {.ns = "ml",
