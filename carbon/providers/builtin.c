@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/clock.h"
 
 /* Month x hour (UTC) means in gCO2e/kWh, rounded to 1 g. Generated from
  * ../shared/data by the awk command in docs/carbon-data.md; the traces
@@ -227,13 +228,6 @@ static const zone_profile *find_zone(const char *zone)
   return NULL;
 }
 
-/* Start of the UTC hour holding t (floor, also for times before 1970). */
-static int64_t hour_start(int64_t t)
-{
-  int64_t r = t % HOUR;
-  return r < 0 ? t - r - HOUR : t - r;
-}
-
 static double value_at(const zone_profile *z, int64_t t)
 {
   if (!z->hourly)
@@ -276,7 +270,7 @@ static cs_err builtin_current(cs_provider *p, const char *zone, int64_t now,
   s.factor = z->factor;
   copy_name(s.provider, sizeof(s.provider), "builtin");
   copy_name(s.zone, sizeof(s.zone), z->zone);
-  s.observed_at = hour_start(now);
+  s.observed_at = cs_time_floor(now, HOUR);
   s.fetched_at = now;
   s.estimated = true;
   *out = s;
@@ -294,7 +288,7 @@ static cs_err builtin_forecast(cs_provider *p, const char *zone, int64_t from,
     return CS_EINVAL;
   if (to - from > CS_BUILTIN_MAX_SPAN)
     return CS_ETOOBIG;
-  int64_t first = hour_start(from);
+  int64_t first = cs_time_floor(from, HOUR);
   size_t n = (size_t)((to - first + HOUR - 1) / HOUR);
   cs_series s = {0};
   s.points = cs_malloc(n * sizeof(*s.points));

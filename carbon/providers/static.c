@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "carbon/util/alloc.h"
+#include "carbon/util/clock.h"
 
 #define HOUR 3600
 
@@ -38,12 +39,6 @@ static void set_name(char *dst, size_t cap, const char *src)
   dst[n] = '\0';
 }
 
-static int64_t hour_start(int64_t t)
-{
-  int64_t r = t % HOUR;
-  return r < 0 ? t - r - HOUR : t - r;
-}
-
 static cs_err static_current(cs_provider *p, const char *zone, int64_t now,
                              cs_signal *out)
 {
@@ -58,7 +53,7 @@ static cs_err static_current(cs_provider *p, const char *zone, int64_t now,
   set_name(s.zone, sizeof(s.zone), e->zone);
   /* The value holds at every instant; report it as of the current hour like
    * the hourly providers, so ages compare sensibly. */
-  s.observed_at = hour_start(now);
+  s.observed_at = cs_time_floor(now, HOUR);
   s.fetched_at = now;
   s.estimated = true;
   *out = s;
@@ -76,7 +71,7 @@ static cs_err static_forecast(cs_provider *p, const char *zone, int64_t from,
     return CS_EINVAL;
   if (to - from > CS_STATIC_MAX_SPAN)
     return CS_ETOOBIG;
-  int64_t first = hour_start(from);
+  int64_t first = cs_time_floor(from, HOUR);
   size_t n = (size_t)((to - first + HOUR - 1) / HOUR);
   cs_series s = {0};
   s.points = cs_malloc(n * sizeof(*s.points));

@@ -407,7 +407,7 @@ static void complete_from_history(wt *w, const char *zone, const char *region,
   int64_t earliest = fc->points[0].at - HISTORY_MAX_S;
   int64_t first = from > earliest ? from : earliest;
   int64_t step = fc->step > 0 ? fc->step : 300;
-  first -= ((first % step) + step) % step;
+  first = cs_time_floor(first, step);
   cs_format_rfc3339(first, start);
   cs_format_rfc3339(fc->points[0].at, end);
   snprintf(path, sizeof(path),

@@ -24,3 +24,9 @@ uint64_t cs_clock_mono_ns(void)
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+int64_t cs_time_floor(int64_t t, int64_t step)
+{
+  int64_t r = t % step;
+  return r < 0 ? t - r - step : t - r;
+}
