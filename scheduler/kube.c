@@ -291,7 +291,7 @@ static bool is_pem(const blob *b)
   return false;
 }
 
-/* Reads a whole small file; CS_ETOOBIG over `max`. */
+/* A copy of s[0, n) without the white space around it. */
 static char *trim_dup(const char *s, size_t n)
 {
   while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' ||
@@ -302,6 +302,22 @@ static char *trim_dup(const char *s, size_t n)
     n--;
   }
   return cs_strndup(s, n);
+}
+
+/* What keeps `tok` from being a bearer token, or NULL: a control byte
+ * (CR, LF, NUL, ...) would end the Authorization header early and start
+ * another of the token's choosing. `where` gets the offending byte's
+ * offset and value, never the token. */
+static const char *token_problem(const char *tok, char *where, size_t cap)
+{
+  for (size_t i = 0; tok[i]; i++) {
+    unsigned char c = (unsigned char)tok[i];
+    if (c < 0x20 || c == 0x7f) {
+      snprintf(where, cap, "byte %zu is the control character 0x%02x", i, c);
+      return where;
+    }
+  }
+  return NULL;
 }
 
 static char *join_path(const char *dir, const char *path)
@@ -529,15 +545,27 @@ static cs_err load_token_file(const char *path, char **tok, struct stat *st,
     seterr(err, cap, "token file %s: %s", path, why);
     return rc;
   }
+  /* The newline that editors and `kubectl create token > file` leave at
+   * the end is no part of the token. */
   *tok = trim_dup(text, len);
   free(text);
+  char where[64];
   if (!(*tok)[0]) {
     seterr(err, cap, "token file %s: empty, expected a bearer token", path);
+    rc = CS_EAUTH;
+  } else if (token_problem(*tok, where, sizeof(where))) {
+    seterr(err, cap,
+           "token file %s: %s, expected a bearer token on one line of "
+           "printable characters",
+           path, where);
+    rc = CS_EAUTH;
+  }
+  if (rc) {
+    memset(*tok, 0, strlen(*tok));
     free(*tok);
     *tok = NULL;
-    return CS_EAUTH;
   }
-  return CS_OK;
+  return rc;
 }
 
 /* Re-reads the token file when it changed on disk, or always when `force`
@@ -884,6 +912,15 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
              "kubeconfig %s: users[name=%s].user: both %s and client "
              "certificate given, expected one of them",
              path, user_name, token ? "token" : "tokenFile");
+      rc = CS_EINVAL;
+      goto out;
+    }
+    char where[64];
+    if (token && token_problem(token, where, sizeof(where))) {
+      seterr(err, cap,
+             "kubeconfig %s: users[name=%s].user.token: %s, expected a "
+             "bearer token on one line of printable characters",
+             path, user_name, where);
       rc = CS_EINVAL;
       goto out;
     }

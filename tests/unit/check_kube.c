@@ -197,6 +197,22 @@ static void fast_config(cs_kube_config *cfg)
   cfg->watch_timeout_s = 7;
 }
 
+/* Starts a client from a kubeconfig holding `yaml`. */
+static cs_err load_kc(const char *yaml, const char *context, cs_kube **k,
+                      char *err, size_t cap)
+{
+  char *path = write_tmp("kc.yaml", yaml);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.mode = CS_KUBE_KUBECONFIG;
+  cfg.kubeconfig = path;
+  cfg.context = context;
+  cfg.events_enabled = false;
+  cs_err rc = cs_kube_new(&cfg, k, err, cap);
+  free(path);
+  return rc;
+}
+
 /* A client of server s with fast_config's short timeouts. */
 static cs_kube *fast_client(fk_server *s)
 {
@@ -894,21 +910,29 @@ static void rewrite_keeping_stat(const char *path, const char *text)
   ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
 }
 
+/* An in-cluster config of server s (plain HTTP: no ca.crt needed) whose
+ * service-account directory, made as `sa` under tmpdir, holds `token`.
+ * Returns the token file's path. */
+static char *in_cluster_config(cs_kube_config *cfg, fk_server *s, char *sa,
+                               size_t cap, const char *token)
+{
+  snprintf(sa, cap, "%s/sa", tmpdir);
+  ck_assert_int_eq(mkdir(sa, 0700), 0);
+  fast_config(cfg);
+  cfg->mode = CS_KUBE_IN_CLUSTER;
+  cfg->sa_dir = sa;
+  cfg->server = fk_url(s);
+  return write_tmp("sa/token", token);
+}
+
 START_TEST(test_kube_request_expired_token_rereads_file)
 {
   tok_script t = {"new-token"};
   fk_server *s = fk_start(token_handler, &t);
   char sa[128];
-  snprintf(sa, sizeof(sa), "%s/sa", tmpdir);
-  ck_assert_int_eq(mkdir(sa, 0700), 0);
-  char *tok = write_tmp("sa/token", "old-token\n");
-  free(write_tmp("sa/namespace", "carbon\n"));
-
   cs_kube_config cfg;
-  fast_config(&cfg);
-  cfg.mode = CS_KUBE_IN_CLUSTER;
-  cfg.sa_dir = sa;
-  cfg.server = fk_url(s); /* plain HTTP: no ca.crt needed */
+  char *tok = in_cluster_config(&cfg, s, sa, sizeof(sa), "old-token\n");
+  free(write_tmp("sa/namespace", "carbon\n"));
   cs_kube *k = NULL;
   char err[256];
   ck_assert_msg(cs_kube_new(&cfg, &k, err, sizeof(err)) == CS_OK, "%s", err);
@@ -953,6 +977,66 @@ START_TEST(test_kube_request_expired_token_rereads_file)
   ck_assert_uint_eq(st.token_reloads, 2);
   cs_kube_free(k);
   fk_stop(s);
+  free(tok);
+}
+END_TEST
+
+/* A token file whose token holds a control byte is refused at start and
+ * at every rotation (the token in use stays), naming the file and the
+ * byte, never the token; the newline at its end is trimmed as before. */
+START_TEST(test_kube_token_file_control_bytes_refused)
+{
+  tok_script t = {"old-token"};
+  fk_server *s = fk_start(token_handler, &t);
+  char sa[128];
+  cs_kube_config cfg;
+  char *tok =
+      in_cluster_config(&cfg, s, sa, sizeof(sa), "hunter2\r\nX-Injected: 1\n");
+  cs_kube *k = NULL;
+  char err[512];
+  ck_assert_int_eq(cs_kube_new(&cfg, &k, err, sizeof(err)), CS_EAUTH);
+  ck_assert_ptr_null(k);
+  ck_assert_msg(strstr(err, "token file ") &&
+                    strstr(err, "sa/token: byte 7 "
+                                "is the control "
+                                "character 0x0d") &&
+                    !strstr(err, "hunter2") && !strstr(err, "Injected"),
+                "%s", err);
+
+  /* The same through a kubeconfig's tokenFile. */
+  char *kc =
+      cs_asprintf("current-context: x\n"
+                  "contexts:\n- {name: x, context: {cluster: c, user: u}}\n"
+                  "clusters:\n- {name: c, cluster: {server: '%s'}}\n"
+                  "users:\n- {name: u, user: {tokenFile: sa/token}}\n",
+                  fk_url(s));
+  ck_assert_int_eq(load_kc(kc, NULL, &k, err, sizeof(err)), CS_EAUTH);
+  ck_assert_msg(strstr(err, "users[name=u].user.tokenFile: token file ") &&
+                    strstr(err, "byte 7 is the control character 0x0d") &&
+                    !strstr(err, "hunter2"),
+                "%s", err);
+  free(kc);
+
+  /* A rotation to such a token keeps the token in use. */
+  FILE *f = fopen(tok, "w");
+  fputs("old-token\n", f);
+  fclose(f);
+  ck_assert_msg(cs_kube_new(&cfg, &k, err, sizeof(err)) == CS_OK, "%s", err);
+  f = fopen(tok, "w");
+  fputs("hunter2\nX-Injected: 1\n", f);
+  fclose(f);
+  const char *keys[] = {"a"};
+  const char *vals[] = {"1"};
+  ck_assert_int_eq(
+      cs_kube_patch_pod_annotations(k, "ml", "p", NULL, keys, vals, 1), CS_OK);
+  ck_assert_uint_eq(fk_count(s), 1);
+  ck_assert_str_eq(fk_get(s, 0)->auth, "Bearer old-token");
+  cs_kube_free(k);
+  fk_stop(s);
+  char *log = log_text();
+  ck_assert_msg(strstr(log, "byte 7 is the control character 0x0a"), "%s", log);
+  ck_assert_msg(!strstr(log, "hunter2") && !strstr(log, "Injected"), "%s", log);
+  free(log);
   free(tok);
 }
 END_TEST
@@ -1871,21 +1955,6 @@ END_TEST
 
 /* ---------------------------------------------------------- kubeconfig */
 
-static cs_err load_kc(const char *yaml, const char *context, cs_kube **k,
-                      char *err, size_t cap)
-{
-  char *path = write_tmp("kc.yaml", yaml);
-  cs_kube_config cfg;
-  fast_config(&cfg);
-  cfg.mode = CS_KUBE_KUBECONFIG;
-  cfg.kubeconfig = path;
-  cfg.context = context;
-  cfg.events_enabled = false;
-  cs_err rc = cs_kube_new(&cfg, k, err, cap);
-  free(path);
-  return rc;
-}
-
 /* "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" */
 #define CERT_B64                                                               \
   "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUt"   \
@@ -2126,6 +2195,20 @@ static const bad_case bad_cases[] = {
      "users:\n- name: u\n  user: {tokenfile: tok}\n",
      CS_EINVAL,
      "users[name=u].user.tokenfile: unknown field, expected token, tokenFile"},
+    /* A line break in a token would end the Authorization header and
+     * start one of the token's choosing; the token is never repeated. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {token: \"hunter2\\r\\nX-Injected: 1\"}\n",
+     CS_EINVAL,
+     "users[name=u].user.token: byte 7 is the control character 0x0d, "
+     "expected a bearer token on one line"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user:\n    token: |\n      hunter2\n",
+     CS_EINVAL,
+     "users[name=u].user.token: byte 7 is the control character "
+     "0x0a"},
 };
 
 START_TEST(test_kube_new_kubeconfig_bad)
@@ -2536,6 +2619,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_node_watch_unanswered_is_failure);
   tcase_add_test(tc, test_kube_list_waits_retry_after);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
+  tcase_add_test(tc, test_kube_token_file_control_bytes_refused);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_choose_mode_order);
   tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
