@@ -1310,9 +1310,22 @@ static double backoff_delay(cs_kube *k, int failures, unsigned *seed)
   return d * (0.5 + 0.5 * ((double)rand_r(seed) / ((double)RAND_MAX + 1)));
 }
 
+/* Whether `v`, a resourceVersion from the server, fits the client's
+ * buffers; if not, err says so (where is the field's place). */
+static bool rv_fits(const char *v, const char *where, char *err, size_t errcap)
+{
+  size_t n = strlen(v);
+  if (n <= CS_KUBE_RV_MAX)
+    return true;
+  snprintf(err, errcap, "%s is %zu bytes, expected at most %d", where, n,
+           CS_KUBE_RV_MAX);
+  return false;
+}
+
+/* Records v (checked by rv_fits) as where the watch stands. */
 static void set_rv(cs_kube *k, char *rv, const char *v)
 {
-  snprintf(rv, 64, "%s", v ? v : "");
+  snprintf(rv, CS_KUBE_RV_MAX + 1, "%s", v);
   pthread_mutex_lock(&k->st_mu);
   snprintf(k->st.resource_version, sizeof(k->st.resource_version), "%s", rv);
   pthread_mutex_unlock(&k->st_mu);
@@ -1359,6 +1372,10 @@ static cs_err list_page(cs_kube *k, const char *body, size_t len, bool first,
     snprintf(err, errcap,
              "the NodeList is not JSON with items and "
              "metadata.resourceVersion");
+    cJSON_Delete(doc);
+    return CS_EPARSE;
+  }
+  if (!rv_fits(lrv, "the NodeList's metadata.resourceVersion", err, errcap)) {
     cJSON_Delete(doc);
     return CS_EPARSE;
   }
@@ -1502,6 +1519,14 @@ static void watch_line(wctx *w, const char *s, size_t n)
   cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
   const char *orv = cJSON_GetStringValue(
       cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+  /* Checked before the event is applied: one that cannot be recorded
+   * ends the watch, which resumes from the last version that could. */
+  if (orv && !rv_fits(orv, "a watch event's object.metadata.resourceVersion",
+                      w->err, sizeof(w->err))) {
+    w->res = W_BADLINE;
+    w->ended = true;
+    goto out;
+  }
   if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
     cs_err rc = k->sink.upsert ? k->sink.upsert(k->sink.ctx, obj) : CS_OK;
     if (rc) {
@@ -1590,9 +1615,14 @@ static wres watch_once(cs_kube *k, CURL **hp, char *rv, size_t *events,
   wres res = W_ERROR;
   cs_buf_init(&w.line, k->cfg.max_line_bytes);
   cs_buf_init(&w.errbody, ERRBODY_MAX_BYTES);
-  char *path = cs_asprintf("/api/v1/nodes?watch=1&allowWatchBookmarks=true"
-                           "&resourceVersion=%s&timeoutSeconds=%d",
-                           rv, k->cfg.watch_timeout_s);
+  /* The version is opaque, so escaped: the server chooses its bytes. */
+  cs_buf pb;
+  cs_buf_init(&pb, 0);
+  cs_buf_puts(&pb, "/api/v1/nodes?watch=1&allowWatchBookmarks=true"
+                   "&resourceVersion=");
+  cs_http_escape(&pb, rv);
+  cs_buf_printf(&pb, "&timeoutSeconds=%d", k->cfg.watch_timeout_s);
+  char *path = cs_buf_release(&pb, NULL);
   for (int attempt = 0; attempt < 2; attempt++) {
     token_refresh(k, false);
     w.checked = false;
@@ -1671,7 +1701,7 @@ static void *watch_main(void *arg)
 {
   cs_kube *k = arg;
   CURL *h = curl_easy_init();
-  char rv[64] = "";
+  char rv[CS_KUBE_RV_MAX + 1] = "";
   char err[256];
   const char *reason = "initial";
   bool need_list = true;
@@ -1807,7 +1837,7 @@ cs_err cs_kube_watch_feed(cs_kube *k, const cs_kube_node_sink *sink,
   cs_err rc = take_sink(k, sink);
   if (rc)
     return rc;
-  char rv[64];
+  char rv[CS_KUBE_RV_MAX + 1];
   pthread_mutex_lock(&k->st_mu);
   snprintf(rv, sizeof(rv), "%s", k->st.resource_version);
   pthread_mutex_unlock(&k->st_mu);
@@ -1837,7 +1867,7 @@ cs_err cs_kube_list_feed(cs_kube *k, const cs_kube_node_sink *sink,
   cs_err rc = take_sink(k, sink);
   if (rc)
     return rc;
-  char rv[64];
+  char rv[CS_KUBE_RV_MAX + 1];
   size_t nodes = 0;
   char msg[256] = "";
   rc = list_page(k, body, len, first, rv, cont, &nodes, msg, sizeof(msg));

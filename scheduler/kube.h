@@ -188,6 +188,12 @@ typedef struct cs_kube_event {
  * dropped and counted); CS_EINVAL when a required field is missing. */
 cs_err cs_kube_emit_event(cs_kube *k, const cs_kube_event *ev) CS_MUST_USE;
 
+/* The longest resourceVersion the client keeps. The value is opaque (an
+ * etcd revision, 20 digits at most, in practice); a longer one is refused
+ * as a malformed answer rather than cut, which would resume the watch
+ * from some other version. */
+#define CS_KUBE_RV_MAX 63
+
 /* Counters since cs_kube_new (the same numbers feed the metrics). */
 typedef struct cs_kube_stats {
   uint64_t lists;          /* complete Node lists (initial and relists) */
@@ -199,7 +205,7 @@ typedef struct cs_kube_stats {
   uint64_t events_sent, events_failed, events_dropped, events_suppressed;
   uint64_t patches_sent, patches_failed, patches_dropped; /* both forms */
   uint64_t requests_ok, requests_failed;
-  char resource_version[64]; /* where the watch stands */
+  char resource_version[CS_KUBE_RV_MAX + 1]; /* where the watch stands */
 } cs_kube_stats;
 
 void cs_kube_get_stats(cs_kube *k, cs_kube_stats *out);

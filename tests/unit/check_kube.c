@@ -609,6 +609,99 @@ START_TEST(test_kube_list_feed_pages)
 }
 END_TEST
 
+/* A resourceVersion is opaque: one longer than the client keeps is
+ * refused whole (cut, it would resume the watch from another version),
+ * before the list page or the event is applied; one of 63 bytes is kept
+ * whole. */
+START_TEST(test_kube_resource_version_too_long_refused)
+{
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.events_enabled = false;
+  cs_kube *k = client_for("http://127.0.0.1:1", &cfg);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  char rv63[64], rv64[65];
+  memset(rv63, '1', 63);
+  rv63[63] = '\0';
+  memset(rv64, '2', 64);
+  rv64[64] = '\0';
+  char err[256], *cont = NULL;
+
+  char *page = cs_asprintf("{\"metadata\":{\"resourceVersion\":\"%s\"},"
+                           "\"items\":[{\"metadata\":{\"name\":\"a\"}}]}",
+                           rv63);
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, page, strlen(page), true, &cont,
+                                     err, sizeof(err)),
+                   CS_OK);
+  free(page);
+  cs_kube_stats st;
+  cs_kube_get_stats(k, &st);
+  ck_assert_str_eq(st.resource_version, rv63);
+
+  page = cs_asprintf("{\"metadata\":{\"resourceVersion\":\"%s\"},"
+                     "\"items\":[{\"metadata\":{\"name\":\"b\"}}]}",
+                     rv64);
+  ck_assert_int_eq(cs_kube_list_feed(k, &sink, page, strlen(page), true, &cont,
+                                     err, sizeof(err)),
+                   CS_EPARSE);
+  free(page);
+  ck_assert_str_eq(err, "the NodeList's metadata.resourceVersion is 64 bytes, "
+                        "expected at most 63");
+
+  char *ev = cs_asprintf("{\"type\":\"ADDED\",\"object\":{\"metadata\":{"
+                         "\"name\":\"c\",\"resourceVersion\":\"%s\"}}}\n",
+                         rv64);
+  ck_assert_int_eq(
+      cs_kube_watch_feed(k, &sink, ev, strlen(ev), 0, err, sizeof(err)),
+      CS_EPARSE);
+  free(ev);
+  ck_assert_str_eq(err, "a watch event's object.metadata.resourceVersion is "
+                        "64 bytes, expected at most 63");
+  /* Neither b nor c reached the sink, and the watch stands where it was. */
+  ck_assert_uint_eq(r.n, 2);
+  ck_assert_str_eq(r.ops[1], "upsert a ?");
+  cs_kube_get_stats(k, &st);
+  ck_assert_str_eq(st.resource_version, rv63);
+  cs_kube_free(k);
+}
+END_TEST
+
+/* Lists with a resourceVersion holding URL delimiters, then holds every
+ * watch open. */
+static void odd_rv_handler(void *ud, const fk_request *rq, size_t index,
+                           fk_reply *out)
+{
+  if (strstr(rq->query, "watch=1")) {
+    out->end = FK_END_HOLD;
+    return;
+  }
+  out->body = cs_strdup("{\"metadata\":{\"resourceVersion\":\"7#x?y=1 %\"},"
+                        "\"items\":[]}");
+}
+
+/* The resourceVersion goes into the watch's query escaped: raw, its '#'
+ * would end the URL there and the watch would ask for version 7. */
+START_TEST(test_kube_watch_resource_version_escaped)
+{
+  fk_server *s = fk_start(odd_rv_handler, NULL);
+  rec r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cs_kube *k = fast_client(s);
+  cs_kube_node_sink sink = {&r, rec_begin, rec_upsert, rec_remove, rec_end};
+  ck_assert_int_eq(cs_kube_start_node_watch(k, &sink), CS_OK);
+  const fk_request *watch = wait_request(s, 1);
+  ck_assert_ptr_nonnull(strstr(watch->query, "watch=1"));
+  char *rv = fk_param(watch, "resourceVersion");
+  ck_assert_str_eq(rv, "7#x?y=1 %");
+  free(rv);
+  char *to = fk_param(watch, "timeoutSeconds");
+  ck_assert_str_eq(to, "7");
+  free(to);
+  cs_kube_free(k);
+  fk_stop(s);
+}
+END_TEST
+
 /* Runs the node watch against handler until the fake server has seen
  * nrequests requests; returns the log (malloc'd) and the sink's count.
  * The client counts into m (borrowed; NULL for none). */
@@ -2620,6 +2713,8 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_list_waits_retry_after);
   tcase_add_test(tc, test_kube_request_expired_token_rereads_file);
   tcase_add_test(tc, test_kube_token_file_control_bytes_refused);
+  tcase_add_test(tc, test_kube_resource_version_too_long_refused);
+  tcase_add_test(tc, test_kube_watch_resource_version_escaped);
   tcase_add_test(tc, test_kube_new_in_cluster_missing_env_and_token);
   tcase_add_test(tc, test_kube_choose_mode_order);
   tcase_add_test(tc, test_kube_patch_pod_annotations_merge_patch);
