@@ -752,6 +752,18 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
   }
   k->server = cs_strdup(server);
   k->insecure = insecure && strcmp(insecure, "true") == 0;
+  if (k->insecure && (ca || ca_data)) {
+    /* Refused as client-go refuses it: which one the file means cannot be
+     * told, and the CA would be silently ignored. */
+    seterr(err, cap,
+           "kubeconfig %s: clusters[name=%s].cluster: "
+           "insecure-skip-tls-verify is true and %s is given, expected one "
+           "of them (a CA to verify the server with, or no verification)",
+           path, cluster_name,
+           ca_data ? "certificate-authority-data" : "certificate-authority");
+    rc = CS_EINVAL;
+    goto out;
+  }
   if (ca_data) {
     if (b64_decode(ca_data, &k->ca_data) || !is_pem(&k->ca_data)) {
       seterr(err, cap,

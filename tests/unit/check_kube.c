@@ -2216,6 +2216,21 @@ static const bad_case bad_cases[] = {
      CS_EINVAL,
      "insecure-skip-tls-verify: \"yes please\", expected true or "
      "false"},
+    /* client-go refuses a CA with the insecure flag; the CA would be
+     * ignored. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "insecure-skip-tls-verify: true, certificate-authority: ca.pem}\n",
+     CS_EINVAL,
+     "clusters[name=c].cluster: insecure-skip-tls-verify is true and "
+     "certificate-authority is given, expected one of them"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "insecure-skip-tls-verify: 'true', certificate-authority-data: " CERT_B64
+     "}\n",
+     CS_EINVAL,
+     "insecure-skip-tls-verify is true and certificate-authority-data is "
+     "given"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
      "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n",
      CS_ENOTFOUND, "users: no user named \"u\""},
