@@ -153,10 +153,17 @@ static void read_scheduling(cs_pod_facts *f, const cJSON *ann)
   if (v && cs_parse_duration(v, &f->max_delay_s, &expected) != CS_OK)
     bad_annotation(f, CS_ANN_MAX_DELAY, v, expected);
 
+  /* 0 means "no deadline" to the policy: a time at or before the epoch
+   * (1970-01-01T00:00:00Z, or earlier with an offset) would silently be
+   * none, so it is refused like any other bad time. */
   v = annotation(f, ann, CS_ANN_DEADLINE);
   if (v && cs_parse_rfc3339(v, &f->deadline, &expected) != CS_OK) {
     f->deadline = 0;
     bad_annotation(f, CS_ANN_DEADLINE, v, expected);
+  } else if (v && f->deadline <= 0) {
+    f->deadline = 0;
+    bad_annotation(f, CS_ANN_DEADLINE, v,
+                   "an RFC 3339 time after the Unix epoch");
   }
 
   v = annotation(f, ann, CS_ANN_BUDGET);
@@ -303,9 +310,13 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
   const cJSON *created =
       cJSON_GetObjectItemCaseSensitive(meta, "creationTimestamp");
   const char *created_expected = NULL;
+  /* As for the deadline, 0 means none: a time at or before the epoch is
+   * none too (reported below when a max-delay needs it), not a start
+   * that makes the slack look spent. */
   if (cJSON_IsString(created) &&
-      cs_parse_rfc3339(created->valuestring, &out->created_at,
-                       &created_expected))
+      (cs_parse_rfc3339(created->valuestring, &out->created_at,
+                        &created_expected) ||
+       out->created_at <= 0))
     out->created_at = 0;
 
   const cJSON *spec = cJSON_GetObjectItemCaseSensitive(pod, "spec");

@@ -92,6 +92,13 @@ static const struct {
     {"{\"carbonshift.io/expected-duration\":12}", "(not a string)"},
     {"{\"carbonshift.io/skip\":\"yes\"}",
      "carbonshift.io/skip=\"yes\": expected \"true\" or \"false\""},
+    /* 0 is "no deadline" to the policy: a time at or before the epoch
+     * must not pass for none. */
+    {"{\"carbonshift.io/deadline\":\"1970-01-01T00:00:00Z\"}",
+     "carbonshift.io/deadline=\"1970-01-01T00:00:00Z\": expected an RFC 3339 "
+     "time after the Unix epoch"},
+    {"{\"carbonshift.io/deadline\":\"1970-01-01T00:00:00+01:00\"}",
+     "deadline=\"1970-01-01T00:00:00+01:00\": expected an RFC 3339 time after"},
     /* A key carbonshift does not read is never ignored: mistyped, it would
      * drop a limit without a word. */
     {"{\"carbonshift.io/carbon_budget\":\"5kg\"}",
@@ -207,6 +214,10 @@ START_TEST(test_pod_facts_read_max_delay_needs_creation_time)
                         "metadata.creationTimestamp, which is \"yesterday\": "
                         "expected "},
       {"42", "metadata.creationTimestamp, which is not a string"},
+      /* Before the epoch: no start to count from, not a spent slack. */
+      {"\"1970-01-01T00:00:00+01:00\"",
+       "metadata.creationTimestamp, which is \"1970-01-01T00:00:00+01:00\": "
+       "expected a time after the Unix epoch"},
       {"\"2026-11-20T09:12:44Z\"", NULL},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
