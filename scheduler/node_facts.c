@@ -439,6 +439,12 @@ static void read_hardware(const cs_facts_params *p, cs_node_facts *f,
       cs_problems_add(f->problems, sizeof(f->problems),
                       "%s %s=\"%s\": expected a date in the past", where,
                       CS_ANN_INSTALLED, CS_SHOWN(v));
+    else if (at <= 0)
+      /* 0 means "age unknown" to the estimate: an epoch date would pass
+       * for none, without a word. */
+      cs_problems_add(f->problems, sizeof(f->problems),
+                      "%s %s=\"%s\": expected a date after 1970-01-01", where,
+                      CS_ANN_INSTALLED, CS_SHOWN(v));
     else
       f->installed_at = at;
   }

@@ -366,6 +366,23 @@ START_TEST(test_node_facts_pue_precedence_and_hardware_limits)
                                    "01-01\": expected a date in the past") &&
                     strstr(f.problems, "expected a lifetime of at least 30d"),
                 "%s", f.problems);
+  /* 0 is "age unknown" to the estimate: the epoch (earlier dates are
+   * refused by the parser) must not pass for that. */
+  static const char *const early[] = {"1970-01", "1970-01-01"};
+  for (size_t i = 0; i < sizeof(early) / sizeof(early[0]); i++) {
+    char json[256], want[128];
+    snprintf(json, sizeof(json),
+             "{\"name\":\"e\",\"annotations\":{"
+             "\"carbonshift.io/hardware-installed\":\"%s\"}}",
+             early[i]);
+    ck_assert_int_eq(read_both(json, NULL, &f), CS_OK);
+    ck_assert_int_eq(f.installed_at, 0);
+    snprintf(want, sizeof(want),
+             "carbonshift.io/hardware-installed=\"%s\": expected a date "
+             "after 1970-01-01",
+             early[i]);
+    ck_assert_msg(strstr(f.problems, want), "%s: %s", early[i], f.problems);
+  }
 }
 END_TEST
 
