@@ -17,6 +17,29 @@ static void copy_member(char *dst, size_t cap, const cJSON *obj,
     snprintf(dst, cap, "%s", v->valuestring);
 }
 
+/* Reads q, a GPU quantity at where's `resource`, into *n: a whole number
+ * of devices from 0 to CS_GPU_COUNT_MAX. Anything else is a problem that
+ * shows the value, and *n is 0: a fraction or a typo never passes for a
+ * count, nor silently for none. */
+static void gpu_count(cs_pod_facts *f, const cJSON *q, const char *where,
+                      const char *resource, double *n)
+{
+  const char *expected;
+  *n = 0;
+  if (cJSON_IsString(q) &&
+      cs_parse_quantity(q->valuestring, n, &expected) == CS_OK && *n >= 0 &&
+      *n <= CS_GPU_COUNT_MAX && *n == trunc(*n))
+    return;
+  *n = 0;
+  cs_problems_add(f->problems, sizeof(f->problems),
+                  "%s %s=%s%s%s: expected a whole number of devices such as "
+                  "\"8\"",
+                  where, resource, cJSON_IsString(q) ? "\"" : "",
+                  cJSON_IsString(q) ? CS_SHOWN(q->valuestring)
+                                    : "(not a string)",
+                  cJSON_IsString(q) ? "\"" : "");
+}
+
 /* The accelerators one container asks for, per resource. Requests win;
  * limits stand in for requests the API server would have defaulted (for
  * extended resources the two must be equal). */
@@ -33,18 +56,9 @@ static void container_request(cs_pod_facts *f, const cJSON *c, int index,
       q = cJSON_GetObjectItemCaseSensitive(lim, gpu_resources[r]);
     if (!q)
       continue;
-    double n;
-    const char *expected;
-    if (!cJSON_IsString(q) ||
-        cs_parse_quantity(q->valuestring, &n, &expected) != CS_OK || n < 0 ||
-        n > CS_GPU_COUNT_MAX || n != trunc(n)) {
-      cs_problems_add(f->problems, sizeof(f->problems),
-                      "%s[%d] %s: expected a whole number of devices such as "
-                      "\"8\"",
-                      kind, index, gpu_resources[r]);
-      continue;
-    }
-    out[r] = n;
+    char where[64];
+    snprintf(where, sizeof(where), "%s[%d]", kind, index);
+    gpu_count(f, q, where, gpu_resources[r], &out[r]);
   }
 }
 
@@ -95,11 +109,10 @@ static void read_gpus(const cJSON *spec, cs_pod_facts *f)
       need = init_max[r];
     const cJSON *q =
         cJSON_GetObjectItemCaseSensitive(overhead, gpu_resources[r]);
-    double n;
-    const char *expected;
-    if (cJSON_IsString(q) &&
-        cs_parse_quantity(q->valuestring, &n, &expected) == CS_OK && n > 0)
-      need += n;
+    double n = 0;
+    if (q)
+      gpu_count(f, q, "spec.overhead", gpu_resources[r], &n);
+    need += n;
     if (need > 0 && f->gpus == 0) {
       f->gpus = need;
       snprintf(f->gpu_resource, sizeof(f->gpu_resource), "%s",

@@ -292,10 +292,35 @@ START_TEST(test_pod_facts_read_bad_quantity_named)
   cs_pod_facts f;
   ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
   ck_assert_double_eq(f.gpus, 0);
-  ck_assert_ptr_nonnull(strstr(f.problems,
-                               "spec.containers[0] nvidia.com/gpu: expected a "
-                               "whole number"));
+  ck_assert_msg(strstr(f.problems, "spec.containers[0] nvidia.com/gpu=\"two\": "
+                                   "expected a whole number"),
+                "%s", f.problems);
   cJSON_Delete(p);
+
+  /* The overhead is held to the same rule: a fraction was added as one,
+   * a typo ignored, both without a word. */
+  static const struct {
+    const char *value, *shown;
+  } overheads[] = {{"\"500m\"", "=\"500m\""},
+                   {"\"1x\"", "=\"1x\""},
+                   {"1", "=(not a string)"}};
+  for (size_t i = 0; i < sizeof(overheads) / sizeof(overheads[0]); i++) {
+    char json[256], want[128];
+    snprintf(json, sizeof(json),
+             "{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{"
+             "\"nvidia.com/gpu\":\"2\"}}}],\"overhead\":{\"nvidia.com/gpu\":"
+             "%s}}}",
+             overheads[i].value);
+    p = pod_with(json);
+    ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
+    ck_assert_double_eq(f.gpus, 2);
+    snprintf(want, sizeof(want),
+             "spec.overhead nvidia.com/gpu%s: expected a whole number",
+             overheads[i].shown);
+    ck_assert_msg(strstr(f.problems, want), "%s: %s", overheads[i].value,
+                  f.problems);
+    cJSON_Delete(p);
+  }
 }
 END_TEST
 
@@ -315,8 +340,10 @@ START_TEST(test_pod_facts_read_huge_gpu_count_refused)
     cs_pod_facts f;
     ck_assert_int_eq(cs_pod_facts_read(p, 60, &f), CS_OK);
     ck_assert_msg(f.gpus == 0, "%s: gpus %g", bad[i], f.gpus);
-    ck_assert_ptr_nonnull(strstr(f.problems, "nvidia.com/gpu: expected a "
-                                             "whole number"));
+    char want[128];
+    snprintf(want, sizeof(want),
+             "nvidia.com/gpu=\"%s\": expected a whole number", bad[i]);
+    ck_assert_msg(strstr(f.problems, want), "%s", f.problems);
     cJSON_Delete(p);
   }
 }
