@@ -1233,24 +1233,53 @@ static void request(cs_kube *k, CURL **hp, req *r, cs_buf *resp)
   }
 }
 
+/* Copies `in` into out (capacity cap) with each copy of the bearer token
+ * replaced by "[token]": the message of an error answer is the server's
+ * (or a proxy's) text, which may echo the request's headers. Replaced
+ * before the cut to cap, which could leave a token's first bytes. */
+static void redact_token(cs_kube *k, const char *in, char *out, size_t cap)
+{
+  bool token =
+      k->auth == CS_KUBE_AUTH_TOKEN || k->auth == CS_KUBE_AUTH_TOKEN_FILE;
+  if (token)
+    pthread_mutex_lock(&k->tok_mu);
+  size_t tn = token && k->token ? strlen(k->token) : 0;
+  cs_buf b;
+  cs_buf_init(&b, 0);
+  const char *p = in;
+  for (const char *hit = tn ? strstr(p, k->token) : NULL; hit;
+       hit = strstr(p, k->token)) {
+    cs_buf_append(&b, p, (size_t)(hit - p));
+    cs_buf_puts(&b, "[token]");
+    p = hit + tn;
+  }
+  if (token)
+    pthread_mutex_unlock(&k->tok_mu);
+  cs_buf_puts(&b, p);
+  snprintf(out, cap, "%s", b.data ? b.data : "");
+  cs_buf_free(&b);
+}
+
 /* A short description of a failed request for logs: the API's Status
  * message when there is one. */
-static void describe_failure(const req *r, const cs_buf *body, char *out,
-                             size_t cap)
+static void describe_failure(cs_kube *k, const req *r, const cs_buf *body,
+                             char *out, size_t cap)
 {
   if (r->curl != CURLE_OK && r->status == 0) {
     snprintf(out, cap, "%s",
              r->cerr[0] ? r->cerr : curl_easy_strerror(r->curl));
     return;
   }
-  const char *msg = NULL;
   cJSON *st = NULL;
   if (body && body->len)
     st = cs_jtree_parse(body->data, body->len, NULL);
-  msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "message"));
-  snprintf(out, cap, "HTTP %ld%s%s", r->status, msg ? ": " : "",
-           msg ? msg : "");
+  const char *msg =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "message"));
+  char *text =
+      cs_asprintf("HTTP %ld%s%s", r->status, msg ? ": " : "", msg ? msg : "");
   cJSON_Delete(st);
+  redact_token(k, text, out, cap);
+  free(text);
 }
 
 static cs_err status_err(const req *r)
@@ -1456,7 +1485,7 @@ static cs_err list_nodes(cs_kube *k, CURL **hp, char *rv, const char *reason,
     }
     rc = status_err(&r);
     if (rc) {
-      describe_failure(&r, &body, err, errcap);
+      describe_failure(k, &r, &body, err, errcap);
       goto out;
     }
     free(cont);
@@ -1690,7 +1719,7 @@ static wres watch_once(cs_kube *k, CURL **hp, char *rv, size_t *events,
     if (r.status == 401 && attempt == 0 && token_refresh(k, true))
       continue;
     if (r.status != 200 && r.status != 0) {
-      describe_failure(&r, &w.errbody, err, errcap);
+      describe_failure(k, &r, &w.errbody, err, errcap);
       res = r.status == 410 ? W_GONE : r.status == 401 ? W_AUTH : W_ERROR;
       break;
     }
@@ -2022,7 +2051,7 @@ static cs_err patch_send(cs_kube *k, CURL **hp, const char *ns,
     STAT_ADD(k, patches_failed);
     metric_add(k, "carbonshift_kube_patches_total", "failed", NULL);
     char err[256];
-    describe_failure(&r, &resp, err, sizeof(err));
+    describe_failure(k, &r, &resp, err, sizeof(err));
     cs_buf *l = cs_log_begin(0, "Cannot annotate pod");
     cs_json_str(l, "err", err);
     cs_json_int(l, "attempts", t->attempt);
@@ -2192,7 +2221,7 @@ static cs_err event_send(cs_kube *k, CURL **hp, const ev_item *e, unsigned seq,
     STAT_ADD(k, events_failed);
     metric_add(k, "carbonshift_kube_events_total", "failed", NULL);
     char err[256];
-    describe_failure(&r, &resp, err, sizeof(err));
+    describe_failure(k, &r, &resp, err, sizeof(err));
     /* One line when sending starts failing; further failures at v=1. */
     cs_buf *l = cs_log_begin(k->ev_failing ? 1 : 0, "Cannot send a pod event");
     cs_json_str(l, "err", err);

@@ -723,6 +723,30 @@ static char *watch_log_after(fk_handler handler, size_t nrequests,
   return log_text();
 }
 
+/* Refuses every request with a message that echoes its Authorization
+ * header twice, as a misconfigured proxy might. */
+static void echo_auth_handler(void *ud, const fk_request *rq, size_t index,
+                              fk_reply *out)
+{
+  out->status = 400;
+  out->body = cs_asprintf("{\"kind\":\"Status\",\"code\":400,\"message\":"
+                          "\"bad header Authorization: %s (%s)\"}",
+                          rq->auth, rq->auth);
+}
+
+/* The API server's error text is logged, but never the token in it. */
+START_TEST(test_kube_error_text_token_redacted)
+{
+  size_t recorded;
+  char *log = watch_log_after(echo_auth_handler, 2, NULL, &recorded);
+  ck_assert_msg(strstr(log, "HTTP 400: bad header Authorization: Bearer "
+                            "[token] (Bearer [token])"),
+                "%s", log);
+  ck_assert_ptr_null(strstr(log, "s3cret"));
+  free(log);
+}
+END_TEST
+
 START_TEST(test_kube_node_watch_forbidden_backs_off_and_logs_once)
 {
   size_t recorded;
@@ -2720,6 +2744,7 @@ static Suite *kube_suite(void)
   tcase_add_test(tc, test_kube_watch_feed_events_and_errors);
   tcase_add_test(tc, test_kube_list_feed_pages);
   tcase_add_test(tc, test_kube_node_watch_forbidden_backs_off_and_logs_once);
+  tcase_add_test(tc, test_kube_error_text_token_redacted);
   tcase_add_test(tc, test_kube_node_watch_failing_logs_attempt_once);
   tcase_add_test(tc, test_kube_node_watch_ended_at_once_counted);
   tcase_add_test(tc, test_kube_node_watch_gone_again_backs_off);
