@@ -58,6 +58,7 @@ typedef enum ytype { Y_SCALAR, Y_MAP, Y_SEQ } ytype;
 typedef struct ynode {
   ytype type;
   char *str; /* scalars */
+  bool null; /* a plain ~, null, Null or NULL: YAML's null, not a string */
   struct ynode **items;
   size_t n;
   size_t line; /* 1-based, for messages */
@@ -99,6 +100,9 @@ static cs_err yaml_build(yaml_parser_t *p, yaml_event_t *ev, int depth,
     y->type = Y_SCALAR;
     y->str =
         cs_strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
+    y->null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+              (strcmp(y->str, "~") == 0 || strcmp(y->str, "null") == 0 ||
+               strcmp(y->str, "Null") == 0 || strcmp(y->str, "NULL") == 0);
     goto out;
   case YAML_ALIAS_EVENT:
     seterr(err, cap, "line %zu: YAML aliases are not supported", y->line);
@@ -214,7 +218,9 @@ static cs_err ymap_str(const ynode *m, const char *key, const char **out)
     return CS_OK;
   if (v->type != Y_SCALAR)
     return CS_EINVAL;
-  if (v->str[0])
+  /* Empty or null is absent, as in client-go: `token: ~` is no token,
+   * not the token "~". */
+  if (v->str[0] && !v->null)
     *out = v->str;
   return CS_OK;
 }

@@ -2126,6 +2126,8 @@ START_TEST(test_kube_new_kubeconfig_users)
                      "- name: u-token-file\n"
                      "  user:\n"
                      "    tokenFile: tok\n"
+                     "    token: ~\n" /* YAML's null: no second token */
+                     "    client-certificate: null\n"
                      "- name: u-none\n"
                      "  user: {}\n";
   cs_kube *k = NULL;
