@@ -150,6 +150,13 @@ cs_err cs_parse_quantity(const char *s, double *out, const char **expected)
   double v;
   if (*p == '-' || !scan_decimal(&p, true, &v))
     return fail(expected, form);
+  /* An exponent is the suffix, as in the API server's grammar: "1e3Ki"
+   * or "1e3m" is no quantity. (So a suffix multiplies at most the 63
+   * characters scan_decimal reads without one, which cannot overflow.) */
+  bool exponent =
+      memchr(s, 'e', (size_t)(p - s)) || memchr(s, 'E', (size_t)(p - s));
+  if (exponent && *p)
+    return fail(expected, form);
   static const struct {
     const char *suffix;
     double mult;
@@ -171,11 +178,7 @@ cs_err cs_parse_quantity(const char *s, double *out, const char **expected)
   };
   for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
     if (strcmp(p, suffixes[i].suffix) == 0) {
-      /* A number near the double's limit overflows with its suffix. */
-      double q = v * suffixes[i].mult;
-      if (!isfinite(q))
-        return fail(expected, "a quantity within the range of a double");
-      *out = q;
+      *out = v * suffixes[i].mult;
       return CS_OK;
     }
   }

@@ -28,7 +28,8 @@ cs_err cs_parse_double(const char *s, double *out,
  * positive, at most CS_DURATION_MAX_S. */
 cs_err cs_parse_duration(const char *s, double *seconds,
                          const char **expected) CS_MUST_USE;
-/* A Kubernetes resource quantity: "8", "500m", "256Gi", "1e3", "1.5k". */
+/* A Kubernetes resource quantity: "8", "500m", "256Gi", "1e3", "1.5k".
+ * An exponent is the suffix: "1e3Ki" is refused, as by the API server. */
 cs_err cs_parse_quantity(const char *s, double *out,
                          const char **expected) CS_MUST_USE;
 /* A mass of CO2e with a unit: "500g", "12.5kg", "1.2t". Result in grams. */
