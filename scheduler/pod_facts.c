@@ -342,6 +342,14 @@ cs_err cs_pod_facts_read(const cJSON *pod, double default_duration_s,
               "nominatedNodeName");
 
   const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+  /* As for nodes: annotations that are not an object (nor null) are a
+   * problem, not "none", which would drop a budget or a deadline without
+   * a word. */
+  if (ann && !cJSON_IsObject(ann) && !cJSON_IsNull(ann)) {
+    cs_problems_add(out->problems, sizeof(out->problems),
+                    "metadata.annotations: expected an object");
+    ann = NULL;
+  }
   const cJSON *dur = cJSON_GetObjectItemCaseSensitive(ann, CS_ANN_DURATION);
   out->duration_s = default_duration_s;
   out->duration_defaulted = true;

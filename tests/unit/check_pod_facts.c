@@ -92,6 +92,11 @@ static const struct {
     {"{\"carbonshift.io/expected-duration\":12}", "(not a string)"},
     {"{\"carbonshift.io/skip\":\"yes\"}",
      "carbonshift.io/skip=\"yes\": expected \"true\" or \"false\""},
+    /* Annotations that are not an object are not "none". */
+    {"[\"carbonshift.io/carbon-budget\"]",
+     "metadata.annotations: expected an object"},
+    {"\"carbonshift.io/skip=true\"",
+     "metadata.annotations: expected an object"},
     /* 0 is "no deadline" to the policy: a time at or before the epoch
      * must not pass for none. */
     {"{\"carbonshift.io/deadline\":\"1970-01-01T00:00:00Z\"}",
@@ -176,6 +181,11 @@ START_TEST(test_pod_facts_read_known_and_foreign_keys_accepted)
       "\"example.com/carbon_budget\":\"x\",\"carbonshift.io\":\"x\","
       "\"carbonshift.io/skip\":\"false\"}},\"spec\":{}}");
   cs_pod_facts f;
+  ck_assert_int_eq(cs_pod_facts_read(p, 7200, &f), CS_OK);
+  ck_assert_str_eq(f.problems, "");
+  cJSON_Delete(p);
+  /* null is JSON's "none": no problem. */
+  p = pod_with("{\"metadata\":{\"annotations\":null},\"spec\":{}}");
   ck_assert_int_eq(cs_pod_facts_read(p, 7200, &f), CS_OK);
   ck_assert_str_eq(f.problems, "");
   cJSON_Delete(p);
