@@ -57,8 +57,9 @@ typedef enum ytype { Y_SCALAR, Y_MAP, Y_SEQ } ytype;
 
 typedef struct ynode {
   ytype type;
-  char *str; /* scalars */
-  bool null; /* a plain ~, null, Null or NULL: YAML's null, not a string */
+  char *str;  /* scalars */
+  bool plain; /* a scalar without quotes: may be a bool or a null */
+  bool null;  /* a plain ~, null, Null or NULL: YAML's null, not a string */
   struct ynode **items;
   size_t n;
   size_t line; /* 1-based, for messages */
@@ -100,7 +101,8 @@ static cs_err yaml_build(yaml_parser_t *p, yaml_event_t *ev, int depth,
     y->type = Y_SCALAR;
     y->str =
         cs_strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
-    y->null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+    y->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    y->null = y->plain &&
               (strcmp(y->str, "~") == 0 || strcmp(y->str, "null") == 0 ||
                strcmp(y->str, "Null") == 0 || strcmp(y->str, "NULL") == 0);
     goto out;
@@ -222,6 +224,48 @@ static cs_err ymap_str(const ynode *m, const char *key, const char **out)
    * not the token "~". */
   if (v->str[0] && !v->null)
     *out = v->str;
+  return CS_OK;
+}
+
+/* Refuses a cluster field the client does not implement, or does not
+ * know: ignored, `proxy-url` would connect around the proxy, and a
+ * mistyped `certificate-authority` would trust the system's CAs instead
+ * of the one meant. `disable-compression` is honoured by doing nothing
+ * (the client never asks for compression); `extensions` are ignored, as
+ * their purpose is to carry data for other tools. */
+static cs_err check_cluster_fields(const ynode *cl, const char *path,
+                                   const char *cluster, char *err, size_t cap)
+{
+  static const char *const known[] = {"server",
+                                      "certificate-authority",
+                                      "certificate-authority-data",
+                                      "insecure-skip-tls-verify",
+                                      "disable-compression",
+                                      "extensions"};
+  static const char *const unsupported[] = {"tls-server-name", "proxy-url"};
+  for (size_t i = 0; i + 1 < cl->n; i += 2) {
+    const char *field = cl->items[i]->str; /* keys are scalars */
+    bool ok = false;
+    for (size_t j = 0; j < sizeof(known) / sizeof(*known); j++)
+      ok = ok || strcmp(field, known[j]) == 0;
+    if (ok)
+      continue;
+    for (size_t j = 0; j < sizeof(unsupported) / sizeof(*unsupported); j++)
+      if (strcmp(field, unsupported[j]) == 0) {
+        seterr(err, cap,
+               "kubeconfig %s: clusters[name=%s].cluster.%s: not supported, "
+               "expected the API server reached directly at `server`, its "
+               "certificate issued for that host",
+               path, cluster, field);
+        return CS_EUNSUPPORTED;
+      }
+    seterr(err, cap,
+           "kubeconfig %s: clusters[name=%s].cluster.%.64s: unknown field, "
+           "expected server, certificate-authority[-data], "
+           "insecure-skip-tls-verify, disable-compression or extensions",
+           path, cluster, field);
+    return CS_EINVAL;
+  }
   return CS_OK;
 }
 
@@ -747,15 +791,24 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
     rc = CS_EINVAL;
     goto out;
   }
-  if (insecure && strcmp(insecure, "true") != 0 &&
-      strcmp(insecure, "false") != 0) {
+  /* A bool, as client-go reads it: 'true' in quotes is a string, which
+   * client-go refuses too. */
+  if (insecure &&
+      ((strcmp(insecure, "true") != 0 && strcmp(insecure, "false") != 0) ||
+       !ymap_get(cl, "insecure-skip-tls-verify")->plain)) {
     seterr(err, cap,
            "kubeconfig %s: clusters[name=%s].cluster.insecure-skip-tls-verify: "
-           "\"%s\", expected true or false",
-           path, cluster_name, insecure);
+           "\"%.64s\"%s, expected true or false",
+           path, cluster_name, insecure,
+           ymap_get(cl, "insecure-skip-tls-verify")->plain
+               ? ""
+               : " (quoted, so a string)");
     rc = CS_EINVAL;
     goto out;
   }
+  rc = check_cluster_fields(cl, path, cluster_name, err, cap);
+  if (rc)
+    goto out;
   k->server = cs_strdup(server);
   k->insecure = insecure && strcmp(insecure, "true") == 0;
   if (k->insecure && (ca || ca_data)) {

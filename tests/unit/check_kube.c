@@ -2099,6 +2099,9 @@ START_TEST(test_kube_new_kubeconfig_users)
                      "  cluster:\n"
                      "    server: https://10.0.0.3\n"
                      "    insecure-skip-tls-verify: true\n"
+                     "    disable-compression: true\n" /* honoured: none */
+                     "    extensions:\n"
+                     "    - {name: x, extension: {}}\n"
                      "contexts:\n"
                      "- name: tok\n"
                      "  context: {cluster: c1, user: u-token, namespace: ml}\n"
@@ -2252,11 +2255,35 @@ static const bad_case bad_cases[] = {
      "certificate-authority is given, expected one of them"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
      "clusters:\n- name: c\n  cluster: {server: 'https://h', "
-     "insecure-skip-tls-verify: 'true', certificate-authority-data: " CERT_B64
+     "insecure-skip-tls-verify: true, certificate-authority-data: " CERT_B64
      "}\n",
      CS_EINVAL,
      "insecure-skip-tls-verify is true and certificate-authority-data is "
      "given"},
+    /* A bool, as client-go reads it: in quotes it is a string. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "insecure-skip-tls-verify: 'true'}\n",
+     CS_EINVAL,
+     "clusters[name=c].cluster.insecure-skip-tls-verify: \"true\" (quoted, "
+     "so a string), expected true or false"},
+    /* Cluster fields the client cannot honour are refused, not dropped: a
+     * mistyped CA would have trusted the system's CAs instead. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "certificate-authority-dat: " CERT_B64 "}\n",
+     CS_EINVAL,
+     "clusters[name=c].cluster.certificate-authority-dat: unknown field, "
+     "expected server, certificate-authority[-data], "},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "proxy-url: 'http://proxy:3128'}\n",
+     CS_EUNSUPPORTED, "clusters[name=c].cluster.proxy-url: not supported"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "tls-server-name: kubernetes}\n",
+     CS_EUNSUPPORTED,
+     "clusters[name=c].cluster.tls-server-name: not supported"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
      "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n",
      CS_ENOTFOUND, "users: no user named \"u\""},
