@@ -464,6 +464,11 @@ struct cs_kube {
   char *token;
   char *token_path;
   struct stat tok_st;
+  /* The file's state when it last failed to load (tok_bad): not re-read
+   * until it changes again or a 401 forces it, so that one bad rotation
+   * is one log line, not one per request. */
+  bool tok_bad;
+  struct stat tok_bad_st;
 
   pthread_mutex_t st_mu;
   cs_kube_stats st;
@@ -627,8 +632,12 @@ static bool token_refresh(cs_kube *k, bool force)
   bool changed = false;
   pthread_mutex_lock(&k->tok_mu);
   struct stat st;
-  if (stat(k->token_path, &st) == 0 &&
-      (force || !same_file_state(&st, &k->tok_st))) {
+  bool load = false, known_bad = false;
+  if (stat(k->token_path, &st) == 0) {
+    known_bad = k->tok_bad && same_file_state(&st, &k->tok_bad_st);
+    load = force || (!same_file_state(&st, &k->tok_st) && !known_bad);
+  }
+  if (load) {
     char *tok = NULL;
     char err[300];
     if (load_token_file(k->token_path, &tok, &st, err, sizeof(err)) == CS_OK) {
@@ -636,8 +645,16 @@ static bool token_refresh(cs_kube *k, bool force)
       free(k->token);
       k->token = tok;
       k->tok_st = st;
+      k->tok_bad = false;
     } else {
-      cs_log_error("Cannot re-read the API token", err);
+      /* Shown once per state of the file; a forced re-read of the same
+       * bad file says it again only at v=1. */
+      cs_buf *l =
+          cs_log_begin(known_bad ? 1 : 0, "Cannot re-read the API token");
+      cs_json_str(l, "err", err);
+      cs_log_end(l);
+      k->tok_bad = true;
+      k->tok_bad_st = st;
     }
   }
   pthread_mutex_unlock(&k->tok_mu);

@@ -1144,14 +1144,30 @@ START_TEST(test_kube_token_file_control_bytes_refused)
   fclose(f);
   const char *keys[] = {"a"};
   const char *vals[] = {"1"};
+  /* Each request looks at the file; the bad one is read and logged once,
+   * not at every request. */
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(
+        cs_kube_patch_pod_annotations(k, "ml", "p", NULL, keys, vals, 1),
+        CS_OK);
+  ck_assert_uint_eq(fk_count(s), 3);
+  ck_assert_str_eq(fk_get(s, 0)->auth, "Bearer old-token");
+  ck_assert_str_eq(fk_get(s, 2)->auth, "Bearer old-token");
+  /* A good rotation after it is taken up at once. */
+  snprintf(t.want, sizeof(t.want), "new-token");
+  f = fopen(tok, "w");
+  fputs("new-token\n", f);
+  fclose(f);
   ck_assert_int_eq(
       cs_kube_patch_pod_annotations(k, "ml", "p", NULL, keys, vals, 1), CS_OK);
-  ck_assert_uint_eq(fk_count(s), 1);
-  ck_assert_str_eq(fk_get(s, 0)->auth, "Bearer old-token");
+  ck_assert_str_eq(fk_get(s, 3)->auth, "Bearer new-token");
   cs_kube_free(k);
   fk_stop(s);
   char *log = log_text();
   ck_assert_msg(strstr(log, "byte 7 is the control character 0x0a"), "%s", log);
+  const char *hit = strstr(log, "Cannot re-read the API token");
+  ck_assert_msg(hit && !strstr(hit + 1, "Cannot re-read the API token"), "%s",
+                log);
   ck_assert_msg(!strstr(log, "hunter2") && !strstr(log, "Injected"), "%s", log);
   free(log);
   free(tok);
