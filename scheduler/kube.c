@@ -1538,11 +1538,18 @@ static cs_err list_nodes(cs_kube *k, CURL **hp, char *rv, const char *reason,
   if (k->wstate != WS_FAILING)
     k->wstate = WS_LISTING;
   do {
-    char *esc = cont ? curl_easy_escape(NULL, cont, 0) : NULL;
-    char *path =
-        cs_asprintf("/api/v1/nodes?limit=%d%s%s", k->cfg.list_page_size,
-                    esc ? "&continue=" : "", esc ? esc : "");
-    curl_free(esc);
+    /* The token is opaque (base64 from kube-apiserver), so escaped, as
+     * the watch's resourceVersion is; cs_http_escape has no failure
+     * (out of memory aborts), where curl_easy_escape's NULL would have
+     * quietly asked for the first page again. */
+    cs_buf pb;
+    cs_buf_init(&pb, 0);
+    cs_buf_printf(&pb, "/api/v1/nodes?limit=%d", k->cfg.list_page_size);
+    if (cont) {
+      cs_buf_puts(&pb, "&continue=");
+      cs_http_escape(&pb, cont);
+    }
+    char *path = cs_buf_release(&pb, NULL);
     req r = {.verb = "list",
              .method = "GET",
              .path = path,

@@ -317,6 +317,12 @@ static char *node_event(cJSON *nodes, const char *type, int i, const char *name,
   return s;
 }
 
+/* A continue token as kube-apiserver writes it (base64, '+', '/' and
+ * '=' padding included): the client must escape it in the query, or the
+ * server would read a '+' as a space. */
+#define PAGE2_TOKEN                                                            \
+  "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6NDgx+/zAwLCJzdGFydCI6In0="
+
 static const char gone_status[] =
     "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
     "\"status\":\"Failure\",\"message\":\"too old resource version: 481400 "
@@ -336,8 +342,8 @@ static void watch_handler(void *ud, const fk_request *rq, size_t index,
   } else if (!is_watch) {
     w->lists++;
     if (w->lists == 1) /* the first list comes in two pages */
-      out->body = list_page(w->nodes, 0, 3, "481300", "page-2-token");
-    else if (w->lists == 2 && cont && strcmp(cont, "page-2-token") == 0)
+      out->body = list_page(w->nodes, 0, 3, "481300", PAGE2_TOKEN);
+    else if (w->lists == 2 && cont && strcmp(cont, PAGE2_TOKEN) == 0)
       out->body = list_page(w->nodes, 3, 5, "481300", NULL);
     else if (w->lists == 3)
       out->body = list_page(w->nodes, 0, 5, "481400", NULL);
@@ -438,7 +444,7 @@ START_TEST(test_kube_node_watch_list_watch_drop_gone)
   /* The list pages: limit, then the continue token. */
   const fk_request *l1 = fk_get(s, 0), *l2 = fk_get(s, 1);
   ck_assert_str_eq(l1->query, "limit=3");
-  ck_assert_str_eq(l2->query, "limit=3&continue=page-2-token");
+  ck_assert_str_eq(l2->query, "limit=3&continue=" PAGE2_TOKEN);
   ck_assert_str_eq(l1->auth, "Bearer s3cret");
 
   /* Each watch resumes from where the previous one stood. */
