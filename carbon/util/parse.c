@@ -157,30 +157,46 @@ cs_err cs_parse_quantity(const char *s, double *out, const char **expected)
       memchr(s, 'e', (size_t)(p - s)) || memchr(s, 'E', (size_t)(p - s));
   if (exponent && *p)
     return fail(expected, form);
+  /* A decimal suffix is read as the exponent it stands for, so that the
+   * value is the double nearest the exact decimal (strtod rounds once):
+   * "0.07k" is 70 and "1.001k" 1001, where multiplying by 1e3 gave
+   * 70.00000000000001 and 1000.9999999999999, which no whole-number check
+   * accepts. A binary suffix is a power of two, which multiplies exactly. */
   static const struct {
     const char *suffix;
-    double mult;
+    int exp10;   /* decimal: the power of ten */
+    double mult; /* binary: the factor */
   } suffixes[] = {
-      {"", 1},
-      {"m", 1e-3},
-      {"k", 1e3},
-      {"M", 1e6},
-      {"G", 1e9},
-      {"T", 1e12},
-      {"P", 1e15},
-      {"E", 1e18},
-      {"Ki", 1024.0},
-      {"Mi", 1048576.0},
-      {"Gi", 1073741824.0},
-      {"Ti", 1099511627776.0},
-      {"Pi", 1125899906842624.0},
-      {"Ei", 1152921504606846976.0},
+      {"", 0, 0},
+      {"m", -3, 0},
+      {"k", 3, 0},
+      {"M", 6, 0},
+      {"G", 9, 0},
+      {"T", 12, 0},
+      {"P", 15, 0},
+      {"E", 18, 0},
+      {"Ki", 0, 1024.0},
+      {"Mi", 0, 1048576.0},
+      {"Gi", 0, 1073741824.0},
+      {"Ti", 0, 1099511627776.0},
+      {"Pi", 0, 1125899906842624.0},
+      {"Ei", 0, 1152921504606846976.0},
   };
   for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-    if (strcmp(p, suffixes[i].suffix) == 0) {
+    if (strcmp(p, suffixes[i].suffix) != 0)
+      continue;
+    if (suffixes[i].mult) {
       *out = v * suffixes[i].mult;
       return CS_OK;
     }
+    if (suffixes[i].exp10) {
+      /* The number is at most 63 characters without an exponent (above). */
+      char tmp[80];
+      snprintf(tmp, sizeof(tmp), "%.*se%d", (int)(p - s), s, suffixes[i].exp10);
+      v = strtod(tmp, NULL);
+    }
+    *out = v;
+    return CS_OK;
   }
   return fail(expected, form);
 }

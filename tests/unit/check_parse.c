@@ -46,6 +46,19 @@ START_TEST(test_parse_quantity_suffixes)
   ck_assert_double_eq(q, 256.0 * 1073741824.0);
   ck_assert_int_eq(cs_parse_quantity("1e3", &q, &e), CS_OK);
   ck_assert_double_eq(q, 1000);
+  /* Exact decimals, as the API server reads them: a whole number stays
+   * whole (0.07 * 1e3 is 70.00000000000001 in doubles). */
+  static const struct {
+    const char *s;
+    double want;
+  } exact[] = {{"0.07k", 70},   {"1.001k", 1001}, {"0.007k", 7},
+               {"8000m", 8},    {"0.3M", 300000}, {"1.5G", 1.5e9},
+               {"2.5Ki", 2560}, {".5k", 500}};
+  for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+    ck_assert_msg(cs_parse_quantity(exact[i].s, &q, &e) == CS_OK, "%s",
+                  exact[i].s);
+    ck_assert_msg(q == exact[i].want, "%s: %.17g", exact[i].s, q);
+  }
   ck_assert_int_eq(cs_parse_quantity("8x", &q, &e), CS_EINVAL);
   ck_assert_int_eq(cs_parse_quantity("-1", &q, &e), CS_EINVAL);
   ck_assert_int_eq(cs_parse_quantity("", &q, &e), CS_EINVAL);
