@@ -2667,7 +2667,9 @@ static bool system_trusts(const char *ca_cert, char *mounted, size_t cap)
   mounted[0] = '\0';
   if (unshare(CLONE_NEWNS) != 0 && unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
     return false;
-  if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+  /* The type is ignored for MS_PRIVATE and MS_BIND; a string rather than
+   * NULL keeps valgrind from flagging the call. */
+  if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
     return false;
   CURL *h = curl_easy_init();
   ck_assert_ptr_nonnull(h);
@@ -2694,7 +2696,7 @@ static bool system_trusts(const char *ca_cert, char *mounted, size_t cap)
     free(write_tmp(bundle, pem));
     free(bundle);
   }
-  bool ok = mount(dir, capath, NULL, MS_BIND, NULL) == 0;
+  bool ok = mount(dir, capath, "none", MS_BIND, NULL) == 0;
   if (ok)
     snprintf(mounted, cap, "%s", capath);
   X509_free(x);
