@@ -240,9 +240,10 @@ static cs_err check_cluster_fields(const ynode *cl, const char *path,
                                       "certificate-authority",
                                       "certificate-authority-data",
                                       "insecure-skip-tls-verify",
+                                      "tls-server-name",
                                       "disable-compression",
                                       "extensions"};
-  static const char *const unsupported[] = {"tls-server-name", "proxy-url"};
+  static const char *const unsupported[] = {"proxy-url"};
   for (size_t i = 0; i + 1 < cl->n; i += 2) {
     const char *field = cl->items[i]->str; /* keys are scalars */
     bool ok = false;
@@ -254,19 +255,33 @@ static cs_err check_cluster_fields(const ynode *cl, const char *path,
       if (strcmp(field, unsupported[j]) == 0) {
         seterr(err, cap,
                "kubeconfig %s: clusters[name=%s].cluster.%s: not supported, "
-               "expected the API server reached directly at `server`, its "
-               "certificate issued for that host",
+               "expected the API server reached directly at `server`",
                path, cluster, field);
         return CS_EUNSUPPORTED;
       }
     seterr(err, cap,
            "kubeconfig %s: clusters[name=%s].cluster.%.64s: unknown field, "
            "expected server, certificate-authority[-data], "
-           "insecure-skip-tls-verify, disable-compression or extensions",
+           "insecure-skip-tls-verify, tls-server-name, disable-compression "
+           "or extensions",
            path, cluster, field);
     return CS_EINVAL;
   }
   return CS_OK;
+}
+
+/* A tls-server-name: a DNS name (or IPv4 address), letters, digits, '-'
+ * and '.', as a URL's host can hold it unescaped. */
+static bool valid_tls_name(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 253)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.'))
+      return false;
+  return true;
 }
 
 /* --------------------------------------------------------------- helpers */
@@ -454,6 +469,14 @@ struct cs_kube {
   bool in_cluster;
   cs_kube_auth auth;
   bool insecure;
+  /* A kubeconfig's tls-server-name: requests go to req_base, the server's
+   * URL with this name as its host (libcurl sends it as SNI and verifies
+   * the certificate against it), while connect_to still connects to the
+   * server's own host and host_header names it, as client-go does. */
+  char *tls_server_name;
+  char *req_base;
+  struct curl_slist *connect_to;
+  char *host_header;
   char *ca_file;
   blob ca_data;
   char *cert_file, *key_file;
@@ -684,6 +707,50 @@ static struct curl_slist *auth_header(cs_kube *k, struct curl_slist *h)
 
 /* --------------------------------------------------------- configuration */
 
+/* Sets req_base, connect_to and host_header for k->tls_server_name from
+ * the final k->server (the kubeconfig's, or kube.server's)
+ * ("https://host[:port][/path]", userinfo refused before): the request URL
+ * names tls_server_name, the connection goes to host:port. An http:// server
+ * has no TLS to name: refused. */
+static cs_err tls_name_route(cs_kube *k, const char *kubeconfig, char *err,
+                             size_t cap)
+{
+  if (strncmp(k->server, "https://", 8) != 0) {
+    seterr(err, cap,
+           "kubeconfig %s: tls-server-name \"%s\" given for %s, expected an "
+           "https:// server",
+           kubeconfig, k->tls_server_name, k->server);
+    return CS_EINVAL;
+  }
+  const char *auth = k->server + 8;
+  size_t alen = strcspn(auth, "/?#");
+  const char *host_end =
+      auth[0] == '[' ? memchr(auth, ']', alen) : memchr(auth, ':', alen);
+  if (auth[0] == '[')
+    host_end = host_end ? host_end + 1 : auth + alen;
+  else if (!host_end)
+    host_end = auth + alen;
+  size_t hlen = (size_t)(host_end - auth);
+  const char *port = "443";
+  size_t plen = 3;
+  if (host_end < auth + alen && *host_end == ':') {
+    port = host_end + 1;
+    plen = (size_t)(auth + alen - port);
+  }
+  k->req_base = cs_asprintf("https://%s:%.*s%s", k->tls_server_name, (int)plen,
+                            port, auth + alen);
+  char *entry = cs_asprintf("%s:%.*s:%.*s:%.*s", k->tls_server_name, (int)plen,
+                            port, (int)hlen, auth, (int)plen, port);
+  k->connect_to = curl_slist_append(NULL, entry);
+  free(entry);
+  k->host_header = cs_asprintf("Host: %.*s", (int)alen, auth);
+  if (!k->connect_to) {
+    seterr(err, cap, "kube: out of memory");
+    return CS_EINTERNAL;
+  }
+  return CS_OK;
+}
+
 static cs_err kubeconfig_load(cs_kube *k, const char *path,
                               const char *want_ctx, char *err, size_t cap)
 {
@@ -781,7 +848,8 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
     rc = CS_ENOTFOUND;
     goto out;
   }
-  const char *server = NULL, *ca = NULL, *ca_data = NULL, *insecure = NULL;
+  const char *server = NULL, *ca = NULL, *ca_data = NULL, *insecure = NULL,
+             *tls_name = NULL;
   const char *server_why = ymap_str(cl, "server", &server) ? "not a string"
                            : url_has_userinfo(server)
                                ? "has user information (user:password@), "
@@ -799,11 +867,12 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
   }
   if (ymap_str(cl, "certificate-authority", &ca) ||
       ymap_str(cl, "certificate-authority-data", &ca_data) ||
-      ymap_str(cl, "insecure-skip-tls-verify", &insecure)) {
+      ymap_str(cl, "insecure-skip-tls-verify", &insecure) ||
+      ymap_str(cl, "tls-server-name", &tls_name)) {
     seterr(err, cap,
            "kubeconfig %s: clusters[name=%s].cluster: certificate-authority, "
-           "certificate-authority-data and insecure-skip-tls-verify must be "
-           "strings",
+           "certificate-authority-data, insecure-skip-tls-verify and "
+           "tls-server-name must be strings",
            path, cluster_name);
     rc = CS_EINVAL;
     goto out;
@@ -826,7 +895,16 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
   rc = check_cluster_fields(cl, path, cluster_name, err, cap);
   if (rc)
     goto out;
+  if (tls_name && !valid_tls_name(tls_name)) {
+    seterr(err, cap,
+           "kubeconfig %s: clusters[name=%s].cluster.tls-server-name: "
+           "\"%.64s\", expected a DNS name such as kubernetes.default.svc",
+           path, cluster_name, tls_name);
+    rc = CS_EINVAL;
+    goto out;
+  }
   k->server = cs_strdup(server);
+  k->tls_server_name = tls_name ? cs_strdup(tls_name) : NULL;
   k->insecure = insecure && strcmp(insecure, "true") == 0;
   if (k->insecure && (ca || ca_data)) {
     /* Refused as client-go refuses it: which one the file means cannot be
@@ -1200,7 +1278,8 @@ static void perform(cs_kube *k, CURL **hp, req *r)
   }
   CURL *h = *hp;
   struct curl_slist *hdr = NULL;
-  char *url = cs_asprintf("%s%s", k->server, r->path);
+  char *url =
+      cs_asprintf("%s%s", k->req_base ? k->req_base : k->server, r->path);
   curl_easy_reset(h);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -1228,6 +1307,10 @@ static void perform(cs_kube *k, CURL **hp, req *r)
     hdr = curl_slist_append(hdr, line);
   }
   hdr = auth_header(k, hdr);
+  if (k->host_header) {
+    hdr = curl_slist_append(hdr, k->host_header);
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, k->connect_to);
+  }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
   if (strcmp(r->method, "GET") != 0) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
@@ -2607,6 +2690,11 @@ static cs_err kube_open(const cs_kube_config *cfg, bool start, cs_kube **out,
   size_t sl = strlen(k->server);
   while (sl && k->server[sl - 1] == '/')
     k->server[--sl] = '\0';
+  if (k->tls_server_name) {
+    rc = tls_name_route(k, kc, err, errcap); /* only kubeconfigs have one */
+    if (rc)
+      goto out;
+  }
 
   if (cfg->reporting_instance && cfg->reporting_instance[0])
     snprintf(k->instance, sizeof(k->instance), "%s", cfg->reporting_instance);
@@ -2640,6 +2728,8 @@ static cs_err kube_open(const cs_kube_config *cfg, bool start, cs_kube **out,
   cs_json_str(l, "auth", auth_names[k->auth]);
   cs_json_str(l, "namespace", k->ns);
   cs_json_bool(l, "insecureSkipTLSVerify", k->insecure);
+  if (k->tls_server_name)
+    cs_json_str(l, "tlsServerName", k->tls_server_name);
   cs_log_end(l);
 out:
   free(kc);
@@ -2725,6 +2815,10 @@ void cs_kube_free(cs_kube *k)
   free(k->queue);
   free(k->dedup);
   free(k->server);
+  free(k->tls_server_name);
+  free(k->req_base);
+  curl_slist_free_all(k->connect_to);
+  free(k->host_header);
   free(k->ns);
   free(k->context);
   free(k->ca_file);

@@ -2303,9 +2303,16 @@ static const bad_case bad_cases[] = {
      CS_EUNSUPPORTED, "clusters[name=c].cluster.proxy-url: not supported"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
      "clusters:\n- name: c\n  cluster: {server: 'https://h', "
+     "tls-server-name: 'kube/x'}\n",
+     CS_EINVAL,
+     "clusters[name=c].cluster.tls-server-name: \"kube/x\", expected a DNS "
+     "name"},
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+     "clusters:\n- name: c\n  cluster: {server: 'http://h:8080', "
      "tls-server-name: kubernetes}\n",
-     CS_EUNSUPPORTED,
-     "clusters[name=c].cluster.tls-server-name: not supported"},
+     CS_EINVAL,
+     "tls-server-name \"kubernetes\" given for http://h:8080, expected an "
+     "https:// server"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
      "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n",
      CS_ENOTFOUND, "users: no user named \"u\""},
@@ -2707,6 +2714,21 @@ static bool system_trusts(const char *ca_cert, char *mounted, size_t cap)
   return ok;
 }
 
+/* Queues one Event on k and waits until it was sent or failed: the
+ * stats then. */
+static cs_kube_stats event_outcome(cs_kube *k)
+{
+  cs_kube_event ev = {.ns = "ml",
+                      .pod = "train-1",
+                      .reason = "CarbonDeferred",
+                      .action = "Schedule",
+                      .note = "waiting"};
+  cs_kube_stats st;
+  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
+  ck_assert(wait_settled(k, 0, 1, &st));
+  return st;
+}
+
 /* A CA given in the kubeconfig (or the service account's ca.crt) is the
  * only one trusted, as in client-go: libcurl also loads its built-in CA
  * directory (/etc/ssl/certs on Debian) unless told not to, so any CA of
@@ -2725,32 +2747,108 @@ START_TEST(test_kube_h2_given_ca_only_trusted)
   fh2_server *s =
       fh2_start(t.server_cert, t.server_key, h2_created_handler, NULL);
   ck_assert_ptr_nonnull(s);
-  cs_kube_event ev = {.ns = "ml",
-                      .pod = "train-1",
-                      .reason = "CarbonDeferred",
-                      .action = "Schedule",
-                      .note = "waiting"};
   cs_kube_stats st;
   /* Without a CA of its own the client trusts the system's, which now
    * include the server's CA: the set-up works. */
   cs_kube_config cfg;
   fast_config(&cfg);
   cs_kube *k = client_trusting(fh2_url(s), NULL, &cfg);
-  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
-  ck_assert(wait_settled(k, 0, 1, &st));
+  st = event_outcome(k);
   ck_assert_uint_eq(st.events_sent, 1);
   cs_kube_free(k);
   /* With a CA of its own, an unrelated one, the server is not trusted. */
   fast_config(&cfg);
   k = client_trusting(fh2_url(s), t.rogue_cert, &cfg);
-  ck_assert_int_eq(cs_kube_emit_event(k, &ev), CS_OK);
-  ck_assert(wait_settled(k, 0, 1, &st));
+  st = event_outcome(k);
   ck_assert_uint_eq(st.events_sent, 0);
   ck_assert_uint_eq(st.events_failed, 1);
   cs_kube_free(k);
   ck_assert_uint_eq(fh2_request_count(s), 1);
   fh2_stop(s);
   ck_assert_int_eq(umount2(mounted, MNT_DETACH), 0);
+  tu_tls_cleanup(&t);
+}
+END_TEST
+
+/* A client of s (over 127.0.0.1) trusting ca_file, with tls_name as the
+ * kubeconfig's tls-server-name (NULL: none), its events on. */
+static cs_kube *client_named(fh2_server *s, const char *ca_file,
+                             const char *tls_name)
+{
+  char *name = tls_name ? cs_asprintf("    tls-server-name: %s\n", tls_name)
+                        : cs_strdup("");
+  char *text = cs_asprintf("current-context: t\n"
+                           "clusters:\n"
+                           "- name: c\n"
+                           "  cluster:\n"
+                           "    server: %s/\n"
+                           "    certificate-authority: %s\n"
+                           "%s"
+                           "contexts:\n"
+                           "- {name: t, context: {cluster: c, user: u}}\n"
+                           "users:\n"
+                           "- {name: u, user: {token: s3cret}}\n",
+                           fh2_url(s), ca_file, name);
+  char *path = write_tmp("kc-named.yaml", text);
+  cs_kube_config cfg;
+  fast_config(&cfg);
+  cfg.mode = CS_KUBE_KUBECONFIG;
+  cfg.kubeconfig = path;
+  cs_kube *k = NULL;
+  char err[512];
+  ck_assert_msg(cs_kube_new(&cfg, &k, err, sizeof(err)) == CS_OK, "%s", err);
+  free(path);
+  free(text);
+  free(name);
+  return k;
+}
+
+/* tls-server-name is the name the server's certificate is checked
+ * against, the connection still going to `server`, as in client-go: a
+ * certificate for kube.internal alone is refused at 127.0.0.1, and
+ * accepted with that name. */
+START_TEST(test_kube_h2_tls_server_name)
+{
+  tu_tls t;
+  ck_assert(tu_tls_make(&t));
+  char *cert = cs_asprintf("%s/named.crt", t.dir);
+  char *key = cs_asprintf("%s/named.key", t.dir);
+  ck_assert(tu_tls_write_cert(cert, key, "kube.internal", "DNS:kube.internal",
+                              "serverAuth", false, t.ca_cert, t.ca_key, -60,
+                              3600));
+  fh2_server *s = fh2_start(cert, key, h2_created_handler, NULL);
+  ck_assert_ptr_nonnull(s);
+  cs_kube_stats st;
+  cs_kube *k = client_named(s, t.ca_cert, NULL);
+  st = event_outcome(k);
+  ck_assert_uint_eq(st.events_failed, 1);
+  cs_kube_free(k);
+  ck_assert_uint_eq(fh2_request_count(s), 0);
+
+  k = client_named(s, t.ca_cert, "kube.internal");
+  st = event_outcome(k);
+  ck_assert_uint_eq(st.events_sent, 1);
+  cs_kube_info info;
+  cs_kube_get_info(k, &info);
+  ck_assert_str_eq(info.server, fh2_url(s)); /* the server, as configured */
+  cs_kube_free(k);
+  ck_assert_uint_eq(fh2_request_count(s), 1);
+  ck_assert_str_eq(fh2_request_path(s, 0),
+                   "/apis/events.k8s.io/v1/namespaces/ml/events");
+  /* The name goes in the handshake; the Host is the server's, as with
+   * client-go. */
+  ck_assert_str_eq(fh2_request_sni(s, 0), "kube.internal");
+  ck_assert_str_eq(fh2_request_authority(s, 0), fh2_url(s) + 8);
+
+  /* Another name, which the certificate is not for: refused. */
+  k = client_named(s, t.ca_cert, "kube.example");
+  st = event_outcome(k);
+  ck_assert_uint_eq(st.events_failed, 1);
+  cs_kube_free(k);
+  ck_assert_uint_eq(fh2_request_count(s), 1);
+  fh2_stop(s);
+  free(cert);
+  free(key);
   tu_tls_cleanup(&t);
 }
 END_TEST
@@ -2842,6 +2940,7 @@ static Suite *kube_suite(void)
   tcase_add_test(th, test_kube_h2_untrusted_server_not_retried);
   tcase_add_test(th, test_kube_h2_watch_error_stalled_is_failure);
   tcase_add_test(th, test_kube_h2_given_ca_only_trusted);
+  tcase_add_test(th, test_kube_h2_tls_server_name);
   suite_add_tcase(s, th);
   return s;
 }

@@ -27,6 +27,7 @@ typedef struct fh2_stream {
   int32_t id;
   char method[16];
   char *path;
+  char *authority;
   char *body;
   size_t len, off;
   bool ends; /* the stream ends with the body */
@@ -38,6 +39,7 @@ typedef struct fh2_conn {
   size_t index;
   int fd; /* closed by fh2_stop, after the thread ended */
   SSL *ssl;
+  char sni[256]; /* the server name the client sent, "" for none */
   pthread_t th;
   bool started;
   nghttp2_session *session;
@@ -49,6 +51,8 @@ typedef struct fh2_conn {
 typedef struct fh2_record {
   size_t conn;
   char *path;
+  char *authority;
+  char *sni;
 } fh2_record;
 
 struct fh2_server {
@@ -117,6 +121,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
   if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
     free(st->path);
     st->path = cs_strndup((const char *)value, valuelen);
+  } else if (namelen == 10 && memcmp(name, ":authority", 10) == 0) {
+    free(st->authority);
+    st->authority = cs_strndup((const char *)value, valuelen);
   } else if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
     size_t n =
         valuelen < sizeof(st->method) - 1 ? valuelen : sizeof(st->method) - 1;
@@ -158,6 +165,8 @@ static void answer(fh2_conn *c, fh2_stream *st)
   if (s->nreqs < FH2_MAX_REQUESTS) {
     s->reqs[s->nreqs].conn = c->index;
     s->reqs[s->nreqs].path = cs_strdup(st->path ? st->path : "");
+    s->reqs[s->nreqs].authority = cs_strdup(st->authority ? st->authority : "");
+    s->reqs[s->nreqs].sni = cs_strdup(c->sni);
     s->nreqs++;
   }
   pthread_cond_broadcast(&s->cv);
@@ -209,6 +218,8 @@ static void *conn_main(void *arg)
   nghttp2_session_callbacks *cb = NULL;
   if (SSL_accept(c->ssl) != 1)
     goto out;
+  const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+  snprintf(c->sni, sizeof(c->sni), "%s", sni ? sni : "");
   if (nghttp2_session_callbacks_new(&cb) != 0)
     goto out;
   nghttp2_session_callbacks_set_send_callback(cb, on_send);
@@ -255,6 +266,7 @@ out:
   while (c->streams) {
     fh2_stream *next = c->streams->next;
     free(c->streams->path);
+    free(c->streams->authority);
     free(c->streams->body);
     free(c->streams);
     c->streams = next;
@@ -370,8 +382,11 @@ void fh2_stop(fh2_server *s)
     close(c->fd);
     free(c);
   }
-  for (size_t i = 0; i < s->nreqs; i++)
+  for (size_t i = 0; i < s->nreqs; i++) {
     free(s->reqs[i].path);
+    free(s->reqs[i].authority);
+    free(s->reqs[i].sni);
+  }
   SSL_CTX_free(s->ctx);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
@@ -425,4 +440,20 @@ const char *fh2_request_path(fh2_server *s, size_t i)
   const char *p = i < s->nreqs ? s->reqs[i].path : NULL;
   pthread_mutex_unlock(&s->mu);
   return p;
+}
+
+const char *fh2_request_authority(fh2_server *s, size_t i)
+{
+  pthread_mutex_lock(&s->mu);
+  const char *a = i < s->nreqs ? s->reqs[i].authority : NULL;
+  pthread_mutex_unlock(&s->mu);
+  return a;
+}
+
+const char *fh2_request_sni(fh2_server *s, size_t i)
+{
+  pthread_mutex_lock(&s->mu);
+  const char *n = i < s->nreqs ? s->reqs[i].sni : NULL;
+  pthread_mutex_unlock(&s->mu);
+  return n;
 }

@@ -51,5 +51,9 @@ size_t fh2_request_count(fh2_server *s);
 /* Request i's connection and ":path"; i below fh2_request_count. */
 size_t fh2_request_conn(fh2_server *s, size_t i);
 const char *fh2_request_path(fh2_server *s, size_t i);
+/* Request i's ":authority" (the Host it names), and the TLS server name
+ * (SNI) its connection sent; "" for none. */
+const char *fh2_request_authority(fh2_server *s, size_t i);
+const char *fh2_request_sni(fh2_server *s, size_t i);
 
 #endif
