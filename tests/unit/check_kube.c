@@ -2770,7 +2770,8 @@ START_TEST(test_kube_h2_given_ca_only_trusted)
 }
 END_TEST
 
-/* A client of s (over 127.0.0.1) trusting ca_file, with tls_name as the
+/* A client of s (over 127.0.0.1, under a path prefix as a proxy such as
+ * Rancher's serves clusters) trusting ca_file, with tls_name as the
  * kubeconfig's tls-server-name (NULL: none), its events on. */
 static cs_kube *client_named(fh2_server *s, const char *ca_file,
                              const char *tls_name)
@@ -2781,7 +2782,7 @@ static cs_kube *client_named(fh2_server *s, const char *ca_file,
                            "clusters:\n"
                            "- name: c\n"
                            "  cluster:\n"
-                           "    server: %s/\n"
+                           "    server: %s/k8s/clusters/c-1/\n"
                            "    certificate-authority: %s\n"
                            "%s"
                            "contexts:\n"
@@ -2830,11 +2831,14 @@ START_TEST(test_kube_h2_tls_server_name)
   ck_assert_uint_eq(st.events_sent, 1);
   cs_kube_info info;
   cs_kube_get_info(k, &info);
-  ck_assert_str_eq(info.server, fh2_url(s)); /* the server, as configured */
+  char server[128];
+  snprintf(server, sizeof(server), "%s/k8s/clusters/c-1", fh2_url(s));
+  ck_assert_str_eq(info.server, server); /* the server, as configured */
   cs_kube_free(k);
   ck_assert_uint_eq(fh2_request_count(s), 1);
   ck_assert_str_eq(fh2_request_path(s, 0),
-                   "/apis/events.k8s.io/v1/namespaces/ml/events");
+                   "/k8s/clusters/c-1/apis/events.k8s.io/v1/namespaces/ml/"
+                   "events");
   /* The name goes in the handshake; the Host is the server's, as with
    * client-go. */
   ck_assert_str_eq(fh2_request_sni(s, 0), "kube.internal");
