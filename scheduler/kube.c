@@ -1073,6 +1073,16 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
     /* One credential: the client presents either a certificate or a
      * bearer token, and choosing one silently would connect as someone
      * the kubeconfig's author may not have meant. */
+    if (token && token_file) {
+      /* client-go would send the file's token while it can read it and
+       * the inline one otherwise; which the author meant cannot be told. */
+      seterr(err, cap,
+             "kubeconfig %s: users[name=%s].user: both token and tokenFile "
+             "given, expected one of them",
+             path, user_name);
+      rc = CS_EINVAL;
+      goto out;
+    }
     if ((token || token_file) && has_cert) {
       seterr(err, cap,
              "kubeconfig %s: users[name=%s].user: both %s and client "

@@ -2348,6 +2348,13 @@ static const bad_case bad_cases[] = {
      CS_EINVAL,
      "users[name=u].user: token, tokenFile and the "
      "client-certificate/-key fields must be strings"},
+    /* One token: client-go would prefer the file's while it can read it. */
+    {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
+     "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
+     "users:\n- name: u\n  user: {token: abc, tokenFile: tok}\n",
+     CS_EINVAL,
+     "users[name=u].user: both token and tokenFile given, expected one of "
+     "them"},
     /* One credential, whichever way the token is given. */
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, "
      "user: u}\nclusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
