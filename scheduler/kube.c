@@ -270,20 +270,6 @@ static cs_err check_cluster_fields(const ynode *cl, const char *path,
   return CS_OK;
 }
 
-/* A tls-server-name: a DNS name (or IPv4 address), letters, digits, '-'
- * and '.', as a URL's host can hold it unescaped. */
-static bool valid_tls_name(const char *s)
-{
-  size_t n = strlen(s);
-  if (n == 0 || n > 253)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-          (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.'))
-      return false;
-  return true;
-}
-
 /* --------------------------------------------------------------- helpers */
 
 typedef struct blob {
@@ -879,26 +865,29 @@ static cs_err kubeconfig_load(cs_kube *k, const char *path,
   }
   /* A bool, as client-go reads it: 'true' in quotes is a string, which
    * client-go refuses too. */
+  bool insecure_plain =
+      insecure && ymap_get(cl, "insecure-skip-tls-verify")->plain;
   if (insecure &&
       ((strcmp(insecure, "true") != 0 && strcmp(insecure, "false") != 0) ||
-       !ymap_get(cl, "insecure-skip-tls-verify")->plain)) {
+       !insecure_plain)) {
     seterr(err, cap,
            "kubeconfig %s: clusters[name=%s].cluster.insecure-skip-tls-verify: "
            "\"%.64s\"%s, expected true or false",
            path, cluster_name, insecure,
-           ymap_get(cl, "insecure-skip-tls-verify")->plain
-               ? ""
-               : " (quoted, so a string)");
+           insecure_plain ? "" : " (quoted, so a string)");
     rc = CS_EINVAL;
     goto out;
   }
   rc = check_cluster_fields(cl, path, cluster_name, err, cap);
   if (rc)
     goto out;
-  if (tls_name && !valid_tls_name(tls_name)) {
+  /* A DNS name as Kubernetes writes them (lower case), which a URL's host
+   * holds unescaped. */
+  if (tls_name && !valid_name(tls_name)) {
     seterr(err, cap,
            "kubeconfig %s: clusters[name=%s].cluster.tls-server-name: "
-           "\"%.64s\", expected a DNS name such as kubernetes.default.svc",
+           "\"%.64s\", expected a DNS name in lower case such as "
+           "kubernetes.default.svc",
            path, cluster_name, tls_name);
     rc = CS_EINVAL;
     goto out;

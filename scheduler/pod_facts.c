@@ -25,19 +25,17 @@ static void gpu_count(cs_pod_facts *f, const cJSON *q, const char *where,
                       const char *resource, double *n)
 {
   const char *expected;
-  *n = 0;
-  if (cJSON_IsString(q) &&
-      cs_parse_quantity(q->valuestring, n, &expected) == CS_OK && *n >= 0 &&
-      *n <= CS_GPU_COUNT_MAX && *n == trunc(*n))
+  bool str = cJSON_IsString(q);
+  if (str && cs_parse_quantity(q->valuestring, n, &expected) == CS_OK &&
+      *n >= 0 && *n <= CS_GPU_COUNT_MAX && *n == trunc(*n))
     return;
   *n = 0;
   cs_problems_add(f->problems, sizeof(f->problems),
                   "%s %s=%s%s%s: expected a whole number of devices such as "
                   "\"8\"",
-                  where, resource, cJSON_IsString(q) ? "\"" : "",
-                  cJSON_IsString(q) ? CS_SHOWN(q->valuestring)
-                                    : "(not a string)",
-                  cJSON_IsString(q) ? "\"" : "");
+                  where, resource, str ? "\"" : "",
+                  str ? CS_SHOWN(q->valuestring) : "(not a string)",
+                  str ? "\"" : "");
 }
 
 /* The accelerators one container asks for, per resource. Requests win;

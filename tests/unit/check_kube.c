@@ -2306,7 +2306,7 @@ static const bad_case bad_cases[] = {
      "tls-server-name: 'kube/x'}\n",
      CS_EINVAL,
      "clusters[name=c].cluster.tls-server-name: \"kube/x\", expected a DNS "
-     "name"},
+     "name in lower case"},
     {"current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
      "clusters:\n- name: c\n  cluster: {server: 'http://h:8080', "
      "tls-server-name: kubernetes}\n",
